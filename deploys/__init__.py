@@ -1,0 +1,41 @@
+"""HX deploys: one module per component, each with one public ``@deploy`` function.
+
+``FLEET`` holds the keys every HX host carries (environment, domain...); ``components()``
+lists every component schema so inventories can validate data before anything connects.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hxinfra.components import Component
+
+FLEET = Component(
+    "hx",
+    defaults={
+        # Kerberos realm of the environment's Active Directory ("" when none).
+        "hx_realm": "",
+        # The environment's host subnet in CIDR notation (documentation and firewall rules).
+        "hx_subnet": "",
+    },
+    required={
+        # Environment name: production, staging, development, testing or lab.
+        "hx_environment": str,
+        # DNS domain of the environment; a host's FQDN is <inventory name>.<hx_domain>.
+        "hx_domain": str,
+    },
+)
+
+
+def templates_root() -> Path:
+    """The project's ``templates/`` tree (shipped inside the wheel as ``deploys/templates``)."""
+    here = Path(__file__).resolve().parent
+    packaged = here / "templates"
+    return packaged if packaged.is_dir() else here.parent / "templates"
+
+
+def components() -> tuple[Component, ...]:
+    """Every component schema, the fleet keys first."""
+    from deploys import nginx
+
+    return (FLEET, nginx.COMPONENT)

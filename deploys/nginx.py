@@ -1,0 +1,123 @@
+"""nginx as the HX web UI front end.
+
+A reverse proxy in front of the web UI (an app on ``nginx_upstream_port``, 3000 by
+default) with security headers, gzip, access/error logs, an optional TLS server block, and a
+``/health`` location that is proxied to the upstream, so it fails when the app is down
+(the old role served a static "healthy" file).
+
+Configuration changes are one validated transaction (``nginx -t``): if validation fails, the
+previous files are restored and nginx keeps serving the old config; nginx reloads only after
+a validated change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.operations import apt, systemd
+
+from deploys import FLEET, templates_root
+from hxinfra.components import Component
+from hxinfra.deploytools import component_data, is_deploy_file
+from hxinfra.operations import Absent, ConfigItem, ManagedFile, ManagedLink, config_set
+from hxinfra.render import render
+
+DEFAULTS: dict[str, Any] = {
+    # Debian package that provides nginx.
+    "nginx_package": "nginx",
+    # Site name: /etc/nginx/sites-available/<name>.conf, linked from sites-enabled/.
+    "nginx_site_name": "webui",
+    # server_name of the site; "" means the host's FQDN (<host>.<hx_domain>).
+    "nginx_server_name": "",
+    # Port of the plain HTTP server (a redirect to HTTPS when nginx_tls is on).
+    "nginx_http_port": 80,
+    # The web UI that nginx proxies to.
+    "nginx_upstream_host": "127.0.0.1",
+    "nginx_upstream_port": 3000,
+    # Upstream path that /health is proxied to: /health reflects the app, not a static file.
+    "nginx_upstream_health_path": "/health",
+    # Seconds nginx waits for the upstream (connect for /health, read for everything else).
+    "nginx_proxy_read_timeout": 60,
+    # Serve HTTPS with the certificate and key below (issued by the HX CA, see ca_trust).
+    "nginx_tls": False,
+    "nginx_https_port": 443,
+    "nginx_tls_cert": "/etc/ssl/hx/webui.crt",
+    "nginx_tls_key": "/etc/ssl/hx/private/webui.key",
+    # Headers added to every response ("always", errors included). HSTS is added with TLS.
+    "nginx_security_headers": {
+        "X-Frame-Options": "DENY",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "strict-origin-when-cross-origin",
+        "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; base-uri 'self'",
+        "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+    },
+    # Compress text responses.
+    "nginx_gzip": True,
+    # Largest request body accepted (uploads), in nginx size syntax.
+    "nginx_client_max_body_size": "16m",
+    # Per-site logs.
+    "nginx_access_log": "/var/log/nginx/webui.access.log",
+    "nginx_error_log": "/var/log/nginx/webui.error.log",
+    # Remove Debian's default site, which would otherwise answer on port 80 too.
+    "nginx_remove_default_site": True,
+}
+
+COMPONENT = Component("nginx", DEFAULTS, groups=("web_servers",))
+
+SITES_AVAILABLE = "/etc/nginx/sites-available"
+SITES_ENABLED = "/etc/nginx/sites-enabled"
+HTTP_CONF = "/etc/nginx/conf.d/hx-webui.conf"
+
+
+def server_name(data: Mapping[str, Any], host_name: str) -> str:
+    """The site's server_name: explicit, else the host's FQDN."""
+    if data["nginx_server_name"]:
+        return str(data["nginx_server_name"])
+    return f"{host_name}.{data['hx_domain']}" if data.get("hx_domain") else host_name
+
+
+def desired_config(data: Mapping[str, Any], host_name: str) -> list[ConfigItem]:
+    """Every nginx path this deploy manages, computed from host data alone (no facts)."""
+    site = data["nginx_site_name"]
+    context = {**data, "server_name": server_name(data, host_name)}
+    available = f"{SITES_AVAILABLE}/{site}.conf"
+    items: list[ConfigItem] = [
+        ManagedFile(HTTP_CONF, render(templates_root(), "nginx/etc/nginx/conf.d/hx-webui.conf.j2", context)),
+        ManagedFile(available, render(templates_root(), "nginx/etc/nginx/sites-available/site.conf.j2", context)),
+        ManagedLink(f"{SITES_ENABLED}/{site}.conf", available),
+    ]
+    if data["nginx_remove_default_site"]:
+        items.append(Absent(f"{SITES_ENABLED}/default"))
+    return items
+
+
+@deploy("nginx", data_defaults=DEFAULTS)
+def nginx() -> None:
+    """Install nginx and converge the web UI site; reload only after a validated change."""
+    data = component_data(COMPONENT, host.data, extra_keys=tuple(FLEET.keys()))
+    items = desired_config(data, host.name)
+    apt.packages(
+        name=f"Install {data['nginx_package']}",
+        packages=[data["nginx_package"]],
+        update=True,
+        cache_time=24 * 3600,
+    )
+    config = config_set(
+        name=f"Write {items[1].path} and {HTTP_CONF}, validated by nginx -t",
+        items=items,
+        validate="nginx -t",
+    )
+    systemd.service(name="Start and enable nginx.service", service="nginx.service", running=True, enabled=True)
+    systemd.service(
+        name="Reload nginx.service after a validated config change",
+        service="nginx.service",
+        reloaded=True,
+        _if=config.did_change,
+    )
+
+
+if is_deploy_file(globals()):
+    nginx()

@@ -1,0 +1,26 @@
+"""The HX site: every component, applied to the hosts of its groups.
+
+Run it with either CLI (``pyinfra inventories/development.py deploys/site.py --dry --diff``
+or ``hxinfra deploy site --env development --check --diff``) or import it:
+``from deploys.site import site``.
+"""
+
+from __future__ import annotations
+
+from pyinfra import host
+from pyinfra.api import deploy
+
+from deploys.nginx import COMPONENT as NGINX
+from deploys.nginx import nginx
+from hxinfra.deploytools import is_deploy_file
+
+
+@deploy("HX site")
+def site() -> None:
+    """Apply each component where its groups say (like an Ansible play's ``hosts:``)."""
+    if NGINX.applies_to(host.groups):
+        nginx()
+
+
+if is_deploy_file(globals()):
+    site()

@@ -1,0 +1,5 @@
+"""``python -m hxinfra`` runs the CLI."""
+
+from hxinfra.cli import main
+
+main()

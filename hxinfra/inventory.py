@@ -1,0 +1,264 @@
+"""Environments: one Python inventory per environment, with Ansible-style data layers.
+
+An inventory file calls :func:`environment` and exports its groups for pyinfra::
+
+    _env = environment(__file__, data={...}, hosts={...}, components=...)
+    globals().update(_env.pyinfra_groups())
+
+Data layers, lowest first (the same under ``pyinfra`` and ``hxinfra``):
+
+1. deploy defaults (each component's ``DEFAULTS``, pyinfra ``data_defaults``)
+2. ``all``: ``inventories/group_vars/all.yml``
+3. environment: ``data=`` of the inventory file, then ``inventories/<env>/group_vars/all.yml``
+4. group, for each of the host's groups in alphabetical order:
+   ``inventories/group_vars/<group>.yml`` then ``inventories/<env>/group_vars/<group>.yml``
+5. host: ``data`` of the host entry, then ``inventories/<env>/host_vars/<host>.yml``
+6. extra vars (``hxinfra -e``, passed in ``HXINFRA_EXTRA_VARS``; pyinfra's ``--data`` sits
+   above everything as well)
+
+A ``<name>.yml`` file may also be a directory ``<name>/`` of YAML files (e.g. ``vault.yml``
+beside ``main.yml``), read in name order. Merging replaces whole values, as Ansible's default
+``hash_behaviour = replace`` does.
+
+The merged result is handed to pyinfra as host data, so pyinfra's own group precedence (the
+file-name group last) cannot reorder the layers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hxinfra.components import Component, check_host_data
+from hxinfra.datafiles import load_yaml_mapping
+from hxinfra.errors import InventoryError
+
+EXTRA_VARS_ENV = "HXINFRA_EXTRA_VARS"
+HOST_ENTRY_KEYS = {"address", "groups", "data"}
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One source of data for a host, e.g. ``group web_servers`` from a YAML file."""
+
+    kind: str  # defaults | all | environment | group | host | extra
+    label: str
+    source: str
+    data: Mapping[str, Any]
+
+
+@dataclass
+class HostEntry:
+    name: str
+    address: str | None
+    groups: list[str]
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def extra_vars_from_env() -> dict[str, Any]:
+    """Extra vars the ``hxinfra`` CLI passes down to the inventory (highest layer)."""
+    raw = os.environ.get(EXTRA_VARS_ENV)
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError as e:
+        raise InventoryError(f"{EXTRA_VARS_ENV} is not valid JSON: {e}") from e
+    if not isinstance(value, dict):
+        raise InventoryError(f"{EXTRA_VARS_ENV} must be a JSON object")
+    return value
+
+
+class Environment:
+    """The hosts, groups and layered data of one environment."""
+
+    def __init__(
+        self,
+        file: str | Path,
+        hosts: Mapping[str, Mapping[str, Any]],
+        data: Mapping[str, Any] | None = None,
+        components: Iterable[Component] = (),
+        name: str | None = None,
+        extra_vars: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.file = Path(file).resolve()
+        self.name = name or self.file.stem
+        self.dir = self.file.parent
+        self.env_dir = self.dir / self.name
+        self.data = dict(data or {})
+        self.components = tuple(components)
+        self.extra_vars = dict(extra_vars_from_env() if extra_vars is None else extra_vars)
+        self.hosts: dict[str, HostEntry] = {}
+        for host_name, entry in hosts.items():
+            self.hosts[host_name] = self._parse_entry(host_name, entry)
+        self._file_cache: dict[Path, dict[str, Any]] = {}
+
+    # ------------------------------------------------------------------ structure
+    def _err(self, host: str | None, key: str | None, problem: str) -> InventoryError:
+        where = [str(self._rel(self.file))]
+        if host:
+            where.append(f"host {host}")
+        if key:
+            where.append(f"key {key}")
+        return InventoryError(": ".join(where) + f": {problem}")
+
+    def _rel(self, path: Path) -> Path:
+        try:
+            return path.relative_to(Path.cwd())
+        except ValueError:
+            return path
+
+    def _parse_entry(self, name: str, entry: Mapping[str, Any]) -> HostEntry:
+        if not isinstance(entry, Mapping):
+            raise self._err(name, None, "a host entry must be a dict with address/groups/data")
+        unknown = set(entry) - HOST_ENTRY_KEYS
+        if unknown:
+            raise self._err(name, sorted(unknown)[0], f"unknown host entry field (allowed: {sorted(HOST_ENTRY_KEYS)})")
+        address = entry.get("address")
+        if address is not None and not isinstance(address, str):
+            raise self._err(name, "address", "must be a string")
+        groups = entry.get("groups", [])
+        if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+            raise self._err(name, "groups", "must be a list of group names")
+        data = entry.get("data", {})
+        if not isinstance(data, Mapping):
+            raise self._err(name, "data", "must be a dict")
+        return HostEntry(name, address, list(groups), dict(data))
+
+    @property
+    def groups(self) -> dict[str, list[str]]:
+        """Group name -> host names, groups in alphabetical order."""
+        out: dict[str, list[str]] = {}
+        for h in self.hosts.values():
+            for g in h.groups:
+                out.setdefault(g, []).append(h.name)
+        return dict(sorted(out.items()))
+
+    def host(self, name: str) -> HostEntry:
+        try:
+            return self.hosts[name]
+        except KeyError:
+            raise InventoryError(f"no host {name!r} in environment {self.name}") from None
+
+    # ------------------------------------------------------------------ layers
+    def _file_layer(self, base: Path) -> list[tuple[Path, dict[str, Any]]]:
+        """``base.yml``/``base.yaml`` and/or the YAML files of directory ``base/``."""
+        paths = [p for p in (base.with_suffix(".yml"), base.with_suffix(".yaml")) if p.is_file()]
+        if base.is_dir():
+            paths += sorted(p for p in base.iterdir() if p.suffix in (".yml", ".yaml") and p.is_file())
+        out = []
+        for p in paths:
+            if p not in self._file_cache:
+                self._file_cache[p] = load_yaml_mapping(p)
+            out.append((p, self._file_cache[p]))
+        return out
+
+    def layers(self, host_name: str, with_defaults: bool = True) -> list[Layer]:
+        """Every data layer of a host, lowest precedence first."""
+        entry = self.host(host_name)
+        layers: list[Layer] = []
+        if with_defaults:
+            for comp in self.components:
+                if comp.defaults:
+                    layers.append(Layer("defaults", f"defaults of {comp.name}", "deploy DEFAULTS", comp.defaults))
+        for path, data in self._file_layer(self.dir / "group_vars" / "all"):
+            layers.append(Layer("all", "all", str(self._rel(path)), data))
+        if self.data:
+            layers.append(Layer("environment", f"environment {self.name}", str(self._rel(self.file)), self.data))
+        for path, data in self._file_layer(self.env_dir / "group_vars" / "all"):
+            layers.append(Layer("environment", f"environment {self.name}", str(self._rel(path)), data))
+        for group in sorted(entry.groups):
+            for base in (self.dir / "group_vars" / group, self.env_dir / "group_vars" / group):
+                for path, data in self._file_layer(base):
+                    layers.append(Layer("group", f"group {group}", str(self._rel(path)), data))
+        address = {"ssh_hostname": entry.address} if entry.address else {}
+        if address or entry.data:
+            layers.append(Layer("host", f"host {host_name}", str(self._rel(self.file)), {**address, **entry.data}))
+        for path, data in self._file_layer(self.env_dir / "host_vars" / host_name):
+            layers.append(Layer("host", f"host {host_name}", str(self._rel(path)), data))
+        if self.extra_vars:
+            layers.append(Layer("extra", "extra vars", "-e", self.extra_vars))
+        return layers
+
+    def host_data(self, host_name: str, with_defaults: bool = False) -> dict[str, Any]:
+        """The merged data of one host (without component defaults unless asked)."""
+        merged: dict[str, Any] = {}
+        for layer in self.layers(host_name, with_defaults=with_defaults):
+            merged.update(layer.data)
+        return merged
+
+    def explain(self, host_name: str) -> dict[str, dict[str, Any]]:
+        """For each key: its value, the layer that set it, and the layers it overrode."""
+        out: dict[str, dict[str, Any]] = {}
+        for layer in self.layers(host_name, with_defaults=True):
+            for key, value in layer.data.items():
+                previous = out.get(key)
+                overridden = []
+                if previous is not None:
+                    overridden = [*previous["overrides"], f"{previous['layer']} ({previous['source']})"]
+                out[key] = {"value": value, "layer": layer.label, "source": layer.source, "overrides": overridden}
+        return dict(sorted(out.items()))
+
+    # ------------------------------------------------------------------ validation
+    def validate(self) -> None:
+        """Raise one :class:`InventoryError` listing every problem, naming file, host and key."""
+        messages: list[str] = []
+        for name, entry in self.hosts.items():
+            layers = self.layers(name, with_defaults=False)
+            merged: dict[str, Any] = {}
+            origin: dict[str, str] = {}
+            for layer in layers:
+                merged.update(layer.data)
+                origin.update({k: layer.source for k in layer.data})
+            for key, problem in check_host_data(merged, entry.groups, self.components):
+                source = origin.get(key, str(self._rel(self.file)))
+                messages.append(f"{source}: host {name}: key {key}: {problem}")
+        if messages:
+            raise InventoryError(f"invalid inventory data for environment {self.name}:\n  " + "\n  ".join(messages))
+
+    # ------------------------------------------------------------------ pyinfra
+    def pyinfra_groups(self) -> dict[str, Any]:
+        """Module-level names for a pyinfra inventory file: ``all`` with merged host data,
+        plus one list of host names per group."""
+        groups: dict[str, Any] = {
+            "all": ([(n, self.host_data(n)) for n in self.hosts], {}),
+        }
+        for group, names in self.groups.items():
+            groups[group] = list(names)
+        return groups
+
+
+def environment(
+    file: str | Path,
+    hosts: Mapping[str, Mapping[str, Any]],
+    data: Mapping[str, Any] | None = None,
+    components: Iterable[Component] = (),
+    name: str | None = None,
+) -> Environment:
+    """Build and validate an environment (validation fails before any connection)."""
+    env = Environment(file, hosts=hosts, data=data, components=components, name=name)
+    env.validate()
+    return env
+
+
+def load_environment(path: str | Path) -> Environment:
+    """Execute an inventory file the way pyinfra does and return its :class:`Environment`."""
+    path = Path(path)
+    if not path.is_file():
+        raise InventoryError(f"no inventory file {path}")
+    namespace: dict[str, Any] = {"__file__": str(path)}
+    code = compile(path.read_text(encoding="utf-8"), str(path), "exec")
+    try:
+        exec(code, namespace)  # noqa: S102 - inventories are Python by design, as in pyinfra
+    except InventoryError:
+        raise
+    except Exception as e:  # a broken inventory file is bad input, not a crash
+        raise InventoryError(f"{path}: {type(e).__name__}: {e}") from e
+    envs = [v for v in namespace.values() if isinstance(v, Environment)]
+    if len(envs) != 1:
+        raise InventoryError(f"{path}: expected one hxinfra environment(...) in the file, found {len(envs)}")
+    return envs[0]

@@ -1,0 +1,235 @@
+"""Generic pyinfra operations of the engine.
+
+``config_set`` manages a *set* of configuration paths (whole files, symlinks, paths that
+must not exist) as one transaction: it backs up what it is about to change, writes the new
+state, runs the service's own validator (``nginx -t``, ``sshd -t``...) and, when the
+validator fails, restores every path exactly as it was and fails the host. The running
+service therefore never sees a configuration that does not validate, and a reload guarded
+by ``_if=op.did_change`` only follows a validated change.
+
+It also prints a real unified diff (``---``/``+++`` headers) of every file it would change
+when pyinfra runs with ``--diff``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import shlex
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from io import StringIO
+from typing import Any
+
+from pyinfra import host, logger, state
+from pyinfra.api import FactBase, FileUploadCommand, StringCommand, operation
+from pyinfra.api.exceptions import OperationValueError
+from pyinfra.facts.files import FileContents
+
+try:  # typing.override is 3.12+
+    from typing import override
+except ImportError:  # pragma: no cover
+    from typing_extensions import override
+
+DEFAULT_BACKUP_DIR = "/var/backups/hxinfra"
+STAGE_SUFFIX = ".hxinfra-new"
+
+
+@dataclass(frozen=True)
+class ManagedFile:
+    """A whole file with exact content, owner and mode."""
+
+    path: str
+    content: str
+    mode: str = "0644"
+    user: str = "root"
+    group: str = "root"
+
+
+@dataclass(frozen=True)
+class ManagedLink:
+    """A symlink ``path -> target``."""
+
+    path: str
+    target: str
+
+
+@dataclass(frozen=True)
+class Absent:
+    """A path that must not exist (file or symlink)."""
+
+    path: str
+
+
+ConfigItem = ManagedFile | ManagedLink | Absent
+
+
+class PathStates(FactBase[dict[str, dict[str, Any]]]):
+    """Type, mode, owner, group, sha256 and link target of several paths in one round trip."""
+
+    default = dict
+
+    @override
+    def command(self, paths: Sequence[str]) -> str:
+        quoted = " ".join(shlex.quote(p) for p in paths)
+        return (
+            f"for p in {quoted}; do "
+            'if [ -L "$p" ]; then printf "L\\t%s\\t%s\\n" "$p" "$(readlink "$p")"; '
+            'elif [ -f "$p" ]; then printf "F\\t%s\\t%s\\t%s\\n" "$p" "$(stat -c "%a %U %G" "$p")" '
+            '"$(sha256sum < "$p" | cut -d" " -f1)"; '
+            'elif [ -e "$p" ]; then printf "O\\t%s\\n" "$p"; '
+            'else printf "N\\t%s\\n" "$p"; fi; done'
+        )
+
+    @override
+    def process(self, output: list[str]) -> dict[str, dict[str, Any]]:
+        states: dict[str, dict[str, Any]] = {}
+        for line in output:
+            parts = line.split("\t")
+            kind, path = parts[0], parts[1]
+            state: dict[str, Any] = {"kind": kind}
+            if kind == "L":
+                state["target"] = parts[2]
+            elif kind == "F":
+                mode, user, group = parts[2].split()
+                state.update(mode=int(mode, 8), user=user, group=group, sha256=parts[3])
+            states[path] = state
+        return states
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def unified_diff(path: str, old: str | None, new: str | None) -> list[str]:
+    """A unified diff with ``---``/``+++`` headers (``/dev/null`` for a missing side)."""
+    a = [] if old is None else old.splitlines(keepends=True)
+    b = [] if new is None else new.splitlines(keepends=True)
+    lines = difflib.unified_diff(
+        a, b, fromfile="/dev/null" if old is None else f"a{path}", tofile="/dev/null" if new is None else f"b{path}"
+    )
+    return [line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines]
+
+
+def _plan(items: Sequence[ConfigItem], states: dict[str, dict[str, Any]]) -> list[tuple[ConfigItem, str]]:
+    """Which items differ from the host, and how: content | meta | link | absent."""
+    changes: list[tuple[ConfigItem, str]] = []
+    for item in items:
+        state = states.get(item.path, {"kind": "N"})
+        if isinstance(item, ManagedFile):
+            if state["kind"] != "F" or state["sha256"] != _sha256(item.content):
+                changes.append((item, "content"))
+            elif (state["mode"], state["user"], state["group"]) != (int(item.mode, 8), item.user, item.group):
+                changes.append((item, "meta"))
+        elif isinstance(item, ManagedLink):
+            if state["kind"] != "L" or state["target"] != item.target:
+                changes.append((item, "link"))
+        elif state["kind"] != "N":
+            changes.append((item, "absent"))
+    return changes
+
+
+def _log_diff(item: ConfigItem, change: str, state: dict[str, Any]) -> None:
+    prefix = host.print_prefix
+    if isinstance(item, ManagedFile) and change == "content":
+        old = None
+        if state.get("kind") == "F":
+            old_lines = host.get_fact(FileContents, path=item.path) or []
+            old = "".join(f"{line}\n" for line in old_lines)
+        verb = "create" if old is None else "modify"
+        logger.info(f"{prefix}Will {verb} {item.path}")
+        for line in unified_diff(item.path, old, item.content):
+            logger.info(f"    {line.rstrip(chr(10))}")
+    elif isinstance(item, ManagedFile):
+        logger.info(
+            f"{prefix}Will set {item.path} to {item.user}:{item.group} {item.mode} "
+            f"(was {state['user']}:{state['group']} {state['mode']:04o})"
+        )
+    elif isinstance(item, ManagedLink):
+        logger.info(f"{prefix}Will link {item.path} -> {item.target}")
+    else:
+        logger.info(f"{prefix}Will remove {item.path}")
+
+
+def _check_items(items: Sequence[ConfigItem]) -> None:
+    seen = set()
+    for item in items:
+        if not item.path.startswith("/") or any(c in item.path for c in "\t\n"):
+            raise OperationValueError(f"config path must be absolute and plain: {item.path!r}")
+        if item.path in seen:
+            raise OperationValueError(f"config path listed twice: {item.path}")
+        seen.add(item.path)
+        if isinstance(item, ManagedFile):
+            int(item.mode, 8)
+
+
+@operation()
+def config_set(
+    items: Iterable[ConfigItem],
+    validate: str | None = None,
+    backup_dir: str = DEFAULT_BACKUP_DIR,
+):  # type: ignore[no-untyped-def]
+    """
+    Converge a set of config paths as one validated transaction.
+
+    + items: ``ManagedFile``/``ManagedLink``/``Absent`` entries
+    + validate: shell command that must succeed with the new files in place; on failure
+      every changed path is restored and the operation fails
+    + backup_dir: where the previous version of each changed path is kept (0700)
+    """
+    items = list(items)
+    _check_items(items)
+    states = host.get_fact(PathStates, paths=[i.path for i in items])
+    changes = _plan(items, states)
+    if not changes:
+        host.noop(f"{len(items)} config paths already as wanted")
+        return
+
+    if state.config.DIFF:
+        for item, change in changes:
+            _log_diff(item, change, states.get(item.path, {}))
+
+    q = shlex.quote
+    backups = {item.path: f"{backup_dir}{item.path}" for item, _ in changes}
+    backup_cmds = ["umask 077"]
+    for path, backup in backups.items():
+        parent = backup.rsplit("/", 1)[0]
+        backup_cmds.append(
+            f"mkdir -p {q(parent)} && rm -f {q(backup)} && "
+            f"{{ if [ -e {q(path)} ] || [ -L {q(path)} ]; then cp -a {q(path)} {q(backup)}; fi; }}"
+        )
+    yield StringCommand("sh", "-c", q(" && ".join(backup_cmds)))
+
+    for item, change in changes:
+        if isinstance(item, ManagedFile) and change == "content":
+            stage = item.path + STAGE_SUFFIX
+            parent = item.path.rsplit("/", 1)[0] or "/"
+            # created 0600 before any byte is written: secrets are never readable mid-upload
+            yield StringCommand("sh", "-c", q(f"mkdir -p {q(parent)} && umask 077 && : > {q(stage)}"))
+            yield FileUploadCommand(StringIO(item.content), stage)
+            yield StringCommand(
+                "sh", "-c",
+                q(f"chown {q(item.user)}:{q(item.group)} {q(stage)} && chmod {item.mode} {q(stage)} "
+                  f"&& mv -f {q(stage)} {q(item.path)}"),
+            )  # fmt: skip
+        elif isinstance(item, ManagedFile):
+            yield StringCommand("chown", f"{item.user}:{item.group}", item.path)
+            yield StringCommand("chmod", item.mode, item.path)
+        elif isinstance(item, ManagedLink):
+            parent = item.path.rsplit("/", 1)[0] or "/"
+            yield StringCommand("sh", "-c", q(f"mkdir -p {q(parent)} && ln -sfn {q(item.target)} {q(item.path)}"))
+        else:
+            yield StringCommand("rm", "-f", item.path)
+
+    if validate:
+        restore = " ; ".join(
+            f"rm -f {q(path)} ; if [ -e {q(b)} ] || [ -L {q(b)} ]; then mv -f {q(b)} {q(path)}; fi"
+            for path, b in backups.items()
+        )
+        script = (
+            f"out=$( {validate} 2>&1 ) || {{ rc=$?; {restore} ; "
+            f'printf "%s\\n" "$out" >&2; '
+            f'echo "hxinfra: validation failed ({validate}, rc=$rc); previous config restored" >&2; '
+            "exit 1; }"
+        )
+        yield StringCommand("sh", "-c", q(script))

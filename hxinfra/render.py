@@ -1,0 +1,47 @@
+"""Strict Jinja2 rendering for managed files.
+
+An undefined variable is an error (never an empty string in a config file), and every
+rendered file starts with a "managed by hxinfra" header so whoever opens it on a host knows
+not to edit it by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from hxinfra.errors import HxError
+
+HEADER = "managed by hxinfra ({source}); local changes are overwritten"
+
+
+class TemplateError(HxError):
+    """A template could not be rendered (undefined variable, syntax error, missing file)."""
+
+
+def managed_header(source: str, comment: str = "#") -> str:
+    return f"{comment} {HEADER.format(source=source)}\n"
+
+
+def render(root: Path, name: str, context: Mapping[str, Any], comment: str = "#") -> str:
+    """Render ``root/name`` with ``context``; the header names the template."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(root)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+    try:
+        body = env.get_template(name).render(**context)
+    except jinja2.UndefinedError as e:
+        raise TemplateError(f"template {name}: undefined variable: {e.message}") from None
+    except jinja2.TemplateNotFound:
+        raise TemplateError(f"template {name} not found under {root}") from None
+    except jinja2.TemplateSyntaxError as e:
+        raise TemplateError(f"template {name} line {e.lineno}: {e.message}") from None
+    return managed_header(f"templates/{name}", comment) + body

@@ -97,7 +97,7 @@ def desired_config(data: Mapping[str, Any], host_name: str) -> list[ConfigItem]:
 @deploy("nginx", data_defaults=DEFAULTS)
 def nginx() -> None:
     """Install nginx and converge the web UI site; reload only after a validated change."""
-    data = component_data(COMPONENT, host.data, extra_keys=tuple(FLEET.keys()))
+    data = component_data(COMPONENT, host.data, extra_keys=tuple(FLEET.all_keys()))
     items = desired_config(data, host.name)
     apt.packages(
         name=f"Install {data['nginx_package']}",

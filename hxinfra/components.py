@@ -39,7 +39,7 @@ class Component:
     def prefix(self) -> str:
         return f"{self.name}_"
 
-    def keys(self) -> set[str]:
+    def all_keys(self) -> set[str]:
         return set(self.defaults) | set(self.required)
 
     def type_of(self, key: str) -> TypeSpec | None:
@@ -54,7 +54,7 @@ class Component:
         return not self.groups or bool(set(self.groups) & set(groups))
 
     def __post_init__(self) -> None:
-        bad = sorted(k for k in self.keys() if not k.startswith(self.prefix))
+        bad = sorted(k for k in self.all_keys() if not k.startswith(self.prefix))
         if bad:
             raise ValueError(f"component {self.name}: keys must start with {self.prefix!r}: {bad}")
 
@@ -104,8 +104,8 @@ def check_host_data(
             known = ", ".join(sorted(c.prefix + "*" for c in components))
             problems.append((key, f"unknown key (no component owns it; known prefixes: {known})"))
             continue
-        if key not in owner.keys():
-            close = difflib.get_close_matches(key, sorted(owner.keys()), n=1)
+        if key not in owner.all_keys():
+            close = difflib.get_close_matches(key, sorted(owner.all_keys()), n=1)
             hint = f"; did you mean {close[0]}?" if close else ""
             problems.append((key, f"unknown key for component {owner.name}{hint}"))
             continue

@@ -14,7 +14,7 @@ def component_data(component: Component, data: Any, extra_keys: tuple[str, ...] 
     Inside a ``@deploy`` the component's ``data_defaults`` are part of ``host.data``; outside
     one (the offline plan) the caller passes an already merged mapping.
     """
-    keys = sorted(component.keys()) + list(extra_keys)
+    keys = sorted(component.all_keys()) + list(extra_keys)
     if isinstance(data, Mapping):
         merged = {**component.defaults, **data}
         return {k: merged.get(k) for k in keys}

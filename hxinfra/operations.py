@@ -25,11 +25,7 @@ from pyinfra import host, logger, state
 from pyinfra.api import FactBase, FileUploadCommand, StringCommand, operation
 from pyinfra.api.exceptions import OperationValueError
 from pyinfra.facts.files import FileContents
-
-try:  # typing.override is 3.12+
-    from typing import override
-except ImportError:  # pragma: no cover
-    from typing_extensions import override
+from typing_extensions import override  # typing.override is 3.12+
 
 DEFAULT_BACKUP_DIR = "/var/backups/hxinfra"
 STAGE_SUFFIX = ".hxinfra-new"

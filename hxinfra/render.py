@@ -34,7 +34,7 @@ def render(root: Path, name: str, context: Mapping[str, Any], comment: str = "#"
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
-        autoescape=False,
+        autoescape=False,  # noqa: S701 - renders config files, not HTML
     )
     try:
         body = env.get_template(name).render(**context)

@@ -538,9 +538,8 @@ class Lab:
         self._stop(host)
         hdir = self.host_dir(host.name)
         root = hdir / "root"
-        if _is_mount(root):
-            if _run(["umount", str(root)], check=False).returncode != 0:
-                _run(["umount", "-l", str(root)], check=False)
+        if _is_mount(root) and _run(["umount", str(root)], check=False).returncode != 0:
+            _run(["umount", "-l", str(root)], check=False)
         (hdir / ".#root.lck").unlink(missing_ok=True)
         _run(["ip", "neigh", "flush", "to", host.ip, "dev", BRIDGE], check=False)
         _run(["ip", "netns", "del", host.netns], check=False)

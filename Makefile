@@ -1,0 +1,63 @@
+# hxinfra: make targets for operators and CI. Everything installs what it needs (root: apt).
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+HX := $(VENV)/bin/hxinfra
+APT_PACKAGES := debootstrap systemd-container tinyproxy-bin zstd iproute2 openssh-client curl openssl
+ENV ?= production
+DEPLOY ?= site
+
+.PHONY: help install apt venv lint test test-fast demo lab-down prod-deploy clean
+
+help: ## List the targets
+	@awk -F':.*## ' '/^[a-z-]+:.*## /{printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+install: apt venv ## Install the lab's Debian packages (root) and the Python venv with hxinfra
+
+apt:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "need root to apt-get install:$$missing"; exit 1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	touch $@
+
+lint: venv ## ruff + mypy
+	$(VENV)/bin/ruff check hxinfra deploys inventories tests
+	$(VENV)/bin/mypy
+
+test: install ## Every test, lab tests included (needs root, as CI has)
+	$(VENV)/bin/pytest
+
+test-fast: venv ## Only the tests that need no lab hosts
+	$(VENV)/bin/pytest -m 'not lab'
+
+demo: install ## Boot the local lab fleet and deploy the HX site to it
+	$(HX) lab up
+	$(HX) deploy site --env lab
+	@echo
+	@$(HX) inventory list --env lab | while read -r name ip groups; do \
+	  case "$$groups" in *web_servers*) echo "web UI front end: http://$$ip/  (health: http://$$ip/health)";; esac; done
+	@echo "lab hosts:"; $(HX) lab status
+	@echo "log in: $(HX) lab ssh HOST    tear down: make lab-down"
+
+lab-down: venv ## Destroy the local lab fleet (leaves nothing behind)
+	$(HX) lab down
+
+prod-deploy: venv ## Check $(ENV) with a diff, then ask before deploying (YES=1 to skip the question)
+	$(HX) deploy $(DEPLOY) --env $(ENV) --check --diff
+	@if [ "$(YES)" = 1 ]; then \
+	  $(HX) deploy $(DEPLOY) --env $(ENV) --yes; \
+	elif [ -t 0 ]; then \
+	  $(HX) deploy $(DEPLOY) --env $(ENV); \
+	else echo "refusing to deploy $(ENV) without a terminal; set YES=1 after reviewing the check"; exit 1; fi
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,261 @@
+"""The ``hxinfra`` command line: one click group.
+
+Exit codes: 0 ok, 1 failure, 2 usage error (and 2 for "changes pending" when
+``--detailed-exitcode`` asks for it). Options read ``HXINFRA_*`` environment variables.
+Human progress goes to stderr; ``--json`` output goes to stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+import click
+
+from hxinfra import __version__
+from hxinfra.components import looks_secret
+from hxinfra.errors import HxError
+from hxinfra.inventory import Environment, load_environment
+from hxinfra.runner import inventory_file, parse_extra_vars, project_root, run_deploy
+
+MASK = "********"
+PROTECTED_ENVS = ("production", "staging")
+
+
+def _mask(key: str, value: Any) -> Any:
+    return MASK if looks_secret(key) and value not in (None, "") else value
+
+
+def _err(message: str) -> None:
+    click.echo(click.style("hxinfra: error: ", fg="red", bold=True) + message, err=True)
+
+
+class HxGroup(click.Group):
+    """Turns expected errors into one line and exit 1 (never a traceback)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except HxError as e:
+            _err(str(e))
+            sys.exit(1)
+
+
+@click.group(cls=HxGroup, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.version_option(__version__, prog_name="hxinfra")
+def main() -> None:
+    """Deploy and check the HX fleet (pyinfra underneath).
+
+    \b
+    Examples:
+      hxinfra lab up                              boot the local lab fleet
+      hxinfra deploy site --env lab               converge the lab
+      hxinfra deploy site --env staging --check --diff
+      hxinfra inventory host hx-web-01 --env development --explain
+    """
+
+
+ENV_OPTION = click.option(
+    "--env", "-E", "env_name", envvar="HXINFRA_ENV", show_envvar=True, required=True,
+    help="Environment: production, staging, development, testing or lab.",
+)  # fmt: skip
+
+
+def _load(env_name: str, extra: tuple[str, ...] = ()) -> Environment:
+    root = project_root()
+    if extra:
+        os.environ["HXINFRA_EXTRA_VARS"] = json.dumps(parse_extra_vars(extra))
+    return load_environment(inventory_file(root, env_name))
+
+
+# ---------------------------------------------------------------------------- inventory
+@main.group()
+def inventory() -> None:
+    """Show environments: hosts, groups and merged host data."""
+
+
+@inventory.command("list")
+@ENV_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print JSON to stdout.")
+def inventory_list(env_name: str, as_json: bool) -> None:
+    """List the hosts of an environment with their address and groups."""
+    env = _load(env_name)
+    hosts = list(env.hosts.values())
+    if as_json:
+        rows = [{"host": h.name, "address": h.address, "groups": h.groups} for h in hosts]
+        click.echo(json.dumps({"environment": env.name, "hosts": rows}, indent=2))
+        return
+    width = max([len(h.name) for h in hosts] + [4])
+    for h in hosts:
+        click.echo(f"{h.name:<{width}}  {h.address or '-':<15}  {', '.join(h.groups)}")
+
+
+@inventory.command("graph")
+@ENV_OPTION
+def inventory_graph(env_name: str) -> None:
+    """Print the group tree (like ``ansible-inventory --graph``)."""
+    env = _load(env_name)
+    click.echo("@all:")
+    for group, hosts in env.groups.items():
+        click.echo(f"  |--@{group}:")
+        for h in hosts:
+            click.echo(f"  |  |--{h}")
+    ungrouped = [h.name for h in env.hosts.values() if not h.groups]
+    if ungrouped:
+        click.echo("  |--@ungrouped:")
+        for h in ungrouped:
+            click.echo(f"  |  |--{h}")
+
+
+@inventory.command("host")
+@click.argument("host")
+@ENV_OPTION
+@click.option("--explain", is_flag=True, help="Show which layer set each key, and what it overrode.")
+@click.option("-e", "--extra-vars", "extra", multiple=True, help="key=value or @file.yml (highest precedence).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON to stdout.")
+def inventory_host(host: str, env_name: str, explain: bool, extra: tuple[str, ...], as_json: bool) -> None:
+    """Print the merged data of HOST (component defaults included); secrets are masked."""
+    env = _load(env_name, extra)
+    env.host(host)
+    if explain:
+        info = env.explain(host)
+        data = {k: {**v, "value": _mask(k, v["value"])} for k, v in info.items()}
+        if as_json:
+            click.echo(json.dumps(data, indent=2, default=str))
+            return
+        for key, v in data.items():
+            click.echo(f"{key} = {json.dumps(v['value'], default=str)}")
+            click.echo(f"    from {v['layer']} ({v['source']})")
+            for o in v["overrides"]:
+                click.echo(f"    overrides {o}")
+        return
+    merged = {k: _mask(k, v) for k, v in sorted(env.host_data(host, with_defaults=True).items())}
+    if as_json:
+        click.echo(json.dumps(merged, indent=2, default=str))
+    else:
+        for key, value in merged.items():
+            click.echo(f"{key}: {json.dumps(value, default=str)}")
+
+
+# ---------------------------------------------------------------------------- deploy
+@main.command()
+@click.argument("deploy")
+@ENV_OPTION
+@click.option("--check", is_flag=True, help="Dry run: connect and compare, change nothing.")
+@click.option("--diff", is_flag=True, help="Show a unified diff of every managed file that changes.")
+@click.option("--limit", "-l", multiple=True, help="Only these hosts or groups (repeatable).")
+@click.option("-e", "--extra-vars", "extra", multiple=True, help="key=value or @file.yml (highest precedence).")
+@click.option("--yes", "-y", is_flag=True, envvar="HXINFRA_YES", show_envvar=True,
+              help="Do not ask before changing production or staging.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON to stdout.")
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when changes were made or are pending.")
+def deploy(
+    deploy: str,
+    env_name: str,
+    check: bool,
+    diff: bool,
+    limit: tuple[str, ...],
+    extra: tuple[str, ...],
+    yes: bool,
+    as_json: bool,
+    detailed_exitcode: bool,
+) -> None:
+    """Run DEPLOY (``site``, a component such as ``nginx``, or a deploy file) on an environment."""
+    root = project_root()
+    extra_vars = parse_extra_vars(extra)
+    if env_name in PROTECTED_ENVS and not check and not yes:
+        if not sys.stdin.isatty():
+            raise HxError(f"refusing to change {env_name} without a terminal to confirm; run --check first, then --yes")
+        click.confirm(f"Apply {deploy} to {env_name}?", abort=True, err=True)
+    report = run_deploy(root, env_name, deploy, check=check, diff=diff, limit=limit, extra_vars=extra_vars)
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+    click.echo("", err=True)
+    verb = "would change" if check else "changed"
+    for h in report.hosts.values():
+        colour = {"ok": "green", "changed": "yellow", "pending": "yellow", "failed": "red"}[h.status]
+        click.echo(
+            f"{click.style(f'{h.status:<8}', fg=colour)} {h.name:<24} {verb} {h.changed}  ok {h.ok}  failed {h.failed}",
+            err=True,
+        )
+    if report.failed:
+        sys.exit(1)
+    if detailed_exitcode and report.changed:
+        sys.exit(2)
+
+
+# ---------------------------------------------------------------------------- lab
+@main.group()
+@click.option("--lab", "lab_name", envvar="HXINFRA_LAB", show_envvar=True, default="default",
+              help="Name of the lab (several labs can coexist).")  # fmt: skip
+@click.pass_context
+def lab(ctx: click.Context, lab_name: str) -> None:
+    """The local lab fleet: real Debian hosts (systemd-nspawn) on this machine. Needs root."""
+    from hxinfra.lab import Lab
+
+    os.environ["HXINFRA_LAB"] = lab_name  # the lab inventory reads the same lab
+    ctx.obj = Lab(lab_name)
+
+
+def _log(message: str) -> None:
+    click.echo(f"lab: {message}", err=True)
+
+
+@lab.command("up")
+@click.argument("names", nargs=-1)
+@click.option("--hosts", "count", type=click.IntRange(1, 100), help="Boot the first N hosts of the lab topology.")
+@click.pass_obj
+def lab_up(lab_obj: Any, names: tuple[str, ...], count: int | None) -> None:
+    """Boot lab hosts: NAMEs, the first --hosts N of the topology, or the whole topology."""
+    from hxinfra.lab.inventory import LabEnvironment
+
+    if names and count:
+        raise click.UsageError("give host names or --hosts, not both")
+    wanted = list(names)
+    if not wanted:
+        env = load_environment(inventory_file(project_root(), "lab"))
+        topology = list(env.topology) if isinstance(env, LabEnvironment) else []
+        wanted = topology[:count] if count else topology
+    hosts = lab_obj.up(wanted, log=_log)
+    for h in hosts:
+        click.echo(f"{h.name:<16} {h.ip:<15} {h.state}")
+
+
+@lab.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON to stdout.")
+@click.pass_obj
+def lab_status(lab_obj: Any, as_json: bool) -> None:
+    """List the lab's hosts, addresses and whether they run."""
+    hosts = lab_obj.hosts()
+    if as_json:
+        click.echo(json.dumps([{"name": h.name, "ip": h.ip, "state": h.state} for h in hosts], indent=2))
+        return
+    if not hosts:
+        click.echo(f"lab {lab_obj.name}: no hosts", err=True)
+    for h in hosts:
+        click.echo(f"{h.name:<16} {h.ip:<15} {h.state}")
+
+
+@lab.command("ssh", context_settings={"ignore_unknown_options": True})
+@click.argument("host")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.pass_obj
+def lab_ssh(lab_obj: Any, host: str, command: tuple[str, ...]) -> None:
+    """Log in to a lab host as root (or run COMMAND there)."""
+    argv = lab_obj.ssh_command(host, " ".join(command) if command else None)
+    os.execvp(argv[0], argv)  # noqa: S606 - replaces this process with ssh
+
+
+@lab.command("down")
+@click.argument("names", nargs=-1)
+@click.pass_obj
+def lab_down(lab_obj: Any, names: tuple[str, ...]) -> None:
+    """Destroy lab hosts (all of them by default); nothing is left behind."""
+    removed = lab_obj.down(list(names) or None, log=_log)
+    _log(f"removed {len(removed)} host(s)" + (f": {', '.join(removed)}" if removed else ""))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

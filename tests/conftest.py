@@ -1,0 +1,47 @@
+"""Shared fixtures: a throw-away project tree for inventory tests, and the project root."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A minimal project (inventories/ + deploys/) with a writer for its files."""
+    (tmp_path / "inventories").mkdir()
+    (tmp_path / "deploys").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HXINFRA_EXTRA_VARS", raising=False)
+    monkeypatch.setenv("HXINFRA_PROJECT", str(tmp_path))
+
+    def write(rel: str, text: str) -> Path:
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    write.root = tmp_path  # type: ignore[attr-defined]
+    return write
+
+
+INVENTORY = '''
+from deploys import components as _components
+from hxinfra.inventory import environment as _environment
+
+_env = _environment(
+    __file__,
+    data={"hx_environment": "demo", "hx_domain": "demo.example", "nginx_upstream_port": 3100},
+    hosts={
+        "web1": {"address": "192.0.2.10", "groups": ["web_servers"], "data": {"nginx_http_port": 8080}},
+        "web2": {"address": "192.0.2.11", "groups": ["web_servers", "canary"]},
+        "db1": {"address": "192.0.2.20", "groups": ["database_servers"]},
+    },
+    components=_components(),
+)
+globals().update(_env.pyinfra_groups())
+'''

@@ -1,0 +1,114 @@
+"""The nginx deploy on real lab hosts, through all three entry points, checked with curl."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+pytestmark = pytest.mark.lab
+
+SITE = "/etc/nginx/sites-available/webui.conf"
+
+
+def curl(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["curl", "-sS", "--max-time", "10", *args, url], capture_output=True, text=True)
+
+
+def changed(report: dict) -> int:
+    return sum(h["changed"] for h in report["hosts"])
+
+
+def test_hxinfra_deploy_converges_then_changes_nothing(lab):
+    r, first = lab.hx_deploy("site", "--limit", "hx-web-01")
+    assert first["hosts"][0]["host"] == "hx-web-01" and changed(first) >= 2, r.stderr[-3000:]
+    r, second = lab.hx_deploy("site", "--limit", "hx-web-01", "--detailed-exitcode")
+    assert changed(second) == 0 and second["hosts"][0]["status"] == "ok", r.stderr[-3000:]
+    head = lab.ssh("hx-web-01", f"head -1 {SITE}").stdout
+    assert head.startswith("# managed by hxinfra")
+
+
+def test_curl_reaches_upstream_and_health_follows_it(lab):
+    ip = lab.ip("hx-web-01")
+    lab.install_upstream("hx-web-01")
+    page = curl(f"http://{ip}/", "-i")
+    assert "HTTP/1.1 200" in page.stdout and "HX web UI (lab upstream)" in page.stdout
+    for header in ("X-Frame-Options: DENY", "X-Content-Type-Options: nosniff", "Content-Security-Policy:"):
+        assert header in page.stdout
+    assert "Server: nginx\n" in page.stdout  # server_tokens off: no version
+    assert curl(f"http://{ip}/health", "-o", "/dev/null", "-w", "%{http_code}").stdout == "200"
+    lab.ssh("hx-web-01", "systemctl stop hx-test-upstream")
+    assert curl(f"http://{ip}/health", "-o", "/dev/null", "-w", "%{http_code}").stdout == "502"
+    lab.ssh("hx-web-01", "systemctl start hx-test-upstream")
+    lab.wait_upstream("hx-web-01")
+    assert curl(f"http://{ip}/health", "-o", "/dev/null", "-w", "%{http_code}").stdout == "200"
+
+
+def test_broken_value_fails_validation_and_old_config_keeps_serving(lab):
+    before = lab.ssh("hx-web-01", f"sha256sum {SITE}").stdout
+    r, report = lab.hx_deploy("nginx", "--limit", "hx-web-01", "-e", "nginx_client_max_body_size=lots", check=False)
+    assert r.returncode == 1
+    assert "validation failed (nginx -t" in r.stderr and "previous config restored" in r.stderr
+    assert report["hosts"][0]["status"] == "failed"
+    assert lab.ssh("hx-web-01", f"sha256sum {SITE}").stdout == before
+    assert lab.ssh("hx-web-01", "nginx -t", check=False).returncode == 0
+    assert "HX web UI" in curl(f"http://{lab.ip('hx-web-01')}/").stdout
+    r, after = lab.hx_deploy("site", "--limit", "hx-web-01")
+    assert changed(after) == 0
+
+
+def test_check_diff_shows_changes_and_changes_nothing(lab):
+    before = lab.ssh("hx-web-01", f"sha256sum {SITE}; stat -c %Y {SITE}").stdout
+    r, report = lab.hx_deploy("site", "--limit", "hx-web-01", "--check", "--diff", "-e", "nginx_upstream_port=3100")
+    assert report["hosts"][0]["status"] == "pending"
+    assert f"--- a{SITE}" in r.stderr and f"+++ b{SITE}" in r.stderr
+    assert "-    server 127.0.0.1:3000;" in r.stderr and "+    server 127.0.0.1:3100;" in r.stderr
+    assert lab.ssh("hx-web-01", f"sha256sum {SITE}; stat -c %Y {SITE}").stdout == before
+
+
+def test_plain_pyinfra_cli_converges_and_is_idempotent(lab):
+    first = lab.pyinfra("deploys/nginx.py", "--limit", "hx-web-02", "-y", "--json")
+    ops = json.loads(first.stdout)["results"]["operations"]
+    assert any("hx-web-02" in op["success"] for op in ops)
+    second = lab.pyinfra("deploys/nginx.py", "--limit", "hx-web-02", "-y", "--json")
+    ops = json.loads(second.stdout)["results"]["operations"]
+    assert all(op["success"] == [] and op["no_change"] == ["hx-web-02"] for op in ops), second.stdout
+    dry = lab.pyinfra("deploys/nginx.py", "--limit", "hx-web-02", "--dry", "--diff")
+    assert "Will modify" not in dry.stderr and "Will create" not in dry.stderr
+    assert "Welcome to nginx" not in curl(f"http://{lab.ip('hx-web-02')}/").stdout  # default site removed
+
+
+API_SCRIPT = textwrap.dedent('''
+    import json, sys
+    from pyinfra.api import Config, Inventory, State
+    from pyinfra.api.connect import connect_all, disconnect_all
+    from pyinfra.api.deploy import add_deploy
+    from pyinfra.api.operations import run_ops
+    from hxinfra.inventory import load_environment
+    from deploys.nginx import nginx          # the library entry point under test
+
+    env = load_environment("inventories/lab.py")
+    name = sys.argv[1]
+    inventory = Inventory(([(name, env.host_data(name))], {}))
+    state = State(inventory, Config())
+    connect_all(state)
+    add_deploy(state, nginx)
+    run_ops(state)
+    host = inventory.get_host(name)
+    metas = [state.ops[host][h].operation_meta for h in state.get_op_order()]
+    print(json.dumps({"changed": sum(1 for m in metas if m.did_change()),
+                      "ok": all(m.did_succeed() for m in metas), "ops": len(metas)}))
+    disconnect_all(state)
+''')
+
+
+def test_python_import_of_the_deploy(lab):
+    first = json.loads(lab.run(sys.executable, "-c", API_SCRIPT, "hx-web-03").stdout.strip().splitlines()[-1])
+    assert first["ok"] and first["changed"] >= 2 and first["ops"] == 4
+    second = json.loads(lab.run(sys.executable, "-c", API_SCRIPT, "hx-web-03").stdout.strip().splitlines()[-1])
+    assert second == {"changed": 0, "ok": True, "ops": 4}
+    lab.install_upstream("hx-web-03")
+    assert "HX web UI" in curl(f"http://{lab.ip('hx-web-03')}/").stdout

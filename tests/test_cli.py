@@ -1,0 +1,62 @@
+"""The click front end: inventory commands, exit codes, masking (no hosts needed)."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+from conftest import INVENTORY
+
+from hxinfra.cli import main
+
+
+def run(*args, **kw):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False, **kw)
+
+
+def test_inventory_list_graph_and_host(project):
+    project("inventories/demo.py", INVENTORY)
+    r = run("inventory", "list", "--env", "demo", "--json")
+    assert r.exit_code == 0
+    hosts = json.loads(r.output)["hosts"]
+    assert [h["host"] for h in hosts] == ["web1", "web2", "db1"]
+    r = run("inventory", "graph", "--env", "demo")
+    assert "  |--@web_servers:\n  |  |--web1\n  |  |--web2\n" in r.output
+    r = run("inventory", "host", "web1", "--env", "demo", "--json", "-e", "nginx_site_name=cli")
+    data = json.loads(r.output)
+    assert data["nginx_site_name"] == "cli" and data["nginx_http_port"] == 8080
+
+
+def test_explain_output_names_layers(project):
+    project("inventories/demo.py", INVENTORY)
+    project("inventories/group_vars/web_servers.yml", "nginx_site_name: grp\n")
+    r = run("inventory", "host", "web2", "--env", "demo", "--explain", "-e", "@" + str(
+        project("extra.yml", "nginx_gzip: false\n")))
+    assert r.exit_code == 0
+    assert 'nginx_site_name = "grp"\n    from group web_servers (inventories/group_vars/web_servers.yml)' in r.output
+    assert "nginx_gzip = false\n    from extra vars (-e)\n    overrides defaults of nginx" in r.output
+
+
+def test_secrets_are_masked_in_host_output(project):
+    project("inventories/demo.py", INVENTORY)
+    project("inventories/group_vars/all.yml", "vault_demo_password: hunter2-secret\n")
+    r = run("inventory", "host", "web1", "--env", "demo")
+    assert "hunter2-secret" not in r.output and "vault_demo_password: \"********\"" in r.output
+
+
+def test_errors_exit_1_with_one_line_and_usage_exits_2(project):
+    project("inventories/demo.py", INVENTORY)
+    r = run("inventory", "list", "--env", "nope")
+    assert r.exit_code == 1 and "unknown environment 'nope' (known: demo)" in r.output
+    r = run("inventory", "host", "ghost", "--env", "demo")
+    assert r.exit_code == 1 and "no host 'ghost'" in r.output
+    r = run("inventory", "list")
+    assert r.exit_code == 2
+    r = run("deploy", "site", "--env", "demo", "-e", "novalue")
+    assert r.exit_code == 1 and "is not key=value" in r.output
+
+
+def test_production_refuses_without_a_terminal(project):
+    project("inventories/production.py", INVENTORY)
+    r = CliRunner().invoke(main, ["deploy", "site", "--env", "production"], input="")
+    assert r.exit_code == 1 and "refusing to change production" in r.output

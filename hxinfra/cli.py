@@ -64,10 +64,7 @@ ENV_OPTION = click.option(
 
 
 def _load(env_name: str, extra: tuple[str, ...] = ()) -> Environment:
-    root = project_root()
-    if extra:
-        os.environ["HXINFRA_EXTRA_VARS"] = json.dumps(parse_extra_vars(extra))
-    return load_environment(inventory_file(root, env_name))
+    return load_environment(inventory_file(project_root(), env_name), extra_vars=parse_extra_vars(extra))
 
 
 # ---------------------------------------------------------------------------- inventory
@@ -203,6 +200,11 @@ def _log(message: str) -> None:
     click.echo(f"lab: {message}", err=True)
 
 
+def _echo_hosts(hosts: list[Any]) -> None:
+    for h in hosts:
+        click.echo(f"{h.name:<16} {h.ip:<15} {h.state}")
+
+
 @lab.command("up")
 @click.argument("names", nargs=-1)
 @click.option("--hosts", "count", type=click.IntRange(1, 100), help="Boot the first N hosts of the lab topology.")
@@ -218,9 +220,7 @@ def lab_up(lab_obj: Any, names: tuple[str, ...], count: int | None) -> None:
         env = load_environment(inventory_file(project_root(), "lab"))
         topology = list(env.topology) if isinstance(env, LabEnvironment) else []
         wanted = topology[:count] if count else topology
-    hosts = lab_obj.up(wanted, log=_log)
-    for h in hosts:
-        click.echo(f"{h.name:<16} {h.ip:<15} {h.state}")
+    _echo_hosts(lab_obj.up(wanted, log=_log))
 
 
 @lab.command("status")
@@ -234,8 +234,7 @@ def lab_status(lab_obj: Any, as_json: bool) -> None:
         return
     if not hosts:
         click.echo(f"lab {lab_obj.name}: no hosts", err=True)
-    for h in hosts:
-        click.echo(f"{h.name:<16} {h.ip:<15} {h.state}")
+    _echo_hosts(hosts)
 
 
 @lab.command("ssh", context_settings={"ignore_unknown_options": True})

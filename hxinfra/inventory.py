@@ -26,9 +26,10 @@ file-name group last) cannot reorder the layers.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -245,15 +246,37 @@ def environment(
     return env
 
 
-def load_environment(path: str | Path) -> Environment:
-    """Execute an inventory file the way pyinfra does and return its :class:`Environment`."""
+@contextlib.contextmanager
+def _extra_vars_in_env(extra_vars: Mapping[str, Any] | None) -> Iterator[None]:
+    """Expose ``extra_vars`` to :func:`environment` the way a pyinfra child process sees them."""
+    if extra_vars is None:
+        yield
+        return
+    old = os.environ.get(EXTRA_VARS_ENV)
+    os.environ[EXTRA_VARS_ENV] = json.dumps(dict(extra_vars))
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(EXTRA_VARS_ENV, None)
+        else:
+            os.environ[EXTRA_VARS_ENV] = old
+
+
+def load_environment(path: str | Path, extra_vars: Mapping[str, Any] | None = None) -> Environment:
+    """Execute an inventory file the way pyinfra does and return its :class:`Environment`.
+
+    ``extra_vars`` (``-e``) become the top data layer; ``None`` keeps whatever
+    ``HXINFRA_EXTRA_VARS`` already says.
+    """
     path = Path(path)
     if not path.is_file():
         raise InventoryError(f"no inventory file {path}")
     namespace: dict[str, Any] = {"__file__": str(path)}
     code = compile(path.read_text(encoding="utf-8"), str(path), "exec")
     try:
-        exec(code, namespace)  # noqa: S102 - inventories are Python by design, as in pyinfra
+        with _extra_vars_in_env(extra_vars):
+            exec(code, namespace)  # noqa: S102 - inventories are Python by design, as in pyinfra
     except InventoryError:
         raise
     except Exception as e:  # a broken inventory file is bad input, not a crash

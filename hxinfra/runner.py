@@ -160,21 +160,10 @@ def run_deploy(
     """Validate the inventory, run pyinfra on it and return a per-host report."""
     inv = inventory_file(root, env_name)
     dep = deploy_file(root, deploy)
-    child_env = dict(os.environ)
-    if extra_vars:
-        child_env[EXTRA_VARS_ENV] = json.dumps(dict(extra_vars))
-    else:
-        child_env.pop(EXTRA_VARS_ENV, None)
-    # validate in-process first: a clear error before anything connects
-    old = os.environ.get(EXTRA_VARS_ENV)
-    os.environ.update({k: v for k, v in child_env.items() if k == EXTRA_VARS_ENV})
-    try:
-        env: Environment = load_environment(inv)
-    finally:
-        if old is None:
-            os.environ.pop(EXTRA_VARS_ENV, None)
-        else:
-            os.environ[EXTRA_VARS_ENV] = old
+    extra_vars = dict(extra_vars or {})
+    child_env = {**os.environ, EXTRA_VARS_ENV: json.dumps(extra_vars)}
+    # validate in-process first, with the same extra vars: a clear error before anything connects
+    env = load_environment(inv, extra_vars=extra_vars)
     if not env.hosts:
         raise HxError(f"environment {env_name} has no hosts" + (" (is the lab up?)" if env_name == "lab" else ""))
     cmd = [sys.executable, "-m", "pyinfra", str(inv), str(dep), "--json"]

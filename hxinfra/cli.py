@@ -16,16 +16,21 @@ import click
 
 from hxinfra import __version__
 from hxinfra.components import looks_secret
+from hxinfra.datafiles import parse_extra_vars
 from hxinfra.errors import HxError
 from hxinfra.inventory import Environment, load_environment
-from hxinfra.runner import inventory_file, parse_extra_vars, project_root, run_deploy
+from hxinfra.paths import project_root
+from hxinfra.runner import inventory_file, run_deploy
+from hxinfra.vault import MASK, Keyring, is_secret
+from hxinfra.vault_cli import vault, vault_options
 
-MASK = "********"
 PROTECTED_ENVS = ("production", "staging")
 
 
 def _mask(key: str, value: Any) -> Any:
-    return MASK if looks_secret(key) and value not in (None, "") else value
+    if is_secret(value) or (looks_secret(key) and value not in (None, "")):
+        return MASK
+    return value
 
 
 def _err(message: str) -> None:
@@ -76,7 +81,8 @@ def inventory() -> None:
 @inventory.command("list")
 @ENV_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print JSON to stdout.")
-def inventory_list(env_name: str, as_json: bool) -> None:
+@vault_options()
+def inventory_list(env_name: str, as_json: bool, keyring: Keyring) -> None:
     """List the hosts of an environment with their address and groups."""
     env = _load(env_name)
     hosts = list(env.hosts.values())
@@ -91,7 +97,8 @@ def inventory_list(env_name: str, as_json: bool) -> None:
 
 @inventory.command("graph")
 @ENV_OPTION
-def inventory_graph(env_name: str) -> None:
+@vault_options()
+def inventory_graph(env_name: str, keyring: Keyring) -> None:
     """Print the group tree (like ``ansible-inventory --graph``)."""
     env = _load(env_name)
     click.echo("@all:")
@@ -112,7 +119,10 @@ def inventory_graph(env_name: str) -> None:
 @click.option("--explain", is_flag=True, help="Show which layer set each key, and what it overrode.")
 @click.option("-e", "--extra-vars", "extra", multiple=True, help="key=value or @file.yml (highest precedence).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON to stdout.")
-def inventory_host(host: str, env_name: str, explain: bool, extra: tuple[str, ...], as_json: bool) -> None:
+@vault_options()
+def inventory_host(
+    host: str, env_name: str, explain: bool, extra: tuple[str, ...], as_json: bool, keyring: Keyring
+) -> None:
     """Print the merged data of HOST (component defaults included); secrets are masked."""
     env = _load(env_name, extra)
     env.host(host)
@@ -148,6 +158,10 @@ def inventory_host(host: str, env_name: str, explain: bool, extra: tuple[str, ..
               help="Do not ask before changing production or staging.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON to stdout.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when changes were made or are pending.")
+@click.option(
+    "-v", "--verbose", "verbosity", count=True, help="More pyinfra output (-v, -vv, -vvv); secrets stay masked."
+)
+@vault_options()
 def deploy(
     deploy: str,
     env_name: str,
@@ -158,15 +172,19 @@ def deploy(
     yes: bool,
     as_json: bool,
     detailed_exitcode: bool,
+    verbosity: int,
+    keyring: Keyring,
 ) -> None:
     """Run DEPLOY (``site``, a component such as ``nginx``, or a deploy file) on an environment."""
     root = project_root()
-    extra_vars = parse_extra_vars(extra)
     if env_name in PROTECTED_ENVS and not check and not yes:
         if not sys.stdin.isatty():
             raise HxError(f"refusing to change {env_name} without a terminal to confirm; run --check first, then --yes")
         click.confirm(f"Apply {deploy} to {env_name}?", abort=True, err=True)
-    report = run_deploy(root, env_name, deploy, check=check, diff=diff, limit=limit, extra_vars=extra_vars)
+    report = run_deploy(
+        root, env_name, deploy, check=check, diff=diff, limit=limit, extra_args=extra, keyring=keyring,
+        verbosity=verbosity,
+    )  # fmt: skip
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))
     click.echo("", err=True)
@@ -181,6 +199,9 @@ def deploy(
         sys.exit(1)
     if detailed_exitcode and report.changed:
         sys.exit(2)
+
+
+main.add_command(vault)
 
 
 # ---------------------------------------------------------------------------- lab

@@ -6,19 +6,21 @@ from collections.abc import Mapping
 from typing import Any
 
 from hxinfra.components import Component
+from hxinfra.vault import reveal
 
 
 def component_data(component: Component, data: Any, extra_keys: tuple[str, ...] = ()) -> dict[str, Any]:
     """A plain dict of the component's keys (plus ``extra_keys``) from pyinfra host data.
 
     Inside a ``@deploy`` the component's ``data_defaults`` are part of ``host.data``; outside
-    one (the offline plan) the caller passes an already merged mapping.
+    one (the offline plan) the caller passes an already merged mapping. Vaulted values are
+    decrypted here, only for the keys the component reads, into masked-repr ``Secret`` strings.
     """
     keys = sorted(component.all_keys()) + list(extra_keys)
     if isinstance(data, Mapping):
         merged = {**component.defaults, **data}
-        return {k: merged.get(k) for k in keys}
-    return {k: data.get(k) for k in keys}
+        return {k: reveal(merged.get(k)) for k in keys}
+    return {k: reveal(data.get(k)) for k in keys}
 
 
 def is_deploy_file(namespace: Mapping[str, Any]) -> bool:

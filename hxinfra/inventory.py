@@ -13,7 +13,7 @@ Data layers, lowest first (the same under ``pyinfra`` and ``hxinfra``):
 4. group, for each of the host's groups in alphabetical order:
    ``inventories/group_vars/<group>.yml`` then ``inventories/<env>/group_vars/<group>.yml``
 5. host: ``data`` of the host entry, then ``inventories/<env>/host_vars/<host>.yml``
-6. extra vars (``hxinfra -e``, passed in ``HXINFRA_EXTRA_VARS``; pyinfra's ``--data`` sits
+6. extra vars (``hxinfra -e``, passed as ``-e`` arguments in ``HXINFRA_EXTRA_VARS``; pyinfra's ``--data`` sits
    above everything as well)
 
 A ``<name>.yml`` file may also be a directory ``<name>/`` of YAML files (e.g. ``vault.yml``
@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from hxinfra.components import Component, check_host_data
-from hxinfra.datafiles import load_yaml_mapping
+from hxinfra.datafiles import load_yaml_mapping, parse_extra_vars
 from hxinfra.errors import InventoryError
 
 EXTRA_VARS_ENV = "HXINFRA_EXTRA_VARS"
@@ -61,7 +61,13 @@ class HostEntry:
 
 
 def extra_vars_from_env() -> dict[str, Any]:
-    """Extra vars the ``hxinfra`` CLI passes down to the inventory (highest layer)."""
+    """Extra vars the ``hxinfra`` CLI passes down to the inventory (highest layer).
+
+    ``HXINFRA_EXTRA_VARS`` holds the ``-e`` arguments as a JSON list (so ``@vault.yml`` files are
+    decrypted here, with this process's vault passwords), or a JSON object of plain values.
+    """
+    if _override:
+        return dict(_override[-1])
     raw = os.environ.get(EXTRA_VARS_ENV)
     if not raw:
         return {}
@@ -69,9 +75,15 @@ def extra_vars_from_env() -> dict[str, Any]:
         value = json.loads(raw)
     except ValueError as e:
         raise InventoryError(f"{EXTRA_VARS_ENV} is not valid JSON: {e}") from e
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return parse_extra_vars(value)
     if not isinstance(value, dict):
-        raise InventoryError(f"{EXTRA_VARS_ENV} must be a JSON object")
+        raise InventoryError(f"{EXTRA_VARS_ENV} must be a JSON list of -e arguments or a JSON object")
     return value
+
+
+# extra vars given to load_environment(), seen by environment() calls inside the inventory file
+_override: list[Mapping[str, Any]] = []
 
 
 class Environment:
@@ -248,19 +260,15 @@ def environment(
 
 @contextlib.contextmanager
 def _extra_vars_in_env(extra_vars: Mapping[str, Any] | None) -> Iterator[None]:
-    """Expose ``extra_vars`` to :func:`environment` the way a pyinfra child process sees them."""
+    """Make ``extra_vars`` the top layer of environments built while the inventory file runs."""
     if extra_vars is None:
         yield
         return
-    old = os.environ.get(EXTRA_VARS_ENV)
-    os.environ[EXTRA_VARS_ENV] = json.dumps(dict(extra_vars))
+    _override.append(extra_vars)
     try:
         yield
     finally:
-        if old is None:
-            os.environ.pop(EXTRA_VARS_ENV, None)
-        else:
-            os.environ[EXTRA_VARS_ENV] = old
+        _override.pop()
 
 
 def load_environment(path: str | Path, extra_vars: Mapping[str, Any] | None = None) -> Environment:

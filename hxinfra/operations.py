@@ -15,17 +15,22 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import re
 import shlex
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from io import StringIO
+from io import BytesIO, StringIO
 from typing import Any
 
 from pyinfra import host, logger, state
 from pyinfra.api import FactBase, FileUploadCommand, StringCommand, operation
+from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS
 from pyinfra.api.exceptions import OperationValueError
 from pyinfra.facts.files import FileContents
 from typing_extensions import override  # typing.override is 3.12+
+
+from hxinfra.vault import MASK, redact
 
 DEFAULT_BACKUP_DIR = "/var/backups/hxinfra"
 STAGE_SUFFIX = ".hxinfra-new"
@@ -40,6 +45,12 @@ class ManagedFile:
     mode: str = "0644"
     user: str = "root"
     group: str = "root"
+    sensitive: bool = False  # diffs show that it changed, never its lines
+
+    @property
+    def private(self) -> bool:
+        """Not readable by others on the host: its bytes must never be, even mid-upload."""
+        return not int(self.mode, 8) & 0o004 or self.sensitive
 
 
 @dataclass(frozen=True)
@@ -125,17 +136,69 @@ def _plan(items: Sequence[ConfigItem], states: dict[str, dict[str, Any]]) -> lis
     return changes
 
 
+def _read_private(path: str) -> str | None:
+    """The current content of a private file, for the diff, without exposing it on the way.
+
+    Not a fact: pyinfra prints fact output at ``-vvv``. Not pyinfra's sudo download either: it
+    copies the file to a world-readable temp file. Under sudo the file is copied 0600 to the login
+    user (``$SUDO_UID``), fetched over SFTP and removed.
+    """
+    args = dict(host.current_op_global_arguments or {})
+    connector_args: dict[str, Any] = {k: v for k, v in args.items() if k in CONNECTOR_ARGUMENT_KEYS}
+    buf = BytesIO()
+    if args.get("_sudo") or args.get("_su_user"):
+        temp = host.get_temp_filename(f"hxinfra-read-{uuid.uuid4()}")
+        q = shlex.quote
+        copy = (f'umask 077 && install -m 600 -o "${{SUDO_UID:-0}}" -g "${{SUDO_GID:-0}}" {q(path)} {q(temp)}')
+        ok, _ = host.run_shell_command(StringCommand("sh", "-c", q(copy)), **connector_args)
+        if not ok:
+            return None
+        try:
+            host.get_file(temp, buf)  # no sudo: plain SFTP as the login user, no second copy
+        finally:
+            host.run_shell_command(StringCommand("rm", "-f", temp))
+    elif not host.get_file(path, buf, **connector_args):
+        return None
+    return buf.getvalue().decode("utf-8", "replace")
+
+
+_TOKEN = re.compile(r"[^\s=:,;\"'<>()\[\]{}]{6,}")
+
+
+def mask_removed_values(lines: list[str], new_content: str) -> list[str]:
+    """In a private file's diff, mask long tokens of removed lines that the new content lacks.
+
+    The new content's secrets are known (and redacted); the host's *old* secrets (before a
+    rotation) are not, so any long word that disappears from a private file is shown as
+    ``********``. Keys, punctuation and short words stay readable.
+    """
+    out = []
+    for line in lines:
+        if line.startswith("-") and not line.startswith("---"):
+            line = "-" + _TOKEN.sub(lambda m: m.group(0) if m.group(0) in new_content else MASK, line[1:])
+        out.append(line)
+    return out
+
+
 def _log_diff(item: ConfigItem, change: str, state: dict[str, Any]) -> None:
     prefix = host.print_prefix
     if isinstance(item, ManagedFile) and change == "content":
         old = None
-        if state.get("kind") == "F":
+        if state.get("kind") == "F" and item.private:
+            old = _read_private(item.path)
+        elif state.get("kind") == "F":
             old_lines = host.get_fact(FileContents, path=item.path) or []
             old = "".join(f"{line}\n" for line in old_lines)
         verb = "create" if old is None else "modify"
         logger.info(f"{prefix}Will {verb} {item.path}")
-        for line in unified_diff(item.path, old, item.content):
-            logger.info(f"    {line.rstrip(chr(10))}")
+        lines = unified_diff(item.path, old, item.content)
+        if item.private:
+            lines = mask_removed_values(lines, item.content)
+        if item.sensitive:
+            changed = sum(1 for line in lines[2:] if line[:1] in "+-")
+            lines = [*lines[:2], f"@@ contents hidden: sensitive file, {changed} line(s) differ @@\n"]
+        for line in lines:
+            logger.info(f"    {redact(line.rstrip(chr(10)))}")
     elif isinstance(item, ManagedFile):
         logger.info(
             f"{prefix}Will set {item.path} to {item.user}:{item.group} {item.mode} "
@@ -157,6 +220,35 @@ def _check_items(items: Sequence[ConfigItem]) -> None:
         seen.add(item.path)
         if isinstance(item, ManagedFile):
             int(item.mode, 8)
+
+
+def upload_commands(item: ManagedFile, temp: str | None = None) -> list[Any]:
+    """Commands that put ``item`` in place through a staging file beside it.
+
+    The staging file is created 0600 before any byte is written. For a private file, ``temp``
+    is the path pyinfra uploads through when it must (``_sudo``: SFTP as the login user, then
+    ``cp``): it is created 0600 *as the login user* first, so SFTP only ever writes into a
+    file nobody else can read, and removed afterwards in every case.
+    """
+    q = shlex.quote
+    stage = item.path + STAGE_SUFFIX
+    parent = item.path.rsplit("/", 1)[0] or "/"
+    cmds: list[Any] = []
+    if temp:
+        cmds.append(StringCommand("sh", "-c", q(f"umask 077 && rm -f {q(temp)} && (set -C; : > {q(temp)})"),
+                                  _sudo=False))  # fmt: skip
+    cmds.append(StringCommand("sh", "-c", q(f"mkdir -p {q(parent)} && umask 077 && : > {q(stage)}")))
+    cmds.append(FileUploadCommand(StringIO(item.content), stage, remote_temp_filename=temp))
+    if temp:
+        cmds.append(StringCommand("rm", "-f", temp, _sudo=False))
+    cmds.append(
+        StringCommand(
+            "sh", "-c",
+            q(f"chown {q(item.user)}:{q(item.group)} {q(stage)} && chmod {item.mode} {q(stage)} "
+              f"&& mv -f {q(stage)} {q(item.path)}"),
+        )  # fmt: skip
+    )
+    return cmds
 
 
 @operation()
@@ -198,16 +290,8 @@ def config_set(
 
     for item, change in changes:
         if isinstance(item, ManagedFile) and change == "content":
-            stage = item.path + STAGE_SUFFIX
-            parent = item.path.rsplit("/", 1)[0] or "/"
-            # created 0600 before any byte is written: secrets are never readable mid-upload
-            yield StringCommand("sh", "-c", q(f"mkdir -p {q(parent)} && umask 077 && : > {q(stage)}"))
-            yield FileUploadCommand(StringIO(item.content), stage)
-            yield StringCommand(
-                "sh", "-c",
-                q(f"chown {q(item.user)}:{q(item.group)} {q(stage)} && chmod {item.mode} {q(stage)} "
-                  f"&& mv -f {q(stage)} {q(item.path)}"),
-            )  # fmt: skip
+            temp = host.get_temp_filename(f"hxinfra-{uuid.uuid4()}") if item.private else None
+            yield from upload_commands(item, temp)
         elif isinstance(item, ManagedFile):
             yield StringCommand("chown", f"{item.user}:{item.group}", item.path)
             yield StringCommand("chmod", item.mode, item.path)

@@ -14,28 +14,15 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-import yaml
-
-from hxinfra.datafiles import load_yaml_mapping
+from hxinfra.datafiles import absolute_extra_vars, parse_extra_vars
 from hxinfra.errors import HxError
 from hxinfra.inventory import EXTRA_VARS_ENV, Environment, load_environment
-
-
-def project_root(start: Path | None = None) -> Path:
-    """``HXINFRA_PROJECT``, else the nearest directory (upwards) with inventories/ and deploys/."""
-    env = os.environ.get("HXINFRA_PROJECT")
-    if env:
-        return Path(env).resolve()
-    here = (start or Path.cwd()).resolve()
-    for candidate in (here, *here.parents):
-        if (candidate / "inventories").is_dir() and (candidate / "deploys").is_dir():
-            return candidate
-    raise HxError("not inside an hxinfra project (no inventories/ and deploys/ here or above); set HXINFRA_PROJECT")
+from hxinfra.vault import PASSWORDS_FD_ENV, Keyring, default_keyring, iter_vaulted, redact, set_default_keyring
 
 
 def inventory_file(root: Path, env: str) -> Path:
@@ -56,23 +43,6 @@ def deploy_file(root: Path, deploy: str) -> Path:
         known = sorted(p.stem for p in (root / "deploys").glob("*.py") if not p.stem.startswith("_"))
         raise HxError(f"unknown deploy {deploy!r} (known: {', '.join(known)})")
     return path
-
-
-def parse_extra_vars(values: Iterable[str]) -> dict[str, Any]:
-    """``-e key=value`` (value parsed as a YAML scalar) and ``-e @file.yml``, later wins."""
-    out: dict[str, Any] = {}
-    for raw in values:
-        if raw.startswith("@"):
-            out.update(load_yaml_mapping(Path(raw[1:])))
-            continue
-        key, sep, value = raw.partition("=")
-        if not sep or not key.strip():
-            raise HxError(f"extra var {raw!r} is not key=value or @file.yml")
-        try:
-            out[key.strip()] = yaml.safe_load(value) if value else ""
-        except yaml.YAMLError:
-            out[key.strip()] = value
-    return out
 
 
 @dataclass
@@ -142,8 +112,23 @@ def _summarise(env_hosts: Iterable[str], raw: Mapping[str, Any], check: bool, rc
 
 def _pump(src: IO[str], dst: IO[str]) -> None:
     for line in src:
-        dst.write(line)
+        dst.write(redact(line))
         dst.flush()
+
+
+def _prepare_secrets(env: Environment, keyring: Keyring) -> dict[str, str]:
+    """Decrypt every vaulted value the run can use, here, before anything connects.
+
+    A wrong password fails now with one line; every plaintext is registered so the child's
+    output is redacted on its way through; the child gets the passwords through a pipe (never
+    argv, environment or a file). Returns the environment variables to add for the child.
+    """
+    vaulted = [v for name in env.hosts for v in iter_vaulted(env.host_data(name))]
+    for value in vaulted:
+        value.reveal(keyring)
+    if not vaulted and not keyring.resolved:
+        return {}
+    return {PASSWORDS_FD_ENV: str(keyring.to_pipe())}
 
 
 def run_deploy(
@@ -154,33 +139,51 @@ def run_deploy(
     check: bool = False,
     diff: bool = False,
     limit: Iterable[str] = (),
-    extra_vars: Mapping[str, Any] | None = None,
+    extra_args: Sequence[str] = (),
+    keyring: Keyring | None = None,
+    verbosity: int = 0,
     log: IO[str] | None = None,
 ) -> DeployReport:
-    """Validate the inventory, run pyinfra on it and return a per-host report."""
+    """Validate the inventory, run pyinfra on it and return a per-host report.
+
+    ``extra_args`` are ``-e`` arguments (``key=value``, ``@file.yml``); ``keyring`` holds the
+    vault passwords (the process default when ``None``).
+    """
+    keyring = keyring or default_keyring()
+    set_default_keyring(keyring)
+    extra_args = absolute_extra_vars(extra_args)
+    extra_vars = parse_extra_vars(extra_args)
     inv = inventory_file(root, env_name)
     dep = deploy_file(root, deploy)
-    extra_vars = dict(extra_vars or {})
-    child_env = {**os.environ, EXTRA_VARS_ENV: json.dumps(extra_vars)}
     # validate in-process first, with the same extra vars: a clear error before anything connects
     env = load_environment(inv, extra_vars=extra_vars)
     if not env.hosts:
         raise HxError(f"environment {env_name} has no hosts" + (" (is the lab up?)" if env_name == "lab" else ""))
+    child_env = {k: v for k, v in os.environ.items() if k != PASSWORDS_FD_ENV}
+    child_env[EXTRA_VARS_ENV] = json.dumps(extra_args)
+    child_env.update(_prepare_secrets(env, keyring))
+    pass_fds = tuple(int(child_env[PASSWORDS_FD_ENV]) for _ in [0] if PASSWORDS_FD_ENV in child_env)
     cmd = [sys.executable, "-m", "pyinfra", str(inv), str(dep), "--json"]
     cmd += ["--dry"] if check else ["-y"]
     if diff:
         cmd.append("--diff")
+    if verbosity:
+        cmd.append("-" + "v" * min(verbosity, 3))
     for pattern in limit:
         cmd += ["--limit", pattern]
     log = log or sys.stderr
-    proc = subprocess.Popen(
-        cmd, cwd=root, env=child_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
+    try:
+        proc = subprocess.Popen(
+            cmd, cwd=root, env=child_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, pass_fds=pass_fds,
+        )  # fmt: skip
+    finally:
+        for fd in pass_fds:
+            os.close(fd)
     assert proc.stdout is not None and proc.stderr is not None
     pump = threading.Thread(target=_pump, args=(proc.stderr, log), daemon=True)
     pump.start()
-    out = proc.stdout.read()
+    out = redact(proc.stdout.read())
     rc = proc.wait()
     pump.join()
     try:

@@ -51,3 +51,37 @@ def test_unified_diff_has_file_headers():
     assert "-b\n" in lines and "+c\n" in lines
     created = unified_diff("/etc/new", None, "x\n")
     assert created[0] == "--- /dev/null\n" and created[1] == "+++ b/etc/new\n"
+
+
+def test_private_file_upload_never_passes_through_a_readable_file():
+    from pyinfra.api import FileUploadCommand, StringCommand
+
+    from hxinfra.operations import upload_commands
+
+    cmds = upload_commands(ManagedFile("/etc/hx/token", "s3cret\n", mode="0640"), "/tmp/pyinfra-abc")
+    kinds = [type(c).__name__ for c in cmds]
+    assert kinds == ["StringCommand", "StringCommand", "FileUploadCommand", "StringCommand", "StringCommand"]
+    precreate, stage, upload, cleanup, install = cmds
+    # the sudo temp file is created 0600 by the login user (no sudo), refusing to reuse an existing one
+    assert precreate.connector_arguments == {"_sudo": False}
+    assert "umask 077" in str(precreate) and "set -C" in str(precreate) and "/tmp/pyinfra-abc" in str(precreate)
+    assert "umask 077" in str(stage) and "/etc/hx/token.hxinfra-new" in str(stage)
+    assert isinstance(upload, FileUploadCommand) and upload.remote_temp_filename == "/tmp/pyinfra-abc"
+    assert upload.dest == "/etc/hx/token.hxinfra-new"
+    assert isinstance(cleanup, StringCommand) and cleanup.connector_arguments == {"_sudo": False}
+    assert "chmod 0640" in str(install) and "mv -f" in str(install)
+    assert [type(c).__name__ for c in upload_commands(ManagedFile("/etc/motd", "hi\n"))] == [
+        "StringCommand", "FileUploadCommand", "StringCommand"]
+    assert ManagedFile("/x", "", mode="0600").private and not ManagedFile("/x", "").private
+    assert ManagedFile("/x", "", sensitive=True).private
+
+
+def test_private_diff_masks_old_values_that_disappear():
+    from hxinfra.operations import mask_removed_values
+
+    old = "# header\ntoken = old-secret-123\ncache = False\nurl = https://dc.example\n"
+    new = "# header\ntoken = new-secret-456\ncache = True\nurl = https://dc.example\n"
+    lines = mask_removed_values(unified_diff("/etc/x", old, new), new)
+    removed = [line for line in lines if line.startswith("-") and not line.startswith("---")]
+    assert removed == ["-token = ********\n", "-cache = False\n"]  # short words stay, keys stay
+    assert not any("old-secret" in line for line in lines)

@@ -148,9 +148,7 @@ def check_prerequisites() -> None:
         problems.append("the lab needs root (run as root, as CI does)")
     missing = sorted({pkg for cmd, pkg in REQUIRED_COMMANDS.items() if shutil.which(cmd) is None})
     if missing:
-        problems.append(
-            "missing Debian packages: " + " ".join(missing) + f" (apt-get install {' '.join(missing)})"
-        )
+        problems.append("missing Debian packages: " + " ".join(missing) + f" (apt-get install {' '.join(missing)})")
     if problems:
         raise LabError("; ".join(problems))
 
@@ -468,10 +466,23 @@ class Lab:
         (hdir / f".#{'root'}.lck").unlink(missing_ok=True)
         with open(hdir / "console.log", "ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, str(Path(__file__).with_name("supervisor.py")), "--name", host.name,
-                 "--root", str(hdir / "root"), "--netns", host.netns, "--cgroup", host.cgroup],  # fmt: skip
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, cwd="/",
+                [
+                    sys.executable,
+                    str(Path(__file__).with_name("supervisor.py")),
+                    "--name",
+                    host.name,
+                    "--root",
+                    str(hdir / "root"),
+                    "--netns",
+                    host.netns,
+                    "--cgroup",
+                    host.cgroup,
+                ],  # fmt: skip
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd="/",
             )
         (hdir / "supervisor.pid").write_text(str(proc.pid))
 
@@ -516,11 +527,7 @@ class Lab:
             if not top.is_dir():
                 continue
             for _ in range(50):
-                pids = {
-                    int(p)
-                    for f in top.rglob("cgroup.procs")
-                    for p in f.read_text().split()
-                }
+                pids = {int(p) for f in top.rglob("cgroup.procs") for p in f.read_text().split()}
                 if not pids:
                     break
                 for p in pids:

@@ -1,0 +1,28 @@
+"""Where the project is: the directory with ``inventories/`` and ``deploys/``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from hxinfra.errors import HxError
+
+
+def find_project_root(start: Path | None = None) -> Path | None:
+    """``HXINFRA_PROJECT``, else the nearest directory (upwards) with inventories/ and deploys/."""
+    env = os.environ.get("HXINFRA_PROJECT")
+    if env:
+        return Path(env).resolve()
+    here = (start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / "inventories").is_dir() and (candidate / "deploys").is_dir():
+            return candidate
+    return None
+
+
+def project_root(start: Path | None = None) -> Path:
+    """Like :func:`find_project_root`, but an error outside a project."""
+    root = find_project_root(start)
+    if root is None:
+        raise HxError("not inside an hxinfra project (no inventories/ and deploys/ here or above); set HXINFRA_PROJECT")
+    return root

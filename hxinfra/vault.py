@@ -1,0 +1,481 @@
+"""Ansible-Vault-compatible secrets: the file format, password sources, and secret values.
+
+Operators bring ``group_vars/*/vault.yml`` files and ``!vault |`` strings encrypted with
+``ansible-vault``; hxinfra reads and writes the same bytes, so nothing has to be re-encrypted.
+
+Format (``$ANSIBLE_VAULT;1.1;AES256`` or ``$ANSIBLE_VAULT;1.2;AES256;<vault id>``): PBKDF2-HMAC-
+SHA256 (10,000 iterations) of the password and a 32-byte salt gives 80 bytes: AES-256 key,
+HMAC-SHA256 key, CTR nonce. The PKCS#7-padded plaintext is AES-256-CTR encrypted, the HMAC is
+taken over the ciphertext, and ``hex(hex(salt) \\n hex(hmac) \\n hex(ciphertext))`` is wrapped at
+80 columns under the header. All primitives come from ``cryptography``.
+
+Secret values never print: a :class:`Vaulted` value (from YAML ``!vault``) stays encrypted until a
+deploy asks for it, and then becomes a :class:`Secret` (a ``str`` whose ``repr`` is masked and
+whose text is registered so that :func:`redact` hides it in diffs and logs).
+"""
+
+from __future__ import annotations
+
+import binascii
+import getpass
+import json
+import os
+import stat
+import subprocess
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, padding
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.hmac import HMAC
+from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
+
+from hxinfra.errors import HxError
+
+HEADER = "$ANSIBLE_VAULT"
+CIPHER = "AES256"
+DEFAULT_ID = "default"
+ITERATIONS = 10_000
+MASK = "********"
+
+# how the hxinfra CLI hands its passwords to the pyinfra process it runs (an inherited pipe)
+PASSWORDS_FD_ENV = "HXINFRA_VAULT_PASSWORDS_FD"
+PASSWORD_FILE_ENV = "HXINFRA_VAULT_PASSWORD_FILE"  # noqa: S105 - a variable name
+VAULT_IDS_ENV = "HXINFRA_VAULT_ID"
+PROJECT_PASSWORD_FILE = ".vault_pass"  # noqa: S105 - a file name
+
+
+class VaultError(HxError):
+    """Bad vault input: wrong password, damaged file, unknown format, no password source."""
+
+
+# ------------------------------------------------------------------------------ format
+@dataclass(frozen=True)
+class Envelope:
+    """The parsed header and (still hex-encoded) body of one vault text."""
+
+    version: str
+    cipher: str
+    vault_id: str
+    body: bytes
+
+
+def is_encrypted(data: str | bytes) -> bool:
+    if isinstance(data, bytes):
+        return data.lstrip()[: len(HEADER)] == HEADER.encode()
+    return data.lstrip()[: len(HEADER)] == HEADER
+
+
+def parse_envelope(text: str | bytes, source: str = "<string>") -> Envelope:
+    """Split a vault text into header fields and body; any damage is a :class:`VaultError`."""
+    raw = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+    lines = [line.strip() for line in raw.strip().splitlines()]
+    if not lines or not lines[0].startswith(HEADER + ";"):
+        raise VaultError(f"{source}: not an Ansible Vault text (no {HEADER} header)")
+    parts = lines[0].split(";")
+    version = parts[1] if len(parts) > 1 else ""
+    cipher = parts[2] if len(parts) > 2 else ""
+    if version not in ("1.1", "1.2"):
+        raise VaultError(f"{source}: unsupported vault format version {version!r} (hxinfra reads 1.1 and 1.2)")
+    if cipher != CIPHER:
+        raise VaultError(f"{source}: unsupported vault cipher {cipher!r} (only {CIPHER})")
+    vault_id = parts[3] if version == "1.2" and len(parts) > 3 and parts[3] else DEFAULT_ID
+    body = "".join(lines[1:]).encode("ascii", "replace")
+    if not body:
+        raise VaultError(f"{source}: vault text has a header but no encrypted body (truncated?)")
+    return Envelope(version, cipher, vault_id, body)
+
+
+def _derive(password: bytes, salt: bytes) -> tuple[bytes, bytes, bytes]:
+    key = PBKDF2HMAC(algorithm=hashes.SHA256(), length=80, salt=salt, iterations=ITERATIONS).derive(password)
+    return key[:32], key[32:64], key[64:80]
+
+
+def encrypt(plaintext: bytes, password: bytes, vault_id: str = DEFAULT_ID, salt: bytes | None = None) -> str:
+    """Encrypt to a vault text (1.1 for the ``default`` id, 1.2 with a label otherwise)."""
+    if not password:
+        raise VaultError("refusing to encrypt with an empty vault password")
+    salt = os.urandom(32) if salt is None else salt
+    aes_key, hmac_key, nonce = _derive(password, salt)
+    padder = padding.PKCS7(algorithms.AES.block_size).padder()
+    encryptor = Cipher(algorithms.AES(aes_key), modes.CTR(nonce)).encryptor()
+    ciphertext = encryptor.update(padder.update(plaintext) + padder.finalize()) + encryptor.finalize()
+    mac = HMAC(hmac_key, hashes.SHA256())
+    mac.update(ciphertext)
+    inner = b"\n".join([binascii.hexlify(salt), binascii.hexlify(mac.finalize()), binascii.hexlify(ciphertext)])
+    body = binascii.hexlify(inner).decode("ascii")
+    labelled = vault_id and vault_id != DEFAULT_ID
+    header = f"{HEADER};1.2;{CIPHER};{vault_id}" if labelled else f"{HEADER};1.1;{CIPHER}"
+    return "\n".join([header, *(body[i : i + 80] for i in range(0, len(body), 80))]) + "\n"
+
+
+class _WrongPassword(Exception):
+    pass
+
+
+def _decrypt_body(envelope: Envelope, password: bytes, source: str) -> bytes:
+    try:
+        inner = binascii.unhexlify(envelope.body)
+        salt_hex, mac_hex, cipher_hex = inner.split(b"\n", 2)
+        salt, mac, ciphertext = (binascii.unhexlify(x) for x in (salt_hex, mac_hex, cipher_hex))
+    except (binascii.Error, ValueError) as e:
+        raise VaultError(f"{source}: vault body is damaged or truncated (not valid vault hex)") from e
+    aes_key, hmac_key, nonce = _derive(password, salt)
+    check = HMAC(hmac_key, hashes.SHA256())
+    check.update(ciphertext)
+    try:
+        check.verify(mac)
+    except InvalidSignature:
+        raise _WrongPassword from None
+    decryptor = Cipher(algorithms.AES(aes_key), modes.CTR(nonce)).decryptor()
+    unpadder = padding.PKCS7(128).unpadder()
+    try:
+        return unpadder.update(decryptor.update(ciphertext) + decryptor.finalize()) + unpadder.finalize()
+    except ValueError as e:  # HMAC passed but the padding is wrong: not something ansible-vault wrote
+        raise VaultError(f"{source}: vault plaintext has invalid padding (damaged file)") from e
+
+
+# ------------------------------------------------------------------------------ passwords
+def _check_private(path: Path, executable: bool) -> None:
+    mode = path.stat().st_mode
+    if executable and mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise VaultError(f"vault password script {path} is writable by group or others; chmod go-w {path}")
+    if not executable and mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise VaultError(
+            f"vault password file {path} is accessible by group or others (mode {stat.S_IMODE(mode):04o}); "
+            f"chmod 600 {path}"
+        )
+
+
+def read_password_file(path: str | Path, vault_id: str = DEFAULT_ID) -> bytes:
+    """A password from a file, or from the stdout of an executable file (as Ansible does).
+
+    A script whose name ends in ``-client`` is given ``--vault-id <id>``, like Ansible's
+    vault client scripts.
+    """
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise VaultError(f"vault password file {p} does not exist")
+    executable = os.access(p, os.X_OK)
+    _check_private(p, executable)
+    if executable:
+        argv = [str(p.resolve())]
+        if p.stem.endswith("-client"):
+            argv += ["--vault-id", vault_id]
+        try:
+            r = subprocess.run(argv, capture_output=True, timeout=120, check=False)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise VaultError(f"vault password script {p} could not run: {e}") from e
+        if r.returncode != 0:
+            raise VaultError(f"vault password script {p} failed (exit {r.returncode})")
+        password = r.stdout.strip()
+    else:
+        password = p.read_bytes().strip()
+    if not password:
+        raise VaultError(f"vault password file {p} is empty")
+    return password
+
+
+def prompt_password(vault_id: str = DEFAULT_ID, confirm: bool = False) -> bytes:
+    """Ask on the terminal (never echoed); an error when there is no terminal."""
+    if not sys.stdin.isatty():
+        raise VaultError(
+            "a vault password is needed but none was given and there is no terminal to ask: "
+            f"use --vault-password-file, {PASSWORD_FILE_ENV} or {PROJECT_PASSWORD_FILE} in the project root"
+        )
+    label = "" if vault_id == DEFAULT_ID else f" ({vault_id})"
+    first = getpass.getpass(f"Vault password{label}: ")
+    if confirm and getpass.getpass(f"Confirm vault password{label}: ") != first:
+        raise VaultError("vault passwords do not match")
+    if not first:
+        raise VaultError("empty vault password")
+    return first.encode()
+
+
+@dataclass(frozen=True)
+class PasswordSource:
+    """``label@source``: a file/script path, or ``prompt``."""
+
+    vault_id: str
+    source: str
+
+    @classmethod
+    def parse(cls, spec: str) -> PasswordSource:
+        label, sep, source = spec.partition("@")
+        if not sep:  # plain "path" or "prompt", as --vault-id allows
+            return cls(DEFAULT_ID, spec)
+        if not label or not source:
+            raise VaultError(f"--vault-id {spec!r} is not label@source")
+        return cls(label, source)
+
+    def load(self, confirm: bool = False) -> bytes:
+        if self.source == "prompt":
+            return prompt_password(self.vault_id, confirm=confirm)
+        return read_password_file(self.source, self.vault_id)
+
+
+class Keyring:
+    """The vault passwords of one run, by vault id; resolved lazily (a prompt only if needed)."""
+
+    def __init__(
+        self,
+        secrets: Sequence[tuple[str, bytes]] = (),
+        resolver: Callable[[], list[tuple[str, bytes]]] | None = None,
+        description: str = "",
+    ) -> None:
+        self._secrets: list[tuple[str, bytes]] | None = list(secrets) if secrets or resolver is None else None
+        self._resolver = resolver
+        self.description = description
+
+    @property
+    def resolved(self) -> bool:
+        return self._secrets is not None
+
+    def secrets(self) -> list[tuple[str, bytes]]:
+        if self._secrets is None:
+            assert self._resolver is not None
+            self._secrets = self._resolver()
+        return self._secrets
+
+    def ids(self) -> list[str]:
+        return [label for label, _ in self.secrets()]
+
+    def decrypt(self, text: str | bytes, source: str = "<string>") -> bytes:
+        """Try the password whose id matches the header first, then every other one (as Ansible)."""
+        return self.open(text, source)[0]
+
+    def open(self, text: str | bytes, source: str = "<string>") -> tuple[bytes, str, bytes]:
+        """Decrypt and also say which vault id (of the header) and password opened it."""
+        envelope = parse_envelope(text, source)
+        secrets = self.secrets()
+        if not secrets:
+            raise VaultError(f"{source}: encrypted, but no vault password was given")
+        ordered = sorted(secrets, key=lambda s: s[0] != envelope.vault_id)
+        for _label, password in ordered:
+            try:
+                return _decrypt_body(envelope, password, source), envelope.vault_id, password
+            except _WrongPassword:
+                continue
+        ids = ", ".join(sorted({label for label, _ in secrets}))
+        raise VaultError(f"{source}: wrong vault password (tried vault id(s): {ids}; HMAC did not match)")
+
+    def encrypt(self, plaintext: bytes, vault_id: str | None = None) -> str:
+        label, password = self.secret_for(vault_id)
+        return encrypt(plaintext, password, label)
+
+    def secret_for(self, vault_id: str | None) -> tuple[str, bytes]:
+        secrets = self.secrets()
+        if vault_id is not None:
+            for label, password in secrets:
+                if label == vault_id:
+                    return label, password
+            raise VaultError(f"no vault password for vault id {vault_id!r} (have: {', '.join(self.ids()) or 'none'})")
+        if len(secrets) != 1:
+            raise VaultError(
+                f"{len(secrets)} vault ids given ({', '.join(self.ids())}); choose one with --encrypt-vault-id"
+            )
+        return secrets[0]
+
+    def to_pipe(self) -> int:
+        """Write the passwords to a new pipe and return its read end (for a child process)."""
+        payload = json.dumps([[label, pw.decode("latin-1")] for label, pw in self.secrets()]).encode()
+        read_fd, write_fd = os.pipe()
+        try:
+            os.write(write_fd, payload)  # small: fits the pipe buffer, so this never blocks
+        finally:
+            os.close(write_fd)
+        return read_fd
+
+
+def _read_pipe(fd: int) -> list[tuple[str, bytes]]:
+    with os.fdopen(fd, "rb") as f:
+        items = json.loads(f.read() or b"[]")
+    return [(str(label), str(pw).encode("latin-1")) for label, pw in items]
+
+
+def keyring_from_sources(
+    vault_ids: Sequence[str] = (),
+    password_files: Sequence[str] = (),
+    ask: bool = False,
+    project: Path | None = None,
+    confirm: bool = False,
+) -> Keyring:
+    """Passwords in the documented order.
+
+    Explicit sources (``--vault-id``, ``--vault-password-file``, ``--ask-vault-pass``) are all
+    used; without any: ``HXINFRA_VAULT_PASSWORD_FILE``, then ``.vault_pass`` in the project
+    root, then a terminal prompt, the first that exists. Nothing is read until a value needs it.
+    """
+    sources = [PasswordSource.parse(v) for v in vault_ids]
+    sources += [PasswordSource(DEFAULT_ID, f) for f in password_files]
+    if ask:
+        sources.append(PasswordSource(DEFAULT_ID, "prompt"))
+    env_file = os.environ.get(PASSWORD_FILE_ENV)
+    project_file = project / PROJECT_PASSWORD_FILE if project is not None else None
+    if not sources:
+        if env_file:
+            sources = [PasswordSource(DEFAULT_ID, env_file)]
+        elif project_file is not None and project_file.exists():
+            sources = [PasswordSource(DEFAULT_ID, str(project_file))]
+        else:
+            sources = [PasswordSource(DEFAULT_ID, "prompt")]
+
+    def resolve() -> list[tuple[str, bytes]]:
+        return [(s.vault_id, s.load(confirm=confirm)) for s in sources]
+
+    return Keyring(resolver=resolve, description=", ".join(f"{s.vault_id}@{s.source}" for s in sources))
+
+
+def keyring_from_environment(project: Path | None = None) -> Keyring:
+    """The keyring of a process started by pyinfra or by ``hxinfra deploy``.
+
+    ``hxinfra`` passes its already-read passwords through an inherited pipe; otherwise
+    ``HXINFRA_VAULT_ID`` (space or comma separated ``label@source``) and the fallbacks above.
+    """
+    fd = os.environ.get(PASSWORDS_FD_ENV)
+    if fd:
+        os.environ.pop(PASSWORDS_FD_ENV, None)  # read once; children of this process do not inherit it
+        return Keyring(resolver=lambda: _read_pipe(int(fd)), description="passwords from hxinfra")
+    ids = [x for x in os.environ.get(VAULT_IDS_ENV, "").replace(",", " ").split() if x]
+    return keyring_from_sources(vault_ids=ids, project=project)
+
+
+_default: Keyring | None = None
+
+
+def default_keyring() -> Keyring:
+    global _default
+    if _default is None:
+        from hxinfra.paths import find_project_root
+
+        _default = keyring_from_environment(find_project_root())
+    return _default
+
+
+def set_default_keyring(keyring: Keyring | None) -> None:
+    global _default
+    _default = keyring
+
+
+# ------------------------------------------------------------------------------ values
+_registered: set[str] = set()
+
+
+def register_secret(value: str) -> None:
+    """Remember a plaintext so :func:`redact` hides it (and each long line of it)."""
+    if len(value) >= 4:
+        _registered.add(value)
+    for line in value.splitlines():
+        if len(line.strip()) >= 8:
+            _registered.add(line.strip())
+
+
+def redact(text: str) -> str:
+    """``text`` with every registered secret replaced by ``********``."""
+    for secret in sorted(_registered, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, MASK)
+    return text
+
+
+def registered_secrets() -> frozenset[str]:
+    return frozenset(_registered)
+
+
+class Secret(str):
+    """A decrypted value: a real ``str`` (templates render it) whose ``repr`` never shows it."""
+
+    __slots__ = ()
+
+    def __new__(cls, value: str) -> Secret:
+        obj = super().__new__(cls, value)
+        register_secret(value)
+        return obj
+
+    def __repr__(self) -> str:
+        return f"Secret({MASK!r})"
+
+    def hidden(self) -> Any:
+        """The value wrapped for a pyinfra command: pyinfra prints it as ``*MASKED*``."""
+        from pyinfra.api import HiddenValue  # type: ignore[attr-defined]
+
+        return HiddenValue(str.__str__(self))
+
+
+class Vaulted:
+    """An inline ``!vault`` value, decrypted only when a deploy asks for it."""
+
+    __slots__ = ("vaulttext", "source", "_plain")
+
+    def __init__(self, vaulttext: str, source: str = "<string>") -> None:
+        self.vaulttext = vaulttext
+        self.source = source
+        self._plain: Secret | None = None
+
+    def reveal(self, keyring: Keyring | None = None) -> Secret:
+        if self._plain is None:
+            data = (keyring or default_keyring()).decrypt(self.vaulttext, self.source)
+            try:
+                self._plain = Secret(data.decode("utf-8"))
+            except UnicodeDecodeError as e:
+                raise VaultError(f"{self.source}: vaulted value is not UTF-8 text") from e
+        return self._plain
+
+    def __str__(self) -> str:
+        return MASK
+
+    def __repr__(self) -> str:
+        return f"Vaulted({self.source})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Vaulted) and other.vaulttext == self.vaulttext
+
+    def __hash__(self) -> int:
+        return hash(self.vaulttext)
+
+
+def reveal(value: Any, keyring: Keyring | None = None) -> Any:
+    """``value`` with every :class:`Vaulted` inside (lists, dicts) decrypted to a :class:`Secret`."""
+    if isinstance(value, Vaulted):
+        return value.reveal(keyring)
+    if isinstance(value, dict):
+        return {k: reveal(v, keyring) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(reveal(v, keyring) for v in value)
+    return value
+
+
+def iter_vaulted(value: Any) -> Iterator[Vaulted]:
+    if isinstance(value, Vaulted):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from iter_vaulted(v)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            yield from iter_vaulted(v)
+
+
+def is_secret(value: Any) -> bool:
+    return isinstance(value, Secret | Vaulted)
+
+
+def mark_secret(value: Any) -> Any:
+    """Every string inside ``value`` as a :class:`Secret` (for whole-file vaults)."""
+    if isinstance(value, str):
+        return Secret(value)
+    if isinstance(value, dict):
+        return {k: mark_secret(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mark_secret(v) for v in value]
+    return value
+
+
+def vault_block(vaulttext: str, indent: int = 10) -> str:
+    """``!vault |`` and the vault text indented, as ``ansible-vault encrypt_string`` prints it."""
+    pad = " " * indent
+    return "!vault |\n" + "".join(f"{pad}{line}\n" for line in vaulttext.splitlines())

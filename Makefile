@@ -44,7 +44,7 @@ demo: install ## Boot the local lab fleet and deploy the HX site to it
 	$(HX) deploy site --env lab
 	@echo
 	@$(HX) inventory list --env lab | while read -r name ip groups; do \
-	  case "$$groups" in *web_servers*) echo "web UI front end: http://$$ip/  (health: http://$$ip/health)";; esac; done
+	  case "$$groups" in *web_servers*) echo "web UI front end: https://$$name.lab.hxinfra.test/ at $$ip (lab CA: $$($(HX) lab ca))";; esac; done
 	@echo "lab hosts:"; $(HX) lab status
 	@echo "log in: $(HX) lab ssh HOST    tear down: make lab-down"
 

@@ -36,6 +36,6 @@ def templates_root() -> Path:
 
 def components() -> tuple[Component, ...]:
     """Every component schema, the fleet keys first."""
-    from deploys import nginx
+    from deploys import ca_trust, nginx
 
-    return (FLEET, nginx.COMPONENT)
+    return (FLEET, ca_trust.COMPONENT, nginx.COMPONENT)

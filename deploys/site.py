@@ -10,6 +10,8 @@ from __future__ import annotations
 from pyinfra import host
 from pyinfra.api import deploy
 
+from deploys.ca_trust import COMPONENT as CA_TRUST
+from deploys.ca_trust import ca_trust
 from deploys.nginx import COMPONENT as NGINX
 from deploys.nginx import nginx
 from hxinfra.deploytools import is_deploy_file
@@ -17,7 +19,12 @@ from hxinfra.deploytools import is_deploy_file
 
 @deploy("HX site")
 def site() -> None:
-    """Apply each component where its groups say (like an Ansible play's ``hosts:``)."""
+    """Apply each component where its groups say (like an Ansible play's ``hosts:``).
+
+    CA trust comes first: services after it present certificates issued by that CA.
+    """
+    if CA_TRUST.applies_to(host.groups):
+        ca_trust()
     if NGINX.applies_to(host.groups):
         nginx()
 

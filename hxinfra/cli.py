@@ -20,6 +20,7 @@ from hxinfra.datafiles import parse_extra_vars
 from hxinfra.errors import HxError
 from hxinfra.inventory import Environment, load_environment
 from hxinfra.paths import project_root
+from hxinfra.pki_cli import pki
 from hxinfra.runner import inventory_file, run_deploy
 from hxinfra.vault import MASK, Keyring, is_secret
 from hxinfra.vault_cli import vault, vault_options
@@ -202,6 +203,7 @@ def deploy(
 
 
 main.add_command(vault)
+main.add_command(pki)
 
 
 # ---------------------------------------------------------------------------- lab
@@ -266,6 +268,15 @@ def lab_ssh(lab_obj: Any, host: str, command: tuple[str, ...]) -> None:
     """Log in to a lab host as root (or run COMMAND there)."""
     argv = lab_obj.ssh_command(host, " ".join(command) if command else None)
     os.execvp(argv[0], argv)  # noqa: S606 - replaces this process with ssh
+
+
+@lab.command("ca")
+@click.pass_obj
+def lab_ca_cmd(lab_obj: Any) -> None:
+    """Print the path of the lab CA's certificate (for curl --cacert, or a browser)."""
+    from hxinfra.lab.inventory import lab_ca
+
+    click.echo(lab_ca(lab_obj).cert_path)
 
 
 @lab.command("down")

@@ -9,7 +9,7 @@ a host the component applies to.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +36,9 @@ class Component:
     types: Mapping[str, TypeSpec] = field(default_factory=dict)
     required: Mapping[str, TypeSpec] = field(default_factory=dict)
     groups: tuple[str, ...] = ()
+    # Deeper checks of the merged data (e.g. a CA certificate parses and matches its pin):
+    # returns (key, problem) pairs; runs before anything connects, like the type checks.
+    check: Callable[[Mapping[str, Any]], list[tuple[str, str]]] | None = None
 
     @property
     def prefix(self) -> str:
@@ -123,4 +126,6 @@ def check_host_data(
         for key in comp.required:
             if data.get(key) in (None, ""):
                 problems.append((key, f"required by component {comp.name} but not set"))
+        if comp.check is not None and not problems:
+            problems.extend(comp.check({**comp.defaults, **data}))
     return problems

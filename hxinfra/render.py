@@ -44,4 +44,8 @@ def render(root: Path, name: str, context: Mapping[str, Any], comment: str = "#"
         raise TemplateError(f"template {name} not found under {root}") from None
     except jinja2.TemplateSyntaxError as e:
         raise TemplateError(f"template {name} line {e.lineno}: {e.message}") from None
-    return managed_header(f"templates/{name}", comment) + body
+    header = managed_header(f"templates/{name}", comment)
+    if body.startswith("#!"):  # a script: the interpreter line stays first
+        first, _, rest = body.partition("\n")
+        return f"{first}\n{header}{rest}"
+    return header + body

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from hxinfra.components import Component
 from hxinfra.inventory import Environment
 from hxinfra.lab.core import Lab
+from hxinfra.pki import LocalCA
 
 
 class LabEnvironment(Environment):
@@ -23,6 +24,15 @@ class LabEnvironment(Environment):
     lab: Lab
 
 
+def lab_ca(lab: Lab | None = None) -> LocalCA:
+    """The lab's own CA (created on first use, removed with the lab): TLS without an external CA."""
+    lab = lab or Lab(lab_name())
+    ca = LocalCA(lab.dir / "pki")
+    if not ca.exists:
+        ca.init(f"HX Lab Root CA ({lab.name})")
+    return ca
+
+
 def lab_name() -> str:
     return os.environ.get("HXINFRA_LAB", "default")
 
@@ -32,12 +42,17 @@ def lab_environment(
     topology: Mapping[str, list[str]],
     data: Mapping[str, Any] | None = None,
     components: Iterable[Component] = (),
+    host_data: Callable[[str, str, list[str]], Mapping[str, Any]] | None = None,
 ) -> LabEnvironment:
+    """``host_data(name, ip, groups)`` adds per-host data (e.g. certificates from the lab CA)."""
     lab = Lab(lab_name())
     running = {h.name: h for h in lab.hosts() if h.state == "running"}
     hosts: dict[str, dict[str, Any]] = {}
     for name, host in running.items():
-        hosts[name] = {"address": host.ip, "groups": list(topology.get(name, []))}
+        groups = list(topology.get(name, []))
+        hosts[name] = {"address": host.ip, "groups": groups}
+        if host_data is not None:
+            hosts[name]["data"] = dict(host_data(name, host.ip, groups))
     env_data = {**lab.ssh_data(), **(data or {})}
     env = LabEnvironment(file, hosts=hosts, data=env_data, components=components, name="lab")
     env.topology = {k: list(v) for k, v in topology.items()}

@@ -12,6 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 LAB_NAME = "pytest"
+LAB_DOMAIN = "lab.hxinfra.test"
 HOSTS = ("hx-web-01", "hx-web-02", "hx-web-03")
 
 UPSTREAM = r'''
@@ -47,6 +48,25 @@ class LabSession:
 
     def ip(self, name: str) -> str:
         return self.lab.get(name).ip
+
+    def apt_install(self, name: str, *packages: str) -> None:
+        """Test tools on a host (once: skipped when already installed)."""
+        pkgs = " ".join(packages)
+        self.ssh(name, f"dpkg -s {pkgs} >/dev/null 2>&1 || {{ apt-get update -qq && "
+                       f"DEBIAN_FRONTEND=noninteractive apt-get install -y -qq {pkgs} >/dev/null; }}")
+
+    @property
+    def ca_file(self) -> str:
+        from hxinfra.lab.inventory import lab_ca
+
+        return str(lab_ca(self.lab).cert_path)
+
+    def curl_https(self, name: str, path: str = "/", *args: str) -> subprocess.CompletedProcess[str]:
+        """curl from this machine to https://<fqdn><path>, trusting only the lab CA."""
+        fqdn = f"{name}.{LAB_DOMAIN}"
+        return subprocess.run(["curl", "-sS", "--max-time", "10", "--cacert", self.ca_file, "--resolve",
+                               f"{fqdn}:443:{self.ip(name)}", *args, f"https://{fqdn}{path}"],
+                              capture_output=True, text=True)  # fmt: skip
 
     def ssh(self, name: str, command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         r = self.lab.ssh(name, command)

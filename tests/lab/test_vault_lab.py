@@ -100,8 +100,8 @@ def test_sudo_login_user_uploads_privately(lab, vaultdir):
     """With ``_sudo`` pyinfra uploads through a temp file as the login user: it must be 0600 from the start."""
     pw, whole, _ = vaultdir
     host = "hx-web-03"
-    lab.ssh(host, "command -v sudo >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sudo >/dev/null;"
-                  " id deployer >/dev/null 2>&1 || useradd -m -s /bin/sh deployer;"
+    lab.apt_install(host, "sudo")
+    lab.ssh(host, "id deployer >/dev/null 2>&1 || useradd -m -s /bin/sh deployer;"
                   " install -d -m 700 -o deployer -g deployer ~deployer/.ssh;"
                   " install -m 600 -o deployer -g deployer /root/.ssh/authorized_keys ~deployer/.ssh/;"
                   " echo 'deployer ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/deployer; chmod 440 /etc/sudoers.d/deployer;"

@@ -1,0 +1,85 @@
+"""CA trust on real hosts: TLS proven with curl and openssl, rotation, and refusals before any host is touched."""
+
+from __future__ import annotations
+
+import shlex
+
+import pytest
+
+from hxinfra.pki import LocalCA
+
+pytestmark = pytest.mark.lab
+
+WEB, CLIENT = "hx-web-01", "hx-web-02"
+FQDN = f"{WEB}.lab.hxinfra.test"
+ANCHORS = "/usr/local/share/ca-certificates"
+
+
+def client_curl(lab, *args: str):
+    url = f"https://{FQDN}/"
+    return lab.ssh(CLIENT, shlex.join(["curl", "-sS", "--max-time", "10", "--resolve", f"{FQDN}:443:{lab.ip(WEB)}",
+                                       *args, url]), check=False)  # fmt: skip
+
+
+def test_curl_trusts_the_web_host_only_after_ca_trust(lab):
+    lab.apt_install(CLIENT, "curl")
+    r, report = lab.hx_deploy("site", "--limit", WEB)  # ca_trust + nginx with its CA-issued certificate
+    lab.install_upstream(WEB)
+    before = client_curl(lab)
+    assert before.returncode == 60 and "certificate" in before.stderr  # untrusted issuer, no -k
+    assert lab.ssh(CLIENT, f"test -e {ANCHORS}/hx-lab-root-ca.crt", check=False).returncode == 1
+
+    r, first = lab.hx_deploy("site", "--limit", CLIENT)
+    assert first["hosts"][0]["status"] == "changed", r.stderr[-3000:]
+    after = client_curl(lab)
+    assert after.returncode == 0 and "HX web UI" in after.stdout, after.stderr
+    handshake = lab.ssh(CLIENT, f"openssl s_client -connect {lab.ip(WEB)}:443 -servername {FQDN} "
+                                f"-verify_hostname {FQDN} -verify_return_error </dev/null 2>&1", check=False)
+    assert handshake.returncode == 0 and "Verify return code: 0 (ok)" in handshake.stdout
+    # the web host's own certificate verifies against the system store, and TLS < 1.2 is refused
+    assert lab.ssh(WEB, "openssl verify /etc/ssl/hx/webui.crt").stdout.strip() == "/etc/ssl/hx/webui.crt: OK"
+    assert lab.curl_https(WEB, "/", "--tls-max", "1.1", "--tlsv1.0").returncode != 0
+    assert "TLSv1.3" in lab.curl_https(WEB, "/", "-v").stderr
+    assert lab.ssh(WEB, "stat -c '%U:%G %a' /etc/ssl/hx/private/webui.key").stdout.strip() == "root:root 600"
+    # hash link resolves to our file, audit line written, expiry monitor scheduled and passing
+    assert lab.ssh(CLIENT, "tail -1 /var/log/hx/ca-trust/changes.log").stdout.count("hx-lab-root-ca=") == 1
+    assert lab.ssh(CLIENT, "systemctl is-enabled hx-ca-trust-expiry.timer").stdout.strip() == "enabled"
+    lab.ssh(CLIENT, "systemctl start hx-ca-trust-expiry.service")
+    assert "ok until" in lab.ssh(CLIENT, "tail -1 /var/log/hx/ca-trust/expiry.log").stdout
+
+    for name in (WEB, CLIENT):
+        r, again = lab.hx_deploy("site", "--limit", name, "--detailed-exitcode")
+        assert again["hosts"][0]["changed"] == 0, r.stderr[-3000:]
+
+
+def test_bad_cas_fail_before_any_host_is_touched(lab, tmp_path):
+    good = lab.ca_file
+    expired = LocalCA(tmp_path / "expired")
+    expired.init("Expired CA", days=0)
+    leaf, _ = LocalCA(lab.ca_file.rsplit("/", 1)[0]).issue("not-a-ca", ["not-a-ca.example"])
+    cases = {
+        f"[{{name: hx-lab-root-ca, file: {good}, sha256: '{'00' * 32}'}}]": "does not match the pin",
+        f"[{{name: old, file: {expired.cert_path}}}]": "expired on",
+        f"[{{name: leaf, file: {leaf}}}]": "not a CA certificate",
+    }
+    stamp = lab.ssh(CLIENT, f"stat -c %Y {ANCHORS}", check=False).stdout
+    for value, message in cases.items():
+        r = lab.hxinfra("deploy", "site", "--env", "lab", "-e", f"ca_trust_certificates={value}", check=False)
+        assert r.returncode == 1 and message in r.stderr and "Connecting" not in r.stderr, r.stderr[-2000:]
+    assert lab.ssh(CLIENT, f"stat -c %Y {ANCHORS}", check=False).stdout == stamp
+
+
+def test_rotating_the_ca_replaces_the_old_one(lab, tmp_path):
+    new = LocalCA(tmp_path / "new")
+    new.init("HX Rotated Root CA")
+    rotated = f"ca_trust_certificates=[{{name: hx-rotated-ca, file: {new.cert_path}}}]"
+    r, report = lab.hx_deploy("site", "--limit", CLIENT, "-e", rotated)
+    assert report["hosts"][0]["status"] == "changed"
+    listing = lab.ssh(CLIENT, f"ls {ANCHORS}").stdout.split()
+    assert "hx-rotated-ca.crt" in listing and "hx-lab-root-ca.crt" not in listing
+    link = lab.ssh(CLIENT, f"readlink -f /etc/ssl/certs/$(openssl x509 -noout -subject_hash -in {ANCHORS}/hx-rotated-ca.crt).0")
+    assert link.stdout.strip() == f"{ANCHORS}/hx-rotated-ca.crt"
+    assert client_curl(lab).returncode == 60  # the web host's issuer is no longer trusted
+    r, back = lab.hx_deploy("site", "--limit", CLIENT)  # and back to the lab CA
+    assert client_curl(lab).returncode == 0
+    assert "hx-rotated-ca.crt" not in lab.ssh(CLIENT, f"ls {ANCHORS}").stdout

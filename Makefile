@@ -6,8 +6,11 @@ HX := $(VENV)/bin/hxinfra
 APT_PACKAGES := debootstrap systemd-container tinyproxy-bin zstd iproute2 openssh-client curl openssl
 ENV ?= production
 DEPLOY ?= site
+PROMOTE_ENVS ?= development staging production
+LIMIT ?=
+SERIAL ?=
 
-.PHONY: help install apt venv lint test test-fast demo lab-down prod-deploy clean
+.PHONY: help install apt venv lint test test-fast demo lab-down prod-deploy promote clean
 
 help: ## List the targets
 	@awk -F':.*## ' '/^[a-z-]+:.*## /{printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -58,6 +61,17 @@ prod-deploy: venv ## Check $(ENV) with a diff, then ask before deploying (YES=1 
 	elif [ -t 0 ]; then \
 	  $(HX) deploy $(DEPLOY) --env $(ENV); \
 	else echo "refusing to deploy $(ENV) without a terminal; set YES=1 after reviewing the check"; exit 1; fi
+
+promote: venv ## Promote $(DEPLOY) through $(PROMOTE_ENVS): check+diff, deploy, validate (zero changes) each
+	@set -e; for env in $(PROMOTE_ENVS); do \
+	  echo "== $$env: check"; \
+	  $(HX) deploy $(DEPLOY) --env $$env --check --diff $(if $(LIMIT),--limit '$(LIMIT)'); \
+	  echo "== $$env: deploy"; \
+	  $(HX) deploy $(DEPLOY) --env $$env $(if $(filter 1,$(YES)),--yes) $(if $(SERIAL),--serial $(SERIAL)) \
+	    $(if $(LIMIT),--limit '$(LIMIT)'); \
+	  echo "== $$env: validate (a second run must change nothing)"; \
+	  $(HX) deploy $(DEPLOY) --env $$env --check --detailed-exitcode $(if $(LIMIT),--limit '$(LIMIT)'); \
+	done; echo "promoted $(DEPLOY) through: $(PROMOTE_ENVS)"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

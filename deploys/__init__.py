@@ -17,7 +17,12 @@ FLEET = Component(
         "hx_realm": "",
         # The environment's host subnet in CIDR notation (documentation and firewall rules).
         "hx_subnet": "",
+        # Step selection (hxinfra deploy --tags/--skip-tags, or pyinfra --data hx_tags=config):
+        # component names and step tags such as packages, config, service, security.
+        "hx_tags": [],
+        "hx_skip_tags": [],
     },
+    types={"hx_tags": (list, str), "hx_skip_tags": (list, str)},
     required={
         # Environment name: production, staging, development, testing or lab.
         "hx_environment": str,

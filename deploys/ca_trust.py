@@ -24,7 +24,7 @@ from typing_extensions import override
 
 from deploys import templates_root
 from hxinfra.components import Component
-from hxinfra.deploytools import component_data, is_deploy_file
+from hxinfra.deploytools import component_data, is_deploy_file, step
 from hxinfra.errors import HxError
 from hxinfra.operations import Absent, ConfigItem, ManagedFile, config_set
 from hxinfra.paths import find_project_root
@@ -151,7 +151,16 @@ def check_data(data: Mapping[str, Any]) -> list[tuple[str, str]]:
     return problems
 
 
-COMPONENT = Component("ca_trust", DEFAULTS, check=check_data)
+def plan(data: Mapping[str, Any], host_name: str) -> list[ConfigItem]:
+    """The offline plan: trust anchors, monitor and service certificates (``from_ca_host`` CAs
+    need SSH and are left out; removals of stale anchors need the host's facts)."""
+    data = reveal(dict(data))
+    return ca_files(data, resolve_cas(data), []) + monitor_files(data) + host_cert_files(data, resolve_host_certs(data))
+
+
+COMPONENT = Component(
+    "ca_trust", DEFAULTS, check=check_data, tags=("packages", "config", "security", "monitor", "certs"), plan=plan
+)
 
 
 def ca_files(data: Mapping[str, Any], cas: list[tuple[str, str, CaInfo]], managed_now: list[str]) -> list[ConfigItem]:
@@ -254,63 +263,69 @@ def ca_trust() -> None:
     certs = resolve_host_certs(data)
     cert_dir, log_dir = data["ca_trust_host_cert_dir"], data["ca_trust_log_dir"]
 
-    apt.packages(
-        name="Install ca-certificates, openssl and ssl-cert",
-        packages=["ca-certificates", "openssl", "ssl-cert"],
-        update=True,
-        cache_time=24 * 3600,
-    )
-    trust = config_set(
-        name=f"Install {len(cas)} CA certificate(s) in {data['ca_trust_dir']}",
-        items=ca_files(data, cas, host.get_fact(ManagedCaFiles, directory=data["ca_trust_dir"])),
-    )
-    anchors = [shlex.quote(f"{data['ca_trust_dir']}/{n}.crt") for n, _p, _i in cas]
-    checks = (
-        " && ".join(
-            f'test "$(readlink -f /etc/ssl/certs/$(openssl x509 -noout -subject_hash -in {a}).0)" = {a}'
-            for a in anchors
+    if step(COMPONENT, host.data, "packages"):
+        apt.packages(
+            name="Install ca-certificates, openssl and ssl-cert",
+            packages=["ca-certificates", "openssl", "ssl-cert"],
+            update=True,
+            cache_time=24 * 3600,
         )
-        or "true"
-    )
-    audit = ", ".join(f"{n}={i.sha256[:16]}" for n, _p, i in cas) or "none"
-    server.shell(
-        name="Run update-ca-certificates, check /etc/ssl/certs/<hash>.0 of each CA, log the change",
-        commands=[
-            "update-ca-certificates --fresh >/dev/null",
-            checks,
-            f'install -d -m 0750 {shlex.quote(log_dir)} && echo "$(date -Is) trusted set now: {audit}"'
-            f" >> {shlex.quote(log_dir)}/changes.log",
-        ],
-        _if=trust.did_change,
-    )
-    monitor = config_set(name=f"Write the CA expiry monitor {MONITOR_SCRIPT} and its timer", items=monitor_files(data))
-    systemd.daemon_reload(name="Reload systemd units after a monitor change", _if=monitor.did_change)
-    systemd.service(
-        name="Start and enable hx-ca-trust-expiry.timer",
-        service="hx-ca-trust-expiry.timer",
-        running=True,
-        enabled=True,
-        _if=lambda: bool(data["ca_trust_monitor"]),
-    )
-    files.directory(
-        name=f"Create {cert_dir}/private (0710 root:ssl-cert)",
-        path=f"{cert_dir}/private",
-        user="root",
-        group="ssl-cert",
-        mode="0710",
-    )
-    host_cert_items = host_cert_files(data, certs)
-    config_set(
-        name=f"Install {len(certs)} service certificate(s) and key(s) in {cert_dir}",
-        items=host_cert_items,
-        validate=" && ".join(
-            f"openssl x509 -noout -in {shlex.quote(item.path)}"
-            if item.path.endswith(".crt")
-            else f"openssl pkey -noout -in {shlex.quote(item.path)}"
-            for item in host_cert_items
+    if step(COMPONENT, host.data, "config", "security"):
+        trust = config_set(
+            name=f"Install {len(cas)} CA certificate(s) in {data['ca_trust_dir']}",
+            items=ca_files(data, cas, host.get_fact(ManagedCaFiles, directory=data["ca_trust_dir"])),
         )
-        or None,
-    )
+        anchors = [shlex.quote(f"{data['ca_trust_dir']}/{n}.crt") for n, _p, _i in cas]
+        checks = (
+            " && ".join(
+                f'test "$(readlink -f /etc/ssl/certs/$(openssl x509 -noout -subject_hash -in {a}).0)" = {a}'
+                for a in anchors
+            )
+            or "true"
+        )
+        audit = ", ".join(f"{n}={i.sha256[:16]}" for n, _p, i in cas) or "none"
+        server.shell(
+            name="Run update-ca-certificates, check /etc/ssl/certs/<hash>.0 of each CA, log the change",
+            commands=[
+                "update-ca-certificates --fresh >/dev/null",
+                checks,
+                f'install -d -m 0750 {shlex.quote(log_dir)} && echo "$(date -Is) trusted set now: {audit}"'
+                f" >> {shlex.quote(log_dir)}/changes.log",
+            ],
+            _if=trust.did_change,
+        )
+    if step(COMPONENT, host.data, "monitor"):
+        monitor = config_set(
+            name=f"Write the CA expiry monitor {MONITOR_SCRIPT} and its timer", items=monitor_files(data)
+        )
+        systemd.daemon_reload(name="Reload systemd units after a monitor change", _if=monitor.did_change)
+        systemd.service(
+            name="Start and enable hx-ca-trust-expiry.timer",
+            service="hx-ca-trust-expiry.timer",
+            running=True,
+            enabled=True,
+            _if=lambda: bool(data["ca_trust_monitor"]),
+        )
+    if step(COMPONENT, host.data, "certs", "security"):
+        files.directory(
+            name=f"Create {cert_dir}/private (0710 root:ssl-cert)",
+            path=f"{cert_dir}/private",
+            user="root",
+            group="ssl-cert",
+            mode="0710",
+        )
+        host_cert_items = host_cert_files(data, certs)
+        config_set(
+            name=f"Install {len(certs)} service certificate(s) and key(s) in {cert_dir}",
+            items=host_cert_items,
+            validate=" && ".join(
+                f"openssl x509 -noout -in {shlex.quote(item.path)}"
+                if item.path.endswith(".crt")
+                else f"openssl pkey -noout -in {shlex.quote(item.path)}"
+                for item in host_cert_items
+            )
+            or None,
+        )
 
 
 if is_deploy_file(globals()):

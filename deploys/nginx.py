@@ -21,9 +21,10 @@ from pyinfra.operations import apt, systemd
 
 from deploys import FLEET, templates_root
 from hxinfra.components import Component
-from hxinfra.deploytools import component_data, is_deploy_file
+from hxinfra.deploytools import component_data, is_deploy_file, step
 from hxinfra.operations import Absent, ConfigItem, ManagedFile, ManagedLink, config_set
 from hxinfra.render import render
+from hxinfra.vault import reveal
 
 DEFAULTS: dict[str, Any] = {
     # Debian package that provides nginx.
@@ -65,8 +66,6 @@ DEFAULTS: dict[str, Any] = {
     "nginx_remove_default_site": True,
 }
 
-COMPONENT = Component("nginx", DEFAULTS, groups=("web_servers",))
-
 SITES_AVAILABLE = "/etc/nginx/sites-available"
 SITES_ENABLED = "/etc/nginx/sites-enabled"
 HTTP_CONF = "/etc/nginx/conf.d/hx-webui.conf"
@@ -94,29 +93,44 @@ def desired_config(data: Mapping[str, Any], host_name: str) -> list[ConfigItem]:
     return items
 
 
+def plan(data: Mapping[str, Any], host_name: str) -> list[ConfigItem]:
+    """The offline plan: every path the deploy manages on the host."""
+    return desired_config(reveal(dict(data)), host_name)
+
+
+COMPONENT = Component(
+    "nginx", DEFAULTS, groups=("web_servers",), tags=("packages", "config", "security", "service"), plan=plan
+)
+
+
 @deploy("nginx", data_defaults=DEFAULTS)
 def nginx() -> None:
     """Install nginx and converge the web UI site; reload only after a validated change."""
     data = component_data(COMPONENT, host.data, extra_keys=tuple(FLEET.all_keys()))
     items = desired_config(data, host.name)
-    apt.packages(
-        name=f"Install {data['nginx_package']}",
-        packages=[data["nginx_package"]],
-        update=True,
-        cache_time=24 * 3600,
-    )
-    config = config_set(
-        name=f"Write {items[1].path} and {HTTP_CONF}, validated by nginx -t",
-        items=items,
-        validate="nginx -t",
-    )
-    systemd.service(name="Start and enable nginx.service", service="nginx.service", running=True, enabled=True)
-    systemd.service(
-        name="Reload nginx.service after a validated config change",
-        service="nginx.service",
-        reloaded=True,
-        _if=config.did_change,
-    )
+    if step(COMPONENT, host.data, "packages"):
+        apt.packages(
+            name=f"Install {data['nginx_package']}",
+            packages=[data["nginx_package"]],
+            update=True,
+            cache_time=24 * 3600,
+        )
+    config = None
+    if step(COMPONENT, host.data, "config", "security"):
+        config = config_set(
+            name=f"Write {items[1].path} and {HTTP_CONF}, validated by nginx -t",
+            items=items,
+            validate="nginx -t",
+        )
+    if step(COMPONENT, host.data, "service"):
+        systemd.service(name="Start and enable nginx.service", service="nginx.service", running=True, enabled=True)
+    if config is not None:  # the handler of the config step: runs with it, and only after a validated change
+        systemd.service(
+            name="Reload nginx.service after a validated config change",
+            service="nginx.service",
+            reloaded=True,
+            _if=config.did_change,
+        )
 
 
 if is_deploy_file(globals()):

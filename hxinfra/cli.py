@@ -153,8 +153,29 @@ def inventory_host(
 @ENV_OPTION
 @click.option("--check", is_flag=True, help="Dry run: connect and compare, change nothing.")
 @click.option("--diff", is_flag=True, help="Show a unified diff of every managed file that changes.")
-@click.option("--limit", "-l", multiple=True, help="Only these hosts or groups (repeatable).")
+@click.option(
+    "--limit",
+    "-l",
+    multiple=True,
+    metavar="PATTERN",
+    help="Ansible host pattern: all, group, host, glob, ~regex, a:b union, a:!b, a:&b (repeatable: union).",
+)
 @click.option("-e", "--extra-vars", "extra", multiple=True, help="key=value or @file.yml (highest precedence).")
+@click.option(
+    "--serial",
+    envvar="HXINFRA_SERIAL",
+    show_envvar=True,
+    metavar="N|N%|1,5,25%",
+    help="Run the whole deploy on batches of hosts, one batch after another.",
+)
+@click.option(
+    "--max-fail-percentage",
+    type=click.FloatRange(0, 100),
+    default=0.0,
+    help="Stop the rollout when a batch fails on more than this share of its hosts.",
+)
+@click.option("--tags", "-t", "tags", multiple=True, metavar="TAG[,TAG]", help="Only steps with these tags.")
+@click.option("--skip-tags", "skip_tags", multiple=True, metavar="TAG[,TAG]", help="Skip steps with these tags.")
 @click.option("--yes", "-y", is_flag=True, envvar="HXINFRA_YES", show_envvar=True,
               help="Do not ask before changing production or staging.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON to stdout.")
@@ -174,9 +195,18 @@ def deploy(
     as_json: bool,
     detailed_exitcode: bool,
     verbosity: int,
+    serial: str | None,
+    max_fail_percentage: float,
+    tags: tuple[str, ...],
+    skip_tags: tuple[str, ...],
     keyring: Keyring,
 ) -> None:
-    """Run DEPLOY (``site``, a component such as ``nginx``, or a deploy file) on an environment."""
+    """Run DEPLOY (``site``, a component such as ``nginx``, or a deploy file) on an environment.
+
+    \b
+    Exit codes: 0 ok (no changes with --detailed-exitcode), 1 a host failed, was unreachable or
+    never started, 2 usage error, or changes made/pending with --detailed-exitcode.
+    """
     root = project_root()
     if env_name in PROTECTED_ENVS and not check and not yes:
         if not sys.stdin.isatty():
@@ -184,22 +214,85 @@ def deploy(
         click.confirm(f"Apply {deploy} to {env_name}?", abort=True, err=True)
     report = run_deploy(
         root, env_name, deploy, check=check, diff=diff, limit=limit, extra_args=extra, keyring=keyring,
-        verbosity=verbosity,
+        verbosity=verbosity, serial=serial, max_fail_percentage=max_fail_percentage,
+        tags=_split(tags), skip_tags=_split(skip_tags),
     )  # fmt: skip
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))
-    click.echo("", err=True)
-    verb = "would change" if check else "changed"
-    for h in report.hosts.values():
-        colour = {"ok": "green", "changed": "yellow", "pending": "yellow", "failed": "red"}[h.status]
-        click.echo(
-            f"{click.style(f'{h.status:<8}', fg=colour)} {h.name:<24} {verb} {h.changed}  ok {h.ok}  failed {h.failed}",
-            err=True,
-        )
+    _print_table(report)
     if report.failed:
         sys.exit(1)
     if detailed_exitcode and report.changed:
         sys.exit(2)
+
+
+def _split(values: tuple[str, ...]) -> list[str]:
+    return [t.strip() for v in values for t in v.split(",") if t.strip()]
+
+
+COLOURS = {"ok": "green", "changed": "yellow", "pending": "yellow", "failed": "red", "unreachable": "red",
+           "skipped": "magenta"}  # fmt: skip
+
+
+def _print_table(report: Any) -> None:
+    """The final per-host table (stderr), what would change in check mode, and a timing line."""
+    click.echo("", err=True)
+    verb = "would change" if report.check else "changed"
+    width = max([len(h) for h in report.hosts] + [4])
+    for h in report.hosts.values():
+        status = click.style(f"{h.status:<11}", fg=COLOURS.get(h.status))
+        batch = f"  batch {h.batch}" if len(report.batches) > 1 and h.batch else ""
+        click.echo(f"{status} {h.name:<{width}}  {verb} {h.changed}  ok {h.ok}  failed {h.failed}{batch}", err=True)
+        if report.check:
+            for name in h.changes:
+                click.echo(f"{'':<12} {'':<{width}}  ~ {name}", err=True)
+    if report.stopped:
+        click.echo(click.style(f"rollout stopped: {report.stopped}", fg="red"), err=True)
+    counts = {s: sum(1 for h in report.hosts.values() if h.status == s) for s in COLOURS}
+    summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    click.echo(f"{len(report.hosts)} host(s): {summary} in {report.seconds:.1f} s", err=True)
+
+
+# ---------------------------------------------------------------------------- plan
+@main.command("plan")
+@ENV_OPTION
+@click.option("--out", type=click.Path(file_okay=False), help="Write the plan tree here (replaced).")
+@click.option("--against", type=click.Path(file_okay=False), help="Print a unified diff against this earlier plan.")
+@click.option("--limit", "-l", multiple=True, metavar="PATTERN", help="Only these hosts (Ansible pattern).")
+@click.option("-e", "--extra-vars", "extra", multiple=True, help="key=value or @file.yml (highest precedence).")
+@click.option("--detailed-exitcode", is_flag=True, help="With --against: exit 2 when the plans differ.")
+@vault_options()
+def plan_cmd(
+    env_name: str, out: str | None, against: str | None, limit: tuple[str, ...], extra: tuple[str, ...],
+    detailed_exitcode: bool, keyring: Keyring,
+) -> None:  # fmt: skip
+    """Render every file the deploys would write, for every host, offline (no SSH).
+
+    \b
+    The tree is OUT/<host>/<absolute path> plus OUT/<host>.manifest (modes, owners, links,
+    removals). Secrets never reach it. In CI: plan the base branch with --out, then the
+    pull request with --against to post what it changes in each environment.
+    """
+    import tempfile
+    from pathlib import Path
+
+    from hxinfra.plan import diff_trees, summary, write_plan
+    from hxinfra.runner import select_hosts
+
+    env = _load(env_name, extra)
+    hosts = select_hosts(env, limit)
+    if not out and not against:
+        raise click.UsageError("give --out DIR, --against DIR, or both")
+    with tempfile.TemporaryDirectory(prefix="hxinfra-plan-") as tmp:
+        target = Path(out) if out else Path(tmp) / "plan"
+        counts = write_plan(env, hosts, target)
+        click.echo(f"plan of {env_name}: {summary(counts)}" + (f" in {out}" if out else ""), err=True)
+        if against:
+            lines = list(diff_trees(Path(against), target))
+            click.echo("".join(line if line.endswith("\n") else line + "\n" for line in lines), nl=False)
+            click.echo(f"{'no differences' if not lines else 'plans differ'} from {against}", err=True)
+            if lines and detailed_exitcode:
+                sys.exit(2)
 
 
 main.add_command(vault)

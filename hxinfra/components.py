@@ -39,6 +39,11 @@ class Component:
     # Deeper checks of the merged data (e.g. a CA certificate parses and matches its pin):
     # returns (key, problem) pairs; runs before anything connects, like the type checks.
     check: Callable[[Mapping[str, Any]], list[tuple[str, str]]] | None = None
+    # The offline plan: (merged host data, host name) -> the managed paths the deploy would
+    # write, computed without facts or I/O on the host (the deploy uses the same function).
+    plan: Callable[[Mapping[str, Any], str], list[Any]] | None = None
+    # Finer tags of the deploy's steps (besides the component name), for --tags/--skip-tags.
+    tags: tuple[str, ...] = ()
 
     @property
     def prefix(self) -> str:

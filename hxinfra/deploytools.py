@@ -31,3 +31,36 @@ def is_deploy_file(namespace: Mapping[str, Any]) -> bool:
     and ``from deploys.nginx import nginx``.
     """
     return "__name__" not in namespace
+
+
+TAGS_KEY = "hx_tags"
+SKIP_TAGS_KEY = "hx_skip_tags"
+
+
+def _tag_list(value: Any) -> set[str]:
+    if not value:
+        return set()
+    if isinstance(value, str):  # pyinfra --data hx_tags=config,service
+        return {t.strip() for t in value.split(",") if t.strip()}
+    return {str(t) for t in value}
+
+
+def step(component: Component, data: Any, *tags: str) -> bool:
+    """Whether a deploy step with these tags runs, under ``--tags``/``--skip-tags`` (Ansible's rules).
+
+    A step's tags are its component's name plus ``tags`` (``packages``, ``config``, ``service``,
+    ``security``...). Selection comes from host data (``hx_tags``/``hx_skip_tags``), so it works
+    the same under ``hxinfra deploy --tags`` and ``pyinfra ... --data hx_tags=config``. A step
+    tagged ``always`` runs unless skipped by name.
+    """
+    unknown = set(tags) - set(component.tags) - {"always"}
+    if unknown:
+        raise ValueError(f"component {component.name}: step tags {sorted(unknown)} not declared in its tags")
+    step_tags = {component.name, *tags}
+    get = data.get
+    wanted, skipped = _tag_list(get(TAGS_KEY)), _tag_list(get(SKIP_TAGS_KEY))
+    if step_tags & skipped:
+        return False
+    if not wanted or "all" in wanted or "always" in step_tags:
+        return True
+    return bool(step_tags & wanted)

@@ -149,7 +149,7 @@ def _read_private(path: str) -> str | None:
     if args.get("_sudo") or args.get("_su_user"):
         temp = host.get_temp_filename(f"hxinfra-read-{uuid.uuid4()}")
         q = shlex.quote
-        copy = (f'umask 077 && install -m 600 -o "${{SUDO_UID:-0}}" -g "${{SUDO_GID:-0}}" {q(path)} {q(temp)}')
+        copy = f'umask 077 && install -m 600 -o "${{SUDO_UID:-0}}" -g "${{SUDO_GID:-0}}" {q(path)} {q(temp)}'
         ok, _ = host.run_shell_command(StringCommand("sh", "-c", q(copy)), **connector_args)
         if not ok:
             return None
@@ -243,9 +243,12 @@ def upload_commands(item: ManagedFile, temp: str | None = None) -> list[Any]:
         cmds.append(StringCommand("rm", "-f", temp, _sudo=False))
     cmds.append(
         StringCommand(
-            "sh", "-c",
-            q(f"chown {q(item.user)}:{q(item.group)} {q(stage)} && chmod {item.mode} {q(stage)} "
-              f"&& mv -f {q(stage)} {q(item.path)}"),
+            "sh",
+            "-c",
+            q(
+                f"chown {q(item.user)}:{q(item.group)} {q(stage)} && chmod {item.mode} {q(stage)} "
+                f"&& mv -f {q(stage)} {q(item.path)}"
+            ),
         )  # fmt: skip
     )
     return cmds

@@ -8,20 +8,23 @@ The inventory is loaded and validated here first, so bad data fails before any c
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from hxinfra.datafiles import absolute_extra_vars, parse_extra_vars
+from hxinfra.deploytools import SKIP_TAGS_KEY, TAGS_KEY
 from hxinfra.errors import HxError
 from hxinfra.inventory import EXTRA_VARS_ENV, Environment, load_environment
+from hxinfra.patterns import batches, exceeds, parse_serial, select
 from hxinfra.vault import PASSWORDS_FD_ENV, Keyring, default_keyring, iter_vaulted, redact, set_default_keyring
 
 
@@ -51,10 +54,14 @@ class HostReport:
     changed: int = 0
     ok: int = 0
     failed: int = 0
-    status: str = "ok"  # ok | changed | failed | pending (check mode with changes)
+    # ok | changed | pending (check mode, changes to make) | failed | unreachable | skipped (never started)
+    status: str = "ok"
+    batch: int = 0
+    changes: list[str] = field(default_factory=list)  # names of the operations that changed / would change
 
     def as_dict(self) -> dict[str, Any]:
-        return {"host": self.name, "status": self.status, "changed": self.changed, "ok": self.ok, "failed": self.failed}
+        return {"host": self.name, "status": self.status, "changed": self.changed, "ok": self.ok,
+                "failed": self.failed, "batch": self.batch, "changes": self.changes}  # fmt: skip
 
 
 @dataclass
@@ -63,6 +70,9 @@ class DeployReport:
     check: bool
     hosts: dict[str, HostReport] = field(default_factory=dict)
     operations: list[dict[str, Any]] = field(default_factory=list)
+    batches: list[list[str]] = field(default_factory=list)
+    stopped: str | None = None  # why the rollout stopped before its last batch
+    seconds: float = 0.0
 
     @property
     def changed(self) -> bool:
@@ -70,26 +80,38 @@ class DeployReport:
 
     @property
     def failed(self) -> bool:
-        return self.returncode != 0 or any(h.status == "failed" for h in self.hosts.values())
+        bad = ("failed", "unreachable", "skipped")
+        return self.returncode != 0 or any(h.status in bad for h in self.hosts.values())
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "check": self.check,
             "failed": self.failed,
             "changed": self.changed,
+            "stopped": self.stopped,
+            "seconds": round(self.seconds, 1),
+            "batches": self.batches,
             "hosts": [h.as_dict() for h in self.hosts.values()],
             "operations": self.operations,
         }
 
 
-def _summarise(env_hosts: Iterable[str], raw: Mapping[str, Any], check: bool, rc: int) -> DeployReport:
-    report = DeployReport(rc, check, {h: HostReport(h) for h in env_hosts})
+CONNECTED = re.compile(r"\[(?P<host>[^\]\s]+)\] Connected")
+UNREACHABLE = re.compile(r"\[(?P<host>[^\]\s]+)\].*(Could not connect|Connection error|Authentication error|timed out)")
+
+
+def _summarise(
+    batch_hosts: Iterable[str], raw: Mapping[str, Any], check: bool, rc: int, unreachable: set[str]
+) -> DeployReport:
+    report = DeployReport(rc, check, {h: HostReport(h) for h in batch_hosts})
     if check:
         for op in raw.get("plan") or []:
             changed = set(op.get("hosts_with_change", []))
             report.operations.append({"name": op["name"], "changes": sorted(changed)})
             for name in changed:
-                report.hosts.setdefault(name, HostReport(name)).changed += 1
+                hr = report.hosts.setdefault(name, HostReport(name))
+                hr.changed += 1
+                hr.changes.append(op["name"])
         for h in report.hosts.values():
             h.status = "pending" if h.changed else "ok"
     else:
@@ -101,34 +123,39 @@ def _summarise(env_hosts: Iterable[str], raw: Mapping[str, Any], check: bool, rc
                 for name in op.get(key, []):
                     hr = report.hosts.setdefault(name, HostReport(name))
                     setattr(hr, attr, getattr(hr, attr) + 1)
+                    if attr == "changed":
+                        hr.changes.append(op["name"])
         for h in report.hosts.values():
             h.status = "failed" if h.failed else ("changed" if h.changed else "ok")
-    if rc != 0:  # hosts that never ran (unreachable) appear in no operation
-        for h in report.hosts.values():
-            if h.changed == h.ok == h.failed == 0 and not check:
-                h.status = "failed"
+    failed_hosts = set((raw.get("results") or {}).get("failed_hosts", []))
+    for h in report.hosts.values():
+        if h.name in unreachable:
+            h.status = "unreachable"
+        elif h.changed == h.ok == h.failed == 0 and (h.name in failed_hosts or rc != 0):
+            # no results: pyinfra stops printing them when every host of the run failed
+            h.status = "failed"
     return report
 
 
-def _pump(src: IO[str], dst: IO[str]) -> None:
+def _pump(src: IO[str], dst: IO[str], seen: list[str]) -> None:
     for line in src:
-        dst.write(redact(line))
+        line = redact(line)
+        seen.append(line)
+        dst.write(line)
         dst.flush()
 
 
-def _prepare_secrets(env: Environment, keyring: Keyring) -> dict[str, str]:
+def _prepare_secrets(env: Environment, keyring: Keyring) -> bool:
     """Decrypt every vaulted value the run can use, here, before anything connects.
 
     A wrong password fails now with one line; every plaintext is registered so the child's
-    output is redacted on its way through; the child gets the passwords through a pipe (never
-    argv, environment or a file). Returns the environment variables to add for the child.
+    output is redacted on its way through. True when the child needs the passwords (it gets
+    them through a pipe: never argv, environment or a file).
     """
     vaulted = [v for name in env.hosts for v in iter_vaulted(env.host_data(name))]
     for value in vaulted:
         value.reveal(keyring)
-    if not vaulted and not keyring.resolved:
-        return {}
-    return {PASSWORDS_FD_ENV: str(keyring.to_pipe())}
+    return bool(vaulted) or keyring.resolved
 
 
 def run_deploy(
@@ -142,46 +169,93 @@ def run_deploy(
     extra_args: Sequence[str] = (),
     keyring: Keyring | None = None,
     verbosity: int = 0,
+    serial: str | None = None,
+    max_fail_percentage: float = 0.0,
+    tags: Sequence[str] = (),
+    skip_tags: Sequence[str] = (),
     log: IO[str] | None = None,
 ) -> DeployReport:
-    """Validate the inventory, run pyinfra on it and return a per-host report.
+    """Validate the inventory, run pyinfra on it batch by batch and return a per-host report.
 
     ``extra_args`` are ``-e`` arguments (``key=value``, ``@file.yml``); ``keyring`` holds the
-    vault passwords (the process default when ``None``).
+    vault passwords (the process default when ``None``). With ``serial`` the WHOLE deploy runs
+    on one batch of hosts after another (Ansible's meaning); a batch whose failure rate is above
+    ``max_fail_percentage`` stops the rollout and later batches are never started.
     """
+    started = time.monotonic()
     keyring = keyring or default_keyring()
     set_default_keyring(keyring)
     extra_args = absolute_extra_vars(extra_args)
+    extra_args += [f"{TAGS_KEY}={json.dumps(list(tags))}" for _ in [0] if tags]
+    extra_args += [f"{SKIP_TAGS_KEY}={json.dumps(list(skip_tags))}" for _ in [0] if skip_tags]
     extra_vars = parse_extra_vars(extra_args)
+    serial_items = parse_serial(serial)
     inv = inventory_file(root, env_name)
     dep = deploy_file(root, deploy)
     # validate in-process first, with the same extra vars: a clear error before anything connects
     env = load_environment(inv, extra_vars=extra_vars)
     if not env.hosts:
         raise HxError(f"environment {env_name} has no hosts" + (" (is the lab up?)" if env_name == "lab" else ""))
+    check_tags(env, [*tags, *skip_tags])
+    selected = select_hosts(env, limit)
+    plan = batches(selected, serial_items)
     child_env = {k: v for k, v in os.environ.items() if k != PASSWORDS_FD_ENV}
     child_env[EXTRA_VARS_ENV] = json.dumps(extra_args)
-    child_env.update(_prepare_secrets(env, keyring))
-    pass_fds = tuple(int(child_env[PASSWORDS_FD_ENV]) for _ in [0] if PASSWORDS_FD_ENV in child_env)
+    needs_passwords = _prepare_secrets(env, keyring)
+    log = log or sys.stderr
+    report = DeployReport(0, check, {h: HostReport(h, status="skipped") for h in selected}, batches=plan)
+    for number, batch in enumerate(plan, 1):
+        if len(plan) > 1:
+            log.write(f"\n== batch {number}/{len(plan)}: {', '.join(batch)}\n")
+            log.flush()
+        sub = _run_pyinfra(root, inv, dep, batch, check, diff, verbosity, child_env, needs_passwords, keyring, log)
+        report.returncode = report.returncode or sub.returncode
+        report.operations += [{**op, "batch": number} for op in sub.operations]
+        for name, hr in sub.hosts.items():
+            hr.batch = number
+            report.hosts[name] = hr
+        failed = sum(1 for h in batch if report.hosts[h].status in ("failed", "unreachable"))
+        if number < len(plan) and exceeds(failed, len(batch), max_fail_percentage):
+            left = [h for b in plan[number:] for h in b]
+            report.stopped = (
+                f"batch {number} failed on {failed} of {len(batch)} host(s), above --max-fail-percentage "
+                f"{max_fail_percentage:g}; never started: {', '.join(left)}"
+            )
+            break
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _run_pyinfra(
+    root: Path, inv: Path, dep: Path, hosts: list[str], check: bool, diff: bool, verbosity: int,
+    child_env: dict[str, str], needs_passwords: bool, keyring: Keyring, log: IO[str],
+) -> DeployReport:  # fmt: skip
+    """One ``python -m pyinfra`` run on exactly ``hosts``."""
+    env = dict(child_env)
+    pass_fds: tuple[int, ...] = ()
+    if needs_passwords:  # a fresh pipe per run: the child reads it once
+        fd = keyring.to_pipe()
+        env[PASSWORDS_FD_ENV] = str(fd)
+        pass_fds = (fd,)
     cmd = [sys.executable, "-m", "pyinfra", str(inv), str(dep), "--json"]
     cmd += ["--dry"] if check else ["-y"]
     if diff:
         cmd.append("--diff")
     if verbosity:
         cmd.append("-" + "v" * min(verbosity, 3))
-    for pattern in limit:
-        cmd += ["--limit", pattern]
-    log = log or sys.stderr
+    for name in hosts:
+        cmd += ["--limit", name]
     try:
         proc = subprocess.Popen(
-            cmd, cwd=root, env=child_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            cmd, cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True, pass_fds=pass_fds,
         )  # fmt: skip
     finally:
         for fd in pass_fds:
             os.close(fd)
     assert proc.stdout is not None and proc.stderr is not None
-    pump = threading.Thread(target=_pump, args=(proc.stderr, log), daemon=True)
+    seen: list[str] = []
+    pump = threading.Thread(target=_pump, args=(proc.stderr, log, seen), daemon=True)
     pump.start()
     out = redact(proc.stdout.read())
     rc = proc.wait()
@@ -190,17 +264,25 @@ def run_deploy(
         raw = json.loads(out) if out.strip() else {}
     except ValueError:
         raw = {}
-    return _summarise(select_hosts(env, limit), raw, check, rc)
+    connected = {m["host"] for line in seen if (m := CONNECTED.search(line))}
+    unreachable = {h for h in hosts if h not in connected} if rc != 0 else set()
+    unreachable |= {m["host"] for line in seen if (m := UNREACHABLE.search(line)) and m["host"] in hosts}
+    return _summarise(hosts, raw, check, rc, unreachable)
+
+
+def check_tags(env: Environment, wanted: Sequence[str]) -> None:
+    """Unknown tags are an error (a typo must not silently run nothing)."""
+    known = {"all", "always"}
+    for comp in env.components:
+        known |= {comp.name, *comp.tags}
+    unknown = sorted(set(wanted) - known)
+    if unknown:
+        raise HxError(f"unknown tag(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
 
 
 def select_hosts(env: Environment, limit: Iterable[str]) -> list[str]:
-    """Hosts that pyinfra's ``--limit`` selects: group names or globs on host names, a union."""
+    """Hosts that ``--limit`` selects, with Ansible's pattern grammar (several: a union)."""
     patterns = list(limit)
     if not patterns:
         return list(env.hosts)
-    groups = env.groups
-    chosen: set[str] = set()
-    for p in patterns:
-        chosen.update(groups.get(p, []))
-        chosen.update(h for h in env.hosts if fnmatch.fnmatch(h, p))
-    return [h for h in env.hosts if h in chosen]
+    return select(patterns, list(env.hosts), env.groups)

@@ -1,0 +1,102 @@
+"""The offline plan: every file the deploys would write, for every host, without SSH.
+
+Each component may give a pure ``plan(data, host_name)`` function (the same one its deploy uses)
+returning its managed paths. The plan renders them into ``DIR/<host>/<absolute path>`` plus one
+``DIR/<host>.manifest`` (mode, owner, link targets, removals), so a pull request can show the
+diff of what it would change in every environment. Secrets are never written: sensitive files
+are replaced by a note, and every vault value is redacted (inline ``!vault`` values are not
+even decrypted when no password is at hand).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import shutil
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from hxinfra.errors import HxError
+from hxinfra.inventory import Environment
+from hxinfra.operations import ConfigItem, ManagedFile, ManagedLink
+from hxinfra.vault import Secret, Vaulted, redact
+
+SENSITIVE_NOTE = "# (sensitive file: its content is never written to a plan)\n"
+
+
+def host_items(env: Environment, host: str) -> list[ConfigItem]:
+    """Every managed path of ``host``, from each component that applies to it."""
+    entry = env.host(host)
+    data = _placeholders(env.host_data(host, with_defaults=True))
+    items: list[ConfigItem] = []
+    for comp in env.components:
+        if comp.plan is not None and comp.applies_to(entry.groups):
+            items += comp.plan(data, host)
+    return items
+
+
+def _placeholders(value: Any) -> Any:
+    """Inline vault values as masked placeholders: a plan never decrypts (its output is masked anyway)."""
+    if isinstance(value, Vaulted):
+        return Secret(f"vaulted-value-{hashlib.sha256(value.vaulttext.encode()).hexdigest()[:12]}")
+    if isinstance(value, dict):
+        return {k: _placeholders(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_placeholders(v) for v in value]
+    return value
+
+
+def _manifest_line(item: ConfigItem) -> str:
+    if isinstance(item, ManagedFile):
+        digest = "sensitive" if item.sensitive else hashlib.sha256(item.content.encode()).hexdigest()[:16]
+        return f"{item.path}  file {item.mode} {item.user}:{item.group} {digest}"
+    if isinstance(item, ManagedLink):
+        return f"{item.path}  link -> {item.target}"
+    return f"{item.path}  absent"
+
+
+def write_plan(env: Environment, hosts: Sequence[str], out: Path) -> dict[str, int]:
+    """Render the plan of ``hosts`` into ``out`` (replaced); returns files per host."""
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    counts = {}
+    for host in hosts:
+        items = host_items(env, host)
+        manifest = []
+        for item in sorted(items, key=lambda i: i.path):
+            manifest.append(_manifest_line(item))
+            if isinstance(item, ManagedFile):
+                target = out / host / item.path.lstrip("/")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(SENSITIVE_NOTE if item.sensitive else redact(item.content))
+        (out / f"{host}.manifest").write_text("".join(f"{line}\n" for line in manifest))
+        counts[host] = len(items)
+    return counts
+
+
+def _files(root: Path) -> dict[str, Path]:
+    return {str(p.relative_to(root)): p for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def diff_trees(old: Path, new: Path) -> Iterator[str]:
+    """Unified diff lines (``---``/``+++`` headers) between two plan trees."""
+    if not old.is_dir():
+        raise HxError(f"--against {old}: no plan there (make one with hxinfra plan --out {old})")
+    a, b = _files(old), _files(new)
+    for rel in sorted(set(a) | set(b)):
+        left = a[rel].read_text().splitlines(keepends=True) if rel in a else []
+        right = b[rel].read_text().splitlines(keepends=True) if rel in b else []
+        if left == right:
+            continue
+        yield from difflib.unified_diff(
+            left,
+            right,
+            fromfile=f"a/{rel}" if rel in a else "/dev/null",
+            tofile=f"b/{rel}" if rel in b else "/dev/null",
+        )
+
+
+def summary(counts: dict[str, Any]) -> str:
+    return f"{sum(counts.values())} managed path(s) on {len(counts)} host(s)"

@@ -14,6 +14,8 @@ from deploys.ca_trust import COMPONENT as CA_TRUST
 from deploys.ca_trust import ca_trust
 from deploys.nginx import COMPONENT as NGINX
 from deploys.nginx import nginx
+from deploys.pg_auth import COMPONENT as PG_AUTH
+from deploys.pg_auth import pg_auth
 from hxinfra.deploytools import is_deploy_file
 
 
@@ -25,6 +27,8 @@ def site() -> None:
     """
     if CA_TRUST.applies_to(host.groups):
         ca_trust()
+    if PG_AUTH.applies_to(host.groups):
+        pg_auth()
     if NGINX.applies_to(host.groups):
         nginx()
 

@@ -96,7 +96,7 @@ class DeployReport:
         }
 
 
-CONNECTED = re.compile(r"\[(?P<host>[^\]\s]+)\] Connected")
+CONNECTED = re.compile(r"\[(?P<host>[^\]\s]+)\]\s+Connected")
 UNREACHABLE = re.compile(r"\[(?P<host>[^\]\s]+)\].*(Could not connect|Connection error|Authentication error|timed out)")
 
 

@@ -8,19 +8,42 @@ Pick another lab with ``HXINFRA_LAB=NAME``. Run:
 
 from deploys import components as _components
 from hxinfra.lab.core import LAB_DOMAIN as _LAB_DOMAIN
+from hxinfra.lab.core import Lab as _Lab
 from hxinfra.lab.core import net_prefix as _net_prefix
 from hxinfra.lab.inventory import lab_ca as _lab_ca
 from hxinfra.lab.inventory import lab_environment as _lab_environment
+from hxinfra.lab.inventory import lab_name as _lab_name
+from hxinfra.lab.inventory import lab_vault as _lab_vault
 
-_ca = _lab_ca()
+_lab = _Lab(_lab_name())
+_ca = _lab_ca(_lab)
+_secrets = _lab_vault(_lab)
+_ips = {h.name: h.ip for h in _lab.hosts() if h.state == "running"}
 
 
 def _host_data(name, ip, groups):
-    """Web front ends serve HTTPS with a certificate from the lab CA (issued on first use)."""
-    if "web_servers" not in groups:
-        return {}
-    crt, key = _ca.ensure_issued(name, [f"{name}.{_LAB_DOMAIN}", name], [ip])
-    return {"nginx_tls": True, "ca_trust_host_certs": [{"name": "webui", "cert": str(crt), "key": str(key)}]}
+    """Service certificates from the lab CA (issued on first use) and per-host service data."""
+    data = {}
+    names = [f"{name}.{_LAB_DOMAIN}", name]
+    if "web_servers" in groups:
+        crt, key = _ca.ensure_issued(name, names, [ip])
+        data["nginx_tls"] = True
+        data["ca_trust_host_certs"] = [{"name": "webui", "cert": str(crt), "key": str(key)}]
+    if "database_servers" in groups:
+        crt, key = _ca.ensure_issued(f"{name}-postgresql", names, [ip])
+        data["ca_trust_host_certs"] = [
+            {"name": "postgresql", "cert": str(crt), "key": str(key), "key_group": "ssl-cert", "key_mode": "0640"}
+        ]
+        data.update(
+            pg_auth_ssl_cert="/etc/ssl/hx/postgresql.crt",
+            pg_auth_ssl_key="/etc/ssl/hx/private/postgresql.key",
+            pg_auth_roles=[{"name": "hx_app", "password": _secrets["vault_lab_pg_app_password"]}],
+            pg_auth_databases=[{"name": "hxapp", "owner": "hx_app"}],
+            # the web UI's database role, from the application server only
+            pg_auth_hba=[{"database": "hxapp", "user": "hx_app", "address": f"{_ips[a]}/32"}
+                         for a in ("hx-app-01",) if a in _ips],
+        )
+    return data
 
 
 _env = _lab_environment(

@@ -614,8 +614,10 @@ class Lab:
                 hosts = [h for h in hosts if h.name in names]
             with ThreadPoolExecutor(max_workers=max(len(hosts), 1)) as pool:
                 list(pool.map(lambda h: self._release(h, remove=True), hosts))
-            if self.dir.is_dir() and not self.hosts():
-                shutil.rmtree(self.dir / "pki", ignore_errors=True)  # the lab CA goes with the lab
+            if self.dir.is_dir() and not self.hosts():  # the lab CA and vault go with the lab
+                shutil.rmtree(self.dir / "pki", ignore_errors=True)
+                for name in ("vault-pass", "vault.yml"):
+                    (self.dir / name).unlink(missing_ok=True)
             if self.dir.is_dir() and not any(self.dir.iterdir()):
                 self.dir.rmdir()
             self._reap_orphans()

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from hxinfra.components import Component
+from hxinfra.datafiles import load_yaml_mapping
 from hxinfra.inventory import Environment
 from hxinfra.lab.core import Lab
 from hxinfra.pki import LocalCA
+from hxinfra.vault import default_keyring, encrypt, read_password_file, vault_block
 
 
 class LabEnvironment(Environment):
@@ -31,6 +34,36 @@ def lab_ca(lab: Lab | None = None) -> LocalCA:
     if not ca.exists:
         ca.init(f"HX Lab Root CA ({lab.name})")
     return ca
+
+
+LAB_SECRETS = ("vault_lab_pg_app_password", "vault_lab_dc_admin_password")
+
+
+def lab_vault(lab: Lab | None = None) -> dict[str, Any]:
+    """The lab's own secrets, as an Ansible vault of ``!vault`` values (vault id ``lab``).
+
+    Generated once per lab (random values, a random 0600 password file beside them) and removed
+    with the lab. The password joins this process's keyring, so lab deploys never prompt and the
+    values go through exactly the path production secrets take.
+    """
+    lab = lab or Lab(lab_name())
+    lab.dir.mkdir(parents=True, exist_ok=True)
+    pw_file, vault_file = lab.dir / "vault-pass", lab.dir / "vault.yml"
+    if not pw_file.exists():
+        fd = os.open(pw_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(32) + "\n")
+    password = read_password_file(pw_file, "lab")
+    default_keyring().add("lab", password)
+    if not vault_file.exists():
+        body = "".join(
+            f"{name}: " + vault_block(encrypt(secrets.token_urlsafe(18).encode(), password, "lab"), indent=2)
+            for name in LAB_SECRETS
+        )
+        fd = os.open(vault_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write("# the lab's generated secrets (hxinfra vault view --vault-id lab@vault-pass vault.yml)\n" + body)
+    return load_yaml_mapping(vault_file)
 
 
 def lab_name() -> str:

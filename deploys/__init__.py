@@ -41,6 +41,6 @@ def templates_root() -> Path:
 
 def components() -> tuple[Component, ...]:
     """Every component schema, the fleet keys first."""
-    from deploys import ca_trust, nginx, pg_auth
+    from deploys import ca_trust, domain_join, nginx, pg_auth
 
-    return (FLEET, ca_trust.COMPONENT, nginx.COMPONENT, pg_auth.COMPONENT)
+    return (FLEET, ca_trust.COMPONENT, domain_join.COMPONENT, nginx.COMPONENT, pg_auth.COMPONENT)

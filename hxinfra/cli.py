@@ -334,9 +334,17 @@ def lab_up(lab_obj: Any, names: tuple[str, ...], count: int | None) -> None:
     wanted = list(names)
     if not wanted:
         env = load_environment(inventory_file(project_root(), "lab"))
-        topology = list(env.topology) if isinstance(env, LabEnvironment) else []
-        wanted = topology[:count] if count else topology
-    _echo_hosts(lab_obj.up(wanted, log=_log))
+        names_in_order = list(env.topology) if isinstance(env, LabEnvironment) else []
+        wanted = names_in_order[:count] if count else names_in_order
+    hosts = lab_obj.up(wanted, log=_log)
+    env = load_environment(inventory_file(project_root(), "lab"))
+    topology = env.topology if isinstance(env, LabEnvironment) else {}
+    for name in wanted:  # the lab's domain controllers become real Samba AD DCs
+        if "domain_controllers" in topology.get(name, []):
+            from hxinfra.lab.inventory import prepare_dc
+
+            prepare_dc(lab_obj, name, log=_log)
+    _echo_hosts(hosts)
 
 
 @lab.command("status")

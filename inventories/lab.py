@@ -14,11 +14,15 @@ from hxinfra.lab.inventory import lab_ca as _lab_ca
 from hxinfra.lab.inventory import lab_environment as _lab_environment
 from hxinfra.lab.inventory import lab_name as _lab_name
 from hxinfra.lab.inventory import lab_vault as _lab_vault
+from hxinfra.lab.samba import marker as _samba_marker
 
 _lab = _Lab(_lab_name())
 _ca = _lab_ca(_lab)
 _secrets = _lab_vault(_lab)
 _ips = {h.name: h.ip for h in _lab.hosts() if h.state == "running"}
+_DC = "hx-dc-01"
+# domain members join only once the lab's DC is provisioned (hxinfra lab up does it)
+_dc_ready = _DC in _ips and _samba_marker(_lab, _DC).exists()
 
 
 def _host_data(name, ip, groups):
@@ -40,22 +44,32 @@ def _host_data(name, ip, groups):
             pg_auth_roles=[{"name": "hx_app", "password": _secrets["vault_lab_pg_app_password"]}],
             pg_auth_databases=[{"name": "hxapp", "owner": "hx_app"}],
             # the web UI's database role, from the application server only
-            pg_auth_hba=[{"database": "hxapp", "user": "hx_app", "address": f"{_ips[a]}/32"}
-                         for a in ("hx-app-01",) if a in _ips],
+            pg_auth_hba=[
+                {"database": "hxapp", "user": "hx_app", "address": f"{_ips[a]}/32"} for a in ("hx-app-01",) if a in _ips
+            ],
+        )
+    if "domain_members" in groups:
+        data.update(
+            ad_join_dns_servers=[_ips[_DC]],
+            ad_join_admin_password=_secrets["vault_lab_dc_admin_password"],
         )
     return data
 
 
+_topology = {
+    "hx-dc-01": ["domain_controllers"],
+    "hx-ca-01": ["ca_servers", "domain_members"],
+    "hx-api-01": ["api_servers", "domain_members"],
+    "hx-db-01": ["database_servers", "primary_db", "domain_members"],
+    "hx-app-01": ["application_servers", "domain_members"],
+    "hx-web-01": ["web_servers", "domain_members"],
+}
+if not _dc_ready:
+    _topology = {name: [g for g in groups if g != "domain_members"] for name, groups in _topology.items()}
+
 _env = _lab_environment(
     __file__,
-    topology={
-        "hx-dc-01": ["domain_controllers"],
-        "hx-ca-01": ["ca_servers", "domain_members"],
-        "hx-api-01": ["api_servers", "domain_members"],
-        "hx-db-01": ["database_servers", "primary_db", "domain_members"],
-        "hx-app-01": ["application_servers", "domain_members"],
-        "hx-web-01": ["web_servers", "domain_members"],
-    },
+    topology=_topology,
     data={
         "hx_environment": "lab",
         "hx_realm": "LAB.HXINFRA.TEST",

@@ -630,9 +630,14 @@ class Lab:
         cmd = ["ssh", "-i", str(self.key), *SSH_OPTIONS, f"root@{host.ip}"]
         return [*cmd, command] if command else cmd
 
-    def ssh(self, name: str, command: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        """Run a command on a lab host as root; never raises on a non-zero exit."""
+    def ssh(
+        self, name: str, command: str, timeout: float = 120, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a command on a lab host as root (``input`` on its stdin); never raises on a non-zero exit."""
         try:
+            if input is not None:
+                return subprocess.run(self.ssh_command(name, command), capture_output=True, text=True,
+                                      timeout=timeout, input=input, check=False)  # fmt: skip
             return subprocess.run(self.ssh_command(name, command), capture_output=True, text=True,
                                   timeout=timeout, stdin=subprocess.DEVNULL, check=False)  # fmt: skip
         except subprocess.TimeoutExpired as e:

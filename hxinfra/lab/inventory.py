@@ -36,7 +36,8 @@ def lab_ca(lab: Lab | None = None) -> LocalCA:
     return ca
 
 
-LAB_SECRETS = ("vault_lab_pg_app_password", "vault_lab_dc_admin_password")
+LAB_SECRETS = ("vault_lab_pg_app_password", "vault_lab_dc_admin_password", "vault_lab_ad_user_password")
+LAB_REALM = "LAB.HXINFRA.TEST"
 
 
 def lab_vault(lab: Lab | None = None) -> dict[str, Any]:
@@ -57,7 +58,8 @@ def lab_vault(lab: Lab | None = None) -> dict[str, Any]:
     default_keyring().add("lab", password)
     if not vault_file.exists():
         body = "".join(
-            f"{name}: " + vault_block(encrypt(secrets.token_urlsafe(18).encode(), password, "lab"), indent=2)
+            # "Hx9-x" keeps every value within AD's complexity rules (upper, lower, digit, symbol)
+            f"{name}: " + vault_block(encrypt(f"Hx9-x{secrets.token_urlsafe(18)}".encode(), password, "lab"), indent=2)
             for name in LAB_SECRETS
         )
         fd = os.open(vault_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -92,3 +94,20 @@ def lab_environment(
     env.lab = lab
     env.validate()
     return env
+
+
+def prepare_dc(lab: Lab, name: str, log: Callable[[str], None] = print) -> None:
+    """Make lab host ``name`` the lab's Samba AD DC: the lab realm, the vault's admin password,
+    LDAP TLS with a certificate from the lab CA, and a test user ``alice``."""
+    from hxinfra.lab.core import LAB_DOMAIN
+    from hxinfra.lab.samba import provision_dc
+
+    ca = lab_ca(lab)
+    host = lab.get(name)
+    crt, key = ca.ensure_issued(f"{name}-dc", [f"{name}.{LAB_DOMAIN}", name], [host.ip])
+    vault = lab_vault(lab)
+    provision_dc(
+        lab, name, LAB_REALM, str(vault["vault_lab_dc_admin_password"].reveal()),
+        tls=(crt.read_text(), key.read_text(), ca.cert_path.read_text()),
+        users={"alice": str(vault["vault_lab_ad_user_password"].reveal())}, log=log,
+    )  # fmt: skip

@@ -13,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 LAB_NAME = "pytest"
 LAB_DOMAIN = "lab.hxinfra.test"
-HOSTS = ("hx-web-01", "hx-web-02", "hx-web-03", "hx-web-04", "hx-db-01", "hx-app-01")
+HOSTS = ("hx-web-01", "hx-web-02", "hx-web-03", "hx-web-04", "hx-db-01", "hx-app-01", "hx-dc-01")
 
 UPSTREAM = r'''
 import socket

@@ -27,7 +27,7 @@ def pg(lab):
 
 def login(lab, client: str, password: str, user: str = "hx_app", sslmode: str = "verify-full", db: str = "hxapp"):
     conninfo = (f"host={FQDN} hostaddr={lab.ip(DB)} port=5432 dbname={db} user={user} sslmode={sslmode} "
-                "sslrootcert=/etc/ssl/certs/ca-certificates.crt connect_timeout=5")  # fmt: skip
+                "sslrootcert=/etc/ssl/certs/ca-certificates.crt connect_timeout=5 gssencmode=disable")  # fmt: skip
     sql = "SELECT current_user || ' ssl=' || ssl || ' ' || version FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
     cmd = f"PGPASSWORD={shlex.quote(password)} psql -X -At {shlex.quote(conninfo)} -c {shlex.quote(sql)}"
     return lab.ssh(client, cmd, check=False)

@@ -1,0 +1,75 @@
+"""The AD domain join against a real Samba AD DC in the lab."""
+
+from __future__ import annotations
+
+import shlex
+
+import pytest
+
+pytestmark = pytest.mark.lab
+
+DC, MEMBER, FRESH = "hx-dc-01", "hx-app-01", "hx-web-03"
+DOMAIN, REALM = "lab.hxinfra.test", "LAB.HXINFRA.TEST"
+
+
+@pytest.fixture(scope="module")
+def ad(lab):
+    """The lab DC, provisioned as `hxinfra lab up` does; removed afterwards so later tests see no domain."""
+    from hxinfra.lab.inventory import lab_vault, prepare_dc
+
+    prepare_dc(lab.lab, DC, log=print)
+    vault = lab_vault(lab.lab)
+    yield {k: str(vault[k].reveal()) for k in ("vault_lab_dc_admin_password", "vault_lab_ad_user_password")}
+    lab.lab.down([DC])
+
+
+def sssd_started(lab) -> str:
+    return lab.ssh(MEMBER, "systemctl show sssd -p ActiveEnterTimestampMonotonic --value").stdout.strip()
+
+
+def test_join_then_users_resolve_and_a_second_run_changes_nothing(lab, ad):
+    r, report = lab.hx_deploy("site", "--limit", MEMBER)
+    assert report["hosts"][0]["status"] == "changed", r.stderr[-4000:]
+    for secret in ad.values():
+        assert secret not in r.stdout + r.stderr
+    assert lab.ssh(MEMBER, "realm list --name-only").stdout.strip() == DOMAIN
+    assert "configured: kerberos-member" in lab.ssh(MEMBER, "realm list").stdout
+    assert lab.ssh(MEMBER, "getent passwd administrator").stdout.startswith("administrator:")
+    assert "domain users" in lab.ssh(MEMBER, "id alice").stdout
+    kinit = lab.ssh(MEMBER, f"echo {shlex.quote(ad['vault_lab_ad_user_password'])} | kinit alice@{REALM} >/dev/null && klist")
+    assert f"Default principal: alice@{REALM}" in kinit.stdout
+    assert lab.ssh(MEMBER, "stat -c '%a %U' /etc/sssd/sssd.conf").stdout.strip() == "600 root"
+    untouched = lab.ssh("hx-web-04", "grep -E '^(passwd|hosts):' /etc/nsswitch.conf").stdout.splitlines()
+    nss = lab.ssh(MEMBER, "grep -E '^(passwd|hosts):' /etc/nsswitch.conf").stdout.splitlines()
+    assert nss[0] == untouched[0] + " sss" and nss[1] == untouched[1]  # the distro's own sources kept
+    assert lab.ssh(MEMBER, "adcli testjoin -D lab.hxinfra.test", check=False).returncode == 0
+
+    before = sssd_started(lab)
+    r, again = lab.hx_deploy("site", "--limit", MEMBER, "--detailed-exitcode")
+    assert again["hosts"][0]["changed"] == 0, r.stderr[-3000:]
+    assert sssd_started(lab) == before  # not restarted, caches kept
+
+
+def test_dc_unreachable_is_a_clear_error(lab, ad):
+    r, report = lab.hx_deploy("domain_join", "--limit", FRESH, "-e", "ad_join_dns_servers=[10.231.0.254]",
+                              "-e", "ad_join_admin_password=Some-Pass-2026x", check=False)  # fmt: skip
+    assert r.returncode == 1
+    assert f"cannot discover AD domain {DOMAIN}: no domain controller answered (DNS servers: 10.231.0.254)" in r.stderr
+
+
+def test_wrong_admin_password_leaves_the_host_as_it_was(lab, ad):
+    dc_ip = lab.ip(DC)
+    wrong = "Wrong-Pass-2026x"
+    r, report = lab.hx_deploy("domain_join", "--limit", FRESH, "-e", f"ad_join_dns_servers=[{dc_ip}]",
+                              "-e", f"ad_join_admin_password={wrong}", check=False)  # fmt: skip
+    assert r.returncode == 1 and f"joining {DOMAIN} as administrator failed" in r.stderr
+    assert wrong not in r.stdout + r.stderr
+    state = lab.ssh(FRESH, "realm list --name-only; ls /etc/krb5.keytab /etc/sssd/sssd.conf /root/.hxinfra-join-* 2>&1 | "
+                           "grep -c 'No such file'")  # fmt: skip
+    assert state.stdout.split() == ["3"]  # not listed, no keytab, no sssd.conf, no password file
+
+
+def test_leave(lab, ad):
+    r, report = lab.hx_deploy("site", "--limit", MEMBER, "-e", "ad_join_present=false")
+    assert report["hosts"][0]["status"] == "changed"
+    assert lab.ssh(MEMBER, "realm list --name-only").stdout.strip() == ""

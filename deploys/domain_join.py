@@ -38,6 +38,10 @@ from hxinfra.operations import ConfigItem, ManagedFile, config_set, upload_comma
 from hxinfra.render import render
 from hxinfra.vault import reveal
 
+# the AD client stack on Debian and Ubuntu (the same package names on both)
+_AD_CLIENT_PACKAGES = ("realmd", "sssd", "sssd-tools", "adcli", "krb5-user", "libnss-sss", "libpam-sss",
+                       "samba-common-bin", "oddjob", "oddjob-mkhomedir", "packagekit", "sudo")  # fmt: skip
+
 DEFAULTS: dict[str, Any] = {
     # Be a member of the domain (false: leave it).
     "ad_join_present": True,
@@ -68,36 +72,7 @@ DEFAULTS: dict[str, Any] = {
     # systemd-resolved a drop-in is used, else /etc/resolv.conf.
     "ad_join_dns_servers": [],
     # Packages by distribution (the LinuxDistribution fact's name, lower case).
-    "ad_join_packages": {
-        "debian": [
-            "realmd",
-            "sssd",
-            "sssd-tools",
-            "adcli",
-            "krb5-user",
-            "libnss-sss",
-            "libpam-sss",
-            "samba-common-bin",
-            "oddjob",
-            "oddjob-mkhomedir",
-            "packagekit",
-            "sudo",
-        ],
-        "ubuntu": [
-            "realmd",
-            "sssd",
-            "sssd-tools",
-            "adcli",
-            "krb5-user",
-            "libnss-sss",
-            "libpam-sss",
-            "samba-common-bin",
-            "oddjob",
-            "oddjob-mkhomedir",
-            "packagekit",
-            "sudo",
-        ],
-    },  # fmt: skip
+    "ad_join_packages": {"debian": list(_AD_CLIENT_PACKAGES), "ubuntu": list(_AD_CLIENT_PACKAGES)},
 }
 
 NSS_DATABASES = {"passwd": "sss", "group": "sss", "shadow": "sss", "netgroup": "sss", "sudoers": "sss"}

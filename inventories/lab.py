@@ -52,6 +52,7 @@ def _host_data(name, ip, groups):
         data.update(
             ad_join_dns_servers=[_ips[_DC]],
             ad_join_admin_password=_secrets["vault_lab_dc_admin_password"],
+            ad_join_sudo_rules=[{"group": "domain admins", "commands": "ALL"}],
         )
     return data
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from pathlib import Path
 
 import pytest
 
@@ -83,3 +84,23 @@ def test_rotating_the_ca_replaces_the_old_one(lab, tmp_path):
     r, back = lab.hx_deploy("site", "--limit", CLIENT)  # and back to the lab CA
     assert client_curl(lab).returncode == 0
     assert "hx-rotated-ca.crt" not in lab.ssh(CLIENT, f"ls {ANCHORS}").stdout
+
+
+def test_ca_fetched_from_the_ca_host_by_the_controller(lab):
+    """`from_ca_host`: the controller reads the CA over SSH from the CA host and verifies it first."""
+    ca_host, target = "hx-web-04", "hx-web-03"
+    pem = Path(lab.ca_file).read_text()
+    lab.ssh(ca_host, f"mkdir -p /root/pki && cat > /root/pki/ca.crt <<'EOF'\n{pem}EOF")
+    entry = "ca_trust_certificates=[{name: hx-fetched-ca, from_ca_host: true}]"
+    r, report = lab.hx_deploy("ca_trust", "--limit", target, "-e", entry, "-e", f"ca_trust_ca_host={ca_host}",
+                              "-e", "ca_trust_ca_host_path=/root/pki/ca.crt")  # fmt: skip
+    assert report["hosts"][0]["status"] == "changed"
+    assert lab.ssh(target, f"tail -n +3 {ANCHORS}/hx-fetched-ca.crt").stdout.strip() == pem.strip()
+    # a pin that does not match what the CA host serves: refused, nothing installed
+    r, report = lab.hx_deploy("ca_trust", "--limit", target, "-e",
+                              f"ca_trust_certificates=[{{name: hx-other-ca, from_ca_host: true, sha256: '{'ab' * 32}'}}]",
+                              "-e", f"ca_trust_ca_host={ca_host}", "-e", "ca_trust_ca_host_path=/root/pki/ca.crt",
+                              check=False)  # fmt: skip
+    assert r.returncode == 1 and "does not match the pin" in r.stderr
+    assert "hx-other-ca.crt" not in lab.ssh(target, f"ls {ANCHORS}").stdout
+    lab.hx_deploy("ca_trust", "--limit", target)  # back to the lab CA

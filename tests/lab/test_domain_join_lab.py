@@ -43,6 +43,9 @@ def test_join_then_users_resolve_and_a_second_run_changes_nothing(lab, ad):
     nss = lab.ssh(MEMBER, "grep -E '^(passwd|hosts):' /etc/nsswitch.conf").stdout.splitlines()
     assert nss[0] == untouched[0] + " sss" and nss[1] == untouched[1]  # the distro's own sources kept
     assert lab.ssh(MEMBER, "adcli testjoin -D lab.hxinfra.test", check=False).returncode == 0
+    # the lab's sudo rule for a domain group, checked by visudo before it landed
+    assert "(ALL : ALL) ALL" in lab.ssh(MEMBER, "sudo -l -U administrator").stdout
+    assert lab.ssh(MEMBER, "stat -c %a /etc/sudoers.d/hx-ad").stdout.strip() == "440"
 
     before = sssd_started(lab)
     r, again = lab.hx_deploy("site", "--limit", MEMBER, "--detailed-exitcode")

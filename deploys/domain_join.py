@@ -337,7 +337,7 @@ def domain_join() -> None:
     joined = None
     if step(COMPONENT, host.data, "join"):
         joined = realm_membership(
-            name=f"Join {dom} as {computer_name(data, host.name)} only if not a member (adcli testjoin)"
+            name=f"Join {dom} under the host's computer name, only if not a member (adcli testjoin)"
             if data["ad_join_present"]
             else f"Leave {dom} if a member",
             domain=dom,

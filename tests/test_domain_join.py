@@ -51,3 +51,17 @@ def test_files_for_required_encryption():
     assert files["/etc/sudoers.d/hx-ad"].mode == "0440"
     relaxed = {f.path: f for f in desired_config(data(ad_join_require_encryption=False), "h")}
     assert "start_tls" not in relaxed["/etc/sssd/sssd.conf"].content and "aes256" not in relaxed["/etc/krb5.conf"].content
+
+
+def test_resolver_drop_in_under_systemd_resolved_else_resolv_conf():
+    from deploys.domain_join import resolver_files
+
+    assert resolver_files(data(), resolved=True) == []  # no DNS servers in data: DNS left alone
+    dns = data(ad_join_dns_servers=["10.0.0.5", "10.0.0.6"])
+    (drop_in,) = resolver_files(dns, resolved=True)
+    assert drop_in.path == "/etc/systemd/resolved.conf.d/hx-ad.conf"  # resolv.conf stays resolved's stub
+    assert "managed by hxinfra" in drop_in.content.splitlines()[0]
+    assert "DNS=10.0.0.5 10.0.0.6\n" in drop_in.content and "Domains=dev-test.hana-x.ai\n" in drop_in.content
+    (plain,) = resolver_files(dns, resolved=False)
+    assert plain.path == "/etc/resolv.conf"
+    assert "nameserver 10.0.0.5\nnameserver 10.0.0.6\n" in plain.content and "search dev-test.hana-x.ai" in plain.content

@@ -72,6 +72,35 @@ def test_wrong_admin_password_leaves_the_host_as_it_was(lab, ad):
     assert state.stdout.split() == ["3"]  # not listed, no keytab, no sssd.conf, no password file
 
 
+
+def test_join_beside_systemd_resolved_keeps_its_stub(lab, ad, tmp_path):
+    """A host running systemd-resolved gets a drop-in; /etc/resolv.conf stays resolved's stub."""
+    lab.apt_install(FRESH, "systemd-resolved")
+    assert lab.ssh(FRESH, "readlink /etc/resolv.conf").stdout.strip() == "../run/systemd/resolve/stub-resolv.conf"
+    dc_ip = lab.ip(DC)
+    extra = tmp_path / "join.yml"
+    extra.write_text(f"ad_join_dns_servers: [{dc_ip}]\nad_join_admin_password: {ad['vault_lab_dc_admin_password']}\n")
+    extra.chmod(0o600)
+    try:
+        r, report = lab.hx_deploy("domain_join", "--limit", FRESH, "-e", f"@{extra}")
+        assert report["hosts"][0]["status"] == "changed", r.stderr[-3000:]
+        assert lab.ssh(FRESH, "readlink /etc/resolv.conf").stdout.strip() == "../run/systemd/resolve/stub-resolv.conf"
+        assert lab.ssh(FRESH, "systemctl is-active systemd-resolved").stdout.strip() == "active"
+        assert f"nameserver {dc_ip}" in lab.ssh(FRESH, "cat /run/systemd/resolve/resolv.conf").stdout
+        # names of the domain resolve through resolved's stub (127.0.0.53), and the join found the DC by them
+        assert lab.ssh(FRESH, f"getent hosts {DC}.{DOMAIN}").stdout.split()[0] == dc_ip
+        assert lab.ssh(FRESH, "realm list --name-only").stdout.strip() == DOMAIN
+        started = lab.ssh(FRESH, "systemctl show systemd-resolved -p ActiveEnterTimestampMonotonic --value").stdout
+        r, again = lab.hx_deploy("domain_join", "--limit", FRESH, "-e", f"@{extra}")
+        assert again["hosts"][0]["changed"] == 0, r.stderr[-3000:]
+        assert lab.ssh(FRESH, "systemctl show systemd-resolved -p ActiveEnterTimestampMonotonic --value").stdout == started
+        lab.hx_deploy("domain_join", "--limit", FRESH, "-e", f"@{extra}", "-e", "ad_join_present=false")
+        assert lab.ssh(FRESH, "realm list --name-only").stdout.strip() == ""
+    finally:  # later tests expect the lab's plain resolver on this host
+        lab.ssh(FRESH, "DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq systemd-resolved >/dev/null; "
+                       "rm -f /etc/resolv.conf /etc/systemd/resolved.conf.d/hx-ad.conf; : > /etc/resolv.conf")  # fmt: skip
+
+
 def test_leave(lab, ad):
     r, report = lab.hx_deploy("site", "--limit", MEMBER, "-e", "ad_join_present=false")
     assert report["hosts"][0]["status"] == "changed"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -21,6 +22,7 @@ from hxinfra.errors import HxError
 from hxinfra.inventory import Environment, load_environment
 from hxinfra.paths import project_root
 from hxinfra.pki_cli import pki
+from hxinfra.runlog import RunLog, Tee
 from hxinfra.runner import inventory_file, run_deploy
 from hxinfra.vault import MASK, Keyring, is_secret
 from hxinfra.vault_cli import vault, vault_options
@@ -183,6 +185,13 @@ def inventory_host(
 @click.option(
     "-v", "--verbose", "verbosity", count=True, help="More pyinfra output (-v, -vv, -vvv); secrets stay masked."
 )
+@click.option(
+    "--log-file",
+    type=click.Path(dir_okay=False),
+    envvar="HXINFRA_LOG_FILE",
+    show_envvar=True,
+    help="Append this run's output, timestamped and with secrets masked, to a private (0600) log file.",
+)
 @vault_options()
 def deploy(
     deploy: str,
@@ -199,6 +208,7 @@ def deploy(
     max_fail_percentage: float,
     tags: tuple[str, ...],
     skip_tags: tuple[str, ...],
+    log_file: str | None,
     keyring: Keyring,
 ) -> None:
     """Run DEPLOY (``site``, a component such as ``nginx``, or a deploy file) on an environment.
@@ -212,18 +222,38 @@ def deploy(
         if not sys.stdin.isatty():
             raise HxError(f"refusing to change {env_name} without a terminal to confirm; run --check first, then --yes")
         click.confirm(f"Apply {deploy} to {env_name}?", abort=True, err=True)
-    report = run_deploy(
-        root, env_name, deploy, check=check, diff=diff, limit=limit, extra_args=extra, keyring=keyring,
-        verbosity=verbosity, serial=serial, max_fail_percentage=max_fail_percentage,
-        tags=_split(tags), skip_tags=_split(skip_tags),
-    )  # fmt: skip
-    if as_json:
-        click.echo(json.dumps(report.as_dict(), indent=2))
-    _print_table(report)
+    runlog = RunLog(Path(log_file)) if log_file else None
+    if runlog is not None:
+        runlog.start("hxinfra deploy " + deploy, env_name, [
+            ("check", check), ("diff", diff), ("limit", ",".join(limit)), ("serial", serial),
+            ("max-fail-percentage", max_fail_percentage), ("tags", ",".join(tags)), ("skip-tags", ",".join(skip_tags)),
+            ("extra-vars", ",".join(_extra_names(extra))),
+        ])  # fmt: skip
+    try:
+        report = run_deploy(
+            root, env_name, deploy, check=check, diff=diff, limit=limit, extra_args=extra, keyring=keyring,
+            verbosity=verbosity, serial=serial, max_fail_percentage=max_fail_percentage,
+            tags=_split(tags), skip_tags=_split(skip_tags), log=Tee(sys.stderr, runlog),
+        )  # fmt: skip
+        if as_json:
+            click.echo(json.dumps(report.as_dict(), indent=2))
+        _print_table(report, runlog)
+    except HxError as e:
+        if runlog is not None:
+            runlog.write(f"error: {e}\n")
+        raise
+    finally:
+        if runlog is not None:
+            runlog.close()
     if report.failed:
         sys.exit(1)
     if detailed_exitcode and report.changed:
         sys.exit(2)
+
+
+def _extra_names(extra: tuple[str, ...]) -> list[str]:
+    """What the log says of ``-e``: file names and keys, never values (they may be secrets)."""
+    return [e if e.startswith("@") else e.split("=", 1)[0] + "=…" for e in extra]
 
 
 def _split(values: tuple[str, ...]) -> list[str]:
@@ -234,23 +264,29 @@ COLOURS = {"ok": "green", "changed": "yellow", "pending": "yellow", "failed": "r
            "skipped": "magenta"}  # fmt: skip
 
 
-def _print_table(report: Any) -> None:
-    """The final per-host table (stderr), what would change in check mode, and a timing line."""
-    click.echo("", err=True)
+def _print_table(report: Any, runlog: RunLog | None = None) -> None:
+    """The final per-host table (stderr and the run log), what would change in check mode, and a timing line."""
+
+    def echo(text: str) -> None:
+        click.echo(text, err=True)
+        if runlog is not None:
+            runlog.write(text + "\n")
+
+    echo("")
     verb = "would change" if report.check else "changed"
     width = max([len(h) for h in report.hosts] + [4])
     for h in report.hosts.values():
         status = click.style(f"{h.status:<11}", fg=COLOURS.get(h.status))
         batch = f"  batch {h.batch}" if len(report.batches) > 1 and h.batch else ""
-        click.echo(f"{status} {h.name:<{width}}  {verb} {h.changed}  ok {h.ok}  failed {h.failed}{batch}", err=True)
+        echo(f"{status} {h.name:<{width}}  {verb} {h.changed}  ok {h.ok}  failed {h.failed}{batch}")
         if report.check:
             for name in h.changes:
-                click.echo(f"{'':<12} {'':<{width}}  ~ {name}", err=True)
+                echo(f"{'':<12} {'':<{width}}  ~ {name}")
     if report.stopped:
-        click.echo(click.style(f"rollout stopped: {report.stopped}", fg="red"), err=True)
+        echo(click.style(f"rollout stopped: {report.stopped}", fg="red"))
     counts = {s: sum(1 for h in report.hosts.values() if h.status == s) for s in COLOURS}
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
-    click.echo(f"{len(report.hosts)} host(s): {summary} in {report.seconds:.1f} s", err=True)
+    echo(f"{len(report.hosts)} host(s): {summary} in {report.seconds:.1f} s")
 
 
 # ---------------------------------------------------------------------------- plan

@@ -25,6 +25,7 @@ from hxinfra.deploytools import SKIP_TAGS_KEY, TAGS_KEY
 from hxinfra.errors import HxError
 from hxinfra.inventory import EXTRA_VARS_ENV, Environment, load_environment
 from hxinfra.patterns import batches, exceeds, parse_serial, select
+from hxinfra.runlog import Sink
 from hxinfra.vault import PASSWORDS_FD_ENV, Keyring, default_keyring, iter_vaulted, redact, set_default_keyring
 
 
@@ -137,7 +138,7 @@ def _summarise(
     return report
 
 
-def _pump(src: IO[str], dst: IO[str], seen: list[str]) -> None:
+def _pump(src: IO[str], dst: Sink, seen: list[str]) -> None:
     for line in src:
         line = redact(line)
         seen.append(line)
@@ -173,7 +174,7 @@ def run_deploy(
     max_fail_percentage: float = 0.0,
     tags: Sequence[str] = (),
     skip_tags: Sequence[str] = (),
-    log: IO[str] | None = None,
+    log: Sink | None = None,
 ) -> DeployReport:
     """Validate the inventory, run pyinfra on it batch by batch and return a per-host report.
 
@@ -228,7 +229,7 @@ def run_deploy(
 
 def _run_pyinfra(
     root: Path, inv: Path, dep: Path, hosts: list[str], check: bool, diff: bool, verbosity: int,
-    child_env: dict[str, str], needs_passwords: bool, keyring: Keyring, log: IO[str],
+    child_env: dict[str, str], needs_passwords: bool, keyring: Keyring, log: Sink,
 ) -> DeployReport:  # fmt: skip
     """One ``python -m pyinfra`` run on exactly ``hosts``."""
     env = dict(child_env)

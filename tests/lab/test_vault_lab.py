@@ -43,9 +43,12 @@ def no_leak(token: str, *outputs: str) -> None:
 def test_vaulted_secret_never_printed_and_file_private(lab, vaultdir):
     pw, whole, inline = vaultdir
     first, second = "tok-" + secrets.token_hex(16), "tok-" + secrets.token_hex(16)
+    runlog = pw.parent / "logs" / "deploy.log"
     r = lab.hxinfra("deploy", DEPLOY, "--env", "lab", "--limit", "hx-web-01", "-e", f"@{whole(first)}",
-                    "--vault-password-file", str(pw), "--diff", "--json", "-vv")
-    no_leak(first, r.stdout, r.stderr)
+                    "--vault-password-file", str(pw), "--diff", "--json", "-vv", "--log-file", str(runlog))
+    no_leak(first, r.stdout, r.stderr, runlog.read_text())
+    assert oct(runlog.stat().st_mode & 0o777) == "0o600"
+    assert "+token = ********" in runlog.read_text() and "1 host(s): 1 changed" in runlog.read_text()
     report = json.loads(r.stdout)
     assert report["hosts"][0]["changed"] == 1
     assert f"+++ b{TARGET}" in r.stderr and "+token = ********" in r.stderr

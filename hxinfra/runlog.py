@@ -1,0 +1,81 @@
+"""A run log for ``hxinfra deploy``, the counterpart of Ansible's ``log_path``.
+
+Operators keep a record of who ran what, where, and what changed. Everything written here has
+already passed through the same redaction as the console (vault plaintexts become ``********``),
+and the file is created private (0600) because a log outlives the terminal it was printed on.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Protocol
+
+import click
+
+from hxinfra.errors import HxError
+from hxinfra.vault import redact
+
+
+class Sink(Protocol):
+    """Where progress lines go: the console, or a :class:`Tee` of the console and the run log."""
+
+    def write(self, text: str, /) -> int: ...
+
+    def flush(self) -> None: ...
+
+
+def _stamp() -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S")
+
+
+class RunLog:
+    """Appends timestamped, redacted lines to a private log file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        except OSError as e:
+            raise HxError(f"cannot open log file {path}: {e.strerror}") from None
+        self._file = os.fdopen(fd, "a", encoding="utf-8")
+        self._partial = ""
+
+    def write(self, text: str) -> None:
+        """Write ``text`` (any number of lines; a trailing partial line waits for its end)."""
+        text = self._partial + click.unstyle(redact(text))
+        *lines, self._partial = text.split("\n")
+        for line in lines:
+            self._file.write(f"{_stamp()} {line.rstrip()}\n")
+        self._file.flush()
+
+    def start(self, command: str, env: str, fields: Sequence[tuple[str, object]]) -> None:
+        """The header of one run: who, what and where; values of ``-e`` are never logged."""
+        described = "  ".join(f"{k}={v}" for k, v in fields if v not in (None, (), [], False, ""))
+        self.write(f"=== {command} --env {env}  user={getpass.getuser()} pid={os.getpid()}  {described}\n")
+
+    def close(self) -> None:
+        if self._partial:
+            self.write("\n")
+        self._file.close()
+
+
+class Tee:
+    """A text stream that writes to the console and, when there is one, to the run log."""
+
+    def __init__(self, console: IO[str], runlog: RunLog | None) -> None:
+        self.console = console
+        self.runlog = runlog
+
+    def write(self, text: str) -> int:
+        self.console.write(text)
+        if self.runlog is not None:
+            self.runlog.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        self.console.flush()

@@ -114,3 +114,21 @@ def test_pki_cli_init_issue_verify(tmp_path):
     assert r.exit_code == 0 and json.loads(r.output)["subject"] == "CN=Testing Root,O=HX"
     r = CliRunner().invoke(main, ["pki", "verify", str(tmp_path / "ca/issued/web.crt")])
     assert r.exit_code == 1 and "not a CA certificate" in r.output
+
+
+def test_ca_pem_from_a_vaulted_value(project, ca):
+    """``pem: !vault |``: decrypted lazily with the project's vault password, then verified like any CA."""
+    from hxinfra import vault
+
+    project("inventories/demo.py", INVENTORY)
+    pw = project(".vault_pass", "ca-vault-pw\n")
+    pw.chmod(0o600)
+    block = vault.vault_block(vault.encrypt(ca.cert_path.read_bytes(), b"ca-vault-pw"))
+    project("inventories/group_vars/all.yml", "ca_trust_certificates:\n  - name: hx-root-ca\n    pem: " + block)
+    vault.set_default_keyring(None)
+    env = load_environment(project.root / "inventories/demo.py")
+    env.validate()
+    ((name, pem, info),) = resolve_cas(env.host_data("web1", with_defaults=True))
+    assert name == "hx-root-ca" and pem == ca.cert_path.read_text().strip() + "\n" and info.subject.startswith("CN=HX Test Root CA")
+    (anchor,) = [f for f in ca_files(data(), [(name, pem, info)], []) if isinstance(f, ManagedFile)]
+    assert anchor.path == "/usr/local/share/ca-certificates/hx-root-ca.crt" and pem in anchor.content

@@ -33,8 +33,9 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 lint: venv ## ruff + mypy
-	$(VENV)/bin/ruff check hxinfra deploys inventories tests
+	$(VENV)/bin/ruff check hxinfra deploys inventories tests bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy bench
 
 test: install ## Every test, lab tests included (needs root, as CI has)
 	$(VENV)/bin/pytest

@@ -20,6 +20,7 @@ import binascii
 import getpass
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -378,6 +379,7 @@ def set_default_keyring(keyring: Keyring | None) -> None:
 
 # ------------------------------------------------------------------------------ values
 _registered: set[str] = set()
+PEM_ARMOR = re.compile(r"^-----(BEGIN|END) [A-Z0-9 ]+-----$")
 
 
 def register_secret(value: str) -> None:
@@ -385,7 +387,9 @@ def register_secret(value: str) -> None:
     if len(value) >= 4:
         _registered.add(value)
     for line in value.splitlines():
-        if len(line.strip()) >= 8:
+        # PEM armor lines are the same in every key and certificate: masking them would
+        # mangle every certificate in the output, and they reveal nothing
+        if len(line.strip()) >= 8 and not PEM_ARMOR.match(line.strip()):
             _registered.add(line.strip())
 
 

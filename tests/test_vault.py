@@ -155,6 +155,14 @@ def test_vaulted_values_in_yaml_are_lazy_and_masked(tmp_path):
     assert vault.redact("login db-pass-123 ok") == "login ******** ok"
 
 
+
+def test_a_vaulted_pem_masks_its_body_but_not_the_armor_every_pem_shares():
+    body = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQDx7Zk"
+    vault.register_secret(f"-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n")
+    assert vault.redact(f"key: {body}") == "key: ********"
+    other_cert = "-----BEGIN CERTIFICATE-----\nMIIBpublic\n-----END PRIVATE KEY-----"
+    assert vault.redact(other_cert) == other_cert
+
 def test_whole_file_vault_and_inventory_masking(project):
     project("inventories/demo.py", INVENTORY)
     pw = pwfile(project.root / ".vault_pass", "grp-pw")

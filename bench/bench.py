@@ -51,7 +51,7 @@ globals().update(_env.pyinfra_groups())
 '''
 
 
-def measure(args: list[str], env: dict[str, str] | None = None) -> dict[str, float | int]:
+def measure(args: list[str], env: dict[str, str] | None = None) -> dict[str, float]:
     """Run one command: wall time, and the peak RSS of the largest process of its tree.
 
     Linux's ``wait4`` reports the maximum over the child and the descendants it waited for,
@@ -66,7 +66,7 @@ def measure(args: list[str], env: dict[str, str] | None = None) -> dict[str, flo
     rc = os.waitstatus_to_exitcode(status)
     if rc != 0:
         raise SystemExit(f"{' '.join(args)} failed (exit {rc}):\n{stderr[-2000:]}")
-    return {"seconds": round(seconds, 3), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "rc": rc}
+    return {"seconds": round(seconds, 3), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
 
 
 def synthetic_project(tmp: Path, n: int) -> Path:
@@ -90,7 +90,7 @@ def main() -> None:
     opts = parser.parse_args()
     results: list[dict[str, object]] = []
 
-    def record(what: str, hosts: int, numbers: dict[str, float | int]) -> None:
+    def record(what: str, hosts: int, numbers: dict[str, float]) -> None:
         row: dict[str, object] = {"what": what, "hosts": hosts, **numbers}
         results.append(row)
         if not opts.json:

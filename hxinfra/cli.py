@@ -7,6 +7,7 @@ Human progress goes to stderr; ``--json`` output goes to stdout.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -229,7 +230,7 @@ def deploy(
             ("max-fail-percentage", max_fail_percentage), ("tags", ",".join(tags)), ("skip-tags", ",".join(skip_tags)),
             ("extra-vars", ",".join(_extra_names(extra))),
         ])  # fmt: skip
-    try:
+    with runlog if runlog is not None else contextlib.nullcontext():
         report = run_deploy(
             root, env_name, deploy, check=check, diff=diff, limit=limit, extra_args=extra, keyring=keyring,
             verbosity=verbosity, serial=serial, max_fail_percentage=max_fail_percentage,
@@ -238,13 +239,6 @@ def deploy(
         if as_json:
             click.echo(json.dumps(report.as_dict(), indent=2))
         _print_table(report, runlog)
-    except HxError as e:
-        if runlog is not None:
-            runlog.write(f"error: {e}\n")
-        raise
-    finally:
-        if runlog is not None:
-            runlog.close()
     if report.failed:
         sys.exit(1)
     if detailed_exitcode and report.changed:

@@ -1,8 +1,8 @@
 """A run log for ``hxinfra deploy``, the counterpart of Ansible's ``log_path``.
 
-Operators keep a record of who ran what, where, and what changed. Everything written here has
-already passed through the same redaction as the console (vault plaintexts become ``********``),
-and the file is created private (0600) because a log outlives the terminal it was printed on.
+Operators keep a record of who ran what, where, and what changed. Every line is redacted again
+at the file boundary (vault plaintexts become ``********``), whatever path it came by, and the
+file is created private (0600) because a log outlives the terminal it was printed on.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from types import TracebackType
 from typing import IO, Protocol
 
 import click
@@ -62,6 +63,17 @@ class RunLog:
         if self._partial:
             self.write("\n")
         self._file.close()
+
+    def __enter__(self) -> RunLog:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        """A clear error (bad input, unknown host...) is part of the record; the file is closed."""
+        if isinstance(error, HxError):
+            self.write(f"error: {error}\n")
+        self.close()
 
 
 class Tee:

@@ -386,11 +386,11 @@ def register_secret(value: str) -> None:
     """Remember a plaintext so :func:`redact` hides it (and each long line of it)."""
     if len(value) >= 4:
         _registered.add(value)
-    for line in value.splitlines():
+    for line in (raw.strip() for raw in value.splitlines()):
         # PEM armor lines are the same in every key and certificate: masking them would
         # mangle every certificate in the output, and they reveal nothing
-        if len(line.strip()) >= 8 and not PEM_ARMOR.match(line.strip()):
-            _registered.add(line.strip())
+        if len(line) >= 8 and not PEM_ARMOR.match(line):
+            _registered.add(line)
 
 
 def redact(text: str) -> str:

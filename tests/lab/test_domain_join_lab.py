@@ -72,15 +72,14 @@ def test_wrong_admin_password_leaves_the_host_as_it_was(lab, ad):
     assert state.stdout.split() == ["3"]  # not listed, no keytab, no sssd.conf, no password file
 
 
-
 def test_join_beside_systemd_resolved_keeps_its_stub(lab, ad, tmp_path):
     """A host running systemd-resolved gets a drop-in; /etc/resolv.conf stays resolved's stub."""
     lab.apt_install(FRESH, "systemd-resolved")
     assert lab.ssh(FRESH, "readlink /etc/resolv.conf").stdout.strip() == "../run/systemd/resolve/stub-resolv.conf"
     dc_ip = lab.ip(DC)
     extra = tmp_path / "join.yml"
+    extra.touch(mode=0o600)  # private before the password is in it
     extra.write_text(f"ad_join_dns_servers: [{dc_ip}]\nad_join_admin_password: {ad['vault_lab_dc_admin_password']}\n")
-    extra.chmod(0o600)
     try:
         r, report = lab.hx_deploy("domain_join", "--limit", FRESH, "-e", f"@{extra}")
         assert report["hosts"][0]["status"] == "changed", r.stderr[-3000:]

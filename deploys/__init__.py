@@ -21,6 +21,11 @@ FLEET = Component(
         # component names and step tags such as packages, config, service, security.
         "hx_tags": [],
         "hx_skip_tags": [],
+        # In a group's vars: its precedence among groups of the same depth (higher wins), like
+        # ansible_group_priority.
+        "hx_group_priority": 1,
+        # Set by the inventory, never by hand: vault files this host's data could not open.
+        "hx_sealed_vaults": [],
     },
     types={"hx_tags": (list, str), "hx_skip_tags": (list, str)},
     required={

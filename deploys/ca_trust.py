@@ -12,6 +12,7 @@ before a CA expires, and every change leaves an audit line in ``/var/log/hx/ca-t
 
 from __future__ import annotations
 
+import os
 import shlex
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,12 +26,13 @@ from typing_extensions import override
 from deploys import templates_root
 from hxinfra.components import Component
 from hxinfra.deploytools import component_data, is_deploy_file, step
-from hxinfra.errors import HxError
 from hxinfra.operations import Absent, ConfigItem, ManagedFile, config_set
 from hxinfra.paths import find_project_root
 from hxinfra.pki import CaInfo, PkiError, verify_ca, verify_key_pair
 from hxinfra.render import render
-from hxinfra.vault import Secret, reveal
+from hxinfra.validate import DataError, abs_path, choice, collect, fields, one_line
+from hxinfra.validate import name as validate_name
+from hxinfra.vault import Placeholder, Secret, Vaulted
 
 DEFAULTS: dict[str, Any] = {
     # CA certificates every host trusts, root and intermediates, one entry each:
@@ -64,7 +66,6 @@ HEADER = "# managed by hxinfra (ca_trust); local changes are overwritten"
 MONITOR_SCRIPT = "/usr/local/sbin/hx-ca-trust-expiry"
 MONITOR_UNIT = "/etc/systemd/system/hx-ca-trust-expiry"
 CERT_ENTRY_KEYS = {"name", "pem", "file", "sha256", "from_ca_host"}
-HOST_CERT_KEYS = {"name", "cert", "key", "key_group", "key_mode"}
 
 
 def _project_file(path: str) -> Path:
@@ -74,14 +75,22 @@ def _project_file(path: str) -> Path:
     return p
 
 
-def _read(value: Any, what: str) -> str:
-    """PEM text from an inline value or a file path (a key read from a file becomes a Secret)."""
-    value = reveal(value)
+def _read(value: Any, what: str) -> str | None:
+    """PEM text from an inline value or a file path (a key read from a file becomes a Secret).
+
+    A vault value is never read as a path: it must hold the PEM itself. ``None`` for a value that
+    is still encrypted (inventory checks never decrypt) or a plan placeholder: the entry is then
+    verified when a deploy decrypts it.
+    """
+    if isinstance(value, Vaulted | Placeholder):
+        return None
     if not isinstance(value, str) or not value.strip():
         raise PkiError(f"{what}: empty")
     if "-----BEGIN" in value:
         return value
-    path = _project_file(value)
+    if isinstance(value, Secret):
+        raise PkiError(f"{what}: a vault value must hold the PEM text itself (it is never read as a file path)")
+    path = _project_file(one_line(value, what))
     try:
         text = path.read_text()
     except OSError as e:
@@ -90,9 +99,10 @@ def _read(value: Any, what: str) -> str:
 
 
 def _check_name(name: Any, what: str) -> str:
-    if not isinstance(name, str) or not name or not all(c.isalnum() or c in "._-" for c in name):
-        raise PkiError(f"{what}: name {name!r} must be letters, digits, '.', '_' or '-'")
-    return name
+    try:
+        return validate_name(name, f"{what}: name")
+    except DataError as e:
+        raise PkiError(str(e)) from None
 
 
 def resolve_cas(data: Mapping[str, Any], fetch: Any = None) -> list[tuple[str, str, CaInfo]]:
@@ -120,47 +130,74 @@ def resolve_cas(data: Mapping[str, Any], fetch: Any = None) -> list[tuple[str, s
                 continue
             pem = fetch(name)
         else:
-            pem = _read(entry[sources[0]], f"{what} ({name})")
+            read = _read(entry[sources[0]], f"{what} ({name})")
+            if read is None:
+                continue
+            pem = read
         info = verify_ca(pem, f"CA {name}", pin=entry.get("sha256"), warn_days=data["ca_trust_warn_days"])
         out.append((name, pem.strip() + "\n", info))
     return out
 
 
+KEY_MODES = ("0600", "0640")
+
+
 def resolve_host_certs(data: Mapping[str, Any]) -> list[tuple[dict[str, Any], str, str]]:
+    """Every service certificate as ``(entry, cert PEM, key PEM)``, the pair checked to match.
+
+    An entry whose cert or key is still encrypted (inventory checks) or a plan placeholder keeps
+    its key as that placeholder: the plan writes key files as sensitive, never their content.
+    """
     out: list[tuple[dict[str, Any], str, str]] = []
-    for i, entry in enumerate(data["ca_trust_host_certs"]):
+    for i, raw in enumerate(data["ca_trust_host_certs"]):
         what = f"ca_trust_host_certs[{i}]"
-        if not isinstance(entry, Mapping) or set(entry) - HOST_CERT_KEYS or not {"name", "cert", "key"} <= set(entry):
-            raise PkiError(f"{what}: must be a dict with name, cert and key (and key_group, key_mode)")
+        entry = dict(fields(raw, what, ("name", "cert", "key"), ("key_group", "key_mode")))
         _check_name(entry["name"], what)
+        entry.setdefault("key_group", "root")
+        validate_name(entry["key_group"], f"{what}: key_group")
+        entry.setdefault("key_mode", "0600" if entry["key_group"] == "root" else "0640")
+        choice(entry["key_mode"], f"{what}: key_mode (a private key is never world-readable)", KEY_MODES)
         cert, key = _read(entry["cert"], f"{what} cert"), _read(entry["key"], f"{what} key")
+        if cert is None or key is None:
+            if isinstance(entry["cert"], Placeholder | str) and cert is not None:
+                out.append((entry, cert, str(entry["key"])))
+            continue
         key = key if isinstance(key, Secret) else Secret(key)
         verify_key_pair(cert, key, f"{what} ({entry['name']})")
-        out.append((dict(entry), cert, key))
+        out.append((entry, cert, key))
     return out
 
 
 def check_data(data: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """Inventory-time check (before anything connects): every CA and host certificate verifies."""
-    problems = []
-    for key, fn in (("ca_trust_certificates", resolve_cas), ("ca_trust_host_certs", resolve_host_certs)):
-        try:
-            fn(data)
-        except HxError as e:
-            problems.append((key, str(e)))
-    return problems
+    """Inventory-time check (before anything connects): paths and names are safe, every CA and host
+    certificate verifies (vault values are verified when a deploy decrypts them)."""
+    return collect(data, {
+        "ca_trust_certificates": resolve_cas,
+        "ca_trust_host_certs": resolve_host_certs,
+        "ca_trust_dir": lambda d: abs_path(d["ca_trust_dir"], "ca_trust_dir"),
+        "ca_trust_log_dir": lambda d: abs_path(d["ca_trust_log_dir"], "ca_trust_log_dir"),
+        "ca_trust_host_cert_dir": lambda d: abs_path(d["ca_trust_host_cert_dir"], "ca_trust_host_cert_dir"),
+        "ca_trust_ca_host_path": lambda d: abs_path(d["ca_trust_ca_host_path"], "ca_trust_ca_host_path"),
+        "ca_trust_ca_host": lambda d: d["ca_trust_ca_host"] and validate_name(d["ca_trust_ca_host"], "ca_trust_ca_host"),
+        "ca_trust_warn_days": lambda d: d["ca_trust_warn_days"] >= 0 or _fail("ca_trust_warn_days: must be >= 0"),
+    })  # fmt: skip
+
+
+def _fail(message: str) -> bool:
+    raise DataError(message)
 
 
 def plan(data: Mapping[str, Any], host_name: str) -> list[ConfigItem]:
     """The offline plan: trust anchors, monitor and service certificates (``from_ca_host`` CAs
     need SSH and are left out; removals of stale anchors need the host's facts)."""
-    data = reveal(dict(data))
+    data = dict(data)  # vault values are placeholders here: the plan never decrypts
     return ca_files(data, resolve_cas(data), []) + monitor_files(data) + host_cert_files(data, resolve_host_certs(data))
 
 
 COMPONENT = Component(
-    "ca_trust", DEFAULTS, check=check_data, tags=("packages", "config", "security", "monitor", "certs"), plan=plan
-)
+    "ca_trust", DEFAULTS, check=check_data, tags=("packages", "config", "security", "monitor", "certs"), plan=plan,
+    multiline=("ca_trust_certificates", "ca_trust_host_certs"),
+)  # fmt: skip
 
 
 def ca_files(data: Mapping[str, Any], cas: list[tuple[str, str, CaInfo]], managed_now: list[str]) -> list[ConfigItem]:
@@ -176,7 +213,7 @@ def ca_files(data: Mapping[str, Any], cas: list[tuple[str, str, CaInfo]], manage
 
 
 def monitor_files(data: Mapping[str, Any]) -> list[ConfigItem]:
-    context = {**data, "monitor_script": MONITOR_SCRIPT}
+    context = {**data, "monitor_script": MONITOR_SCRIPT, "header": HEADER}
     files_ = {
         MONITOR_SCRIPT: ("ca_trust/usr/local/sbin/hx-ca-trust-expiry.j2", "0755"),
         f"{MONITOR_UNIT}.service": ("ca_trust/etc/systemd/system/hx-ca-trust-expiry.service.j2", "0644"),
@@ -193,8 +230,7 @@ def host_cert_files(data: Mapping[str, Any], certs: list[tuple[dict[str, Any], s
     d = data["ca_trust_host_cert_dir"]
     items: list[ConfigItem] = []
     for entry, cert, key in certs:
-        group = entry.get("key_group", "root")
-        mode = entry.get("key_mode", "0600" if group == "root" else "0640")
+        group, mode = entry["key_group"], entry["key_mode"]
         items.append(ManagedFile(f"{d}/{entry['name']}.crt", cert))
         items.append(ManagedFile(f"{d}/private/{entry['name']}.key", key, mode=mode, group=group, sensitive=True))
     return items
@@ -233,10 +269,13 @@ def fetch_from_ca_host(data: Mapping[str, Any]) -> Any:
         if key not in _fetched:
             d = ca_host.data
             client = paramiko.SSHClient()
-            if d.get("ssh_strict_host_key_checking") == "off":
-                client.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # noqa: S507 - the inventory said so
+            # the same trust as pyinfra's connection to that host: its known_hosts file, strict
+            known_hosts = d.get("ssh_known_hosts_file")
+            if known_hosts:
+                client.load_host_keys(os.path.expanduser(str(known_hosts)))
             else:
                 client.load_system_host_keys()
+            client.set_missing_host_key_policy(paramiko.RejectPolicy())
             try:
                 client.connect(d.get("ssh_hostname") or ca_host.name, port=int(d.get("ssh_port") or 22),
                                username=d.get("ssh_user"), key_filename=d.get("ssh_key"), timeout=15)  # fmt: skip
@@ -272,7 +311,7 @@ def ca_trust() -> None:
         )
     if step(COMPONENT, host.data, "config", "security"):
         trust = config_set(
-            name=f"Install {len(cas)} CA certificate(s) in {data['ca_trust_dir']}",
+            name="Install the CA certificates of ca_trust_certificates, remove stale ones",
             items=ca_files(data, cas, host.get_fact(ManagedCaFiles, directory=data["ca_trust_dir"])),
         )
         anchors = [shlex.quote(f"{data['ca_trust_dir']}/{n}.crt") for n, _p, _i in cas]
@@ -308,7 +347,7 @@ def ca_trust() -> None:
         )
     if step(COMPONENT, host.data, "certs", "security"):
         files.directory(
-            name=f"Create {cert_dir}/private (0710 root:ssl-cert)",
+            name="Create the service certificate directory's private/ (0710 root:ssl-cert)",
             path=f"{cert_dir}/private",
             user="root",
             group="ssl-cert",
@@ -316,7 +355,7 @@ def ca_trust() -> None:
         )
         host_cert_items = host_cert_files(data, certs)
         config_set(
-            name=f"Install {len(certs)} service certificate(s) and key(s) in {cert_dir}",
+            name="Install the service certificates and keys of ca_trust_host_certs",
             items=host_cert_items,
             validate=" && ".join(
                 f"openssl x509 -noout -in {shlex.quote(item.path)}"

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pyinfra import host, logger, state
-from pyinfra.api import FactBase, StringCommand, deploy, operation
+from pyinfra.api import FactBase, QuoteString, StringCommand, deploy, operation
 from pyinfra.api.exceptions import OperationError
 from pyinfra.facts.files import FileContents
 from pyinfra.facts.server import LinuxDistribution
@@ -36,7 +36,12 @@ from hxinfra.deploytools import component_data, is_deploy_file, step
 from hxinfra.errors import HxError
 from hxinfra.operations import ConfigItem, ManagedFile, config_set, upload_commands
 from hxinfra.render import render
+from hxinfra.validate import abs_path, collect, dns_name, fields, ip_address, one_line
+from hxinfra.validate import name as validate_name
 from hxinfra.vault import reveal
+
+ACCOUNT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@-]*")
+PACKAGE = re.compile(r"[a-z0-9][a-z0-9+.-]*")
 
 # the AD client stack on Debian and Ubuntu (the same package names on both)
 _AD_CLIENT_PACKAGES = ("realmd", "sssd", "sssd-tools", "adcli", "krb5-user", "libnss-sss", "libpam-sss",
@@ -119,28 +124,47 @@ def computer_name(data: Mapping[str, Any], host_name: str) -> str:
     return short[:10].rstrip("-") + "-" + hashlib.sha256(host_name.encode()).hexdigest()[:4].upper()
 
 
-def _sudo_name(entry: Mapping[str, Any], data: Mapping[str, Any]) -> str:
+SUDO_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9 ._@-]*")
+
+
+def _sudo_name(entry: Mapping[str, Any], data: Mapping[str, Any], what: str) -> str:
+    """A user or ``%group`` for sudoers: letters, digits, ``._@-`` and spaces (escaped), nothing
+    that sudoers reads as syntax (``,`` ``:`` ``=`` ``(`` ``!`` would widen the rule)."""
     kind = "group" if "group" in entry else "user"
-    name = str(entry[kind])
+    name = validate_name(entry[kind], f"{what}: {kind}", SUDO_NAME)
     if data["ad_join_use_fqdn"]:
         name = f"{name}@{domain(data)}"
-    escaped = name.replace("\\", "\\\\").replace(" ", "\\ ")
+    escaped = name.replace(" ", "\\ ")
     return f"%{escaped}" if kind == "group" else escaped
 
 
 def sudoers(data: Mapping[str, Any]) -> str | None:
+    """The sudoers drop-in: one line per rule; ``commands`` is required (a typo never grants ALL)."""
     rules = data["ad_join_sudo_rules"]
     if not rules:
         return None
     lines = []
     for i, entry in enumerate(rules):
-        if not isinstance(entry, Mapping) or len({"group", "user"} & set(entry)) != 1:
-            raise AdJoinError(f"ad_join_sudo_rules[{i}]: give exactly one of group or user (and commands)")
-        commands = str(entry.get("commands", "ALL"))
-        if "\n" in commands:
-            raise AdJoinError(f"ad_join_sudo_rules[{i}]: commands must be one line")
-        lines.append(f"{_sudo_name(entry, data)} ALL=(ALL:ALL) {commands}")
+        what = f"ad_join_sudo_rules[{i}]"
+        fields(entry, what, ("commands",), ("group", "user"))
+        if len({"group", "user"} & set(entry)) != 1:
+            raise AdJoinError(f"{what}: give exactly one of group or user (and commands)")
+        commands = one_line(entry["commands"], f"{what}: commands").strip()
+        if not commands:
+            raise AdJoinError(f"{what}: commands is empty")
+        lines.append(f"{_sudo_name(entry, data, what)} ALL=(ALL:ALL) {commands}")
     return "".join(f"{line}\n" for line in lines)
+
+
+HOMEDIR = re.compile(r"/[A-Za-z0-9_.%/-]*")
+
+
+def _homedir(data: Mapping[str, Any]) -> str:
+    home = one_line(data["ad_join_fallback_homedir"], "ad_join_fallback_homedir")
+    if not HOMEDIR.fullmatch(home) or "/../" in f"{home}/" or home.rstrip("/") in ("/tmp", "/var/tmp") or \
+            home.startswith(("/tmp/", "/var/tmp/")):  # fmt: skip
+        raise AdJoinError(f"ad_join_fallback_homedir: {home!r} must be an absolute path outside /tmp")
+    return home
 
 
 def nsswitch(current: str) -> str:
@@ -162,16 +186,20 @@ def nsswitch(current: str) -> str:
 
 
 def check_data(data: Mapping[str, Any]) -> list[tuple[str, str]]:
-    problems = []
-    home = str(data["ad_join_fallback_homedir"])
-    if not home.startswith("/") or home.rstrip("/") in ("/tmp", "/var/tmp") or home.startswith(("/tmp/", "/var/tmp/")):
-        problems.append(("ad_join_fallback_homedir", f"{home!r} must be an absolute path outside /tmp"))
-    for key, fn in (("ad_join_sudo_rules", sudoers), ("ad_join_computer_name", lambda d: computer_name(d, "x"))):
-        try:
-            fn(data)
-        except HxError as e:
-            problems.append((key, str(e)))
-    return problems
+    """Every value that reaches krb5.conf, sssd.conf, sudoers, resolv.conf or a command has its shape."""
+    return collect(data, {
+        "ad_join_domain": lambda d: dns_name(domain(d), "ad_join_domain (or hx_domain)"),
+        "ad_join_realm": lambda d: dns_name(realm(d), "ad_join_realm (or hx_realm)"),
+        "ad_join_admin_user": lambda d: validate_name(d["ad_join_admin_user"], "ad_join_admin_user", ACCOUNT),
+        "ad_join_ou": lambda d: one_line(d["ad_join_ou"], "ad_join_ou"),
+        "ad_join_fallback_homedir": _homedir,
+        "ad_join_default_shell": lambda d: abs_path(d["ad_join_default_shell"], "ad_join_default_shell"),
+        "ad_join_dns_servers": lambda d: [ip_address(s, "ad_join_dns_servers[]") for s in d["ad_join_dns_servers"]],
+        "ad_join_sudo_rules": sudoers,
+        "ad_join_computer_name": lambda d: computer_name(d, "x"),
+        "ad_join_packages": lambda d: [validate_name(p, "ad_join_packages", PACKAGE)
+                                       for pkgs in d["ad_join_packages"].values() for p in pkgs],
+    })  # fmt: skip
 
 
 def desired_config(data: Mapping[str, Any], host_name: str, nsswitch_now: str = DEBIAN_NSSWITCH) -> list[ConfigItem]:
@@ -267,7 +295,7 @@ def realm_membership(  # type: ignore[no-untyped-def]
         host.noop(f"not a member of {domain}")
         return
     if not present:
-        yield StringCommand("realm", "leave", domain)
+        yield StringCommand("realm", "leave", QuoteString(domain))
         return
     if not admin_password:  # only a host that must join needs it
         raise OperationError(
@@ -277,22 +305,24 @@ def realm_membership(  # type: ignore[no-untyped-def]
     if state.config.DIFF:
         logger.info(f"{host.print_prefix}Will join {domain} as {computer_name} (user {admin_user})")
     discover = (
-        f'out=$(realm discover {q(domain)} 2>&1) || {{ echo "hxinfra: cannot discover AD domain {domain}: no '
-        f"domain controller answered (DNS servers: $(awk '/^nameserver/{{print $2}}' /etc/resolv.conf | xargs)): "
-        f'$out" >&2; exit 1; }}'
+        f"out=$(realm discover {q(domain)} 2>&1) || {{ printf 'hxinfra: cannot discover AD domain %s: no "
+        "domain controller answered (DNS servers: %s): %s\\n' "
+        f"{q(domain)} \"$(awk '/^nameserver/{{print $2}}' /etc/resolv.conf | xargs)\" \"$out\" >&2; exit 1; }}"
     )
     yield StringCommand("sh", "-c", q(discover))
     secret = f"/root/.hxinfra-join-{uuid.uuid4().hex}"
     temp = host.get_temp_filename(f"hxinfra-{uuid.uuid4()}")
     yield from upload_commands(ManagedFile(secret, f"{admin_password}\n", mode="0600", sensitive=True), temp)
     ou_arg = f" --computer-ou={q(ou)}" if ou else ""
+    # the join's output goes to a private temp file (mktemp: 0600, unpredictable name), removed in every case
     join = (
+        "log=$(mktemp) || exit 1; "
         f"realm join --verbose --membership-software=adcli --client-software=sssd --user={q(admin_user)} "
-        f"--computer-name={q(computer_name)}{ou_arg} {q(domain)} < {q(secret)} > /tmp/.hxinfra-join.log 2>&1; "
+        f'--computer-name={q(computer_name)}{ou_arg} {q(domain)} < {q(secret)} > "$log" 2>&1; '
         f"rc=$?; rm -f {q(secret)}; if [ $rc -ne 0 ]; then "
-        f'echo "hxinfra: joining {domain} as {admin_user} failed (rc=$rc):" >&2; '
-        "grep -v -i password /tmp/.hxinfra-join.log | tail -5 >&2; "
-        f"realm leave {q(domain)} >/dev/null 2>&1; rm -f /etc/krb5.keytab; fi; rm -f /tmp/.hxinfra-join.log; exit $rc"
+        f"printf 'hxinfra: joining %s as %s failed (rc=%s):\\n' {q(domain)} {q(admin_user)} \"$rc\" >&2; "
+        'grep -v -i password "$log" | tail -5 >&2; '
+        f'realm leave {q(domain)} >/dev/null 2>&1; rm -f /etc/krb5.keytab; fi; rm -f "$log"; exit $rc'
     )
     yield StringCommand("sh", "-c", q(join))
 
@@ -300,7 +330,7 @@ def realm_membership(  # type: ignore[no-untyped-def]
 # ------------------------------------------------------------------------------ deploy
 def plan(data: Mapping[str, Any], host_name: str) -> list[ConfigItem]:
     """The offline plan (nsswitch.conf from Debian's default; the resolver as /etc/resolv.conf)."""
-    data = reveal(dict(data))
+    data = dict(data)
     return resolver_files(data, resolved=False) + desired_config(data, host_name)
 
 
@@ -325,7 +355,7 @@ def domain_join() -> None:
     if step(COMPONENT, host.data, "dns"):
         resolved = bool(host.get_fact(SystemdResolved))
         resolver = config_set(
-            name=f"Point the resolver at {', '.join(map(str, data['ad_join_dns_servers'])) or 'nothing (unchanged)'}",
+            name="Point the resolver at ad_join_dns_servers (unchanged when empty)",
             items=resolver_files(data, resolved),
         )
         systemd.service(
@@ -337,9 +367,7 @@ def domain_join() -> None:
     joined = None
     if step(COMPONENT, host.data, "join"):
         joined = realm_membership(
-            name=f"Join {dom} under the host's computer name, only if not a member (adcli testjoin)"
-            if data["ad_join_present"]
-            else f"Leave {dom} if a member",
+            name="Join the domain if not a member (adcli testjoin), or leave it when ad_join_present is false",
             domain=dom,
             present=bool(data["ad_join_present"]),
             admin_user=data["ad_join_admin_user"],

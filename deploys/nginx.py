@@ -12,6 +12,7 @@ a validated change.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,7 +25,8 @@ from hxinfra.components import Component
 from hxinfra.deploytools import component_data, is_deploy_file, step
 from hxinfra.operations import Absent, ConfigItem, ManagedFile, ManagedLink, config_set
 from hxinfra.render import render
-from hxinfra.vault import reveal
+from hxinfra.validate import DataError, abs_path, collect, dns_name, host_or_ip, one_line, port
+from hxinfra.validate import name as validate_name
 
 DEFAULTS: dict[str, Any] = {
     # Debian package that provides nginx.
@@ -93,14 +95,64 @@ def desired_config(data: Mapping[str, Any], host_name: str) -> list[ConfigItem]:
     return items
 
 
+HEADER_NAME = re.compile(r"[A-Za-z0-9-]+")
+SIZE = re.compile(r"[0-9]+[kKmMgG]?")
+URI_PATH = re.compile(r"/[A-Za-z0-9/_.~-]*")
+
+
+def _header_value(value: Any, what: str) -> str:
+    """Rendered between double quotes: a quote or backslash would end the string and add directives."""
+    text = one_line(value, what)
+    if '"' in text or "\\" in text:
+        raise DataError(f"{what}: a header value may not hold '\"' or '\\'")
+    return text
+
+
+def _server_names(data: Mapping[str, Any]) -> list[str]:
+    names = str(data["nginx_server_name"]).split()
+    return [n if n == "_" else dns_name(n, "nginx_server_name", wildcard=True) for n in names]
+
+
+def check_data(data: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Every value rendered into the site has its shape (a value can never add a directive)."""
+    return collect(data, {
+        "nginx_package": lambda d: validate_name(d["nginx_package"], "nginx_package"),
+        "nginx_site_name": lambda d: validate_name(d["nginx_site_name"], "nginx_site_name"),
+        "nginx_server_name": _server_names,
+        "nginx_upstream_host": lambda d: host_or_ip(d["nginx_upstream_host"], "nginx_upstream_host"),
+        "nginx_upstream_port": lambda d: port(d["nginx_upstream_port"], "nginx_upstream_port"),
+        "nginx_http_port": lambda d: port(d["nginx_http_port"], "nginx_http_port"),
+        "nginx_https_port": lambda d: port(d["nginx_https_port"], "nginx_https_port"),
+        "nginx_upstream_health_path": lambda d: _match(d, "nginx_upstream_health_path", URI_PATH),
+        "nginx_client_max_body_size": lambda d: _match(d, "nginx_client_max_body_size", SIZE),
+        "nginx_tls_cert": lambda d: abs_path(d["nginx_tls_cert"], "nginx_tls_cert"),
+        "nginx_tls_key": lambda d: abs_path(d["nginx_tls_key"], "nginx_tls_key"),
+        "nginx_access_log": lambda d: abs_path(d["nginx_access_log"], "nginx_access_log"),
+        "nginx_error_log": lambda d: abs_path(d["nginx_error_log"], "nginx_error_log"),
+        "nginx_security_headers": lambda d: [
+            (validate_name(k, "nginx_security_headers (header name)", HEADER_NAME),
+             _header_value(v, f"nginx_security_headers[{k}]"))
+            for k, v in d["nginx_security_headers"].items()
+        ],
+    })  # fmt: skip
+
+
+def _match(data: Mapping[str, Any], key: str, pattern: re.Pattern[str]) -> str:
+    text = one_line(data[key], key)
+    if not pattern.fullmatch(text) or ".." in text:
+        raise DataError(f"{key}: {text[:40]!r} does not have the expected form")
+    return text
+
+
 def plan(data: Mapping[str, Any], host_name: str) -> list[ConfigItem]:
     """The offline plan: every path the deploy manages on the host."""
-    return desired_config(reveal(dict(data)), host_name)
+    return desired_config(dict(data), host_name)
 
 
 COMPONENT = Component(
-    "nginx", DEFAULTS, groups=("web_servers",), tags=("packages", "config", "security", "service"), plan=plan
-)
+    "nginx", DEFAULTS, groups=("web_servers",), tags=("packages", "config", "security", "service"), plan=plan,
+    check=check_data,
+)  # fmt: skip
 
 
 @deploy("nginx", data_defaults=DEFAULTS)
@@ -110,7 +162,7 @@ def nginx() -> None:
     items = desired_config(data, host.name)
     if step(COMPONENT, host.data, "packages"):
         apt.packages(
-            name=f"Install {data['nginx_package']}",
+            name="Install the nginx package",
             packages=[data["nginx_package"]],
             update=True,
             cache_time=24 * 3600,
@@ -118,7 +170,7 @@ def nginx() -> None:
     config = None
     if step(COMPONENT, host.data, "config", "security"):
         config = config_set(
-            name=f"Write {items[1].path} and {HTTP_CONF}, validated by nginx -t",
+            name="Write the nginx site, its conf.d file and links, validated by nginx -t",
             items=items,
             validate="nginx -t",
         )

@@ -40,6 +40,8 @@ from hxinfra.deploytools import component_data, is_deploy_file, step
 from hxinfra.errors import HxError
 from hxinfra.operations import Absent, ConfigItem, ManagedFile, config_set, upload_commands
 from hxinfra.render import render
+from hxinfra.validate import abs_path, choice, collect, host_or_ip, one_line, port
+from hxinfra.validate import name as validate_name
 from hxinfra.vault import MASK, reveal
 
 DEFAULTS: dict[str, Any] = {
@@ -79,7 +81,10 @@ DEFAULTS: dict[str, Any] = {
 }
 
 COMPONENT_TAGS = ("packages", "config", "security", "service", "roles", "databases")
-NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")  # role and database names (always fullmatch)
+CLUSTER = re.compile(r"[A-Za-z0-9_-]+")
+HBA_OPTIONS = re.compile(r"clientcert=verify-(ca|full)|map=[A-Za-z0-9_-]+|include_realm=[01]|krb_realm=[A-Za-z0-9.-]+")
+SSL_PROTOCOLS = ("TLSv1.2", "TLSv1.3")
 HBA_TYPES = {"hostssl", "hostgssenc"}
 HBA_METHODS = {"scram-sha-256", "gss", "cert", "reject"}
 SCRAM_ITERATIONS = 4096
@@ -125,6 +130,10 @@ def hba_rules(data: Mapping[str, Any]) -> list[dict[str, str]]:
         for key in ("database", "user"):
             if not re.fullmatch(r"[A-Za-z0-9_+,.@-]+", rule[key]):
                 raise PgAuthError(f"{what}: {key} {rule[key]!r} has characters pg_hba.conf cannot take")
+        for option in one_line(rule["options"], f"{what}: options").split():
+            if not HBA_OPTIONS.fullmatch(option):
+                raise PgAuthError(f"{what}: option {option[:40]!r} is not one of clientcert=verify-ca|verify-full, "
+                                  "map=NAME, include_realm=0|1, krb_realm=REALM")  # fmt: skip
         rules.append(rule)
     return rules
 
@@ -148,10 +157,8 @@ def settings(data: Mapping[str, Any]) -> dict[str, str]:
         ("pg_auth_ssl_key", key),
         ("pg_auth_ssl_ca", data["pg_auth_ssl_ca"]),
     ):
-        if path and not str(path).startswith("/"):
-            raise PgAuthError(
-                f"{name}: {path!r} must be an absolute path (relative paths resolve in the data directory)"
-            )
+        if path:  # relative paths would resolve in the data directory
+            abs_path(path, name)
     out = {
         "listen_addresses": data["pg_auth_listen_addresses"],
         "port": data["pg_auth_port"],
@@ -222,8 +229,14 @@ def roles(data: Mapping[str, Any]) -> list[dict[str, Any]]:
         if extra:
             raise PgAuthError(f"pg_auth_roles[{i}]: unknown field(s) {sorted(extra)}")
         role = {"login": True, "connection_limit": -1, "present": True, "password": None, **raw}
-        if not NAME.match(str(role["name"])):
-            raise PgAuthError(f"pg_auth_roles[{i}]: role name {role['name']!r} must match {NAME.pattern}")
+        if not isinstance(role["name"], str) or not NAME.fullmatch(role["name"]):
+            raise PgAuthError(f"pg_auth_roles[{i}]: role name {str(role['name'])[:40]!r} must match {NAME.pattern}")
+        limit = role["connection_limit"]
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < -1:
+            raise PgAuthError(f"pg_auth_roles[{i}] ({role['name']}): connection_limit must be an integer >= -1")
+        for flag in ("login", "present"):
+            if not isinstance(role[flag], bool):
+                raise PgAuthError(f"pg_auth_roles[{i}] ({role['name']}): {flag} must be true or false")
         out.append(role)
     return out
 
@@ -234,24 +247,41 @@ def databases(data: Mapping[str, Any]) -> list[dict[str, Any]]:
     for i, raw in enumerate(data["pg_auth_databases"]):
         if not isinstance(raw, Mapping) or not {"name", "owner"} <= set(raw):
             raise PgAuthError(f"pg_auth_databases[{i}]: needs name and owner")
+        extra = set(raw) - {"name", "owner", "connect"}
+        if extra:
+            raise PgAuthError(f"pg_auth_databases[{i}]: unknown field(s) {sorted(extra)}")
         db = {"connect": [], **raw}
         for role in [db["owner"], *db["connect"]]:
             if role not in known:
                 raise PgAuthError(f"pg_auth_databases[{i}] ({db['name']}): role {role!r} is not in pg_auth_roles")
-        if not NAME.match(str(db["name"])):
+        if not isinstance(db["name"], str) or not NAME.fullmatch(db["name"]):
             raise PgAuthError(f"pg_auth_databases[{i}]: database name {db['name']!r} must match {NAME.pattern}")
         out.append(db)
     return out
 
 
 def check_data(data: Mapping[str, Any]) -> list[tuple[str, str]]:
-    problems = []
-    for key, fn in (("pg_auth_hba", hba_rules), ("pg_auth_settings", settings), ("pg_auth_databases", databases)):
-        try:
-            fn(data)
-        except HxError as e:
-            problems.append((key, str(e)))
-    return problems
+    """Every value that reaches a config file, a path or a command has its shape."""
+    return collect(data, {
+        "pg_auth_version": lambda d: 9 <= d["pg_auth_version"] <= 99 or _fail("pg_auth_version: 9 to 99"),
+        "pg_auth_cluster": lambda d: validate_name(d["pg_auth_cluster"], "pg_auth_cluster", CLUSTER),
+        "pg_auth_pgdg_suite": lambda d: validate_name(d["pg_auth_pgdg_suite"], "pg_auth_pgdg_suite"),
+        "pg_auth_port": lambda d: port(d["pg_auth_port"], "pg_auth_port"),
+        "pg_auth_listen_addresses": lambda d: [
+            a if a in ("*", "localhost") else host_or_ip(a, "pg_auth_listen_addresses[]")
+            for a in d["pg_auth_listen_addresses"]
+        ],
+        "pg_auth_ssl_min_protocol": lambda d: choice(d["pg_auth_ssl_min_protocol"], "pg_auth_ssl_min_protocol",
+                                                     SSL_PROTOCOLS),
+        "pg_auth_hba": hba_rules,
+        "pg_auth_settings": settings,
+        "pg_auth_roles": roles,
+        "pg_auth_databases": databases,
+    })  # fmt: skip
+
+
+def _fail(message: str) -> bool:
+    raise PgAuthError(message)
 
 
 def qi(name: str) -> str:
@@ -427,9 +457,10 @@ def validate_command(data: Mapping[str, Any], running_port: int) -> str:
         "FROM pg_file_settings f LEFT JOIN pg_settings s ON s.name = f.name WHERE f.error IS NOT NULL "
         "AND NOT (f.error = 'setting could not be applied' AND s.context = 'postmaster')"
     )
+    q = shlex.quote
     parse = (
-        f"cd / && runuser -u postgres -- {p['postgres']} -D {p['data_dir']} "
-        f"-c config_file={p['conf_dir']}/postgresql.conf -C data_directory >/dev/null"
+        f"cd / && runuser -u postgres -- {q(p['postgres'])} -D {q(p['data_dir'])} "
+        f"-c config_file={q(p['conf_dir'] + '/postgresql.conf')} -C data_directory >/dev/null"
     )
     return f'{parse} && errs=$({_psql(running_port, sql)}) && [ -z "$errs" ] || {{ echo "$errs" >&2; false; }}'
 
@@ -478,7 +509,10 @@ class PgRunningPort(FactBase[int]):
 
     @override
     def command(self, version: int, cluster: str) -> str:
-        return f'pg_lsclusters -h 2>/dev/null | awk \'$1 == "{int(version)}" && $2 == "{cluster}" && $4 == "online" {{print $3}}\''
+        # the cluster name is data: it reaches awk as a variable (-v), never inside the program text
+        program = '$1 == v && $2 == c && $4 == "online" {print $3}'
+        return (f"pg_lsclusters -h 2>/dev/null | awk -v v={int(version)} -v c={shlex.quote(cluster)} "
+                f"{shlex.quote(program)}")  # fmt: skip
 
     @override
     def process(self, output: list[str]) -> int:
@@ -488,7 +522,7 @@ class PgRunningPort(FactBase[int]):
 # ------------------------------------------------------------------------------ deploy
 def plan(data: Mapping[str, Any], host_name: str) -> list[ConfigItem]:
     """The offline plan: the PGDG source, the drop-in and pg_hba.conf."""
-    data = reveal(dict(data))
+    data = dict(data)
     return repo_files(data) + desired_config(data, host_name)
 
 
@@ -513,7 +547,7 @@ def pg_auth() -> None:
         repo = config_set(name=f"Write {PGDG_SOURCES} (removed unless pg_auth_pgdg)", items=repo_files(data))
         apt.update(name="Update the apt lists after a repository change", _if=repo.did_change)
         apt.packages(
-            name=f"Install postgresql-{version} and postgresql-client-{version}",
+            name="Install the PostgreSQL server and client of pg_auth_version",
             packages=[f"postgresql-{version}", f"postgresql-client-{version}"],
         )
     running_port = host.get_fact(PgRunningPort, version=version, cluster=data["pg_auth_cluster"]) or int(
@@ -522,12 +556,13 @@ def pg_auth() -> None:
     config = None
     if step(COMPONENT, host.data, "config", "security"):
         config = config_set(
-            name=f"Write {p['dropin']} and {p['hba']}, validated by PostgreSQL",
+            name="Write the PostgreSQL drop-in and pg_hba.conf, validated by PostgreSQL",
             items=desired_config(data, host.name),
             validate=validate_command(data, running_port),
         )
     if step(COMPONENT, host.data, "service"):
-        systemd.service(name=f"Start and enable {p['service']}", service=p["service"], running=True, enabled=True)
+        systemd.service(name="Start and enable the PostgreSQL cluster's service", service=p["service"], running=True,
+                        enabled=True)  # fmt: skip
     if config is not None:
         # PostgreSQL decides: settings it reports pending_restart after the reload force a restart;
         # the restart-only settings that differ from the running values are named up front
@@ -536,16 +571,16 @@ def pg_auth() -> None:
         if reasons:
             logger.info(f"{host.print_prefix}{p['service']}: restart needed for {', '.join(reasons)}")
         pending = _psql(running_port, "SELECT string_agg(name, ', ') FROM pg_settings WHERE pending_restart")
+        service = shlex.quote(p["service"])
         server.shell(
-            name=(f"Restart {p['service']} (restart needed for {', '.join(r.split(' ')[0] for r in reasons)})" if reasons
-                  else f"Reload {p['service']} (no restart needed; restart only if PostgreSQL reports one pending)"),
+            name="Reload PostgreSQL after a validated change (restart when a restart-only setting changed)",
             commands=[
-                f"systemctl restart {p['service']}" if reasons else f"systemctl reload {p['service']}",
+                f"systemctl restart {service}" if reasons else f"systemctl reload {service}",
                 f'sleep 1; pending=$({pending}) || true; if [ -n "$pending" ]; then '
-                f"systemctl restart {p['service']}; fi",
+                f"systemctl restart {service}; fi",
             ],
             _if=config.did_change,
-        )  # fmt: skip
+        )
     if step(COMPONENT, host.data, "roles", "databases"):
         names = [r["name"] for r in roles(data)]
         dbs = [d["name"] for d in databases(data)]

@@ -8,15 +8,30 @@ a host the component applies to.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import functools
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from hxinfra.datafiles import ExtraStr
+from hxinfra.validate import CONTROL
 from hxinfra.vault import Vaulted
 
-# Keys no component owns but that are legitimate host data.
-FOREIGN_PREFIXES = ("ssh_", "_", "vault_", "fake_", "pyinfra_")
+# Keys no component owns: pyinfra's connector data (ssh_*) and global arguments (_sudo...), both
+# checked against pyinfra's own lists, and vault values (vault_*, referenced from other keys).
+CONNECTOR_PREFIX, ARGUMENT_PREFIX, VAULT_PREFIX = "ssh_", "_", "vault_"
+
+
+@functools.cache
+def pyinfra_keys() -> frozenset[str]:
+    """Every connector data key and global argument pyinfra accepts as host data."""
+    from pyinfra.api.arguments import all_global_arguments
+    from pyinfra.connectors.ssh import connector_data_meta
+
+    return frozenset(connector_data_meta) | frozenset(f"_{name.lstrip('_')}" for name, _ in all_global_arguments())
 
 TypeSpec = type | tuple[type, ...]
 
@@ -44,6 +59,8 @@ class Component:
     plan: Callable[[Mapping[str, Any], str], list[Any]] | None = None
     # Finer tags of the deploy's steps (besides the component name), for --tags/--skip-tags.
     tags: tuple[str, ...] = ()
+    # Keys whose (nested) values may span lines (PEM certificates); every other string is one line.
+    multiline: tuple[str, ...] = ()
 
     @property
     def prefix(self) -> str:
@@ -98,23 +115,77 @@ def type_ok(value: Any, spec: TypeSpec) -> bool:
     return False
 
 
+def one_line_problems(key: str, value: Any) -> list[tuple[str, str]]:
+    """The engine-wide rule: no newline or control character in any string, at any depth."""
+    if isinstance(value, str) and CONTROL.search(value):
+        return [(key, "must be one line (no newline or control character)")]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in one_line_problems(f"{key}.{k}", v)]
+    if isinstance(value, list | tuple):
+        return [p for i, v in enumerate(value) for p in one_line_problems(f"{key}[{i}]", v)]
+    return []
+
+
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+def coerce(value: Any, spec: TypeSpec | None) -> Any:
+    """A ``-e key=value`` string as the type the schema declares (Ansible modules convert the same way)."""
+    if not isinstance(value, ExtraStr) or spec is None:
+        return value
+    specs = spec if isinstance(spec, tuple) else (spec,)
+    text = value.strip()
+    if str in specs:
+        return str(value)
+    if bool in specs and text.lower() in _TRUE + _FALSE:
+        return text.lower() in _TRUE
+    if int in specs and re.fullmatch(r"[-+]?\d+", text):
+        return int(text)
+    if float in specs:
+        with contextlib.suppress(ValueError):
+            return float(text)
+    if (list in specs or dict in specs) and text[:1] in "[{":
+        from hxinfra.datafiles import load_yaml
+
+        return load_yaml(text, "-e")
+    return str(value)  # left as a string: the type check names the key and the expected type
+
+
+def owner_of(key: str, components: Iterable[Component]) -> Component | None:
+    return next((c for c in sorted(components, key=lambda c: -len(c.prefix)) if key.startswith(c.prefix)), None)
+
+
 def check_host_data(
     data: Mapping[str, Any],
     groups: Iterable[str],
     components: Iterable[Component],
+    warnings: list[tuple[str, str]] | None = None,
 ) -> list[tuple[str, str]]:
-    """Return ``(key, problem)`` pairs for one host's merged data; empty when valid."""
+    """Return ``(key, problem)`` pairs for one host's merged data; empty when valid.
+
+    Keys of a component (by prefix) must be known and typed; ``ssh_*`` and ``_*`` keys must be
+    pyinfra's own. Other keys (brought over from an Ansible ``group_vars``) are kept, and listed in
+    ``warnings`` when given.
+    """
     components = list(components)
     groups = list(groups)
     problems: list[tuple[str, str]] = []
-    by_prefix = sorted(components, key=lambda c: -len(c.prefix))
+    multiline = {k for c in components for k in c.multiline}
     for key, value in data.items():
-        if key.startswith(FOREIGN_PREFIXES):
+        if key not in multiline:
+            problems += one_line_problems(key, value)
+        if key.startswith(VAULT_PREFIX):
             continue
-        owner = next((c for c in by_prefix if key.startswith(c.prefix)), None)
+        if key.startswith((CONNECTOR_PREFIX, ARGUMENT_PREFIX)):
+            if key not in pyinfra_keys():
+                close = difflib.get_close_matches(key, sorted(pyinfra_keys()), n=1)
+                hint = f"; did you mean {close[0]}?" if close else ""
+                problems.append((key, f"unknown pyinfra connector key or global argument{hint}"))
+            continue
+        owner = owner_of(key, components)
         if owner is None:
-            known = ", ".join(sorted(c.prefix + "*" for c in components))
-            problems.append((key, f"unknown key (no component owns it; known prefixes: {known})"))
+            if warnings is not None:
+                warnings.append((key, "kept, but no component reads it (no known prefix)"))
             continue
         if key not in owner.all_keys():
             close = difflib.get_close_matches(key, sorted(owner.all_keys()), n=1)
@@ -123,7 +194,7 @@ def check_host_data(
             continue
         spec = owner.type_of(key)
         if spec is not None and value is not None and not type_ok(value, spec):
-            shown = "" if looks_secret(key) else f" ({value!r:.60})"
+            shown = "" if looks_secret(key) or isinstance(value, Vaulted) else f" ({value!r:.60})"
             problems.append((key, f"expected {_type_name(spec)}, got {type(value).__name__}{shown}"))
     for comp in components:
         if not comp.applies_to(groups):

@@ -2,11 +2,16 @@
 
 YAML files may hold inline ``!vault |`` values (kept encrypted as :class:`~hxinfra.vault.Vaulted`
 until a deploy uses them) or be whole-file vaults (``ansible-vault encrypt``), whose string
-values all become :class:`~hxinfra.vault.Secret`.
+values all become opened :class:`~hxinfra.vault.Vaulted` values: masked wherever they are shown.
+A key given twice in one mapping is an error (YAML would silently keep the last one).
+
+Extra vars follow ``ansible-playbook -e``: ``key=value`` gives strings, several pairs may share
+one argument (``-e 'a=1 b=2'``), and ``-e '{"json": ...}'`` or ``-e @file.yml`` give typed values.
 """
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -14,7 +19,7 @@ from typing import Any
 import yaml
 
 from hxinfra.errors import HxError, InventoryError
-from hxinfra.vault import Vaulted, VaultError, default_keyring, is_encrypted, mark_secret
+from hxinfra.vault import Vaulted, VaultError, default_keyring, is_encrypted, iter_vaulted, mark_secret
 
 
 class _Loader(yaml.SafeLoader):
@@ -29,7 +34,22 @@ def _construct_vault(loader: _Loader, node: yaml.Node) -> Vaulted:
     return Vaulted(str(loader.construct_scalar(node)), f"{loader.source} line {node.start_mark.line + 1}")
 
 
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> dict[Any, Any]:
+    loader.flatten_mapping(node)
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if isinstance(key, str | int | float | bool) and key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} given twice (first on line {seen[key] + 1})", key_node.start_mark
+            )
+        if isinstance(key, str | int | float | bool):
+            seen[key] = key_node.start_mark.line
+    return dict(loader.construct_pairs(node, deep=True))
+
+
 _Loader.add_constructor("!vault", _construct_vault)
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
 def load_yaml(text: str, source: str) -> Any:
@@ -56,7 +76,7 @@ def load_yaml_mapping(path: Path) -> dict[str, Any]:
     except UnicodeDecodeError as e:
         raise InventoryError(f"{path}: not UTF-8 text") from e
     encrypted = is_encrypted(text)
-    if encrypted:
+    if encrypted:  # NoPassword propagates: the inventory may keep the file sealed
         try:
             text = default_keyring().decrypt(text, str(path)).decode("utf-8")
         except UnicodeDecodeError as e:
@@ -69,26 +89,47 @@ def load_yaml_mapping(path: Path) -> dict[str, Any]:
     bad = [k for k in value if not isinstance(k, str)]
     if bad:
         raise InventoryError(f"{path}: key {bad[0]!r}: keys must be strings")
-    return mark_secret(value) if encrypted else value
+    for vaulted in iter_vaulted(value):
+        vaulted.check()  # a damaged !vault value is an error now, not when a deploy reads it
+    return mark_secret(value, str(path)) if encrypted else value
+
+
+class ExtraStr(str):
+    """A string from ``-e key=value``: a string, as in Ansible, until a component's schema says
+    the key is a number or a boolean (then it is converted, as Ansible modules convert arguments)."""
+
+    __slots__ = ()
 
 
 def parse_extra_vars(values: Iterable[str]) -> dict[str, Any]:
-    """``-e key=value`` (value parsed as a YAML scalar) and ``-e @file.yml``, later wins.
+    """``-e`` arguments, later wins: ``key=value`` pairs (strings), JSON/YAML mappings, ``@file.yml``.
 
-    ``@file.yml`` may be a vault or hold ``!vault`` values, as with ``ansible-playbook``.
+    ``@file.yml`` may be a vault or hold ``!vault`` values, as with ``ansible-playbook``; it is the
+    way to pass a secret (a ``key=value`` argument is visible to every user in ``ps``).
     """
     out: dict[str, Any] = {}
     for raw in values:
-        if raw.startswith("@"):
-            out.update(load_yaml_mapping(Path(raw[1:])))
+        text = raw.strip()
+        if text.startswith("@"):
+            out.update(load_yaml_mapping(Path(text[1:])))
             continue
-        key, sep, value = raw.partition("=")
-        if not sep or not key.strip():
-            raise HxError(f"extra var {raw!r} is not key=value or @file.yml")
+        if text.startswith(("{", "[")):
+            value = load_yaml(text, "-e")
+            if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+                raise HxError(f"extra vars {raw[:40]!r}: a JSON/YAML argument must be a mapping of names to values")
+            out.update(value)
+            continue
         try:
-            out[key.strip()] = yaml.safe_load(value) if value else ""
-        except yaml.YAMLError:
-            out[key.strip()] = value
+            words = shlex.split(text)
+        except ValueError as e:
+            raise HxError(f"extra vars {raw[:40]!r}: {e}") from None
+        if not words:
+            raise HxError("empty extra vars argument (give key=value, a JSON mapping or @file.yml)")
+        for word in words:
+            key, sep, value = word.partition("=")
+            if not sep or not key.strip().isidentifier():
+                raise HxError(f"extra var {word.split('=')[0][:40]!r} is not key=value, a JSON mapping or @file.yml")
+            out[key.strip()] = ExtraStr(value)
     return out
 
 

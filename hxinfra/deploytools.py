@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from hxinfra.components import Component
-from hxinfra.vault import reveal
+from hxinfra.components import Component, one_line_problems
+from hxinfra.inventory import SEALED_KEY
+from hxinfra.validate import DataError
+from hxinfra.vault import VaultError, iter_vaulted, reveal
 
 
 def component_data(component: Component, data: Any, extra_keys: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -14,13 +16,22 @@ def component_data(component: Component, data: Any, extra_keys: tuple[str, ...] 
 
     Inside a ``@deploy`` the component's ``data_defaults`` are part of ``host.data``; outside
     one (the offline plan) the caller passes an already merged mapping. Vaulted values are
-    decrypted here, only for the keys the component reads, into masked-repr ``Secret`` strings.
+    decrypted here, only for the keys the component reads, into masked-repr ``Secret`` strings,
+    and then held to the one-line rule like every other value (an error names the key, never
+    the value). A host whose vault files could not be opened stops here, naming them.
     """
+    sealed = data.get(SEALED_KEY)
+    if sealed:
+        raise VaultError(f"component {component.name} needs this host's vault data: {'; '.join(sealed)}")
     keys = sorted(component.all_keys()) + list(extra_keys)
-    if isinstance(data, Mapping):
-        merged = {**component.defaults, **data}
-        return {k: reveal(merged.get(k)) for k in keys}
-    return {k: reveal(data.get(k)) for k in keys}
+    merged = {**component.defaults, **data} if isinstance(data, Mapping) else data
+    out = {k: reveal(merged.get(k)) for k in keys}
+    problems = [p for k, v in out.items() if k not in component.multiline for p in one_line_problems(k, v)]
+    if not problems and component.check is not None and any(iter_vaulted(merged.get(k)) for k in keys):
+        problems = component.check(out)  # vault values, checked now that they are decrypted
+    if problems:
+        raise DataError("; ".join(f"{key}: {problem}" for key, problem in problems))
+    return out
 
 
 def is_deploy_file(namespace: Mapping[str, Any]) -> bool:

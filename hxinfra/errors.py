@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from pyinfra.api.exceptions import PyinfraError
 
-class HxError(Exception):
-    """An expected failure: bad input, missing prerequisite, failed check."""
+
+class HxError(PyinfraError):
+    """An expected failure: bad input, missing prerequisite, failed check.
+
+    A pyinfra error, so that the plain ``pyinfra`` CLI prints it as one line (its file and
+    message), not a traceback, when an inventory or deploy file raises it.
+    """
 
 
 class InventoryError(HxError):

@@ -10,8 +10,10 @@ Data layers, lowest first (the same under ``pyinfra`` and ``hxinfra``):
 1. deploy defaults (each component's ``DEFAULTS``, pyinfra ``data_defaults``)
 2. ``all``: ``inventories/group_vars/all.yml``
 3. environment: ``data=`` of the inventory file, then ``inventories/<env>/group_vars/all.yml``
-4. group, for each of the host's groups in alphabetical order:
-   ``inventories/group_vars/<group>.yml`` then ``inventories/<env>/group_vars/<group>.yml``
+4. group, for each of the host's groups (with their parent groups) in Ansible's order: shallower
+   groups first, deeper (child) groups later, then ``hx_group_priority`` (default 1; higher wins, like
+   ``ansible_group_priority``), then name: ``inventories/group_vars/<group>.yml`` then
+   ``inventories/<env>/group_vars/<group>.yml``
 5. host: ``data`` of the host entry, then ``inventories/<env>/host_vars/<host>.yml``
 6. extra vars (``hxinfra -e``, passed as ``-e`` arguments in ``HXINFRA_EXTRA_VARS``; pyinfra's ``--data`` sits
    above everything as well)
@@ -22,6 +24,13 @@ beside ``main.yml``), read in name order. Merging replaces whole values, as Ansi
 
 The merged result is handed to pyinfra as host data, so pyinfra's own group precedence (the
 file-name group last) cannot reorder the layers.
+
+A string value may reference another key as Ansible layouts do (``db_password: "{{ vault_db_password }}"``):
+a whole-value reference takes the referenced value as it is (a vault value stays one), a reference
+inside a longer string builds a string (masked as a whole when it holds a vault value). A vault file
+that cannot be opened (no password for its vault id) is kept *sealed*: the inventory and the offline
+plan show its values as masked placeholders, and a deploy to a host that reads it stops with an
+error naming the file and the vault id.
 """
 
 from __future__ import annotations
@@ -29,14 +38,20 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hxinfra.components import Component, check_host_data
+from hxinfra.components import Component, check_host_data, coerce, owner_of
 from hxinfra.datafiles import load_yaml_mapping, parse_extra_vars
 from hxinfra.errors import InventoryError
+from hxinfra.vault import Composite, NoPassword, Sealed, Vaulted
+
+REF = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+SEALED_KEY = "hx_sealed_vaults"  # the vault files a host's data could not open (set by the inventory)
+PRIORITY_KEY = "hx_group_priority"
 
 EXTRA_VARS_ENV = "HXINFRA_EXTRA_VARS"
 HOST_ENTRY_KEYS = {"address", "groups", "data"}
@@ -50,6 +65,7 @@ class Layer:
     label: str
     source: str
     data: Mapping[str, Any]
+    sealed: str = ""  # why this vault file could not be opened (its data is then empty)
 
 
 @dataclass
@@ -97,6 +113,7 @@ class Environment:
         components: Iterable[Component] = (),
         name: str | None = None,
         extra_vars: Mapping[str, Any] | None = None,
+        children: Mapping[str, Iterable[str]] | None = None,
     ) -> None:
         self.file = Path(file).resolve()
         self.name = name or self.file.stem
@@ -104,11 +121,17 @@ class Environment:
         self.env_dir = self.dir / self.name
         self.data = dict(data or {})
         self.components = tuple(components)
-        self.extra_vars = dict(extra_vars_from_env() if extra_vars is None else extra_vars)
+        extra = dict(extra_vars_from_env() if extra_vars is None else extra_vars)
+        self.extra_vars = {k: coerce(v, o.type_of(k) if (o := owner_of(k, self.components)) else None)
+                           for k, v in extra.items()}  # fmt: skip
+        # group -> its child groups (a host of a child is a host of the parent, as in Ansible)
+        self.children = {g: list(c) for g, c in (children or {}).items()}
         self.hosts: dict[str, HostEntry] = {}
         for host_name, entry in hosts.items():
             self.hosts[host_name] = self._parse_entry(host_name, entry)
-        self._file_cache: dict[Path, dict[str, Any]] = {}
+        self._file_cache: dict[Path, dict[str, Any] | NoPassword] = {}
+        self.warnings: list[str] = []  # keys kept that no component reads (filled by validate)
+        self._check_children()
 
     # ------------------------------------------------------------------ structure
     def _err(self, host: str | None, key: str | None, problem: str) -> InventoryError:
@@ -142,14 +165,62 @@ class Environment:
             raise self._err(name, "data", "must be a dict")
         return HostEntry(name, address, list(groups), dict(data))
 
+    def _check_children(self) -> None:
+        """A cycle in ``children`` is an error (as in Ansible), found before anything else runs."""
+
+        def walk(group: str, path: list[str]) -> None:
+            if group in path:
+                raise self._err(None, None, f"group cycle: {' -> '.join([*path, group])}")
+            for child in self.children.get(group, []):
+                walk(child, [*path, group])
+
+        for parent in self.children:
+            walk(parent, [])
+
+    def parents(self, group: str) -> list[str]:
+        """Every group that ``group`` is a (direct or indirect) child of."""
+        out: list[str] = []
+        for parent, kids in self.children.items():
+            if group in kids:
+                out += [parent, *self.parents(parent)]
+        return list(dict.fromkeys(out))
+
+    def depth(self, group: str) -> int:
+        """Distance from ``all`` (a top-level group is 1, its child 2...), as Ansible counts."""
+        parents = [p for p, kids in self.children.items() if group in kids]
+        return 1 + max((self.depth(p) for p in parents), default=0)
+
+    def host_groups(self, host: HostEntry) -> list[str]:
+        """A host's groups and their parents, in data precedence order (lowest first)."""
+        names = list(dict.fromkeys(g for own in host.groups for g in (own, *self.parents(own))))
+        return sorted(names, key=lambda g: (self.depth(g), self._priority(g), g))
+
+    def _priority(self, group: str) -> int:
+        value = 1
+        for base in (self.dir / "group_vars" / group, self.env_dir / "group_vars" / group):
+            for _path, data, _sealed in self._file_layer(base):
+                value = data.get(PRIORITY_KEY, value)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise self._err(None, PRIORITY_KEY, f"group {group}: must be an integer")
+        return value
+
     @property
     def groups(self) -> dict[str, list[str]]:
-        """Group name -> host names, groups in alphabetical order."""
-        out: dict[str, list[str]] = {}
+        """Group name -> host names (the group's own hosts, then its children's), groups by name."""
+        own: dict[str, list[str]] = {}
         for h in self.hosts.values():
             for g in h.groups:
-                out.setdefault(g, []).append(h.name)
-        return dict(sorted(out.items()))
+                own.setdefault(g, []).append(h.name)
+        for g in self.children:
+            own.setdefault(g, [])
+
+        def members(group: str) -> list[str]:
+            found = list(own.get(group, []))
+            for child in self.children.get(group, []):
+                found += members(child)
+            return list(dict.fromkeys(found))
+
+        return {g: members(g) for g in sorted(own)}
 
     def host(self, name: str) -> HostEntry:
         try:
@@ -158,16 +229,23 @@ class Environment:
             raise InventoryError(f"no host {name!r} in environment {self.name}") from None
 
     # ------------------------------------------------------------------ layers
-    def _file_layer(self, base: Path) -> list[tuple[Path, dict[str, Any]]]:
-        """``base.yml``/``base.yaml`` and/or the YAML files of directory ``base/``."""
+    def _file_layer(self, base: Path) -> list[tuple[Path, dict[str, Any], str]]:
+        """``base.yml``/``base.yaml`` and/or the YAML files of directory ``base/``: (path, data, sealed)."""
         paths = [p for p in (base.with_suffix(".yml"), base.with_suffix(".yaml")) if p.is_file()]
         if base.is_dir():
             paths += sorted(p for p in base.iterdir() if p.suffix in (".yml", ".yaml") and p.is_file())
-        out = []
+        out: list[tuple[Path, dict[str, Any], str]] = []
         for p in paths:
             if p not in self._file_cache:
-                self._file_cache[p] = load_yaml_mapping(p)
-            out.append((p, self._file_cache[p]))
+                try:
+                    self._file_cache[p] = load_yaml_mapping(p)
+                except NoPassword as e:  # kept sealed: only a deploy that needs it fails
+                    self._file_cache[p] = e
+            loaded = self._file_cache[p]
+            if isinstance(loaded, NoPassword):
+                out.append((p, {}, str(loaded)))
+            else:
+                out.append((p, loaded, ""))
         return out
 
     def layers(self, host_name: str, with_defaults: bool = True) -> list[Layer]:
@@ -178,31 +256,44 @@ class Environment:
             for comp in self.components:
                 if comp.defaults:
                     layers.append(Layer("defaults", f"defaults of {comp.name}", "deploy DEFAULTS", comp.defaults))
-        for path, data in self._file_layer(self.dir / "group_vars" / "all"):
-            layers.append(Layer("all", "all", str(self._rel(path)), data))
+        for path, data, sealed in self._file_layer(self.dir / "group_vars" / "all"):
+            layers.append(Layer("all", "all", str(self._rel(path)), data, sealed))
         if self.data:
             layers.append(Layer("environment", f"environment {self.name}", str(self._rel(self.file)), self.data))
-        for path, data in self._file_layer(self.env_dir / "group_vars" / "all"):
-            layers.append(Layer("environment", f"environment {self.name}", str(self._rel(path)), data))
-        for group in sorted(entry.groups):
+        for path, data, sealed in self._file_layer(self.env_dir / "group_vars" / "all"):
+            layers.append(Layer("environment", f"environment {self.name}", str(self._rel(path)), data, sealed))
+        for group in self.host_groups(entry):
             for base in (self.dir / "group_vars" / group, self.env_dir / "group_vars" / group):
-                for path, data in self._file_layer(base):
-                    layers.append(Layer("group", f"group {group}", str(self._rel(path)), data))
+                for path, data, sealed in self._file_layer(base):
+                    layers.append(Layer("group", f"group {group}", str(self._rel(path)), data, sealed))
         address = {"ssh_hostname": entry.address} if entry.address else {}
         if address or entry.data:
             layers.append(Layer("host", f"host {host_name}", str(self._rel(self.file)), {**address, **entry.data}))
-        for path, data in self._file_layer(self.env_dir / "host_vars" / host_name):
-            layers.append(Layer("host", f"host {host_name}", str(self._rel(path)), data))
+        for path, data, sealed in self._file_layer(self.env_dir / "host_vars" / host_name):
+            layers.append(Layer("host", f"host {host_name}", str(self._rel(path)), data, sealed))
         if self.extra_vars:
             layers.append(Layer("extra", "extra vars", "-e", self.extra_vars))
         return layers
 
     def host_data(self, host_name: str, with_defaults: bool = False) -> dict[str, Any]:
-        """The merged data of one host (without component defaults unless asked)."""
+        """The merged data of one host (without component defaults unless asked), references resolved."""
         merged: dict[str, Any] = {}
+        sealed: list[str] = []
         for layer in self.layers(host_name, with_defaults=with_defaults):
             merged.update(layer.data)
-        return merged
+            if layer.sealed:
+                sealed.append(layer.sealed)
+        resolved = _Resolver(merged, sealed, f"host {host_name}").all()
+        if sealed:
+            resolved[SEALED_KEY] = sealed
+        return resolved
+
+    def sealed(self, host_names: Iterable[str]) -> list[str]:
+        """Why the vault files these hosts read could not be opened (empty when all are open)."""
+        found: list[str] = []
+        for name in host_names:
+            found += [layer.sealed for layer in self.layers(name, with_defaults=False) if layer.sealed]
+        return list(dict.fromkeys(found))
 
     def explain(self, host_name: str) -> dict[str, dict[str, Any]]:
         """For each key: its value, the layer that set it, and the layers it overrode."""
@@ -218,18 +309,30 @@ class Environment:
 
     # ------------------------------------------------------------------ validation
     def validate(self) -> None:
-        """Raise one :class:`InventoryError` listing every problem, naming file, host and key."""
+        """Raise one :class:`InventoryError` listing every problem, naming file, host and key.
+
+        Keys no component reads are kept and collected in :attr:`warnings` (one line per key and file).
+        """
         messages: list[str] = []
+        self.warnings = []
         for name, entry in self.hosts.items():
-            layers = self.layers(name, with_defaults=False)
-            merged: dict[str, Any] = {}
             origin: dict[str, str] = {}
-            for layer in layers:
-                merged.update(layer.data)
+            for layer in self.layers(name, with_defaults=False):
                 origin.update({k: layer.source for k in layer.data})
-            for key, problem in check_host_data(merged, entry.groups, self.components):
-                source = origin.get(key, str(self._rel(self.file)))
+            try:
+                merged = self.host_data(name)
+            except InventoryError as e:
+                messages.append(str(e))
+                continue
+            merged.pop(SEALED_KEY, None)
+            found: list[tuple[str, str]] = []
+            for key, problem in check_host_data(merged, self.host_groups(entry), self.components, found):
+                source = origin.get(key.split(".")[0].split("[")[0], str(self._rel(self.file)))
                 messages.append(f"{source}: host {name}: key {key}: {problem}")
+            for key, problem in found:
+                line = f"{origin.get(key, str(self._rel(self.file)))}: key {key}: {problem}"
+                if line not in self.warnings:
+                    self.warnings.append(line)
         if messages:
             raise InventoryError(f"invalid inventory data for environment {self.name}:\n  " + "\n  ".join(messages))
 
@@ -239,10 +342,56 @@ class Environment:
         plus one list of host names per group."""
         groups: dict[str, Any] = {
             "all": ([(n, self.host_data(n)) for n in self.hosts], {}),
-        }
+        }  # the hosts' groups below include parent groups (children=)
         for group, names in self.groups.items():
             groups[group] = list(names)
         return groups
+
+
+class _Resolver:
+    """Resolves ``{{ key }}`` references in one host's merged data (cycles and unknown keys are errors)."""
+
+    def __init__(self, merged: Mapping[str, Any], sealed: list[str], where: str) -> None:
+        self.merged, self.sealed, self.where = merged, sealed, where
+        self.done: dict[str, Any] = {}
+
+    def all(self) -> dict[str, Any]:
+        return {k: self.key(k, ()) for k in self.merged}
+
+    def key(self, name: str, stack: tuple[str, ...]) -> Any:
+        if name in stack:
+            raise InventoryError(f"{self.where}: key {stack[0]}: reference cycle {' -> '.join([*stack, name])}")
+        if name not in self.done:
+            if name not in self.merged:
+                if self.sealed:  # most likely in the vault file that could not be opened
+                    return Sealed(name, "sealed vault", f"{name} is not defined, and a vault file could not be "
+                                  f"opened: {'; '.join(self.sealed)}")  # fmt: skip
+                where = f" (referenced by {stack[-1]})" if stack else ""
+                raise InventoryError(f"{self.where}: key {name}{where} is not defined")
+            self.done[name] = self.value(self.merged[name], (*stack, name))
+        return self.done[name]
+
+    def value(self, value: Any, stack: tuple[str, ...]) -> Any:
+        if isinstance(value, dict):
+            return {k: self.value(v, stack) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.value(v, stack) for v in value]
+        if not isinstance(value, str) or "{{" not in value:
+            return value
+        parts: list[Any] = []
+        pos = 0
+        for m in REF.finditer(value):
+            parts += [value[pos : m.start()], self.key(m[1], stack)]
+            pos = m.end()
+        parts.append(value[pos:])
+        if any("{{" in p or "}}" in p for p in parts[::2]):
+            raise InventoryError(f"{self.where}: key {stack[-1]}: only {{{{ name }}}} references are supported "
+                                 f"in data, not {value[:60]!r}")  # fmt: skip
+        if len(parts) == 3 and parts[0] == parts[2] == "":
+            return parts[1]  # a whole-value reference keeps the value's type (and its vault wrapping)
+        if any(isinstance(p, Vaulted) for p in parts):
+            return Composite([p if isinstance(p, Vaulted) else str(p) for p in parts if p != ""], self.where)
+        return "".join(str(p) for p in parts)
 
 
 def environment(
@@ -251,9 +400,10 @@ def environment(
     data: Mapping[str, Any] | None = None,
     components: Iterable[Component] = (),
     name: str | None = None,
+    children: Mapping[str, Iterable[str]] | None = None,
 ) -> Environment:
     """Build and validate an environment (validation fails before any connection)."""
-    env = Environment(file, hosts=hosts, data=data, components=components, name=name)
+    env = Environment(file, hosts=hosts, data=data, components=components, name=name, children=children)
     env.validate()
     return env
 

@@ -24,12 +24,13 @@ from io import BytesIO, StringIO
 from typing import Any
 
 from pyinfra import host, logger, state
-from pyinfra.api import FactBase, FileUploadCommand, StringCommand, operation
+from pyinfra.api import FactBase, FileUploadCommand, QuoteString, StringCommand, operation
 from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS
-from pyinfra.api.exceptions import OperationValueError
+from pyinfra.api.exceptions import OperationError, OperationValueError
 from pyinfra.facts.files import FileContents
 from typing_extensions import override  # typing.override is 3.12+
 
+from hxinfra.validate import CONTROL
 from hxinfra.vault import MASK, redact
 
 DEFAULT_BACKUP_DIR = "/var/backups/hxinfra"
@@ -156,26 +157,31 @@ def _read_private(path: str) -> str | None:
         try:
             host.get_file(temp, buf)  # no sudo: plain SFTP as the login user, no second copy
         finally:
-            host.run_shell_command(StringCommand("rm", "-f", temp))
+            host.run_shell_command(StringCommand("rm", "-f", QuoteString(temp)))
     elif not host.get_file(path, buf, **connector_args):
         return None
     return buf.getvalue().decode("utf-8", "replace")
 
 
-_TOKEN = re.compile(r"[^\s=:,;\"'<>()\[\]{}]{6,}")
+# "key = value", "key: value", "key value": the key (and separator) of a config line
+_KEY = re.compile(r"^(\s*[^\s=:]+(?:\s*[=:]\s*|\s+))(\S.*?)(\s*)$")
 
 
 def mask_removed_values(lines: list[str], new_content: str) -> list[str]:
-    """In a private file's diff, mask long tokens of removed lines that the new content lacks.
+    """In a private file's diff, show the keys of removed lines and mask their values.
 
-    The new content's secrets are known (and redacted); the host's *old* secrets (before a
-    rotation) are not, so any long word that disappears from a private file is shown as
-    ``********``. Keys, punctuation and short words stay readable.
+    The new content's secrets are known (and redacted); the host's *old* ones (before a
+    rotation) are not, so every value on a removed line of a private file is ``********``,
+    whatever its length, while the key stays readable to say *what* changed. A line without a
+    key is masked whole.
     """
     out = []
     for line in lines:
         if line.startswith("-") and not line.startswith("---"):
-            line = "-" + _TOKEN.sub(lambda m: m.group(0) if m.group(0) in new_content else MASK, line[1:])
+            body = line[1:].rstrip("\n")
+            m = _KEY.match(body)
+            masked = f"{m.group(1)}{MASK}" if m else (MASK if body.strip() else body)
+            line = f"-{masked}\n" if line.endswith("\n") else f"-{masked}"
         out.append(line)
     return out
 
@@ -213,8 +219,8 @@ def _log_diff(item: ConfigItem, change: str, state: dict[str, Any]) -> None:
 def _check_items(items: Sequence[ConfigItem]) -> None:
     seen = set()
     for item in items:
-        if not item.path.startswith("/") or any(c in item.path for c in "\t\n"):
-            raise OperationValueError(f"config path must be absolute and plain: {item.path!r}")
+        if not item.path.startswith("/") or CONTROL.search(item.path) or "/../" in f"{item.path}/":
+            raise OperationValueError(f"config path must be absolute and plain (no '..'): {item.path!r}")
         if item.path in seen:
             raise OperationValueError(f"config path listed twice: {item.path}")
         seen.add(item.path)
@@ -240,18 +246,24 @@ def upload_commands(item: ManagedFile, temp: str | None = None) -> list[Any]:
     cmds.append(StringCommand("sh", "-c", q(f"mkdir -p {q(parent)} && umask 077 && : > {q(stage)}")))
     cmds.append(FileUploadCommand(StringIO(item.content), stage, remote_temp_filename=temp))
     if temp:
-        cmds.append(StringCommand("rm", "-f", temp, _sudo=False))
+        cmds.append(StringCommand("rm", "-f", QuoteString(temp), _sudo=False))
+    # a failed chown/chmod (unknown group...) removes the staged copy: no secret is left beside the file
     cmds.append(
         StringCommand(
             "sh",
             "-c",
             q(
-                f"chown {q(item.user)}:{q(item.group)} {q(stage)} && chmod {item.mode} {q(stage)} "
-                f"&& mv -f {q(stage)} {q(item.path)}"
+                f"chown {q(item.user)}:{q(item.group)} {q(stage)} && chmod {mode_of(item)} {q(stage)} "
+                f"&& mv -f {q(stage)} {q(item.path)} || {{ rc=$?; rm -f {q(stage)}; exit $rc; }}"
             ),
         )  # fmt: skip
     )
     return cmds
+
+
+def mode_of(item: ManagedFile) -> str:
+    """The file's mode as four octal digits (checked: nothing else reaches ``chmod``)."""
+    return f"{int(item.mode, 8):04o}"
 
 
 @operation()
@@ -271,6 +283,9 @@ def config_set(
     items = list(items)
     _check_items(items)
     states = host.get_fact(PathStates, paths=[i.path for i in items])
+    odd = [i.path for i in items if states.get(i.path, {}).get("kind") == "O"]
+    if odd:  # a directory (or device...) where a file belongs: never copied, never removed
+        raise OperationError(f"not a regular file or symlink, refusing to replace it: {', '.join(odd)}")
     changes = _plan(items, states)
     if not changes:
         host.noop(f"{len(items)} config paths already as wanted")
@@ -293,16 +308,16 @@ def config_set(
 
     for item, change in changes:
         if isinstance(item, ManagedFile) and change == "content":
-            temp = host.get_temp_filename(f"hxinfra-{uuid.uuid4()}") if item.private else None
-            yield from upload_commands(item, temp)
+            # an unpredictable temp name for every upload under sudo, not pyinfra's sha1 of the path
+            yield from upload_commands(item, host.get_temp_filename(f"hxinfra-{uuid.uuid4()}"))
         elif isinstance(item, ManagedFile):
-            yield StringCommand("chown", f"{item.user}:{item.group}", item.path)
-            yield StringCommand("chmod", item.mode, item.path)
+            owner = f"{item.user}:{item.group}"
+            yield StringCommand("sh", "-c", q(f"chown {q(owner)} {q(item.path)} && chmod {mode_of(item)} {q(item.path)}"))
         elif isinstance(item, ManagedLink):
             parent = item.path.rsplit("/", 1)[0] or "/"
             yield StringCommand("sh", "-c", q(f"mkdir -p {q(parent)} && ln -sfn {q(item.target)} {q(item.path)}"))
         else:
-            yield StringCommand("rm", "-f", item.path)
+            yield StringCommand("rm", "-f", QuoteString(item.path))
 
     if validate:
         restore = " ; ".join(

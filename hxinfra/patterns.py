@@ -1,7 +1,7 @@
 """Ansible host patterns and ``serial`` batches, so operators keep their ``--limit`` and ``serial`` habits.
 
 Patterns (``--limit``): ``all`` or ``*``; a group or host name; globs (``hx-web-*``, on host and
-group names); ``~regex`` (matched from the start of host names, as Ansible does); subscripts
+group names); ``~regex`` (matched from the start of host and group names, as Ansible does); subscripts
 ``group[0]``, ``group[1:3]``, ``group[-1]``; combined with ``:`` or ``,`` as a union, ``!x`` to
 exclude and ``&x`` to intersect. As in Ansible, unions are taken first, then intersections,
 then exclusions, whatever the order written; the result keeps inventory order. A term that
@@ -60,6 +60,9 @@ def _match_term(term: str, hosts: Sequence[str], groups: Mapping[str, Sequence[s
         except re.error as e:
             raise PatternError(f"host pattern term {term!r}: bad regex: {e}") from e
         matched = [h for h in hosts if regex.match(h)]
+        for g, members in groups.items():  # as Ansible: a regex names groups too
+            if regex.match(g):
+                matched += members
     elif term in groups:
         matched = list(groups[term])
     elif term in hosts:
@@ -92,6 +95,8 @@ def select(patterns: str | Sequence[str], hosts: Sequence[str], groups: Mapping[
         for t in nots:
             selected -= set(_match_term(t, hosts, groups))
         chosen |= selected
+    if not chosen:  # as Ansible: a limit that leaves no host is an error, never an empty success
+        raise PatternError(f"host pattern {' '.join(patterns)!r} selects no host")
     return [h for h in hosts if h in chosen]
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from hxinfra.errors import HxError
 from hxinfra.inventory import Environment
 from hxinfra.operations import ConfigItem, ManagedFile, ManagedLink
-from hxinfra.vault import Secret, Vaulted, redact
+from hxinfra.vault import Placeholder, Vaulted, redact
 
 SENSITIVE_NOTE = "# (sensitive file: its content is never written to a plan)\n"
 
@@ -37,9 +37,9 @@ def host_items(env: Environment, host: str) -> list[ConfigItem]:
 
 
 def _placeholders(value: Any) -> Any:
-    """Inline vault values as masked placeholders: a plan never decrypts (its output is masked anyway)."""
+    """Vault values as placeholders: a plan never decrypts, so no form of a secret can reach it."""
     if isinstance(value, Vaulted):
-        return Secret(f"vaulted-value-{hashlib.sha256(value.vaulttext.encode()).hexdigest()[:12]}")
+        return Placeholder(f"vaulted-value-{value.ident}")
     if isinstance(value, dict):
         return {k: _placeholders(v) for k, v in value.items()}
     if isinstance(value, list):

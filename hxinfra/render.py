@@ -8,6 +8,7 @@ not to edit it by hand.
 from __future__ import annotations
 
 import functools
+import shlex
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ def managed_header(source: str, comment: str = "#") -> str:
 def _environment(root: str) -> jinja2.Environment:
     """One environment per templates root: each template is compiled once per process, not per
     host (a plan of 1000 hosts spent most of its time recompiling); edited files still reload."""
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(root),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
@@ -39,6 +40,9 @@ def _environment(root: str) -> jinja2.Environment:
         lstrip_blocks=True,
         autoescape=False,  # noqa: S701 - renders config files, not HTML
     )
+    # every data value a template puts into a shell script goes through this filter
+    env.filters["shquote"] = lambda value: shlex.quote(str(value))
+    return env
 
 
 def render(root: Path, name: str, context: Mapping[str, Any], comment: str = "#") -> str:

@@ -26,7 +26,15 @@ from hxinfra.errors import HxError
 from hxinfra.inventory import EXTRA_VARS_ENV, Environment, load_environment
 from hxinfra.patterns import batches, exceeds, parse_serial, select
 from hxinfra.runlog import Sink
-from hxinfra.vault import PASSWORDS_FD_ENV, Keyring, default_keyring, iter_vaulted, redact, set_default_keyring
+from hxinfra.vault import (
+    PASSWORDS_FD_ENV,
+    Keyring,
+    VaultError,
+    default_keyring,
+    iter_vaulted,
+    redact,
+    set_default_keyring,
+)
 
 
 def inventory_file(root: Path, env: str) -> Path:
@@ -98,13 +106,25 @@ class DeployReport:
 
 
 CONNECTED = re.compile(r"\[(?P<host>[^\]\s]+)\]\s+Connected")
-UNREACHABLE = re.compile(r"\[(?P<host>[^\]\s]+)\].*(Could not connect|Connection error|Authentication error|timed out)")
+UNREACHABLE = re.compile(
+    r"\[(?P<host>[^\]\s]+)\].*(Could not connect|Connection error|Authentication error|timed out|SSH error|"
+    r"SSH host key error|Could not resolve)"
+)
+HOST_KEY = re.compile(r"\[(?P<host>[^\]\s]+)\].*(No host key for \S+ found in known_hosts|Host key for \S+ does not match)")
 
 
 def _summarise(
-    batch_hosts: Iterable[str], raw: Mapping[str, Any], check: bool, rc: int, unreachable: set[str]
+    batch_hosts: Iterable[str], raw: Mapping[str, Any] | None, check: bool, rc: int, unreachable: set[str]
 ) -> DeployReport:
+    """The per-host report of one pyinfra run. ``raw`` is its ``--json`` report, ``None`` when that
+    could not be read: then every host of the run is failed, never "ok" (a stray ``print()`` in a
+    deploy must not turn "changes made" into "no changes" for ``--detailed-exitcode``)."""
     report = DeployReport(rc, check, {h: HostReport(h) for h in batch_hosts})
+    if raw is None:
+        report.returncode = rc or 1
+        for h in report.hosts.values():
+            h.status = "unreachable" if h.name in unreachable else "failed"
+        return report
     if check:
         for op in raw.get("plan") or []:
             changed = set(op.get("hosts_with_change", []))
@@ -146,14 +166,27 @@ def _pump(src: IO[str], dst: Sink, seen: list[str]) -> None:
         dst.flush()
 
 
-def _prepare_secrets(env: Environment, keyring: Keyring) -> bool:
-    """Decrypt every vaulted value the run can use, here, before anything connects.
+def _prepare_secrets(env: Environment, keyring: Keyring, hosts: Sequence[str], deploy: str) -> bool:
+    """Decrypt the vault values the deploy reads on the selected hosts, here, before anything connects.
 
-    A wrong password fails now with one line; every plaintext is registered so the child's
-    output is redacted on its way through. True when the child needs the passwords (it gets
-    them through a pipe: never argv, environment or a file).
+    Only those: a vault value of another component, or of a host outside ``--limit``, is never
+    decrypted, and a missing password for its vault id does not stop the run. A vault file the
+    selected hosts read that could not be opened is an error now, naming the file and vault id.
+    A wrong password fails with one line; every plaintext is registered so the child's output is
+    redacted on its way through. True when the child needs the passwords (it gets them through
+    a pipe: never argv, environment or a file).
     """
-    vaulted = [v for name in env.hosts for v in iter_vaulted(env.host_data(name))]
+    sealed = env.sealed(hosts)
+    if sealed:
+        raise VaultError("cannot open the vault data of the selected hosts: " + "; ".join(sealed))
+    named = [c for c in env.components if c.name == deploy]
+    vaulted = []
+    for name in hosts:
+        data = env.host_data(name)
+        groups = env.host_groups(env.host(name))
+        readers = named or [c for c in env.components if c.applies_to(groups)]
+        keys = {k for c in readers for k in c.all_keys()} | {k for k in data if k.startswith("hx_")}
+        vaulted += [v for k in keys if k in data for v in iter_vaulted(data[k])]
     for value in vaulted:
         value.reveal(keyring)
     return bool(vaulted) or keyring.resolved
@@ -187,8 +220,8 @@ def run_deploy(
     keyring = keyring or default_keyring()
     set_default_keyring(keyring)
     extra_args = absolute_extra_vars(extra_args)
-    extra_args += [f"{TAGS_KEY}={json.dumps(list(tags))}" for _ in [0] if tags]
-    extra_args += [f"{SKIP_TAGS_KEY}={json.dumps(list(skip_tags))}" for _ in [0] if skip_tags]
+    selection = {k: list(v) for k, v in ((TAGS_KEY, tags), (SKIP_TAGS_KEY, skip_tags)) if v}
+    extra_args += [json.dumps(selection)] if selection else []
     extra_vars = parse_extra_vars(extra_args)
     serial_items = parse_serial(serial)
     inv = inventory_file(root, env_name)
@@ -202,7 +235,7 @@ def run_deploy(
     plan = batches(selected, serial_items)
     child_env = {k: v for k, v in os.environ.items() if k != PASSWORDS_FD_ENV}
     child_env[EXTRA_VARS_ENV] = json.dumps(extra_args)
-    needs_passwords = _prepare_secrets(env, keyring)
+    needs_passwords = _prepare_secrets(env, keyring, selected, dep.stem)
     log = log or sys.stderr
     report = DeployReport(0, check, {h: HostReport(h, status="skipped") for h in selected}, batches=plan)
     for number, batch in enumerate(plan, 1):
@@ -261,14 +294,31 @@ def _run_pyinfra(
     out = redact(proc.stdout.read())
     rc = proc.wait()
     pump.join()
-    try:
-        raw = json.loads(out) if out.strip() else {}
-    except ValueError:
-        raw = {}
+    raw = parse_report(out, rc)
+    if raw is None and out.strip():
+        log.write("hxinfra: pyinfra's report could not be read (did a deploy print to stdout?); "
+                  "counting every host of this run as failed\n")  # fmt: skip
     connected = {m["host"] for line in seen if (m := CONNECTED.search(line))}
     unreachable = {h for h in hosts if h not in connected} if rc != 0 else set()
     unreachable |= {m["host"] for line in seen if (m := UNREACHABLE.search(line)) and m["host"] in hosts}
+    for name in sorted({m["host"] for line in seen if (m := HOST_KEY.search(line)) and m["host"] in hosts}):
+        log.write(f"hxinfra: {name}: its SSH host key is unknown or changed: unreachable. Check the key with "
+                  f"`hxinfra known-hosts scan --env ENV --limit {name}` and record it if it is right\n")  # fmt: skip
     return _summarise(hosts, raw, check, rc, unreachable)
+
+
+def parse_report(out: str, rc: int) -> dict[str, Any] | None:
+    """pyinfra's ``--json`` report, or ``None`` when it is not one (then nothing may count as success).
+
+    An empty stdout is a report only when pyinfra failed before running anything (rc != 0).
+    """
+    if not out.strip():
+        return {} if rc != 0 else None
+    try:
+        raw = json.loads(out)
+    except ValueError:
+        return None
+    return raw if isinstance(raw, dict) else None
 
 
 def check_tags(env: Environment, wanted: Sequence[str]) -> None:

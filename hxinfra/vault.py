@@ -17,13 +17,18 @@ whose text is registered so that :func:`redact` hides it in diffs and logs).
 from __future__ import annotations
 
 import binascii
+import contextlib
+import functools
 import getpass
+import hashlib
 import json
 import os
 import re
+import shlex
 import stat
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -219,38 +224,80 @@ class PasswordSource:
         return read_password_file(self.source, self.vault_id)
 
 
+class NoPassword(VaultError):
+    """No password for a vault text's id could be had (none given, a missing file, no terminal).
+
+    Unlike a wrong password, this lets the inventory keep a vault file it cannot open *sealed*:
+    its values are masked placeholders until a deploy needs them.
+    """
+
+
 class Keyring:
-    """The vault passwords of one run, by vault id; resolved lazily (a prompt only if needed)."""
+    """The vault passwords of one run, by vault id; each source is read only when a value needs it.
+
+    A vault text tries the passwords whose id matches its header first, then the others (as
+    Ansible does). A source that cannot be read (a missing file, no terminal to prompt) only
+    matters when no other password opens the text: a missing password for a vault id the run
+    never uses does not stop it.
+    """
 
     def __init__(
         self,
         secrets: Sequence[tuple[str, bytes]] = (),
         resolver: Callable[[], list[tuple[str, bytes]]] | None = None,
         description: str = "",
+        sources: Sequence[tuple[str, Callable[[], bytes], str]] = (),
     ) -> None:
-        self._secrets: list[tuple[str, bytes]] | None = list(secrets) if secrets or resolver is None else None
+        # (vault id, loader, description); a loaded password or the error loading it, by index
+        self._sources: list[tuple[str, Callable[[], bytes], str]] = [
+            (label, (lambda pw=pw: pw), "given") for label, pw in secrets
+        ] + list(sources)
+        self._loaded: dict[int, bytes | VaultError] = dict(enumerate(pw for _label, pw in secrets))
         self._resolver = resolver
+        self._resolved_all: list[tuple[str, bytes]] | None = None
         self.description = description
         self._known: list[tuple[str, bytes]] = []  # added by code (the lab's own vault), never prompted for
 
     @property
     def resolved(self) -> bool:
-        return self._secrets is not None or bool(self._known)
+        return bool(self._known) or self._resolved_all is not None or any(
+            isinstance(v, bytes) for v in self._loaded.values()
+        )
 
     def add(self, vault_id: str, password: bytes) -> None:
         """A password the program already knows (e.g. the lab's generated one); tried first."""
         if (vault_id, password) not in self._known:
             self._known.append((vault_id, password))
 
+    def _load(self, index: int) -> bytes | VaultError:
+        if index not in self._loaded:
+            try:
+                self._loaded[index] = self._sources[index][1]()
+            except VaultError as e:
+                self._loaded[index] = e
+        return self._loaded[index]
+
+    def _resolve_all(self) -> list[tuple[str, bytes]]:
+        if self._resolver is not None:
+            if self._resolved_all is None:
+                self._resolved_all = self._resolver()
+            return self._resolved_all
+        return []
+
     def known(self) -> list[tuple[str, bytes]]:
         """What can be handed on without asking anyone: added and already-read passwords."""
-        return self._known + (self._secrets or [])
+        read = [(self._sources[i][0], v) for i, v in sorted(self._loaded.items()) if isinstance(v, bytes)]
+        return self._known + read + (self._resolved_all or [])
 
     def secrets(self) -> list[tuple[str, bytes]]:
-        if self._secrets is None:
-            assert self._resolver is not None
-            self._secrets = self._resolver()
-        return self._secrets
+        """Every password of every source (reading them all; the first that fails is an error)."""
+        out = list(self._resolve_all())
+        for i in range(len(self._sources)):
+            value = self._load(i)
+            if isinstance(value, VaultError):
+                raise value
+            out.append((self._sources[i][0], value))
+        return out
 
     def ids(self) -> list[str]:
         return [label for label, _ in self.secrets()]
@@ -259,25 +306,32 @@ class Keyring:
         """Try the password whose id matches the header first, then every other one (as Ansible)."""
         return self.open(text, source)[0]
 
+    def _candidates(self, vault_id: str) -> Iterator[tuple[str, bytes]]:
+        yield from sorted(self._known, key=lambda s: s[0] != vault_id)
+        yield from sorted(self._resolve_all(), key=lambda s: s[0] != vault_id)
+        order = sorted(range(len(self._sources)), key=lambda i: self._sources[i][0] != vault_id)
+        for i in order:
+            value = self._load(i)
+            if isinstance(value, bytes):
+                yield self._sources[i][0], value
+
     def open(self, text: str | bytes, source: str = "<string>") -> tuple[bytes, str, bytes]:
         """Decrypt and also say which vault id (of the header) and password opened it."""
         envelope = parse_envelope(text, source)
-        for _label, password in sorted(self._known, key=lambda s: s[0] != envelope.vault_id):
+        tried: list[str] = []
+        for label, password in self._candidates(envelope.vault_id):
             try:
                 return _decrypt_body(envelope, password, source), envelope.vault_id, password
             except _WrongPassword:
-                continue
-        secrets = self.secrets()
-        if not secrets:
-            raise VaultError(f"{source}: encrypted, but no vault password was given")
-        ordered = sorted(secrets, key=lambda s: s[0] != envelope.vault_id)
-        for _label, password in ordered:
-            try:
-                return _decrypt_body(envelope, password, source), envelope.vault_id, password
-            except _WrongPassword:
-                continue
-        ids = ", ".join(sorted({label for label, _ in secrets}))
-        raise VaultError(f"{source}: wrong vault password (tried vault id(s): {ids}; HMAC did not match)")
+                tried.append(label)
+        problems = [str(v) for v in self._loaded.values() if isinstance(v, VaultError)]
+        why = f" ({'; '.join(problems)})" if problems else ""
+        if not tried:
+            raise NoPassword(f"{source}: encrypted with vault id {envelope.vault_id!r}, but no vault password "
+                             f"was given for it{why}")
+        ids = ", ".join(sorted(set(tried)))
+        raise VaultError(f"{source}: wrong vault password for vault id {envelope.vault_id!r} "
+                         f"(tried vault id(s): {ids}; HMAC did not match){why}")
 
     def encrypt(self, plaintext: bytes, vault_id: str | None = None) -> str:
         label, password = self.secret_for(vault_id)
@@ -297,13 +351,18 @@ class Keyring:
         return secrets[0]
 
     def to_pipe(self) -> int:
-        """Write the passwords to a new pipe and return its read end (for a child process)."""
+        """Write the passwords to a new pipe and return its read end (for a child process).
+
+        A thread writes, so a payload larger than the pipe buffer (a binary key file) never blocks.
+        """
         payload = json.dumps([[label, pw.decode("latin-1")] for label, pw in self.known()]).encode()
         read_fd, write_fd = os.pipe()
-        try:
-            os.write(write_fd, payload)  # small: fits the pipe buffer, so this never blocks
-        finally:
-            os.close(write_fd)
+
+        def write() -> None:
+            with os.fdopen(write_fd, "wb") as f, contextlib.suppress(BrokenPipeError):
+                f.write(payload)
+
+        threading.Thread(target=write, daemon=True).start()
         return read_fd
 
 
@@ -340,10 +399,8 @@ def keyring_from_sources(
         else:
             sources = [PasswordSource(DEFAULT_ID, "prompt")]
 
-    def resolve() -> list[tuple[str, bytes]]:
-        return [(s.vault_id, s.load(confirm=confirm)) for s in sources]
-
-    return Keyring(resolver=resolve, description=", ".join(f"{s.vault_id}@{s.source}" for s in sources))
+    loaders = [(s.vault_id, functools.partial(s.load, confirm=confirm), s.source) for s in sources]
+    return Keyring(sources=loaders, description=", ".join(f"{s.vault_id}@{s.source}" for s in sources))
 
 
 def keyring_from_environment(project: Path | None = None) -> Keyring:
@@ -377,27 +434,48 @@ def set_default_keyring(keyring: Keyring | None) -> None:
     _default = keyring
 
 
-# ------------------------------------------------------------------------------ values
 _registered: set[str] = set()
+_short: set[str] = set()
 PEM_ARMOR = re.compile(r"^-----(BEGIN|END) [A-Z0-9 ]+-----$")
+# a secret shorter than this is still masked where it stands alone, but not inside other words
+MIN_SECRET = 4
+
+
+def _variants(value: str) -> set[str]:
+    """The forms a secret takes on its way into files and commands: as typed, shell-quoted,
+    SQL/postgresql.conf-quoted (``'`` doubled), JSON/C-escaped, upper and lower case."""
+    forms = {value, shlex.quote(value), value.replace("'", "''"), json.dumps(value)[1:-1], value.upper(), value.lower()}
+    forms.add(value.replace("\\", "\\\\").replace('"', '\\"'))
+    return forms
 
 
 def register_secret(value: str) -> None:
-    """Remember a plaintext so :func:`redact` hides it (and each long line of it)."""
-    if len(value) >= 4:
-        _registered.add(value)
+    """Remember a plaintext so :func:`redact` hides it in every form (and each long line of it)."""
+    for form in _variants(value):
+        if len(form) >= MIN_SECRET:
+            _registered.add(form)
+    if 0 < len(value.strip()) < MIN_SECRET:
+        _short.add(value.strip())
     for line in (raw.strip() for raw in value.splitlines()):
         # PEM armor lines are the same in every key and certificate: masking them would
         # mangle every certificate in the output, and they reveal nothing
         if len(line) >= 8 and not PEM_ARMOR.match(line):
-            _registered.add(line)
+            _registered.update(f for f in _variants(line) if len(f) >= 8)
+
 
 
 def redact(text: str) -> str:
-    """``text`` with every registered secret replaced by ``********``."""
+    """``text`` with every registered secret replaced by ``********``.
+
+    Short secrets (under four characters) are masked only as whole words after ``=``/``:`` or
+    between quotes, so that a three-letter password does not blank every word that contains it.
+    """
     for secret in sorted(_registered, key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, MASK)
+    for secret in _short:
+        if secret in text:
+            text = re.sub(rf"(?<=[=:'\"\s]){re.escape(secret)}(?=$|[\s'\",;])", MASK, text)
     return text
 
 
@@ -425,15 +503,39 @@ class Secret(str):
         return HiddenValue(str.__str__(self))
 
 
-class Vaulted:
-    """An inline ``!vault`` value, decrypted only when a deploy asks for it."""
+class Placeholder(Secret):
+    """What the offline plan renders in place of a vault value: ``vaulted-value-<ident>``.
 
-    __slots__ = ("vaulttext", "source", "_plain")
+    Code that must read a value (a PEM, a path) recognises it and leaves that entry out of the plan.
+    """
+
+    __slots__ = ()
+
+
+class Vaulted:
+    """A vault value, decrypted only when a deploy asks for it.
+
+    Inline ``!vault`` values carry their vault text; the values of a whole-file vault are
+    already decrypted (the file had to be, to know its keys) but stay wrapped the same way, so
+    that nothing prints them: ``str()``, ``repr()`` and JSON all give the mask. ``ident`` is a
+    stable name for the value that reveals nothing of it (the offline plan's placeholders).
+    """
+
+    __slots__ = ("vaulttext", "source", "_plain", "ident")
 
     def __init__(self, vaulttext: str, source: str = "<string>") -> None:
         self.vaulttext = vaulttext
         self.source = source
         self._plain: Secret | None = None
+        self.ident = hashlib.sha256(vaulttext.encode()).hexdigest()[:12]
+
+    @classmethod
+    def opened(cls, plain: str, source: str, ident: str) -> Vaulted:
+        """A value of a whole-file vault (decrypted with its file); ``ident`` names its place."""
+        value = cls("", source)
+        value._plain = Secret(plain)
+        value.ident = hashlib.sha256(ident.encode()).hexdigest()[:12]
+        return value
 
     def reveal(self, keyring: Keyring | None = None) -> Secret:
         if self._plain is None:
@@ -444,6 +546,14 @@ class Vaulted:
                 raise VaultError(f"{self.source}: vaulted value is not UTF-8 text") from e
         return self._plain
 
+    def check(self) -> None:
+        """The vault text is well formed (a garbage ``!vault`` fails here, before anything connects)."""
+        if self.vaulttext:
+            parse_envelope(self.vaulttext, self.source)
+
+    def to_json(self) -> str:  # pyinfra's JSON encoder (debug-inventory) uses this
+        return MASK
+
     def __str__(self) -> str:
         return MASK
 
@@ -451,10 +561,53 @@ class Vaulted:
         return f"Vaulted({self.source})"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Vaulted) and other.vaulttext == self.vaulttext
+        if not isinstance(other, Vaulted):
+            return False
+        if self.vaulttext or other.vaulttext:
+            return other.vaulttext == self.vaulttext
+        return self._plain == other._plain
 
     def __hash__(self) -> int:
-        return hash(self.vaulttext)
+        return hash(self.ident)
+
+
+class Composite(Vaulted):
+    """A string built from plain text and vault values (``"postgresql://u:{{ vault_pw }}@db/x"``)."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self, parts: Sequence[Any], source: str) -> None:
+        super().__init__("", source)
+        self.parts = list(parts)
+        self.ident = hashlib.sha256("|".join(p.ident if isinstance(p, Vaulted) else p for p in parts).encode()).hexdigest()[:12]
+
+    def reveal(self, keyring: Keyring | None = None) -> Secret:
+        if self._plain is None:
+            self._plain = Secret("".join(str(reveal(p, keyring)) for p in self.parts))
+        return self._plain
+
+    def check(self) -> None:
+        for p in self.parts:
+            if isinstance(p, Vaulted):
+                p.check()
+
+
+class Sealed(Vaulted):
+    """A value that lives in a vault file this run could not open (no password for its vault id).
+
+    The offline plan and the inventory show it masked; a deploy that needs it fails, naming the
+    key, the file and the vault id, and only then: hosts that do not read it are not held up.
+    """
+
+    __slots__ = ("reason",)
+
+    def __init__(self, key: str, source: str, reason: str) -> None:
+        super().__init__("", source)
+        self.reason = reason
+        self.ident = hashlib.sha256(f"{source}|{key}".encode()).hexdigest()[:12]
+
+    def reveal(self, keyring: Keyring | None = None) -> Secret:
+        raise VaultError(self.reason)
 
 
 def reveal(value: Any, keyring: Keyring | None = None) -> Any:
@@ -483,14 +636,25 @@ def is_secret(value: Any) -> bool:
     return isinstance(value, Secret | Vaulted)
 
 
-def mark_secret(value: Any) -> Any:
-    """Every string inside ``value`` as a :class:`Secret` (for whole-file vaults)."""
-    if isinstance(value, str):
-        return Secret(value)
+def mask(value: Any) -> Any:
+    """``value`` with every secret inside it, at any depth, replaced by ``********`` (for display)."""
+    if is_secret(value):
+        return MASK
     if isinstance(value, dict):
-        return {k: mark_secret(v) for k, v in value.items()}
+        return {k: mask(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [mask(v) for v in value]
+    return value
+
+
+def mark_secret(value: Any, source: str, path: str = "") -> Any:
+    """Every string inside ``value`` as an opened :class:`Vaulted` value (for whole-file vaults)."""
+    if isinstance(value, str):
+        return Vaulted.opened(value, source, f"{source}|{path}")
+    if isinstance(value, dict):
+        return {k: mark_secret(v, source, f"{path}.{k}") for k, v in value.items()}
     if isinstance(value, list):
-        return [mark_secret(v) for v in value]
+        return [mark_secret(v, source, f"{path}[{i}]") for i, v in enumerate(value)]
     return value
 
 

@@ -92,7 +92,7 @@ def test_monitor_script_keeps_its_shebang_first(tmp_path):
 
     text = render(templates_root(), "ca_trust/usr/local/sbin/hx-ca-trust-expiry.j2",
                   {"ca_trust_warn_days": 30, "ca_trust_log_dir": "/var/log/hx/ca-trust",
-                   "ca_trust_dir": "/usr/local/share/ca-certificates"})  # fmt: skip
+                   "ca_trust_dir": "/usr/local/share/ca-certificates", "header": "# managed"})  # fmt: skip
     assert text.startswith("#!/bin/sh\n# managed by hxinfra")
 
 
@@ -128,7 +128,9 @@ def test_ca_pem_from_a_vaulted_value(project, ca):
     vault.set_default_keyring(None)
     env = load_environment(project.root / "inventories/demo.py")
     env.validate()
-    ((name, pem, info),) = resolve_cas(env.host_data("web1", with_defaults=True))
+    assert not vault.default_keyring().resolved  # validating the inventory decrypts nothing
+    assert resolve_cas(env.host_data("web1", with_defaults=True)) == []  # still encrypted: checked at deploy
+    ((name, pem, info),) = resolve_cas(vault.reveal(env.host_data("web1", with_defaults=True)))
     assert name == "hx-root-ca" and pem == ca.cert_path.read_text().strip() + "\n" and info.subject.startswith("CN=HX Test Root CA")
     (anchor,) = [f for f in ca_files(data(), [(name, pem, info)], []) if isinstance(f, ManagedFile)]
     assert anchor.path == "/usr/local/share/ca-certificates/hx-root-ca.crt" and pem in anchor.content

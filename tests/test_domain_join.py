@@ -41,7 +41,7 @@ def test_nsswitch_adds_sss_and_keeps_the_distros_sources():
 
 
 def test_files_for_required_encryption():
-    files = {f.path: f for f in desired_config(data(ad_join_sudo_rules=[{"group": "hx admins"}]), "hx-web-01")}
+    files = {f.path: f for f in desired_config(data(ad_join_sudo_rules=[{"group": "hx admins", "commands": "ALL"}]), "hx-web-01")}
     krb5, sssd = files["/etc/krb5.conf"].content, files["/etc/sssd/sssd.conf"]
     assert "default_realm = DEV-TEST.HANA-X.AI" in krb5 and "rdns = false" in krb5
     assert "permitted_enctypes = aes256-cts-hmac-sha1-96 aes128-cts-hmac-sha1-96" in krb5 and "rc4" not in krb5

@@ -61,7 +61,9 @@ def test_explain_names_the_layer_and_what_it_overrode(project):
         ("nginx_upstrem_port: 3000\n", "key nginx_upstrem_port: unknown key for component nginx; did you mean nginx_upstream_port?"),
         ("nginx_upstream_port: three\n", "key nginx_upstream_port: expected int, got str"),
         ("nginx_gzip: 1\n", "key nginx_gzip: expected bool, got int"),
-        ("webui_port: 1\n", "key webui_port: unknown key (no component owns it"),
+        ("ssh_prot: 2222\n", "key ssh_prot: unknown pyinfra connector key or global argument; did you mean ssh_port?"),
+        ("_sudoo: true\n", "key _sudoo: unknown pyinfra connector key or global argument; did you mean _sudo?"),
+        ("nginx_site_name: \"a\\nb\"\n", "key nginx_site_name: must be one line (no newline or control character)"),
     ],
 )
 def test_invalid_data_names_file_host_and_key(project, yaml_text, expected):

@@ -83,5 +83,5 @@ def test_private_diff_masks_old_values_that_disappear():
     new = "# header\ntoken = new-secret-456\ncache = True\nurl = https://dc.example\n"
     lines = mask_removed_values(unified_diff("/etc/x", old, new), new)
     removed = [line for line in lines if line.startswith("-") and not line.startswith("---")]
-    assert removed == ["-token = ********\n", "-cache = False\n"]  # short words stay, keys stay
+    assert removed == ["-token = ********\n", "-cache = ********\n"]  # keys stay, every old value is masked
     assert not any("old-secret" in line for line in lines)

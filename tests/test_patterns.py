@@ -24,7 +24,8 @@ GROUPS = {
     ("hx-web-0[!3]", ["hx-web-01", "hx-web-02"]),  # a glob class ("[12]" would be a subscript, as in Ansible)
     ("*_servers", ["hx-web-01", "hx-web-02", "hx-web-03", "hx-db-01", "hx-db-02"]),  # glob on group names
     ("~hx-(web|dc)-0[13]", ["hx-dc-01", "hx-web-01", "hx-web-03"]),
-    ("~web", []),  # regexes match from the start of the name, as in Ansible
+    ("~web", ["hx-web-01", "hx-web-02", "hx-web-03"]),  # from the start of host AND group names (web_servers)
+    ("~eb", []),  # regexes match from the start of the name, as in Ansible
     ("web_servers:database_servers", ["hx-web-01", "hx-web-02", "hx-web-03", "hx-db-01", "hx-db-02"]),
     ("web_servers,hx-dc-01", ["hx-dc-01", "hx-web-01", "hx-web-02", "hx-web-03"]),
     ("web_servers:!canary", ["hx-web-01", "hx-web-03"]),
@@ -44,6 +45,12 @@ def test_pattern_table(pattern, expected):
     else:
         with pytest.raises(PatternError, match="matches no host or group"):
             select(pattern, HOSTS, GROUPS)
+
+
+def test_a_limit_that_selects_no_host_is_an_error():
+    """Every term matches something, yet the intersection is empty: Ansible stops there, so do we."""
+    with pytest.raises(PatternError, match="selects no host"):
+        select("web_servers:&database_servers", HOSTS, GROUPS)
 
 
 @pytest.mark.parametrize("pattern", ["web_server", "hx-wbe-*", "web_servers:!nope", "web_servers[7]", "~(", ""])

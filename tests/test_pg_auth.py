@@ -19,6 +19,7 @@ from deploys.pg_auth import (
     settings,
     sql_plan,
 )
+from hxinfra.errors import HxError
 
 
 def data(**kw):
@@ -63,7 +64,7 @@ def test_files_keep_rejects_before_data_rules_and_absolute_tls_paths():
     assert lines.index("hostnossl    all       all       0.0.0.0/0        reject") < len(lines) - 1
     assert lines[-1].split() == ["hostssl", "hxapp", "hx_app", "10.1.2.3/32", "scram-sha-256"]
     assert hba.mode == "0640" and not any("trust" in line for line in lines)
-    with pytest.raises(PgAuthError, match="must be an absolute path"):
+    with pytest.raises(HxError, match="must be an absolute path"):
         settings(data(pg_auth_ssl_cert="server.crt"))
 
 

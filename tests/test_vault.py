@@ -74,7 +74,7 @@ def test_round_trip_and_80_columns(plaintext):
 
 def test_bad_input_is_one_clear_error():
     good = vault.encrypt(b"secret", b"right")
-    with pytest.raises(VaultError, match=r"vault.yml: wrong vault password \(tried vault id\(s\): default; HMAC"):
+    with pytest.raises(VaultError, match=r"vault.yml: wrong vault password for vault id 'default' \(tried vault id\(s\): default; HMAC"):
         ring(("default", "wrong")).decrypt(good, "vault.yml")
     lines = good.splitlines()
     with pytest.raises(VaultError, match="damaged or truncated"):

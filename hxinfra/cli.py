@@ -21,28 +21,39 @@ from hxinfra.components import looks_secret
 from hxinfra.datafiles import parse_extra_vars
 from hxinfra.errors import HxError
 from hxinfra.inventory import Environment, load_environment
+from hxinfra.known_hosts_cli import known_hosts
 from hxinfra.paths import project_root
 from hxinfra.pki_cli import pki
 from hxinfra.runlog import RunLog, Tee
 from hxinfra.runner import inventory_file, run_deploy
-from hxinfra.vault import MASK, Keyring, is_secret
+from hxinfra.vault import MASK, Keyring, mask, redact
 from hxinfra.vault_cli import vault, vault_options
 
 PROTECTED_ENVS = ("production", "staging")
 
 
 def _mask(key: str, value: Any) -> Any:
-    if is_secret(value) or (looks_secret(key) and value not in (None, "")):
+    """A value for display: every vault value inside it, at any depth, masked (and secret-named keys)."""
+    if looks_secret(key) and value not in (None, "", [], {}):
         return MASK
-    return value
+    return mask(value)
 
 
 def _err(message: str) -> None:
-    click.echo(click.style("hxinfra: error: ", fg="red", bold=True) + message, err=True)
+    click.echo(click.style("hxinfra: error: ", fg="red", bold=True) + redact(message), err=True)
+
+
+def _warn(env: Environment) -> None:
+    for line in env.warnings:
+        click.echo(click.style("hxinfra: warning: ", fg="yellow") + line, err=True)
 
 
 class HxGroup(click.Group):
-    """Turns expected errors into one line and exit 1 (never a traceback)."""
+    """Turns expected errors into one line and exit 1 (never a traceback).
+
+    With ``--detailed-exitcode`` a usage error exits 1, not 2 (as Terraform does): 2 then means
+    "changes", and a typo must never look like a diff to a script.
+    """
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -50,6 +61,19 @@ class HxGroup(click.Group):
         except HxError as e:
             _err(str(e))
             sys.exit(1)
+
+    def main(self, args: Any = None, prog_name: str | None = None, **extra: Any) -> Any:  # type: ignore[override]
+        argv = list(sys.argv[1:] if args is None else args)
+        extra.pop("standalone_mode", None)
+        try:
+            return super().main(args=argv, prog_name=prog_name, standalone_mode=False, **extra)
+        except click.exceptions.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        except click.ClickException as e:
+            e.show()
+            detailed = "--detailed-exitcode" in argv
+            sys.exit(1 if detailed and e.exit_code == 2 else e.exit_code)
 
 
 @click.group(cls=HxGroup, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
@@ -73,7 +97,9 @@ ENV_OPTION = click.option(
 
 
 def _load(env_name: str, extra: tuple[str, ...] = ()) -> Environment:
-    return load_environment(inventory_file(project_root(), env_name), extra_vars=parse_extra_vars(extra))
+    env = load_environment(inventory_file(project_root(), env_name), extra_vars=parse_extra_vars(extra))
+    _warn(env)
+    return env
 
 
 # ---------------------------------------------------------------------------- inventory
@@ -286,7 +312,8 @@ def _print_table(report: Any, runlog: RunLog | None = None) -> None:
 # ---------------------------------------------------------------------------- plan
 @main.command("plan")
 @ENV_OPTION
-@click.option("--out", type=click.Path(file_okay=False), help="Write the plan tree here (replaced).")
+@click.option("--out", type=click.Path(file_okay=False),
+              help="Write the plan tree here (an earlier plan there is replaced; any other directory is refused).")
 @click.option("--against", type=click.Path(file_okay=False), help="Print a unified diff against this earlier plan.")
 @click.option("--limit", "-l", multiple=True, metavar="PATTERN", help="Only these hosts (Ansible pattern).")
 @click.option("-e", "--extra-vars", "extra", multiple=True, help="key=value or @file.yml (highest precedence).")
@@ -327,6 +354,7 @@ def plan_cmd(
 
 main.add_command(vault)
 main.add_command(pki)
+main.add_command(known_hosts)
 
 
 # ---------------------------------------------------------------------------- lab

@@ -47,6 +47,7 @@ from typing import Any
 from hxinfra.components import Component, check_host_data, coerce, owner_of
 from hxinfra.datafiles import load_yaml_mapping, parse_extra_vars
 from hxinfra.errors import InventoryError
+from hxinfra.known_hosts import FILE_KEY, STRICT_KEY
 from hxinfra.vault import Composite, NoPassword, Sealed, Vaulted
 
 REF = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
@@ -256,6 +257,9 @@ class Environment:
             for comp in self.components:
                 if comp.defaults:
                     layers.append(Layer("defaults", f"defaults of {comp.name}", "deploy DEFAULTS", comp.defaults))
+        # host keys are checked strictly, against the environment's own known_hosts (in the repo)
+        layers.append(Layer("environment", f"environment {self.name}", "hxinfra (host key trust)", {
+            STRICT_KEY: "yes", FILE_KEY: str(self.env_dir / "known_hosts")}))  # fmt: skip
         for path, data, sealed in self._file_layer(self.dir / "group_vars" / "all"):
             layers.append(Layer("all", "all", str(self._rel(path)), data, sealed))
         if self.data:

@@ -20,6 +20,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from hxinfra.errors import HxError
+from hxinfra.validate import DataError, dns_name, ip_address
+from hxinfra.validate import name as validate_name
 
 WARN_DAYS = 30
 
@@ -192,6 +194,10 @@ class LocalCA:
         return cert, key
 
     def paths(self, name: str) -> tuple[Path, Path]:
+        try:  # a plain name: "../x" must not write outside the CA directory
+            validate_name(name, "certificate name")
+        except DataError as e:
+            raise PkiError(str(e)) from None
         return self.dir / "issued" / f"{name}.crt", self.dir / "issued" / f"{name}.key"
 
     def issue(self, name: str, dns_names: Sequence[str], ips: Sequence[str] = (), days: int = 397) -> tuple[Path, Path]:
@@ -199,8 +205,12 @@ class LocalCA:
         ca_cert, ca_key = self._load()
         key = ec.generate_private_key(ec.SECP256R1())
         now = dt.datetime.now(dt.UTC)
-        sans: list[x509.GeneralName] = [x509.DNSName(d) for d in dns_names]
-        sans += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
+        self.paths(name)
+        try:
+            sans: list[x509.GeneralName] = [x509.DNSName(dns_name(d, "--dns", wildcard=True)) for d in dns_names]
+            sans += [x509.IPAddress(ipaddress.ip_address(ip_address(i, "--ip"))) for i in ips]
+        except DataError as e:
+            raise PkiError(str(e)) from None
         cert = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns_names[0])]))

@@ -27,11 +27,11 @@ SENSITIVE_NOTE = "# (sensitive file: its content is never written to a plan)\n"
 
 def host_items(env: Environment, host: str) -> list[ConfigItem]:
     """Every managed path of ``host``, from each component that applies to it."""
-    entry = env.host(host)
+    groups = env.host_groups(env.host(host))
     data = _placeholders(env.host_data(host, with_defaults=True))
     items: list[ConfigItem] = []
     for comp in env.components:
-        if comp.plan is not None and comp.applies_to(entry.groups):
+        if comp.plan is not None and comp.applies_to(groups):
             items += comp.plan(data, host)
     return items
 
@@ -49,18 +49,43 @@ def _placeholders(value: Any) -> Any:
 
 def _manifest_line(item: ConfigItem) -> str:
     if isinstance(item, ManagedFile):
-        digest = "sensitive" if item.sensitive else hashlib.sha256(item.content.encode()).hexdigest()[:16]
+        digest = "sensitive" if item.sensitive else hashlib.sha256(redact(item.content).encode()).hexdigest()[:16]
         return f"{item.path}  file {item.mode} {item.user}:{item.group} {digest}"
     if isinstance(item, ManagedLink):
         return f"{item.path}  link -> {item.target}"
     return f"{item.path}  absent"
 
 
-def write_plan(env: Environment, hosts: Sequence[str], out: Path) -> dict[str, int]:
-    """Render the plan of ``hosts`` into ``out`` (replaced); returns files per host."""
-    if out.exists():
+MARKER = ".hxinfra-plan"
+
+
+def _prepare_out(out: Path) -> None:
+    """An empty or new directory, or an earlier plan (it has the marker file): never anything else.
+
+    ``--out .`` in a checkout must not delete the checkout.
+    """
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise HxError(f"--out {out}: not a directory")
+    if out.is_dir() and any(out.iterdir()):
+        if not (out / MARKER).is_file():
+            raise HxError(f"--out {out}: the directory is not empty and holds no earlier plan (no {MARKER}); "
+                          "refusing to replace it")  # fmt: skip
         shutil.rmtree(out)
-    out.mkdir(parents=True)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text("an hxinfra plan: hxinfra plan --out replaces this directory\n")
+
+
+def _inside(out: Path, *parts: str) -> Path:
+    """``out/parts...``, refused when it would land outside ``out`` (a host or path with '..')."""
+    target = out.joinpath(*parts).resolve()
+    if not target.is_relative_to(out.resolve()):
+        raise HxError(f"plan path {'/'.join(parts)!r} would be written outside {out}; refused")
+    return target
+
+
+def write_plan(env: Environment, hosts: Sequence[str], out: Path) -> dict[str, int]:
+    """Render the plan of ``hosts`` into ``out`` (an earlier plan there is replaced); returns files per host."""
+    _prepare_out(out)
     counts = {}
     for host in hosts:
         items = host_items(env, host)
@@ -68,16 +93,16 @@ def write_plan(env: Environment, hosts: Sequence[str], out: Path) -> dict[str, i
         for item in sorted(items, key=lambda i: i.path):
             manifest.append(_manifest_line(item))
             if isinstance(item, ManagedFile):
-                target = out / host / item.path.lstrip("/")
+                target = _inside(out, host, item.path.lstrip("/"))
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(SENSITIVE_NOTE if item.sensitive else redact(item.content))
-        (out / f"{host}.manifest").write_text("".join(f"{line}\n" for line in manifest))
+        _inside(out, f"{host}.manifest").write_text("".join(f"{line}\n" for line in manifest))
         counts[host] = len(items)
     return counts
 
 
 def _files(root: Path) -> dict[str, Path]:
-    return {str(p.relative_to(root)): p for p in sorted(root.rglob("*")) if p.is_file()}
+    return {str(p.relative_to(root)): p for p in sorted(root.rglob("*")) if p.is_file() and p.name != MARKER}
 
 
 def diff_trees(old: Path, new: Path) -> Iterator[str]:

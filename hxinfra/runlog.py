@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import stat
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,9 +41,15 @@ class RunLog:
         self.path = path
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            # never through a symlink (it could point anywhere), and private even if it existed
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         except OSError as e:
-            raise HxError(f"cannot open log file {path}: {e.strerror}") from None
+            why = "it is a symlink" if path.is_symlink() else e.strerror
+            raise HxError(f"cannot open log file {path}: {why}") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise HxError(f"cannot open log file {path}: not a regular file")
+        os.fchmod(fd, 0o600)
         self._file = os.fdopen(fd, "a", encoding="utf-8")
         self._partial = ""
 

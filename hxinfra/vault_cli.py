@@ -81,24 +81,47 @@ def _read(path: str) -> bytes:
 
 def write_atomic(path: str, data: bytes, mode: int | None = None) -> None:
     """Replace ``path`` in one rename; a new file is 0600, an existing one keeps its mode."""
-    if path == "-":
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
-        return
-    target = Path(path)
-    if mode is None:
-        mode = stat.S_IMODE(target.stat().st_mode) if target.exists() else 0o600
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".hxinfra-tmp", dir=target.parent or ".")
+    write_all([(path, data, mode)])
+
+
+def write_all(outputs: list[tuple[str, bytes, int | None]]) -> None:
+    """Write every ``(path, data, mode)``, all or nothing: each is staged beside its target first,
+    and only when every stage is written are they renamed into place ('-' is stdout).
+
+    A new file is 0600; an existing one keeps its mode unless ``mode`` is given.
+    """
+    staged: list[tuple[str, Path]] = []
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
+        for path, data, mode in outputs:
+            if path == "-":
+                continue
+            target = Path(path)
+            if target.is_dir():
+                raise VaultError(f"{path}: is a directory")
+            if mode is None:
+                mode = stat.S_IMODE(target.stat().st_mode) if target.exists() else 0o600
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".hxinfra-tmp", dir=target.parent)
+            staged.append((tmp, target))
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, mode)
+        for tmp, target in staged:
+            os.replace(tmp, target)
+    except OSError as e:
+        for tmp, _target in staged:
+            Path(tmp).unlink(missing_ok=True)
+        where = e.filename or (outputs[len(staged) - 1][0] if staged else outputs[0][0])
+        raise VaultError(f"{where}: cannot write: {e.strerror}; no file was changed") from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        for tmp, _target in staged:
+            Path(tmp).unlink(missing_ok=True)
         raise
+    for path, data, _mode in outputs:
+        if path == "-":
+            sys.stdout.buffer.write(data)
+            sys.stdout.flush()
 
 
 def _run_editor(initial: bytes, suffix: str) -> bytes:
@@ -144,6 +167,10 @@ def create(file: str, encrypt_vault_id: str | None, keyring: Keyring) -> None:
     if Path(file).exists():
         raise VaultError(f"{file} already exists; use 'hxinfra vault edit'")
     label, password = keyring.secret_for(encrypt_vault_id)
+    try:  # before the editor opens: what is typed there must always have a place to go
+        Path(file).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise VaultError(f"{file}: cannot create its directory: {e.strerror}") from None
     plaintext = _run_editor(b"", _suffix(file))
     if not plaintext.strip():
         raise VaultError(f"{file}: nothing was written in the editor; not created")
@@ -196,8 +223,7 @@ def encrypt_cmd(files: tuple[str, ...], output: str | None, encrypt_vault_id: st
             raise VaultError(f"{f} is already encrypted")
     label, password = keyring.secret_for(encrypt_vault_id)
     encrypted = [encrypt(d, password, label).encode() for d in data]
-    for out, d in zip(outs, encrypted, strict=True):
-        write_atomic("-" if out == "-" else out, d)
+    write_all([(out, d, None) for out, d in zip(outs, encrypted, strict=True)])
     click.echo(f"Encrypted {len(files)} file(s) with vault id {label}", err=True)
 
 
@@ -209,8 +235,8 @@ def decrypt_cmd(files: tuple[str, ...], output: str | None, keyring: Keyring) ->
     """Decrypt FILEs in place."""
     outs = _outputs(files, output)
     plain = [keyring.decrypt(_read(f), f) for f in files]  # all or nothing
-    for out, d in zip(outs, plain, strict=True):
-        write_atomic(out, d)
+    # plaintext is private: 0600 whatever the vault file's mode was (as ansible-vault does)
+    write_all([(out, d, 0o600) for out, d in zip(outs, plain, strict=True)])
     click.echo(f"Decrypted {len(files)} file(s)", err=True)
 
 
@@ -232,8 +258,8 @@ def rekey(
         source = PasswordSource(DEFAULT_ID, new_vault_password_file or "prompt")
     label_override = source.vault_id if new_vault_id else None
     password = source.load(confirm=True)
-    for f, (data, label, _old) in zip(files, plain, strict=True):
-        write_atomic(f, encrypt(data, password, label_override or label).encode())
+    write_all([(f, encrypt(data, password, label_override or label).encode(), None)
+               for f, (data, label, _old) in zip(files, plain, strict=True)])  # fmt: skip
     click.echo(f"Rekeyed {len(files)} file(s)", err=True)
 
 
@@ -247,10 +273,12 @@ def encrypt_string(plaintext: str | None, name: str | None, encrypt_vault_id: st
     if plaintext is None or plaintext == "-":
         if sys.stdin.isatty():
             click.echo("Reading plaintext from stdin (end with Ctrl-D)", err=True)
-        plaintext = sys.stdin.read()
-    if not plaintext:
+        data = sys.stdin.buffer.read()  # bytes as they are: any encoding encrypts
+    else:
+        data = os.fsencode(plaintext)
+    if not data:
         raise VaultError("empty string: nothing to encrypt")
     label, password = keyring.secret_for(encrypt_vault_id)
-    text = encrypt(plaintext.encode(), password, label)
+    text = encrypt(data, password, label)
     click.echo((f"{name}: " if name else "") + vault_block(text), nl=False)
     click.echo("Encryption successful", err=True)

@@ -58,8 +58,7 @@ VETH_PREFIX = "hxv"
 CGROUP_PARENT = "hxinfra-lab"
 MAX_INDEX = 200
 SSH_OPTIONS = (
-    "-o", "StrictHostKeyChecking=no",
-    "-o", "UserKnownHostsFile=/dev/null",
+    "-o", "StrictHostKeyChecking=yes",
     "-o", "LogLevel=ERROR",
     "-o", "ConnectTimeout=10",
 )  # fmt: skip
@@ -204,6 +203,23 @@ class Lab:
     @property
     def key(self) -> Path:
         return self.root / "ssh" / "id_ed25519"
+
+    @property
+    def known_hosts(self) -> Path:
+        """The host keys of this lab's hosts, recorded when each is created (never learned over the wire)."""
+        return self.dir / "known_hosts"
+
+    def _record_keys(self) -> None:
+        """Rewrite :attr:`known_hosts` from the host keys each host was given at creation."""
+        lines = []
+        for h in self.hosts():
+            for pub in sorted((self.host_dir(h.name) / "upper" / "etc" / "ssh").glob("ssh_host_*_key.pub")):
+                kind, key = pub.read_text().split()[:2]
+                lines.append(f"{h.ip},{h.name},{h.fqdn} {kind} {key}\n")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.known_hosts.with_suffix(".tmp")
+        tmp.write_text("".join(lines))
+        tmp.replace(self.known_hosts)
 
     def host_dir(self, name: str) -> Path:
         return self.dir / name
@@ -421,6 +437,7 @@ class Lab:
         )
         (root / "etc/machine-id").write_text(_run(["systemd-id128", "new"]).stdout)
         _run(["ssh-keygen", "-q", "-A", "-f", str(root)])
+        self._record_keys()
         auth = root / "root/.ssh/authorized_keys"
         auth.write_text(Path(f"{self.key}.pub").read_text())
         auth.chmod(0o600)
@@ -614,9 +631,11 @@ class Lab:
                 hosts = [h for h in hosts if h.name in names]
             with ThreadPoolExecutor(max_workers=max(len(hosts), 1)) as pool:
                 list(pool.map(lambda h: self._release(h, remove=True), hosts))
-            if self.dir.is_dir() and not self.hosts():  # the lab CA and vault go with the lab
+            if self.dir.is_dir() and self.hosts():
+                self._record_keys()
+            if self.dir.is_dir() and not self.hosts():  # the lab CA, vault and host keys go with the lab
                 shutil.rmtree(self.dir / "pki", ignore_errors=True)
-                for name in ("vault-pass", "vault.yml"):
+                for name in ("vault-pass", "vault.yml", "known_hosts"):
                     (self.dir / name).unlink(missing_ok=True)
             if self.dir.is_dir() and not any(self.dir.iterdir()):
                 self.dir.rmdir()
@@ -627,7 +646,8 @@ class Lab:
 
     def ssh_command(self, name: str, command: str | None = None) -> list[str]:
         host = self.get(name)
-        cmd = ["ssh", "-i", str(self.key), *SSH_OPTIONS, f"root@{host.ip}"]
+        cmd = ["ssh", "-i", str(self.key), *SSH_OPTIONS, "-o", f"UserKnownHostsFile={self.known_hosts}",
+               f"root@{host.ip}"]  # fmt: skip
         return [*cmd, command] if command else cmd
 
     def ssh(
@@ -644,10 +664,11 @@ class Lab:
             return subprocess.CompletedProcess(e.cmd, 124, "", f"timed out after {timeout} s")
 
     def ssh_data(self) -> dict[str, object]:
-        """pyinfra connector data for this lab's hosts (fresh host keys on every create)."""
+        """pyinfra connector data for this lab's hosts: strict host key checking against the keys
+        recorded when the hosts were created (a host recreated gets new keys, recorded anew)."""
         return {
             "ssh_user": "root",
             "ssh_key": str(self.key),
-            "ssh_strict_host_key_checking": "off",
-            "ssh_known_hosts_file": "/dev/null",
+            "ssh_strict_host_key_checking": "yes",
+            "ssh_known_hosts_file": str(self.known_hosts),
         }

@@ -389,6 +389,9 @@ def lab_up(lab_obj: Any, names: tuple[str, ...], count: int | None) -> None:
 
     if names and count:
         raise click.UsageError("give host names or --hosts, not both")
+    from hxinfra.lab.inventory import prepare
+
+    prepare(lab_obj)  # the lab's CA and vault first: its inventory reads them
     wanted = list(names)
     if not wanted:
         env = load_environment(inventory_file(project_root(), "lab"))

@@ -8,15 +8,14 @@ Pick another lab with ``HXINFRA_LAB=NAME``. Run:
 
 from deploys import components as _components
 from hxinfra.lab.core import LAB_DOMAIN as _LAB_DOMAIN
-from hxinfra.lab.core import Lab as _Lab
 from hxinfra.lab.core import net_prefix as _net_prefix
+from hxinfra.lab.inventory import existing_lab as _existing_lab
 from hxinfra.lab.inventory import lab_ca as _lab_ca
 from hxinfra.lab.inventory import lab_environment as _lab_environment
-from hxinfra.lab.inventory import lab_name as _lab_name
 from hxinfra.lab.inventory import lab_vault as _lab_vault
 from hxinfra.lab.samba import marker as _samba_marker
 
-_lab = _Lab(_lab_name())
+_lab = _existing_lab()  # reading the inventory never creates a lab
 _ca = _lab_ca(_lab)
 _secrets = _lab_vault(_lab)
 _ips = {h.name: h.ip for h in _lab.hosts() if h.state == "running"}

@@ -10,6 +10,7 @@ from typing import Any
 
 from hxinfra.components import Component
 from hxinfra.datafiles import load_yaml_mapping
+from hxinfra.errors import InventoryError, LabError
 from hxinfra.inventory import Environment
 from hxinfra.lab.core import Lab
 from hxinfra.pki import LocalCA
@@ -27,20 +28,37 @@ class LabEnvironment(Environment):
     lab: Lab
 
 
-def lab_ca(lab: Lab | None = None) -> LocalCA:
-    """The lab's own CA (created on first use, removed with the lab): TLS without an external CA."""
+def existing_lab(name: str | None = None) -> Lab:
+    """A lab that ``hxinfra lab up`` made; reading the inventory of one that does not exist is an
+    error (a typo in ``HXINFRA_LAB`` must not create a lab with its own CA and vault)."""
+    lab = Lab(name or lab_name())
+    if not (lab.dir / "pki").is_dir() and not lab.hosts():
+        raise InventoryError(f"lab {lab.name!r} does not exist (create it with: hxinfra lab up; check HXINFRA_LAB)")
+    return lab
+
+
+def lab_ca(lab: Lab | None = None, create: bool = False) -> LocalCA:
+    """The lab's own CA (made by ``lab up``, removed with the lab): TLS without an external CA."""
     lab = lab or Lab(lab_name())
     ca = LocalCA(lab.dir / "pki")
     if not ca.exists:
+        if not create:
+            raise LabError(f"lab {lab.name!r} has no CA: it does not exist yet (hxinfra lab up)")
         ca.init(f"HX Lab Root CA ({lab.name})")
     return ca
+
+
+def prepare(lab: Lab) -> None:
+    """What a lab needs besides its hosts: its CA and its vault (``lab up`` calls this)."""
+    lab_ca(lab, create=True)
+    lab_vault(lab, create=True)
 
 
 LAB_SECRETS = ("vault_lab_pg_app_password", "vault_lab_dc_admin_password", "vault_lab_ad_user_password")
 LAB_REALM = "LAB.HXINFRA.TEST"
 
 
-def lab_vault(lab: Lab | None = None) -> dict[str, Any]:
+def lab_vault(lab: Lab | None = None, create: bool = False) -> dict[str, Any]:
     """The lab's own secrets, as an Ansible vault of ``!vault`` values (vault id ``lab``).
 
     Generated once per lab (random values, a random 0600 password file beside them) and removed
@@ -48,8 +66,10 @@ def lab_vault(lab: Lab | None = None) -> dict[str, Any]:
     values go through exactly the path production secrets take.
     """
     lab = lab or Lab(lab_name())
-    lab.dir.mkdir(parents=True, exist_ok=True)
     pw_file, vault_file = lab.dir / "vault-pass", lab.dir / "vault.yml"
+    if not create and not vault_file.exists():
+        raise LabError(f"lab {lab.name!r} has no vault: it does not exist yet (hxinfra lab up)")
+    lab.dir.mkdir(parents=True, exist_ok=True)
     if not pw_file.exists():
         fd = os.open(pw_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
@@ -80,7 +100,7 @@ def lab_environment(
     host_data: Callable[[str, str, list[str]], Mapping[str, Any]] | None = None,
 ) -> LabEnvironment:
     """``host_data(name, ip, groups)`` adds per-host data (e.g. certificates from the lab CA)."""
-    lab = Lab(lab_name())
+    lab = existing_lab()
     running = {h.name: h for h in lab.hosts() if h.state == "running"}
     hosts: dict[str, dict[str, Any]] = {}
     for name, host in running.items():
@@ -102,6 +122,7 @@ def prepare_dc(lab: Lab, name: str, log: Callable[[str], None] = print) -> None:
     from hxinfra.lab.core import LAB_DOMAIN
     from hxinfra.lab.samba import provision_dc
 
+    prepare(lab)
     ca = lab_ca(lab)
     host = lab.get(name)
     crt, key = ca.ensure_issued(f"{name}-dc", [f"{name}.{LAB_DOMAIN}", name], [host.ip])

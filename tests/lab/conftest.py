@@ -111,7 +111,10 @@ def lab():
         check_prerequisites()
     except Exception as e:  # the README's test command runs as root with the packages; say why if not
         pytest.fail(f"lab tests need root and the lab packages: {e}")
+    from hxinfra.lab.inventory import prepare
+
     session = LabSession()
+    prepare(session.lab)
     session.lab.up(list(HOSTS), log=lambda m: print(f"lab: {m}"))
     try:
         yield session

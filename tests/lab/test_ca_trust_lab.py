@@ -65,7 +65,7 @@ def test_bad_cas_fail_before_any_host_is_touched(lab, tmp_path):
     }
     stamp = lab.ssh(CLIENT, f"stat -c %Y {ANCHORS}", check=False).stdout
     for value, message in cases.items():
-        r = lab.hxinfra("deploy", "site", "--env", "lab", "-e", f"ca_trust_certificates={value}", check=False)
+        r = lab.hxinfra("deploy", "site", "--env", "lab", "-e", f"{{ca_trust_certificates: {value}}}", check=False)
         assert r.returncode == 1 and message in r.stderr and "Connecting" not in r.stderr, r.stderr[-2000:]
     assert lab.ssh(CLIENT, f"stat -c %Y {ANCHORS}", check=False).stdout == stamp
 
@@ -73,7 +73,7 @@ def test_bad_cas_fail_before_any_host_is_touched(lab, tmp_path):
 def test_rotating_the_ca_replaces_the_old_one(lab, tmp_path):
     new = LocalCA(tmp_path / "new")
     new.init("HX Rotated Root CA")
-    rotated = f"ca_trust_certificates=[{{name: hx-rotated-ca, file: {new.cert_path}}}]"
+    rotated = f"{{ca_trust_certificates: [{{name: hx-rotated-ca, file: {new.cert_path}}}]}}"
     r, report = lab.hx_deploy("site", "--limit", CLIENT, "-e", rotated)
     assert report["hosts"][0]["status"] == "changed"
     listing = lab.ssh(CLIENT, f"ls {ANCHORS}").stdout.split()
@@ -91,14 +91,14 @@ def test_ca_fetched_from_the_ca_host_by_the_controller(lab):
     ca_host, target = "hx-web-04", "hx-web-03"
     pem = Path(lab.ca_file).read_text()
     lab.ssh(ca_host, f"mkdir -p /root/pki && cat > /root/pki/ca.crt <<'EOF'\n{pem}EOF")
-    entry = "ca_trust_certificates=[{name: hx-fetched-ca, from_ca_host: true}]"
+    entry = "{ca_trust_certificates: [{name: hx-fetched-ca, from_ca_host: true}]}"
     r, report = lab.hx_deploy("ca_trust", "--limit", target, "-e", entry, "-e", f"ca_trust_ca_host={ca_host}",
                               "-e", "ca_trust_ca_host_path=/root/pki/ca.crt")  # fmt: skip
     assert report["hosts"][0]["status"] == "changed"
     assert lab.ssh(target, f"tail -n +3 {ANCHORS}/hx-fetched-ca.crt").stdout.strip() == pem.strip()
     # a pin that does not match what the CA host serves: refused, nothing installed
     r, report = lab.hx_deploy("ca_trust", "--limit", target, "-e",
-                              f"ca_trust_certificates=[{{name: hx-other-ca, from_ca_host: true, sha256: '{'ab' * 32}'}}]",
+                              f"{{ca_trust_certificates: [{{name: hx-other-ca, from_ca_host: true, sha256: '{'ab' * 32}'}}]}}",
                               "-e", f"ca_trust_ca_host={ca_host}", "-e", "ca_trust_ca_host_path=/root/pki/ca.crt",
                               check=False)  # fmt: skip
     assert r.returncode == 1 and "does not match the pin" in r.stderr

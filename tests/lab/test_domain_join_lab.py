@@ -53,18 +53,27 @@ def test_join_then_users_resolve_and_a_second_run_changes_nothing(lab, ad):
     assert sssd_started(lab) == before  # not restarted, caches kept
 
 
-def test_dc_unreachable_is_a_clear_error(lab, ad):
-    r, report = lab.hx_deploy("domain_join", "--limit", FRESH, "-e", "ad_join_dns_servers=[10.231.0.254]",
-                              "-e", "ad_join_admin_password=Some-Pass-2026x", check=False)  # fmt: skip
+def secret_vars(tmp_path, **values):
+    """Secrets go in an -e @file (0600), never in argv where ps shows them."""
+    f = tmp_path / "secret-vars.yml"
+    f.touch(mode=0o600)
+    f.write_text("".join(f"{k}: {v}\n" for k, v in values.items()))
+    return f"@{f}"
+
+
+def test_dc_unreachable_is_a_clear_error(lab, ad, tmp_path):
+    r, report = lab.hx_deploy("domain_join", "--limit", FRESH, "-e", "{ad_join_dns_servers: [10.231.0.254]}",
+                              "-e", secret_vars(tmp_path, ad_join_admin_password="Some-Pass-2026x"),
+                              check=False)  # fmt: skip
     assert r.returncode == 1
     assert f"cannot discover AD domain {DOMAIN}: no domain controller answered (DNS servers: 10.231.0.254)" in r.stderr
 
 
-def test_wrong_admin_password_leaves_the_host_as_it_was(lab, ad):
+def test_wrong_admin_password_leaves_the_host_as_it_was(lab, ad, tmp_path):
     dc_ip = lab.ip(DC)
     wrong = "Wrong-Pass-2026x"
-    r, report = lab.hx_deploy("domain_join", "--limit", FRESH, "-e", f"ad_join_dns_servers=[{dc_ip}]",
-                              "-e", f"ad_join_admin_password={wrong}", check=False)  # fmt: skip
+    r, report = lab.hx_deploy("domain_join", "--limit", FRESH, "-e", f"{{ad_join_dns_servers: [{dc_ip}]}}",
+                              "-e", secret_vars(tmp_path, ad_join_admin_password=wrong), check=False)  # fmt: skip
     assert r.returncode == 1 and f"joining {DOMAIN} as administrator failed" in r.stderr
     assert wrong not in r.stdout + r.stderr
     state = lab.ssh(FRESH, "realm list --name-only; ls /etc/krb5.keytab /etc/sssd/sssd.conf /root/.hxinfra-join-* 2>&1 | "

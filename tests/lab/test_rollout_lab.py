@@ -64,14 +64,14 @@ def test_detailed_exitcode_values(lab):
 
 def test_tags_select_steps_under_both_clis(lab):
     r, report = lab.hx_deploy("nginx", "--limit", "hx-web-04", "--tags", "packages", "--check")
-    assert [op["name"] for op in report["operations"]] == ["nginx | Install nginx"]
+    assert [op["name"] for op in report["operations"]] == ["nginx | Install the nginx package"]
     r, report = lab.hx_deploy("nginx", "--limit", "hx-web-04", "--skip-tags", "packages,service", "--check")
     names = [op["name"] for op in report["operations"]]
     assert names and all("Install" not in n and "Start" not in n for n in names) and any("Write" in n for n in names)
     r = lab.hxinfra("deploy", "nginx", "--env", "lab", "--tags", "confg", check=False)
     assert r.returncode == 1 and "unknown tag(s) confg" in r.stderr
     dry = lab.pyinfra("deploys/nginx.py", "--limit", "hx-web-04", "--data", "hx_tags=packages", "--dry", "--json")
-    assert [op["name"] for op in json.loads(dry.stdout)["plan"]] == ["nginx | Install nginx"]
+    assert [op["name"] for op in json.loads(dry.stdout)["plan"]] == ["nginx | Install the nginx package"]
 
 
 def test_unreachable_host_is_named_and_the_others_finish(lab):
@@ -110,7 +110,7 @@ def test_check_diff_on_changed_hosts_leaves_them_byte_for_byte_unchanged(lab):
     assert "--- a/etc/nginx/sites-available/webui.conf" in r.stderr and "+    server 127.0.0.1:3999;" in r.stderr
     assert "-    listen 443 ssl http2;" in r.stderr  # TLS off would drop the HTTPS server block
     assert "Will set /etc/nginx/conf.d/hx-webui.conf to root:root 0644 (was root:root 0600)" in r.stderr
-    assert "~ HX site | nginx | Write /etc/nginx/sites-available/webui.conf" in r.stderr  # per-host summary
+    assert "~ HX site | nginx | Write the nginx site, its conf.d file and links" in r.stderr  # per-host summary
     assert {n: lab.ssh(n, SNAPSHOT).stdout for n in FOUR} == before
     lab.ssh("hx-web-01", "chmod 644 /etc/nginx/conf.d/hx-webui.conf")
 

@@ -45,7 +45,8 @@ PACKAGE = re.compile(r"[a-z0-9][a-z0-9+.-]*")
 
 # the AD client stack on Debian and Ubuntu (the same package names on both)
 _AD_CLIENT_PACKAGES = ("realmd", "sssd", "sssd-tools", "adcli", "krb5-user", "libnss-sss", "libpam-sss",
-                       "samba-common-bin", "oddjob", "oddjob-mkhomedir", "packagekit", "sudo")  # fmt: skip
+                       "samba-common-bin", "oddjob", "oddjob-mkhomedir", "packagekit", "sudo",
+                       "bind9-dnsutils")  # fmt: skip  (nsupdate and dig: the host's own DNS record)
 
 DEFAULTS: dict[str, Any] = {
     # Be a member of the domain (false: leave it).
@@ -327,6 +328,68 @@ def realm_membership(  # type: ignore[no-untyped-def]
     yield StringCommand("sh", "-c", q(join))
 
 
+class DnsRecord(FactBase[dict[str, Any]]):
+    """The host's own IPv4 address toward the domain's DNS, and the A records DNS has for its FQDN."""
+
+    default = dict
+
+    @override
+    def requires_command(self, *args: Any, **kwargs: Any) -> str:
+        return "dig"
+
+    @override
+    def command(self, fqdn: str, server: str) -> str:
+        q = shlex.quote
+        at = f"@{q(server)}" if server else ""
+        toward = q(server) if server else "$(awk '/^nameserver/{print $2; exit}' /etc/resolv.conf)"
+        return (
+            f"printf 'src=%s\\n' \"$(ip -4 route get {toward} 2>/dev/null | sed -n 's/.* src \\([0-9.]*\\).*/\\1/p')\"; "
+            f"printf 'a=%s\\n' \"$(dig +short +time=2 +tries=2 {at} {q(fqdn)} A 2>/dev/null | xargs)\""
+        )
+
+    @override
+    def process(self, output: list[str]) -> dict[str, Any]:
+        kv = dict(line.split("=", 1) for line in output if "=" in line)
+        return {"src": kv.get("src", "").strip(), "records": kv.get("a", "").split()}
+
+
+@operation()
+def dns_registration(fqdn: str, principal: str, server: str = "", timeout: int = 60):  # type: ignore[no-untyped-def]
+    """
+    Register the host's A record in the domain's DNS (GSS-TSIG, as the computer account) and wait
+    until the DNS server answers with it, so that clients using the FQDN work when the deploy ends.
+
+    SSSD's own dynamic update is asynchronous (a minute or two after joining): a client using
+    ``verify-full`` TLS right after the deploy would fail. No-op when DNS already has the address.
+
+    + fqdn: the host's name in the domain
+    + principal: the computer account (``NAME$@REALM``), whose key is in /etc/krb5.keytab
+    + server: the DNS server to update and ask ("" = the host's resolver)
+    + timeout: seconds to wait for DNS to answer with the new record
+    """
+    have = host.get_fact(DnsRecord, fqdn=fqdn, server=server)
+    if have.get("src") and have["src"] in have.get("records", []):
+        host.noop(f"{fqdn} already resolves to {have['src']}")
+        return
+    q = shlex.quote
+    at = f"@{q(server)}" if server else ""
+    toward = q(server) if server else "$(awk '/^nameserver/{print $2; exit}' /etc/resolv.conf)"
+    server_line = f"server {server}\\n" if server else ""
+    script = (
+        f"src=$(ip -4 route get {toward} | sed -n 's/.* src \\([0-9.]*\\).*/\\1/p'); "
+        '[ -n "$src" ] || { echo "hxinfra: no route to the domain DNS server" >&2; exit 1; }; '
+        'ccache=$(mktemp) && export KRB5CCNAME="FILE:$ccache" && '
+        f"kinit -k {q(principal)} && "
+        f"printf '{server_line}update delete %s A\\nupdate add %s 3600 A %s\\nsend\\n' {q(fqdn)} {q(fqdn)} \"$src\" "
+        '| nsupdate -g; rc=$?; kdestroy >/dev/null 2>&1; rm -f "$ccache"; '
+        f'[ $rc -eq 0 ] || {{ printf "hxinfra: the DNS update of %s failed (rc=%s)\\n" {q(fqdn)} "$rc" >&2; exit 1; }}; '
+        f"i=0; while [ $i -lt {int(timeout)} ]; do "
+        f'dig +short +time=2 +tries=1 {at} {q(fqdn)} A | grep -qxF "$src" && exit 0; sleep 1; i=$((i+1)); done; '
+        f'printf "hxinfra: %s does not resolve to %s after %ss\\n" {q(fqdn)} "$src" {int(timeout)} >&2; exit 1'
+    )
+    yield StringCommand("sh", "-c", q(script))
+
+
 # ------------------------------------------------------------------------------ deploy
 def plan(data: Mapping[str, Any], host_name: str) -> list[ConfigItem]:
     """The offline plan (nsswitch.conf from Debian's default; the resolver as /etc/resolv.conf)."""
@@ -398,6 +461,14 @@ def domain_join() -> None:
             service="sssd.service",
             restarted=True,
             _if=lambda: any(c() for c in changed),
+        )
+    if step(COMPONENT, host.data, "join", "dns") and data["ad_join_present"]:
+        servers = [str(s) for s in data["ad_join_dns_servers"]]
+        dns_registration(
+            name="Register the host's address in the domain's DNS and wait until DNS answers with it",
+            fqdn=f"{host.name}.{dom}",
+            principal=f"{computer_name(data, host.name)}$@{realm(data)}",
+            server=servers[0] if servers else "",
         )
 
 

@@ -27,6 +27,7 @@ from hxinfra.operations import Absent, ConfigItem, ManagedFile, ManagedLink, con
 from hxinfra.render import render
 from hxinfra.validate import DataError, abs_path, collect, dns_name, host_or_ip, one_line, port
 from hxinfra.validate import name as validate_name
+from hxinfra.vault import Vaulted
 
 DEFAULTS: dict[str, Any] = {
     # Debian package that provides nginx.
@@ -109,6 +110,8 @@ def _header_value(value: Any, what: str) -> str:
 
 
 def _server_names(data: Mapping[str, Any]) -> list[str]:
+    if isinstance(data["nginx_server_name"], Vaulted):
+        return []  # checked when the deploy decrypts it
     names = str(data["nginx_server_name"]).split()
     return [n if n == "_" else dns_name(n, "nginx_server_name", wildcard=True) for n in names]
 

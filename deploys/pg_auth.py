@@ -42,7 +42,7 @@ from hxinfra.operations import Absent, ConfigItem, ManagedFile, config_set, uplo
 from hxinfra.render import render
 from hxinfra.validate import abs_path, choice, collect, host_or_ip, one_line, port
 from hxinfra.validate import name as validate_name
-from hxinfra.vault import MASK, reveal
+from hxinfra.vault import MASK, Vaulted, reveal
 
 DEFAULTS: dict[str, Any] = {
     # PostgreSQL major version and cluster (Debian: /etc/postgresql/<version>/<cluster>).
@@ -229,8 +229,11 @@ def roles(data: Mapping[str, Any]) -> list[dict[str, Any]]:
         if extra:
             raise PgAuthError(f"pg_auth_roles[{i}]: unknown field(s) {sorted(extra)}")
         role = {"login": True, "connection_limit": -1, "present": True, "password": None, **raw}
-        if not isinstance(role["name"], str) or not NAME.fullmatch(role["name"]):
-            raise PgAuthError(f"pg_auth_roles[{i}]: role name {str(role['name'])[:40]!r} must match {NAME.pattern}")
+        try:  # a name in a whole-file vault is checked when the deploy decrypts it
+            validate_name(role["name"], f"pg_auth_roles[{i}]: role name", NAME)
+        except HxError:
+            raise PgAuthError(f"pg_auth_roles[{i}]: role name {str(role['name'])[:40]!r} must match "
+                              f"{NAME.pattern}") from None  # fmt: skip
         limit = role["connection_limit"]
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < -1:
             raise PgAuthError(f"pg_auth_roles[{i}] ({role['name']}): connection_limit must be an integer >= -1")
@@ -243,6 +246,7 @@ def roles(data: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def databases(data: Mapping[str, Any]) -> list[dict[str, Any]]:
     known = {r["name"] for r in roles(data) if r["present"]}
+    sealed = any(isinstance(r, Vaulted) for r in known)  # names still encrypted: checked at deploy time
     out = []
     for i, raw in enumerate(data["pg_auth_databases"]):
         if not isinstance(raw, Mapping) or not {"name", "owner"} <= set(raw):
@@ -252,9 +256,9 @@ def databases(data: Mapping[str, Any]) -> list[dict[str, Any]]:
             raise PgAuthError(f"pg_auth_databases[{i}]: unknown field(s) {sorted(extra)}")
         db = {"connect": [], **raw}
         for role in [db["owner"], *db["connect"]]:
-            if role not in known:
+            if role not in known and not sealed and not isinstance(role, Vaulted):
                 raise PgAuthError(f"pg_auth_databases[{i}] ({db['name']}): role {role!r} is not in pg_auth_roles")
-        if not isinstance(db["name"], str) or not NAME.fullmatch(db["name"]):
+        if not isinstance(db["name"], Vaulted) and (not isinstance(db["name"], str) or not NAME.fullmatch(db["name"])):
             raise PgAuthError(f"pg_auth_databases[{i}]: database name {db['name']!r} must match {NAME.pattern}")
         out.append(db)
     return out

@@ -44,8 +44,9 @@ def _err(message: str) -> None:
 
 
 def _warn(env: Environment) -> None:
-    for line in env.warnings:
-        click.echo(click.style("hxinfra: warning: ", fg="yellow") + line, err=True)
+    lines = env.warnings + [f"{why}: its values stay masked/unknown here" for why in env.sealed(env.hosts)]
+    for line in lines:
+        click.echo(click.style("hxinfra: warning: ", fg="yellow") + redact(line), err=True)
 
 
 class HxGroup(click.Group):

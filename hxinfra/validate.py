@@ -136,13 +136,13 @@ def fields(entry: Any, what: str, required: Iterable[str], optional: Iterable[st
     required, optional = set(required), set(optional)
     if not isinstance(entry, Mapping):
         raise DataError(f"{what}: must be a mapping with {', '.join(sorted(required))}")
+    unknown = set(entry) - required - optional
+    if unknown:  # first: a typo ("comands") is the likely cause of a missing field too
+        allowed = ", ".join(sorted(required | optional))
+        raise DataError(f"{what}: unknown field(s) {', '.join(sorted(map(str, unknown)))} (allowed: {allowed})")
     missing = required - set(entry)
     if missing:
         raise DataError(f"{what}: missing field(s) {', '.join(sorted(missing))}")
-    unknown = set(entry) - required - optional
-    if unknown:
-        allowed = ", ".join(sorted(required | optional))
-        raise DataError(f"{what}: unknown field(s) {', '.join(sorted(map(str, unknown)))} (allowed: {allowed})")
     return entry
 
 

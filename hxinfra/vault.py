@@ -326,7 +326,7 @@ class Keyring:
                 tried.append(label)
         problems = [str(v) for v in self._loaded.values() if isinstance(v, VaultError)]
         why = f" ({'; '.join(problems)})" if problems else ""
-        if not tried:
+        if not tried or (envelope.vault_id != DEFAULT_ID and envelope.vault_id not in tried):
             raise NoPassword(f"{source}: encrypted with vault id {envelope.vault_id!r}, but no vault password "
                              f"was given for it{why}")
         ids = ", ".join(sorted(set(tried)))
@@ -507,9 +507,13 @@ class Placeholder(Secret):
     """What the offline plan renders in place of a vault value: ``vaulted-value-<ident>``.
 
     Code that must read a value (a PEM, a path) recognises it and leaves that entry out of the plan.
+    It names no secret, so it is not registered for redaction: a rotated secret shows in a plan diff.
     """
 
     __slots__ = ()
+
+    def __new__(cls, value: str) -> Placeholder:
+        return str.__new__(cls, value)
 
 
 class Vaulted:

@@ -184,8 +184,39 @@ def _apt_sources() -> tuple[str, str]:
                         security = security or url
                     else:
                         main = main or url
+    return main, security
+
+
+DEBIAN_KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
+
+
+def _debootstrap_default() -> str:
+    """The Debian archive debootstrap itself uses when given no mirror (its ``DEF_MIRROR``)."""
+    script = shutil.which("debootstrap")
+    if script:
+        with contextlib.suppress(OSError):
+            m = re.search(r'^DEF_MIRROR="([^"]+)"', Path(script).read_text(errors="replace"), re.M)
+            if m:
+                return m.group(1)
+    raise LabError("no Debian mirror: set HXINFRA_LAB_MIRROR (this machine's apt sources name none)")
+
+
+def mirrors() -> tuple[str, str]:
+    """The Debian mirror (and security mirror) the lab builds its image from and its hosts use.
+
+    ``HXINFRA_LAB_MIRROR`` (and ``HXINFRA_LAB_SECURITY_MIRROR``) first; else the Debian mirror in
+    this machine's apt sources (a Debian machine); else debootstrap's own default archive (an Ubuntu
+    CI runner names no Debian mirror), its security archive beside it.
+    """
+    main = os.environ.get("HXINFRA_LAB_MIRROR", "")
+    security = os.environ.get("HXINFRA_LAB_SECURITY_MIRROR", "")
     if not main:
-        raise LabError(f"no Debian {SUITE} mirror found in this machine's apt sources")
+        main, found_security = _apt_sources()
+        security = security or found_security
+    if not main:
+        main = _debootstrap_default()
+    if not security and main.rstrip("/").endswith("/debian"):
+        security = main.rstrip("/") + "-security"
     return main, security
 
 
@@ -300,9 +331,10 @@ class Lab:
             _run(["tar", "--zstd", "-xpf", str(tar), "-C", str(tmp), "--numeric-owner",
                   "--xattrs", "--xattrs-include=*"])  # fmt: skip
         else:
-            mirror, _ = _apt_sources()
-            log(f"building the base image with debootstrap ({SUITE}, about a minute)")
-            r = _run(["debootstrap", "--variant=minbase", f"--include={BASE_INCLUDE}", SUITE,
+            mirror, _ = mirrors()
+            log(f"building the base image with debootstrap ({SUITE} from {mirror}, about a minute)")
+            keyring = [f"--keyring={DEBIAN_KEYRING}"] if DEBIAN_KEYRING.is_file() else []
+            r = _run(["debootstrap", "--variant=minbase", *keyring, f"--include={BASE_INCLUDE}", SUITE,
                       str(tmp), mirror], check=False)  # fmt: skip
             if r.returncode != 0:
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -443,7 +475,7 @@ class Lab:
         auth.chmod(0o600)
         (root / "etc/resolv.conf").unlink(missing_ok=True)
         (root / "etc/resolv.conf").write_text("")  # no DNS: apt goes through the proxy
-        mirror, security = _apt_sources()
+        mirror, security = mirrors()
         sources = [f"deb {mirror} {SUITE} main", f"deb {mirror} {SUITE}-updates main"]
         if security:
             sources.append(f"deb {security} {SUITE}-security main")

@@ -33,6 +33,9 @@ def test_join_then_users_resolve_and_a_second_run_changes_nothing(lab, ad):
     for secret in ad.values():
         assert secret not in r.stdout + r.stderr
     assert lab.ssh(MEMBER, "realm list --name-only").stdout.strip() == DOMAIN
+    # the member's name resolves through the DC's DNS as soon as the deploy ends (not minutes later)
+    answer = lab.ssh(MEMBER, f"dig +short @{lab.ip(DC)} {MEMBER}.{DOMAIN} A").stdout.split()
+    assert answer == [lab.ip(MEMBER)], answer
     assert "configured: kerberos-member" in lab.ssh(MEMBER, "realm list").stdout
     assert lab.ssh(MEMBER, "getent passwd administrator").stdout.startswith("administrator:")
     assert "domain users" in lab.ssh(MEMBER, "id alice").stdout

@@ -54,7 +54,12 @@ def test_curl_reaches_upstream_and_health_follows_it(lab):
 
 def test_broken_value_fails_validation_and_old_config_keeps_serving(lab):
     before = lab.ssh("hx-web-01", f"sha256sum {SITE}").stdout
+    # a malformed value never reaches the host: refused before connecting
     r, report = lab.hx_deploy("nginx", "--limit", "hx-web-01", "-e", "nginx_client_max_body_size=lots", check=False)
+    assert r.returncode == 1 and "nginx_client_max_body_size" in r.stderr and "Connecting" not in r.stderr
+    # a well-formed value that nginx itself rejects (no certificate there): nginx -t, then rollback
+    r, report = lab.hx_deploy("nginx", "--limit", "hx-web-01", "-e", "nginx_tls_cert=/etc/ssl/hx/missing.crt",
+                              check=False)  # fmt: skip
     assert r.returncode == 1
     assert "validation failed (nginx -t" in r.stderr and "previous config restored" in r.stderr
     assert report["hosts"][0]["status"] == "failed"

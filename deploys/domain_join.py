@@ -374,18 +374,21 @@ def dns_registration(fqdn: str, principal: str, server: str = "", timeout: int =
     q = shlex.quote
     at = f"@{q(server)}" if server else ""
     toward = q(server) if server else "$(awk '/^nameserver/{print $2; exit}' /etc/resolv.conf)"
-    server_line = f"server {server}\\n" if server else ""
+    # nsupdate finds the primary server from the zone's SOA, as SSSD does (the GSS-TSIG principal is
+    # DNS/<that name>). Samba's DNS applies the update but signs its answer in a way nsupdate cannot
+    # verify ("tsig verify failure", rc 2): so DNS itself is the judge of success, not nsupdate's rc.
     script = (
         f"src=$(ip -4 route get {toward} | sed -n 's/.* src \\([0-9.]*\\).*/\\1/p'); "
         '[ -n "$src" ] || { echo "hxinfra: no route to the domain DNS server" >&2; exit 1; }; '
-        'ccache=$(mktemp) && export KRB5CCNAME="FILE:$ccache" && '
+        'ccache=$(mktemp) && out=$(mktemp) && export KRB5CCNAME="FILE:$ccache" && '
         f"kinit -k {q(principal)} && "
-        f"printf '{server_line}update delete %s A\\nupdate add %s 3600 A %s\\nsend\\n' {q(fqdn)} {q(fqdn)} \"$src\" "
-        '| nsupdate -g; rc=$?; kdestroy >/dev/null 2>&1; rm -f "$ccache"; '
-        f'[ $rc -eq 0 ] || {{ printf "hxinfra: the DNS update of %s failed (rc=%s)\\n" {q(fqdn)} "$rc" >&2; exit 1; }}; '
+        f"printf 'update delete %s A\\nupdate add %s 3600 A %s\\nsend\\n' {q(fqdn)} {q(fqdn)} \"$src\" "
+        '| nsupdate -g >"$out" 2>&1; kdestroy >/dev/null 2>&1; rm -f "$ccache"; '
         f"i=0; while [ $i -lt {int(timeout)} ]; do "
-        f'dig +short +time=2 +tries=1 {at} {q(fqdn)} A | grep -qxF "$src" && exit 0; sleep 1; i=$((i+1)); done; '
-        f'printf "hxinfra: %s does not resolve to %s after %ss\\n" {q(fqdn)} "$src" {int(timeout)} >&2; exit 1'
+        f'if dig +short +time=2 +tries=1 {at} {q(fqdn)} A | grep -qxF "$src"; then rm -f "$out"; exit 0; fi; '
+        "sleep 1; i=$((i+1)); done; "
+        f'printf "hxinfra: %s does not resolve to %s after %ss; nsupdate said:\\n" {q(fqdn)} "$src" {int(timeout)} >&2; '
+        'cat "$out" >&2; rm -f "$out"; exit 1'
     )
     yield StringCommand("sh", "-c", q(script))
 

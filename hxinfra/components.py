@@ -196,12 +196,14 @@ def check_host_data(
         if spec is not None and value is not None and not type_ok(value, spec):
             shown = "" if looks_secret(key) or isinstance(value, Vaulted) else f" ({value!r:.60})"
             problems.append((key, f"expected {_type_name(spec)}, got {type(value).__name__}{shown}"))
+    defaults = {k: v for c in components for k, v in c.defaults.items()}
     for comp in components:
-        if not comp.applies_to(groups):
-            continue
-        for key in comp.required:
-            if data.get(key) in (None, ""):
-                problems.append((key, f"required by component {comp.name} but not set"))
-        if comp.check is not None and not problems:
-            problems.extend(comp.check({**comp.defaults, **data}))
+        applies = comp.applies_to(groups)
+        if applies:
+            for key in comp.required:
+                if data.get(key) in (None, ""):
+                    problems.append((key, f"required by component {comp.name} but not set"))
+        # a malformed value is an error wherever it is set, even on a host the component skips today
+        if comp.check is not None and not problems and (applies or any(k in data for k in comp.defaults)):
+            problems.extend(comp.check({**defaults, **data}))
     return problems

@@ -184,8 +184,11 @@ def _prepare_secrets(env: Environment, keyring: Keyring, hosts: Sequence[str], d
     for name in hosts:
         data = env.host_data(name)
         groups = env.host_groups(env.host(name))
-        readers = named or [c for c in env.components if c.applies_to(groups)]
-        keys = {k for c in readers for k in c.all_keys()} | {k for k in data if k.startswith("hx_")}
+        if named or deploy == "site":
+            readers = named or [c for c in env.components if c.applies_to(groups)]
+            keys = {k for c in readers for k in c.all_keys()} | {k for k in data if k.startswith("hx_")}
+        else:  # a deploy file of its own may read any key of the host
+            keys = set(data)
         vaulted += [v for k in keys if k in data for v in iter_vaulted(data[k])]
     for value in vaulted:
         value.reveal(keyring)

@@ -41,6 +41,7 @@ def test_hostile_values_are_refused_before_connecting_and_nothing_runs(lab, tmp_
 
 def test_a_directory_where_a_file_belongs_is_refused_and_the_next_run_is_not_blocked(lab):
     conf = "/etc/nginx/conf.d/hx-webui.conf"
+    lab.hx_deploy("nginx", "--limit", TARGET)  # nginx installed and converged first
     lab.ssh(TARGET, f"rm -f {conf} && mkdir -p {conf} && touch {conf}/keep")
     r, report = lab.hx_deploy("nginx", "--limit", TARGET, check=False)
     assert r.returncode == 1 and "not a regular file or symlink" in r.stderr, r.stderr[-3000:]

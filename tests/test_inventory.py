@@ -146,3 +146,4 @@ def test_plain_pyinfra_cli_rejects_bad_data_before_connecting(project):
     combined = out.stdout + out.stderr
     assert "host web1: key nginx_upstream_port: expected int" in combined
     assert "Connecting" not in combined
+    assert "Traceback" not in combined and "pyinfra error" in combined  # one clear error, not a traceback

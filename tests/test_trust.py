@@ -392,3 +392,15 @@ def test_lab_mirror_setting_then_apt_sources_then_debootstraps_default(monkeypat
     monkeypatch.setattr(core, "_apt_sources", lambda: ("", ""))  # an Ubuntu runner: no Debian mirror in apt
     monkeypatch.setattr(core, "_debootstrap_default", lambda: "http://default.invalid/debian")
     assert core.mirrors() == ("http://default.invalid/debian", "http://default.invalid/debian-security")
+
+
+@pytest.mark.parametrize(("command", "status"), [("true", "changed"), ("false", "failed")])
+def test_summary_of_a_recorded_pyinfra_report(tmp_path, command, status):
+    """A real pyinfra --json report (on @local), read the way hxinfra reads its child's."""
+    r = subprocess.run([sys.executable, "-m", "pyinfra", "@local", "--json", "-y", "exec", "--", command],
+                       capture_output=True, text=True, timeout=120, cwd=tmp_path, stdin=subprocess.DEVNULL)  # fmt: skip
+    report = _summarise(["@local"], parse_report(r.stdout, r.returncode), False, r.returncode, set())
+    assert report.hosts["@local"].status == status, r.stdout + r.stderr[-2000:]
+    assert report.failed == (status == "failed")
+    polluted = _summarise(["@local"], parse_report("print from a deploy\n" + r.stdout, 0), False, 0, set())
+    assert polluted.failed and polluted.hosts["@local"].status == "failed"

@@ -1,51 +1,31 @@
-"""HX deploys: one module per component, each with one public ``@deploy`` function.
+"""HX deploys: the ordered registry of components (each a package ``deploys/<name>/``).
 
-``FLEET`` holds the keys every HX host carries (environment, domain...); ``components()``
-lists every component schema so inventories can validate data before anything connects.
+``COMPONENTS`` is the one order ``site`` follows: CA trust first (services after it present
+certificates issued by that CA, and the domain join checks the DCs' certificates against it),
+then the AD join, PostgreSQL, nginx. Each component package exports ``COMPONENT`` (its data
+contract) and a ``@deploy`` function of the same name. Modules are imported on use, so that a
+component never imports this registry (no import loop).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import importlib
+from collections.abc import Callable
+from typing import Any
 
 from hxinfra.components import Component
 
-FLEET = Component(
-    "hx",
-    defaults={
-        # Kerberos realm of the environment's Active Directory ("" when none).
-        "hx_realm": "",
-        # The environment's host subnet in CIDR notation (documentation and firewall rules).
-        "hx_subnet": "",
-        # Step selection (hxinfra deploy --tags/--skip-tags, or pyinfra --data hx_tags=config):
-        # component names and step tags such as packages, config, service, security.
-        "hx_tags": [],
-        "hx_skip_tags": [],
-        # In a group's vars: its precedence among groups of the same depth (higher wins), like
-        # ansible_group_priority.
-        "hx_group_priority": 1,
-        # Set by the inventory, never by hand: vault files this host's data could not open.
-        "hx_sealed_vaults": [],
-    },
-    types={"hx_tags": (list, str), "hx_skip_tags": (list, str)},
-    required={
-        # Environment name: production, staging, development, testing or lab.
-        "hx_environment": str,
-        # DNS domain of the environment; a host's FQDN is <inventory name>.<hx_domain>.
-        "hx_domain": str,
-    },
-)
+COMPONENTS = ("ca_trust", "ad_join", "pg_auth", "nginx")
 
 
-def templates_root() -> Path:
-    """The project's ``templates/`` tree (shipped inside the wheel as ``deploys/templates``)."""
-    here = Path(__file__).resolve().parent
-    packaged = here / "templates"
-    return packaged if packaged.is_dir() else here.parent / "templates"
+def component(name: str) -> tuple[Component, Callable[..., Any]]:
+    """A component's data contract and its ``@deploy`` function."""
+    module = importlib.import_module(f"deploys.{name}")
+    return module.COMPONENT, getattr(module, name)
 
 
 def components() -> tuple[Component, ...]:
-    """Every component schema, the fleet keys first."""
-    from deploys import ca_trust, domain_join, nginx, pg_auth
+    """Every component schema, the fleet keys first (inventories validate data against them)."""
+    from deploys.common import FLEET
 
-    return (FLEET, ca_trust.COMPONENT, domain_join.COMPONENT, nginx.COMPONENT, pg_auth.COMPONENT)
+    return (FLEET, *(component(name)[0] for name in COMPONENTS))

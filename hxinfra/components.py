@@ -152,7 +152,36 @@ def coerce(value: Any, spec: TypeSpec | None) -> Any:
 
 
 def owner_of(key: str, components: Iterable[Component]) -> Component | None:
-    return next((c for c in sorted(components, key=lambda c: -len(c.prefix)) if key.startswith(c.prefix)), None)
+    """The component whose prefix is the longest that ``key`` starts with (the one that declares the
+    key when several share that prefix, as the engine's and the fleet's ``hx_`` keys do)."""
+    matching = [c for c in components if key.startswith(c.prefix)]
+    if not matching:
+        return None
+    longest = max(len(c.prefix) for c in matching)
+    matching = [c for c in matching if len(c.prefix) == longest]
+    return next((c for c in matching if key in c.all_keys()), matching[0])
+
+
+# The engine's own keys, part of every environment whatever its components.
+ENGINE = Component(
+    "hx",
+    defaults={
+        # Step selection (hxinfra deploy --tags/--skip-tags, or pyinfra --data hx_tags=config):
+        # component names and step tags such as packages, config, service, security.
+        "hx_tags": [],
+        "hx_skip_tags": [],
+        # In a group's vars: its precedence among groups of the same depth (higher wins), like
+        # ansible_group_priority.
+        "hx_group_priority": 1,
+        # Set by the inventory, never by hand: the host's inventory name (Ansible's
+        # inventory_hostname), and the vault files its data could not open.
+        "hx_host": "",
+        "hx_sealed_vaults": [],
+    },
+    types={"hx_tags": (list, str), "hx_skip_tags": (list, str)},
+)
+# Environments whose changes need a confirmation (or --yes).
+PROTECTED_ENVIRONMENTS = ("production", "staging")
 
 
 def check_host_data(
@@ -167,7 +196,7 @@ def check_host_data(
     pyinfra's own. Other keys (brought over from an Ansible ``group_vars``) are kept, and listed in
     ``warnings`` when given.
     """
-    components = list(components)
+    components = [ENGINE, *(c for c in components if c is not ENGINE)]
     groups = list(groups)
     problems: list[tuple[str, str]] = []
     multiline = {k for c in components for k in c.multiline}

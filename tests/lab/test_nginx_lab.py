@@ -80,13 +80,13 @@ def test_check_diff_shows_changes_and_changes_nothing(lab):
 
 
 def test_plain_pyinfra_cli_converges_and_is_idempotent(lab):
-    first = lab.pyinfra("deploys/nginx.py", "--limit", "hx-web-02", "-y", "--json")
+    first = lab.pyinfra("deploys.nginx.nginx", "--limit", "hx-web-02", "-y", "--json")
     ops = json.loads(first.stdout)["results"]["operations"]
     assert any("hx-web-02" in op["success"] for op in ops)
-    second = lab.pyinfra("deploys/nginx.py", "--limit", "hx-web-02", "-y", "--json")
+    second = lab.pyinfra("deploys.nginx.nginx", "--limit", "hx-web-02", "-y", "--json")
     ops = json.loads(second.stdout)["results"]["operations"]
     assert all(op["success"] == [] and op["no_change"] == ["hx-web-02"] for op in ops), second.stdout
-    dry = lab.pyinfra("deploys/nginx.py", "--limit", "hx-web-02", "--dry", "--diff")
+    dry = lab.pyinfra("deploys.nginx.nginx", "--limit", "hx-web-02", "--dry", "--diff")
     assert "Will modify" not in dry.stderr and "Will create" not in dry.stderr
     assert "Welcome to nginx" not in curl(f"http://{lab.ip('hx-web-02')}/").stdout  # default site removed
 

@@ -70,7 +70,7 @@ def test_tags_select_steps_under_both_clis(lab):
     assert names and all("Install" not in n and "Start" not in n for n in names) and any("Write" in n for n in names)
     r = lab.hxinfra("deploy", "nginx", "--env", "lab", "--tags", "confg", check=False)
     assert r.returncode == 1 and "unknown tag(s) confg" in r.stderr
-    dry = lab.pyinfra("deploys/nginx.py", "--limit", "hx-web-04", "--data", "hx_tags=packages", "--dry", "--json")
+    dry = lab.pyinfra("deploys.nginx.nginx", "--limit", "hx-web-04", "--data", "hx_tags=packages", "--dry", "--json")
     assert [op["name"] for op in json.loads(dry.stdout)["plan"]] == ["nginx | Install the nginx package"]
 
 

@@ -8,17 +8,8 @@ import hmac
 
 import pytest
 
-from deploys.pg_auth import (
-    DEFAULTS,
-    PgAuthError,
-    desired_config,
-    hba_rules,
-    masked_sql,
-    restart_reasons,
-    scram_verifier,
-    settings,
-    sql_plan,
-)
+from deploys.pg_auth.config import DEFAULTS, PgAuthError, desired_config, hba_rules, restart_reasons, settings
+from deploys.pg_auth.sql import masked_sql, scram_verifier, sql_plan
 from hxinfra.errors import HxError
 
 

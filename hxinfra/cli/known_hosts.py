@@ -9,10 +9,10 @@ from typing import Any
 
 import click
 
+from hxinfra.cli.vault import vault_options
 from hxinfra.errors import HxError
 from hxinfra.known_hosts import FILE_KEY, STRICT_KEY, entry_name, read_known, record, scan, status
 from hxinfra.vault import Keyring
-from hxinfra.vault_cli import vault_options
 
 
 @click.group("known-hosts")
@@ -26,7 +26,7 @@ def known_hosts() -> None:
 
 
 def _targets(env_name: str, limit: tuple[str, ...]) -> tuple[Path, list[dict[str, Any]]]:
-    from hxinfra.cli import _load
+    from hxinfra.cli.common import _load
     from hxinfra.runner import select_hosts
 
     env = _load(env_name)

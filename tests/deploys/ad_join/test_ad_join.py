@@ -1,10 +1,18 @@
-"""domain_join's pure parts: computer names, sudoers, nsswitch, krb5/sssd files, refusals."""
+"""ad_join's pure parts: computer names, sudoers, nsswitch, krb5/sssd files, refusals."""
 
 from __future__ import annotations
 
 import pytest
 
-from deploys.domain_join import DEBIAN_NSSWITCH, DEFAULTS, check_data, computer_name, desired_config, nsswitch, sudoers
+from deploys.ad_join.config import (
+    DEBIAN_NSSWITCH,
+    DEFAULTS,
+    check_data,
+    computer_name,
+    desired_config,
+    nsswitch,
+    sudoers,
+)
 
 
 def data(**kw):
@@ -54,7 +62,7 @@ def test_files_for_required_encryption():
 
 
 def test_resolver_drop_in_under_systemd_resolved_else_resolv_conf():
-    from deploys.domain_join import resolver_files
+    from deploys.ad_join.config import resolver_files
 
     assert resolver_files(data(), resolved=True) == []  # no DNS servers in data: DNS left alone
     dns = data(ad_join_dns_servers=["10.0.0.5", "10.0.0.6"])

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from conftest import INVENTORY
 
-from deploys.ca_trust import DEFAULTS, ca_files, check_data, host_cert_files, resolve_cas
+from deploys.ca_trust.config import DEFAULTS, ca_files, check_data, host_cert_files, resolve_cas
 from hxinfra.errors import InventoryError
 from hxinfra.inventory import load_environment
 from hxinfra.operations import Absent, ManagedFile
@@ -63,7 +63,7 @@ def test_ca_files_manage_only_their_own_and_remove_dropped(ca):
 def test_host_certs_private_key_is_sensitive_and_must_match(ca, tmp_path):
     crt, key = ca.issue("web", ["web.example"])
     d = data(ca_trust_host_certs=[{"name": "webui", "cert": str(crt), "key": str(key)}])
-    from deploys.ca_trust import resolve_host_certs
+    from deploys.ca_trust.config import resolve_host_certs
 
     files = host_cert_files(d, resolve_host_certs(d))
     assert [f.path for f in files] == ["/etc/ssl/hx/webui.crt", "/etc/ssl/hx/private/webui.key"]
@@ -88,7 +88,7 @@ def test_inventory_refuses_a_wrong_pin_before_connecting(project, ca):
 
 
 def test_monitor_script_keeps_its_shebang_first(tmp_path):
-    from deploys import templates_root
+    from deploys.common import templates_root
 
     text = render(templates_root(), "ca_trust/usr/local/sbin/hx-ca-trust-expiry.j2",
                   {"ca_trust_warn_days": 30, "ca_trust_log_dir": "/var/log/hx/ca-trust",

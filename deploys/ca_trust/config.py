@@ -1,36 +1,27 @@
-"""CA trust: every HX host trusts the HX internal root CA (and intermediates), and services get
-CA-issued certificates.
-
-The old role could not finish a run; this one keeps its intent: CA certificates come from data
-(inline, a file, a vaulted value) or are fetched by the controller from the CA host, and are
-verified on the controller (a CA, pinned fingerprint, not expired) before any host is touched.
-They become ``/usr/local/share/ca-certificates/<name>.crt``; ``update-ca-certificates`` runs only
-when that set changed, and the result is checked (``/etc/ssl/certs/<subject hash>.0`` resolves
-to each CA). A CA removed from data is removed from the hosts. An optional systemd timer warns
-before a CA expires, and every change leaves an audit line in ``/var/log/hx/ca-trust/``.
+"""CA trust, desired state: the defaults, and the trust anchors, expiry monitor and service
+certificates computed from host data alone (no facts), shared by the deploy, the offline plan and
+the unit tests. CA entries given as files are read on the controller, never on the hosts.
 """
 
 from __future__ import annotations
 
-import os
-import shlex
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pyinfra import host, logger, state
-from pyinfra.api import FactBase, deploy
-from pyinfra.operations import apt, files, server, systemd
-from typing_extensions import override
-
-from deploys import templates_root
-from hxinfra.components import Component
-from hxinfra.deploytools import component_data, is_deploy_file, step
-from hxinfra.operations import Absent, ConfigItem, ManagedFile, config_set
+from deploys.common import templates_root
+from hxinfra.operations import Absent, ConfigItem, ManagedFile
 from hxinfra.paths import find_project_root
 from hxinfra.pki import CaInfo, PkiError, verify_ca, verify_key_pair
 from hxinfra.render import render
-from hxinfra.validate import DataError, abs_path, choice, collect, fields, one_line
+from hxinfra.validate import (
+    DataError,
+    abs_path,
+    choice,
+    collect,
+    fields,
+    one_line,
+)
 from hxinfra.validate import name as validate_name
 from hxinfra.vault import Placeholder, Secret, Vaulted
 
@@ -62,9 +53,16 @@ DEFAULTS: dict[str, Any] = {
     "ca_trust_host_cert_dir": "/etc/ssl/hx",
 }
 
+
 HEADER = "# managed by hxinfra (ca_trust); local changes are overwritten"
+
+
 MONITOR_SCRIPT = "/usr/local/sbin/hx-ca-trust-expiry"
+
+
 MONITOR_UNIT = "/etc/systemd/system/hx-ca-trust-expiry"
+
+
 CERT_ENTRY_KEYS = {"name", "pem", "file", "sha256", "from_ca_host"}
 
 
@@ -187,19 +185,6 @@ def _fail(message: str) -> bool:
     raise DataError(message)
 
 
-def plan(data: Mapping[str, Any], host_name: str) -> list[ConfigItem]:
-    """The offline plan: trust anchors, monitor and service certificates (``from_ca_host`` CAs
-    need SSH and are left out; removals of stale anchors need the host's facts)."""
-    data = dict(data)  # vault values are placeholders here: the plan never decrypts
-    return ca_files(data, resolve_cas(data), []) + monitor_files(data) + host_cert_files(data, resolve_host_certs(data))
-
-
-COMPONENT = Component(
-    "ca_trust", DEFAULTS, check=check_data, tags=("packages", "config", "security", "monitor", "certs"), plan=plan,
-    multiline=("ca_trust_certificates", "ca_trust_host_certs"),
-)  # fmt: skip
-
-
 def ca_files(data: Mapping[str, Any], cas: list[tuple[str, str, CaInfo]], managed_now: list[str]) -> list[ConfigItem]:
     """The trust-anchor files: one per CA, and the removal of managed ones no longer in data."""
     d = data["ca_trust_dir"]
@@ -236,136 +221,8 @@ def host_cert_files(data: Mapping[str, Any], certs: list[tuple[dict[str, Any], s
     return items
 
 
-class ManagedCaFiles(FactBase[list[str]]):
-    """CA files in a directory that carry the hxinfra header (so removals never touch others)."""
-
-    default = list
-
-    @override
-    def command(self, directory: str) -> str:
-        q = shlex.quote(directory)
-        return f"grep -l -x -F {shlex.quote(HEADER)} {q}/*.crt 2>/dev/null || true"
-
-    @override
-    def process(self, output: list[str]) -> list[str]:
-        return [line for line in output if line.strip()]
-
-
-_fetched: dict[tuple[str, str], str] = {}
-
-
-def fetch_from_ca_host(data: Mapping[str, Any]) -> Any:
-    """A fetcher for ``from_ca_host`` entries: SFTP from the CA host, by the controller, once per run."""
-    import paramiko
-
-    name = data["ca_trust_ca_host"] or next(iter(state.inventory.get_group("ca_servers", [])), None)
-    if name is None:
-        raise PkiError("from_ca_host: no ca_trust_ca_host and no host in group ca_servers")
-    ca_host = state.inventory.get_host(str(name))
-    path = data["ca_trust_ca_host_path"]
-
-    def fetch(entry: str) -> str:
-        key = (str(ca_host), path)
-        if key not in _fetched:
-            d = ca_host.data
-            client = paramiko.SSHClient()
-            # the same trust as pyinfra's connection to that host: its known_hosts file, strict
-            known_hosts = d.get("ssh_known_hosts_file")
-            if known_hosts:
-                client.load_host_keys(os.path.expanduser(str(known_hosts)))
-            else:
-                client.load_system_host_keys()
-            client.set_missing_host_key_policy(paramiko.RejectPolicy())
-            try:
-                client.connect(d.get("ssh_hostname") or ca_host.name, port=int(d.get("ssh_port") or 22),
-                               username=d.get("ssh_user"), key_filename=d.get("ssh_key"), timeout=15)  # fmt: skip
-                with client.open_sftp() as sftp, sftp.open(path) as f:
-                    _fetched[key] = f.read().decode()
-            except (OSError, paramiko.SSHException) as e:
-                raise PkiError(f"CA {entry}: cannot fetch {path} from CA host {ca_host}: {e}") from e
-            finally:
-                client.close()
-        return _fetched[key]
-
-    return fetch
-
-
-@deploy("CA trust", data_defaults=DEFAULTS)
-def ca_trust() -> None:
-    """Trust the HX CAs (and only those hxinfra put there) and place the host's service certificates."""
-    data = component_data(COMPONENT, host.data)
-    uses_fetch = any(isinstance(e, Mapping) and e.get("from_ca_host") for e in data["ca_trust_certificates"])
-    cas = resolve_cas(data, fetch_from_ca_host(data) if uses_fetch else None)
-    for _name, _pem, info in cas:
-        if info.warning:
-            logger.warning(f"{host.print_prefix}{info.warning}")
-    certs = resolve_host_certs(data)
-    cert_dir, log_dir = data["ca_trust_host_cert_dir"], data["ca_trust_log_dir"]
-
-    if step(COMPONENT, host.data, "packages"):
-        apt.packages(
-            name="Install ca-certificates, openssl and ssl-cert",
-            packages=["ca-certificates", "openssl", "ssl-cert"],
-            update=True,
-            cache_time=24 * 3600,
-        )
-    if step(COMPONENT, host.data, "config", "security"):
-        trust = config_set(
-            name="Install the CA certificates of ca_trust_certificates, remove stale ones",
-            items=ca_files(data, cas, host.get_fact(ManagedCaFiles, directory=data["ca_trust_dir"])),
-        )
-        anchors = [shlex.quote(f"{data['ca_trust_dir']}/{n}.crt") for n, _p, _i in cas]
-        checks = (
-            " && ".join(
-                f'test "$(readlink -f /etc/ssl/certs/$(openssl x509 -noout -subject_hash -in {a}).0)" = {a}'
-                for a in anchors
-            )
-            or "true"
-        )
-        audit = ", ".join(f"{n}={i.sha256[:16]}" for n, _p, i in cas) or "none"
-        server.shell(
-            name="Run update-ca-certificates, check /etc/ssl/certs/<hash>.0 of each CA, log the change",
-            commands=[
-                "update-ca-certificates --fresh >/dev/null",
-                checks,
-                f'install -d -m 0750 {shlex.quote(log_dir)} && echo "$(date -Is) trusted set now: {audit}"'
-                f" >> {shlex.quote(log_dir)}/changes.log",
-            ],
-            _if=trust.did_change,
-        )
-    if step(COMPONENT, host.data, "monitor"):
-        monitor = config_set(
-            name=f"Write the CA expiry monitor {MONITOR_SCRIPT} and its timer", items=monitor_files(data)
-        )
-        systemd.daemon_reload(name="Reload systemd units after a monitor change", _if=monitor.did_change)
-        systemd.service(
-            name="Start and enable hx-ca-trust-expiry.timer",
-            service="hx-ca-trust-expiry.timer",
-            running=True,
-            enabled=True,
-            _if=lambda: bool(data["ca_trust_monitor"]),
-        )
-    if step(COMPONENT, host.data, "certs", "security"):
-        files.directory(
-            name="Create the service certificate directory's private/ (0710 root:ssl-cert)",
-            path=f"{cert_dir}/private",
-            user="root",
-            group="ssl-cert",
-            mode="0710",
-        )
-        host_cert_items = host_cert_files(data, certs)
-        config_set(
-            name="Install the service certificates and keys of ca_trust_host_certs",
-            items=host_cert_items,
-            validate=" && ".join(
-                f"openssl x509 -noout -in {shlex.quote(item.path)}"
-                if item.path.endswith(".crt")
-                else f"openssl pkey -noout -in {shlex.quote(item.path)}"
-                for item in host_cert_items
-            )
-            or None,
-        )
-
-
-if is_deploy_file(globals()):
-    ca_trust()
+def plan(data: Mapping[str, Any], host_name: str) -> list[ConfigItem]:
+    """The offline plan: trust anchors, monitor and service certificates (``from_ca_host`` CAs
+    need SSH and are left out; removals of stale anchors need the host's facts)."""
+    data = dict(data)  # vault values are placeholders here: the plan never decrypts
+    return ca_files(data, resolve_cas(data), []) + monitor_files(data) + host_cert_files(data, resolve_host_certs(data))

@@ -65,7 +65,7 @@ def secret_vars(tmp_path, **values):
 
 
 def test_dc_unreachable_is_a_clear_error(lab, ad, tmp_path):
-    r, report = lab.hx_deploy("domain_join", "--limit", FRESH, "-e", "{ad_join_dns_servers: [10.231.0.254]}",
+    r, report = lab.hx_deploy("ad_join", "--limit", FRESH, "-e", "{ad_join_dns_servers: [10.231.0.254]}",
                               "-e", secret_vars(tmp_path, ad_join_admin_password="Some-Pass-2026x"),
                               check=False)  # fmt: skip
     assert r.returncode == 1
@@ -75,7 +75,7 @@ def test_dc_unreachable_is_a_clear_error(lab, ad, tmp_path):
 def test_wrong_admin_password_leaves_the_host_as_it_was(lab, ad, tmp_path):
     dc_ip = lab.ip(DC)
     wrong = "Wrong-Pass-2026x"
-    r, report = lab.hx_deploy("domain_join", "--limit", FRESH, "-e", f"{{ad_join_dns_servers: [{dc_ip}]}}",
+    r, report = lab.hx_deploy("ad_join", "--limit", FRESH, "-e", f"{{ad_join_dns_servers: [{dc_ip}]}}",
                               "-e", secret_vars(tmp_path, ad_join_admin_password=wrong), check=False)  # fmt: skip
     assert r.returncode == 1 and f"joining {DOMAIN} as administrator failed" in r.stderr
     assert wrong not in r.stdout + r.stderr
@@ -93,7 +93,7 @@ def test_join_beside_systemd_resolved_keeps_its_stub(lab, ad, tmp_path):
     extra.touch(mode=0o600)  # private before the password is in it
     extra.write_text(f"ad_join_dns_servers: [{dc_ip}]\nad_join_admin_password: {ad['vault_lab_dc_admin_password']}\n")
     try:
-        r, report = lab.hx_deploy("domain_join", "--limit", FRESH, "-e", f"@{extra}")
+        r, report = lab.hx_deploy("ad_join", "--limit", FRESH, "-e", f"@{extra}")
         assert report["hosts"][0]["status"] == "changed", r.stderr[-3000:]
         assert lab.ssh(FRESH, "readlink /etc/resolv.conf").stdout.strip() == "../run/systemd/resolve/stub-resolv.conf"
         assert lab.ssh(FRESH, "systemctl is-active systemd-resolved").stdout.strip() == "active"
@@ -102,10 +102,10 @@ def test_join_beside_systemd_resolved_keeps_its_stub(lab, ad, tmp_path):
         assert lab.ssh(FRESH, f"getent hosts {DC}.{DOMAIN}").stdout.split()[0] == dc_ip
         assert lab.ssh(FRESH, "realm list --name-only").stdout.strip() == DOMAIN
         started = lab.ssh(FRESH, "systemctl show systemd-resolved -p ActiveEnterTimestampMonotonic --value").stdout
-        r, again = lab.hx_deploy("domain_join", "--limit", FRESH, "-e", f"@{extra}")
+        r, again = lab.hx_deploy("ad_join", "--limit", FRESH, "-e", f"@{extra}")
         assert again["hosts"][0]["changed"] == 0, r.stderr[-3000:]
         assert lab.ssh(FRESH, "systemctl show systemd-resolved -p ActiveEnterTimestampMonotonic --value").stdout == started
-        lab.hx_deploy("domain_join", "--limit", FRESH, "-e", f"@{extra}", "-e", "ad_join_present=false")
+        lab.hx_deploy("ad_join", "--limit", FRESH, "-e", f"@{extra}", "-e", "ad_join_present=false")
         assert lab.ssh(FRESH, "realm list --name-only").stdout.strip() == ""
     finally:  # later tests expect the lab's plain resolver on this host
         lab.ssh(FRESH, "DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq systemd-resolved >/dev/null; "

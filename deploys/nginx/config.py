@@ -1,13 +1,5 @@
-"""nginx as the HX web UI front end.
-
-A reverse proxy in front of the web UI (an app on ``nginx_upstream_port``, 3000 by
-default) with security headers, gzip, access/error logs, an optional TLS server block, and a
-``/health`` location that is proxied to the upstream, so it fails when the app is down
-(the old role served a static "healthy" file).
-
-Configuration changes are one validated transaction (``nginx -t``): if validation fails, the
-previous files are restored and nginx keeps serving the old config; nginx reloads only after
-a validated change.
+"""nginx, desired state: the defaults, and the site, its conf.d file and links computed from host
+data alone; every value rendered into the site is checked first.
 """
 
 from __future__ import annotations
@@ -16,16 +8,18 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from pyinfra import host
-from pyinfra.api import deploy
-from pyinfra.operations import apt, systemd
-
-from deploys import FLEET, templates_root
-from hxinfra.components import Component
-from hxinfra.deploytools import component_data, is_deploy_file, step
-from hxinfra.operations import Absent, ConfigItem, ManagedFile, ManagedLink, config_set
+from deploys.common import templates_root
+from hxinfra.operations import Absent, ConfigItem, ManagedFile, ManagedLink
 from hxinfra.render import render
-from hxinfra.validate import DataError, abs_path, collect, dns_name, host_or_ip, one_line, port
+from hxinfra.validate import (
+    DataError,
+    abs_path,
+    collect,
+    dns_name,
+    host_or_ip,
+    one_line,
+    port,
+)
 from hxinfra.validate import name as validate_name
 from hxinfra.vault import Vaulted
 
@@ -69,8 +63,13 @@ DEFAULTS: dict[str, Any] = {
     "nginx_remove_default_site": True,
 }
 
+
 SITES_AVAILABLE = "/etc/nginx/sites-available"
+
+
 SITES_ENABLED = "/etc/nginx/sites-enabled"
+
+
 HTTP_CONF = "/etc/nginx/conf.d/hx-webui.conf"
 
 
@@ -97,7 +96,11 @@ def desired_config(data: Mapping[str, Any], host_name: str) -> list[ConfigItem]:
 
 
 HEADER_NAME = re.compile(r"[A-Za-z0-9-]+")
+
+
 SIZE = re.compile(r"[0-9]+[kKmMgG]?")
+
+
 URI_PATH = re.compile(r"/[A-Za-z0-9/_.~-]*")
 
 
@@ -150,43 +153,3 @@ def _match(data: Mapping[str, Any], key: str, pattern: re.Pattern[str]) -> str:
 def plan(data: Mapping[str, Any], host_name: str) -> list[ConfigItem]:
     """The offline plan: every path the deploy manages on the host."""
     return desired_config(dict(data), host_name)
-
-
-COMPONENT = Component(
-    "nginx", DEFAULTS, groups=("web_servers",), tags=("packages", "config", "security", "service"), plan=plan,
-    check=check_data,
-)  # fmt: skip
-
-
-@deploy("nginx", data_defaults=DEFAULTS)
-def nginx() -> None:
-    """Install nginx and converge the web UI site; reload only after a validated change."""
-    data = component_data(COMPONENT, host.data, extra_keys=tuple(FLEET.all_keys()))
-    items = desired_config(data, host.name)
-    if step(COMPONENT, host.data, "packages"):
-        apt.packages(
-            name="Install the nginx package",
-            packages=[data["nginx_package"]],
-            update=True,
-            cache_time=24 * 3600,
-        )
-    config = None
-    if step(COMPONENT, host.data, "config", "security"):
-        config = config_set(
-            name="Write the nginx site, its conf.d file and links, validated by nginx -t",
-            items=items,
-            validate="nginx -t",
-        )
-    if step(COMPONENT, host.data, "service"):
-        systemd.service(name="Start and enable nginx.service", service="nginx.service", running=True, enabled=True)
-    if config is not None:  # the handler of the config step: runs with it, and only after a validated change
-        systemd.service(
-            name="Reload nginx.service after a validated config change",
-            service="nginx.service",
-            reloaded=True,
-            _if=config.did_change,
-        )
-
-
-if is_deploy_file(globals()):
-    nginx()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from deploys.nginx import COMPONENT, DEFAULTS, desired_config, server_name
+from deploys.nginx import COMPONENT
+from deploys.nginx.config import DEFAULTS, desired_config, server_name
 from hxinfra.operations import Absent, ManagedFile, ManagedLink
 from hxinfra.render import TemplateError, render
 

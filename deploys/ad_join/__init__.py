@@ -1,0 +1,116 @@
+"""Active Directory domain join with realmd, SSSD and Kerberos.
+
+The old role's join command was broken and it wiped the SSSD cache on every run. Here the join
+happens only when ``adcli testjoin`` says the host is not a member; the admin password goes
+through a 0600 file on stdin, never argv or output. A joined host is never disturbed: no cache
+wipes, and sssd restarts only when its configuration changed. ``ad_join_present: false`` leaves.
+
+Files: ``/etc/krb5.conf`` (AES-only enctypes when encryption is required, ``rdns = false``),
+``/etc/sssd/sssd.conf`` (0600; AD provider, id mapping, cached credentials, StartTLS with
+``ldap_tls_reqcert = demand`` when encryption is required, which needs the CA trust deploy),
+``/etc/realmd.conf``, ``/etc/nsswitch.conf`` (``sss`` added, the distro's own sources kept),
+optional pam_mkhomedir and ``/etc/sudoers.d/`` rules (checked with ``visudo -cf``), and
+optionally the resolver pointed at the domain controllers.
+"""
+
+from __future__ import annotations
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.facts.files import FileContents
+from pyinfra.facts.server import LinuxDistribution
+from pyinfra.operations import apt, server, systemd
+
+from deploys.ad_join.config import (
+    DEBIAN_NSSWITCH,
+    DEFAULTS,
+    AdJoinError,
+    check_data,
+    computer_name,
+    desired_config,
+    domain,
+    plan,
+    realm,
+    resolver_files,
+)
+from deploys.ad_join.facts import SystemdResolved
+from deploys.ad_join.operations import dns_registration, realm_membership
+from deploys.common import FLEET
+from hxinfra.components import Component
+from hxinfra.deploytools import component_data, step
+from hxinfra.operations import config_set
+from hxinfra.vault import reveal
+
+COMPONENT = Component(
+    "ad_join", DEFAULTS, groups=("domain_members",), check=check_data, plan=plan,
+    tags=("packages", "config", "security", "dns", "join", "service"),
+)  # fmt: skip
+
+
+@deploy("AD join", data_defaults=DEFAULTS)
+def ad_join() -> None:
+    """Install the AD client stack, point DNS at the DCs, join once, then converge SSSD/Kerberos files."""
+    data = component_data(COMPONENT, host.data, extra_keys=tuple(FLEET.all_keys()))
+    dom = domain(data)
+    if step(COMPONENT, host.data, "packages"):
+        distro = str((host.get_fact(LinuxDistribution) or {}).get("name") or "debian").lower()
+        packages = data["ad_join_packages"].get(distro)
+        if packages is None:
+            raise AdJoinError(f"ad_join_packages has no entry for distribution {distro!r}")
+        apt.packages(name=f"Install the AD client packages for {distro}", packages=packages, update=True,
+                     cache_time=24 * 3600)  # fmt: skip
+    if step(COMPONENT, host.data, "dns"):
+        resolved = bool(host.get_fact(SystemdResolved))
+        resolver = config_set(
+            name="Point the resolver at ad_join_dns_servers (unchanged when empty)",
+            items=resolver_files(data, resolved),
+        )
+        systemd.service(
+            name="Restart systemd-resolved after a DNS change",
+            service="systemd-resolved",
+            restarted=True,
+            _if=[resolver.did_change, lambda: resolved],
+        )
+    joined = None
+    if step(COMPONENT, host.data, "join"):
+        joined = realm_membership(
+            name="Join the domain if not a member (adcli testjoin), or leave it when ad_join_present is false",
+            domain=dom,
+            present=bool(data["ad_join_present"]),
+            admin_user=data["ad_join_admin_user"],
+            admin_password=str(reveal(data["ad_join_admin_password"]) or ""),
+            computer_name=computer_name(data, host.name),
+            ou=data["ad_join_ou"],
+        )
+    config = None
+    if step(COMPONENT, host.data, "config", "security"):
+        current = host.get_fact(FileContents, path="/etc/nsswitch.conf") or DEBIAN_NSSWITCH.splitlines()
+        config = config_set(
+            name="Write /etc/krb5.conf, /etc/sssd/sssd.conf, /etc/realmd.conf, /etc/nsswitch.conf (and sudoers)",
+            items=desired_config(data, host.name, "\n".join(current)) if data["ad_join_present"] else [],
+            validate="sssctl config-check && { [ ! -e /etc/sudoers.d/hx-ad ] || visudo -cf /etc/sudoers.d/hx-ad; }",
+        )
+        session = host.get_fact(FileContents, path="/etc/pam.d/common-session") or []
+        needs_mkhomedir = bool(data["ad_join_mkhomedir"]) and not any("pam_mkhomedir" in line for line in session)
+        server.shell(
+            name="Enable pam_mkhomedir with pam-auth-update (only when asked and not yet enabled)",
+            commands=["pam-auth-update --enable mkhomedir >/dev/null 2>&1"],
+            _if=lambda: needs_mkhomedir,
+        )
+    if step(COMPONENT, host.data, "service") and data["ad_join_present"]:
+        systemd.service(name="Start and enable sssd.service", service="sssd.service", running=True, enabled=True)
+        changed = [op.did_change for op in (config, joined) if op is not None]
+        systemd.service(
+            name="Restart sssd.service after a join or a config change (never otherwise; caches kept)",
+            service="sssd.service",
+            restarted=True,
+            _if=lambda: any(c() for c in changed),
+        )
+    if step(COMPONENT, host.data, "join", "dns") and data["ad_join_present"]:
+        servers = [str(s) for s in data["ad_join_dns_servers"]]
+        dns_registration(
+            name="Register the host's address in the domain's DNS and wait until DNS answers with it",
+            fqdn=f"{host.name}.{dom}",
+            principal=f"{computer_name(data, host.name)}$@{realm(data)}",
+            server=servers[0] if servers else "",
+        )

@@ -1,0 +1,114 @@
+"""AD join operations: join or leave only when the host's state differs (the password on stdin),
+and the host's DNS registration, checked by asking DNS.
+"""
+
+from __future__ import annotations
+
+import shlex
+import uuid
+
+from pyinfra import host, logger, state
+from pyinfra.api import QuoteString, StringCommand, operation
+from pyinfra.api.exceptions import OperationError
+
+from deploys.ad_join.facts import DnsRecord, DomainMembership
+from hxinfra.operations import ManagedFile, upload_commands
+
+
+@operation()
+def realm_membership(  # type: ignore[no-untyped-def]
+    domain: str,
+    present: bool = True,
+    admin_user: str = "administrator",
+    admin_password: str = "",
+    computer_name: str = "",
+    ou: str = "",
+):
+    """
+    Join (or leave) the domain only when the host's state differs; the password goes on stdin.
+
+    + domain: the AD DNS domain
+    + present: member (true) or not (false)
+    + admin_user/admin_password: the joining account (the password never reaches argv or output)
+    + computer_name: NetBIOS name of the computer account
+    + ou: organisational unit for the account
+    """
+    member = host.get_fact(DomainMembership, domain=domain)
+    q = shlex.quote
+    if present and member.get("valid"):
+        host.noop(f"already a member of {domain} (adcli testjoin ok)")
+        return
+    if not present and not member.get("listed"):
+        host.noop(f"not a member of {domain}")
+        return
+    if not present:
+        yield StringCommand("realm", "leave", QuoteString(domain))
+        return
+    if not admin_password:  # only a host that must join needs it
+        raise OperationError(
+            f"joining {domain} needs ad_join_admin_password (a !vault value, e.g. in "
+            "inventories/<env>/group_vars/domain_members/vault.yml)"
+        )
+    if state.config.DIFF:
+        logger.info(f"{host.print_prefix}Will join {domain} as {computer_name} (user {admin_user})")
+    discover = (
+        f"out=$(realm discover {q(domain)} 2>&1) || {{ printf 'hxinfra: cannot discover AD domain %s: no "
+        "domain controller answered (DNS servers: %s): %s\\n' "
+        f"{q(domain)} \"$(awk '/^nameserver/{{print $2}}' /etc/resolv.conf | xargs)\" \"$out\" >&2; exit 1; }}"
+    )
+    yield StringCommand("sh", "-c", q(discover))
+    secret = f"/root/.hxinfra-join-{uuid.uuid4().hex}"
+    temp = host.get_temp_filename(f"hxinfra-{uuid.uuid4()}")
+    yield from upload_commands(ManagedFile(secret, f"{admin_password}\n", mode="0600", sensitive=True), temp)
+    ou_arg = f" --computer-ou={q(ou)}" if ou else ""
+    # the join's output goes to a private temp file (mktemp: 0600, unpredictable name), removed in every case
+    join = (
+        "log=$(mktemp) || exit 1; "
+        f"realm join --verbose --membership-software=adcli --client-software=sssd --user={q(admin_user)} "
+        f'--computer-name={q(computer_name)}{ou_arg} {q(domain)} < {q(secret)} > "$log" 2>&1; '
+        f"rc=$?; rm -f {q(secret)}; if [ $rc -ne 0 ]; then "
+        f"printf 'hxinfra: joining %s as %s failed (rc=%s):\\n' {q(domain)} {q(admin_user)} \"$rc\" >&2; "
+        'grep -v -i password "$log" | tail -5 >&2; '
+        f'realm leave {q(domain)} >/dev/null 2>&1; rm -f /etc/krb5.keytab; fi; rm -f "$log"; exit $rc'
+    )
+    yield StringCommand("sh", "-c", q(join))
+
+
+@operation()
+def dns_registration(fqdn: str, principal: str, server: str = "", timeout: int = 60):  # type: ignore[no-untyped-def]
+    """
+    Register the host's A record in the domain's DNS (GSS-TSIG, as the computer account) and wait
+    until the DNS server answers with it, so that clients using the FQDN work when the deploy ends.
+
+    SSSD's own dynamic update is asynchronous (a minute or two after joining): a client using
+    ``verify-full`` TLS right after the deploy would fail. No-op when DNS already has the address.
+
+    + fqdn: the host's name in the domain
+    + principal: the computer account (``NAME$@REALM``), whose key is in /etc/krb5.keytab
+    + server: the DNS server to update and ask ("" = the host's resolver)
+    + timeout: seconds to wait for DNS to answer with the new record
+    """
+    have = host.get_fact(DnsRecord, fqdn=fqdn, server=server)
+    if have.get("src") and have["src"] in have.get("records", []):
+        host.noop(f"{fqdn} already resolves to {have['src']}")
+        return
+    q = shlex.quote
+    at = f"@{q(server)}" if server else ""
+    toward = q(server) if server else "$(awk '/^nameserver/{print $2; exit}' /etc/resolv.conf)"
+    # nsupdate finds the primary server from the zone's SOA, as SSSD does (the GSS-TSIG principal is
+    # DNS/<that name>). Samba's DNS applies the update but signs its answer in a way nsupdate cannot
+    # verify ("tsig verify failure", rc 2): so DNS itself is the judge of success, not nsupdate's rc.
+    script = (
+        f"src=$(ip -4 route get {toward} | sed -n 's/.* src \\([0-9.]*\\).*/\\1/p'); "
+        '[ -n "$src" ] || { echo "hxinfra: no route to the domain DNS server" >&2; exit 1; }; '
+        'ccache=$(mktemp) && out=$(mktemp) && export KRB5CCNAME="FILE:$ccache" && '
+        f"kinit -k {q(principal)} && "
+        f"printf 'update delete %s A\\nupdate add %s 3600 A %s\\nsend\\n' {q(fqdn)} {q(fqdn)} \"$src\" "
+        '| nsupdate -g >"$out" 2>&1; kdestroy >/dev/null 2>&1; rm -f "$ccache"; '
+        f"i=0; while [ $i -lt {int(timeout)} ]; do "
+        f'if dig +short +time=2 +tries=1 {at} {q(fqdn)} A | grep -qxF "$src"; then rm -f "$out"; exit 0; fi; '
+        "sleep 1; i=$((i+1)); done; "
+        f'printf "hxinfra: %s does not resolve to %s after %ss; nsupdate said:\\n" {q(fqdn)} "$src" {int(timeout)} >&2; '
+        'cat "$out" >&2; rm -f "$out"; exit 1'
+    )
+    yield StringCommand("sh", "-c", q(script))

@@ -1,0 +1,118 @@
+"""CA trust: every HX host trusts the HX internal root CA (and intermediates), and services get
+CA-issued certificates.
+
+The old role could not finish a run; this one keeps its intent: CA certificates come from data
+(inline, a file, a vaulted value) or are fetched by the controller from the CA host, and are
+verified on the controller (a CA, pinned fingerprint, not expired) before any host is touched.
+They become ``/usr/local/share/ca-certificates/<name>.crt``; ``update-ca-certificates`` runs only
+when that set changed, and the result is checked (``/etc/ssl/certs/<subject hash>.0`` resolves
+to each CA). A CA removed from data is removed from the hosts. An optional systemd timer warns
+before a CA expires, and every change leaves an audit line in ``/var/log/hx/ca-trust/``.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping
+
+from pyinfra import host, logger
+from pyinfra.api import deploy
+from pyinfra.operations import apt, files, server, systemd
+
+from deploys.ca_trust.config import (
+    DEFAULTS,
+    MONITOR_SCRIPT,
+    ca_files,
+    check_data,
+    host_cert_files,
+    monitor_files,
+    plan,
+    resolve_cas,
+    resolve_host_certs,
+)
+from deploys.ca_trust.facts import ManagedCaFiles, fetch_from_ca_host
+from hxinfra.components import Component
+from hxinfra.deploytools import component_data, step
+from hxinfra.operations import config_set
+
+COMPONENT = Component(
+    "ca_trust", DEFAULTS, check=check_data, tags=("packages", "config", "security", "monitor", "certs"), plan=plan,
+    multiline=("ca_trust_certificates", "ca_trust_host_certs"),
+)  # fmt: skip
+
+
+@deploy("CA trust", data_defaults=DEFAULTS)
+def ca_trust() -> None:
+    """Trust the HX CAs (and only those hxinfra put there) and place the host's service certificates."""
+    data = component_data(COMPONENT, host.data)
+    uses_fetch = any(isinstance(e, Mapping) and e.get("from_ca_host") for e in data["ca_trust_certificates"])
+    cas = resolve_cas(data, fetch_from_ca_host(data) if uses_fetch else None)
+    for _name, _pem, info in cas:
+        if info.warning:
+            logger.warning(f"{host.print_prefix}{info.warning}")
+    certs = resolve_host_certs(data)
+    cert_dir, log_dir = data["ca_trust_host_cert_dir"], data["ca_trust_log_dir"]
+
+    if step(COMPONENT, host.data, "packages"):
+        apt.packages(
+            name="Install ca-certificates, openssl and ssl-cert",
+            packages=["ca-certificates", "openssl", "ssl-cert"],
+            update=True,
+            cache_time=24 * 3600,
+        )
+    if step(COMPONENT, host.data, "config", "security"):
+        trust = config_set(
+            name="Install the CA certificates of ca_trust_certificates, remove stale ones",
+            items=ca_files(data, cas, host.get_fact(ManagedCaFiles, directory=data["ca_trust_dir"])),
+        )
+        anchors = [shlex.quote(f"{data['ca_trust_dir']}/{n}.crt") for n, _p, _i in cas]
+        checks = (
+            " && ".join(
+                f'test "$(readlink -f /etc/ssl/certs/$(openssl x509 -noout -subject_hash -in {a}).0)" = {a}'
+                for a in anchors
+            )
+            or "true"
+        )
+        audit = ", ".join(f"{n}={i.sha256[:16]}" for n, _p, i in cas) or "none"
+        server.shell(
+            name="Run update-ca-certificates, check /etc/ssl/certs/<hash>.0 of each CA, log the change",
+            commands=[
+                "update-ca-certificates --fresh >/dev/null",
+                checks,
+                f'install -d -m 0750 {shlex.quote(log_dir)} && echo "$(date -Is) trusted set now: {audit}"'
+                f" >> {shlex.quote(log_dir)}/changes.log",
+            ],
+            _if=trust.did_change,
+        )
+    if step(COMPONENT, host.data, "monitor"):
+        monitor = config_set(
+            name=f"Write the CA expiry monitor {MONITOR_SCRIPT} and its timer", items=monitor_files(data)
+        )
+        systemd.daemon_reload(name="Reload systemd units after a monitor change", _if=monitor.did_change)
+        systemd.service(
+            name="Start and enable hx-ca-trust-expiry.timer",
+            service="hx-ca-trust-expiry.timer",
+            running=True,
+            enabled=True,
+            _if=lambda: bool(data["ca_trust_monitor"]),
+        )
+    if step(COMPONENT, host.data, "certs", "security"):
+        files.directory(
+            name="Create the service certificate directory's private/ (0710 root:ssl-cert)",
+            path=f"{cert_dir}/private",
+            user="root",
+            group="ssl-cert",
+            mode="0710",
+        )
+        host_cert_items = host_cert_files(data, certs)
+        config_set(
+            name="Install the service certificates and keys of ca_trust_host_certs",
+            items=host_cert_items,
+            validate=" && ".join(
+                f"openssl x509 -noout -in {shlex.quote(item.path)}"
+                if item.path.endswith(".crt")
+                else f"openssl pkey -noout -in {shlex.quote(item.path)}"
+                for item in host_cert_items
+            )
+            or None,
+        )

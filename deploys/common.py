@@ -1,0 +1,45 @@
+"""What every HX component shares: the fleet keys every host carries, and the templates tree.
+
+Kept apart from ``deploys/__init__.py`` (the registry) so that a component imports this module
+and never the registry: the import graph has no loop.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from hxinfra.components import Component
+from hxinfra.render import render
+
+FLEET = Component(
+    "hx",
+    defaults={
+        # Kerberos realm of the environment's Active Directory ("" when none).
+        "hx_realm": "",
+        # The environment's host subnet in CIDR notation (documentation and firewall rules).
+        "hx_subnet": "",
+    },
+    required={
+        # Environment name: production, staging, development, testing or lab.
+        "hx_environment": str,
+        # DNS domain of the environment; a host's FQDN is <inventory name>.<hx_domain>.
+        "hx_domain": str,
+    },
+)
+
+
+@functools.cache
+def templates_root() -> Path:
+    """The project's ``templates/`` tree: beside ``deploys/`` in a checkout, ``deploys/templates``
+    inside an installed wheel (one lookup for both)."""
+    here = Path(__file__).resolve().parent
+    packaged = here / "templates"
+    return packaged if packaged.is_dir() else here.parent / "templates"
+
+
+def template(component: str, target: str, context: Mapping[str, Any], comment: str = "#") -> str:
+    """Render ``templates/<component>/<target path>.j2`` (templates mirror the paths they manage)."""
+    return render(templates_root(), f"{component}/{target.lstrip('/')}.j2", context, comment)

@@ -1,0 +1,115 @@
+"""PostgreSQL authentication on Debian's packaged PostgreSQL: TLS, SCRAM, pg_hba, roles and databases.
+
+The old role replaced Debian's postgresql.conf, used removed settings and relative TLS paths, and
+created a database before its owner. This deploy never touches postgresql.conf: its settings go
+to a drop-in in the cluster's ``conf.d/``; ``pg_hba.conf`` is managed whole (peer for local
+``postgres``, loopback, ``hostssl`` rules from data with scram-sha-256, every other remote
+non-SSL connection rejected, no ``trust``). New files are checked by PostgreSQL itself
+(``postgres -C`` parses the configuration, ``pg_hba_file_rules`` and ``pg_file_settings`` report
+errors) and rolled back on error. A reload follows every validated change; a restart only when
+PostgreSQL says a setting is ``pending_restart`` (and the run says which).
+
+Roles come before databases; CONNECT is revoked from PUBLIC and granted per role; schema
+privileges are granted inside each database (PostgreSQL 15 no longer gives CREATE on public).
+Passwords come from data (the vault), are turned into SCRAM verifiers on the controller and
+reach the host only inside a 0600 SQL file, never a command line. A second run compares the
+stored verifier and reports zero changes.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from pyinfra import host, logger
+from pyinfra.api import deploy
+from pyinfra.operations import apt, server, systemd
+
+from deploys.pg_auth.config import (
+    COMPONENT_TAGS,
+    DEFAULTS,
+    PGDG_SOURCES,
+    _psql,
+    check_data,
+    databases,
+    desired_config,
+    paths,
+    plan,
+    repo_files,
+    restart_reasons,
+    roles,
+    settings,
+    validate_command,
+)
+from deploys.pg_auth.facts import PgAuthState, PgRunningPort, PgSettings
+from deploys.pg_auth.operations import pg_sql
+from deploys.pg_auth.sql import sql_plan
+from hxinfra.components import Component
+from hxinfra.deploytools import component_data, step
+from hxinfra.operations import config_set
+
+COMPONENT = Component(
+    "pg_auth", DEFAULTS, groups=("database_servers",), check=check_data, tags=COMPONENT_TAGS, plan=plan
+)
+
+
+@deploy("PostgreSQL authentication", data_defaults=DEFAULTS)
+def pg_auth() -> None:
+    """Install PostgreSQL, converge TLS/SCRAM settings and pg_hba.conf, then roles and databases."""
+    data = component_data(COMPONENT, host.data)
+    p = paths(data)
+    version = int(data["pg_auth_version"])
+    if step(COMPONENT, host.data, "packages"):
+        apt.packages(
+            name="Install postgresql-common and ssl-cert (the PGDG key ships in postgresql-common)",
+            packages=["postgresql-common", "ssl-cert"],
+            update=True,
+            cache_time=24 * 3600,
+        )
+        repo = config_set(name=f"Write {PGDG_SOURCES} (removed unless pg_auth_pgdg)", items=repo_files(data))
+        apt.update(name="Update the apt lists after a repository change", _if=repo.did_change)
+        apt.packages(
+            name="Install the PostgreSQL server and client of pg_auth_version",
+            packages=[f"postgresql-{version}", f"postgresql-client-{version}"],
+        )
+    running_port = host.get_fact(PgRunningPort, version=version, cluster=data["pg_auth_cluster"]) or int(
+        data["pg_auth_port"]
+    )
+    config = None
+    if step(COMPONENT, host.data, "config", "security"):
+        config = config_set(
+            name="Write the PostgreSQL drop-in and pg_hba.conf, validated by PostgreSQL",
+            items=desired_config(data, host.name),
+            validate=validate_command(data, running_port),
+        )
+    if step(COMPONENT, host.data, "service"):
+        systemd.service(name="Start and enable the PostgreSQL cluster's service", service=p["service"], running=True,
+                        enabled=True)  # fmt: skip
+    if config is not None:
+        # PostgreSQL decides: settings it reports pending_restart after the reload force a restart;
+        # the restart-only settings that differ from the running values are named up front
+        running: dict[str, tuple[str, str]] = host.get_fact(PgSettings, port=running_port, names=list(settings(data)))
+        reasons = restart_reasons(settings(data), running)
+        if reasons:
+            logger.info(f"{host.print_prefix}{p['service']}: restart needed for {', '.join(reasons)}")
+        pending = _psql(running_port, "SELECT string_agg(name, ', ') FROM pg_settings WHERE pending_restart")
+        service = shlex.quote(p["service"])
+        server.shell(
+            name="Reload PostgreSQL after a validated change (restart when a restart-only setting changed)",
+            commands=[
+                f"systemctl restart {service}" if reasons else f"systemctl reload {service}",
+                f'sleep 1; pending=$({pending}) || true; if [ -n "$pending" ]; then '
+                f"systemctl restart {service}; fi",
+            ],
+            _if=config.did_change,
+        )
+    if step(COMPONENT, host.data, "roles", "databases"):
+        names = [r["name"] for r in roles(data)]
+        dbs = [d["name"] for d in databases(data)]
+        # read on the port that runs now; the SQL runs after a restart, on the configured port
+        current = host.get_fact(PgAuthState, port=running_port, role_names=names, db_names=dbs)
+        pg_sql(
+            name="Create/alter roles, then databases and their privileges (SQL from a 0600 file)",
+            statements=sql_plan(data, current),
+            port=int(data["pg_auth_port"]),
+            backup_roles=bool(data["pg_auth_backup_roles"]),
+        )

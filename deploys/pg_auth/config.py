@@ -1,0 +1,317 @@
+"""PostgreSQL auth, desired state: the defaults, the cluster's paths, the drop-in settings and
+pg_hba rules (checked: no trust, known options), the PGDG source, and PostgreSQL's own validation
+command, all computed from host data alone.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import shlex
+from collections.abc import Mapping
+from typing import Any
+
+from deploys.common import templates_root
+from hxinfra.errors import HxError
+from hxinfra.operations import Absent, ConfigItem, ManagedFile
+from hxinfra.render import render
+from hxinfra.validate import (
+    abs_path,
+    choice,
+    collect,
+    host_or_ip,
+    one_line,
+    port,
+)
+from hxinfra.validate import name as validate_name
+from hxinfra.vault import Vaulted
+
+DEFAULTS: dict[str, Any] = {
+    # PostgreSQL major version and cluster (Debian: /etc/postgresql/<version>/<cluster>).
+    # Debian 12 ships 15; the fleet runs 17 from the PGDG repository (pg_auth_pgdg: true).
+    "pg_auth_version": 15,
+    "pg_auth_cluster": "main",
+    # Add the PGDG apt repository (its key comes with Debian's postgresql-common package), and
+    # its suite for the hosts' release.
+    "pg_auth_pgdg": False,
+    "pg_auth_pgdg_suite": "bookworm-pgdg",
+    # Addresses to listen on (listen_addresses; changing it needs a restart, done for you).
+    "pg_auth_listen_addresses": ["*"],
+    "pg_auth_port": 5432,
+    # TLS: absolute paths. "" uses Debian's self-signed snakeoil pair (ssl-cert package); the HX
+    # way is a CA-issued pair from ca_trust_host_certs (key_group ssl-cert, key_mode "0640").
+    "pg_auth_ssl_cert": "",
+    "pg_auth_ssl_key": "",
+    # CA file for client certificates ("" = none).
+    "pg_auth_ssl_ca": "",
+    "pg_auth_ssl_min_protocol": "TLSv1.2",
+    "pg_auth_ssl_ciphers": "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:!aNULL:!eNULL:!MD5:!SHA1",
+    # Log every connection and disconnection (who, from where, for how long).
+    "pg_auth_log_connections": True,
+    # More settings for the drop-in (name: value); they are validated like the rest.
+    "pg_auth_settings": {},
+    # Remote access rules, in order, each {database, user, address, method, type, options}:
+    # type hostssl (default) or hostgssenc (Kerberos, after the domain join); method
+    # scram-sha-256 (default), gss or cert. Anything else remote is rejected.
+    "pg_auth_hba": [],
+    # Roles: {name, password (a !vault value), login (true), connection_limit (-1), present (true)}.
+    "pg_auth_roles": [],
+    # Databases: {name, owner, connect: [roles that may connect and use schema public]}.
+    "pg_auth_databases": [],
+    # Before changing roles, keep `pg_dumpall --roles-only` in /var/backups/hxinfra/postgresql/.
+    "pg_auth_backup_roles": True,
+}
+
+
+COMPONENT_TAGS = ("packages", "config", "security", "service", "roles", "databases")
+
+
+NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")  # role and database names (always fullmatch)
+
+
+CLUSTER = re.compile(r"[A-Za-z0-9_-]+")
+
+
+HBA_OPTIONS = re.compile(r"clientcert=verify-(ca|full)|map=[A-Za-z0-9_-]+|include_realm=[01]|krb_realm=[A-Za-z0-9.-]+")
+
+
+SSL_PROTOCOLS = ("TLSv1.2", "TLSv1.3")
+
+
+HBA_TYPES = {"hostssl", "hostgssenc"}
+
+
+HBA_METHODS = {"scram-sha-256", "gss", "cert", "reject"}
+
+
+TPL = "pg_auth"  # templates/pg_auth/etc/postgresql/version/cluster/... mirror /etc/postgresql/<v>/<cluster>/
+
+
+class PgAuthError(HxError):
+    """Data the deploy refuses before any host is touched."""
+
+
+# ------------------------------------------------------------------------------ pure parts
+def paths(data: Mapping[str, Any]) -> dict[str, str]:
+    v, c = data["pg_auth_version"], data["pg_auth_cluster"]
+    return {
+        "conf_dir": f"/etc/postgresql/{v}/{c}",
+        "dropin": f"/etc/postgresql/{v}/{c}/conf.d/hx-auth.conf",
+        "hba": f"/etc/postgresql/{v}/{c}/pg_hba.conf",
+        "data_dir": f"/var/lib/postgresql/{v}/{c}",
+        "postgres": f"/usr/lib/postgresql/{v}/bin/postgres",
+        "service": f"postgresql@{v}-{c}.service",
+    }
+
+
+def hba_rules(data: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The data's rules, checked and completed (type hostssl, method scram-sha-256)."""
+    rules = []
+    for i, raw in enumerate(data["pg_auth_hba"]):
+        what = f"pg_auth_hba[{i}]"
+        if not isinstance(raw, Mapping) or not {"database", "user", "address"} <= set(raw):
+            raise PgAuthError(f"{what}: needs database, user and address")
+        extra = set(raw) - {"database", "user", "address", "method", "type", "options"}
+        if extra:
+            raise PgAuthError(f"{what}: unknown field(s) {sorted(extra)}")
+        rule = {"type": "hostssl", "method": "scram-sha-256", "options": "", **{k: str(v) for k, v in raw.items()}}
+        if rule["type"] not in HBA_TYPES:
+            raise PgAuthError(f"{what}: type {rule['type']!r} not allowed (use {sorted(HBA_TYPES)})")
+        if rule["method"] not in HBA_METHODS:
+            raise PgAuthError(f"{what}: method {rule['method']!r} not allowed (use {sorted(HBA_METHODS)}; never trust)")
+        try:
+            ipaddress.ip_network(rule["address"], strict=True)
+        except ValueError as e:
+            raise PgAuthError(f"{what}: address {rule['address']!r} is not a network in CIDR form: {e}") from e
+        for key in ("database", "user"):
+            if not re.fullmatch(r"[A-Za-z0-9_+,.@-]+", rule[key]):
+                raise PgAuthError(f"{what}: {key} {rule[key]!r} has characters pg_hba.conf cannot take")
+        for option in one_line(rule["options"], f"{what}: options").split():
+            if not HBA_OPTIONS.fullmatch(option):
+                raise PgAuthError(f"{what}: option {option[:40]!r} is not one of clientcert=verify-ca|verify-full, "
+                                  "map=NAME, include_realm=0|1, krb_realm=REALM")  # fmt: skip
+        rules.append(rule)
+    return rules
+
+
+def _quote_setting(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, list):
+        value = ",".join(str(v) for v in value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def settings(data: Mapping[str, Any]) -> dict[str, str]:
+    """The drop-in's settings, quoted for postgresql.conf."""
+    cert = data["pg_auth_ssl_cert"] or "/etc/ssl/certs/ssl-cert-snakeoil.pem"
+    key = data["pg_auth_ssl_key"] or "/etc/ssl/private/ssl-cert-snakeoil.key"
+    for name, path in (
+        ("pg_auth_ssl_cert", cert),
+        ("pg_auth_ssl_key", key),
+        ("pg_auth_ssl_ca", data["pg_auth_ssl_ca"]),
+    ):
+        if path:  # relative paths would resolve in the data directory
+            abs_path(path, name)
+    out = {
+        "listen_addresses": data["pg_auth_listen_addresses"],
+        "port": data["pg_auth_port"],
+        "password_encryption": "scram-sha-256",
+        "ssl": True,
+        "ssl_cert_file": cert,
+        "ssl_key_file": key,
+        "ssl_ca_file": data["pg_auth_ssl_ca"],
+        "ssl_min_protocol_version": data["pg_auth_ssl_min_protocol"],
+        "ssl_ciphers": data["pg_auth_ssl_ciphers"],
+        "ssl_prefer_server_ciphers": True,
+        "log_connections": data["pg_auth_log_connections"],
+        "log_disconnections": data["pg_auth_log_connections"],
+        **dict(data["pg_auth_settings"]),
+    }
+    for name in out:
+        if not re.fullmatch(r"[a-z_][a-z0-9_.]*", name):
+            raise PgAuthError(f"pg_auth_settings: {name!r} is not a PostgreSQL setting name")
+    return {k: _quote_setting(v) for k, v in out.items()}
+
+
+PGDG_SOURCES = "/etc/apt/sources.list.d/pgdg.sources"
+
+
+def repo_files(data: Mapping[str, Any]) -> list[ConfigItem]:
+    """The PGDG apt source when asked for, else its removal."""
+    if not data["pg_auth_pgdg"]:
+        return [Absent(PGDG_SOURCES)]
+    return [ManagedFile(PGDG_SOURCES, render(templates_root(), f"{TPL}{PGDG_SOURCES}.j2", data))]
+
+
+def desired_config(data: Mapping[str, Any], host_name: str) -> list[ConfigItem]:
+    p = paths(data)
+    context = {**data, "settings": settings(data), "rules": hba_rules(data)}
+    return [
+        ManagedFile(
+            p["dropin"],
+            render(templates_root(), f"{TPL}/etc/postgresql/version/cluster/conf.d/hx-auth.conf.j2", context),
+            user="postgres",
+            group="postgres",
+        ),  # fmt: skip
+        ManagedFile(
+            p["hba"],
+            render(templates_root(), f"{TPL}/etc/postgresql/version/cluster/pg_hba.conf.j2", context),
+            mode="0640",
+            user="postgres",
+            group="postgres",
+        ),  # fmt: skip
+    ]
+
+
+def check_data(data: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Every value that reaches a config file, a path or a command has its shape."""
+    return collect(data, {
+        "pg_auth_version": lambda d: 9 <= d["pg_auth_version"] <= 99 or _fail("pg_auth_version: 9 to 99"),
+        "pg_auth_cluster": lambda d: validate_name(d["pg_auth_cluster"], "pg_auth_cluster", CLUSTER),
+        "pg_auth_pgdg_suite": lambda d: validate_name(d["pg_auth_pgdg_suite"], "pg_auth_pgdg_suite"),
+        "pg_auth_port": lambda d: port(d["pg_auth_port"], "pg_auth_port"),
+        "pg_auth_listen_addresses": lambda d: [
+            a if a in ("*", "localhost") else host_or_ip(a, "pg_auth_listen_addresses[]")
+            for a in d["pg_auth_listen_addresses"]
+        ],
+        "pg_auth_ssl_min_protocol": lambda d: choice(d["pg_auth_ssl_min_protocol"], "pg_auth_ssl_min_protocol",
+                                                     SSL_PROTOCOLS),
+        "pg_auth_hba": hba_rules,
+        "pg_auth_settings": settings,
+        "pg_auth_roles": roles,
+        "pg_auth_databases": databases,
+    })  # fmt: skip
+
+
+def _fail(message: str) -> bool:
+    raise PgAuthError(message)
+
+
+def _unquote(value: str) -> str:
+    return value[1:-1].replace("''", "'") if value.startswith("'") and value.endswith("'") else value
+
+
+def restart_reasons(desired: Mapping[str, str], running: Mapping[str, tuple[str, str]]) -> list[str]:
+    """Restart-only settings whose running value differs from the drop-in's: ``name (old -> new)``."""
+    reasons = []
+    for name, value in desired.items():
+        context, current = running.get(name, ("", ""))
+        if context == "postmaster" and _unquote(value) != current:
+            reasons.append(f"{name} ({current!r} -> {_unquote(value)!r})")
+    return reasons
+
+
+def validate_command(data: Mapping[str, Any], running_port: int) -> str:
+    """PostgreSQL's own checks of the files on disk, while the old config still runs."""
+    p = paths(data)
+    sql = (
+        "SELECT 'pg_hba.conf line ' || line_number || ': ' || error FROM pg_hba_file_rules WHERE error IS NOT NULL "
+        "UNION ALL SELECT f.sourcefile || ' line ' || f.sourceline || ': ' || f.name || ': ' || f.error "
+        "FROM pg_file_settings f LEFT JOIN pg_settings s ON s.name = f.name WHERE f.error IS NOT NULL "
+        "AND NOT (f.error = 'setting could not be applied' AND s.context = 'postmaster')"
+    )
+    q = shlex.quote
+    parse = (
+        f"cd / && runuser -u postgres -- {q(p['postgres'])} -D {q(p['data_dir'])} "
+        f"-c config_file={q(p['conf_dir'] + '/postgresql.conf')} -C data_directory >/dev/null"
+    )
+    return f'{parse} && errs=$({_psql(running_port, sql)}) && [ -z "$errs" ] || {{ echo "$errs" >&2; false; }}'
+
+
+# ------------------------------------------------------------------------------ deploy
+def plan(data: Mapping[str, Any], host_name: str) -> list[ConfigItem]:
+    """The offline plan: the PGDG source, the drop-in and pg_hba.conf."""
+    data = dict(data)
+    return repo_files(data) + desired_config(data, host_name)
+
+
+def roles(data: Mapping[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for i, raw in enumerate(data["pg_auth_roles"]):
+        if not isinstance(raw, Mapping) or "name" not in raw:
+            raise PgAuthError(f"pg_auth_roles[{i}]: needs a name")
+        extra = set(raw) - {"name", "password", "login", "connection_limit", "present"}
+        if extra:
+            raise PgAuthError(f"pg_auth_roles[{i}]: unknown field(s) {sorted(extra)}")
+        role = {"login": True, "connection_limit": -1, "present": True, "password": None, **raw}
+        try:  # a name in a whole-file vault is checked when the deploy decrypts it
+            validate_name(role["name"], f"pg_auth_roles[{i}]: role name", NAME)
+        except HxError:
+            raise PgAuthError(f"pg_auth_roles[{i}]: role name {str(role['name'])[:40]!r} must match "
+                              f"{NAME.pattern}") from None  # fmt: skip
+        limit = role["connection_limit"]
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < -1:
+            raise PgAuthError(f"pg_auth_roles[{i}] ({role['name']}): connection_limit must be an integer >= -1")
+        for flag in ("login", "present"):
+            if not isinstance(role[flag], bool):
+                raise PgAuthError(f"pg_auth_roles[{i}] ({role['name']}): {flag} must be true or false")
+        out.append(role)
+    return out
+
+
+def databases(data: Mapping[str, Any]) -> list[dict[str, Any]]:
+    known = {r["name"] for r in roles(data) if r["present"]}
+    sealed = any(isinstance(r, Vaulted) for r in known)  # names still encrypted: checked at deploy time
+    out = []
+    for i, raw in enumerate(data["pg_auth_databases"]):
+        if not isinstance(raw, Mapping) or not {"name", "owner"} <= set(raw):
+            raise PgAuthError(f"pg_auth_databases[{i}]: needs name and owner")
+        extra = set(raw) - {"name", "owner", "connect"}
+        if extra:
+            raise PgAuthError(f"pg_auth_databases[{i}]: unknown field(s) {sorted(extra)}")
+        db = {"connect": [], **raw}
+        for role in [db["owner"], *db["connect"]]:
+            if role not in known and not sealed and not isinstance(role, Vaulted):
+                raise PgAuthError(f"pg_auth_databases[{i}] ({db['name']}): role {role!r} is not in pg_auth_roles")
+        if not isinstance(db["name"], Vaulted) and (not isinstance(db["name"], str) or not NAME.fullmatch(db["name"])):
+            raise PgAuthError(f"pg_auth_databases[{i}]: database name {db['name']!r} must match {NAME.pattern}")
+        out.append(db)
+    return out
+
+
+# ------------------------------------------------------------------------------ host side
+def _psql(port: int, sql: str, db: str = "postgres") -> str:
+    return f"runuser -u postgres -- psql -X -A -t -q -F '|' -p {int(port)} -d {shlex.quote(db)} -c {shlex.quote(sql)}"

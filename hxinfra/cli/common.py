@@ -1,0 +1,79 @@
+"""What every verb of the ``hxinfra`` CLI shares: one-line errors, masking, the environment option."""
+
+
+import sys
+from typing import Any
+
+import click
+
+from hxinfra.components import PROTECTED_ENVIRONMENTS, looks_secret
+from hxinfra.datafiles import parse_extra_vars
+from hxinfra.errors import HxError
+from hxinfra.inventory import Environment, load_environment
+from hxinfra.paths import project_root
+from hxinfra.runner import inventory_file
+from hxinfra.vault import MASK, mask, redact
+
+PROTECTED_ENVS = PROTECTED_ENVIRONMENTS
+
+
+def _mask(key: str, value: Any) -> Any:
+    """A value for display: every vault value inside it, at any depth, masked (and secret-named keys)."""
+    if looks_secret(key) and value not in (None, "", [], {}):
+        return MASK
+    return mask(value)
+
+
+def _err(message: str) -> None:
+    click.echo(click.style("hxinfra: error: ", fg="red", bold=True) + redact(message), err=True)
+
+
+def _warn(env: Environment) -> None:
+    lines = env.warnings + [f"{why}: its values stay masked/unknown here" for why in env.sealed(env.hosts)]
+    for line in lines:
+        click.echo(click.style("hxinfra: warning: ", fg="yellow") + redact(line), err=True)
+
+
+class HxGroup(click.Group):
+    """Turns expected errors into one line and exit 1 (never a traceback).
+
+    With ``--detailed-exitcode`` a usage error exits 1, not 2 (as Terraform does): 2 then means
+    "changes", and a typo must never look like a diff to a script.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except HxError as e:
+            _err(str(e))
+            sys.exit(1)
+
+    def main(self, args: Any = None, prog_name: str | None = None, **extra: Any) -> Any:  # type: ignore[override]
+        argv = list(sys.argv[1:] if args is None else args)
+        extra.pop("standalone_mode", None)
+        try:
+            return super().main(args=argv, prog_name=prog_name, standalone_mode=False, **extra)
+        except click.exceptions.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        except click.ClickException as e:
+            e.show()
+            detailed = "--detailed-exitcode" in argv
+            sys.exit(1 if detailed and e.exit_code == 2 else e.exit_code)
+
+
+
+
+ENV_OPTION = click.option(
+    "--env", "-E", "env_name", envvar="HXINFRA_ENV", show_envvar=True, required=True,
+    help="Environment: production, staging, development, testing or lab.",
+)  # fmt: skip
+
+
+def _load(env_name: str, extra: tuple[str, ...] = ()) -> Environment:
+    env = load_environment(inventory_file(project_root(), env_name), extra_vars=parse_extra_vars(extra))
+    _warn(env)
+    return env
+
+
+# ---------------------------------------------------------------------------- inventory

@@ -1,0 +1,153 @@
+"""``hxinfra deploy``: run a deploy on an environment and report per host."""
+
+
+import contextlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from hxinfra.cli.common import ENV_OPTION, PROTECTED_ENVS
+from hxinfra.cli.vault import vault_options
+from hxinfra.errors import HxError
+from hxinfra.paths import project_root
+from hxinfra.runlog import RunLog, Tee
+from hxinfra.runner import run_deploy
+from hxinfra.vault import Keyring
+
+
+@click.command()
+@click.argument("deploy")
+@ENV_OPTION
+@click.option("--check", is_flag=True, help="Dry run: connect and compare, change nothing.")
+@click.option("--diff", is_flag=True, help="Show a unified diff of every managed file that changes.")
+@click.option(
+    "--limit",
+    "-l",
+    multiple=True,
+    metavar="PATTERN",
+    help="Ansible host pattern: all, group, host, glob, ~regex, a:b union, a:!b, a:&b (repeatable: union).",
+)
+@click.option("-e", "--extra-vars", "extra", multiple=True, help="key=value or @file.yml (highest precedence).")
+@click.option(
+    "--serial",
+    envvar="HXINFRA_SERIAL",
+    show_envvar=True,
+    metavar="N|N%|1,5,25%",
+    help="Run the whole deploy on batches of hosts, one batch after another.",
+)
+@click.option(
+    "--max-fail-percentage",
+    type=click.FloatRange(0, 100),
+    default=0.0,
+    help="Stop the rollout when a batch fails on more than this share of its hosts.",
+)
+@click.option("--tags", "-t", "tags", multiple=True, metavar="TAG[,TAG]", help="Only steps with these tags.")
+@click.option("--skip-tags", "skip_tags", multiple=True, metavar="TAG[,TAG]", help="Skip steps with these tags.")
+@click.option("--yes", "-y", is_flag=True, envvar="HXINFRA_YES", show_envvar=True,
+              help="Do not ask before changing production or staging.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON to stdout.")
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when changes were made or are pending.")
+@click.option(
+    "-v", "--verbose", "verbosity", count=True, help="More pyinfra output (-v, -vv, -vvv); secrets stay masked."
+)
+@click.option(
+    "--log-file",
+    type=click.Path(dir_okay=False),
+    envvar="HXINFRA_LOG_FILE",
+    show_envvar=True,
+    help="Append this run's output, timestamped and with secrets masked, to a private (0600) log file.",
+)
+@vault_options()
+def deploy(
+    deploy: str,
+    env_name: str,
+    check: bool,
+    diff: bool,
+    limit: tuple[str, ...],
+    extra: tuple[str, ...],
+    yes: bool,
+    as_json: bool,
+    detailed_exitcode: bool,
+    verbosity: int,
+    serial: str | None,
+    max_fail_percentage: float,
+    tags: tuple[str, ...],
+    skip_tags: tuple[str, ...],
+    log_file: str | None,
+    keyring: Keyring,
+) -> None:
+    """Run DEPLOY (``site``, a component such as ``nginx``, or a deploy file) on an environment.
+
+    \b
+    Exit codes: 0 ok (no changes with --detailed-exitcode), 1 a host failed, was unreachable or
+    never started, 2 usage error, or changes made/pending with --detailed-exitcode.
+    """
+    root = project_root()
+    if env_name in PROTECTED_ENVS and not check and not yes:
+        if not sys.stdin.isatty():
+            raise HxError(f"refusing to change {env_name} without a terminal to confirm; run --check first, then --yes")
+        click.confirm(f"Apply {deploy} to {env_name}?", abort=True, err=True)
+    runlog = RunLog(Path(log_file)) if log_file else None
+    if runlog is not None:
+        runlog.start("hxinfra deploy " + deploy, env_name, [
+            ("check", check), ("diff", diff), ("limit", ",".join(limit)), ("serial", serial),
+            ("max-fail-percentage", max_fail_percentage), ("tags", ",".join(tags)), ("skip-tags", ",".join(skip_tags)),
+            ("extra-vars", ",".join(_extra_names(extra))),
+        ])  # fmt: skip
+    with runlog if runlog is not None else contextlib.nullcontext():
+        report = run_deploy(
+            root, env_name, deploy, check=check, diff=diff, limit=limit, extra_args=extra, keyring=keyring,
+            verbosity=verbosity, serial=serial, max_fail_percentage=max_fail_percentage,
+            tags=_split(tags), skip_tags=_split(skip_tags), log=Tee(sys.stderr, runlog),
+        )  # fmt: skip
+        if as_json:
+            click.echo(json.dumps(report.as_dict(), indent=2))
+        _print_table(report, runlog)
+    if report.failed:
+        sys.exit(1)
+    if detailed_exitcode and report.changed:
+        sys.exit(2)
+
+
+def _extra_names(extra: tuple[str, ...]) -> list[str]:
+    """What the log says of ``-e``: file names and keys, never values (they may be secrets)."""
+    return [e if e.startswith("@") else e.split("=", 1)[0] + "=…" for e in extra]
+
+
+def _split(values: tuple[str, ...]) -> list[str]:
+    return [t.strip() for v in values for t in v.split(",") if t.strip()]
+
+
+COLOURS = {"ok": "green", "changed": "yellow", "pending": "yellow", "failed": "red", "unreachable": "red",
+           "skipped": "magenta"}  # fmt: skip
+
+
+def _print_table(report: Any, runlog: RunLog | None = None) -> None:
+    """The final per-host table (stderr and the run log), what would change in check mode, and a timing line."""
+
+    def echo(text: str) -> None:
+        click.echo(text, err=True)
+        if runlog is not None:
+            runlog.write(text + "\n")
+
+    echo("")
+    verb = "would change" if report.check else "changed"
+    width = max([len(h) for h in report.hosts] + [4])
+    for h in report.hosts.values():
+        status = click.style(f"{h.status:<11}", fg=COLOURS.get(h.status))
+        batch = f"  batch {h.batch}" if len(report.batches) > 1 and h.batch else ""
+        echo(f"{status} {h.name:<{width}}  {verb} {h.changed}  ok {h.ok}  failed {h.failed}{batch}")
+        if report.check:
+            for name in h.changes:
+                echo(f"{'':<12} {'':<{width}}  ~ {name}")
+    if report.stopped:
+        echo(click.style(f"rollout stopped: {report.stopped}", fg="red"))
+    counts = {s: sum(1 for h in report.hosts.values() if h.status == s) for s in COLOURS}
+    summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    echo(f"{len(report.hosts)} host(s): {summary} in {report.seconds:.1f} s")
+
+
+# ---------------------------------------------------------------------------- plan

@@ -1,0 +1,61 @@
+"""The layout: one folder per component with one name everywhere, and an import graph without loops."""
+
+from __future__ import annotations
+
+import ast
+
+from conftest import ROOT
+
+from deploys import COMPONENTS, component
+from hxinfra.components import Component
+
+
+def _imports() -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = {}
+    for path in [*ROOT.glob("hxinfra/**/*.py"), *ROOT.glob("deploys/**/*.py")]:
+        name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        deps: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):  # lazy imports inside functions count too
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in ("hxinfra", "deploys"):
+                deps.add(node.module)
+            elif isinstance(node, ast.Import):
+                deps |= {a.name for a in node.names if a.name.split(".")[0] in ("hxinfra", "deploys")}
+        graph[name] = deps
+    return graph
+
+
+def test_the_import_graph_has_no_loop():
+    graph = _imports()
+    done: set[str] = set()
+
+    def visit(module: str, path: tuple[str, ...]) -> None:
+        assert module not in path, " -> ".join([*path, module])
+        if module in done:
+            return
+        for dep in graph.get(module, ()):
+            if dep in graph:
+                visit(dep, (*path, module))
+        done.add(module)
+
+    for module in graph:
+        visit(module, ())
+
+
+def test_the_engine_imports_no_component_and_components_never_import_the_registry():
+    graph = _imports()
+    for module, deps in graph.items():
+        if module.startswith("hxinfra"):
+            assert not any(d.startswith("deploys") for d in deps), (module, deps)
+        if module.startswith("deploys.") and module != "deploys.site":
+            assert "deploys" not in deps, module  # only deploys.common, never the registry
+
+
+def test_one_name_per_component_everywhere():
+    for name in COMPONENTS:
+        contract, apply = component(name)
+        assert isinstance(contract, Component) and contract.name == name and apply.__name__ == name
+        assert (ROOT / "deploys" / name / "__init__.py").is_file()
+        assert (ROOT / "templates" / name).is_dir()
+        assert (ROOT / "tests" / "deploys" / name / f"test_{name}.py").is_file()
+        assert (ROOT / "tests" / "lab" / f"test_{name}_lab.py").is_file()
+        assert all(k.startswith(f"{name}_") for k in contract.all_keys())

@@ -36,6 +36,7 @@ error naming the file and the vault id.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import os
 import re
@@ -44,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hxinfra.components import ENGINE, Component, check_host_data, coerce, owner_of
+from hxinfra.components import ENGINE, VAULT_PREFIX, Component, check_host_data, coerce, owner_of
 from hxinfra.datafiles import load_yaml_mapping, parse_extra_vars
 from hxinfra.errors import InventoryError
 from hxinfra.known_hosts import FILE_KEY, STRICT_KEY
@@ -115,8 +116,10 @@ class Environment:
         name: str | None = None,
         extra_vars: Mapping[str, Any] | None = None,
         children: Mapping[str, Iterable[str]] | None = None,
+        files: Iterable[str | Path] = (),
     ) -> None:
         self.file = Path(file).resolve()
+        self.files = [Path(f) for f in files]  # more data files of the environment (the lab's vault)
         self.name = name or self.file.stem
         self.dir = self.file.parent
         self.env_dir = self.dir / self.name
@@ -230,11 +233,15 @@ class Environment:
             raise InventoryError(f"no host {name!r} in environment {self.name}") from None
 
     # ------------------------------------------------------------------ layers
-    def _file_layer(self, base: Path) -> list[tuple[Path, dict[str, Any], str]]:
-        """``base.yml``/``base.yaml`` and/or the YAML files of directory ``base/``: (path, data, sealed)."""
-        paths = [p for p in (base.with_suffix(".yml"), base.with_suffix(".yaml")) if p.is_file()]
-        if base.is_dir():
-            paths += sorted(p for p in base.iterdir() if p.suffix in (".yml", ".yaml") and p.is_file())
+    def _file_layer(self, base: Path, exact: bool = False) -> list[tuple[Path, dict[str, Any], str]]:
+        """``base.yml``/``base.yaml`` and/or the YAML files of directory ``base/`` (or the file ``base``
+        itself with ``exact``): (path, data, why it is sealed)."""
+        if exact:
+            paths = [base] if base.is_file() else []
+        else:
+            paths = [p for p in (base.with_suffix(".yml"), base.with_suffix(".yaml")) if p.is_file()]
+            if base.is_dir():
+                paths += sorted(p for p in base.iterdir() if p.suffix in (".yml", ".yaml") and p.is_file())
         out: list[tuple[Path, dict[str, Any], str]] = []
         for p in paths:
             if p not in self._file_cache:
@@ -266,6 +273,9 @@ class Environment:
             layers.append(Layer("environment", f"environment {self.name}", str(self._rel(self.file)), self.data))
         for path, data, sealed in self._file_layer(self.env_dir / "group_vars" / "all"):
             layers.append(Layer("environment", f"environment {self.name}", str(self._rel(path)), data, sealed))
+        for extra in self.files:
+            for path, data, sealed in self._file_layer(extra, exact=True):
+                layers.append(Layer("environment", f"environment {self.name}", str(self._rel(path)), data, sealed))
         for group in self.host_groups(entry):
             for base in (self.dir / "group_vars" / group, self.env_dir / "group_vars" / group):
                 for path, data, sealed in self._file_layer(base):
@@ -287,9 +297,15 @@ class Environment:
             merged.update(layer.data)
             if layer.sealed:
                 sealed.append(layer.sealed)
-        resolved = _Resolver(merged, sealed, f"host {host_name}").all()
+        resolver = _Resolver(merged, sealed, f"host {host_name}")
+        resolved = resolver.all()
         if sealed:
             resolved[SEALED_KEY] = sealed
+        for name in resolver.missing:
+            line = (f"{name} is referenced but not defined: hosts that read it cannot be deployed until the "
+                    f"vault holds it (hxinfra vault edit inventories/{self.name}/group_vars/all/vault.yml)")
+            if line not in self.warnings:
+                self.warnings.append(line)
         return resolved
 
     def sealed(self, host_names: Iterable[str]) -> list[str]:
@@ -358,6 +374,7 @@ class _Resolver:
     def __init__(self, merged: Mapping[str, Any], sealed: list[str], where: str) -> None:
         self.merged, self.sealed, self.where = merged, sealed, where
         self.done: dict[str, Any] = {}
+        self.missing: list[str] = []  # vault keys referenced but defined nowhere
 
     def all(self) -> dict[str, Any]:
         return {k: self.key(k, ()) for k in self.merged}
@@ -370,6 +387,10 @@ class _Resolver:
                 if self.sealed:  # most likely in the vault file that could not be opened
                     return Sealed(name, "sealed vault", f"{name} is not defined, and a vault file could not be "
                                   f"opened: {'; '.join(self.sealed)}")  # fmt: skip
+                if name.startswith(VAULT_PREFIX):  # a secret the vault does not hold yet: masked until needed
+                    self.missing.append(name)
+                    return Sealed(name, "missing", f"{name} is not defined: add it to the environment's vault "
+                                  "(hxinfra vault edit inventories/<env>/group_vars/all/vault.yml)")  # fmt: skip
                 where = f" (referenced by {stack[-1]})" if stack else ""
                 raise InventoryError(f"{self.where}: key {name}{where} is not defined")
             self.done[name] = self.value(self.merged[name], (*stack, name))
@@ -396,6 +417,38 @@ class _Resolver:
         if any(isinstance(p, Vaulted) for p in parts):
             return Composite([p if isinstance(p, Vaulted) else str(p) for p in parts if p != ""], self.where)
         return "".join(str(p) for p in parts)
+
+
+def topology_hosts(
+    file: str | Path, subnet: str | None = None, counts: Mapping[str, int] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Host entries from the topology file beside the inventory (``fleet.yml``): ``<role>-01``...
+    per role, ``counts`` of each (1 by default), at ``<subnet prefix>.<octet + i>`` when a /24
+    ``subnet`` is given. One description of the fleet for every environment and the lab."""
+    path = Path(file).resolve().parent / "fleet.yml"
+    roles = load_yaml_mapping(path).get("roles")
+    if not isinstance(roles, dict) or not roles:
+        raise InventoryError(f"{path}: needs 'roles:' mapping each role to its octet and groups")
+    prefix = None
+    if subnet is not None:
+        network = ipaddress.ip_network(subnet)
+        if network.version != 4 or network.prefixlen != 24:
+            raise InventoryError(f"{file}: subnet {subnet} must be an IPv4 /24 (the topology gives last octets)")
+        prefix = str(network.network_address).rsplit(".", 1)[0]
+    unknown = set(counts or {}) - set(roles)
+    if unknown:
+        raise InventoryError(f"{file}: counts for unknown role(s) {', '.join(sorted(unknown))} (see {path})")
+    hosts: dict[str, dict[str, Any]] = {}
+    for role, spec in roles.items():
+        if not isinstance(spec, dict) or not isinstance(spec.get("octet"), int) or not isinstance(spec.get("groups"), list):
+            raise InventoryError(f"{path}: role {role}: needs octet (a number) and groups (a list)")
+        for i in range(1, (counts or {}).get(role, 1) + 1):
+            groups = [*spec["groups"], *(spec.get("first", []) if i == 1 else [])]
+            entry: dict[str, Any] = {"groups": groups}
+            if prefix is not None:
+                entry["address"] = f"{prefix}.{spec['octet'] + i - 1}"
+            hosts[f"{role}-{i:02d}"] = entry
+    return hosts
 
 
 def environment(

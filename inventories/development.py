@@ -1,30 +1,18 @@
-"""Development: the dev-test fleet (DEV-TEST.HANA-X.AI) operators and developers work on.
+"""Development: the dev-test fleet operators and developers work on.
 
-Addresses: 192.168.10.0/24, same last octet per role in every environment
-(dc .10, ca .15, api .20, db .30, app .40, web .50). Run:
+The HX topology (inventories/fleet.yml) on 192.168.10.0/24, domain dev-test.hana-x.ai. Run:
     pyinfra inventories/development.py deploys/site.py --dry --diff
     hxinfra deploy site --env development --check --diff
 """
 
 from deploys import components as _components
 from hxinfra.inventory import environment as _environment
+from hxinfra.inventory import topology_hosts as _topology_hosts
 
 _env = _environment(
     __file__,
-    data={
-        "hx_environment": "development",
-        "hx_domain": "dev-test.hana-x.ai",
-        "hx_realm": "DEV-TEST.HANA-X.AI",
-        "hx_subnet": "192.168.10.0/24",
-    },
-    hosts={
-        "hx-dc-01": {"address": "192.168.10.10", "groups": ["domain_controllers"]},
-        "hx-ca-01": {"address": "192.168.10.15", "groups": ["ca_servers", "domain_members"]},
-        "hx-api-01": {"address": "192.168.10.20", "groups": ["api_servers", "domain_members"]},
-        "hx-db-01": {"address": "192.168.10.30", "groups": ["database_servers", "primary_db", "domain_members"]},
-        "hx-app-01": {"address": "192.168.10.40", "groups": ["application_servers", "domain_members"]},
-        "hx-web-01": {"address": "192.168.10.50", "groups": ["web_servers", "domain_members"]},
-    },
+    data={"hx_environment": "development", "hx_domain": "dev-test.hana-x.ai", "hx_realm": "DEV-TEST.HANA-X.AI", "hx_subnet": "192.168.10.0/24"},
+    hosts=_topology_hosts(__file__, "192.168.10.0/24"),
     components=_components(),
 )
 

@@ -1,35 +1,18 @@
 """Production: the HX fleet that serves users. Changes arrive here last, after staging.
 
-Addresses: 192.168.40.0/24, same last octet per role in every environment
-(dc .10, ca .15, api .20, db .30, app .40, web .50). Run:
+The HX topology (inventories/fleet.yml) on 192.168.40.0/24, domain hana-x.ai. Run:
     pyinfra inventories/production.py deploys/site.py --dry --diff
     hxinfra deploy site --env production --check --diff
 """
 
 from deploys import components as _components
 from hxinfra.inventory import environment as _environment
+from hxinfra.inventory import topology_hosts as _topology_hosts
 
 _env = _environment(
     __file__,
-    data={
-        "hx_environment": "production",
-        "hx_domain": "hana-x.ai",
-        "hx_realm": "HANA-X.AI",
-        "hx_subnet": "192.168.40.0/24",
-    },
-    hosts={
-        "hx-dc-01": {"address": "192.168.40.10", "groups": ["domain_controllers"]},
-        "hx-dc-02": {"address": "192.168.40.11", "groups": ["domain_controllers"]},
-        "hx-ca-01": {"address": "192.168.40.15", "groups": ["ca_servers", "domain_members"]},
-        "hx-api-01": {"address": "192.168.40.20", "groups": ["api_servers", "domain_members"]},
-        "hx-api-02": {"address": "192.168.40.21", "groups": ["api_servers", "domain_members"]},
-        "hx-db-01": {"address": "192.168.40.30", "groups": ["database_servers", "primary_db", "domain_members"]},
-        "hx-db-02": {"address": "192.168.40.31", "groups": ["database_servers", "domain_members"]},
-        "hx-app-01": {"address": "192.168.40.40", "groups": ["application_servers", "domain_members"]},
-        "hx-app-02": {"address": "192.168.40.41", "groups": ["application_servers", "domain_members"]},
-        "hx-web-01": {"address": "192.168.40.50", "groups": ["web_servers", "domain_members"]},
-        "hx-web-02": {"address": "192.168.40.51", "groups": ["web_servers", "domain_members"]},
-    },
+    data={"hx_environment": "production", "hx_domain": "hana-x.ai", "hx_realm": "HANA-X.AI", "hx_subnet": "192.168.40.0/24"},
+    hosts=_topology_hosts(__file__, "192.168.40.0/24", {"hx-dc": 2, "hx-api": 2, "hx-db": 2, "hx-app": 2, "hx-web": 2}),
     components=_components(),
 )
 

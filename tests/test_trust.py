@@ -142,8 +142,16 @@ def test_references_to_vault_values(project):
     data = env.host_data("web1")
     assert data["nginx_server_name"] == "demo.example"
     assert str(data["ad_join_ou"]) == "********" and data["ad_join_ou"].reveal() == "OU=Ref-Secret-77"
+    # a vault key the vault does not hold (yet, or a typo): said at load, an error where a deploy needs it
     project("inventories/demo/host_vars/web1.yml", 'nginx_site_name: "{{ vault_db_pasword }}"\n')
-    with pytest.raises(InventoryError, match="key vault_db_pasword .*is not defined"):
+    env = load_environment(project.root / "inventories/demo.py")
+    assert any("vault_db_pasword is referenced but not defined" in w for w in env.warnings)
+    with pytest.raises(vault.VaultError, match="vault_db_pasword is not defined"):
+        vault.reveal(env.host_data("web1")["nginx_site_name"])
+    with pytest.raises(vault.VaultError, match="vault_db_pasword"):
+        _prepare_secrets(env, vault.default_keyring(), ["web1"], "nginx")
+    project("inventories/demo/host_vars/web1.yml", 'nginx_site_name: "{{ nginx_site_nme }}"\n')  # not a secret
+    with pytest.raises(InventoryError, match="key nginx_site_nme .*is not defined"):
         load_environment(project.root / "inventories/demo.py")
 
 

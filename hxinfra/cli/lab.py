@@ -7,7 +7,6 @@ from typing import Any
 
 import click
 
-from hxinfra.inventory import load_environment
 from hxinfra.paths import project_root
 from hxinfra.runner import inventory_file
 
@@ -38,26 +37,24 @@ def _echo_hosts(hosts: list[Any]) -> None:
 @click.option("--hosts", "count", type=click.IntRange(1, 100), help="Boot the first N hosts of the lab topology.")
 @click.pass_obj
 def lab_up(lab_obj: Any, names: tuple[str, ...], count: int | None) -> None:
-    """Boot lab hosts: NAMEs, the first --hosts N of the topology, or the whole topology."""
-    from hxinfra.lab.inventory import LabEnvironment
+    """Boot lab hosts: NAMEs, the first --hosts N of the topology, or the whole topology.
+
+    Also makes what the lab's inventory reads: its CA, its vault, a certificate per host; and
+    provisions the topology's domain controllers as Samba AD DCs.
+    """
+    from hxinfra.inventory import topology_hosts
+    from hxinfra.lab.inventory import issue_host_certificates, prepare, prepare_dc
 
     if names and count:
         raise click.UsageError("give host names or --hosts, not both")
-    from hxinfra.lab.inventory import prepare
-
-    prepare(lab_obj)  # the lab's CA and vault first: its inventory reads them
-    wanted = list(names)
-    if not wanted:
-        env = load_environment(inventory_file(project_root(), "lab"))
-        names_in_order = list(env.topology) if isinstance(env, LabEnvironment) else []
-        wanted = names_in_order[:count] if count else names_in_order
+    root = project_root()
+    prepare(lab_obj, root)  # the lab's CA and vault first: its inventory reads them
+    topology = topology_hosts(inventory_file(root, "lab"))
+    wanted = list(names) or (list(topology)[:count] if count else list(topology))
     hosts = lab_obj.up(wanted, log=_log)
-    env = load_environment(inventory_file(project_root(), "lab"))
-    topology = env.topology if isinstance(env, LabEnvironment) else {}
+    issue_host_certificates(lab_obj)
     for name in wanted:  # the lab's domain controllers become real Samba AD DCs
-        if "domain_controllers" in topology.get(name, []):
-            from hxinfra.lab.inventory import prepare_dc
-
+        if "domain_controllers" in topology.get(name, {}).get("groups", []):
             prepare_dc(lab_obj, name, log=_log)
     _echo_hosts(hosts)
 

@@ -111,11 +111,12 @@ def lab():
         check_prerequisites()
     except Exception as e:  # the README's test command runs as root with the packages; say why if not
         pytest.fail(f"lab tests need root and the lab packages: {e}")
-    from hxinfra.lab.inventory import prepare
+    from hxinfra.lab.inventory import issue_host_certificates, prepare
 
     session = LabSession()
-    prepare(session.lab)
+    prepare(session.lab, ROOT)  # what `hxinfra lab up` makes: the CA, the vault, a certificate per host
     session.lab.up(list(HOSTS), log=lambda m: print(f"lab: {m}"))
+    issue_host_certificates(session.lab)
     try:
         yield session
     finally:

@@ -45,9 +45,21 @@ class LabSession:
         self.lab = Lab(LAB_NAME)
         self.env = {**os.environ, "HXINFRA_LAB": LAB_NAME, "HXINFRA_PROJECT": str(ROOT)}
         self.env.pop("HXINFRA_EXTRA_VARS", None)
+        self._hosts: dict[str, object] = {}
 
     def ip(self, name: str) -> str:
         return self.lab.get(name).ip
+
+    def host(self, name: str):
+        """A pytest-testinfra host over the lab's SSH (its key, strict checking of the recorded host keys),
+        for checks that read like the state they check: ``host.file``, ``host.service``, ``host.socket``."""
+        import testinfra
+
+        if name not in self._hosts:
+            extra = f"-o StrictHostKeyChecking=yes -o UserKnownHostsFile={self.lab.known_hosts} -o LogLevel=ERROR"
+            self._hosts[name] = testinfra.get_host(f"ssh://root@{self.ip(name)}", ssh_identity_file=str(self.lab.key),
+                                                   ssh_extra_args=extra)  # fmt: skip
+        return self._hosts[name]
 
     def apt_install(self, name: str, *packages: str) -> None:
         """Test tools on a host (once: skipped when already installed)."""

@@ -27,8 +27,14 @@ def test_hxinfra_deploy_converges_then_changes_nothing(lab):
     assert first["hosts"][0]["host"] == "hx-web-01" and first["hosts"][0]["status"] in ("ok", "changed")
     r, second = lab.hx_deploy("site", "--limit", "hx-web-01", "--detailed-exitcode")
     assert changed(second) == 0 and second["hosts"][0]["status"] == "ok", r.stderr[-3000:]
-    head = lab.ssh("hx-web-01", f"head -1 {SITE}").stdout
-    assert head.startswith("# managed by hxinfra")
+    host = lab.host("hx-web-01")
+    site = host.file(SITE)
+    assert site.is_file and site.user == "root" and site.mode == 0o644 and site.contains("^# managed by hxinfra")
+    assert host.file("/etc/nginx/sites-enabled/webui.conf").linked_to == SITE
+    assert not host.file("/etc/nginx/sites-enabled/default").exists
+    assert host.service("nginx").is_running and host.service("nginx").is_enabled
+    assert host.socket("tcp://0.0.0.0:443").is_listening and host.socket("tcp://0.0.0.0:80").is_listening
+    assert host.run("nginx -t").rc == 0
 
 
 def test_curl_reaches_upstream_and_health_follows_it(lab):

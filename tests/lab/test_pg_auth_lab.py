@@ -47,8 +47,13 @@ def test_app_role_logs_in_with_verified_tls_and_second_run_changes_nothing(lab, 
     source = lab.ssh(DB, "runuser -u postgres -- psql -XAtc \"SELECT setting || ' from ' || sourcefile FROM pg_settings "
                          "WHERE name = 'ssl_cert_file'\"").stdout.strip()  # fmt: skip
     assert source == "/etc/ssl/hx/postgresql.crt from /etc/postgresql/15/main/conf.d/hx-auth.conf"
-    assert "managed by hxinfra" not in lab.ssh(DB, "head -3 /etc/postgresql/15/main/postgresql.conf").stdout
-    assert lab.ssh(DB, f"grep -v '^#' {HBA} | grep -cw trust", check=False).stdout.strip() == "0"
+    host = lab.host(DB)
+    assert not host.file("/etc/postgresql/15/main/postgresql.conf").contains("managed by hxinfra")
+    hba = host.file(HBA)
+    assert hba.user == "postgres" and hba.mode == 0o640 and not hba.contains(r"^[^#].*\btrust\b")
+    assert host.file("/etc/ssl/hx/private/postgresql.key").mode == 0o640
+    assert host.service("postgresql@15-main").is_running and host.service("postgresql@15-main").is_enabled
+    assert host.socket("tcp://0.0.0.0:5432").is_listening
     assert lab.ssh(DB, "ls /var/lib/postgresql/.hxinfra-* 2>/dev/null | wc -l").stdout.strip() == "0"
     dumps = lab.ssh(DB, "stat -c '%a %U' /var/backups/hxinfra/postgresql/roles-*.sql | sort -u").stdout.split("\n")
     assert dumps[0] == "600 root"  # pg_dumpall --roles-only before the role changes, private

@@ -389,7 +389,7 @@ def test_keys_from_ansible_group_vars_are_kept_with_a_warning_and_typos_still_fa
 
 
 def test_lab_mirror_setting_then_apt_sources_then_debootstraps_default(monkeypatch):
-    from hxinfra.lab import core
+    from hxinfra.lab import image as core
 
     monkeypatch.setenv("HXINFRA_LAB_MIRROR", "http://mirror.invalid/debian")
     monkeypatch.delenv("HXINFRA_LAB_SECURITY_MIRROR", raising=False)

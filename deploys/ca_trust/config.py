@@ -13,7 +13,7 @@ from deploys.common import templates_root
 from hxinfra.operations import Absent, ConfigItem, ManagedFile
 from hxinfra.paths import find_project_root
 from hxinfra.pki import CaInfo, PkiError, verify_ca, verify_key_pair
-from hxinfra.render import render
+from hxinfra.render import managed_header, render
 from hxinfra.validate import (
     DataError,
     abs_path,
@@ -54,7 +54,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-HEADER = "# managed by hxinfra (ca_trust); local changes are overwritten"
+HEADER = managed_header("ca_trust").rstrip("\n")  # also how the anchors hxinfra wrote are recognised
 
 
 MONITOR_SCRIPT = "/usr/local/sbin/hx-ca-trust-expiry"
@@ -211,13 +211,19 @@ def monitor_files(data: Mapping[str, Any]) -> list[ConfigItem]:
     ]
 
 
-def host_cert_files(data: Mapping[str, Any], certs: list[tuple[dict[str, Any], str, str]]) -> list[ConfigItem]:
+def host_cert_paths(data: Mapping[str, Any], name: str) -> tuple[str, str]:
+    """Where service certificate ``name`` and its key are: the one place other components derive
+    their TLS paths from (nginx, PostgreSQL)."""
     d = data["ca_trust_host_cert_dir"]
+    return f"{d}/{name}.crt", f"{d}/private/{name}.key"
+
+
+def host_cert_files(data: Mapping[str, Any], certs: list[tuple[dict[str, Any], str, str]]) -> list[ConfigItem]:
     items: list[ConfigItem] = []
     for entry, cert, key in certs:
-        group, mode = entry["key_group"], entry["key_mode"]
-        items.append(ManagedFile(f"{d}/{entry['name']}.crt", cert))
-        items.append(ManagedFile(f"{d}/private/{entry['name']}.key", key, mode=mode, group=group, sensitive=True))
+        crt_path, key_path = host_cert_paths(data, entry["name"])
+        items.append(ManagedFile(crt_path, cert))
+        items.append(ManagedFile(key_path, key, mode=entry["key_mode"], group=entry["key_group"], sensitive=True))
     return items
 
 

@@ -31,7 +31,7 @@ COMPONENT = Component(
 @deploy("nginx", data_defaults=DEFAULTS)
 def nginx() -> None:
     """Install nginx and converge the web UI site; reload only after a validated change."""
-    data = component_data(COMPONENT, host.data, extra_keys=tuple(FLEET.all_keys()))
+    data = component_data(COMPONENT, host.data, extra_keys=(*FLEET.all_keys(), "ca_trust_host_cert_dir"))
     items = desired_config(data, host.name)
     if step(COMPONENT, host.data, "packages"):
         apt.packages(

@@ -8,6 +8,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from deploys.ca_trust.config import host_cert_paths
 from deploys.common import templates_root
 from hxinfra.operations import Absent, ConfigItem, ManagedFile, ManagedLink
 from hxinfra.render import render
@@ -42,8 +43,11 @@ DEFAULTS: dict[str, Any] = {
     # Serve HTTPS with the certificate and key below (issued by the HX CA, see ca_trust).
     "nginx_tls": False,
     "nginx_https_port": 443,
-    "nginx_tls_cert": "/etc/ssl/hx/webui.crt",
-    "nginx_tls_key": "/etc/ssl/hx/private/webui.key",
+    # The certificate: the CA trust service certificate of this name (ca_trust_host_certs), or
+    # explicit paths in nginx_tls_cert/nginx_tls_key ("" = that service certificate's paths).
+    "nginx_tls_host_cert": "webui",
+    "nginx_tls_cert": "",
+    "nginx_tls_key": "",
     # Headers added to every response ("always", errors included). HSTS is added with TLS.
     "nginx_security_headers": {
         "X-Frame-Options": "DENY",
@@ -83,7 +87,9 @@ def server_name(data: Mapping[str, Any], host_name: str) -> str:
 def desired_config(data: Mapping[str, Any], host_name: str) -> list[ConfigItem]:
     """Every nginx path this deploy manages, computed from host data alone (no facts)."""
     site = data["nginx_site_name"]
-    context = {**data, "server_name": server_name(data, host_name)}
+    cert, key = host_cert_paths(data, data["nginx_tls_host_cert"])
+    context = {**data, "server_name": server_name(data, host_name),
+               "nginx_tls_cert": data["nginx_tls_cert"] or cert, "nginx_tls_key": data["nginx_tls_key"] or key}  # fmt: skip
     available = f"{SITES_AVAILABLE}/{site}.conf"
     items: list[ConfigItem] = [
         ManagedFile(HTTP_CONF, render(templates_root(), "nginx/etc/nginx/conf.d/hx-webui.conf.j2", context)),
@@ -131,8 +137,9 @@ def check_data(data: Mapping[str, Any]) -> list[tuple[str, str]]:
         "nginx_https_port": lambda d: port(d["nginx_https_port"], "nginx_https_port"),
         "nginx_upstream_health_path": lambda d: _match(d, "nginx_upstream_health_path", URI_PATH),
         "nginx_client_max_body_size": lambda d: _match(d, "nginx_client_max_body_size", SIZE),
-        "nginx_tls_cert": lambda d: abs_path(d["nginx_tls_cert"], "nginx_tls_cert"),
-        "nginx_tls_key": lambda d: abs_path(d["nginx_tls_key"], "nginx_tls_key"),
+        "nginx_tls_host_cert": lambda d: validate_name(d["nginx_tls_host_cert"], "nginx_tls_host_cert"),
+        "nginx_tls_cert": lambda d: d["nginx_tls_cert"] and abs_path(d["nginx_tls_cert"], "nginx_tls_cert"),
+        "nginx_tls_key": lambda d: d["nginx_tls_key"] and abs_path(d["nginx_tls_key"], "nginx_tls_key"),
         "nginx_access_log": lambda d: abs_path(d["nginx_access_log"], "nginx_access_log"),
         "nginx_error_log": lambda d: abs_path(d["nginx_error_log"], "nginx_error_log"),
         "nginx_security_headers": lambda d: [

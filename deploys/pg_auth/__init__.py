@@ -55,7 +55,7 @@ COMPONENT = Component(
 @deploy("PostgreSQL authentication", data_defaults=DEFAULTS)
 def pg_auth() -> None:
     """Install PostgreSQL, converge TLS/SCRAM settings and pg_hba.conf, then roles and databases."""
-    data = component_data(COMPONENT, host.data)
+    data = component_data(COMPONENT, host.data, extra_keys=("ca_trust_host_cert_dir",))
     p = paths(data)
     version = int(data["pg_auth_version"])
     if step(COMPONENT, host.data, "packages"):

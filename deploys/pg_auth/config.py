@@ -11,6 +11,7 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
+from deploys.ca_trust.config import host_cert_paths
 from deploys.common import templates_root
 from hxinfra.errors import HxError
 from hxinfra.operations import Absent, ConfigItem, ManagedFile
@@ -40,6 +41,10 @@ DEFAULTS: dict[str, Any] = {
     "pg_auth_port": 5432,
     # TLS: absolute paths. "" uses Debian's self-signed snakeoil pair (ssl-cert package); the HX
     # way is a CA-issued pair from ca_trust_host_certs (key_group ssl-cert, key_mode "0640").
+    # TLS: the CA trust service certificate of this name (the HX way: ca_trust_host_certs entry
+    # "postgresql", key_group ssl-cert, key_mode "0640"); "" = Debian's self-signed snakeoil pair;
+    # explicit absolute paths in pg_auth_ssl_cert/pg_auth_ssl_key win over both.
+    "pg_auth_ssl_host_cert": "",
     "pg_auth_ssl_cert": "",
     "pg_auth_ssl_key": "",
     # CA file for client certificates ("" = none).
@@ -146,8 +151,12 @@ def _quote_setting(value: Any) -> str:
 
 def settings(data: Mapping[str, Any]) -> dict[str, str]:
     """The drop-in's settings, quoted for postgresql.conf."""
-    cert = data["pg_auth_ssl_cert"] or "/etc/ssl/certs/ssl-cert-snakeoil.pem"
-    key = data["pg_auth_ssl_key"] or "/etc/ssl/private/ssl-cert-snakeoil.key"
+    if data["pg_auth_ssl_host_cert"]:
+        default_cert, default_key = host_cert_paths(data, data["pg_auth_ssl_host_cert"])
+    else:
+        default_cert, default_key = "/etc/ssl/certs/ssl-cert-snakeoil.pem", "/etc/ssl/private/ssl-cert-snakeoil.key"
+    cert = data["pg_auth_ssl_cert"] or default_cert
+    key = data["pg_auth_ssl_key"] or default_key
     for name, path in (
         ("pg_auth_ssl_cert", cert),
         ("pg_auth_ssl_key", key),

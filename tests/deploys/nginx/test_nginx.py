@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from deploys.ca_trust.config import DEFAULTS as CA_TRUST
 from deploys.nginx import COMPONENT
 from deploys.nginx.config import DEFAULTS, desired_config, server_name
 from hxinfra.operations import Absent, ManagedFile, ManagedLink
 from hxinfra.render import TemplateError, render
 
-BASE = {**DEFAULTS, "hx_domain": "dev-test.hana-x.ai", "hx_environment": "development"}
+BASE = {**DEFAULTS, "hx_domain": "dev-test.hana-x.ai", "hx_environment": "development",
+        "ca_trust_host_cert_dir": CA_TRUST["ca_trust_host_cert_dir"]}
 
 
 def files(data):
@@ -58,7 +60,7 @@ def test_every_default_key_is_prefixed_and_used_by_a_template():
     assert all(k.startswith("nginx_") for k in DEFAULTS)
     content = "".join(i.content for i in desired_config(BASE, "h") if isinstance(i, ManagedFile))
     unused = {"nginx_package", "nginx_remove_default_site", "nginx_server_name"}
-    for key in set(DEFAULTS) - unused - {"nginx_tls_cert", "nginx_tls_key", "nginx_https_port"}:
+    for key in set(DEFAULTS) - unused - {"nginx_tls_cert", "nginx_tls_key", "nginx_https_port", "nginx_tls_host_cert"}:
         assert str(BASE[key]).split()[0][:6] in content or key in ("nginx_tls", "nginx_gzip", "nginx_security_headers"), key
     assert COMPONENT.groups == ("web_servers",)
 

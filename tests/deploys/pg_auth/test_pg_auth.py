@@ -103,3 +103,13 @@ def test_restart_only_for_postmaster_settings_that_differ():
     desired = settings(data(pg_auth_listen_addresses=["localhost", "10.0.0.5"], pg_auth_ssl_ciphers="OTHER"))
     assert restart_reasons(desired, running) == ["listen_addresses ('*' -> 'localhost,10.0.0.5')"]
     assert restart_reasons(settings(data()), running) == []
+
+
+def test_tls_paths_derive_from_the_ca_trust_service_certificate():
+    """Written once, in ca_trust: a service certificate's name gives PostgreSQL its paths."""
+    from deploys.ca_trust.config import DEFAULTS as CA_TRUST
+
+    derived = settings(data(pg_auth_ssl_host_cert="postgresql", ca_trust_host_cert_dir=CA_TRUST["ca_trust_host_cert_dir"]))
+    assert derived["ssl_cert_file"] == "'/etc/ssl/hx/postgresql.crt'"
+    assert derived["ssl_key_file"] == "'/etc/ssl/hx/private/postgresql.key'"
+    assert settings(data())["ssl_cert_file"] == "'/etc/ssl/certs/ssl-cert-snakeoil.pem'"  # none: Debian's pair

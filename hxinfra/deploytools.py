@@ -11,7 +11,9 @@ from hxinfra.validate import DataError
 from hxinfra.vault import VaultError, iter_vaulted, reveal
 
 
-def component_data(component: Component, data: Any, extra_keys: tuple[str, ...] = ()) -> dict[str, Any]:
+def component_data(
+    component: Component, data: Any, extra_keys: tuple[str, ...] = (), defaults: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """A plain dict of the component's keys (plus ``extra_keys``) from pyinfra host data.
 
     Inside a ``@deploy`` the component's ``data_defaults`` are part of ``host.data``; outside
@@ -19,13 +21,16 @@ def component_data(component: Component, data: Any, extra_keys: tuple[str, ...] 
     decrypted here, only for the keys the component reads, into masked-repr ``Secret`` strings,
     and then held to the one-line rule like every other value (an error names the key, never
     the value). A host whose vault files could not be opened stops here, naming them.
+    ``defaults`` are the defaults of ``extra_keys`` that another component owns (inside this deploy,
+    only this component's defaults are part of the host data).
     """
     sealed = data.get(SEALED_KEY)
     if sealed:
         raise VaultError(f"component {component.name} needs this host's vault data: {'; '.join(sealed)}")
     keys = sorted(component.all_keys()) + list(extra_keys)
     merged = {**component.defaults, **data} if isinstance(data, Mapping) else data
-    out = {k: reveal(merged.get(k)) for k in keys}
+    fallback = dict(defaults or {})
+    out = {k: reveal(v if (v := merged.get(k)) is not None else fallback.get(k)) for k in keys}
     problems = [p for k, v in out.items() if k not in component.multiline for p in one_line_problems(k, v)]
     if not problems and component.check is not None and any(iter_vaulted(merged.get(k)) for k in keys):
         problems = component.check(out)  # vault values, checked now that they are decrypted

@@ -211,6 +211,10 @@ def monitor_files(data: Mapping[str, Any]) -> list[ConfigItem]:
     ]
 
 
+# the one key other components read to derive their certificates' paths, with its default
+CERT_DIR = {"ca_trust_host_cert_dir": DEFAULTS["ca_trust_host_cert_dir"]}
+
+
 def host_cert_paths(data: Mapping[str, Any], name: str) -> tuple[str, str]:
     """Where service certificate ``name`` and its key are: the one place other components derive
     their TLS paths from (nginx, PostgreSQL)."""

@@ -16,6 +16,7 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import apt, systemd
 
+from deploys.ca_trust.config import CERT_DIR
 from deploys.common import FLEET
 from deploys.nginx.config import DEFAULTS, check_data, desired_config, plan
 from hxinfra.components import Component
@@ -31,7 +32,7 @@ COMPONENT = Component(
 @deploy("nginx", data_defaults=DEFAULTS)
 def nginx() -> None:
     """Install nginx and converge the web UI site; reload only after a validated change."""
-    data = component_data(COMPONENT, host.data, extra_keys=(*FLEET.all_keys(), "ca_trust_host_cert_dir"))
+    data = component_data(COMPONENT, host.data, extra_keys=(*FLEET.all_keys(), *CERT_DIR), defaults=CERT_DIR)
     items = desired_config(data, host.name)
     if step(COMPONENT, host.data, "packages"):
         apt.packages(

@@ -24,6 +24,7 @@ from pyinfra import host, logger
 from pyinfra.api import deploy
 from pyinfra.operations import apt, server, systemd
 
+from deploys.ca_trust.config import CERT_DIR
 from deploys.pg_auth.config import (
     COMPONENT_TAGS,
     DEFAULTS,
@@ -55,7 +56,7 @@ COMPONENT = Component(
 @deploy("PostgreSQL authentication", data_defaults=DEFAULTS)
 def pg_auth() -> None:
     """Install PostgreSQL, converge TLS/SCRAM settings and pg_hba.conf, then roles and databases."""
-    data = component_data(COMPONENT, host.data, extra_keys=("ca_trust_host_cert_dir",))
+    data = component_data(COMPONENT, host.data, extra_keys=tuple(CERT_DIR), defaults=CERT_DIR)
     p = paths(data)
     version = int(data["pg_auth_version"])
     if step(COMPONENT, host.data, "packages"):

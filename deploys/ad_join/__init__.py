@@ -57,7 +57,7 @@ def ad_join() -> None:
         packages = data["ad_join_packages"].get(distro)
         if packages is None:
             raise AdJoinError(f"ad_join_packages has no entry for distribution {distro!r}")
-        apt.packages(name=f"Install the AD client packages for {distro}", packages=packages, update=True,
+        apt.packages(name="Install the AD client packages of the host's distribution", packages=packages, update=True,
                      cache_time=24 * 3600)  # fmt: skip
     if step(COMPONENT, host.data, "dns"):
         resolved = bool(host.get_fact(SystemdResolved))

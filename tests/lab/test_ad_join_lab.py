@@ -41,7 +41,11 @@ def test_join_then_users_resolve_and_a_second_run_changes_nothing(lab, ad):
     assert "domain users" in lab.ssh(MEMBER, "id alice").stdout
     kinit = lab.ssh(MEMBER, f"echo {shlex.quote(ad['vault_lab_ad_user_password'])} | kinit alice@{REALM} >/dev/null && klist")
     assert f"Default principal: alice@{REALM}" in kinit.stdout
-    assert lab.ssh(MEMBER, "stat -c '%a %U' /etc/sssd/sssd.conf").stdout.strip() == "600 root"
+    member = lab.host(MEMBER)
+    sssd_conf = member.file("/etc/sssd/sssd.conf")
+    assert sssd_conf.mode == 0o600 and sssd_conf.user == "root" and sssd_conf.contains("^ldap_tls_reqcert = demand")
+    assert member.service("sssd").is_running and member.service("sssd").is_enabled
+    assert member.user("administrator").exists  # an AD user through NSS (sss)
     untouched = lab.ssh("hx-web-04", "grep -E '^(passwd|hosts):' /etc/nsswitch.conf").stdout.splitlines()
     nss = lab.ssh(MEMBER, "grep -E '^(passwd|hosts):' /etc/nsswitch.conf").stdout.splitlines()
     assert nss[0] == untouched[0] + " sss" and nss[1] == untouched[1]  # the distro's own sources kept

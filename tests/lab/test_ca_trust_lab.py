@@ -41,10 +41,14 @@ def test_curl_trusts_the_web_host_only_after_ca_trust(lab):
     assert lab.ssh(WEB, "openssl verify /etc/ssl/hx/webui.crt").stdout.strip() == "/etc/ssl/hx/webui.crt: OK"
     assert lab.curl_https(WEB, "/", "--tls-max", "1.1", "--tlsv1.0").returncode != 0
     assert "TLSv1.3" in lab.curl_https(WEB, "/", "-v").stderr
-    assert lab.ssh(WEB, "stat -c '%U:%G %a' /etc/ssl/hx/private/webui.key").stdout.strip() == "root:root 600"
-    # hash link resolves to our file, audit line written, expiry monitor scheduled and passing
-    assert lab.ssh(CLIENT, "tail -1 /var/log/hx/ca-trust/changes.log").stdout.count("hx-lab-root-ca=") == 1
-    assert lab.ssh(CLIENT, "systemctl is-enabled hx-ca-trust-expiry.timer").stdout.strip() == "enabled"
+    key = lab.host(WEB).file("/etc/ssl/hx/private/webui.key")
+    assert (key.user, key.group, key.mode) == ("root", "root", 0o600)
+    # the anchor, its hash link, the audit line, and the expiry monitor scheduled and passing
+    client = lab.host(CLIENT)
+    anchor = client.file(f"{ANCHORS}/hx-lab-root-ca.crt")
+    assert anchor.mode == 0o644 and anchor.contains("^# managed by hxinfra (ca_trust)")
+    assert client.file("/var/log/hx/ca-trust/changes.log").contains("hx-lab-root-ca=")
+    assert client.service("hx-ca-trust-expiry.timer").is_enabled
     lab.ssh(CLIENT, "systemctl start hx-ca-trust-expiry.service")
     assert "ok until" in lab.ssh(CLIENT, "tail -1 /var/log/hx/ca-trust/expiry.log").stdout
 

@@ -61,6 +61,8 @@ class Component:
     tags: tuple[str, ...] = ()
     # Keys whose (nested) values may span lines (PEM certificates); every other string is one line.
     multiline: tuple[str, ...] = ()
+    # The old Ansible roles' variables this component takes: old name -> key (hxinfra import-ansible).
+    ansible: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def prefix(self) -> str:

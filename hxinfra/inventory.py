@@ -117,9 +117,13 @@ class Environment:
         extra_vars: Mapping[str, Any] | None = None,
         children: Mapping[str, Iterable[str]] | None = None,
         files: Iterable[str | Path] = (),
+        group_vars: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         self.file = Path(file).resolve()
         self.files = [Path(f) for f in files]  # more data files of the environment (the lab's vault)
+        # group vars of the inventory itself (an imported Ansible inventory's inline vars): below every
+        # group_vars file, as Ansible ranks "inventory file group vars" below "group_vars/*"
+        self.group_vars = {g: dict(v) for g, v in (group_vars or {}).items()}
         self.name = name or self.file.stem
         self.dir = self.file.parent
         self.env_dir = self.dir / self.name
@@ -239,7 +243,8 @@ class Environment:
         if exact:
             paths = [base] if base.is_file() else []
         else:
-            paths = [p for p in (base.with_suffix(".yml"), base.with_suffix(".yaml")) if p.is_file()]
+            # host names have dots (web01.example.com): add the extension, never replace a "suffix"
+            paths = [p for p in (base.parent / f"{base.name}.yml", base.parent / f"{base.name}.yaml") if p.is_file()]
             if base.is_dir():
                 paths += sorted(p for p in base.iterdir() if p.suffix in (".yml", ".yaml") and p.is_file())
         out: list[tuple[Path, dict[str, Any], str]] = []
@@ -264,6 +269,10 @@ class Environment:
             for comp in self.components:
                 if comp.defaults:
                     layers.append(Layer("defaults", f"defaults of {comp.name}", "deploy DEFAULTS", comp.defaults))
+        for group in ("all", *self.host_groups(entry)):
+            if self.group_vars.get(group):
+                layers.append(Layer("group", f"group {group} (inventory)", str(self._rel(self.file)),
+                                    self.group_vars[group]))  # fmt: skip
         # host keys are checked strictly, against the environment's own known_hosts (in the repo)
         layers.append(Layer("environment", f"environment {self.name}", "hxinfra (host key trust)", {
             STRICT_KEY: "yes", FILE_KEY: str(self.env_dir / "known_hosts")}))  # fmt: skip
@@ -458,9 +467,11 @@ def environment(
     components: Iterable[Component] = (),
     name: str | None = None,
     children: Mapping[str, Iterable[str]] | None = None,
+    group_vars: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Environment:
     """Build and validate an environment (validation fails before any connection)."""
-    env = Environment(file, hosts=hosts, data=data, components=components, name=name, children=children)
+    env = Environment(file, hosts=hosts, data=data, components=components, name=name, children=children,
+                      group_vars=group_vars)  # fmt: skip
     env.validate()
     return env
 

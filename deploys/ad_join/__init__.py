@@ -44,6 +44,9 @@ from hxinfra.vault import reveal
 COMPONENT = Component(
     "ad_join", DEFAULTS, groups=("domain_members",), check=check_data, plan=plan,
     tags=("packages", "config", "security", "dns", "join", "service"),
+    ansible={"hx_ad_domain": "ad_join_domain", "hx_ad_realm": "ad_join_realm",
+             "hx_ad_admin_password": "ad_join_admin_password", "hx_ad_computer_name": "ad_join_computer_name",
+             "hx_domain_join_enabled": "ad_join_present"},
 )  # fmt: skip
 
 

@@ -26,6 +26,8 @@ from hxinfra.operations import config_set
 COMPONENT = Component(
     "nginx", DEFAULTS, groups=("web_servers",), tags=("packages", "config", "security", "service"), plan=plan,
     check=check_data,
+    ansible={"hx_webui_server_name": "nginx_server_name", "hx_webui_ssl_enabled": "nginx_tls",
+             "hx_webui_ssl_port": "nginx_https_port", "hx_webui_web_server_port": "nginx_http_port"},
 )  # fmt: skip
 
 

@@ -49,7 +49,8 @@ from hxinfra.deploytools import component_data, step
 from hxinfra.operations import config_set
 
 COMPONENT = Component(
-    "pg_auth", DEFAULTS, groups=("database_servers",), check=check_data, tags=COMPONENT_TAGS, plan=plan
+    "pg_auth", DEFAULTS, groups=("database_servers",), check=check_data, tags=COMPONENT_TAGS, plan=plan,
+    ansible={"hx_pg_ca_path": "pg_auth_ssl_ca"},
 )
 
 

@@ -2,11 +2,16 @@
 
 
 import json
+from typing import Any
 
 import click
 
+from hxinfra.ansible import host_vars
 from hxinfra.cli.common import ENV_OPTION, _load, _mask
 from hxinfra.cli.vault import vault_options
+from hxinfra.components import ENGINE
+from hxinfra.inventory import Environment
+from hxinfra.known_hosts import FILE_KEY, STRICT_KEY
 from hxinfra.vault import Keyring
 
 
@@ -18,10 +23,15 @@ def inventory() -> None:
 @inventory.command("list")
 @ENV_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print JSON to stdout.")
+@click.option("--format", "fmt", type=click.Choice(["table", "ansible"]), default="table",
+              help="ansible: the JSON of ansible-inventory --list (hosts, groups, children, merged vars).")
 @vault_options()
-def inventory_list(env_name: str, as_json: bool, keyring: Keyring) -> None:
+def inventory_list(env_name: str, as_json: bool, fmt: str, keyring: Keyring) -> None:
     """List the hosts of an environment with their address and groups."""
     env = _load(env_name)
+    if fmt == "ansible":
+        click.echo(json.dumps(ansible_list(env), indent=4, sort_keys=True))
+        return
     hosts = list(env.hosts.values())
     if as_json:
         rows = [{"host": h.name, "address": h.address, "groups": h.groups} for h in hosts]
@@ -84,3 +94,27 @@ def inventory_host(
 
 
 # ---------------------------------------------------------------------------- deploy
+
+
+def ansible_list(env: Environment) -> dict[str, Any]:
+    """The environment as ``ansible-inventory --list`` prints it: groups, children, merged host vars
+    (vault values stay encrypted), hosts in no group under ``ungrouped``."""
+    out: dict[str, Any] = {"_meta": {"hostvars": {}}}
+    skip = {*ENGINE.defaults, STRICT_KEY, FILE_KEY}
+    for name in env.hosts:
+        out["_meta"]["hostvars"][name] = host_vars(env.host_data(name), skip)
+    groups = env.groups
+    nested = {c for kids in env.children.values() for c in kids}
+    for group, members in groups.items():
+        own = [h for h in members if group in env.hosts[h].groups]
+        body: dict[str, Any] = {}
+        if own:
+            body["hosts"] = own
+        if env.children.get(group):
+            body["children"] = list(env.children[group])
+        out[group] = body
+    ungrouped = [h.name for h in env.hosts.values() if not h.groups]
+    if ungrouped:
+        out["ungrouped"] = {"hosts": ungrouped}
+    out["all"] = {"children": ["ungrouped", *[g for g in groups if g not in nested]]}
+    return out

@@ -1,0 +1,387 @@
+"""Ansible inventories in and out: read an Ansible inventory (YAML or INI, with ``group_vars`` and
+``host_vars``), and show an environment as ``ansible-inventory --list`` does.
+
+Read as Ansible reads: ``children`` to any depth, ``vars`` at every level, host ranges
+(``web[01:03].example.com``, ``db-[a:c]``, ``[1:9:2]``), INI values (inline and ``[group:vars]``)
+as Python literals when they are one (as ansible-core parses them, checked side by side),
+``group_vars``/``host_vars`` beside the inventory file as files or
+directories. Vault files and ``!vault`` values are never decrypted here: they are copied as they are.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import string
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hxinfra.datafiles import load_yaml
+from hxinfra.errors import InventoryError
+from hxinfra.vault import Vaulted, is_encrypted
+
+# Ansible's connection variables and the pyinfra connector keys they become
+CONNECTION_VARS = {
+    "ansible_port": "ssh_port",
+    "ansible_user": "ssh_user",
+    "ansible_ssh_user": "ssh_user",
+    "ansible_password": "ssh_password",
+    "ansible_ssh_pass": "ssh_password",
+    "ansible_ssh_private_key_file": "ssh_key",
+    "ansible_private_key_file": "ssh_key",
+    "ansible_become": "_sudo",
+    "ansible_become_user": "_sudo_user",
+    "ansible_become_password": "_sudo_password",
+}
+HOST_FILES = ("hosts.yml", "hosts.yaml", "hosts.ini", "hosts", "inventory.yml", "inventory.yaml", "inventory.ini")
+_RANGE = re.compile(r"\[([0-9a-zA-Z]+):([0-9a-zA-Z]+)(?::([0-9]+))?\]")
+
+
+@dataclass
+class AnsibleInventory:
+    """Hosts in file order, groups with their own hosts, vars and children, as Ansible holds them."""
+
+    source: Path
+    hosts: dict[str, dict[str, Any]] = field(default_factory=dict)  # host -> inline vars
+    groups: dict[str, dict[str, Any]] = field(default_factory=dict)  # group -> {hosts, vars, children}
+
+    def group(self, name: str) -> dict[str, Any]:
+        return self.groups.setdefault(name, {"hosts": [], "vars": {}, "children": []})
+
+    def add_host(self, group: str, host: str, variables: Mapping[str, Any]) -> None:
+        self.hosts.setdefault(host, {}).update(variables)
+        members = self.group(group)["hosts"]
+        if host not in members:
+            members.append(host)
+
+
+def expand_range(pattern: str) -> list[str]:
+    """``web[01:03]`` -> web01, web02, web03 (zero padding kept); ``[a:c]`` letters; ``[1:9:2]`` steps."""
+    m = _RANGE.search(pattern)
+    if not m:
+        return [pattern]
+    start, end, step = m.group(1), m.group(2), int(m.group(3) or 1)
+    head, tail = pattern[: m.start()], pattern[m.end() :]
+    if start.isdigit() and end.isdigit():
+        width = len(start) if start.startswith("0") else 0
+        items = [str(i).zfill(width) for i in range(int(start), int(end) + 1, step)]
+    elif len(start) == len(end) == 1 and start.isalpha() and end.isalpha():
+        letters = string.ascii_letters
+        items = list(letters[letters.index(start) : letters.index(end) + 1 : step])
+    else:
+        raise InventoryError(f"host range {pattern!r}: give numbers or single letters, e.g. web[01:03]")
+    if not items:
+        raise InventoryError(f"host range {pattern!r} is empty")
+    return [name for item in items for name in expand_range(head + item + tail)]
+
+
+def find_hosts_file(path: Path) -> Path:
+    """The inventory file: ``path`` itself, or the hosts file of an inventory directory."""
+    if path.is_file():
+        return path
+    if path.is_dir():
+        for name in HOST_FILES:
+            if (path / name).is_file():
+                return path / name
+        raise InventoryError(f"{path}: no inventory file in it (looked for {', '.join(HOST_FILES)})")
+    raise InventoryError(f"{path}: no such inventory file or directory")
+
+
+def read_inventory(path: Path) -> AnsibleInventory:
+    """Parse an Ansible inventory file (YAML or INI); plugins and scripts are refused, clearly."""
+    hosts_file = find_hosts_file(path)
+    if hosts_file.stat().st_mode & 0o111 and hosts_file.read_bytes()[:2] == b"#!":
+        raise InventoryError(f"{hosts_file}: an inventory script; import a static inventory (ansible-inventory --list)")
+    text = hosts_file.read_text(encoding="utf-8")
+    inv = AnsibleInventory(hosts_file)
+    inv.group("all")
+    inv.group("ungrouped")
+    if hosts_file.suffix in (".yml", ".yaml") or re.match(r"\s*(all|[A-Za-z_][\w-]*)\s*:\s*$", text, re.M):
+        data = load_yaml(text, str(hosts_file))
+        if isinstance(data, dict) and "plugin" in data:
+            raise InventoryError(f"{hosts_file}: an inventory plugin ({data['plugin']}); import a static inventory")
+        if not isinstance(data, dict):
+            raise InventoryError(f"{hosts_file}: a YAML inventory is a mapping of groups (all:, webservers:...)")
+        for name, body in data.items():
+            _yaml_group(inv, str(name), body, hosts_file)
+    else:
+        _ini(inv, text, hosts_file)
+    # hosts in no group but all are ungrouped; every top group is a child of all
+    grouped = {h for g, body in inv.groups.items() if g not in ("all", "ungrouped") for h in body["hosts"]}
+    for host in inv.group("all")["hosts"]:
+        if host not in grouped:
+            inv.add_host("ungrouped", host, {})
+    inv.group("all")["hosts"] = []
+    _check_cycles(inv)
+    return inv
+
+
+def _yaml_group(inv: AnsibleInventory, name: str, body: Any, source: Path) -> None:
+    group = inv.group(name)
+    if body is None:
+        return
+    if not isinstance(body, dict):
+        raise InventoryError(f"{source}: group {name}: expected hosts:, vars: and children:, got {type(body).__name__}")
+    unknown = set(body) - {"hosts", "vars", "children"}
+    if unknown:
+        raise InventoryError(f"{source}: group {name}: unknown section(s) {', '.join(sorted(unknown))}")
+    for pattern, variables in (body.get("hosts") or {}).items():
+        for host in expand_range(str(pattern)):
+            inv.add_host(name, host, variables or {})
+    group["vars"].update(body.get("vars") or {})
+    for child, child_body in (body.get("children") or {}).items():
+        if str(child) not in group["children"]:
+            group["children"].append(str(child))
+        _yaml_group(inv, str(child), child_body, source)
+
+
+def _literal(value: str) -> Any:
+    """An INI inline host var: a Python literal when it is one, else the string (as Ansible)."""
+    try:
+        return ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return value
+
+
+def _ini(inv: AnsibleInventory, text: str, source: Path) -> None:
+    section, kind = "ungrouped", "hosts"
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        header = re.fullmatch(r"\[([^\]:]+)(?::(vars|children))?\]", line)
+        if header:
+            section, kind = header.group(1), header.group(2) or "hosts"
+            inv.group(section)
+            continue
+        if line.startswith("["):
+            raise InventoryError(f"{source}: line {number}: malformed section header {line!r}")
+        if kind == "vars":
+            key, sep, value = line.partition("=")
+            if not sep:
+                raise InventoryError(f"{source}: line {number}: expected key=value in [{section}:vars]")
+            inv.group(section)["vars"][key.strip()] = _literal(value.strip())  # as ansible-core parses it
+        elif kind == "children":
+            inv.group(line)
+            if line not in inv.group(section)["children"]:
+                inv.group(section)["children"].append(line)
+        else:
+            words = line.split()
+            variables = {}
+            for word in words[1:]:
+                key, sep, value = word.partition("=")
+                if not sep:
+                    raise InventoryError(f"{source}: line {number}: expected key=value after the host, got {word!r}")
+                variables[key] = _literal(value)
+            for host in expand_range(words[0]):
+                inv.add_host(section if section != "ungrouped" else "all", host, variables)
+
+
+def _check_cycles(inv: AnsibleInventory) -> None:
+    def walk(group: str, path: tuple[str, ...]) -> None:
+        if group in path:
+            raise InventoryError(f"{inv.source}: group cycle in children: {' -> '.join([*path, group])}")
+        for child in inv.groups.get(group, {}).get("children", []):
+            walk(child, (*path, group))
+
+    for name in inv.groups:
+        walk(name, ())
+
+
+def vars_files(base: Path) -> Iterator[Path]:
+    """``base.yml``/``base.yaml``/``base`` (no extension) and the files of directory ``base/``, in order."""
+    # a host name has dots (web01.example.com): add the extension, never replace the "suffix"
+    for p in (base.parent / f"{base.name}.yml", base.parent / f"{base.name}.yaml", base.parent / f"{base.name}.json", base):
+        if p.is_file():
+            yield p
+    if base.is_dir():
+        yield from sorted(p for p in base.rglob("*") if p.is_file() and p.suffix in (".yml", ".yaml", ".json", ""))
+
+
+def encrypted(path: Path) -> bool:
+    return is_encrypted(path.read_bytes()[:64])
+
+
+# ------------------------------------------------------------------------------ out
+def to_ansible(value: Any) -> Any:
+    """A data value as ``ansible-inventory --list`` prints it: vault values stay encrypted."""
+    if isinstance(value, Vaulted):
+        if value.vaulttext:
+            return {"__ansible_vault": value.vaulttext}
+        return "********"  # a value of a whole-file vault: decrypted to load it, never printed
+    if isinstance(value, dict):
+        return {k: to_ansible(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_ansible(v) for v in value]
+    return value
+
+
+BACK = {"ssh_hostname": "ansible_host", "ssh_port": "ansible_port", "ssh_user": "ansible_user",
+        "ssh_password": "ansible_password", "ssh_key": "ansible_ssh_private_key_file", "_sudo": "ansible_become",
+        "_sudo_user": "ansible_become_user", "_sudo_password": "ansible_become_password"}  # fmt: skip
+
+
+def host_vars(data: Mapping[str, Any], skip: set[str]) -> dict[str, Any]:
+    """A host's data with Ansible's names for connection variables, engine-only keys left out."""
+    return {BACK.get(k, k): to_ansible(v) for k, v in sorted(data.items()) if k not in skip}
+
+
+# ------------------------------------------------------------------------------ import
+@dataclass
+class ImportReport:
+    written: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    mapped: list[tuple[str, str, str]] = field(default_factory=list)  # old name, new name, file
+    kept: list[tuple[str, str, str]] = field(default_factory=list)  # name, file, why
+    flagged: list[tuple[str, str, str]] = field(default_factory=list)  # name, file, defect
+
+
+class _Dumper(yaml.SafeDumper):
+    """YAML out, with ``!vault`` values written back as they came in (never decrypted)."""
+
+
+def _represent_vaulted(dumper: Any, value: Vaulted) -> Any:
+    return dumper.represent_scalar("!vault", value.vaulttext, style="|")
+
+
+_Dumper.add_representer(Vaulted, _represent_vaulted)
+
+
+def _dump(data: Mapping[str, Any]) -> str:
+    return yaml.dump(dict(data), Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True)
+
+
+def map_vars(
+    variables: Mapping[str, Any], source: str, table: Mapping[str, str], report: ImportReport
+) -> dict[str, Any]:
+    """Ansible variables as this project's keys: connection variables and the HX roles' variables
+    (``table``) are renamed; what does not map is kept under its name and listed; known defects of
+    the old values are flagged."""
+    out: dict[str, Any] = {}
+    for key, value in variables.items():
+        new = CONNECTION_VARS.get(key) or table.get(key)
+        if new:
+            out[new] = value
+            report.mapped.append((key, new, source))
+        else:
+            out[key] = value
+            if key.startswith("hx_") or key.startswith("litellm_") or key.startswith("ansible_"):
+                report.kept.append((key, source, "no key of this project takes it (kept as it is)"))
+        text = str(value) if not isinstance(value, Vaulted) else ""
+        if "home" in key and (text.startswith("/tmp/") or text.rstrip("/") == "/tmp"):
+            report.flagged.append((key, source, "home directories under /tmp (the old SSSD defect): refused by ad_join"))
+        if "hba" in key and re.search(r"\btrust\b", text):
+            report.flagged.append((key, source, "a pg_hba rule with trust: hxinfra refuses trust"))
+    return out
+
+
+MARKER = "# written by hxinfra import-ansible"
+
+
+def _plan_outputs(
+    inv: AnsibleInventory, name: str, table: Mapping[str, str], report: ImportReport
+) -> dict[str, str | bytes]:
+    """Every file the import writes (path relative to ``inventories/``) and its content."""
+    base = inv.source.parent
+    out: dict[str, str | bytes] = {}
+    hosts: dict[str, dict[str, Any]] = {}
+    for host, variables in inv.hosts.items():
+        variables = dict(variables)
+        entry: dict[str, Any] = {"groups": [g for g, body in inv.groups.items()
+                                            if g not in ("all", "ungrouped") and host in body["hosts"]]}  # fmt: skip
+        address = variables.pop("ansible_host", None)
+        if address is not None:
+            entry["address"] = str(address)
+        mapped = map_vars(variables, f"{inv.source.name} (host {host})", table, report)
+        if mapped:
+            entry["data"] = mapped
+        hosts[host] = entry
+    children = {g: list(body["children"]) for g, body in inv.groups.items() if g != "all" and body["children"]}
+    group_vars = {g: map_vars(body["vars"], f"{inv.source.name} (group {g})", table, report)
+                  for g, body in inv.groups.items() if body["vars"]}  # fmt: skip
+    # the inventory's own hosts, children and inline vars, as YAML (a !vault value stays one)
+    out[f"{name}/inventory.yml"] = f"{MARKER} from {inv.source}\n" + _dump(
+        {"hosts": hosts, "children": children, "group_vars": group_vars})
+    for kind in ("group_vars", "host_vars"):
+        folder = base / kind
+        if not folder.is_dir():
+            continue
+        targets = sorted({item.name.removesuffix(item.suffix) if item.is_file() and item.suffix in (".yml", ".yaml", ".json")
+                          else item.name for item in folder.iterdir()})  # fmt: skip
+        for target in targets:
+            for f in vars_files(folder / target):
+                rel = f.relative_to(folder)
+                # group_vars/web.yml -> group_vars/web/web.yml, beside 00-inventory.yml (read after it)
+                inner = f.name if f.parent == folder else "/".join(rel.parts[1:])
+                inner = inner if Path(inner).suffix else f"{inner}.yml"  # our layers read *.yml
+                dest = f"{name}/{kind}/{target}/{inner}"
+                if encrypted(f):
+                    out[dest] = f.read_bytes()  # a vault file, as it is: the same passwords open it
+                    report.kept.append(("(whole file)", str(f), "a vault file: copied as it is, never decrypted"))
+                    continue
+                data = load_yaml(f.read_text(encoding="utf-8"), str(f)) or {}
+                if not isinstance(data, dict):
+                    raise InventoryError(f"{f}: a vars file is a mapping of names to values")
+                out[dest] = _dump(map_vars(data, str(f), table, report))
+    py = f'''"""{name}: an environment imported from an Ansible inventory ({inv.source.name}).
+
+{MARKER}: run it again to refresh. The inventory's hosts, groups and inline vars are in
+inventories/{name}/inventory.yml, its group_vars and host_vars in inventories/{name}/.
+"""
+
+from pathlib import Path as _Path
+
+from deploys import components as _components
+from hxinfra.datafiles import load_yaml_mapping as _load_yaml_mapping
+from hxinfra.inventory import environment as _environment
+
+_inventory = _load_yaml_mapping(_Path(__file__).resolve().parent / "{name}" / "inventory.yml")
+_env = _environment(
+    __file__,
+    hosts=_inventory["hosts"],
+    children=_inventory["children"],
+    group_vars=_inventory["group_vars"],
+    components=_components(),
+)
+
+globals().update(_env.pyinfra_groups())
+'''
+    out[f"{name}.py"] = py
+    return out
+
+
+def import_inventory(
+    path: Path, name: str, inventories: Path, table: Mapping[str, str], force: bool = False
+) -> ImportReport:
+    """Write ``inventories/<name>.py`` and its data files from an Ansible inventory.
+
+    An unchanged source changes nothing; a file that exists with other content is replaced only with
+    ``force`` (an environment is never overwritten by accident).
+    """
+    if not re.fullmatch(r"[a-z][a-z0-9_-]*", name):
+        raise InventoryError(f"environment name {name!r}: lower-case letters, digits, '_' and '-'")
+    report = ImportReport()
+    outputs = _plan_outputs(read_inventory(path), name, table, report)
+    conflicts = []
+    for rel, content in outputs.items():
+        target = inventories / rel
+        data = content.encode() if isinstance(content, str) else content
+        if target.is_file() and target.read_bytes() != data:
+            conflicts.append(rel)
+    if conflicts and not force:
+        raise InventoryError(f"environment {name} exists and differs ({', '.join(conflicts[:5])}"
+                             f"{'...' if len(conflicts) > 5 else ''}): give --force to replace it")  # fmt: skip
+    for rel, content in outputs.items():
+        target = inventories / rel
+        data = content.encode() if isinstance(content, str) else content
+        if target.is_file() and target.read_bytes() == data:
+            report.unchanged.append(rel)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        report.written.append(rel)
+    return report

@@ -1,0 +1,223 @@
+"""Ansible inventories moved over (hxinfra import-ansible), compared with ansible-inventory itself."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from hxinfra import vault
+from hxinfra.ansible import expand_range, read_inventory
+from hxinfra.cli import main
+from hxinfra.cli.inventory import ansible_list
+from hxinfra.errors import InventoryError
+from hxinfra.inventory import load_environment
+
+ANSIBLE_INVENTORY = shutil.which("ansible-inventory", path=str(Path(sys.executable).parent)) or "ansible-inventory"
+PASSWORD = "import-pw"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_keyring(monkeypatch):
+    for var in (vault.PASSWORD_FILE_ENV, vault.VAULT_IDS_ENV, vault.PASSWORDS_FD_ENV):
+        monkeypatch.delenv(var, raising=False)
+    vault.set_default_keyring(None)
+    yield
+    vault.set_default_keyring(None)
+
+
+def write(root: Path, files: dict[str, str | bytes]) -> None:
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(text if isinstance(text, bytes) else textwrap.dedent(text).encode())
+
+
+def guide_layout(root: Path) -> Path:
+    """The seed guide's layout: hosts.yml, group_vars/all/{common,vault}.yml, group_vars and host_vars
+    as files and directories, ranges, nested children, and the same variable set at every layer."""
+    inline = vault.vault_block(vault.encrypt(b"inline-Secret-9", PASSWORD.encode()), 2)
+    write(root / "ansible/inventories/prod", {
+        "hosts.yml": """\
+            all:
+              vars: {layer: all-inline, hx_environment: imported, hx_domain: example.test}
+              children:
+                webservers:
+                  hosts:
+                    web[01:02].example.test:
+                      ansible_host: 192.0.2.10
+                    web03.example.test: {ansible_port: 2222, layer: host-inline}
+                  vars: {layer: web-inline, http_port: 8080}
+                  children:
+                    canary:
+                      hosts:
+                        web01.example.test:
+                      vars: {layer: canary-inline}
+                databases:
+                  hosts:
+                    db-[a:b].example.test:
+                  vars: {ansible_user: dbadmin, ansible_become: true}
+        """,
+        "group_vars/all/common.yml": "layer: all-file\nntp_servers: [a, b]\nhx_ad_domain: example.test\n",
+        "group_vars/all/vault.yml": vault.encrypt(b"vault_db_password: whole-file-Secret-7\n", PASSWORD.encode()).encode(),
+        "group_vars/webservers.yml": "layer: web-file\nwebui_inline: " + inline,
+        "group_vars/canary/main.yml": "canary_flag: true\n",
+        "host_vars/web02.example.test.yml": "layer: host-file\n",
+        "host_vars/db-a.example.test/main.yml": "pg_role: primary\nsssd_home: /tmp/%u\n",
+    })  # fmt: skip
+    return root / "ansible/inventories/prod"
+
+
+def ini_layout(root: Path) -> Path:
+    write(root / "ansible/ini", {
+        "hosts": """\
+            loose.example.test ansible_host=192.0.2.99
+            [web]
+            web[1:3].example.test port=80 enabled=True
+            [web:vars]
+            layer=web-vars
+            number=42
+            [db]
+            db1.example.test ansible_port=2200
+            [app:children]
+            web
+            db
+            [app:vars]
+            layer=app-vars
+            [all:vars]
+            hx_environment=imported
+            hx_domain=example.test
+            [db:vars]
+            pg_hba=host all all 0.0.0.0/0 trust
+        """,
+        "group_vars/app.yml": "from_file: app\n",
+    })  # fmt: skip
+    return root / "ansible/ini/hosts"
+
+
+def ansible(*args: str, cwd: Path) -> dict:
+    pw = cwd / "pw"
+    pw.write_text(PASSWORD + "\n")
+    pw.chmod(0o600)
+    r = subprocess.run([ANSIBLE_INVENTORY, *args, "--vault-password-file", str(pw)], cwd=cwd, capture_output=True,
+                       text=True, timeout=120, env={"ANSIBLE_LOCAL_TEMP": str(cwd / ".ansible"), "PATH": "/usr/bin:/bin",
+                                                    "HOME": str(cwd)})  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def ours(value):
+    """Our data as ansible-inventory shows it: inline vault text as __ansible_vault, whole-file values decrypted."""
+    if isinstance(value, vault.Vaulted):
+        return {"__ansible_vault": value.vaulttext} if value.vaulttext else str(value.reveal())
+    if isinstance(value, dict):
+        return {k: ours(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [ours(v) for v in value]
+    return value
+
+
+BACK = {"ssh_hostname": "ansible_host", "ssh_port": "ansible_port", "ssh_user": "ansible_user", "_sudo": "ansible_become"}
+
+
+def imported_project(tmp_path: Path, monkeypatch, source: Path) -> tuple[Path, dict]:
+    project = tmp_path / "project"
+    (project / "inventories").mkdir(parents=True)
+    (project / "deploys").mkdir()
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("HXINFRA_PROJECT", str(project))
+    monkeypatch.delenv("HXINFRA_EXTRA_VARS", raising=False)
+    pw = project / ".vault_pass"
+    pw.write_text(PASSWORD + "\n")
+    pw.chmod(0o600)
+    r = CliRunner().invoke(main, ["import-ansible", str(source), "--env", "imported", "--json"])
+    assert r.exit_code == 0, r.output
+    return project, json.loads(r.stdout)
+
+
+@pytest.mark.parametrize("layout", [guide_layout, ini_layout])
+def test_every_host_and_key_matches_ansible_inventory(tmp_path, monkeypatch, layout):
+    source = layout(tmp_path)
+    project, report = imported_project(tmp_path, monkeypatch, source)
+    env = load_environment(project / "inventories/imported.py")
+    theirs = ansible("-i", str(source), "--list", cwd=tmp_path)
+    assert set(env.hosts) == set(theirs["_meta"]["hostvars"])
+    skip = {"hx_host", "ssh_strict_host_key_checking", "ssh_known_hosts_file"}
+    # the HX roles' variables were renamed to component keys: compare under the old names
+    renamed = {m["to"]: m["from"] for m in report["mapped"] if not m["from"].startswith("ansible_")}
+    for host in env.hosts:
+        mine = {renamed.get(k, BACK.get(k, k)): ours(v) for k, v in env.host_data(host).items() if k not in skip}
+        expected = ansible("-i", str(source), "--host", host, cwd=tmp_path)
+        assert mine == expected, host
+    listed = ansible_list(env)
+    for group, body in theirs.items():
+        if group == "_meta":
+            continue
+        assert set(body.get("hosts", [])) == set(listed.get(group, {}).get("hosts", [])), group
+        assert set(body.get("children", [])) == set(listed.get(group, {}).get("children", [])), group
+
+
+def test_import_report_maps_keeps_flags_and_copies_vaults_as_they_are(tmp_path, monkeypatch):
+    source = guide_layout(tmp_path)
+    project, _ = imported_project(tmp_path, monkeypatch, source)
+    copied = project / "inventories/imported/group_vars/all/vault.yml"
+    assert copied.read_bytes() == (source / "group_vars/all/vault.yml").read_bytes()  # never decrypted
+    r = CliRunner().invoke(main, ["import-ansible", str(source), "--env", "imported", "--json"])
+    report = json.loads(r.stdout)
+    assert report["written"] == [] and report["unchanged"]  # an unchanged source changes nothing
+    assert {"from": "hx_ad_domain", "to": "ad_join_domain", "file": str(source / "group_vars/all/common.yml")} \
+        in report["mapped"]  # fmt: skip
+    assert any(m["from"] == "ansible_user" and m["to"] == "ssh_user" for m in report["mapped"])
+    assert any(k["why"].startswith("a vault file") for k in report["kept"])
+    assert any(f["name"] == "sssd_home" and "/tmp" in f["defect"] for f in report["flagged"])
+    (source / "group_vars/canary/main.yml").write_text("canary_flag: false\n")
+    r = CliRunner().invoke(main, ["import-ansible", str(source), "--env", "imported"])
+    assert r.exit_code == 1 and "give --force" in r.output
+    assert CliRunner().invoke(main, ["import-ansible", str(source), "--env", "imported", "--force"]).exit_code == 0
+
+
+def test_format_ansible_lists_the_environment_as_ansible_inventory_does(tmp_path, monkeypatch):
+    source = ini_layout(tmp_path)
+    imported_project(tmp_path, monkeypatch, source)
+    r = CliRunner().invoke(main, ["inventory", "list", "--env", "imported", "--format", "ansible"])
+    listed = json.loads(r.stdout)
+    assert listed["web"]["hosts"] == ["web1.example.test", "web2.example.test", "web3.example.test"]
+    assert set(listed["app"]["children"]) == {"web", "db"} and listed["ungrouped"]["hosts"] == ["loose.example.test"]
+    assert listed["_meta"]["hostvars"]["db1.example.test"]["ansible_port"] == 2200
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ({"hosts.yml": "all:\n  hosts: [unclosed\n"}, "invalid YAML"),
+        ({"hosts.yml": "plugin: aws_ec2\nregions: [x]\n"}, "inventory plugin"),
+        ({"hosts": "[web:children]\ndb\n[db:children]\nweb\n"}, "group cycle"),
+        ({"hosts": "[web\nx\n"}, "malformed section header"),
+        ({"hosts": "[web]\nhost1 novalue\n"}, "expected key=value"),
+        ({"hosts.yml": "all:\n  hostz: {}\n"}, "unknown section"),
+    ],
+)
+def test_bad_inventories_are_one_clear_error(tmp_path, files, message):
+    write(tmp_path / "inv", files)
+    with pytest.raises(InventoryError, match=message):
+        read_inventory(tmp_path / "inv")
+
+
+def test_an_inventory_script_is_refused(tmp_path):
+    script = tmp_path / "inv.py"
+    script.write_text("#!/usr/bin/env python3\nprint('{}')\n")
+    script.chmod(0o755)
+    with pytest.raises(InventoryError, match="inventory script"):
+        read_inventory(script)
+
+
+def test_host_ranges():
+    assert expand_range("web[01:03].x") == ["web01.x", "web02.x", "web03.x"]
+    assert expand_range("db-[a:c]") == ["db-a", "db-b", "db-c"]
+    assert expand_range("n[1:9:4]") == ["n1", "n5", "n9"]

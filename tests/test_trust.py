@@ -412,3 +412,26 @@ def test_summary_of_a_recorded_pyinfra_report(tmp_path, command, status):
     assert report.failed == (status == "failed")
     polluted = _summarise(["@local"], parse_report("print from a deploy\n" + r.stdout, 0), False, 0, set())
     assert polluted.failed and polluted.hosts["@local"].status == "failed"
+
+
+def test_lab_raises_inotify_limits_up_front_for_many_hosts(tmp_path, monkeypatch):
+    """32 hosts stopped at the 23rd on the kernel's default of 128 inotify instances: checked first now."""
+    from hxinfra.lab import system
+
+    proc = tmp_path / "inotify"
+    proc.mkdir()
+    (proc / "max_user_instances").write_text("128\n")
+    (proc / "max_user_watches").write_text("65536\n")
+    real = Path
+
+    def fake(path, *rest):
+        text = str(path)
+        return real(str(proc)) if text == "/proc/sys/fs/inotify" else real(path, *rest)
+
+    monkeypatch.setattr(system, "Path", fake)
+    said: list[str] = []
+    system.ensure_inotify_limits(7, said.append)
+    assert said == [] and (proc / "max_user_instances").read_text() == "128\n"  # 7 hosts fit
+    system.ensure_inotify_limits(32, said.append)
+    assert int((proc / "max_user_instances").read_text()) >= 32 * 8 and any("max_user_instances" in s for s in said)
+    assert int((proc / "max_user_watches").read_text()) >= 32 * 4096

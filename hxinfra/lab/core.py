@@ -46,7 +46,14 @@ from hxinfra.lab.host import (  # noqa: F401 - the lab's public names, importabl
 )
 from hxinfra.lab.image import SUITE, ensure_base, mirrors
 from hxinfra.lab.network import BRIDGE, PROXY_PORT, attach, detach, net_down, net_up  # noqa: F401
-from hxinfra.lab.system import _is_mount, _pid_alive, _run, check_prerequisites, kill_cgroup  # noqa: F401
+from hxinfra.lab.system import (  # noqa: F401
+    _is_mount,
+    _pid_alive,
+    _run,
+    check_prerequisites,
+    ensure_inotify_limits,
+    kill_cgroup,
+)
 
 SSH_OPTIONS = (
     "-o", "StrictHostKeyChecking=yes",
@@ -296,23 +303,36 @@ class Lab:
             self._reap_orphans()
             net_up(self.root)
             existing = {h.name: h for h in self.hosts()}
-            started = []
-            for n in names:
-                host = existing.get(n)
-                if host is not None and host.state == "running":
-                    continue
-                if host is not None:
-                    log(f"recovering {n} (its supervisor is gone)")
-                    self._release(host, remove=False)
-                    self._mount(host)
-                else:
-                    host = self._create(n, base)
-                attach(host)
-                self._start(host)
-                started.append(host)
-            t0 = time.monotonic()
-            with ThreadPoolExecutor(max_workers=max(len(started), 1)) as pool:
-                list(pool.map(self._wait_ready, started))
+            running = sum(1 for h in self._all_hosts() if h.state == "running")
+            ensure_inotify_limits(running + len([n for n in names if n not in existing]), log)
+            started: list[LabHost] = []
+            created: set[str] = set()
+            try:
+                for n in names:
+                    host = existing.get(n)
+                    if host is not None and host.state == "running":
+                        continue
+                    if host is not None:
+                        log(f"recovering {n} (its supervisor is gone)")
+                        self._release(host, remove=False)
+                        self._mount(host)
+                    else:
+                        host = self._create(n, base)
+                        created.add(n)
+                    attach(host)
+                    self._start(host)
+                    started.append(host)
+                t0 = time.monotonic()
+                with ThreadPoolExecutor(max_workers=max(len(started), 1)) as pool:
+                    list(pool.map(self._wait_ready, started))
+            except BaseException:
+                # a partial boot leaves nothing behind: what this call started is stopped, what it created removed
+                log(f"boot failed: cleaning up {', '.join(h.name for h in started) or 'nothing'}")
+                for h in started:
+                    self._release(h, remove=h.name in created)
+                if self.dir.is_dir() and created:
+                    self._record_keys()
+                raise
             if started:
                 log(f"booted {', '.join(h.name for h in started)} in {time.monotonic() - t0:.1f} s")
             return [h for h in self.hosts() if h.name in names]

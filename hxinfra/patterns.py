@@ -14,6 +14,7 @@ host is in a batch; a percentage is of all selected hosts, rounded down, at leas
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import re
 from collections.abc import Mapping, Sequence
 
@@ -136,6 +137,22 @@ def batches(hosts: Sequence[str], serial: Sequence[str]) -> list[list[str]]:
         hosts = hosts[size:]
         i += 1
     return out
+
+
+def parse_shard(value: str | None) -> tuple[int, int] | None:
+    """``"2/4"`` -> ``(2, 4)``: shard 2 of 4 (1-based)."""
+    if not value:
+        return None
+    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", value)
+    if not m or not 1 <= int(m.group(1)) <= int(m.group(2)):
+        raise PatternError(f"shard {value!r} is not K/N with 1 <= K <= N")
+    return int(m.group(1)), int(m.group(2))
+
+
+def shard(hosts: Sequence[str], k: int, n: int) -> list[str]:
+    """The hosts of shard ``k`` of ``n``: each host by a hash of its name, so a host stays in the same
+    shard across runs whatever else is selected (N CI jobs split one rollout without overlap)."""
+    return [h for h in hosts if int(hashlib.sha256(h.encode()).hexdigest(), 16) % n == k - 1]
 
 
 def exceeds(failed: int, batch: int, max_fail_percentage: float) -> bool:

@@ -24,7 +24,7 @@ from hxinfra.datafiles import absolute_extra_vars, parse_extra_vars
 from hxinfra.deploytools import SKIP_TAGS_KEY, TAGS_KEY
 from hxinfra.errors import HxError
 from hxinfra.inventory import EXTRA_VARS_ENV, Environment, load_environment
-from hxinfra.patterns import batches, exceeds, parse_serial, select
+from hxinfra.patterns import batches, exceeds, parse_serial, parse_shard, select, shard
 from hxinfra.runlog import Sink
 from hxinfra.vault import (
     PASSWORDS_FD_ENV,
@@ -91,6 +91,7 @@ class DeployReport:
     batches: list[list[str]] = field(default_factory=list)
     stopped: str | None = None  # why the rollout stopped before its last batch
     seconds: float = 0.0
+    shard: str | None = None  # "K/N" when this run is one shard of a rollout
 
     @property
     def changed(self) -> bool:
@@ -107,6 +108,7 @@ class DeployReport:
             "failed": self.failed,
             "changed": self.changed,
             "stopped": self.stopped,
+            "shard": self.shard,
             "seconds": round(self.seconds, 1),
             "batches": self.batches,
             "hosts": [h.as_dict() for h in self.hosts.values()],
@@ -220,6 +222,7 @@ def run_deploy(
     tags: Sequence[str] = (),
     skip_tags: Sequence[str] = (),
     log: Sink | None = None,
+    shard_spec: str | None = None,
 ) -> DeployReport:
     """Validate the inventory, run pyinfra on it batch by batch and return a per-host report.
 
@@ -244,12 +247,21 @@ def run_deploy(
         raise HxError(f"environment {env_name} has no hosts" + (" (is the lab up?)" if env_name == "lab" else ""))
     check_tags(env, [*tags, *skip_tags])
     selected = select_hosts(env, limit)
+    sharded = parse_shard(shard_spec)
+    if sharded is not None:
+        selected = shard(selected, *sharded)
     plan = batches(selected, serial_items)
     child_env = {k: v for k, v in os.environ.items() if k != PASSWORDS_FD_ENV}
     child_env[EXTRA_VARS_ENV] = json.dumps(extra_args)
     needs_passwords = _prepare_secrets(env, keyring, selected, deploy_name)
     log = log or sys.stderr
-    report = DeployReport(0, check, {h: HostReport(h, status="skipped") for h in selected}, batches=plan)
+    report = DeployReport(0, check, {h: HostReport(h, status="skipped") for h in selected}, batches=plan,
+                          shard=shard_spec and "{}/{}".format(*sharded) if sharded else None)  # fmt: skip
+    if not selected:  # a shard may hold no host of this selection: nothing to do, nothing failed
+        log = log or sys.stderr
+        log.write(f"shard {report.shard}: no host of the selection falls in it\n")
+        report.seconds = time.monotonic() - started
+        return report
     for number, batch in enumerate(plan, 1):
         if len(plan) > 1:
             log.write(f"\n== batch {number}/{len(plan)}: {', '.join(batch)}\n")

@@ -60,3 +60,47 @@ def test_production_refuses_without_a_terminal(project):
     project("inventories/production.py", INVENTORY)
     r = CliRunner().invoke(main, ["deploy", "site", "--env", "production"], input="")
     assert r.exit_code == 1 and "refusing to change production" in r.output
+
+
+def test_report_merge_of_shards(tmp_path):
+    import json
+
+    def report(name, hosts):
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({"check": False, "failed": any(h["status"] == "failed" for h in hosts),
+                                    "changed": any(h["changed"] for h in hosts), "seconds": 3.0, "hosts": hosts,
+                                    "operations": []}))
+        return str(path)
+
+    ok = report("a", [{"host": "web1", "status": "ok", "changed": 0, "ok": 5, "failed": 0}])
+    changed = report("b", [{"host": "web2", "status": "changed", "changed": 2, "ok": 3, "failed": 0}])
+    r = CliRunner().invoke(main, ["report", "merge", ok, changed, "--json", "--detailed-exitcode"])
+    assert r.exit_code == 2 and {h["host"] for h in json.loads(r.stdout)["hosts"]} == {"web1", "web2"}
+    assert CliRunner().invoke(main, ["report", "merge", ok]).exit_code == 0
+    failed = report("c", [{"host": "web3", "status": "failed", "changed": 0, "ok": 1, "failed": 1}])
+    r = CliRunner().invoke(main, ["report", "merge", ok, changed, failed])
+    assert r.exit_code == 1 and "3 host(s)" in r.stderr
+    overlap = report("d", [{"host": "web1", "status": "ok", "changed": 0, "ok": 5, "failed": 0}])
+    r = CliRunner().invoke(main, ["report", "merge", ok, overlap])
+    assert r.exit_code == 1 and "in two reports" in r.stderr
+
+
+def test_deploy_shard_runs_only_its_hosts(project, monkeypatch):
+    """--shard K/N hands pyinfra only that shard's hosts (pyinfra itself is replaced here: nothing connects)."""
+    from hxinfra import runner
+    from hxinfra.patterns import shard
+
+    project("inventories/demo.py", INVENTORY)
+    project("deploys/site.py", "pass\n")
+    seen: list[list[str]] = []
+
+    def fake(root, inv, dep, hosts, *args):
+        seen.append(list(hosts))
+        return runner.DeployReport(0, True, {h: runner.HostReport(h) for h in hosts})
+
+    monkeypatch.setattr(runner, "_run_pyinfra", fake)
+    everyone = ["web1", "web2", "db1"]
+    for k in (1, 2, 3):
+        report = runner.run_deploy(project.root, "demo", "site", check=True, shard_spec=f"{k}/3")
+        assert list(report.hosts) == shard(everyone, k, 3) and report.shard == f"{k}/3"
+    assert sorted(h for hosts in seen for h in hosts) == sorted(everyone)

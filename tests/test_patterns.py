@@ -94,3 +94,18 @@ def test_max_fail_percentage():
     assert exceeds(1, 4, 0) and not exceeds(0, 4, 0)
     assert not exceeds(1, 4, 25) and exceeds(2, 4, 25)
     assert not exceeds(4, 4, 100)
+
+
+def test_shards_split_hosts_stably_without_overlap():
+    from hxinfra.patterns import parse_shard, shard
+
+    hosts = [f"hx-web-{i:03d}" for i in range(200)]
+    parts = [shard(hosts, k, 4) for k in range(1, 5)]
+    assert sorted(h for p in parts for h in p) == sorted(hosts)  # every host in exactly one shard
+    assert all(30 <= len(p) <= 70 for p in parts)  # and roughly even
+    # a host stays in its shard whatever else is selected (stable across runs and limits)
+    assert shard(hosts[:50], 2, 4) == [h for h in parts[1] if h in hosts[:50]]
+    assert parse_shard("2/4") == (2, 4) and parse_shard(None) is None
+    for bad in ("0/4", "5/4", "a/b", "3"):
+        with pytest.raises(PatternError):
+            parse_shard(bad)

@@ -11,7 +11,7 @@ import click
 
 from hxinfra import __version__
 from hxinfra.cli.common import HxGroup
-from hxinfra.cli.deploy import deploy
+from hxinfra.cli.deploy import deploy, report
 from hxinfra.cli.import_ansible import import_ansible
 from hxinfra.cli.inventory import inventory
 from hxinfra.cli.known_hosts import known_hosts
@@ -37,5 +37,5 @@ def main() -> None:
 
 
 
-for command in (inventory, deploy, plan_cmd, vault, pki, known_hosts, import_ansible, lab):
+for command in (inventory, deploy, plan_cmd, vault, pki, known_hosts, import_ansible, report, lab):
     main.add_command(command)

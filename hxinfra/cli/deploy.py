@@ -14,7 +14,7 @@ from hxinfra.cli.vault import vault_options
 from hxinfra.errors import HxError
 from hxinfra.paths import project_root
 from hxinfra.runlog import RunLog, Tee
-from hxinfra.runner import run_deploy
+from hxinfra.runner import DeployReport, HostReport, run_deploy
 from hxinfra.vault import Keyring
 
 
@@ -44,6 +44,8 @@ from hxinfra.vault import Keyring
     default=0.0,
     help="Stop the rollout when a batch fails on more than this share of its hosts.",
 )
+@click.option("--shard", "shard_spec", envvar="HXINFRA_SHARD", show_envvar=True, metavar="K/N",
+              help="Only shard K of N of the selected hosts (stable by host name): N CI jobs, one rollout.")
 @click.option("--tags", "-t", "tags", multiple=True, metavar="TAG[,TAG]", help="Only steps with these tags.")
 @click.option("--skip-tags", "skip_tags", multiple=True, metavar="TAG[,TAG]", help="Skip steps with these tags.")
 @click.option("--yes", "-y", is_flag=True, envvar="HXINFRA_YES", show_envvar=True,
@@ -78,6 +80,7 @@ def deploy(
     skip_tags: tuple[str, ...],
     log_file: str | None,
     keyring: Keyring,
+    shard_spec: str | None = None,
 ) -> None:
     """Run DEPLOY (``site``, a component such as ``nginx``, or a deploy file) on an environment.
 
@@ -101,7 +104,7 @@ def deploy(
         report = run_deploy(
             root, env_name, deploy, check=check, diff=diff, limit=limit, extra_args=extra, keyring=keyring,
             verbosity=verbosity, serial=serial, max_fail_percentage=max_fail_percentage,
-            tags=_split(tags), skip_tags=_split(skip_tags), log=Tee(sys.stderr, runlog),
+            tags=_split(tags), skip_tags=_split(skip_tags), log=Tee(sys.stderr, runlog), shard_spec=shard_spec,
         )  # fmt: skip
         if as_json:
             click.echo(json.dumps(report.as_dict(), indent=2))
@@ -151,3 +154,42 @@ def _print_table(report: Any, runlog: RunLog | None = None) -> None:
 
 
 # ---------------------------------------------------------------------------- plan
+
+
+@click.group()
+def report() -> None:
+    """Deploy reports (``hxinfra deploy --json``): merge the reports of a sharded rollout."""
+
+
+@report.command("merge")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the merged report as JSON to stdout.")
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when any shard changed something.")
+def report_merge(files: tuple[Path, ...], as_json: bool, detailed_exitcode: bool) -> None:
+    """Merge the JSON reports of N shards into one table and one exit code (1 if any host failed)."""
+    merged = DeployReport(0, False)
+    for path in files:
+        try:
+            data = json.loads(path.read_text())
+            hosts = data["hosts"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise HxError(f"{path}: not an hxinfra deploy --json report ({e})") from None
+        merged.check = merged.check or bool(data.get("check"))
+        merged.seconds = max(merged.seconds, float(data.get("seconds", 0)))
+        merged.operations += data.get("operations", [])
+        if data.get("failed") and not hosts:
+            merged.returncode = 1
+        if data.get("stopped"):
+            merged.stopped = "; ".join(filter(None, [merged.stopped, f"{path.name}: {data['stopped']}"]))
+        for h in hosts:
+            if h["host"] in merged.hosts:
+                raise HxError(f"{path}: host {h['host']} is in two reports (shards overlap?)")
+            merged.hosts[h["host"]] = HostReport(h["host"], h.get("changed", 0), h.get("ok", 0), h.get("failed", 0),
+                                                 h.get("status", "failed"), h.get("batch", 0), h.get("changes", []))
+    if as_json:
+        click.echo(json.dumps({**merged.as_dict(), "reports": [str(f) for f in files]}, indent=2))
+    _print_table(merged)
+    if merged.failed:
+        sys.exit(1)
+    if detailed_exitcode and merged.changed:
+        sys.exit(2)

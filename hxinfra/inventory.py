@@ -120,6 +120,7 @@ class Environment:
         group_vars: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         self.file = Path(file).resolve()
+        self._rel_cache: dict[Path, Path] = {}
         self.files = [Path(f) for f in files]  # more data files of the environment (the lab's vault)
         # group vars of the inventory itself (an imported Ansible inventory's inline vars): below every
         # group_vars file, as Ansible ranks "inventory file group vars" below "group_vars/*"
@@ -138,6 +139,11 @@ class Environment:
         for host_name, entry in hosts.items():
             self.hosts[host_name] = self._parse_entry(host_name, entry)
         self._file_cache: dict[Path, dict[str, Any] | NoPassword] = {}
+        # an environment does not change once built: what is derived from it is computed once
+        self._layer_cache: dict[tuple[Path, bool], list[tuple[Path, dict[str, Any], str]]] = {}
+        self._priorities: dict[str, int] = {}
+        self._host_groups: dict[str, list[str]] = {}
+        self._host_data: dict[tuple[str, bool], dict[str, Any]] = {}
         self.warnings: list[str] = []  # keys kept that no component reads (filled by validate)
         self._check_children()
 
@@ -151,10 +157,13 @@ class Environment:
         return InventoryError(": ".join(where) + f": {problem}")
 
     def _rel(self, path: Path) -> Path:
-        try:
-            return path.relative_to(Path.cwd())
-        except ValueError:
-            return path
+        """``path`` relative to the working directory, for messages (computed once per path)."""
+        if path not in self._rel_cache:
+            try:
+                self._rel_cache[path] = path.relative_to(Path.cwd())
+            except ValueError:
+                self._rel_cache[path] = path
+        return self._rel_cache[path]
 
     def _parse_entry(self, name: str, entry: Mapping[str, Any]) -> HostEntry:
         if not isinstance(entry, Mapping):
@@ -200,10 +209,17 @@ class Environment:
 
     def host_groups(self, host: HostEntry) -> list[str]:
         """A host's groups and their parents, in data precedence order (lowest first)."""
-        names = list(dict.fromkeys(g for own in host.groups for g in (own, *self.parents(own))))
-        return sorted(names, key=lambda g: (self.depth(g), self._priority(g), g))
+        if host.name not in self._host_groups:
+            names = list(dict.fromkeys(g for own in host.groups for g in (own, *self.parents(own))))
+            self._host_groups[host.name] = sorted(names, key=lambda g: (self.depth(g), self._priority(g), g))
+        return list(self._host_groups[host.name])
 
     def _priority(self, group: str) -> int:
+        if group not in self._priorities:
+            self._priorities[group] = self._read_priority(group)
+        return self._priorities[group]
+
+    def _read_priority(self, group: str) -> int:
         value = 1
         for base in (self.dir / "group_vars" / group, self.env_dir / "group_vars" / group):
             for _path, data, _sealed in self._file_layer(base):
@@ -240,6 +256,12 @@ class Environment:
     def _file_layer(self, base: Path, exact: bool = False) -> list[tuple[Path, dict[str, Any], str]]:
         """``base.yml``/``base.yaml`` and/or the YAML files of directory ``base/`` (or the file ``base``
         itself with ``exact``): (path, data, why it is sealed)."""
+        key = (base, exact)
+        if key not in self._layer_cache:
+            self._layer_cache[key] = self._read_layer(base, exact)
+        return self._layer_cache[key]
+
+    def _read_layer(self, base: Path, exact: bool) -> list[tuple[Path, dict[str, Any], str]]:
         if exact:
             paths = [base] if base.is_file() else []
         else:
@@ -300,6 +322,12 @@ class Environment:
 
     def host_data(self, host_name: str, with_defaults: bool = False) -> dict[str, Any]:
         """The merged data of one host (without component defaults unless asked), references resolved."""
+        key = (host_name, with_defaults)
+        if key not in self._host_data:
+            self._host_data[key] = self._merge(host_name, with_defaults)
+        return dict(self._host_data[key])
+
+    def _merge(self, host_name: str, with_defaults: bool) -> dict[str, Any]:
         merged: dict[str, Any] = {}
         sealed: list[str] = []
         for layer in self.layers(host_name, with_defaults=with_defaults):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import os
 import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -75,10 +76,11 @@ def _prepare_out(out: Path) -> None:
     (out / MARKER).write_text("an hxinfra plan: hxinfra plan --out replaces this directory\n")
 
 
-def _inside(out: Path, *parts: str) -> Path:
-    """``out/parts...``, refused when it would land outside ``out`` (a host or path with '..')."""
-    target = out.joinpath(*parts).resolve()
-    if not target.is_relative_to(out.resolve()):
+def _inside(out: str, *parts: str) -> str:
+    """``out/parts...`` (``out`` resolved), refused when it would land outside ``out`` (a '..' in a
+    host or path). The tree is new, made by the plan itself: a normalised path is the real one."""
+    target = os.path.normpath(os.path.join(out, *parts))
+    if not target.startswith(out + os.sep):
         raise HxError(f"plan path {'/'.join(parts)!r} would be written outside {out}; refused")
     return target
 
@@ -86,6 +88,8 @@ def _inside(out: Path, *parts: str) -> Path:
 def write_plan(env: Environment, hosts: Sequence[str], out: Path) -> dict[str, int]:
     """Render the plan of ``hosts`` into ``out`` (an earlier plan there is replaced); returns files per host."""
     _prepare_out(out)
+    root = str(out.resolve())
+    made: set[str] = set()  # directories made: thousands of hosts share the same few paths
     counts = {}
     for host in hosts:
         items = host_items(env, host)
@@ -93,10 +97,15 @@ def write_plan(env: Environment, hosts: Sequence[str], out: Path) -> dict[str, i
         for item in sorted(items, key=lambda i: i.path):
             manifest.append(_manifest_line(item))
             if isinstance(item, ManagedFile):
-                target = _inside(out, host, item.path.lstrip("/"))
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(SENSITIVE_NOTE if item.sensitive else redact(item.content))
-        _inside(out, f"{host}.manifest").write_text("".join(f"{line}\n" for line in manifest))
+                target = _inside(root, host, item.path.lstrip("/"))
+                parent = os.path.dirname(target)
+                if parent not in made:
+                    os.makedirs(parent, exist_ok=True)
+                    made.add(parent)
+                with open(target, "w", encoding="utf-8") as f:
+                    f.write(SENSITIVE_NOTE if item.sensitive else redact(item.content))
+        with open(_inside(root, f"{host}.manifest"), "w", encoding="utf-8") as f:
+            f.write("".join(f"{line}\n" for line in manifest))
         counts[host] = len(items)
     return counts
 

@@ -11,6 +11,18 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
+def fresh_keyring(monkeypatch: pytest.MonkeyPatch):
+    """No vault password from the environment, and a new default keyring before and after the test."""
+    from hxinfra import vault
+
+    for var in (vault.PASSWORD_FILE_ENV, vault.VAULT_IDS_ENV, vault.PASSWORDS_FD_ENV):
+        monkeypatch.delenv(var, raising=False)
+    vault.set_default_keyring(None)
+    yield
+    vault.set_default_keyring(None)
+
+
+@pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """A minimal project (inventories/ + deploys/) with a writer for its files."""
     (tmp_path / "inventories").mkdir()

@@ -23,13 +23,7 @@ ANSIBLE_INVENTORY = shutil.which("ansible-inventory", path=str(Path(sys.executab
 PASSWORD = "import-pw"
 
 
-@pytest.fixture(autouse=True)
-def _fresh_keyring(monkeypatch):
-    for var in (vault.PASSWORD_FILE_ENV, vault.VAULT_IDS_ENV, vault.PASSWORDS_FD_ENV):
-        monkeypatch.delenv(var, raising=False)
-    vault.set_default_keyring(None)
-    yield
-    vault.set_default_keyring(None)
+pytestmark = pytest.mark.usefixtures("fresh_keyring")
 
 
 def write(root: Path, files: dict[str, str | bytes]) -> None:

@@ -22,14 +22,7 @@ from hxinfra.inventory import load_environment
 from hxinfra.known_hosts import HostKey, read_known, status
 from hxinfra.runner import _prepare_secrets, _summarise, parse_report
 
-
-@pytest.fixture(autouse=True)
-def _fresh_keyring(monkeypatch):
-    for var in (vault.PASSWORD_FILE_ENV, vault.VAULT_IDS_ENV, vault.PASSWORDS_FD_ENV):
-        monkeypatch.delenv(var, raising=False)
-    vault.set_default_keyring(None)
-    yield
-    vault.set_default_keyring(None)
+pytestmark = pytest.mark.usefixtures("fresh_keyring")
 
 
 def pwfile(path: Path, password: str) -> Path:

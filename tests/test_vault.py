@@ -35,13 +35,7 @@ KAT_12 = "$ANSIBLE_VAULT;1.2;AES256;ops\n" + KAT_BODY
 ANSIBLE_VAULT = shutil.which("ansible-vault", path=str(Path(sys.executable).parent)) or shutil.which("ansible-vault")
 
 
-@pytest.fixture(autouse=True)
-def _fresh_keyring(monkeypatch):
-    for var in (vault.PASSWORD_FILE_ENV, vault.VAULT_IDS_ENV, vault.PASSWORDS_FD_ENV):
-        monkeypatch.delenv(var, raising=False)
-    vault.set_default_keyring(None)
-    yield
-    vault.set_default_keyring(None)
+pytestmark = pytest.mark.usefixtures("fresh_keyring")
 
 
 def ring(*pairs: tuple[str, str]) -> Keyring:

@@ -7,12 +7,9 @@ and never the registry: the import graph has no loop.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from hxinfra.components import Component
-from hxinfra.render import render
 
 FLEET = Component(
     "hx",
@@ -39,7 +36,3 @@ def templates_root() -> Path:
     packaged = here / "templates"
     return packaged if packaged.is_dir() else here.parent / "templates"
 
-
-def template(component: str, target: str, context: Mapping[str, Any], comment: str = "#") -> str:
-    """Render ``templates/<component>/<target path>.j2`` (templates mirror the paths they manage)."""
-    return render(templates_root(), f"{component}/{target.lstrip('/')}.j2", context, comment)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import click
 
 from hxinfra import __version__
+from hxinfra.cli.adhoc import facts, fetch, ping, run_cmd, service
 from hxinfra.cli.common import HxGroup
 from hxinfra.cli.deploy import deploy, report
 from hxinfra.cli.import_ansible import import_ansible
@@ -37,5 +38,6 @@ def main() -> None:
 
 
 
-for command in (inventory, deploy, plan_cmd, vault, pki, known_hosts, import_ansible, report, lab):
+for command in (inventory, deploy, plan_cmd, ping, run_cmd, facts, service, fetch, vault, pki, known_hosts,
+                import_ansible, report, lab):
     main.add_command(command)

@@ -1,0 +1,119 @@
+"""Ad-hoc work on hosts (the counterpart of ``ansible -m ping|shell|fetch|service|setup``): one
+connection per host through pyinfra's API, per-host results with exit codes, nothing written to
+the hosts but what the command does.
+
+The connection data comes from the environment as for a deploy (vault values decrypted for the
+connection keys only); host keys are checked as the environment says (strict).
+"""
+
+from __future__ import annotations
+
+import importlib
+import shlex
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pyinfra.api import Config, Inventory, State, StringCommand
+from pyinfra.api.connect import connect_all, disconnect_all
+
+from hxinfra.errors import HxError
+from hxinfra.inventory import Environment
+from hxinfra.vault import reveal
+
+RC_MARK = "hxinfra-rc="
+
+
+@dataclass
+class HostResult:
+    host: str
+    reachable: bool = True
+    rc: int = 0
+    stdout: list[str] = field(default_factory=list)
+    stderr: list[str] = field(default_factory=list)
+    value: Any = None  # a fact's value, or the fetched file's path
+
+    @property
+    def ok(self) -> bool:
+        return self.reachable and self.rc == 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"host": self.host, "reachable": self.reachable, "rc": self.rc, "ok": self.ok,
+                "stdout": self.stdout, "stderr": self.stderr, "value": self.value}  # fmt: skip
+
+
+class Session:
+    """Connected hosts of an environment (``with Session(env, hosts) as s: s.run(...)``)."""
+
+    def __init__(self, env: Environment, hosts: Iterable[str]) -> None:
+        self.names = list(hosts)
+        entries = []
+        for name in self.names:
+            data = env.host_data(name)
+            # the connector needs real strings: decrypt the connection keys (and only those)
+            data.update({k: reveal(v) for k, v in data.items() if k.startswith(("ssh_", "_"))})
+            entries.append((name, data))
+        self.state = State(Inventory((entries, {})), Config())
+
+    def __enter__(self) -> Session:
+        connect_all(self.state)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        disconnect_all(self.state)
+
+    def _each(self) -> list[tuple[str, Any]]:
+        active = {h.name: h for h in self.state.inventory.get_active_hosts()}
+        return [(name, active.get(name)) for name in self.names]
+
+    def run(self, command: str, become: bool = False) -> list[HostResult]:
+        """``command`` in ``sh -c`` on every host; its exit code is reported, not turned into a failure."""
+        # in a subshell: an ``exit`` in the command ends it, and its code is still reported
+        script = f"(\n{command}\n)\nprintf '\\n{RC_MARK}%s\\n' \"$?\""
+        results = []
+        for name, host in self._each():
+            if host is None:
+                results.append(HostResult(name, reachable=False, rc=-1))
+                continue
+            _ok, output = host.run_shell_command(StringCommand("sh", "-c", shlex.quote(script)), _sudo=become)
+            lines = list(output.stdout_lines)
+            rc = -1
+            if lines and lines[-1].startswith(RC_MARK):
+                rc = int(lines.pop()[len(RC_MARK):])
+                if lines and lines[-1] == "":
+                    lines.pop()
+            results.append(HostResult(name, rc=rc, stdout=lines, stderr=list(output.stderr_lines)))
+        return results
+
+    def fact(self, spec: str) -> list[HostResult]:
+        """A pyinfra fact by name (``server.Os``, ``files.File path=/etc/hosts``)."""
+        name, *args = spec.split()
+        module, _, cls_name = name.rpartition(".")
+        try:
+            fact_cls = getattr(importlib.import_module(f"pyinfra.facts.{module}"), cls_name)
+        except (ImportError, AttributeError, ValueError):
+            raise HxError(f"unknown fact {name!r} (e.g. server.Os, server.Hostname, files.File)") from None
+        kwargs = dict(a.split("=", 1) for a in args if "=" in a)
+        results = []
+        for host_name, host in self._each():
+            if host is None:
+                results.append(HostResult(host_name, reachable=False, rc=-1))
+                continue
+            results.append(HostResult(host_name, value=host.get_fact(fact_cls, **kwargs)))
+        return results
+
+    def fetch(self, src: str, dest: Path, become: bool = False) -> list[HostResult]:
+        """``src`` from every host to ``dest/<host>/<src>`` (Ansible's fetch layout)."""
+        if not src.startswith("/") or "/../" in f"{src}/":
+            raise HxError(f"fetch: {src!r} must be an absolute path without '..'")
+        results = []
+        for name, host in self._each():
+            if host is None:
+                results.append(HostResult(name, reachable=False, rc=-1))
+                continue
+            target = dest / name / src.lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            ok = host.get_file(src, str(target), _sudo=become)
+            results.append(HostResult(name, rc=0 if ok else 1, value=str(target) if ok else None))
+        return results

@@ -36,6 +36,7 @@ error naming the file and the vault id.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import ipaddress
 import json
 import os
@@ -144,6 +145,8 @@ class Environment:
         self._priorities: dict[str, int] = {}
         self._host_groups: dict[str, list[str]] = {}
         self._host_data: dict[tuple[str, bool], dict[str, Any]] = {}
+        self._referenced: set[str] = set()  # every key a {{ reference }} names, over all hosts
+        self._vault_keys: set[str] = set()  # every vault_* key defined, over all hosts
         self.warnings: list[str] = []  # keys kept that no component reads (filled by validate)
         self._check_children()
 
@@ -343,7 +346,18 @@ class Environment:
                     f"vault holds it (hxinfra vault edit inventories/{self.name}/group_vars/all/vault.yml)")
             if line not in self.warnings:
                 self.warnings.append(line)
+        self._referenced |= resolver.referenced
+        self._vault_keys |= {k for k in merged if k.startswith(VAULT_PREFIX)}
         return resolved
+
+    def _typo_warnings(self) -> list[str]:
+        """A vault key nothing references, close to a name a reference uses: most likely a typo."""
+        out = []
+        for name in sorted(self._vault_keys - self._referenced):
+            close = difflib.get_close_matches(name, sorted(self._referenced), n=1, cutoff=0.85)
+            if close:
+                out.append(f"{name} is defined but no key references it; did you mean {close[0]}?")
+        return out
 
     def sealed(self, host_names: Iterable[str]) -> list[str]:
         """Why the vault files these hosts read could not be opened (empty when all are open)."""
@@ -390,6 +404,7 @@ class Environment:
                 line = f"{origin.get(key, str(self._rel(self.file)))}: key {key}: {problem}"
                 if line not in self.warnings:
                     self.warnings.append(line)
+        self.warnings += [w for w in self._typo_warnings() if w not in self.warnings]
         if messages:
             raise InventoryError(f"invalid inventory data for environment {self.name}:\n  " + "\n  ".join(messages))
 
@@ -412,11 +427,14 @@ class _Resolver:
         self.merged, self.sealed, self.where = merged, sealed, where
         self.done: dict[str, Any] = {}
         self.missing: list[str] = []  # vault keys referenced but defined nowhere
+        self.referenced: set[str] = set()  # every key some value references
 
     def all(self) -> dict[str, Any]:
         return {k: self.key(k, ()) for k in self.merged}
 
     def key(self, name: str, stack: tuple[str, ...]) -> Any:
+        if stack:
+            self.referenced.add(name)
         if name in stack:
             raise InventoryError(f"{self.where}: key {stack[0]}: reference cycle {' -> '.join([*stack, name])}")
         if name not in self.done:

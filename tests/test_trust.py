@@ -428,3 +428,15 @@ def test_lab_raises_inotify_limits_up_front_for_many_hosts(tmp_path, monkeypatch
     system.ensure_inotify_limits(32, said.append)
     assert int((proc / "max_user_instances").read_text()) >= 32 * 8 and any("max_user_instances" in s for s in said)
     assert int((proc / "max_user_watches").read_text()) >= 32 * 4096
+
+
+def test_an_unreferenced_vault_key_is_said_as_a_likely_typo(project):
+    project("inventories/demo.py", INVENTORY)
+    block = vault.vault_block(vault.encrypt(b"x-Secret-1", b"pw"), 2)
+    (project.root / "inventories/group_vars").mkdir(parents=True, exist_ok=True)
+    (project.root / "inventories/group_vars/all.yml").write_text(
+        f"vault_db_pasword: {block}ad_join_ou: '{{{{ vault_db_password }}}}'\n")
+    env = load_environment(project.root / "inventories/demo.py")
+    assert any("vault_db_pasword is defined but no key references it; did you mean vault_db_password?" in w
+               for w in env.warnings)
+    assert any("vault_db_password is referenced but not defined" in w for w in env.warnings)

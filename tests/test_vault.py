@@ -166,7 +166,7 @@ def test_whole_file_vault_and_inventory_masking(project):
         vault.encrypt(b"api-XYZ-987", b"grp-pw")))
     r = CliRunner().invoke(main, ["inventory", "host", "web1", "--env", "demo", "--json"])
     assert r.exit_code == 0, r.output
-    data = json.loads(r.output)
+    data = json.loads(r.stdout)
     assert data["vault_web_token"] == data["vault_api_key"] == data["nginx_site_name"] == "********"
     assert "tok-ABCDEF" not in r.output and "api-XYZ" not in r.output
     env = load_environment(project.root / "inventories/demo.py")

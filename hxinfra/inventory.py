@@ -145,6 +145,7 @@ class Environment:
         self._priorities: dict[str, int] = {}
         self._host_groups: dict[str, list[str]] = {}
         self._host_data: dict[tuple[str, bool], dict[str, Any]] = {}
+        self._layers: dict[tuple[str, bool], list[Layer]] = {}
         self._referenced: set[str] = set()  # every key a {{ reference }} names, over all hosts
         self._vault_keys: set[str] = set()  # every vault_* key defined, over all hosts
         self.warnings: list[str] = []  # keys kept that no component reads (filled by validate)
@@ -287,7 +288,13 @@ class Environment:
         return out
 
     def layers(self, host_name: str, with_defaults: bool = True) -> list[Layer]:
-        """Every data layer of a host, lowest precedence first."""
+        """Every data layer of a host, lowest precedence first (computed once per host)."""
+        key = (host_name, with_defaults)
+        if key not in self._layers:
+            self._layers[key] = self._host_layers(host_name, with_defaults)
+        return list(self._layers[key])
+
+    def _host_layers(self, host_name: str, with_defaults: bool) -> list[Layer]:
         entry = self.host(host_name)
         layers: list[Layer] = []
         if with_defaults:

@@ -167,7 +167,7 @@ def _read_private(path: str) -> str | None:
 _KEY = re.compile(r"^(\s*[^\s=:]+(?:\s*[=:]\s*|\s+))(\S.*?)(\s*)$")
 
 
-def mask_removed_values(lines: list[str], new_content: str) -> list[str]:
+def mask_removed_values(lines: list[str]) -> list[str]:
     """In a private file's diff, show the keys of removed lines and mask their values.
 
     The new content's secrets are known (and redacted); the host's *old* ones (before a
@@ -199,7 +199,7 @@ def _log_diff(item: ConfigItem, change: str, state: dict[str, Any]) -> None:
         logger.info(f"{prefix}Will {verb} {item.path}")
         lines = unified_diff(item.path, old, item.content)
         if item.private:
-            lines = mask_removed_values(lines, item.content)
+            lines = mask_removed_values(lines)
         if item.sensitive:
             changed = sum(1 for line in lines[2:] if line[:1] in "+-")
             lines = [*lines[:2], f"@@ contents hidden: sensitive file, {changed} line(s) differ @@\n"]

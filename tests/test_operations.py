@@ -81,7 +81,7 @@ def test_private_diff_masks_old_values_that_disappear():
 
     old = "# header\ntoken = old-secret-123\ncache = False\nurl = https://dc.example\n"
     new = "# header\ntoken = new-secret-456\ncache = True\nurl = https://dc.example\n"
-    lines = mask_removed_values(unified_diff("/etc/x", old, new), new)
+    lines = mask_removed_values(unified_diff("/etc/x", old, new))
     removed = [line for line in lines if line.startswith("-") and not line.startswith("---")]
     assert removed == ["-token = ********\n", "-cache = ********\n"]  # keys stay, every old value is masked
     assert not any("old-secret" in line for line in lines)

@@ -31,6 +31,13 @@ def pwfile(path: Path, password: str) -> Path:
     return path
 
 
+def write_raw(project, rel: str, text: str) -> None:
+    """A project file as given (the ``project`` writer dedents, which would break a !vault block)."""
+    path = project.root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
 def run(*args: str, input: str | None = None):
     return CliRunner().invoke(main, list(args), input=input)
 
@@ -127,9 +134,8 @@ def test_deploy_needs_only_the_vault_ids_its_hosts_read(project):
 def test_references_to_vault_values(project):
     project("inventories/demo.py", INVENTORY)
     block = vault.vault_block(vault.encrypt(b"Ref-Secret-77", b"pw"), 2)
-    (project.root / "inventories/group_vars").mkdir(parents=True, exist_ok=True)
-    (project.root / "inventories/group_vars/all.yml").write_text(
-        f"vault_db_password: {block}nginx_server_name: '{{{{ hx_domain }}}}'\nad_join_ou: 'OU={{{{ vault_db_password }}}}'\n")
+    write_raw(project, "inventories/group_vars/all.yml",
+              f"vault_db_password: {block}nginx_server_name: '{{{{ hx_domain }}}}'\nad_join_ou: 'OU={{{{ vault_db_password }}}}'\n")
     pwfile(project.root / ".vault_pass", "pw")
     env = load_environment(project.root / "inventories/demo.py")
     data = env.host_data("web1")
@@ -433,9 +439,7 @@ def test_lab_raises_inotify_limits_up_front_for_many_hosts(tmp_path, monkeypatch
 def test_an_unreferenced_vault_key_is_said_as_a_likely_typo(project):
     project("inventories/demo.py", INVENTORY)
     block = vault.vault_block(vault.encrypt(b"x-Secret-1", b"pw"), 2)
-    (project.root / "inventories/group_vars").mkdir(parents=True, exist_ok=True)
-    (project.root / "inventories/group_vars/all.yml").write_text(
-        f"vault_db_pasword: {block}ad_join_ou: '{{{{ vault_db_password }}}}'\n")
+    write_raw(project, "inventories/group_vars/all.yml", f"vault_db_pasword: {block}ad_join_ou: '{{{{ vault_db_password }}}}'\n")
     env = load_environment(project.root / "inventories/demo.py")
     assert any("vault_db_pasword is defined but no key references it; did you mean vault_db_password?" in w
                for w in env.warnings)

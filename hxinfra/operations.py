@@ -271,6 +271,7 @@ def config_set(
     items: Iterable[ConfigItem],
     validate: str | None = None,
     backup_dir: str = DEFAULT_BACKUP_DIR,
+    validate_label: str | None = None,
 ):  # type: ignore[no-untyped-def]
     """
     Converge a set of config paths as one validated transaction.
@@ -279,6 +280,7 @@ def config_set(
     + validate: shell command that must succeed with the new files in place; on failure
       every changed path is restored and the operation fails
     + backup_dir: where the previous version of each changed path is kept (0700)
+    + validate_label: how a failure names the validator (default: the command itself)
     """
     items = list(items)
     _check_items(items)
@@ -320,6 +322,7 @@ def config_set(
             yield StringCommand("rm", "-f", QuoteString(item.path))
 
     if validate:
+        label = validate_label or validate
         restore = " ; ".join(
             f"rm -f {q(path)} ; if [ -e {q(b)} ] || [ -L {q(b)} ]; then mv -f {q(b)} {q(path)}; fi"
             for path, b in backups.items()
@@ -327,7 +330,120 @@ def config_set(
         script = (
             f"out=$( {validate} 2>&1 ) || {{ rc=$?; {restore} ; "
             f'printf "%s\\n" "$out" >&2; '
-            f'echo "hxinfra: validation failed ({validate}, rc=$rc); previous config restored" >&2; '
+            f"printf 'hxinfra: validation failed (%s, rc=%s); previous config restored\\n' {q(label)} \"$rc\" >&2; "
             "exit 1; }"
         )
         yield StringCommand("sh", "-c", q(script))
+
+
+# Run on the host with its own python3 (a Debian base has no curl): GET url until it answers 200.
+_PROBE = """\
+import ssl, subprocess, sys, time, urllib.request
+url, timeout, cafile, unit = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4]
+ctx = ssl.create_default_context(cafile=cafile or None)
+end, err = time.monotonic() + timeout, "no answer"
+while time.monotonic() < end:
+    if unit and subprocess.call(["systemctl", "is-active", "--quiet", unit]) != 0:
+        err = unit + " is not running"
+        break
+    try:
+        with urllib.request.urlopen(url, timeout=5, context=ctx) as r:
+            if r.status == 200:
+                sys.exit(0)
+            err = "HTTP %d" % r.status
+    except Exception as e:
+        err = str(e)
+    time.sleep(1)
+print("%s: not ready after %ss: %s" % (url, sys.argv[2], err), file=sys.stderr)
+sys.exit(1)
+"""
+
+
+def probe_command(url: str, timeout: int = 60, cafile: str = "", unit: str = "") -> str:
+    """A shell command that waits for ``url`` to answer 200 (and gives up as soon as ``unit``
+    stops running); on failure it prints the unit's last log lines (why it did not come up) and
+    fails. Every value is quoted."""
+    q = shlex.quote
+    cmd = f"python3 -c {q(_PROBE)} {q(url)} {int(timeout)} {q(cafile)} {q(unit)}"
+    if unit:
+        cmd += f" || {{ journalctl -u {q(unit)} -n 30 --no-pager -o cat >&2; exit 1; }}"
+    return cmd
+
+
+@operation(is_idempotent=False)
+def http_ready(url: str, timeout: int = 60, cafile: str = "", unit: str = ""):  # type: ignore[no-untyped-def]
+    """
+    Wait until ``url`` answers 200 from the host itself; fail with the unit's last log lines.
+
+    + url: http(s) URL, as the host reaches it
+    + timeout: seconds to wait
+    + cafile: CA bundle for https ("" = the system's)
+    + unit: systemd unit whose journal explains a failure
+    """
+    yield StringCommand("sh", "-c", shlex.quote(probe_command(url, timeout, cafile, unit)))
+
+
+class _PythonTarget(FactBase[str]):
+    """The host's python3 version and machine, e.g. ``3.11.2 x86_64``."""
+
+    @override
+    def command(self) -> str:
+        return "python3 -c 'import platform; print(platform.python_version(), platform.machine())'"
+
+    @override
+    def process(self, output: list[str]) -> str:
+        return output[0].strip() if output else ""
+
+
+PIP_ENV = re.compile(r"(HTTPS?_PROXY|NO_PROXY|PIP_[A-Z_]+)")
+
+
+@operation()
+def venv_install(
+    venv: str,
+    requirements: list[str],
+    wheelhouse: bool = True,
+    pip_env: dict[str, str] | None = None,
+):  # type: ignore[no-untyped-def]
+    """
+    Install pinned ``requirements`` into a venv, once: ``<venv>/.hxinfra-requirements`` records
+    them, so a re-run does nothing and a new pin installs again (the caller restarts on change).
+
+    + venv: the venv's directory (made with ``python3 -m venv`` when missing)
+    + requirements: e.g. ``["litellm[proxy]==1.106.2"]``
+    + wheelhouse: build the wheelhouse on the controller for the host's Python (cached) and upload
+      it: hosts need no route to an index; False: the host's pip reaches the index itself
+    + pip_env: environment of the host's pip when not using a wheelhouse (``HTTPS_PROXY``,
+      ``PIP_INDEX_URL``, ``PIP_CERT``...)
+    """
+    from hxinfra.wheelhouse import Target, build
+
+    q = shlex.quote
+    wanted = " ".join(requirements)
+    bad = [k for k in (pip_env or {}) if not PIP_ENV.fullmatch(k)]
+    if bad:
+        raise OperationValueError(f"pip_env: not a proxy or PIP_ variable: {', '.join(bad)}")
+    marker = f"{venv}/.hxinfra-requirements"
+    current = host.get_fact(FileContents, path=marker)
+    if current and " ".join(current).strip() == wanted:
+        host.noop(f"{wanted} already installed in {venv}")
+        return
+    pip = f"{q(venv)}/bin/pip install --disable-pip-version-check --no-input --quiet"
+    setup = f"[ -x {q(venv)}/bin/pip ] || python3 -m venv {q(venv)}"
+    reqs = " ".join(q(r) for r in requirements)
+    record = f"printf '%s\\n' {q(wanted)} > {q(marker)}"
+    if wheelhouse:
+        version, _, machine = host.get_fact(_PythonTarget).partition(" ")
+        if not version:
+            raise OperationError("python3 does not run on the host: cannot build a wheelhouse for it")
+        tar = build(list(requirements), Target(version, machine or "x86_64"))
+        remote = host.get_temp_filename(f"hxinfra-wheels-{uuid.uuid4()}")
+        yield FileUploadCommand(str(tar), remote)
+        script = (
+            f"set -e; {setup}; d=$(mktemp -d); trap 'rm -rf \"$d\" {q(remote)}' EXIT; "
+            f"tar -xf {q(remote)} -C \"$d\"; {pip} --no-index --find-links \"$d\" {reqs}; {record}"
+        )
+    else:
+        env = " ".join(f"{k}={q(v)}" for k, v in sorted((pip_env or {}).items()) if v)
+        script = f"set -e; {setup}; {env} {pip} {reqs}; {record}"
+    yield StringCommand("sh", "-c", q(script))

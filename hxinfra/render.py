@@ -8,6 +8,7 @@ not to edit it by hand.
 from __future__ import annotations
 
 import functools
+import re
 import shlex
 from collections.abc import Mapping
 from pathlib import Path
@@ -60,3 +61,21 @@ def render(root: Path, name: str, context: Mapping[str, Any], comment: str = "#"
         first, _, rest = body.partition("\n")
         return f"{first}\n{header}{rest}"
     return header + body
+
+
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def systemd_environment(env: Mapping[str, str]) -> str:
+    """An ``EnvironmentFile=`` body: ``NAME="value"`` lines, each value double-quoted with ``\\``
+    and ``"`` escaped (systemd's own quoting), so no value can add a variable or a line."""
+    lines = []
+    for key, value in env.items():
+        if not ENV_NAME.fullmatch(key):
+            raise TemplateError(f"environment variable name {key[:40]!r} is not a plain name")
+        text = str(value)
+        if "\n" in text or "\r" in text or "\x00" in text:
+            raise TemplateError(f"environment variable {key}: a value must be one line")
+        escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+        lines.append(f'{key}="{escaped}"\n')
+    return "".join(lines)

@@ -40,10 +40,12 @@ def lab_up(lab_obj: Any, names: tuple[str, ...], count: int | None) -> None:
     """Boot lab hosts: NAMEs, the first --hosts N of the topology, or the whole topology.
 
     Also makes what the lab's inventory reads: its CA, its vault, a certificate per host; and
-    provisions the topology's domain controllers as Samba AD DCs.
+    provisions the topology's domain controllers as Samba AD DCs, and starts the lab's model
+    stand-in (an OpenAI-compatible server on loopback) on its API hosts.
     """
     from hxinfra.inventory import topology_hosts
     from hxinfra.lab.inventory import issue_host_certificates, prepare, prepare_dc
+    from hxinfra.lab.model import start_model_stub
 
     if names and count:
         raise click.UsageError("give host names or --hosts, not both")
@@ -56,6 +58,9 @@ def lab_up(lab_obj: Any, names: tuple[str, ...], count: int | None) -> None:
     for name in wanted:  # the lab's domain controllers become real Samba AD DCs
         if "domain_controllers" in topology.get(name, {}).get("groups", []):
             prepare_dc(lab_obj, name, log=_log)
+    for name in wanted:  # the API hosts' model upstream: a lab-only OpenAI-compatible stand-in
+        if "api_servers" in topology.get(name, {}).get("groups", []):
+            start_model_stub(lab_obj, name)
     _echo_hosts(hosts)
 
 

@@ -84,9 +84,8 @@ def lab_vault(lab: Lab | None = None, create: bool = False, names: Iterable[str]
     default_keyring().add(VAULT_ID, password)
     if create:
         have = load_yaml_mapping(path) if path.exists() else {}
-        # "Hx9-x" keeps every value within AD's complexity rules (upper, lower, digit, symbol)
         body = "".join(
-            f"{name}: " + vault_block(encrypt(f"Hx9-x{secrets.token_urlsafe(18)}".encode(), password, VAULT_ID), 2)
+            f"{name}: " + vault_block(encrypt(_generated(name).encode(), password, VAULT_ID), 2)
             for name in sorted(set(names) | set(LAB_INFRA_SECRETS)) if name not in have
         )  # fmt: skip
         if body or not path.exists():
@@ -96,6 +95,13 @@ def lab_vault(lab: Lab | None = None, create: bool = False, names: Iterable[str]
                     f.write("# the lab's generated secrets (hxinfra vault view --vault-id lab@vault-pass vault.yml)\n")
                 f.write(body)
     return load_yaml_mapping(path)
+
+
+def _generated(name: str) -> str:
+    """A random secret: an API key (``*_key``) in the ``sk-`` form gateways expect; any other
+    within AD's complexity rules (upper, lower, digit, symbol) through its "Hx9-x" prefix."""
+    token = secrets.token_urlsafe(18)
+    return f"sk-{token}" if name.endswith("_key") else f"Hx9-x{token}"
 
 
 def prepare(lab: Lab, project: Path | None = None) -> None:

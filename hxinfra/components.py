@@ -179,6 +179,9 @@ ENGINE = Component(
         # inventory_hostname), and the vault files its data could not open.
         "hx_host": "",
         "hx_sealed_vaults": [],
+        # Set by the inventory: each group's hosts as {name, address} (Ansible's groups and
+        # their hostvars' addresses), e.g. the members of a load balancer's pool.
+        "hx_members": {},
     },
     types={"hx_tags": (list, str), "hx_skip_tags": (list, str)},
 )

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import functools
 import ipaddress
 import json
 import os
@@ -52,6 +53,7 @@ from hxinfra.errors import InventoryError
 from hxinfra.known_hosts import FILE_KEY, STRICT_KEY
 from hxinfra.vault import Composite, NoPassword, Sealed, Vaulted
 
+MEMBERS_KEY = "hx_members"
 REF = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 SEALED_KEY = "hx_sealed_vaults"  # the vault files a host's data could not open (set by the inventory)
 PRIORITY_KEY = "hx_group_priority"
@@ -232,6 +234,13 @@ class Environment:
             raise self._err(None, PRIORITY_KEY, f"group {group}: must be an integer")
         return value
 
+    @functools.cached_property
+    def members(self) -> dict[str, list[dict[str, str]]]:
+        """Group -> its hosts as ``{name, address}`` (address: the inventory's, else the name);
+        one shared mapping for every host's ``hx_members``."""
+        return {group: [{"name": n, "address": self.hosts[n].address or n} for n in names]
+                for group, names in self.groups.items()}  # fmt: skip
+
     @property
     def groups(self) -> dict[str, list[str]]:
         """Group name -> host names (the group's own hosts, then its children's), groups by name."""
@@ -308,6 +317,8 @@ class Environment:
         # host keys are checked strictly, against the environment's own known_hosts (in the repo)
         layers.append(Layer("environment", f"environment {self.name}", "hxinfra (host key trust)", {
             STRICT_KEY: "yes", FILE_KEY: str(self.env_dir / "known_hosts")}))  # fmt: skip
+        layers.append(Layer("environment", f"environment {self.name}", "hxinfra (group members)",
+                            {MEMBERS_KEY: self.members}))  # fmt: skip
         for path, data, sealed in self._file_layer(self.dir / "group_vars" / "all"):
             layers.append(Layer("all", "all", str(self._rel(path)), data, sealed))
         if self.data:
@@ -485,10 +496,13 @@ def topology_hosts(
     file: str | Path, subnet: str | None = None, counts: Mapping[str, int] | None = None
 ) -> dict[str, dict[str, Any]]:
     """Host entries from the topology file beside the inventory (``fleet.yml``): ``<role>-01``...
-    per role, ``counts`` of each (1 by default), at ``<subnet prefix>.<octet + i>`` when a /24
+    per role, ``counts`` of each (else the file's ``counts:`` for this inventory; 1 by default), at ``<subnet prefix>.<octet + i>`` when a /24
     ``subnet`` is given. One description of the fleet for every environment and the lab."""
     path = Path(file).resolve().parent / "fleet.yml"
-    roles = load_yaml_mapping(path).get("roles")
+    topology = load_yaml_mapping(path)
+    roles = topology.get("roles")
+    if counts is None:
+        counts = (topology.get("counts") or {}).get(Path(file).stem)
     if not isinstance(roles, dict) or not roles:
         raise InventoryError(f"{path}: needs 'roles:' mapping each role to its octet and groups")
     prefix = None

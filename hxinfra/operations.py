@@ -447,3 +447,27 @@ def venv_install(
         env = " ".join(f"{k}={q(v)}" for k, v in sorted((pip_env or {}).items()) if v)
         script = f"set -e; {setup}; {env} {pip} {reqs}; {record}"
     yield StringCommand("sh", "-c", q(script))
+
+
+@operation(is_idempotent=False)
+def verify_or_restore(check: str, paths: list[str], then: str, backup_dir: str = DEFAULT_BACKUP_DIR):  # type: ignore[no-untyped-def]
+    """
+    Run ``check`` after a change went live; when it fails, put back the previous version of
+    ``paths`` (kept by the ``config_set`` that changed them in this run), run ``then`` (a reload)
+    and fail: a change that breaks the service undoes itself.
+
+    + check: shell command that must succeed
+    + paths: the config paths changed in this run (only run this with ``_if=<that op>.did_change``)
+    + then: shell command that makes the restored files live (e.g. ``nginx -t && systemctl reload nginx``)
+    + backup_dir: where config_set kept the previous versions
+    """
+    q = shlex.quote
+    restore = " ; ".join(
+        f"if [ -e {q(backup_dir + p)} ] || [ -L {q(backup_dir + p)} ]; then cp -a {q(backup_dir + p)} {q(p)}; fi"
+        for p in paths
+    )
+    script = (
+        f"out=$( {check} 2>&1 ) || {{ printf '%s\\n' \"$out\" >&2; {restore} ; ( {then} ) >&2 2>&1; "
+        "echo 'hxinfra: the check after the change failed; previous config restored and live again' >&2; exit 1; }"
+    )
+    yield StringCommand("sh", "-c", q(script))

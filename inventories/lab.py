@@ -15,6 +15,7 @@ from hxinfra.components import Component as _Component
 from hxinfra.inventory import topology_hosts as _topology_hosts
 from hxinfra.lab.core import LAB_DOMAIN as _LAB_DOMAIN
 from hxinfra.lab.core import net_prefix as _net_prefix
+from hxinfra.artifacts import checksums as _releases
 from hxinfra.lab.inventory import existing_lab as _existing_lab
 from hxinfra.lab.inventory import lab_environment as _lab_environment
 from hxinfra.lab.samba import marker as _samba_marker
@@ -22,7 +23,7 @@ from hxinfra.lab.samba import marker as _samba_marker
 _lab = _existing_lab()  # reading the inventory never creates a lab
 _ips = {h.name: h.ip for h in _lab.hosts() if h.state == "running"}
 _topology = {name: entry["groups"] for name, entry in _topology_hosts(__file__).items()}
-_DC, _APP = "hx-dc-01", "hx-app-01"
+_DC = "hx-dc-01"
 # domain members join only once the lab's DC is provisioned (hxinfra lab up does it)
 if not (_DC in _ips and _samba_marker(_lab, _DC).exists()):
     _topology = {name: [g for g in groups if g != "domain_members"] for name, groups in _topology.items()}
@@ -33,9 +34,14 @@ _LAB = _Component(
     defaults={
         # the lab's directory: its CA (pki/ca.crt), the hosts' certificates (pki/issued/<host>.crt)
         "hx_lab_dir": "",
-        # the addresses of the lab's DC and application server (loopback while one does not run)
+        # the addresses of the lab's DC, primary database and API server (loopback while one
+        # does not run)
         "hx_lab_dc_address": "",
-        "hx_lab_app_address": "",
+        "hx_lab_db_address": "",
+        "hx_lab_api_address": "",
+        # the web UI releases built into the lab's artifacts/ directory: version -> sha256
+        # (python apps/hx-webui/build.py VERSION --out <lab dir>/artifacts)
+        "hx_lab_webui_releases": {},
     },
 )
 
@@ -49,7 +55,9 @@ _env = _lab_environment(
         "hx_subnet": f"{_net_prefix()}.0/24",
         "hx_lab_dir": str(_lab.dir),
         "hx_lab_dc_address": _ips.get(_DC, "127.0.0.1"),
-        "hx_lab_app_address": _ips.get(_APP, "127.0.0.1"),
+        "hx_lab_db_address": _ips.get("hx-db-01", "127.0.0.1"),
+        "hx_lab_api_address": _ips.get("hx-api-01", "127.0.0.1"),
+        "hx_lab_webui_releases": _releases(_lab.dir / "artifacts", "hx-webui"),
     },
     components=(*_components(), _LAB),
 )

@@ -59,3 +59,14 @@ def test_one_name_per_component_everywhere():
         assert (ROOT / "tests" / "deploys" / name / f"test_{name}.py").is_file()
         assert (ROOT / "tests" / "lab" / f"test_{name}_lab.py").is_file()
         assert all(k.startswith(f"{name}_") for k in contract.all_keys())
+
+
+def test_site_calls_every_component_in_registry_order_each_from_its_own_line():
+    """pyinfra orders operations by the line numbers of their call stack: one line per component
+    keeps every operation of a component before the next component's (a loop would interleave)."""
+    tree = ast.parse((ROOT / "deploys" / "site.py").read_text())
+    site = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "site")
+    calls = [(c.value.args[0].value, c.lineno) for c in site.body
+             if isinstance(c, ast.Expr) and isinstance(c.value, ast.Call) and getattr(c.value.func, "id", "") == "_apply"]
+    assert [name for name, _ in calls] == list(COMPONENTS)
+    assert len({line for _, line in calls}) == len(COMPONENTS)

@@ -133,7 +133,7 @@ def desired_config(data: Mapping[str, Any]) -> list[ConfigItem]:
     ]
 
 
-def _model(entry: Any, i: int, keys: Mapping[str, Any]) -> None:
+def _model(entry: Any, i: int, keys: Mapping[str, Any]) -> Mapping[str, Any]:
     what = f"litellm_models[{i}]"
     fields(entry, what, ("name", "model"), ("api_base", "api_key_env"))
     name(entry["name"], f"{what}.name")
@@ -144,6 +144,7 @@ def _model(entry: Any, i: int, keys: Mapping[str, Any]) -> None:
     env = entry.get("api_key_env")
     if env and env not in keys:
         raise DataError(f"{what}.api_key_env: {env!r} is not a key of litellm_provider_keys")
+    return entry
 
 
 def _settings(value: Any, what: str) -> None:

@@ -12,16 +12,35 @@ a validated change.
 
 from __future__ import annotations
 
-from pyinfra import host
+from typing import Any
+
+from pyinfra import host, logger
 from pyinfra.api import deploy
+from pyinfra.facts.files import FileContents
 from pyinfra.operations import apt, systemd
+from pyinfra.operations.util import any_changed
 
 from deploys.ca_trust.config import CERT_DIR
 from deploys.common import FLEET
-from deploys.nginx.config import DEFAULTS, check_data, desired_config, plan
+from deploys.nginx.config import (
+    DEFAULTS,
+    Member,
+    backend_check,
+    check_data,
+    default_pool,
+    desired_config,
+    parse_pool,
+    plan,
+    pool_config,
+    pool_path,
+    server_name,
+)
+from deploys.webui import serving
+from deploys.webui.config import DEFAULTS as WEBUI_DEFAULTS
+from deploys.webui.config import other
 from hxinfra.components import Component
 from hxinfra.deploytools import component_data, step
-from hxinfra.operations import config_set
+from hxinfra.operations import ManagedFile, config_set, verify_or_restore
 
 COMPONENT = Component(
     "nginx", DEFAULTS, groups=("web_servers",), tags=("packages", "config", "security", "service"), plan=plan,
@@ -34,15 +53,25 @@ COMPONENT = Component(
 @deploy("nginx", data_defaults=DEFAULTS)
 def nginx() -> None:
     """Install nginx and converge the web UI site; reload only after a validated change."""
-    data = component_data(COMPONENT, host.data, extra_keys=(*FLEET.all_keys(), *CERT_DIR), defaults=CERT_DIR)
+    data = component_data(COMPONENT, host.data, extra_keys=(*FLEET.all_keys(), *CERT_DIR, "hx_members"),
+                          defaults=CERT_DIR)  # fmt: skip
     items = desired_config(data, host.name)
+    pool = live_pool(data)
     if step(COMPONENT, host.data, "packages"):
         apt.packages(
-            name="Install the nginx package",
-            packages=[data["nginx_package"]],
+            name="Install the nginx package (and curl, for the check after a pool switch)",
+            packages=[data["nginx_package"], "curl"],
             update=True,
             cache_time=24 * 3600,
         )
+    switch = None
+    if step(COMPONENT, host.data, "config"):  # first: the site names the pool's upstream
+        switch = config_set(
+            name="Write the web UI pool, validated by nginx -t and a health check of every serving backend",
+            items=[ManagedFile(pool_path(data), pool_config(data, pool))],
+            validate=f"nginx -t && {{ {backend_check(data, pool)}; }}",
+            validate_label="nginx -t and the new backends' health",
+        )  # fmt: skip
     config = None
     if step(COMPONENT, host.data, "config", "security"):
         config = config_set(
@@ -52,10 +81,58 @@ def nginx() -> None:
         )
     if step(COMPONENT, host.data, "service"):
         systemd.service(name="Start and enable nginx.service", service="nginx.service", running=True, enabled=True)
-    if config is not None:  # the handler of the config step: runs with it, and only after a validated change
+    changed = [op for op in (config, switch) if op is not None]
+    if changed:  # the handler of the config steps: runs with them, and only after a validated change
         systemd.service(
             name="Reload nginx.service after a validated config change",
             service="nginx.service",
             reloaded=True,
-            _if=config.did_change,
+            _if=any_changed(*changed),
         )
+    if switch is not None:
+        verify_or_restore(
+            name="Check the site's health through nginx; on failure restore the previous pool",
+            check=site_check(data), paths=[pool_path(data)], then="nginx -t && systemctl reload nginx",
+            _if=switch.did_change,
+        )  # fmt: skip
+
+
+def live_pool(data: dict[str, Any]) -> list[Member]:
+    """The pool as the hosts are about to be: each member of the group at the colour its web UI
+    deploy serves (read from that host: its release state and data). A member that cannot be
+    asked keeps its place and port in the current pool (else the data's port)."""
+    group = data["nginx_upstream_group"]
+    members = (data.get("hx_members") or {}).get(group, []) if group else []
+    pool: list[Member] = []
+    current: dict[str, tuple[int, int | None]] | None = None
+    for member in members:
+        address = str(member["address"])
+        app = host.inventory.get_host(member["name"], None)
+        ports = (app.data.get("webui_ports") if app is not None else None) or WEBUI_DEFAULTS["webui_ports"]
+        try:
+            color = serving(app)[0] if app is not None else ""
+        except Exception as e:  # noqa: BLE001 - an unreachable member keeps its place in the pool
+            logger.warning(f"{host.name}: pool member {member['name']}: its serving colour is unknown ({e}); "
+                           "it keeps its port in the current pool")  # fmt: skip
+            color = ""
+        if color:
+            pool.append((address, int(ports[color]), int(ports[other(color)])))
+            continue
+        if current is None:
+            current = parse_pool(host.get_fact(FileContents, path=pool_path(data)) or [])
+        pool.append((address, *current.get(address, (int(data["nginx_upstream_port"]), None))))
+    return pool or default_pool(data)
+
+
+def site_check(data: dict[str, Any]) -> str:
+    """The site's health path through nginx itself, as a client gets it (TLS verified against
+    the host's trust store, where ca_trust puts the HX CA)."""
+    from shlex import quote as q
+
+    name = server_name(data, host.name).split()[0]
+    if data["nginx_tls"]:
+        port = int(data["nginx_https_port"])
+        url = f"https://{name}:{port}/health"
+        return f"curl -fsS -o /dev/null --max-time 10 --resolve {q(f'{name}:{port}:127.0.0.1')} {q(url)}"
+    url = f"http://127.0.0.1:{int(data['nginx_http_port'])}/health"
+    return f"curl -fsS -o /dev/null --max-time 10 -H {q('Host: ' + name)} {q(url)}"

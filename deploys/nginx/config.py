@@ -33,9 +33,16 @@ DEFAULTS: dict[str, Any] = {
     "nginx_server_name": "",
     # Port of the plain HTTP server (a redirect to HTTPS when nginx_tls is on).
     "nginx_http_port": 80,
-    # The web UI that nginx proxies to.
+    # The pool nginx proxies to: every host of this inventory group, each at the port of the web
+    # UI colour it serves (deploys.webui; the other colour as a backup server). "" or a group
+    # with no host: the single upstream below.
+    "nginx_upstream_group": "application_servers",
     "nginx_upstream_host": "127.0.0.1",
     "nginx_upstream_port": 3000,
+    # Passive health checks: a backend that fails this many times is left alone for that many
+    # seconds, and a request it failed is retried on the next one (never a non-idempotent one).
+    "nginx_upstream_max_fails": 2,
+    "nginx_upstream_fail_timeout": 10,
     # Upstream path that /health is proxied to: /health reflects the app, not a static file.
     "nginx_upstream_health_path": "/health",
     # Seconds nginx waits for the upstream (connect for /health, read for everything else).
@@ -77,6 +84,58 @@ SITES_ENABLED = "/etc/nginx/sites-enabled"
 HTTP_CONF = "/etc/nginx/conf.d/hx-webui.conf"
 
 
+def pool_path(data: Mapping[str, Any]) -> str:
+    return f"/etc/nginx/conf.d/{data['nginx_site_name']}-upstream.conf"
+
+
+# A pool member: (address, port it serves on, port of its standby or None)
+Member = tuple[str, int, int | None]
+
+
+def default_pool(data: Mapping[str, Any]) -> list[Member]:
+    """The pool from data alone (the offline plan): each group host at nginx_upstream_port, else
+    the single upstream."""
+    group = data["nginx_upstream_group"]
+    hosts = (data.get("hx_members") or {}).get(group, []) if group else []
+    if not hosts:
+        return [(str(data["nginx_upstream_host"]), int(data["nginx_upstream_port"]), None)]
+    return [(str(h["address"]), int(data["nginx_upstream_port"]), None) for h in hosts]
+
+
+def pool_config(data: Mapping[str, Any], pool: list[Member]) -> str:
+    """The upstream block: every member, passive health checks, the standby colours as backups."""
+    context = {**data, "pool": pool, "upstream": "hx_" + str(data["nginx_site_name"]).replace("-", "_")}
+    return render(templates_root(), "nginx/etc/nginx/conf.d/upstream.conf.j2", context)
+
+
+def parse_pool(lines: list[str]) -> dict[str, tuple[int, int | None]]:
+    """address -> (serving port, standby port) from a pool file this deploy wrote."""
+    serving: dict[str, int] = {}
+    standby: dict[str, int] = {}
+    for line in lines:
+        m = re.match(r"\s*server ([0-9a-fA-F.:\[\]]+):([0-9]+)( backup)?", line)
+        if m:
+            (standby if m[3] else serving)[m[1]] = int(m[2])
+    return {a: (p, standby.get(a)) for a, p in serving.items()}
+
+
+def backend_check(data: Mapping[str, Any], pool: list[Member]) -> str:
+    """Before a changed pool goes live: every serving backend answers the health path with 200,
+    asked from the web host itself (bash's /dev/tcp: nothing to install)."""
+    from shlex import quote as q
+
+    path = q(str(data["nginx_upstream_health_path"]))
+    ask = ('exec 3<>"/dev/tcp/$0/$1" && printf "GET %s HTTP/1.0\\r\\nHost: %s\\r\\n\\r\\n" "$2" "$0" >&3 '
+           '&& head -n1 <&3')
+    checks = []
+    for address, port_, _ in pool:
+        checks.append(
+            f"s=$(timeout 5 bash -c {q(ask)} {q(address)} {int(port_)} {path} 2>/dev/null); "
+            f'case "$s" in "HTTP/1."?" 200"*) ;; *) echo "backend {address}:{int(port_)}: ${{s:-no answer}}" >&2; exit 1;; esac'
+        )
+    return "; ".join(checks) or "true"
+
+
 def server_name(data: Mapping[str, Any], host_name: str) -> str:
     """The site's server_name: explicit, else the host's FQDN."""
     if data["nginx_server_name"]:
@@ -85,7 +144,7 @@ def server_name(data: Mapping[str, Any], host_name: str) -> str:
 
 
 def desired_config(data: Mapping[str, Any], host_name: str) -> list[ConfigItem]:
-    """Every nginx path this deploy manages, computed from host data alone (no facts)."""
+    """Every nginx path this deploy manages but the pool, computed from host data alone (no facts)."""
     site = data["nginx_site_name"]
     cert, key = host_cert_paths(data, data["nginx_tls_host_cert"])
     context = {**data, "server_name": server_name(data, host_name),
@@ -133,6 +192,10 @@ def check_data(data: Mapping[str, Any]) -> list[tuple[str, str]]:
         "nginx_server_name": _server_names,
         "nginx_upstream_host": lambda d: host_or_ip(d["nginx_upstream_host"], "nginx_upstream_host"),
         "nginx_upstream_port": lambda d: port(d["nginx_upstream_port"], "nginx_upstream_port"),
+        "nginx_upstream_group": lambda d: d["nginx_upstream_group"] and validate_name(d["nginx_upstream_group"],
+                                                                                     "nginx_upstream_group"),
+        "nginx_upstream_max_fails": lambda d: port(d["nginx_upstream_max_fails"], "nginx_upstream_max_fails"),
+        "nginx_upstream_fail_timeout": lambda d: port(d["nginx_upstream_fail_timeout"], "nginx_upstream_fail_timeout"),
         "nginx_http_port": lambda d: port(d["nginx_http_port"], "nginx_http_port"),
         "nginx_https_port": lambda d: port(d["nginx_https_port"], "nginx_https_port"),
         "nginx_upstream_health_path": lambda d: _match(d, "nginx_upstream_health_path", URI_PATH),
@@ -158,5 +221,6 @@ def _match(data: Mapping[str, Any], key: str, pattern: re.Pattern[str]) -> str:
 
 
 def plan(data: Mapping[str, Any], host_name: str) -> list[ConfigItem]:
-    """The offline plan: every path the deploy manages on the host."""
-    return desired_config(dict(data), host_name)
+    """The offline plan: every path the deploy manages on the host (the pool at the data's port:
+    which colour each backend serves is known only on the hosts)."""
+    return [*desired_config(dict(data), host_name), ManagedFile(pool_path(data), pool_config(data, default_pool(data)))]

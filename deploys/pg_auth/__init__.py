@@ -57,7 +57,7 @@ COMPONENT = Component(
 @deploy("PostgreSQL authentication", data_defaults=DEFAULTS)
 def pg_auth() -> None:
     """Install PostgreSQL, converge TLS/SCRAM settings and pg_hba.conf, then roles and databases."""
-    data = component_data(COMPONENT, host.data, extra_keys=tuple(CERT_DIR), defaults=CERT_DIR)
+    data = component_data(COMPONENT, host.data, extra_keys=(*CERT_DIR, "hx_members"), defaults=CERT_DIR)
     p = paths(data)
     version = int(data["pg_auth_version"])
     if step(COMPONENT, host.data, "packages"):

@@ -55,8 +55,9 @@ DEFAULTS: dict[str, Any] = {
     "pg_auth_log_connections": True,
     # More settings for the drop-in (name: value); they are validated like the rest.
     "pg_auth_settings": {},
-    # Remote access rules, in order, each {database, user, address, method, type, options}:
-    # type hostssl (default) or hostgssenc (Kerberos, after the domain join); method
+    # Remote access rules, in order, each {database, user, address or group, method, type,
+    # options}: "group" allows each host of that inventory group (one /32 rule per host, from its
+    # address); type hostssl (default) or hostgssenc (Kerberos, after the domain join); method
     # scram-sha-256 (default), gss or cert. Anything else remote is rejected.
     "pg_auth_hba": [],
     # Roles: {name, password (a !vault value), login (true), connection_limit (-1), present (true)}.
@@ -112,31 +113,54 @@ def paths(data: Mapping[str, Any]) -> dict[str, str]:
 def hba_rules(data: Mapping[str, Any]) -> list[dict[str, str]]:
     """The data's rules, checked and completed (type hostssl, method scram-sha-256)."""
     rules = []
-    for i, raw in enumerate(data["pg_auth_hba"]):
+    for i, entry in enumerate(data["pg_auth_hba"]):
         what = f"pg_auth_hba[{i}]"
-        if not isinstance(raw, Mapping) or not {"database", "user", "address"} <= set(raw):
-            raise PgAuthError(f"{what}: needs database, user and address")
-        extra = set(raw) - {"database", "user", "address", "method", "type", "options"}
+        if not isinstance(entry, Mapping) or not {"database", "user"} <= set(entry) or \
+                ("address" in entry) == ("group" in entry):
+            raise PgAuthError(f"{what}: needs database, user and either address or group")
+        extra = set(entry) - {"database", "user", "address", "group", "method", "type", "options"}
         if extra:
             raise PgAuthError(f"{what}: unknown field(s) {sorted(extra)}")
-        rule = {"type": "hostssl", "method": "scram-sha-256", "options": "", **{k: str(v) for k, v in raw.items()}}
-        if rule["type"] not in HBA_TYPES:
-            raise PgAuthError(f"{what}: type {rule['type']!r} not allowed (use {sorted(HBA_TYPES)})")
-        if rule["method"] not in HBA_METHODS:
-            raise PgAuthError(f"{what}: method {rule['method']!r} not allowed (use {sorted(HBA_METHODS)}; never trust)")
-        try:
-            ipaddress.ip_network(rule["address"], strict=True)
-        except ValueError as e:
-            raise PgAuthError(f"{what}: address {rule['address']!r} is not a network in CIDR form: {e}") from e
-        for key in ("database", "user"):
-            if not re.fullmatch(r"[A-Za-z0-9_+,.@-]+", rule[key]):
-                raise PgAuthError(f"{what}: {key} {rule[key]!r} has characters pg_hba.conf cannot take")
-        for option in one_line(rule["options"], f"{what}: options").split():
-            if not HBA_OPTIONS.fullmatch(option):
-                raise PgAuthError(f"{what}: option {option[:40]!r} is not one of clientcert=verify-ca|verify-full, "
-                                  "map=NAME, include_realm=0|1, krb_realm=REALM")  # fmt: skip
-        rules.append(rule)
+        rules += [_hba_rule(raw, what) for raw in _hba_expand(entry, data.get("hx_members") or {}, what)]
     return rules
+
+
+def _hba_expand(entry: Mapping[str, Any], members: Mapping[str, Any], what: str) -> list[dict[str, Any]]:
+    """A ``group`` entry as one rule per member host (its address as a /32 or /128)."""
+    if "group" not in entry:
+        return [dict(entry)]
+    rest = {k: v for k, v in entry.items() if k != "group"}
+    hosts = members.get(str(entry["group"]), [])
+    out = []
+    for member in hosts:
+        try:
+            address = ipaddress.ip_address(member["address"])
+        except ValueError:
+            raise PgAuthError(f"{what}: host {member['name']} of group {entry['group']} has no IP address "
+                              f"({member['address']!r}); pg_hba.conf needs one") from None  # fmt: skip
+        out.append({**rest, "address": f"{address}/{address.max_prefixlen}"})
+    return out
+
+
+def _hba_rule(raw: Mapping[str, Any], what: str) -> dict[str, str]:
+    """One rule, checked and completed."""
+    rule = {"type": "hostssl", "method": "scram-sha-256", "options": "", **{k: str(v) for k, v in raw.items()}}
+    if rule["type"] not in HBA_TYPES:
+        raise PgAuthError(f"{what}: type {rule['type']!r} not allowed (use {sorted(HBA_TYPES)})")
+    if rule["method"] not in HBA_METHODS:
+        raise PgAuthError(f"{what}: method {rule['method']!r} not allowed (use {sorted(HBA_METHODS)}; never trust)")
+    try:
+        ipaddress.ip_network(rule["address"], strict=True)
+    except ValueError as e:
+        raise PgAuthError(f"{what}: address {rule['address']!r} is not a network in CIDR form: {e}") from e
+    for key in ("database", "user"):
+        if not re.fullmatch(r"[A-Za-z0-9_+,.@-]+", rule[key]):
+            raise PgAuthError(f"{what}: {key} {rule[key]!r} has characters pg_hba.conf cannot take")
+    for option in one_line(rule["options"], f"{what}: options").split():
+        if not HBA_OPTIONS.fullmatch(option):
+            raise PgAuthError(f"{what}: option {option[:40]!r} is not one of clientcert=verify-ca|verify-full, "
+                              "map=NAME, include_realm=0|1, krb_realm=REALM")  # fmt: skip
+    return rule
 
 
 def _quote_setting(value: Any) -> str:

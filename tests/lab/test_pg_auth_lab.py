@@ -22,10 +22,10 @@ def pg(lab):
     assert {h["host"]: h["status"] for h in report["hosts"]}[DB] == "changed", r.stderr[-3000:]
     lab.apt_install(APP, "postgresql-client-15")
     lab.apt_install(OTHER, "postgresql-client-15")
-    return str(lab_vault(lab.lab)["vault_lab_pg_app_password"].reveal())
+    return str(lab_vault(lab.lab)["vault_lab_pg_webui_password"].reveal())
 
 
-def login(lab, client: str, password: str, user: str = "hx_app", sslmode: str = "verify-full", db: str = "hxapp"):
+def login(lab, client: str, password: str, user: str = "hx_webui", sslmode: str = "verify-full", db: str = "hx_webui"):
     conninfo = (f"host={FQDN} hostaddr={lab.ip(DB)} port=5432 dbname={db} user={user} sslmode={sslmode} "
                 "sslrootcert=/etc/ssl/certs/ca-certificates.crt connect_timeout=5 gssencmode=disable")  # fmt: skip
     sql = "SELECT current_user || ' ssl=' || ssl || ' ' || version FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
@@ -39,7 +39,7 @@ def start_time(lab) -> str:
 
 def test_app_role_logs_in_with_verified_tls_and_second_run_changes_nothing(lab, pg):
     ok = login(lab, APP, pg)
-    assert ok.returncode == 0 and ok.stdout.strip().startswith("hx_app ssl=true TLSv1."), ok.stderr
+    assert ok.returncode == 0 and ok.stdout.strip().startswith("hx_webui ssl=true TLSv1."), ok.stderr
     r, again = lab.hx_deploy("site", "--limit", DB, "--detailed-exitcode")
     assert again["hosts"][0]["changed"] == 0, r.stderr[-3000:]
     assert pg not in r.stdout + r.stderr
@@ -58,7 +58,7 @@ def test_app_role_logs_in_with_verified_tls_and_second_run_changes_nothing(lab, 
     dumps = lab.ssh(DB, "stat -c '%a %U' /var/backups/hxinfra/postgresql/roles-*.sql | sort -u").stdout.split("\n")
     assert dumps[0] == "600 root"  # pg_dumpall --roles-only before the role changes, private
     assert lab.ssh(DB, "runuser -u postgres -- psql -XAtc \"SELECT rolpassword LIKE 'SCRAM-SHA-256$%' FROM pg_authid "
-                       "WHERE rolname = 'hx_app'\"").stdout.strip() == "t"  # fmt: skip
+                       "WHERE rolname = 'hx_webui'\"").stdout.strip() == "t"  # fmt: skip
 
 
 def test_refusals(lab, pg):
@@ -76,13 +76,13 @@ def test_refusals(lab, pg):
 
 def test_bad_hba_data_is_refused_and_the_cluster_keeps_its_rules(lab, pg):
     r = lab.hxinfra("deploy", "site", "--env", "lab", "--limit", DB, "-e",
-                    "{pg_auth_hba: [{database: hxapp, user: hx_app, address: 10.0.0.300/32}]}", check=False)  # fmt: skip
+                    "{pg_auth_hba: [{database: hx_webui, user: hx_webui, address: 10.0.0.300/32}]}", check=False)  # fmt: skip
     assert r.returncode == 1 and "not a network in CIDR form" in r.stderr and "Connecting" not in r.stderr
     before = lab.ssh(DB, f"sha256sum {HBA}").stdout
     app_ip = lab.ip(APP)
     r, report = lab.hx_deploy("site", "--limit", DB, "-e",
                               # passes hxinfra's checks (a known option), but PostgreSQL refuses map= with scram
-                              f"{{pg_auth_hba: [{{database: hxapp, user: hx_app, address: {app_ip}/32, options: map=x}}]}}",
+                              f"{{pg_auth_hba: [{{database: hx_webui, user: hx_webui, address: {app_ip}/32, options: map=x}}]}}",
                               check=False)  # fmt: skip
     assert r.returncode == 1 and "validation failed" in r.stderr and "previous config restored" in r.stderr
     assert "pg_hba.conf line" in r.stderr  # PostgreSQL's own message names the line
@@ -92,8 +92,8 @@ def test_bad_hba_data_is_refused_and_the_cluster_keeps_its_rules(lab, pg):
 
 def test_hba_change_reloads_listen_change_restarts(lab, pg):
     t0 = start_time(lab)
-    rules = f"{{pg_auth_hba: [{{database: hxapp, user: hx_app, address: {lab.ip(APP)}/32}}, " \
-            f"{{database: hxapp, user: hx_app, address: {lab.ip(OTHER)}/32}}]}}"
+    rules = f"{{pg_auth_hba: [{{database: hx_webui, user: hx_webui, address: {lab.ip(APP)}/32}}, " \
+            f"{{database: hx_webui, user: hx_webui, address: {lab.ip(OTHER)}/32}}]}}"
     r, report = lab.hx_deploy("site", "--limit", DB, "-e", rules)
     assert "Reload PostgreSQL after a validated change" in r.stderr and "restart needed for" not in r.stderr
     assert start_time(lab) == t0

@@ -1,0 +1,131 @@
+"""The HX web UI on the application servers: versioned releases, two colours, blue-green.
+
+A release is an artifact (a tarball from a path or an https URL) whose sha256 the data names; it
+is verified on the controller and again on the host, then unpacked once to
+``/opt/hx-webui/releases/<version>``. Two colours run from it, ``hx-webui@blue`` (port 3000) and
+``hx-webui@green`` (3001), each behind a symlink to its release; the secrets (database URL with
+TLS verify-full, gateway key, session and JWT secrets) are in a 0640 environment file from the
+vault, with no default.
+
+A new ``webui_version`` goes to the colour that does not serve, which must answer its health
+path before the host records it as serving (``/opt/hx-webui/active``); the web tier's nginx pool
+follows that record (deploys.nginx), checks every new backend before it reloads, and undoes
+itself if the site fails afterwards. The old colour keeps running: ``-e webui_version=previous``
+goes back without unpacking anything. The newest ``webui_keep_releases`` releases are kept.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.operations import apt, server, systemd
+from pyinfra.operations.util import any_changed
+
+from deploys.webui.config import (
+    COLORS,
+    DEFAULTS,
+    REQUIRED,
+    artifact_location,
+    check_data,
+    desired_config,
+    listen_address,
+    other,
+    plan,
+    target,
+    to_prune,
+)
+from deploys.webui.facts import WebuiState
+from deploys.webui.operations import prune, release
+from hxinfra.artifacts import fetch
+from hxinfra.components import Component
+from hxinfra.deploytools import component_data, step
+from hxinfra.operations import ManagedFile, ManagedLink, config_set, http_ready
+from hxinfra.paths import project_root
+from hxinfra.validate import DataError
+
+COMPONENT = Component(
+    "webui", DEFAULTS, required=REQUIRED, groups=("application_servers",), check=check_data, plan=plan,
+    tags=("packages", "install", "config", "service"),
+    ansible={"hx_webui_version": "webui_version", "hx_webui_port": "webui_ports"},
+)  # fmt: skip
+
+_SERVING: dict[tuple[int, str], tuple[str, str]] = {}
+
+
+def serving(app_host: Any) -> tuple[str, str]:
+    """(colour, version) an application server serves once this run is through: its release
+    state and its data, the same decision its own deploy makes (the web tier's pool follows it).
+    Read once per run and host."""
+    from pyinfra import state
+
+    key = (id(state), app_host.name)
+    if key not in _SERVING:
+        data = app_host.data
+        fact = app_host.get_fact(WebuiState, directory=data.get("webui_dir") or DEFAULTS["webui_dir"])
+        _SERVING[key] = target(fact, str(data.get("webui_version") or ""))
+    return _SERVING[key]
+
+
+@deploy("HX web UI", data_defaults=DEFAULTS)
+def webui() -> None:
+    """Install the runtime, unpack the release, serve it from the idle colour once healthy."""
+    data = component_data(COMPONENT, host.data, extra_keys=("ssh_hostname",))
+    for key in ("webui_version", "webui_db_host", "webui_gateway_url"):
+        if not data[key]:
+            raise DataError(f"{key}: must be set for the web UI (see inventories/group_vars/application_servers.yml)")
+    d = data["webui_dir"]
+    state = host.get_fact(WebuiState, directory=d)
+    color, version = serving(host)
+    present = version in state["releases"]
+    artifact = "" if present else str(fetch(artifact_location(data, version), data["webui_releases"][version],
+                                            project_root()))  # fmt: skip
+    unit = f"hx-webui@{color}.service"
+    standby = f"hx-webui@{other(color)}.service"
+    has_standby = bool(state["slots"].get(other(color)))
+    changes = []
+    if step(COMPONENT, host.data, "packages"):
+        apt.packages(name="Install the web UI's runtime packages", packages=data["webui_packages"],
+                     update=True, cache_time=24 * 3600)  # fmt: skip
+    if step(COMPONENT, host.data, "install"):
+        server.user(  # noqa: S604 - shell= is the user's login shell, not a subprocess flag
+            name="Create the hx-webui system user", user=data["webui_user"], system=True, home=d,
+            shell="/usr/sbin/nologin", create_home=False,
+        )  # fmt: skip
+        changes.append(release(
+            name="Unpack the web UI release (checksum verified)", directory=d, version=version,
+            artifact=artifact, sha256=data["webui_releases"].get(version, ""), present=present,
+        ))  # fmt: skip
+        changes.append(config_set(
+            name="Point the target colour at its release",
+            items=[ManagedLink(f"{d}/{color}", f"releases/{version}")],
+        ))  # fmt: skip
+    config = None
+    if step(COMPONENT, host.data, "config"):
+        config = config_set(name="Write the web UI's environment files and colour unit", items=desired_config(data))
+        changes.append(config)
+    if step(COMPONENT, host.data, "service"):
+        changed = any_changed(*changes) if changes else (lambda: False)
+        systemd.daemon_reload(name="Reload systemd after a unit change", _if=changed)
+        started = systemd.service(name="Start and enable the target colour", service=unit, running=True, enabled=True)
+        systemd.service(
+            name="Restart the target colour after a new release or config",
+            service=unit, restarted=True, _if=lambda: changed() and not started.did_change(),
+        )  # fmt: skip
+        http_ready(
+            name="Check that the target colour answers its health path",
+            url=f"http://{listen_address(data)}:{int(data['webui_ports'][color])}{data['webui_health_path']}",
+            timeout=int(data["webui_start_timeout"]), unit=unit, _if=any_changed(started, *changes),
+        )  # fmt: skip
+        systemd.service(
+            name="Restart the standby colour after a config change (it serves on a switch back)",
+            service=standby, restarted=True, _if=lambda: has_standby and config is not None and config.did_change(),
+        )  # fmt: skip
+        config_set(
+            name="Record the colour this host serves (the web tier's pool follows it)",
+            items=[ManagedFile(f"{d}/active", f"{color}\n")],
+        )
+    keep = {v for c in COLORS if (v := state["slots"].get(c) if c != color else version)}
+    prune(name="Remove releases beyond webui_keep_releases", directory=d,
+          versions=to_prune(state, int(data["webui_keep_releases"]), keep))  # fmt: skip

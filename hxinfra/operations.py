@@ -471,3 +471,18 @@ def verify_or_restore(check: str, paths: list[str], then: str, backup_dir: str =
         "echo 'hxinfra: the check after the change failed; previous config restored and live again' >&2; exit 1; }"
     )
     yield StringCommand("sh", "-c", q(script))
+
+
+@operation(is_idempotent=True)
+def barrier():  # type: ignore[no-untyped-def]
+    """
+    A step every host takes at the same point: no command, but no operation called after it
+    (on any host) runs before every operation called before it (on every host) has run.
+
+    pyinfra orders each host's operations as called, and the hosts' sequences only where they
+    share an operation; without a shared step, a web host's pool switch may run while an
+    application server is still starting the release it switches to.
+    """
+    host.noop("every host is through the previous step")
+    return
+    yield  # a generator that yields nothing

@@ -11,11 +11,11 @@ an error. Pick another lab with ``HXINFRA_LAB=NAME``. Run:
 """
 
 from deploys import components as _components
+from hxinfra.artifacts import checksums as _releases
 from hxinfra.components import Component as _Component
 from hxinfra.inventory import topology_hosts as _topology_hosts
 from hxinfra.lab.core import LAB_DOMAIN as _LAB_DOMAIN
 from hxinfra.lab.core import net_prefix as _net_prefix
-from hxinfra.artifacts import checksums as _releases
 from hxinfra.lab.inventory import existing_lab as _existing_lab
 from hxinfra.lab.inventory import lab_environment as _lab_environment
 from hxinfra.lab.samba import marker as _samba_marker

@@ -60,7 +60,7 @@ def guide_layout(root: Path) -> Path:
         """,
         "group_vars/all/common.yml": "layer: all-file\nntp_servers: [a, b]\nhx_ad_domain: example.test\n",
         "group_vars/all/vault.yml": vault.encrypt(b"vault_db_password: whole-file-Secret-7\n", PASSWORD.encode()).encode(),
-        "group_vars/webservers.yml": "layer: web-file\nwebui_inline: " + inline,
+        "group_vars/webservers.yml": "layer: web-file\nportal_inline: " + inline,
         "group_vars/canary/main.yml": "canary_flag: true\n",
         "host_vars/web02.example.test.yml": "layer: host-file\n",
         "host_vars/db-a.example.test/main.yml": "pg_role: primary\nsssd_home: /tmp/%u\n",

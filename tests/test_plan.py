@@ -44,8 +44,9 @@ def test_against_shows_what_a_change_would_do(at_root, tmp_path):
     r = run("plan", "--env", "development", "--against", str(base), "-e", "nginx_upstream_port=3100",
             "--limit", "web_servers", "--detailed-exitcode")  # fmt: skip
     assert r.exit_code == 2
-    assert "--- a/hx-web-01/etc/nginx/sites-available/webui.conf" in r.stdout
-    assert "-    server 127.0.0.1:3000;" in r.stdout and "+    server 127.0.0.1:3100;" in r.stdout
+    assert "--- a/hx-web-01/etc/nginx/conf.d/webui-upstream.conf" in r.stdout
+    assert "-    server 192.168.10.40:3000 max_fails=2 fail_timeout=10s;" in r.stdout
+    assert "+    server 192.168.10.40:3100 max_fails=2 fail_timeout=10s;" in r.stdout
     assert "hx-dc-01.manifest" in r.stdout  # --limit web_servers: other hosts left the plan
     bad = run("plan", "--env", "development", "--against", str(tmp_path / "missing"))
     assert bad.exit_code == 1 and "no plan there" in bad.output

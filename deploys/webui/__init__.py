@@ -79,6 +79,8 @@ def webui() -> None:
     state = host.get_fact(WebuiState, directory=d)
     color, version = serving(host)
     present = version in state["releases"]
+    if not present and version not in data["webui_releases"]:
+        raise DataError(f"webui_version: {version} is not in webui_releases (its checksum is needed)")
     artifact = "" if present else str(fetch(artifact_location(data, version), data["webui_releases"][version],
                                             project_root()))  # fmt: skip
     unit = f"hx-webui@{color}.service"

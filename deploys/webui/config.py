@@ -174,7 +174,7 @@ def _version(data: Mapping[str, Any]) -> None:
         return
     if not isinstance(version, str) or not VERSION.fullmatch(version) or ".." in version:
         raise DataError(f"webui_version: {str(version)[:40]!r} is not a version (or 'previous')")
-    if version not in data["webui_releases"]:
+    if data["webui_releases"] and version not in data["webui_releases"]:  # none: not a web UI host
         raise DataError(f"webui_version: {version} is not in webui_releases (its checksum is needed)")
 
 

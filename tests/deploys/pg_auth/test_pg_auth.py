@@ -37,7 +37,7 @@ def test_scram_verifier_matches_rfc7677_example():
     ({"database": "a", "user": "b", "address": "10.0.0.0/24", "method": "trust"}, "never trust"),
     ({"database": "a", "user": "b", "address": "10.0.0.0/24", "type": "host"}, "type 'host' not allowed"),
     ({"database": "a b", "user": "b", "address": "10.0.0.0/24"}, "characters pg_hba.conf cannot take"),
-    ({"database": "a", "user": "b"}, "needs database, user and address"),
+    ({"database": "a", "user": "b"}, "needs database, user and either address or group"),
 ])  # fmt: skip
 def test_bad_hba_rules(rule, message):
     with pytest.raises(PgAuthError, match=message):

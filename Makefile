@@ -45,10 +45,16 @@ test-fast: venv ## Only the tests that need no lab hosts
 
 demo: install ## Boot the local lab fleet and deploy the HX site to it
 	$(HX) lab up
+	$(PY) apps/hx-webui/build.py 1.0.0 --out "$$($(HX) lab dir)/artifacts"
 	$(HX) deploy site --env lab
 	@echo
-	@$(HX) inventory list --env lab | while read -r name ip groups; do \
-	  case "$$groups" in *web_servers*) echo "web UI front end: https://$$name.lab.hxinfra.test/ at $$ip (lab CA: $$($(HX) lab ca))";; esac; done
+	@ca=$$($(HX) lab ca); $(HX) inventory list --env lab | while read -r name ip groups; do \
+	  case "$$groups" in *web_servers*) \
+	    echo "web UI: https://$$ip/   (curl --cacert $$ca https://$$ip/)"; \
+	    curl -fsS --max-time 20 --cacert "$$ca" "https://$$ip/" | grep -q 'hx-lab-model says' \
+	      && echo "  answered: the page read its database over TLS and got a completion through the gateway" \
+	      || { echo "  the page did not answer as expected"; exit 1; };; \
+	  esac; done
 	@echo "lab hosts:"; $(HX) lab status
 	@echo "log in: $(HX) lab ssh HOST    tear down: make lab-down"
 

@@ -120,9 +120,14 @@ def webui() -> None:
             url=f"http://{listen_address(data)}:{int(data['webui_ports'][color])}{data['webui_health_path']}",
             timeout=int(data["webui_start_timeout"]), unit=unit, _if=any_changed(started, *changes),
         )  # fmt: skip
+        standby_up = systemd.service(
+            name="Keep the standby colour running (a switch back is instant)",
+            service=standby, running=True, enabled=True, _if=lambda: has_standby,
+        )  # fmt: skip
         systemd.service(
-            name="Restart the standby colour after a config change (it serves on a switch back)",
-            service=standby, restarted=True, _if=lambda: has_standby and config is not None and config.did_change(),
+            name="Restart the standby colour after a config change",
+            service=standby, restarted=True,
+            _if=lambda: has_standby and config is not None and config.did_change() and not standby_up.did_change(),
         )  # fmt: skip
         config_set(
             name="Record the colour this host serves (the web tier's pool follows it)",

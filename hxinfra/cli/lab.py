@@ -97,6 +97,13 @@ def lab_ca_cmd(lab_obj: Any) -> None:
     click.echo(lab_ca(lab_obj).cert_path)
 
 
+@lab.command("dir")
+@click.pass_obj
+def lab_dir_cmd(lab_obj: Any) -> None:
+    """Print the lab's directory: its CA (pki/), vault and release artifacts (artifacts/)."""
+    click.echo(lab_obj.dir)
+
+
 @lab.command("down")
 @click.argument("names", nargs=-1)
 @click.pass_obj

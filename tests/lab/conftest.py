@@ -13,29 +13,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 LAB_NAME = "pytest"
 LAB_DOMAIN = "lab.hxinfra.test"
-HOSTS = ("hx-web-01", "hx-web-02", "hx-web-03", "hx-web-04", "hx-db-01", "hx-app-01", "hx-dc-01")
-
-UPSTREAM = r'''
-import socket
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", 3000))
-s.listen(16)
-while True:
-    c, _ = s.accept()
-    req = c.recv(4096).decode(errors="replace")
-    path = req.split(" ")[1] if req.count(" ") >= 2 else "/"
-    body = b"upstream ok\n" if path == "/health" else b"<h1>HX web UI (lab upstream)</h1>\n"
-    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
-              % len(body) + body)
-    c.close()
-'''
-UNIT = """[Unit]
-Description=Stand-in for the HX web UI (test upstream on 127.0.0.1:3000)
-[Service]
-ExecStart=/usr/bin/python3 /opt/hx-test-upstream.py
-Restart=no
-"""
+HOSTS = ("hx-web-01", "hx-web-02", "hx-web-03", "hx-web-04", "hx-db-01", "hx-app-01", "hx-app-02", "hx-api-01",
+         "hx-dc-01")
+# the application tier every web front end proxies to, deployed once per session
+STACK = ("hx-db-01", "hx-api-01", "hx-app-01", "hx-app-02")
 
 
 class LabSession:
@@ -103,16 +84,17 @@ class LabSession:
     def pyinfra(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return self.run(sys.executable, "-m", "pyinfra", "inventories/lab.py", *args, check=check)
 
-    def install_upstream(self, name: str) -> None:
-        self.ssh(name, f"cat > /opt/hx-test-upstream.py <<'EOF'\n{UPSTREAM}\nEOF\n"
-                       f"cat > /etc/systemd/system/hx-test-upstream.service <<'EOF'\n{UNIT}EOF\n"
-                       "systemctl daemon-reload && systemctl restart hx-test-upstream")
-        self.wait_upstream(name)
+    def build_release(self, version: str, broken: bool = False) -> str:
+        """A web UI release in the lab's artifacts/ (the lab inventory lists its checksum)."""
+        r = self.run(sys.executable, str(ROOT / "apps/hx-webui/build.py"), version, "--out",
+                     str(self.lab.dir / "artifacts"), *(["--broken"] if broken else []))  # fmt: skip
+        return r.stdout.split()[1]
 
-    def wait_upstream(self, name: str) -> None:
-        """Until the test upstream accepts connections (the unit starts before it listens)."""
-        self.ssh(name, "for i in $(seq 100); do python3 -c \"import socket; socket.create_connection("
-                       "('127.0.0.1', 3000), 1)\" 2>/dev/null && exit 0; sleep 0.1; done; exit 1")
+    def secret(self, name: str) -> str:
+        """A value of the lab's vault (to check it never shows)."""
+        from hxinfra.lab.inventory import lab_vault
+
+        return str(lab_vault(self.lab)[name].reveal())
 
 
 @pytest.fixture(scope="session")
@@ -124,12 +106,60 @@ def lab():
     except Exception as e:  # the README's test command runs as root with the packages; say why if not
         pytest.fail(f"lab tests need root and the lab packages: {e}")
     from hxinfra.lab.inventory import issue_host_certificates, prepare
+    from hxinfra.lab.model import start_model_stub
 
     session = LabSession()
     prepare(session.lab, ROOT)  # what `hxinfra lab up` makes: the CA, the vault, a certificate per host
     session.lab.up(list(HOSTS), log=lambda m: print(f"lab: {m}"))
     issue_host_certificates(session.lab)
+    start_model_stub(session.lab, "hx-api-01")  # as `lab up` does on the API hosts
+    session.build_release("1.0.0")
+    # the database, the gateway and the web UI: what every web front end proxies to
+    r, report = session.hx_deploy("site", *[a for h in STACK for a in ("--limit", h)])
+    assert all(h["status"] in ("changed", "ok") for h in report["hosts"]), r.stderr[-4000:]
     try:
         yield session
     finally:
         session.lab.down()
+
+
+class RequestLoop:
+    """GET ``url`` over and over from this machine (the lab CA trusted) until stopped, or by
+    itself after ``limit`` seconds; counts answers by release and every failure."""
+
+    def __init__(self, url: str, cafile: str, limit: float = 300) -> None:
+        import collections
+        import threading
+
+        self.url, self.cafile, self.limit = url, cafile, limit
+        self.releases: collections.Counter[str] = collections.Counter()
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import ssl
+        import time
+        import urllib.request
+
+        ctx = ssl.create_default_context(cafile=self.cafile)
+        end = time.monotonic() + self.limit
+        while not self._stop.is_set() and time.monotonic() < end:
+            try:
+                with urllib.request.urlopen(self.url, timeout=10, context=ctx) as r:
+                    r.read()
+                    self.releases[r.headers.get("X-HX-Release", "?")] += 1
+            except Exception as e:  # noqa: BLE001 - every failure is counted and shown
+                self.failures.append(str(e))
+
+    def __enter__(self) -> RequestLoop:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    @property
+    def total(self) -> int:
+        return sum(self.releases.values()) + len(self.failures)

@@ -25,7 +25,6 @@ def client_curl(lab, *args: str):
 def test_curl_trusts_the_web_host_only_after_ca_trust(lab):
     lab.apt_install(CLIENT, "curl")
     r, report = lab.hx_deploy("site", "--limit", WEB)  # ca_trust + nginx with its CA-issued certificate
-    lab.install_upstream(WEB)
     before = client_curl(lab)
     assert before.returncode == 60 and "certificate" in before.stderr  # untrusted issuer, no -k
     assert lab.ssh(CLIENT, f"test -e {ANCHORS}/hx-lab-root-ca.crt", check=False).returncode == 1

@@ -12,6 +12,7 @@ import pytest
 pytestmark = pytest.mark.lab
 
 SITE = "/etc/nginx/sites-available/webui.conf"
+APPS = ("hx-app-01", "hx-app-02")
 
 
 def curl(url: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -38,10 +39,10 @@ def test_hxinfra_deploy_converges_then_changes_nothing(lab):
 
 
 def test_curl_reaches_upstream_and_health_follows_it(lab):
-    """hx-web-01 is a lab web front end: HTTPS with the lab CA's certificate, HTTP redirects."""
-    lab.install_upstream("hx-web-01")
+    """hx-web-01 is a lab web front end: HTTPS with the lab CA's certificate, HTTP redirects, and
+    the application servers' web UI behind it."""
     page = lab.curl_https("hx-web-01", "/", "-i")
-    assert "HTTP/2 200" in page.stdout and "HX web UI (lab upstream)" in page.stdout, page.stderr
+    assert "HTTP/2 200" in page.stdout and "HX web UI 1.0.0" in page.stdout, page.stderr
     headers = page.stdout.lower()
     for header in ("x-frame-options: deny", "x-content-type-options: nosniff", "content-security-policy:",
                    "strict-transport-security: max-age="):
@@ -51,10 +52,10 @@ def test_curl_reaches_upstream_and_health_follows_it(lab):
     assert redirect.stdout == f"301 https://{lab.ip('hx-web-01')}/x"
     health = ("/health", "-o", "/dev/null", "-w", "%{http_code}")
     assert lab.curl_https("hx-web-01", *health).stdout == "200"
-    lab.ssh("hx-web-01", "systemctl stop hx-test-upstream")
+    for app in APPS:  # every backend down, standby colours too: /health says so
+        lab.ssh(app, "systemctl stop 'hx-webui@*'")
     assert lab.curl_https("hx-web-01", *health).stdout == "502"
-    lab.ssh("hx-web-01", "systemctl start hx-test-upstream")
-    lab.wait_upstream("hx-web-01")
+    r, report = lab.hx_deploy("site", *[a for app in APPS for a in ("--limit", app)])  # starts them again
     assert lab.curl_https("hx-web-01", *health).stdout == "200"
 
 
@@ -78,10 +79,10 @@ def test_broken_value_fails_validation_and_old_config_keeps_serving(lab):
 
 def test_check_diff_shows_changes_and_changes_nothing(lab):
     before = lab.ssh("hx-web-01", f"sha256sum {SITE}; stat -c %Y {SITE}").stdout
-    r, report = lab.hx_deploy("site", "--limit", "hx-web-01", "--check", "--diff", "-e", "nginx_upstream_port=3100")
+    r, report = lab.hx_deploy("site", "--limit", "hx-web-01", "--check", "--diff", "-e", "nginx_client_max_body_size=32m")
     assert report["hosts"][0]["status"] == "pending"
     assert f"--- a{SITE}" in r.stderr and f"+++ b{SITE}" in r.stderr
-    assert "-    server 127.0.0.1:3000;" in r.stderr and "+    server 127.0.0.1:3100;" in r.stderr
+    assert "-    client_max_body_size 16m;" in r.stderr and "+    client_max_body_size 32m;" in r.stderr
     assert lab.ssh("hx-web-01", f"sha256sum {SITE}; stat -c %Y {SITE}").stdout == before
 
 
@@ -123,8 +124,7 @@ API_SCRIPT = textwrap.dedent('''
 
 def test_python_import_of_the_deploy(lab):
     first = json.loads(lab.run(sys.executable, "-c", API_SCRIPT, "hx-web-03").stdout.strip().splitlines()[-1])
-    assert first["ok"] and first["changed"] >= 2 and first["ops"] == 4
+    assert first["ok"] and first["changed"] >= 3 and first["ops"] == 6
     second = json.loads(lab.run(sys.executable, "-c", API_SCRIPT, "hx-web-03").stdout.strip().splitlines()[-1])
-    assert second == {"changed": 0, "ok": True, "ops": 4}
-    lab.install_upstream("hx-web-03")
-    assert "HX web UI" in curl(f"http://{lab.ip('hx-web-03')}/").stdout
+    assert second == {"changed": 0, "ok": True, "ops": 6}
+    assert "HX web UI 1.0.0" in curl(f"http://{lab.ip('hx-web-03')}/").stdout  # the pool of application servers

@@ -105,9 +105,9 @@ def test_check_diff_on_changed_hosts_leaves_them_byte_for_byte_unchanged(lab):
     lab.ssh("hx-web-01", "chmod 600 /etc/nginx/conf.d/hx-webui.conf")  # drift: owner/mode only
     before = {n: lab.ssh(n, SNAPSHOT).stdout for n in FOUR}
     r, report = lab.hx_deploy("site", "--limit", "~hx-web-0[1-4]", "--check", "--diff", "-e",
-                              "nginx_upstream_port=3999", "-e", "nginx_tls=false")  # fmt: skip
+                              "nginx_client_max_body_size=99m", "-e", "nginx_tls=false")  # fmt: skip
     assert report["hosts"][0]["status"] == "pending" and report["hosts"][0]["changes"]
-    assert "--- a/etc/nginx/sites-available/webui.conf" in r.stderr and "+    server 127.0.0.1:3999;" in r.stderr
+    assert "--- a/etc/nginx/sites-available/webui.conf" in r.stderr and "+    client_max_body_size 99m;" in r.stderr
     assert "-    listen 443 ssl http2;" in r.stderr  # TLS off would drop the HTTPS server block
     assert "Will set /etc/nginx/conf.d/hx-webui.conf to root:root 0644 (was root:root 0600)" in r.stderr
     assert "~ HX site | nginx | Write the nginx site, its conf.d file and links" in r.stderr  # per-host summary

@@ -527,6 +527,16 @@ def topology_hosts(
     return hosts
 
 
+def topology_suites(file: str | Path) -> dict[str, str]:
+    """Host -> Debian release, where the topology file's ``suites:`` gives this inventory's hosts
+    another release than the default (the lab boots them so)."""
+    path = Path(file).resolve().parent / "fleet.yml"
+    suites = (load_yaml_mapping(path).get("suites") or {}).get(Path(file).stem) or {}
+    if not isinstance(suites, dict) or not all(isinstance(v, str) for v in suites.values()):
+        raise InventoryError(f"{path}: suites: {Path(file).stem}: must map host names to Debian releases")
+    return dict(suites)
+
+
 def environment(
     file: str | Path,
     hosts: Mapping[str, Mapping[str, Any]],

@@ -33,15 +33,17 @@ from deploys.pg_auth.config import (
     check_data,
     databases,
     desired_config,
+    keytab_command,
     paths,
     plan,
     repo_files,
     restart_reasons,
     roles,
+    service_principal,
     settings,
     validate_command,
 )
-from deploys.pg_auth.facts import PgAuthState, PgRunningPort, PgSettings
+from deploys.pg_auth.facts import PgAuthState, PgKeytab, PgRunningPort, PgSettings
 from deploys.pg_auth.operations import pg_sql
 from deploys.pg_auth.sql import sql_plan
 from hxinfra.components import Component
@@ -57,7 +59,8 @@ COMPONENT = Component(
 @deploy("PostgreSQL authentication", data_defaults=DEFAULTS)
 def pg_auth() -> None:
     """Install PostgreSQL, converge TLS/SCRAM settings and pg_hba.conf, then roles and databases."""
-    data = component_data(COMPONENT, host.data, extra_keys=(*CERT_DIR, "hx_members"), defaults=CERT_DIR)
+    data = component_data(COMPONENT, host.data, extra_keys=(*CERT_DIR, "hx_members", "hx_domain", "hx_realm"),
+                          defaults=CERT_DIR)  # fmt: skip
     p = paths(data)
     version = int(data["pg_auth_version"])
     if step(COMPONENT, host.data, "packages"):
@@ -103,6 +106,24 @@ def pg_auth() -> None:
                 f"systemctl restart {service}; fi",
             ],
             _if=config.did_change,
+        )
+    if step(COMPONENT, host.data, "config", "security"):
+        principal = service_principal(data, host.name)
+
+        def keytab_missing() -> bool:
+            """Asked when the step runs, after this run's AD join: a new member gets its keytab now."""
+            if not data["pg_auth_kerberos"]:
+                return False
+            found = host.get_fact(PgKeytab, keytab=data["pg_auth_keytab"], principal=principal)
+            if found == "not-joined":
+                logger.warning(f"{host.print_prefix}pg_auth_kerberos: not a domain member (no /etc/krb5.keytab): "
+                               f"no {principal} yet")  # fmt: skip
+            return found == "missing"
+
+        server.shell(
+            name="Add the postgres service principal after the AD join and write its keytab (pg_auth_kerberos)",
+            commands=[keytab_command(data, host.name)],
+            _if=keytab_missing,
         )
     if step(COMPONENT, host.data, "roles", "databases"):
         names = [r["name"] for r in roles(data)]

@@ -66,6 +66,12 @@ DEFAULTS: dict[str, Any] = {
     "pg_auth_databases": [],
     # Before changing roles, keep `pg_dumpall --roles-only` in /var/backups/hxinfra/postgresql/.
     "pg_auth_backup_roles": True,
+    # Kerberos (GSSAPI) logins on a domain member: after the AD join, the service principal
+    # postgres/<fqdn> is added to the host's computer account (adcli), its keys alone are written
+    # to this keytab (0600 postgres) and krb_server_keyfile points at it. Then "hostgssenc ... gss"
+    # rules in pg_auth_hba let a user with a ticket in (a role of the same name, include_realm=0).
+    "pg_auth_kerberos": False,
+    "pg_auth_keytab": "/etc/postgresql/krb5.keytab",
 }
 
 
@@ -201,6 +207,7 @@ def settings(data: Mapping[str, Any]) -> dict[str, str]:
         "ssl_prefer_server_ciphers": True,
         "log_connections": data["pg_auth_log_connections"],
         "log_disconnections": data["pg_auth_log_connections"],
+        **({"krb_server_keyfile": data["pg_auth_keytab"]} if data["pg_auth_kerberos"] else {}),
         **dict(data["pg_auth_settings"]),
     }
     for name in out:
@@ -256,6 +263,7 @@ def check_data(data: Mapping[str, Any]) -> list[tuple[str, str]]:
         "pg_auth_settings": settings,
         "pg_auth_roles": roles,
         "pg_auth_databases": databases,
+        "pg_auth_keytab": lambda d: abs_path(d["pg_auth_keytab"], "pg_auth_keytab"),
     })  # fmt: skip
 
 
@@ -295,6 +303,32 @@ def validate_command(data: Mapping[str, Any], running_port: int) -> str:
 
 
 # ------------------------------------------------------------------------------ deploy
+def service_principal(data: Mapping[str, Any], host_name: str) -> str:
+    """``postgres/<fqdn>``: the name clients ask the KDC for (libpq's default service name)."""
+    return f"postgres/{host_name}.{data['hx_domain']}" if data.get("hx_domain") else f"postgres/{host_name}"
+
+
+def keytab_command(data: Mapping[str, Any], host_name: str) -> str:
+    """Add the service principal to the computer account (its own credentials, from the host
+    keytab) and write only that principal's keys to PostgreSQL's keytab."""
+    from shlex import quote as q
+
+    principal = service_principal(data, host_name)
+    domain = str(data.get("hx_realm") or data.get("hx_domain") or "").lower()
+    keytab = str(data["pg_auth_keytab"])
+    # ktutil numbers the entries it read from 1; delete every other principal's, highest first
+    others = (f"klist -k /etc/krb5.keytab | awk -v p={q(principal + '@')} 'NR > 3 && index($2, p) != 1 "
+              "{print NR - 3}' | sort -rn")  # fmt: skip
+    return (
+        f"set -e; umask 077; adcli update --domain={q(domain)} --add-service-principal={q(principal)}; "
+        f"tmp=$(mktemp -u); trap 'rm -f \"$tmp\"' EXIT; "
+        f"{{ echo 'rkt /etc/krb5.keytab'; for i in $({others}); do echo \"delent $i\"; done; "
+        f"echo \"wkt $tmp\"; }} | ktutil >/dev/null; "
+        f"klist -k \"$tmp\" | grep -q {q(' ' + principal + '@')}; "
+        f"install -o postgres -g postgres -m 0600 \"$tmp\" {q(keytab)}"
+    )
+
+
 def plan(data: Mapping[str, Any], host_name: str) -> list[ConfigItem]:
     """The offline plan: the PGDG source, the drop-in and pg_hba.conf."""
     data = dict(data)

@@ -39,8 +39,9 @@ class PgAuthState(FactBase[dict[str, Any]]):
             "UNION ALL SELECT 'db', datname::text, pg_get_userbyid(datdba)::text, "
             "has_database_privilege('public', oid, 'CONNECT')::int::text, "
             f"coalesce((SELECT string_agg(r, ',') FROM unnest(ARRAY[{names}]::text[]) r "
-            "WHERE r IN (SELECT rolname FROM pg_roles) AND has_database_privilege(r, d.oid, 'CONNECT') "
-            "AND (SELECT NOT rolsuper FROM pg_roles WHERE rolname = r)), ''), '', '' "
+            # CASE: SQL does not promise to test the role's existence before asking its privilege
+            "WHERE CASE WHEN r IN (SELECT rolname FROM pg_roles WHERE NOT rolsuper) "
+            "THEN has_database_privilege(r, d.oid, 'CONNECT') ELSE false END), ''), '', '' "
             f"FROM pg_database d WHERE datname IN ({dbs})"
         )
         schema_sql = (
@@ -114,3 +115,19 @@ class PgRunningPort(FactBase[int]):
     @override
     def process(self, output: list[str]) -> int:
         return int(output[0]) if output and output[0].strip().isdigit() else 0
+
+
+class PgKeytab(FactBase[str]):
+    """``not-joined`` (no host keytab: not a domain member yet), ``ready`` (PostgreSQL's keytab
+    holds the principal) or ``missing``."""
+
+    @override
+    def command(self, keytab: str, principal: str) -> str:
+        q = shlex.quote
+        return (f"if [ ! -s /etc/krb5.keytab ]; then echo not-joined; "
+                f"elif klist -k {q(keytab)} 2>/dev/null | grep -q {q(' ' + principal + '@')}; then echo ready; "
+                "else echo missing; fi")  # fmt: skip
+
+    @override
+    def process(self, output: list[str]) -> str:
+        return output[0].strip() if output else "missing"

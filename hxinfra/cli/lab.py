@@ -43,7 +43,7 @@ def lab_up(lab_obj: Any, names: tuple[str, ...], count: int | None) -> None:
     provisions the topology's domain controllers as Samba AD DCs, and starts the lab's model
     stand-in (an OpenAI-compatible server on loopback) on its API hosts.
     """
-    from hxinfra.inventory import topology_hosts
+    from hxinfra.inventory import topology_hosts, topology_suites
     from hxinfra.lab.inventory import issue_host_certificates, prepare, prepare_dc
     from hxinfra.lab.model import start_model_stub
 
@@ -53,7 +53,7 @@ def lab_up(lab_obj: Any, names: tuple[str, ...], count: int | None) -> None:
     prepare(lab_obj, root)  # the lab's CA and vault first: its inventory reads them
     topology = topology_hosts(inventory_file(root, "lab"))
     wanted = list(names) or (list(topology)[:count] if count else list(topology))
-    hosts = lab_obj.up(wanted, log=_log)
+    hosts = lab_obj.up(wanted, log=_log, suites=topology_suites(inventory_file(root, "lab")))
     issue_host_certificates(lab_obj)
     for name in wanted:  # the lab's domain controllers become real Samba AD DCs
         if "domain_controllers" in topology.get(name, {}).get("groups", []):

@@ -25,7 +25,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
@@ -44,7 +44,7 @@ from hxinfra.lab.host import (  # noqa: F401 - the lab's public names, importabl
     lab_root,
     net_prefix,
 )
-from hxinfra.lab.image import SUITE, ensure_base, mirrors
+from hxinfra.lab.image import SUITE, check_suite, ensure_base, mirrors
 from hxinfra.lab.network import BRIDGE, PROXY_PORT, attach, detach, net_down, net_up  # noqa: F401
 from hxinfra.lab.system import (  # noqa: F401
     _is_mount,
@@ -165,7 +165,7 @@ class Lab:
         return LabHost(self.name, name, index, f"{net_prefix()}.{10 + index}",
                        f"02:68:78:00:{index // 256:02x}:{index % 256:02x}")  # fmt: skip
 
-    def _create(self, name: str, base: Path) -> LabHost:
+    def _create(self, name: str, base: Path, suite: str = SUITE) -> LabHost:
         host = self._allocate(name)
         hdir = self.host_dir(name)
         for sub in ("upper", "work", "root"):
@@ -187,9 +187,9 @@ class Lab:
         (root / "etc/resolv.conf").unlink(missing_ok=True)
         (root / "etc/resolv.conf").write_text("")  # no DNS: apt goes through the proxy
         mirror, security = mirrors()
-        sources = [f"deb {mirror} {SUITE} main", f"deb {mirror} {SUITE}-updates main"]
+        sources = [f"deb {mirror} {suite} main", f"deb {mirror} {suite}-updates main"]
         if security:
-            sources.append(f"deb {security} {SUITE}-security main")
+            sources.append(f"deb {security} {suite}-security main")
         (root / "etc/apt/sources.list").write_text("\n".join(sources) + "\n")
         (root / "etc/apt/apt.conf.d/01lab-proxy").write_text(
             f'Acquire::http::Proxy "http://{gateway()}:{PROXY_PORT}/";\n'
@@ -291,15 +291,17 @@ class Lab:
                     kill_cgroup(f"{CGROUP_PARENT}/{d.name}")
 
     # ----------------------------------------------------------------- public API
-    def up(self, names: list[str], log: LogFn = print) -> list[LabHost]:
-        """Ensure the named hosts exist and run; return them. Idempotent."""
+    def up(self, names: list[str], log: LogFn = print, suites: Mapping[str, str] | None = None) -> list[LabHost]:
+        """Ensure the named hosts exist and run; return them. Idempotent. ``suites`` gives a host
+        another Debian release than the default (``trixie``: Debian 13) when it is created."""
         check_prerequisites()
+        suites = {n: check_suite(s) for n, s in (suites or {}).items()}
         for n in names:
             if not NAME_RE.match(n):
                 raise LabError(f"invalid host name {n!r}: lower-case letters, digits and '-'")
         with self._locked():
             self._ensure_key()
-            base = ensure_base(self.root, log)
+            bases = {s: ensure_base(self.root, log, s) for s in sorted({suites.get(n, SUITE) for n in names})}
             self._reap_orphans()
             net_up(self.root)
             existing = {h.name: h for h in self.hosts()}
@@ -317,7 +319,8 @@ class Lab:
                         self._release(host, remove=False)
                         self._mount(host)
                     else:
-                        host = self._create(n, base)
+                        suite = suites.get(n, SUITE)
+                        host = self._create(n, bases[suite], suite)
                         created.add(n)
                     attach(host)
                     self._start(host)

@@ -13,7 +13,8 @@ from hxinfra.errors import LabError
 from hxinfra.lab.host import LogFn, cache_dir
 from hxinfra.lab.system import _run
 
-SUITE = "bookworm"
+SUITE = "bookworm"  # the lab's default Debian release (12); hosts may run another of SUITES
+SUITES = ("bookworm", "trixie")
 # Bump when the base customisation below changes: it keys the cached image.
 BASE_RECIPE = "1"
 BASE_INCLUDE = (
@@ -91,24 +92,32 @@ def mirrors() -> tuple[str, str]:
 
 
 
-def recipe_hash() -> str:
-    return hashlib.sha256(f"{SUITE}|{BASE_INCLUDE}|{BASE_RECIPE}".encode()).hexdigest()[:12]
+def recipe_hash(suite: str = SUITE) -> str:
+    return hashlib.sha256(f"{suite}|{BASE_INCLUDE}|{BASE_RECIPE}".encode()).hexdigest()[:12]
 
 
-def base_dir(lab_root: Path) -> Path:
-    return lab_root / "base" / f"{SUITE}-{recipe_hash()}"
+def base_dir(lab_root: Path, suite: str = SUITE) -> Path:
+    return lab_root / "base" / f"{suite}-{recipe_hash(suite)}"
 
 
-def cache_tar() -> Path:
-    return cache_dir() / f"lab-base-{SUITE}-{recipe_hash()}.tar.zst"
+def cache_tar(suite: str = SUITE) -> Path:
+    return cache_dir() / f"lab-base-{suite}-{recipe_hash(suite)}.tar.zst"
 
 
-def ensure_base(lab_root: Path, log: LogFn) -> Path:
-    """Unpack the cached base image, or debootstrap it once and cache it."""
-    base = base_dir(lab_root)
+def check_suite(suite: str) -> str:
+    if suite not in SUITES:
+        raise LabError(f"Debian release {suite!r} is not one the lab boots ({', '.join(SUITES)})")
+    return suite
+
+
+def ensure_base(lab_root: Path, log: LogFn, suite: str = SUITE) -> Path:
+    """Unpack the cached base image of ``suite``, or debootstrap it once and cache it (the mirror
+    of this machine's apt sources serves every Debian release)."""
+    check_suite(suite)
+    base = base_dir(lab_root, suite)
     if (base / "etc" / "os-release").exists():
         return base
-    tar = cache_tar()
+    tar = cache_tar(suite)
     tmp = base.with_name(base.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -118,9 +127,9 @@ def ensure_base(lab_root: Path, log: LogFn) -> Path:
               "--xattrs", "--xattrs-include=*"])  # fmt: skip
     else:
         mirror, _ = mirrors()
-        log(f"building the base image with debootstrap ({SUITE} from {mirror}, about a minute)")
+        log(f"building the base image with debootstrap ({suite} from {mirror}, about a minute)")
         keyring = [f"--keyring={DEBIAN_KEYRING}"] if DEBIAN_KEYRING.is_file() else []
-        r = _run(["debootstrap", "--variant=minbase", *keyring, f"--include={BASE_INCLUDE}", SUITE,
+        r = _run(["debootstrap", "--variant=minbase", *keyring, f"--include={BASE_INCLUDE}", suite,
                   str(tmp), mirror], check=False)  # fmt: skip
         if r.returncode != 0:
             shutil.rmtree(tmp, ignore_errors=True)

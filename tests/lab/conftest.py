@@ -13,8 +13,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 LAB_NAME = "pytest"
 LAB_DOMAIN = "lab.hxinfra.test"
-HOSTS = ("hx-web-01", "hx-web-02", "hx-web-03", "hx-web-04", "hx-db-01", "hx-app-01", "hx-app-02", "hx-api-01",
-         "hx-dc-01")
+HOSTS = ("hx-web-01", "hx-web-02", "hx-web-03", "hx-web-04", "hx-db-01", "hx-db-02", "hx-app-01", "hx-app-02",
+         "hx-api-01", "hx-dc-01")
 # the application tier every web front end proxies to, deployed once per session
 STACK = ("hx-db-01", "hx-api-01", "hx-app-01", "hx-app-02")
 
@@ -110,7 +110,10 @@ def lab():
 
     session = LabSession()
     prepare(session.lab, ROOT)  # what `hxinfra lab up` makes: the CA, the vault, a certificate per host
-    session.lab.up(list(HOSTS), log=lambda m: print(f"lab: {m}"))
+    from hxinfra.inventory import topology_suites
+
+    # hx-db-01 on Debian 13 (PostgreSQL 17), as inventories/fleet.yml says, the others on Debian 12
+    session.lab.up(list(HOSTS), log=lambda m: print(f"lab: {m}"), suites=topology_suites(ROOT / "inventories/lab.py"))
     issue_host_certificates(session.lab)
     start_model_stub(session.lab, "hx-api-01")  # as `lab up` does on the API hosts
     session.build_release("1.0.0")

@@ -58,6 +58,14 @@ def test_second_run_changes_nothing_and_secrets_stay_private(lab, front):
     assert host.file("/opt/hx-webui/blue").linked_to == "/opt/hx-webui/releases/1.0.0"
 
 
+def test_the_primary_runs_the_fleets_postgresql_17_on_debian_13(lab, front):
+    assert lab.ssh(DB, ". /etc/os-release; echo $VERSION_ID").stdout.strip() == "13"
+    version = lab.ssh(DB, "runuser -u postgres -- psql -XAtc 'SHOW server_version_num'").stdout.strip()
+    assert version.startswith("17"), version
+    host = lab.host(DB)
+    assert host.service("postgresql@17-main").is_running and host.file("/etc/postgresql/17/main/conf.d/hx-auth.conf").exists
+
+
 def test_web_ui_role_logs_in_from_application_servers_only(lab, front):
     password = lab.secret("vault_lab_pg_webui_password")
     conninfo = (f"host={lab.ip(DB)} dbname=hx_webui user=hx_webui sslmode=verify-full connect_timeout=5 "

@@ -113,3 +113,35 @@ def test_tls_paths_derive_from_the_ca_trust_service_certificate():
     assert derived["ssl_cert_file"] == "'/etc/ssl/hx/postgresql.crt'"
     assert derived["ssl_key_file"] == "'/etc/ssl/hx/private/postgresql.key'"
     assert settings(data())["ssl_cert_file"] == "'/etc/ssl/certs/ssl-cert-snakeoil.pem'"  # none: Debian's pair
+
+
+def test_group_rules_allow_each_member_host_only():
+    members = {"application_servers": [{"name": "app1", "address": "10.0.0.40"}, {"name": "app2", "address": "fd00::41"}]}
+    rules = hba_rules(data(hx_members=members, pg_auth_hba=[{"database": "w", "user": "w", "group": "application_servers"}]))
+    assert [r["address"] for r in rules] == ["10.0.0.40/32", "fd00::41/128"]
+    assert hba_rules(data(hx_members={}, pg_auth_hba=[{"database": "w", "user": "w", "group": "nobody"}])) == []
+    with pytest.raises(PgAuthError, match="has no IP address"):
+        hba_rules(data(hx_members={"g": [{"name": "h", "address": "h.example"}]},
+                       pg_auth_hba=[{"database": "w", "user": "w", "group": "g"}]))
+    with pytest.raises(PgAuthError, match="either address or group"):
+        hba_rules(data(pg_auth_hba=[{"database": "w", "user": "w", "group": "g", "address": "10.0.0.0/24"}]))
+
+
+def test_kerberos_rules_come_before_the_reject_and_the_keytab_is_postgres_own():
+    from deploys.pg_auth.config import keytab_command, service_principal
+
+    gss = {"type": "hostgssenc", "database": "postgres", "user": "alice", "address": "10.0.0.40/32",
+           "method": "gss", "options": "include_realm=0 krb_realm=X.TEST"}
+    d = data(pg_auth_kerberos=True, hx_realm="X.TEST",
+             pg_auth_hba=[{"database": "w", "user": "w", "address": "10.0.0.40/32"}, gss])
+    dropin, hba = desired_config(d, "db1")
+    assert "krb_server_keyfile = '/etc/postgresql/krb5.keytab'" in dropin.content
+    assert "krb_server_keyfile" not in desired_config(data(), "db1")[0].content
+    lines = [line.split() for line in hba.content.splitlines() if line and not line.startswith("#")]
+    gss_at = lines.index(["hostgssenc", "postgres", "alice", "10.0.0.40/32", "gss", "include_realm=0", "krb_realm=X.TEST"])
+    assert gss_at < lines.index(["hostnossl", "all", "all", "0.0.0.0/0", "reject"])  # only encrypted GSS matches it
+    assert lines[-1][0] == "hostssl"
+    assert service_principal(d, "db1") == "postgres/db1.x.test"
+    cmd = keytab_command(d, "db1")
+    assert "adcli update --domain=x.test --add-service-principal=postgres/db1.x.test" in cmd
+    assert "install -o postgres -g postgres -m 0600" in cmd and "umask 077" in cmd

@@ -81,3 +81,28 @@ def step(component: Component, data: Any, *tags: str) -> bool:
     if not wanted or "all" in wanted or "always" in step_tags:
         return True
     return bool(step_tags & wanted)
+
+
+def serve(unit: str, changes: list[Any], url: str, timeout: int, what: str) -> Any:
+    """A service's handler steps, the same for every long-running component: reload systemd after
+    a unit change, start and enable ``unit``, restart it after an install or a validated change
+    (not when it was just started), then wait until ``url`` answers 200 from the host, or fail with
+    the unit's last log lines. Returns the start operation."""
+    from urllib.parse import urlsplit
+
+    from pyinfra.operations import systemd
+    from pyinfra.operations.util import any_changed
+
+    from hxinfra.operations import http_ready
+
+    changed = any_changed(*changes) if changes else (lambda: False)
+    systemd.daemon_reload(name="Reload systemd after a unit change", _if=changed)
+    started = systemd.service(name=f"Start and enable {what}", service=unit, running=True, enabled=True)
+    systemd.service(
+        name=f"Restart {what} after an install or a validated change",
+        service=unit, restarted=True, _if=lambda: changed() and not started.did_change(),
+    )  # fmt: skip
+    path = urlsplit(url).path or "/"
+    http_ready(name=f"Check that {what} answers {path}", url=url, timeout=timeout, unit=unit,
+               _if=any_changed(started, *changes))  # fmt: skip
+    return started

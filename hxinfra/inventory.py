@@ -317,8 +317,6 @@ class Environment:
         # host keys are checked strictly, against the environment's own known_hosts (in the repo)
         layers.append(Layer("environment", f"environment {self.name}", "hxinfra (host key trust)", {
             STRICT_KEY: "yes", FILE_KEY: str(self.env_dir / "known_hosts")}))  # fmt: skip
-        layers.append(Layer("environment", f"environment {self.name}", "hxinfra (group members)",
-                            {MEMBERS_KEY: self.members}))  # fmt: skip
         for path, data, sealed in self._file_layer(self.dir / "group_vars" / "all"):
             layers.append(Layer("all", "all", str(self._rel(path)), data, sealed))
         if self.data:
@@ -359,6 +357,9 @@ class Environment:
         resolved = resolver.all()
         if sealed:
             resolved[SEALED_KEY] = sealed
+        # built from the inventory itself, one mapping shared by every host (never copied, never
+        # resolved or checked per host: a fleet of N hosts must not cost N x N)
+        resolved[MEMBERS_KEY] = self.members
         for name in resolver.missing:
             line = (f"{name} is referenced but not defined: hosts that read it cannot be deployed until the "
                     f"vault holds it (hxinfra vault edit inventories/{self.name}/group_vars/all/vault.yml)")
@@ -414,6 +415,7 @@ class Environment:
                 messages.append(str(e))
                 continue
             merged.pop(SEALED_KEY, None)
+            merged.pop(MEMBERS_KEY, None)
             found: list[tuple[str, str]] = []
             for key, problem in check_host_data(merged, self.host_groups(entry), self.components, found):
                 source = origin.get(key.split(".")[0].split("[")[0], str(self._rel(self.file)))

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from hxinfra.errors import HxError
-from hxinfra.inventory import Environment
+from hxinfra.inventory import MEMBERS_KEY, Environment
 from hxinfra.operations import ConfigItem, ManagedFile, ManagedLink
 from hxinfra.vault import Placeholder, Vaulted, redact
 
@@ -29,7 +29,9 @@ SENSITIVE_NOTE = "# (sensitive file: its content is never written to a plan)\n"
 def host_items(env: Environment, host: str) -> list[ConfigItem]:
     """Every managed path of ``host``, from each component that applies to it."""
     groups = env.host_groups(env.host(host))
-    data = _placeholders(env.host_data(host, with_defaults=True))
+    data = env.host_data(host, with_defaults=True)
+    members = data.pop(MEMBERS_KEY, {})  # built from the inventory: no vault value in it, not walked per host
+    data = {**_placeholders(data), MEMBERS_KEY: members}
     items: list[ConfigItem] = []
     for comp in env.components:
         if comp.plan is not None and comp.applies_to(groups):

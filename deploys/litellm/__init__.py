@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import apt, server, systemd
-from pyinfra.operations.util import any_changed
+from pyinfra.operations import apt, server
 
 from deploys.litellm.config import (
     DEFAULTS,
@@ -31,8 +30,8 @@ from deploys.litellm.config import (
     requirements,
 )
 from hxinfra.components import Component
-from hxinfra.deploytools import component_data, step
-from hxinfra.operations import config_set, http_ready, venv_install
+from hxinfra.deploytools import component_data, serve, step
+from hxinfra.operations import config_set, venv_install
 
 COMPONENT = Component(
     "litellm", DEFAULTS, required=REQUIRED, groups=("api_servers",), check=check_data, plan=plan,
@@ -69,15 +68,5 @@ def litellm() -> None:
             items=desired_config(data), validate=check_command(data), validate_label="a trial start of LiteLLM",
         ))  # fmt: skip
     if step(COMPONENT, host.data, "service"):
-        changed = any_changed(*changes) if changes else (lambda: False)
-        systemd.daemon_reload(name="Reload systemd after a unit change", _if=changed)
-        started = systemd.service(name=f"Start and enable {UNIT}", service=UNIT, running=True, enabled=True)
-        systemd.service(
-            name=f"Restart {UNIT} after an install or a validated change",
-            service=UNIT, restarted=True, _if=lambda: changed() and not started.did_change(),
-        )  # fmt: skip
-        http_ready(
-            name="Check that the gateway answers /health/liveliness",
-            url=f"http://{listen_address(data)}:{int(data['litellm_port'])}/health/liveliness",
-            timeout=int(data["litellm_start_timeout"]), unit=UNIT, _if=any_changed(started, *changes),
-        )  # fmt: skip
+        serve(UNIT, changes, f"http://{listen_address(data)}:{int(data['litellm_port'])}/health/liveliness",
+              int(data["litellm_start_timeout"]), "the gateway")  # fmt: skip

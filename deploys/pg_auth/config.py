@@ -5,6 +5,7 @@ command, all computed from host data alone.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import shlex
@@ -127,7 +128,12 @@ def hba_rules(data: Mapping[str, Any]) -> list[dict[str, str]]:
         extra = set(entry) - {"database", "user", "address", "group", "method", "type", "options"}
         if extra:
             raise PgAuthError(f"{what}: unknown field(s) {sorted(extra)}")
-        rules += [_hba_rule(raw, what) for raw in _hba_expand(entry, data.get("hx_members") or {}, what)]
+        if "group" in entry:  # checked once, then one rule per member host
+            checked = _hba_rule({**{k: v for k, v in entry.items() if k != "group"}, "address": "0.0.0.0/0"}, what)
+            rules += [{**checked, "address": raw["address"]}
+                      for raw in _hba_expand(entry, data.get("hx_members") or {}, what)]  # fmt: skip
+        else:
+            rules.append(_hba_rule(entry, what))
     return rules
 
 
@@ -139,13 +145,22 @@ def _hba_expand(entry: Mapping[str, Any], members: Mapping[str, Any], what: str)
     hosts = members.get(str(entry["group"]), [])
     out = []
     for member in hosts:
-        try:
-            address = ipaddress.ip_address(member["address"])
-        except ValueError:
+        network = _host_network(str(member["address"]))
+        if network is None:
             raise PgAuthError(f"{what}: host {member['name']} of group {entry['group']} has no IP address "
-                              f"({member['address']!r}); pg_hba.conf needs one") from None  # fmt: skip
-        out.append({**rest, "address": f"{address}/{address.max_prefixlen}"})
+                              f"({member['address']!r}); pg_hba.conf needs one")  # fmt: skip
+        out.append({**rest, "address": network})
     return out
+
+
+@functools.lru_cache(maxsize=65536)
+def _host_network(address: str) -> str | None:
+    """``address/32`` (or ``/128``) of an IP address, None for a name; parsed once per address."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return None
+    return f"{ip}/{ip.max_prefixlen}"
 
 
 def _hba_rule(raw: Mapping[str, Any], what: str) -> dict[str, str]:

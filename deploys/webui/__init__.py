@@ -21,7 +21,6 @@ from typing import Any
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import apt, server, systemd
-from pyinfra.operations.util import any_changed
 
 from deploys.webui.config import (
     COLORS,
@@ -40,8 +39,8 @@ from deploys.webui.facts import WebuiState
 from deploys.webui.operations import prune, release
 from hxinfra.artifacts import fetch
 from hxinfra.components import Component
-from hxinfra.deploytools import component_data, step
-from hxinfra.operations import ManagedFile, ManagedLink, config_set, http_ready
+from hxinfra.deploytools import component_data, serve, step
+from hxinfra.operations import ManagedFile, ManagedLink, config_set
 from hxinfra.paths import project_root
 from hxinfra.validate import DataError
 
@@ -108,18 +107,8 @@ def webui() -> None:
         config = config_set(name="Write the web UI's environment files and colour unit", items=desired_config(data))
         changes.append(config)
     if step(COMPONENT, host.data, "service"):
-        changed = any_changed(*changes) if changes else (lambda: False)
-        systemd.daemon_reload(name="Reload systemd after a unit change", _if=changed)
-        started = systemd.service(name="Start and enable the target colour", service=unit, running=True, enabled=True)
-        systemd.service(
-            name="Restart the target colour after a new release or config",
-            service=unit, restarted=True, _if=lambda: changed() and not started.did_change(),
-        )  # fmt: skip
-        http_ready(
-            name="Check that the target colour answers its health path",
-            url=f"http://{listen_address(data)}:{int(data['webui_ports'][color])}{data['webui_health_path']}",
-            timeout=int(data["webui_start_timeout"]), unit=unit, _if=any_changed(started, *changes),
-        )  # fmt: skip
+        serve(unit, changes, f"http://{listen_address(data)}:{int(data['webui_ports'][color])}{data['webui_health_path']}",
+              int(data["webui_start_timeout"]), "the target colour")  # fmt: skip
         standby_up = systemd.service(
             name="Keep the standby colour running (a switch back is instant)",
             service=standby, running=True, enabled=True, _if=lambda: has_standby,

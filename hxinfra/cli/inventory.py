@@ -10,7 +10,7 @@ from hxinfra.ansible import host_vars
 from hxinfra.cli.common import ENV_OPTION, _load, _mask
 from hxinfra.cli.vault import vault_options
 from hxinfra.components import ENGINE
-from hxinfra.inventory import Environment
+from hxinfra.inventory import MEMBERS_KEY, Environment
 from hxinfra.known_hosts import FILE_KEY, STRICT_KEY
 from hxinfra.vault import Keyring
 
@@ -85,7 +85,8 @@ def inventory_host(
             for o in v["overrides"]:
                 click.echo(f"    overrides {o}")
         return
-    merged = {k: _mask(k, v) for k, v in sorted(env.host_data(host, with_defaults=True).items())}
+    # hx_members is the whole inventory's groups (see `inventory list`), not this host's data
+    merged = {k: _mask(k, v) for k, v in sorted(env.host_data(host, with_defaults=True).items()) if k != MEMBERS_KEY}
     if as_json:
         click.echo(json.dumps(merged, indent=2, default=str))
     else:

@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LAB_DOMAIN = "lab.hxinfra.test"
 
 WEB = "hx-web-01"
+APPS = ("hx-app-01", "hx-app-02")
 
 
 def test_an_imported_ansible_inventory_deploys_with_zero_changes_after_the_native_one(lab, tmp_path):
@@ -27,8 +28,11 @@ def test_an_imported_ansible_inventory_deploys_with_zero_changes_after_the_nativ
     # variables Ansible's way, the lab's values as plain group vars
     source = tmp_path / "ansible" / "inventories" / "lab"
     (source / "group_vars").mkdir(parents=True)
-    (source / "hosts.yml").write_text(yaml.safe_dump({"all": {"children": {"web_servers": {
-        "hosts": {WEB: {"ansible_host": lab.ip(WEB)}}}}}}))  # fmt: skip
+    # the web host and the application servers its nginx pool proxies to (a pool is its group's hosts)
+    (source / "hosts.yml").write_text(yaml.safe_dump({"all": {"children": {
+        "web_servers": {"hosts": {WEB: {"ansible_host": lab.ip(WEB)}}},
+        "application_servers": {"hosts": {app: {"ansible_host": lab.ip(app)} for app in APPS}},
+    }}}))  # fmt: skip
     (source / "group_vars" / "all.yml").write_text(yaml.safe_dump({
         "ansible_user": "root", "ansible_ssh_private_key_file": str(lab.lab.key), "ansible_become": False,
         "ssh_strict_host_key_checking": "yes", "ssh_known_hosts_file": str(lab.lab.known_hosts),

@@ -59,7 +59,7 @@ def nginx() -> None:
     pool = live_pool(data)
     if step(COMPONENT, host.data, "packages"):
         apt.packages(
-            name="Install the nginx package (and curl, for the check after a pool switch)",
+            name="Install the nginx package and curl (for the check after a pool switch)",
             packages=[data["nginx_package"], "curl"],
             update=True,
             cache_time=24 * 3600,
@@ -133,6 +133,9 @@ def site_check(data: dict[str, Any]) -> str:
     if data["nginx_tls"]:
         port = int(data["nginx_https_port"])
         url = f"https://{name}:{port}/health"
-        return f"curl -fsS -o /dev/null --max-time 10 --resolve {q(f'{name}:{port}:127.0.0.1')} {q(url)}"
-    url = f"http://127.0.0.1:{int(data['nginx_http_port'])}/health"
-    return f"curl -fsS -o /dev/null --max-time 10 -H {q('Host: ' + name)} {q(url)}"
+        curl = f"curl -fsS -o /dev/null --max-time 10 --resolve {q(f'{name}:{port}:127.0.0.1')} {q(url)}"
+    else:
+        url = f"http://127.0.0.1:{int(data['nginx_http_port'])}/health"
+        curl = f"curl -fsS -o /dev/null --max-time 10 -H {q('Host: ' + name)} {q(url)}"
+    # a reload is asynchronous: the old workers answer with the old config for a moment
+    return f"for i in 1 2 3 4 5 6 7 8 9 10; do {curl} 2>/dev/null && exit 0; sleep 1; done; {curl}"

@@ -32,6 +32,7 @@ from deploys.ad_join.config import (
     plan,
     realm,
     resolver_files,
+    sssd_conf_mode,
 )
 from deploys.ad_join.facts import SystemdResolved
 from deploys.ad_join.operations import dns_registration, realm_membership
@@ -88,9 +89,11 @@ def ad_join() -> None:
     config = None
     if step(COMPONENT, host.data, "config", "security"):
         current = host.get_fact(FileContents, path="/etc/nsswitch.conf") or DEBIAN_NSSWITCH.splitlines()
+        release = host.get_fact(LinuxDistribution) or {}
+        mode = sssd_conf_mode(str(release.get("name") or "debian"), release.get("major"))
         config = config_set(
             name="Write /etc/krb5.conf, /etc/sssd/sssd.conf, /etc/realmd.conf, /etc/nsswitch.conf (and sudoers)",
-            items=desired_config(data, host.name, "\n".join(current)) if data["ad_join_present"] else [],
+            items=desired_config(data, host.name, "\n".join(current), mode) if data["ad_join_present"] else [],
             validate="sssctl config-check && { [ ! -e /etc/sudoers.d/hx-ad ] || visudo -cf /etc/sudoers.d/hx-ad; }",
         )
         session = host.get_fact(FileContents, path="/etc/pam.d/common-session") or []

@@ -194,14 +194,24 @@ def check_data(data: Mapping[str, Any]) -> list[tuple[str, str]]:
     })  # fmt: skip
 
 
-def desired_config(data: Mapping[str, Any], host_name: str, nsswitch_now: str = DEBIAN_NSSWITCH) -> list[ConfigItem]:
-    """krb5.conf, sssd.conf, realmd.conf, nsswitch.conf and the sudoers drop-in."""
+def sssd_conf_mode(distribution: str, major: Any) -> str:
+    """The mode the host's own SSSD wants for sssd.conf: 0600 up to SSSD 2.9 (it refuses anything
+    else); SSSD 2.10 (Debian 13, Ubuntu 25.04) makes it group-readable at every start (its unit
+    runs ``chmod -R g+r /etc/sssd``), so 0640 (group root) is its steady state there."""
+    newer = {"debian": 13, "ubuntu": 25}.get(distribution.lower())
+    return "0640" if newer is not None and isinstance(major, int) and major >= newer else "0600"
+
+
+def desired_config(
+    data: Mapping[str, Any], host_name: str, nsswitch_now: str = DEBIAN_NSSWITCH, sssd_mode: str = "0600"
+) -> list[ConfigItem]:
+    """krb5.conf, sssd.conf (private: root only), realmd.conf, nsswitch.conf and the sudoers drop-in."""
     context = {**data, "domain": domain(data), "realm": realm(data),
                "computer_name": computer_name(data, host_name), "fqdn": f"{host_name}.{domain(data)}"}  # fmt: skip
     tpl = "ad_join/etc"
     items: list[ConfigItem] = [
         ManagedFile("/etc/krb5.conf", render(templates_root(), f"{tpl}/krb5.conf.j2", context)),
-        ManagedFile("/etc/sssd/sssd.conf", render(templates_root(), f"{tpl}/sssd/sssd.conf.j2", context), mode="0600"),
+        ManagedFile("/etc/sssd/sssd.conf", render(templates_root(), f"{tpl}/sssd/sssd.conf.j2", context), mode=sssd_mode),
         ManagedFile("/etc/realmd.conf", render(templates_root(), f"{tpl}/realmd.conf.j2", context)),
         ManagedFile(
             "/etc/nsswitch.conf", render(templates_root(), f"{tpl}/nsswitch.conf.j2", {"body": nsswitch(nsswitch_now)})

@@ -73,3 +73,12 @@ def test_resolver_drop_in_under_systemd_resolved_else_resolv_conf():
     (plain,) = resolver_files(dns, resolved=False)
     assert plain.path == "/etc/resolv.conf"
     assert "nameserver 10.0.0.5\nnameserver 10.0.0.6\n" in plain.content and "search dev-test.hana-x.ai" in plain.content
+
+
+def test_sssd_conf_mode_is_the_one_the_hosts_sssd_keeps():
+    from deploys.ad_join.config import sssd_conf_mode
+
+    assert sssd_conf_mode("Debian", 12) == "0600"  # SSSD 2.8 refuses anything else
+    assert sssd_conf_mode("Debian", 13) == "0640"  # SSSD 2.10's unit makes it group-readable at each start
+    assert sssd_conf_mode("Ubuntu", 24) == "0600" and sssd_conf_mode("Ubuntu", 25) == "0640"
+    assert sssd_conf_mode("Debian", None) == "0600"

@@ -69,8 +69,10 @@ prod-deploy: venv ## Check $(ENV) with a diff, then ask before deploying (YES=1 
 	  $(HX) deploy $(DEPLOY) --env $(ENV); \
 	else echo "refusing to deploy $(ENV) without a terminal; set YES=1 after reviewing the check"; exit 1; fi
 
-promote: venv ## Promote $(DEPLOY) through $(PROMOTE_ENVS): check+diff, deploy, validate (zero changes) each
+promote: venv ## Promote $(DEPLOY) through $(PROMOTE_ENVS): gate, check+diff, deploy, zero-change run, gate; each
 	@set -e; for env in $(PROMOTE_ENVS); do \
+	  echo "== $$env: gate before (hxinfra validate --pre)"; \
+	  $(HX) validate --pre --env $$env $(if $(LIMIT),--limit '$(LIMIT)'); \
 	  echo "== $$env: check"; \
 	  $(HX) deploy $(DEPLOY) --env $$env --check --diff $(if $(LIMIT),--limit '$(LIMIT)'); \
 	  echo "== $$env: deploy"; \
@@ -78,6 +80,8 @@ promote: venv ## Promote $(DEPLOY) through $(PROMOTE_ENVS): check+diff, deploy, 
 	    $(if $(LIMIT),--limit '$(LIMIT)'); \
 	  echo "== $$env: validate (a second run must change nothing)"; \
 	  $(HX) deploy $(DEPLOY) --env $$env --check --detailed-exitcode $(if $(LIMIT),--limit '$(LIMIT)'); \
+	  echo "== $$env: gate after (hxinfra validate --post)"; \
+	  $(HX) validate --post --env $$env $(if $(LIMIT),--limit '$(LIMIT)'); \
 	done; echo "promoted $(DEPLOY) through: $(PROMOTE_ENVS)"
 
 clean:

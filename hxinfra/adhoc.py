@@ -69,14 +69,19 @@ class Session:
 
     def run(self, command: str, become: bool = False) -> list[HostResult]:
         """``command`` in ``sh -c`` on every host; its exit code is reported, not turned into a failure."""
-        # in a subshell: an ``exit`` in the command ends it, and its code is still reported
-        script = f"(\n{command}\n)\nprintf '\\n{RC_MARK}%s\\n' \"$?\""
+        return self.run_each({name: command for name in self.names}, become)
+
+    def run_each(self, commands: dict[str, str], become: bool | None = False) -> list[HostResult]:
+        """Each host's own command (``become=None``: as its data's ``_sudo`` says)."""
         results = []
         for name, host in self._each():
             if host is None:
                 results.append(HostResult(name, reachable=False, rc=-1))
                 continue
-            _ok, output = host.run_shell_command(StringCommand("sh", "-c", shlex.quote(script)), _sudo=become)
+            # in a subshell: an ``exit`` in the command ends it, and its code is still reported
+            script = f"(\n{commands[name]}\n)\nprintf '\\n{RC_MARK}%s\\n' \"$?\""
+            sudo = bool(host.data.get("_sudo")) if become is None else become
+            _ok, output = host.run_shell_command(StringCommand("sh", "-c", shlex.quote(script)), _sudo=sudo)
             lines = list(output.stdout_lines)
             rc = -1
             if lines and lines[-1].startswith(RC_MARK):

@@ -57,6 +57,9 @@ class Component:
     # The offline plan: (merged host data, host name) -> the managed paths the deploy would
     # write, computed without facts or I/O on the host (the deploy uses the same function).
     plan: Callable[[Mapping[str, Any], str], list[Any]] | None = None
+    # Health checks (hxinfra health): (merged host data, host name) -> hxinfra.health.Check list,
+    # a pure function of data like the plan: its services, ports and real probes.
+    health: Callable[[Mapping[str, Any], str], list[Any]] | None = None
     # Finer tags of the deploy's steps (besides the component name), for --tags/--skip-tags.
     tags: tuple[str, ...] = ()
     # Keys whose (nested) values may span lines (PEM certificates); every other string is one line.

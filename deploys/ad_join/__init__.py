@@ -24,17 +24,19 @@ from pyinfra.operations import apt, server, systemd
 from deploys.ad_join.config import (
     DEBIAN_NSSWITCH,
     DEFAULTS,
+    RESPONDERS,
     AdJoinError,
     check_data,
     computer_name,
     desired_config,
     domain,
+    health,
     plan,
     realm,
     resolver_files,
     sssd_conf_mode,
 )
-from deploys.ad_join.facts import SystemdResolved
+from deploys.ad_join.facts import ResponderSockets, SystemdResolved
 from deploys.ad_join.operations import dns_registration, realm_membership
 from deploys.common import FLEET
 from hxinfra.components import Component
@@ -43,7 +45,7 @@ from hxinfra.operations import config_set
 from hxinfra.vault import reveal
 
 COMPONENT = Component(
-    "ad_join", DEFAULTS, groups=("domain_members",), check=check_data, plan=plan,
+    "ad_join", DEFAULTS, groups=("domain_members",), check=check_data, plan=plan, health=health,
     tags=("packages", "config", "security", "dns", "join", "service"),
     ansible={"hx_ad_domain": "ad_join_domain", "hx_ad_realm": "ad_join_realm",
              "hx_ad_admin_password": "ad_join_admin_password", "hx_ad_computer_name": "ad_join_computer_name",
@@ -104,6 +106,14 @@ def ad_join() -> None:
             _if=lambda: needs_mkhomedir,
         )
     if step(COMPONENT, host.data, "service") and data["ad_join_present"]:
+        # sssd.conf's services line starts these responders: their socket units (enabled by the
+        # package) then refuse to start and stay failed; they are disabled and their failure cleared
+        sockets = host.get_fact(ResponderSockets, responders=list(RESPONDERS))
+        server.shell(
+            name="Disable the SSSD responder sockets that sssd.conf's services line replaces",
+            commands=[f"systemctl disable --now {' '.join(sockets)} && systemctl reset-failed {' '.join(sockets)} || true"],
+            _if=lambda: bool(sockets),
+        )
         systemd.service(name="Start and enable sssd.service", service="sssd.service", running=True, enabled=True)
         changed = [op.did_change for op in (config, joined) if op is not None]
         systemd.service(

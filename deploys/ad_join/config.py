@@ -67,7 +67,14 @@ DEFAULTS: dict[str, Any] = {
     "ad_join_dns_servers": [],
     # Packages by distribution (the LinuxDistribution fact's name, lower case).
     "ad_join_packages": {"debian": list(_AD_CLIENT_PACKAGES), "ubuntu": list(_AD_CLIENT_PACKAGES)},
+    # A domain account that `hxinfra health` looks up on every member (getent): "" = none.
+    "ad_join_health_user": "",
 }
+
+
+# The responders sssd.conf's services line starts (and the PAC one the AD provider adds): their
+# socket-activated units conflict with it.
+RESPONDERS = ("nss", "pam", "pam-priv", "pac")
 
 
 NSS_DATABASES = {"passwd": "sss", "group": "sss", "shadow": "sss", "netgroup": "sss", "sudoers": "sss"}
@@ -240,6 +247,28 @@ def resolver_files(data: Mapping[str, Any], resolved: bool) -> list[ConfigItem]:
 
 
 # ------------------------------------------------------------------------------ deploy
+def health(data: Mapping[str, Any], host_name: str) -> list[Any]:
+    """The host is a working member (realm list, adcli testjoin), SSSD runs, and a domain user
+    resolves through it."""
+    from shlex import quote as q
+
+    from hxinfra.health import Check, service_active
+
+    if not data["ad_join_present"]:
+        return []
+    dom = domain(data)
+    checks = [
+        service_active("sssd.service", "sssd"),
+        Check(f"member of {dom} (realm list, adcli testjoin)",
+              f"realm list --name-only | grep -ix {q(dom)} && adcli testjoin -D {q(dom)}", "sssd"),  # fmt: skip
+    ]
+    user = str(data["ad_join_health_user"] or "")
+    if user:
+        name = f"{user}@{dom}" if data["ad_join_use_fqdn"] else user
+        checks.append(Check(f"domain user {name} resolves", f"getent passwd {q(name)}", "sssd"))
+    return checks
+
+
 def plan(data: Mapping[str, Any], host_name: str) -> list[ConfigItem]:
     """The offline plan (nsswitch.conf from Debian's default; the resolver as /etc/resolv.conf)."""
     data = dict(data)

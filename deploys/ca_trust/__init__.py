@@ -24,6 +24,7 @@ from deploys.ca_trust.config import (
     MONITOR_SCRIPT,
     ca_files,
     check_data,
+    health,
     host_cert_files,
     monitor_files,
     plan,
@@ -37,6 +38,7 @@ from hxinfra.operations import config_set
 
 COMPONENT = Component(
     "ca_trust", DEFAULTS, check=check_data, tags=("packages", "config", "security", "monitor", "certs"), plan=plan,
+    health=health,
     multiline=("ca_trust_certificates", "ca_trust_host_certs"),
     ansible={"hx_ca_host": "ca_trust_ca_host", "hx_ca_root_ca_path_on_ca": "ca_trust_ca_host_path",
              "hx_ca_cert_dir": "ca_trust_dir"},

@@ -231,6 +231,17 @@ def host_cert_files(data: Mapping[str, Any], certs: list[tuple[dict[str, Any], s
     return items
 
 
+def health(data: Mapping[str, Any], host_name: str) -> list[Any]:
+    """Every trusted CA and service certificate is installed with 30+ days left."""
+    from hxinfra.health import cert_days
+
+    checks = [cert_days(f"{data['ca_trust_dir']}/{entry['name']}.crt", "ca_trust")
+              for entry in data["ca_trust_certificates"] if isinstance(entry, Mapping) and "name" in entry]
+    checks += [cert_days(host_cert_paths(data, entry["name"])[0], "ca_trust")
+               for entry in data["ca_trust_host_certs"] if isinstance(entry, Mapping) and "name" in entry]
+    return checks
+
+
 def plan(data: Mapping[str, Any], host_name: str) -> list[ConfigItem]:
     """The offline plan: trust anchors, monitor and service certificates (``from_ca_host`` CAs
     need SSH and are left out; removals of stale anchors need the host's facts)."""

@@ -25,6 +25,7 @@ from deploys.litellm.config import (
     check_command,
     check_data,
     desired_config,
+    health,
     listen_address,
     plan,
     requirements,
@@ -35,6 +36,7 @@ from hxinfra.operations import config_set, venv_install
 
 COMPONENT = Component(
     "litellm", DEFAULTS, required=REQUIRED, groups=("api_servers",), check=check_data, plan=plan,
+    health=health,
     tags=("packages", "install", "config", "service"),
     ansible={"litellm_proxy_port": "litellm_port", "litellm_master_key": "litellm_master_key"},
 )  # fmt: skip

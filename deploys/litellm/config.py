@@ -231,6 +231,16 @@ def _master_key(value: Any) -> None:
         raise DataError("litellm_master_key: must start with 'sk-' and be at least 16 characters (from the vault)")
 
 
+def health(data: Mapping[str, Any], host_name: str) -> list[Any]:
+    """The gateway runs, listens on its address and answers /health/liveliness."""
+    from hxinfra.health import Check, port_listening, service_active
+    from hxinfra.operations import probe_command
+
+    url = f"http://{listen_address(data)}:{int(data['litellm_port'])}/health/liveliness"
+    return [service_active(UNIT, "litellm"), port_listening(int(data["litellm_port"]), "litellm", listen_address(data)),
+            Check("the gateway answers /health/liveliness", f"{probe_command(url, 5)} && echo '200 {url}'", "litellm")]
+
+
 def plan(data: Mapping[str, Any], host_name: str) -> list[ConfigItem]:
     """The offline plan: every path the deploy manages on the host."""
     return desired_config(dict(data))

@@ -29,11 +29,12 @@ from deploys.nginx.config import (
     check_data,
     default_pool,
     desired_config,
+    health,
     parse_pool,
     plan,
     pool_config,
     pool_path,
-    server_name,
+    site_check,
 )
 from deploys.webui import serving
 from deploys.webui.config import DEFAULTS as WEBUI_DEFAULTS
@@ -44,7 +45,7 @@ from hxinfra.operations import ManagedFile, config_set, verify_or_restore
 
 COMPONENT = Component(
     "nginx", DEFAULTS, groups=("web_servers",), tags=("packages", "config", "security", "service"), plan=plan,
-    check=check_data,
+    check=check_data, health=health,
     ansible={"hx_webui_server_name": "nginx_server_name", "hx_webui_ssl_enabled": "nginx_tls",
              "hx_webui_ssl_port": "nginx_https_port", "hx_webui_web_server_port": "nginx_http_port"},
 )  # fmt: skip
@@ -92,7 +93,7 @@ def nginx() -> None:
     if switch is not None:
         verify_or_restore(
             name="Check the site's health through nginx; on failure restore the previous pool",
-            check=site_check(data), paths=[pool_path(data)], then="nginx -t && systemctl reload nginx",
+            check=site_check(data, host.name, retries=10), paths=[pool_path(data)], then="nginx -t && systemctl reload nginx",
             _if=switch.did_change,
         )  # fmt: skip
 
@@ -122,20 +123,3 @@ def live_pool(data: dict[str, Any]) -> list[Member]:
             current = parse_pool(host.get_fact(FileContents, path=pool_path(data)) or [])
         pool.append((address, *current.get(address, (int(data["nginx_upstream_port"]), None))))
     return pool or default_pool(data)
-
-
-def site_check(data: dict[str, Any]) -> str:
-    """The site's health path through nginx itself, as a client gets it (TLS verified against
-    the host's trust store, where ca_trust puts the HX CA)."""
-    from shlex import quote as q
-
-    name = server_name(data, host.name).split()[0]
-    if data["nginx_tls"]:
-        port = int(data["nginx_https_port"])
-        url = f"https://{name}:{port}/health"
-        curl = f"curl -fsS -o /dev/null --max-time 10 --resolve {q(f'{name}:{port}:127.0.0.1')} {q(url)}"
-    else:
-        url = f"http://127.0.0.1:{int(data['nginx_http_port'])}/health"
-        curl = f"curl -fsS -o /dev/null --max-time 10 -H {q('Host: ' + name)} {q(url)}"
-    # a reload is asynchronous: the old workers answer with the old config for a moment
-    return f"for i in 1 2 3 4 5 6 7 8 9 10; do {curl} 2>/dev/null && exit 0; sleep 1; done; {curl}"

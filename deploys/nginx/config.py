@@ -224,3 +224,35 @@ def plan(data: Mapping[str, Any], host_name: str) -> list[ConfigItem]:
     """The offline plan: every path the deploy manages on the host (the pool at the data's port:
     which colour each backend serves is known only on the hosts)."""
     return [*desired_config(dict(data), host_name), ManagedFile(pool_path(data), pool_config(data, default_pool(data)))]
+
+
+def site_check(data: Mapping[str, Any], host_name: str, retries: int = 1) -> str:
+    """The site's health path through nginx itself, as a client gets it (TLS verified against
+    the host's trust store, where ca_trust puts the HX CA). After a reload it is tried for
+    ``retries`` seconds: a reload is asynchronous, the old workers answer for a moment."""
+    from shlex import quote as q
+
+    name = server_name(data, host_name).split()[0]
+    if data["nginx_tls"]:
+        port_ = int(data["nginx_https_port"])
+        curl = (f"curl -fsS -o /dev/null --max-time 10 --resolve {q(f'{name}:{port_}:127.0.0.1')} "
+                f"{q(f'https://{name}:{port_}/health')}")  # fmt: skip
+    else:
+        url = f"http://127.0.0.1:{int(data['nginx_http_port'])}/health"
+        curl = f"curl -fsS -o /dev/null --max-time 10 -H {q('Host: ' + name)} {q(url)}"
+    if retries <= 1:
+        return f"{curl} && echo 'site /health: 200'"
+    return f"for i in $(seq {int(retries) - 1}); do {curl} 2>/dev/null && exit 0; sleep 1; done; {curl}"
+
+
+def health(data: Mapping[str, Any], host_name: str) -> list[Any]:
+    """nginx runs, listens, answers /health through the pool, and its certificate is not expiring."""
+    from hxinfra.health import Check, cert_days, port_listening, service_active
+
+    checks = [service_active("nginx.service", "nginx"), port_listening(int(data["nginx_http_port"]), "nginx")]
+    if data["nginx_tls"]:
+        checks.append(port_listening(int(data["nginx_https_port"]), "nginx"))
+        cert = data["nginx_tls_cert"] or host_cert_paths(data, data["nginx_tls_host_cert"])[0]
+        checks.append(cert_days(str(cert), "nginx"))
+    checks.append(Check("the site answers /health through nginx", site_check(data, host_name), "nginx"))
+    return checks

@@ -33,6 +33,7 @@ from deploys.pg_auth.config import (
     check_data,
     databases,
     desired_config,
+    health,
     keytab_command,
     paths,
     plan,
@@ -52,6 +53,7 @@ from hxinfra.operations import config_set
 
 COMPONENT = Component(
     "pg_auth", DEFAULTS, groups=("database_servers",), check=check_data, tags=COMPONENT_TAGS, plan=plan,
+    health=health,
     ansible={"hx_pg_ca_path": "pg_auth_ssl_ca"},
 )
 

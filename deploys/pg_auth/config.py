@@ -344,6 +344,26 @@ def keytab_command(data: Mapping[str, Any], host_name: str) -> str:
     )
 
 
+def health(data: Mapping[str, Any], host_name: str) -> list[Any]:
+    """The cluster runs, listens, answers a query, and its TLS certificate verifies for the host's
+    name against the system's trust store (a real handshake: PostgreSQL's STARTTLS)."""
+    from shlex import quote as q
+
+    from hxinfra.health import Check, port_listening, service_active
+
+    p, port_ = paths(data), int(data["pg_auth_port"])
+    checks = [service_active(p["service"], "postgresql"), port_listening(port_, "postgresql"),
+              Check("PostgreSQL answers a query", f"cd / && {_psql(port_, 'SELECT 1')}", "postgresql")]
+    if data["pg_auth_ssl_host_cert"] or data["pg_auth_ssl_cert"]:
+        fqdn = f"{host_name}.{data['hx_domain']}" if data.get("hx_domain") else host_name
+        checks.append(Check(
+            "TLS handshake verifies against the system's CAs",
+            f"openssl s_client -starttls postgres -connect 127.0.0.1:{port_} -verify_return_error "
+            f"-verify_hostname {q(fqdn)} -CAfile /etc/ssl/certs/ca-certificates.crt </dev/null 2>&1 "
+            "| grep -m1 'Verify return code: 0 (ok)'", "postgresql"))  # fmt: skip
+    return checks
+
+
 def plan(data: Mapping[str, Any], host_name: str) -> list[ConfigItem]:
     """The offline plan: the PGDG source, the drop-in and pg_hba.conf."""
     data = dict(data)

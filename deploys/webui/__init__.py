@@ -29,6 +29,7 @@ from deploys.webui.config import (
     artifact_location,
     check_data,
     desired_config,
+    health,
     listen_address,
     other,
     plan,
@@ -46,6 +47,7 @@ from hxinfra.validate import DataError
 
 COMPONENT = Component(
     "webui", DEFAULTS, required=REQUIRED, groups=("application_servers",), check=check_data, plan=plan,
+    health=health,
     tags=("packages", "install", "config", "service"),
     ansible={"hx_webui_version": "webui_version", "hx_webui_port": "webui_ports"},
 )  # fmt: skip

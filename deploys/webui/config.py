@@ -249,6 +249,26 @@ def _at_least(value: Any, low: int, what: str) -> int:
     return value
 
 
+def health(data: Mapping[str, Any], host_name: str) -> list[Any]:
+    """The colour this host serves (its record) runs and answers its health path."""
+    from shlex import quote as q
+
+    from hxinfra.health import Check
+
+    d, ports = q(str(data["webui_dir"])), data["webui_ports"]
+    serving = (f"c=$(cat {d}/active) && case $c in blue) port={int(ports['blue'])};; "
+               f"green) port={int(ports['green'])};; *) echo 'no serving colour recorded'; exit 1;; esac")  # fmt: skip
+    base = f"http://{listen_address(data)}:"
+    path = str(data["webui_health_path"])
+    probe = (f"python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=5)' "
+             f"{q(base)}\"$port\"{q(path)}")
+    return [
+        Check("the serving colour's unit is active", f"{serving} && systemctl is-active \"hx-webui@$c.service\"",
+              "hx-webui"),  # fmt: skip
+        Check("the serving colour answers its health path", f"{serving} && {probe} && echo \"$c: 200\"", "hx-webui"),
+    ]
+
+
 def plan(data: Mapping[str, Any], host_name: str) -> list[ConfigItem]:
     """The offline plan: every config path the deploy manages (releases are state, not config)."""
     return desired_config(dict(data))

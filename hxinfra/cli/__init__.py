@@ -13,6 +13,7 @@ from hxinfra import __version__
 from hxinfra.cli.adhoc import facts, fetch, ping, run_cmd, service
 from hxinfra.cli.common import HxGroup
 from hxinfra.cli.deploy import deploy, report
+from hxinfra.cli.health import health, validate
 from hxinfra.cli.import_ansible import import_ansible
 from hxinfra.cli.inventory import inventory
 from hxinfra.cli.known_hosts import known_hosts
@@ -38,6 +39,6 @@ def main() -> None:
 
 
 
-for command in (inventory, deploy, plan_cmd, ping, run_cmd, facts, service, fetch, vault, pki, known_hosts,
+for command in (inventory, deploy, plan_cmd, health, validate, ping, run_cmd, facts, service, fetch, vault, pki, known_hosts,
                 import_ansible, report, lab):
     main.add_command(command)

@@ -123,4 +123,5 @@ def test_promotion_flow_check_deploy_validate(lab):
     r = lab.run("make", "--no-print-directory", "promote", "PROMOTE_ENVS=lab", "LIMIT=hx-web-03", "SERIAL=1",
                 f"HX={sys.executable} -m hxinfra")  # fmt: skip
     assert "== lab: check" in r.stdout and "== lab: deploy" in r.stdout and "== lab: validate" in r.stdout
+    assert "== lab: gate before" in r.stdout and "== lab: gate after" in r.stdout
     assert "promoted site through: lab" in r.stdout

@@ -1,0 +1,55 @@
+"""`hxinfra health` on the lab: every check passes on the converged stack, a stopped service is
+named and exits 1, and the guide's -e variables select hosts and services."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.lab
+
+WEB = "hx-web-01"
+STACK = ("hx-db-01", "hx-api-01", "hx-app-01", "hx-app-02", WEB)
+
+
+def health(lab, *args: str, check: bool = False):
+    return lab.hxinfra("health", "--env", "lab", *args, check=check)
+
+
+def test_the_converged_stack_is_healthy_with_real_probes(lab, tmp_path):
+    lab.hx_deploy("site", *[a for h in STACK for a in ("--limit", h)])
+    r = health(lab, "--limit", ":".join(STACK), "--json", "--html", str(tmp_path / "health.html"))
+    report = json.loads(r.stdout)
+    assert r.returncode == 0 and report["ok"], r.stdout[-3000:]
+    checks = {h["host"]: {c["name"]: c for c in h["checks"]} for h in report["hosts"]}
+    assert checks[WEB]["the site answers /health through nginx"]["ok"]
+    assert checks["hx-db-01"]["TLS handshake verifies against the system's CAs"]["output"] == [
+        "Verify return code: 0 (ok)"]
+    assert checks["hx-api-01"]["the gateway answers /health/liveliness"]["ok"]
+    assert checks["hx-app-01"]["the serving colour answers its health path"]["ok"]
+    assert any(name.startswith("certificate /etc/ssl/hx/webui.crt") for name in checks[WEB])
+    for host in report["hosts"]:
+        assert host["basics"]["mem_total_mb"] > 0 and "/" in host["basics"]["disks"]
+    page = (tmp_path / "health.html").read_text()
+    assert page.startswith("<!doctype html>") and "<svg" in page and "0 failing" in page
+
+
+def test_a_stopped_service_is_named_and_fails_the_run(lab):
+    lab.hx_deploy("site", "--limit", WEB)
+    lab.ssh(WEB, "systemctl stop nginx")
+    try:
+        r = health(lab, "-e", f"target_hosts={WEB}", "-e", "services=nginx")
+        assert r.returncode == 1
+        assert f"{WEB}: service nginx.service is active" in r.stderr
+        assert f"{WEB}: the site answers /health through nginx" in r.stderr
+        assert "disk" not in r.stdout  # services=nginx: only nginx's checks
+    finally:
+        lab.ssh(WEB, "systemctl start nginx")
+    r = health(lab, "--limit", WEB, "--services", "nginx")
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_unknown_guide_variable_is_a_usage_error(lab):
+    r = health(lab, "-e", "target_host=web_servers")
+    assert r.returncode == 2 and "health takes target_hosts, services, disk_threshold" in r.stderr

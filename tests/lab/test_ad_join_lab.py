@@ -120,3 +120,31 @@ def test_leave(lab, ad):
     r, report = lab.hx_deploy("site", "--limit", MEMBER, "-e", "ad_join_present=false")
     assert report["hosts"][0]["status"] == "changed"
     assert lab.ssh(MEMBER, "realm list --name-only").stdout.strip() == ""
+
+
+# Kerberos logins to PostgreSQL (pg_auth_kerberos): Debian 12's cluster on hx-db-02, a client on hx-app-02
+DB, APP = "hx-db-02", "hx-app-02"
+DB_FQDN = f"{DB}.{DOMAIN}"
+
+
+def test_kerberos_login_to_postgresql_with_a_ticket_and_refused_without(lab, ad):
+    """After the domain join, the postgres service principal and its own keytab: the lab's AD user
+    alice logs in with a ticket (GSSAPI, encrypted), without one she is refused."""
+    r, report = lab.hx_deploy("site", "--limit", f"{DB}:{APP}")  # the join, then the principal in one run
+    keytab = lab.host(DB).file("/etc/postgresql/krb5.keytab")
+    assert (keytab.user, keytab.group, keytab.mode) == ("postgres", "postgres", 0o600)
+    principals = set(lab.ssh(DB, "klist -k /etc/postgresql/krb5.keytab | awk 'NR > 3 {print $2}'").stdout.split())
+    assert principals == {f"postgres/{DB_FQDN}@LAB.HXINFRA.TEST"}  # its own keys only, not the host's
+    r, again = lab.hx_deploy("site", "--limit", f"{DB}:{APP}", "--detailed-exitcode")
+    assert all(h["changed"] == 0 for h in again["hosts"]), r.stderr[-3000:]
+    password = ad["vault_lab_ad_user_password"]
+    conninfo = f"host={DB_FQDN} dbname=postgres user=alice gssencmode=require connect_timeout=5"
+    sql = "SELECT current_user, gss_authenticated, encrypted FROM pg_stat_gssapi WHERE pid = pg_backend_pid()"
+    ok = lab.ssh(APP, f"printf '%s\\n' {shlex.quote(password)} | kinit alice@LAB.HXINFRA.TEST >/dev/null && "
+                      f"psql -X -At {shlex.quote(conninfo)} -c {shlex.quote(sql)}", check=False)  # fmt: skip
+    assert ok.returncode == 0 and ok.stdout.strip() == "alice|t|t", ok.stderr
+    refused = lab.ssh(APP, f"kdestroy -A; psql -X -At {shlex.quote(conninfo.replace('gssencmode=require', 'sslmode=disable'))}"
+                           " -c 'SELECT 1'", check=False)  # fmt: skip
+    assert refused.returncode != 0 and "rejects connection" in refused.stderr
+    no_ticket = lab.ssh(APP, f"psql -X -At {shlex.quote(conninfo)} -c 'SELECT 1'", check=False)
+    assert no_ticket.returncode != 0 and "GSSAPI encryption required" in no_ticket.stderr

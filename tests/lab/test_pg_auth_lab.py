@@ -20,7 +20,8 @@ def pg(lab):
 
     # ca_trust on all three (clients verify the server against the system store), pg_auth on the db host
     r, report = lab.hx_deploy("site", "--limit", f"{DB}:{APP}:{OTHER}")
-    assert {h["host"]: h["status"] for h in report["hosts"]}[DB] == "changed", r.stderr[-3000:]
+    # changed, or already converged by the AD tests (Kerberos logins)
+    assert {h["host"]: h["status"] for h in report["hosts"]}[DB] in ("changed", "ok"), r.stderr[-3000:]
     lab.apt_install(APP, "postgresql-client-15")
     lab.apt_install(OTHER, "postgresql-client-15")
     return str(lab_vault(lab.lab)["vault_lab_pg_webui_password"].reveal())
@@ -106,28 +107,3 @@ def test_hba_change_reloads_listen_change_restarts(lab, pg):
     r, back = lab.hx_deploy("site", "--limit", DB)  # back to the inventory's settings
     assert back["hosts"][0]["status"] == "changed" and "restart needed for listen_addresses" in r.stderr
 
-
-def test_kerberos_login_with_a_ticket_and_refused_without(lab, pg):
-    """After the domain join, the postgres service principal and its own keytab: the lab's AD user
-    alice logs in with a ticket (GSSAPI, encrypted), without one she is refused."""
-    from hxinfra.lab.inventory import prepare_dc
-
-    prepare_dc(lab.lab, "hx-dc-01", log=print)  # idempotent: the AD tests may have made it already
-    r, report = lab.hx_deploy("site", "--limit", f"{DB}:{APP}")  # the join, then the principal in one run
-    keytab = lab.host(DB).file("/etc/postgresql/krb5.keytab")
-    assert (keytab.user, keytab.group, keytab.mode) == ("postgres", "postgres", 0o600)
-    principals = set(lab.ssh(DB, "klist -k /etc/postgresql/krb5.keytab | awk 'NR > 3 {print $2}'").stdout.split())
-    assert principals == {f"postgres/{FQDN}@LAB.HXINFRA.TEST"}  # its own keys only, not the host's
-    r, again = lab.hx_deploy("site", "--limit", f"{DB}:{APP}", "--detailed-exitcode")
-    assert all(h["changed"] == 0 for h in again["hosts"]), r.stderr[-3000:]
-    password = lab.secret("vault_lab_ad_user_password")
-    conninfo = f"host={FQDN} dbname=postgres user=alice gssencmode=require connect_timeout=5"
-    sql = "SELECT current_user, gss_authenticated, encrypted FROM pg_stat_gssapi WHERE pid = pg_backend_pid()"
-    ok = lab.ssh(APP, f"printf '%s\\n' {shlex.quote(password)} | kinit alice@LAB.HXINFRA.TEST >/dev/null && "
-                      f"psql -X -At {shlex.quote(conninfo)} -c {shlex.quote(sql)}", check=False)  # fmt: skip
-    assert ok.returncode == 0 and ok.stdout.strip() == "alice|t|t", ok.stderr
-    refused = lab.ssh(APP, f"kdestroy -A; psql -X -At {shlex.quote(conninfo.replace('gssencmode=require', 'sslmode=disable'))}"
-                           " -c 'SELECT 1'", check=False)  # fmt: skip
-    assert refused.returncode != 0 and "rejects connection" in refused.stderr
-    no_ticket = lab.ssh(APP, f"psql -X -At {shlex.quote(conninfo)} -c 'SELECT 1'", check=False)
-    assert no_ticket.returncode != 0 and "GSSAPI encryption required" in no_ticket.stderr

@@ -130,6 +130,7 @@ DB_FQDN = f"{DB}.{DOMAIN}"
 def test_kerberos_login_to_postgresql_with_a_ticket_and_refused_without(lab, ad):
     """After the domain join, the postgres service principal and its own keytab: the lab's AD user
     alice logs in with a ticket (GSSAPI, encrypted), without one she is refused."""
+    lab.apt_install(APP, "postgresql-client-15")
     r, report = lab.hx_deploy("site", "--limit", f"{DB}:{APP}")  # the join, then the principal in one run
     keytab = lab.host(DB).file("/etc/postgresql/krb5.keytab")
     assert (keytab.user, keytab.group, keytab.mode) == ("postgres", "postgres", 0o600)

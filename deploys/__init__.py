@@ -15,7 +15,7 @@ from typing import Any
 
 from hxinfra.components import Component
 
-COMPONENTS = ("ca_trust", "ad_join", "pg_auth", "litellm", "webui", "nginx")
+COMPONENTS = ("ca_trust", "ad_join", "pg_auth", "litellm", "webui", "nginx", "backup")
 
 
 def component(name: str) -> tuple[Component, Callable[..., Any]]:

@@ -41,6 +41,7 @@ def site() -> None:
     _apply("litellm")
     _apply("webui")
     _apply("nginx")
+    _apply("backup")
 
 
 if is_deploy_file(globals()):

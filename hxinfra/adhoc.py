@@ -91,6 +91,23 @@ class Session:
             results.append(HostResult(name, rc=rc, stdout=lines, stderr=list(output.stderr_lines)))
         return results
 
+    def run_on(self, name: str, command: str) -> HostResult:
+        """``command`` on one host of the session (as its data's ``_sudo`` says)."""
+        names, self.names = self.names, [name]
+        try:
+            return self.run_each({name: command}, become=None)[0]
+        finally:
+            self.names = names
+
+    def fetch_one(self, name: str, src: str, target: Path) -> Path | None:
+        """One file from one host to ``target`` (None when it could not be copied)."""
+        host = dict(self._each()).get(name)
+        if host is None:
+            return None
+        target.parent.mkdir(parents=True, exist_ok=True)
+        ok = host.get_file(src, str(target), _sudo=bool(host.data.get("_sudo")))
+        return target if ok else None
+
     def fact(self, spec: str) -> list[HostResult]:
         """A pyinfra fact by name (``server.Os``, ``files.File path=/etc/hosts``)."""
         name, *args = spec.split()

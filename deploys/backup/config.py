@@ -1,0 +1,105 @@
+"""Backups, desired state: the defaults, and the backup program, its environment and its timer
+computed from host data alone.
+
+Every host backs up its configuration directories; a database server also every database of
+pg_auth and its roles. Each backup is a directory ``<backup_dir>/<UTC time>/`` of files encrypted
+with a key from the vault (GnuPG, AES-256, authenticated) and a ``SHA256SUMS``; the timer makes
+one on schedule and drops those older than ``backup_retention_days``. ``hxinfra backup run``
+copies them off the host, to the controller.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from deploys.common import templates_root
+from hxinfra.operations import ConfigItem, ManagedFile
+from hxinfra.render import render
+from hxinfra.validate import DataError, abs_path, collect, one_line
+
+DEFAULTS: dict[str, Any] = {
+    # Where the backups are kept on the host (0700 root), and for how many days.
+    "backup_dir": "/var/backups/hx",
+    "backup_retention_days": 7,
+    # Configuration directories archived on every host (those that exist there).
+    "backup_paths": ["/etc/nginx", "/etc/postgresql", "/etc/litellm", "/etc/hx-webui", "/etc/sssd", "/etc/ssl/hx",
+                     "/etc/krb5.conf", "/usr/local/share/ca-certificates"],
+    # When the timer runs (systemd OnCalendar), spread over this many seconds.
+    "backup_schedule": "*-*-* 02:30:00",
+    "backup_random_delay": 1800,
+}
+
+REQUIRED: dict[str, Any] = {
+    # The encryption key of the backups (a long random secret, from the vault). Keep it apart from
+    # the backups: without it they cannot be read, by anyone.
+    "backup_key": str,
+}
+
+KEY_FILE = "/etc/hx-backup/key"
+PROGRAM = "/usr/local/sbin/hx-backup"
+CALENDAR = re.compile(r"[A-Za-z0-9*,.:/ ~-]+")
+
+
+def databases(data: Mapping[str, Any]) -> list[str]:
+    """The databases pg_auth manages on this host (none elsewhere)."""
+    return [str(d["name"]) for d in data.get("pg_auth_databases") or []
+            if isinstance(d, Mapping) and "name" in d and d.get("present", True)]  # fmt: skip
+
+
+def desired_config(data: Mapping[str, Any], is_database_server: bool) -> list[ConfigItem]:
+    """The key (0600), the program and its timer."""
+    context = {**data, "key_file": KEY_FILE, "pg_port": int(data.get("pg_auth_port") or 5432),
+               "databases": databases(data) if is_database_server else []}  # fmt: skip
+    return [
+        ManagedFile(KEY_FILE, f"{data['backup_key']}\n", mode="0600", sensitive=True),
+        ManagedFile(PROGRAM, render(templates_root(), "backup/usr/local/sbin/hx-backup.j2", context), mode="0755"),
+        ManagedFile("/etc/systemd/system/hx-backup.service",
+                    render(templates_root(), "backup/etc/systemd/system/hx-backup.service.j2", context)),
+        ManagedFile("/etc/systemd/system/hx-backup.timer",
+                    render(templates_root(), "backup/etc/systemd/system/hx-backup.timer.j2", context)),
+    ]
+
+
+def _key(value: Any) -> None:
+    from hxinfra.vault import Vaulted
+
+    if value is None or isinstance(value, Vaulted):
+        return
+    if len(one_line(value, "backup_key")) < 24:
+        raise DataError("backup_key: at least 24 characters (a random secret in the vault)")
+
+
+def _whole(value: Any, what: str, low: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise DataError(f"{what}: must be a whole number >= {low}")
+
+
+def _calendar(value: Any) -> None:
+    if not CALENDAR.fullmatch(one_line(value, "backup_schedule")):
+        raise DataError("backup_schedule: not a systemd calendar expression")
+
+
+def check_data(data: Mapping[str, Any]) -> list[tuple[str, str]]:
+    return collect(data, {
+        "backup_dir": lambda d: abs_path(d["backup_dir"], "backup_dir"),
+        "backup_paths": lambda d: [abs_path(p, "backup_paths") for p in d["backup_paths"]],
+        "backup_retention_days": lambda d: _whole(d["backup_retention_days"], "backup_retention_days", 1),
+        "backup_random_delay": lambda d: _whole(d["backup_random_delay"], "backup_random_delay", 0),
+        "backup_schedule": lambda d: _calendar(d["backup_schedule"]),
+        "backup_key": lambda d: _key(d.get("backup_key")),
+    })  # fmt: skip
+
+
+def plan(data: Mapping[str, Any], host_name: str) -> list[ConfigItem]:
+    return desired_config(dict(data), bool(databases(data)))
+
+
+def health(data: Mapping[str, Any], host_name: str) -> list[Any]:
+    """The timer is active and the newest backup verifies (checksums, decryption)."""
+    from hxinfra.health import Check, service_active
+
+    newest = f"if {PROGRAM} list | grep -q .; then {PROGRAM} verify; else echo 'no backup yet'; fi"
+    return [service_active("hx-backup.timer", "backup"), Check("the newest backup verifies", newest, "backup")]
+

@@ -1,0 +1,156 @@
+"""``hxinfra backup run|list|verify`` and ``hxinfra restore``: the guide's backup and restore
+playbooks, driving the ``hx-backup`` program the backup deploy installs on every host. ``run``
+also copies the new backup off the host, to the controller, and checks it there."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from hxinfra.adhoc import HostResult, Session
+from hxinfra.cli.common import ENV_OPTION, _load
+from hxinfra.cli.vault import vault_options
+from hxinfra.components import PROTECTED_ENVIRONMENTS
+from hxinfra.runner import select_hosts
+from hxinfra.vault import Keyring, redact
+
+PROGRAM = "/usr/local/sbin/hx-backup"
+BACKUP_ID = r"^[0-9]{8}T[0-9]{6}Z$"
+LIMIT = click.option("--limit", "-l", "pattern", default="all", metavar="PATTERN", help="Ansible host pattern.")
+JSON = click.option("--json", "as_json", is_flag=True, help="Print the results as JSON to stdout.")
+
+
+@click.group("backup")
+def backup() -> None:
+    """Backups made by the hosts' hx-backup (the backup deploy): run, list, verify."""
+
+
+def _session_run(env_name: str, pattern: str, command: str) -> tuple[Any, list[HostResult]]:
+    env = _load(env_name)
+    hosts = select_hosts(env, [pattern])
+    with Session(env, hosts) as session:
+        return env, session.run_each({h: command for h in hosts}, become=None)
+
+
+def _finish(results: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        click.echo(redact(json.dumps(results, indent=2)))
+    else:
+        for r in results:
+            click.echo(redact(f"{r['host']:<14} {'ok' if r['ok'] else 'FAILED'}  {r['detail']}"))
+    bad = [r["host"] for r in results if not r["ok"]]
+    if bad:
+        click.echo(f"hxinfra: failed on {', '.join(bad)}", err=True)
+        sys.exit(1)
+
+
+@backup.command("run")
+@ENV_OPTION
+@LIMIT
+@click.option("--dest", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where the copies go: DEST/<host>/<backup id>/ [default: backups/<env>].")  # fmt: skip
+@click.option("--no-copy", is_flag=True, help="Leave the backups on the hosts only.")
+@JSON
+@vault_options()
+def backup_run(env_name: str, pattern: str, dest: Path | None, no_copy: bool, as_json: bool, keyring: Keyring) -> None:
+    """Make a backup on every selected host now, copy it to the controller, check its checksums."""
+    env = _load(env_name)
+    hosts = select_hosts(env, [pattern])
+    dest = dest or Path("backups") / env_name
+    out: list[dict[str, Any]] = []
+    with Session(env, hosts) as session:
+        made = session.run_each({h: f"systemctl start hx-backup.service && {PROGRAM} list | tail -n1" for h in hosts},
+                                become=None)  # fmt: skip
+        for r in made:
+            backup_id = r.stdout[-1].strip() if r.ok and r.stdout else ""
+            if not backup_id:
+                out.append({"host": r.host, "ok": False, "id": None, "detail": " / ".join(r.stderr[-3:]) or "no backup"})
+                continue
+            entry: dict[str, Any] = {"host": r.host, "ok": True, "id": backup_id, "detail": backup_id}
+            if not no_copy:
+                entry.update(_copy(session, env, r.host, backup_id, dest))
+            out.append(entry)
+    _finish(out, as_json)
+
+
+def _copy(session: Session, env: Any, host: str, backup_id: str, dest: Path) -> dict[str, Any]:
+    """Fetch every file of one backup and check it against the backup's own SHA256SUMS."""
+    directory = f"{env.host_data(host, with_defaults=True).get('backup_dir', '/var/backups/hx')}/{backup_id}"
+    names = session.run_on(host, f"ls -1 {shlex.quote(directory)}").stdout
+    local = dest / host / backup_id
+    local.mkdir(parents=True, exist_ok=True)
+    local.chmod(0o700)
+    for name in names:
+        target = session.fetch_one(host, f"{directory}/{name}", local / name)
+        if target is None:
+            return {"ok": False, "detail": f"{backup_id}: could not copy {name}"}
+    sums = {line.split()[1]: line.split()[0] for line in (local / "SHA256SUMS").read_text().splitlines() if line.strip()}
+    bad = [n for n, digest in sums.items() if hashlib.sha256((local / n).read_bytes()).hexdigest() != digest]
+    if bad:
+        return {"ok": False, "detail": f"{backup_id}: copy differs from its checksum: {', '.join(bad)}"}
+    return {"copy": str(local), "detail": f"{backup_id} -> {local} ({len(sums)} files, checksums ok)"}
+
+
+@backup.command("list")
+@ENV_OPTION
+@LIMIT
+@JSON
+@vault_options()
+def backup_list(env_name: str, pattern: str, as_json: bool, keyring: Keyring) -> None:
+    """The backups on each host, oldest first."""
+    _, results = _session_run(env_name, pattern, f"{PROGRAM} list")
+    _finish([{"host": r.host, "ok": r.ok, "backups": r.stdout, "detail": " ".join(r.stdout) or "none"}
+             for r in results], as_json)  # fmt: skip
+
+
+@backup.command("verify")
+@ENV_OPTION
+@LIMIT
+@click.option("--id", "backup_id", default="", help="A backup id (default: the newest).")
+@JSON
+@vault_options()
+def backup_verify(env_name: str, pattern: str, backup_id: str, as_json: bool, keyring: Keyring) -> None:
+    """Checksums and decryption of a backup on each host; exit 1 on any corrupted one."""
+    _check_id(backup_id)
+    _, results = _session_run(env_name, pattern, f"{PROGRAM} verify {shlex.quote(backup_id)}")
+    _finish([{"host": r.host, "ok": r.ok, "detail": " / ".join((r.stdout + r.stderr)[-3:])} for r in results], as_json)
+
+
+@click.command("restore")
+@ENV_OPTION
+@click.option("--limit", "-l", "pattern", required=True, metavar="PATTERN", help="The host(s) to restore.")
+@click.option("--db", "database", default="", help="Recreate this database from its dump.")
+@click.option("--path", "path", default="", help="Put this configuration path back from the archive.")
+@click.option("--id", "backup_id", default="", help="The backup to restore from (default: the newest).")
+@click.option("--yes", is_flag=True, help="Needed on production and staging: a restore overwrites.")
+@JSON
+@vault_options()
+def restore(env_name: str, pattern: str, database: str, path: str, backup_id: str, yes: bool, as_json: bool,
+            keyring: Keyring) -> None:  # fmt: skip
+    """Restore a database (dropped and recreated from its dump) or a configuration path, from a
+    backup on the host (the newest by default)."""
+    if bool(database) == bool(path):
+        raise click.UsageError("say --db NAME or --path PATH")
+    _check_id(backup_id)
+    if database and not all(c.isalnum() or c == "_" for c in database):
+        raise click.UsageError(f"--db {database!r}: a database name")
+    if path and (not path.startswith("/") or "/../" in f"{path}/"):
+        raise click.UsageError(f"--path {path!r}: an absolute path without '..'")
+    if env_name in PROTECTED_ENVIRONMENTS and not yes:
+        raise click.UsageError(f"restoring on {env_name} overwrites what is there: add --yes")
+    verb = f"restore-db {shlex.quote(database)}" if database else f"restore-path {shlex.quote(path)}"
+    _, results = _session_run(env_name, pattern, f"{PROGRAM} {verb} {shlex.quote(backup_id)}")
+    _finish([{"host": r.host, "ok": r.ok, "detail": " / ".join((r.stdout + r.stderr)[-3:])} for r in results], as_json)
+
+
+def _check_id(backup_id: str) -> None:
+    import re
+
+    if backup_id and not re.fullmatch(BACKUP_ID, backup_id):
+        raise click.UsageError(f"--id {backup_id!r}: a backup id such as 20261201T023000Z")

@@ -1,0 +1,56 @@
+"""The backup component's files from host data alone, and its program checked as a shell script."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from deploys.backup import COMPONENT
+from deploys.backup.config import DEFAULTS, check_data, desired_config
+
+BASE = {**DEFAULTS, "backup_key": "k" * 32, "pg_auth_databases": [{"name": "hx_webui", "owner": "hx_webui"}]}
+
+
+def files(data, db=True):
+    return {i.path: i for i in desired_config(data, db)}
+
+
+def test_key_is_private_and_the_program_is_valid_bash(tmp_path):
+    items = files(BASE)
+    key = items["/etc/hx-backup/key"]
+    assert key.mode == "0600" and key.sensitive and key.content == "k" * 32 + "\n"
+    program = items["/usr/local/sbin/hx-backup"]
+    assert program.mode == "0755" and program.content.startswith("#!/bin/bash\n# managed by hxinfra")
+    (tmp_path / "hx-backup").write_text(program.content)
+    assert subprocess.run(["bash", "-n", str(tmp_path / "hx-backup")]).returncode == 0
+    assert "DATABASES=(hx_webui )" in program.content
+    assert "DATABASES=()" in files(BASE, db=False)["/usr/local/sbin/hx-backup"].content
+    timer = items["/etc/systemd/system/hx-backup.timer"].content
+    assert "OnCalendar=*-*-* 02:30:00" in timer and "Persistent=true" in timer
+
+
+def test_the_program_refuses_unknown_verbs_and_bad_ids(tmp_path):
+    program = tmp_path / "hx-backup"
+    program.write_text(files(BASE)["/usr/local/sbin/hx-backup"].content.replace("/var/backups/hx", str(tmp_path)))
+    usage = subprocess.run(["bash", str(program), "nope"], capture_output=True, text=True)
+    assert usage.returncode == 2 and "usage: hx-backup" in usage.stderr
+    bad = subprocess.run(["bash", str(program), "verify", "../etc"], capture_output=True, text=True)
+    assert bad.returncode == 1 and "no backup ../etc" in bad.stderr
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("backup_key", "short", "at least 24"),
+    ("backup_dir", "relative/dir", "absolute"),
+    ("backup_retention_days", 0, ">= 1"),
+    ("backup_schedule", "daily; rm -rf /", "calendar"),
+    ("backup_paths", ["/etc", "x"], "absolute"),
+])  # fmt: skip
+def test_values_of_the_wrong_shape_are_refused(key, value, message):
+    problems = dict(check_data({**BASE, key: value}))
+    assert key in problems and message in problems[key]
+
+
+def test_component_needs_a_key_on_every_backed_up_host():
+    assert "backup_key" in COMPONENT.required and COMPONENT.groups == ("backup_clients",)
+    assert check_data(BASE) == []

@@ -39,11 +39,13 @@ def test_a_stopped_service_is_named_and_fails_the_run(lab):
     lab.hx_deploy("site", "--limit", WEB)
     lab.ssh(WEB, "systemctl stop nginx")
     try:
-        r = health(lab, "-e", f"target_hosts={WEB}", "-e", "services=nginx")
+        r = health(lab, "-e", f"target_hosts={WEB}", "-e", "services=nginx", "--json")
         assert r.returncode == 1
         assert f"{WEB}: service nginx.service is active" in r.stderr
         assert f"{WEB}: the site answers /health through nginx" in r.stderr
-        assert "disk" not in r.stdout  # services=nginx: only nginx's checks
+        hosts = json.loads(r.stdout)["hosts"]
+        assert [h["host"] for h in hosts] == [WEB]  # target_hosts
+        assert {c["service"] for c in hosts[0]["checks"]} == {"nginx"}  # services: only nginx's checks
     finally:
         lab.ssh(WEB, "systemctl start nginx")
     r = health(lab, "--limit", WEB, "--services", "nginx")

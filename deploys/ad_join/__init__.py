@@ -108,12 +108,14 @@ def ad_join() -> None:
     if step(COMPONENT, host.data, "service") and data["ad_join_present"]:
         # sssd.conf's services line starts these responders: their socket units (enabled by the
         # package) then refuse to start and stay failed; they are disabled and their failure cleared
-        sockets = host.get_fact(ResponderSockets, responders=list(RESPONDERS))
+        # asked when the step runs: on a new host the package (and its sockets) arrives in this run
+        units = " ".join(f"sssd-{r}.socket" for r in RESPONDERS)
         server.shell(
             name="Disable the SSSD responder sockets that sssd.conf's services line replaces",
-            commands=[f"systemctl disable --now {' '.join(sockets)} && systemctl reset-failed {' '.join(sockets)} || true"],
-            _if=lambda: bool(sockets),
-        )
+            commands=[f"for u in {units}; do if systemctl is-enabled --quiet $u || systemctl is-failed --quiet $u; "
+                      "then systemctl disable --now $u; systemctl reset-failed $u; fi; done 2>/dev/null; true"],
+            _if=lambda: bool(host.get_fact(ResponderSockets, responders=list(RESPONDERS))),
+        )  # fmt: skip
         systemd.service(name="Start and enable sssd.service", service="sssd.service", running=True, enabled=True)
         changed = [op.did_change for op in (config, joined) if op is not None]
         systemd.service(

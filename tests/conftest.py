@@ -57,3 +57,25 @@ _env = _environment(
 )
 globals().update(_env.pyinfra_groups())
 '''
+
+
+@pytest.fixture
+def http_health():
+    """A local HTTP server: 200 on ``/health`` and ``/ok``, 503 on anything else; yields its port."""
+    import http.server
+    import threading
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            self.send_response(200 if self.path in ("/health", "/ok") else 503)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()

@@ -87,31 +87,16 @@ def test_private_diff_masks_old_values_that_disappear():
     assert not any("old-secret" in line for line in lines)
 
 
-def test_probe_command_waits_for_200_and_fails_naming_why():
+def test_probe_command_waits_for_200_and_fails_naming_why(http_health):
     """The readiness probe a host runs (its own python3), run here against a real local server."""
-    import http.server
     import subprocess
-    import threading
 
     from hxinfra.operations import probe_command
 
-    class Health(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
-            self.send_response(200 if self.path == "/ok" else 503)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Health)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
-        ok = subprocess.run(["sh", "-c", probe_command(f"{base}/ok", 5)], capture_output=True, text=True)
-        assert ok.returncode == 0, ok.stderr
-        bad = subprocess.run(["sh", "-c", probe_command(f"{base}/down", 2)], capture_output=True, text=True)
-        assert bad.returncode == 1 and f"{base}/down: not ready after 2s: HTTP Error 503" in bad.stderr
-    finally:
-        server.shutdown()
+    base = f"http://127.0.0.1:{http_health}"
+    ok = subprocess.run(["sh", "-c", probe_command(f"{base}/ok", 5)], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    bad = subprocess.run(["sh", "-c", probe_command(f"{base}/down", 2)], capture_output=True, text=True)
+    assert bad.returncode == 1 and f"{base}/down: not ready after 2s: HTTP Error 503" in bad.stderr
     hostile = probe_command("http://h/'; touch /tmp/x; '", 1, unit="a b")
     assert "'\"'\"'" in hostile and "-u 'a b'" in hostile  # every value quoted

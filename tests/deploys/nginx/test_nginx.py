@@ -101,30 +101,15 @@ def test_pool_is_every_application_server_with_standby_colours_as_backups():
     assert "/etc/nginx/conf.d/webui-upstream.conf" in paths
 
 
-def test_backend_check_asks_each_serving_backend_for_its_health(tmp_path):
+def test_backend_check_asks_each_serving_backend_for_its_health(http_health):
     """The check before a pool goes live, run for real against a local server."""
-    import http.server
     import subprocess
-    import threading
 
-    class Health(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
-            self.send_response(200 if self.path == "/health" else 503)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Health)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    port = server.server_address[1]
-    try:
-        ok = subprocess.run(["sh", "-c", backend_check(BASE, [("127.0.0.1", port, None)])], capture_output=True)
-        assert ok.returncode == 0, ok.stderr
-        bad = subprocess.run(["sh", "-c", backend_check({**BASE, "nginx_upstream_health_path": "/nope"},
-                                                        [("127.0.0.1", port, None)])], capture_output=True, text=True)
-        assert bad.returncode == 1 and f"backend 127.0.0.1:{port}: HTTP/1.0 503" in bad.stderr
-    finally:
-        server.shutdown()
+    port = http_health
+    ok = subprocess.run(["sh", "-c", backend_check(BASE, [("127.0.0.1", port, None)])], capture_output=True)
+    assert ok.returncode == 0, ok.stderr
+    bad = subprocess.run(["sh", "-c", backend_check({**BASE, "nginx_upstream_health_path": "/nope"},
+                                                    [("127.0.0.1", port, None)])], capture_output=True, text=True)
+    assert bad.returncode == 1 and f"backend 127.0.0.1:{port}: HTTP/1.0 503" in bad.stderr
     closed = subprocess.run(["sh", "-c", backend_check(BASE, [("127.0.0.1", 9, None)])], capture_output=True, text=True)
     assert closed.returncode == 1 and "backend 127.0.0.1:9: no answer" in closed.stderr

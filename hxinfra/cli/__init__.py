@@ -19,6 +19,7 @@ from hxinfra.cli.import_ansible import import_ansible
 from hxinfra.cli.inventory import inventory
 from hxinfra.cli.known_hosts import known_hosts
 from hxinfra.cli.lab import lab
+from hxinfra.cli.logs import logs
 from hxinfra.cli.pki import pki
 from hxinfra.cli.plan import plan_cmd
 from hxinfra.cli.vault import vault
@@ -40,6 +41,6 @@ def main() -> None:
 
 
 
-for command in (inventory, deploy, plan_cmd, health, validate, backup, restore, ping, run_cmd, facts, service, fetch, vault, pki, known_hosts,
+for command in (inventory, deploy, plan_cmd, health, validate, backup, restore, logs, ping, run_cmd, facts, service, fetch, vault, pki, known_hosts,
                 import_ansible, report, lab):
     main.add_command(command)

@@ -55,3 +55,16 @@ def test_a_stopped_service_is_named_and_fails_the_run(lab):
 def test_unknown_guide_variable_is_a_usage_error(lab):
     r = health(lab, "-e", "target_host=web_servers")
     assert r.returncode == 2 and "health takes target_hosts, services, disk_threshold" in r.stderr
+
+
+def test_logs_analyze_counts_authentication_failures(lab):
+    for _ in range(4):
+        lab.ssh(WEB, "logger -t sshd 'Failed password for invalid user mallory from 192.0.2.7 port 4242 ssh2'")
+    r = lab.hxinfra("logs", "analyze", "--env", "lab", "--limit", WEB, "--max-auth-failures", "2", "--json",
+                    check=False)  # fmt: skip
+    found = json.loads(r.stdout)[0]
+    assert r.returncode == 1 and found["auth_failures"] >= 4 and not found["ok"]
+    assert f"{WEB}: " in r.stderr and "SSH authentication failures (> 2)" in r.stderr
+    r = lab.hxinfra("logs", "analyze", "--env", "lab", "--limit", WEB, "--max-auth-failures", "1000",
+                    "--max-errors", "100000", check=False)  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr

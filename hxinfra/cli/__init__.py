@@ -20,6 +20,7 @@ from hxinfra.cli.inventory import inventory
 from hxinfra.cli.known_hosts import known_hosts
 from hxinfra.cli.lab import lab
 from hxinfra.cli.logs import logs
+from hxinfra.cli.metrics import metrics
 from hxinfra.cli.pki import pki
 from hxinfra.cli.plan import plan_cmd
 from hxinfra.cli.vault import vault
@@ -41,6 +42,6 @@ def main() -> None:
 
 
 
-for command in (inventory, deploy, plan_cmd, health, validate, backup, restore, logs, ping, run_cmd, facts, service, fetch, vault, pki, known_hosts,
+for command in (inventory, deploy, plan_cmd, health, validate, backup, restore, logs, metrics, ping, run_cmd, facts, service, fetch, vault, pki, known_hosts,
                 import_ansible, report, lab):
     main.add_command(command)

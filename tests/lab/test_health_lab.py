@@ -68,3 +68,15 @@ def test_logs_analyze_counts_authentication_failures(lab):
     r = lab.hxinfra("logs", "analyze", "--env", "lab", "--limit", WEB, "--max-auth-failures", "1000",
                     "--max-errors", "100000", check=False)  # fmt: skip
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_metrics_collect_twice_then_report(lab, tmp_path):
+    store = tmp_path / "lab.jsonl"
+    for _ in range(2):
+        lab.hxinfra("metrics", "collect", "--env", "lab", "--limit", ":".join(STACK), "--store", str(store), check=True)
+    r = lab.hxinfra("metrics", "report", "--env", "lab", "--store", str(store), "--period", "1h", "--json",
+                    "--html", str(tmp_path / "m.html"), check=True)  # fmt: skip
+    hosts = json.loads(r.stdout)["hosts"]
+    assert set(hosts) == set(STACK) and all(h["samples"] == 2 for h in hosts.values())
+    assert all(0 < h["mem_used_pct"]["max"] <= 100 for h in hosts.values())
+    assert (tmp_path / "m.html").read_text().count("<svg") == 3

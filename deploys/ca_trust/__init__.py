@@ -90,7 +90,8 @@ def ca_trust() -> None:
         )
     if step(COMPONENT, host.data, "monitor"):
         monitor = config_set(
-            name=f"Write the CA expiry monitor {MONITOR_SCRIPT} and its timer", items=monitor_files(data)
+            name=f"Write the CA expiry monitor {MONITOR_SCRIPT}, its timer and the change log's rotation",
+            items=monitor_files(data),
         )
         systemd.daemon_reload(name="Reload systemd units after a monitor change", _if=monitor.did_change)
         systemd.service(

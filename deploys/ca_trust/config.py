@@ -63,6 +63,9 @@ MONITOR_SCRIPT = "/usr/local/sbin/hx-ca-trust-expiry"
 MONITOR_UNIT = "/etc/systemd/system/hx-ca-trust-expiry"
 
 
+LOGROTATE = "/etc/logrotate.d/hx-ca-trust"
+
+
 CERT_ENTRY_KEYS = {"name", "pem", "file", "sha256", "from_ca_host"}
 
 
@@ -204,10 +207,13 @@ def monitor_files(data: Mapping[str, Any]) -> list[ConfigItem]:
         f"{MONITOR_UNIT}.service": ("ca_trust/etc/systemd/system/hx-ca-trust-expiry.service.j2", "0644"),
         f"{MONITOR_UNIT}.timer": ("ca_trust/etc/systemd/system/hx-ca-trust-expiry.timer.j2", "0644"),
     }
+    # the change log's rotation, monitor or not
+    rotate = ManagedFile(LOGROTATE, render(templates_root(), "ca_trust/etc/logrotate.d/hx-ca-trust.j2", context))
     if not data["ca_trust_monitor"]:
-        return [Absent(path) for path in files_]
+        return [*(Absent(path) for path in files_), rotate]
     return [
-        ManagedFile(path, render(templates_root(), tpl, context), mode=mode) for path, (tpl, mode) in files_.items()
+        *(ManagedFile(path, render(templates_root(), tpl, context), mode=mode) for path, (tpl, mode) in files_.items()),
+        rotate,
     ]
 
 

@@ -25,7 +25,8 @@ COMPONENT = Component(
 @deploy("Backups", data_defaults=DEFAULTS)
 def backup() -> None:
     """Install the backup program, its key and its timer; the timer makes the backups."""
-    data = component_data(COMPONENT, host.data, extra_keys=("pg_auth_databases", "pg_auth_port"))
+    data = component_data(COMPONENT, host.data, extra_keys=(
+        "pg_auth_databases", "pg_auth_port", "pg_auth_wal_archive", "pg_auth_version", "pg_auth_cluster"))
     if step(COMPONENT, host.data, "packages"):
         apt.packages(name="Install gnupg for the backups' encryption", packages=["gnupg"], update=True,
                      cache_time=24 * 3600)  # fmt: skip

@@ -22,7 +22,7 @@ import shlex
 
 from pyinfra import host, logger
 from pyinfra.api import deploy
-from pyinfra.operations import apt, server, systemd
+from pyinfra.operations import apt, files, server, systemd
 
 from deploys.ca_trust.config import CERT_DIR
 from deploys.pg_auth.config import (
@@ -83,6 +83,11 @@ def pg_auth() -> None:
     )
     config = None
     if step(COMPONENT, host.data, "config", "security"):
+        files.directory(
+            name="Create the WAL archive directory (0700 postgres) when pg_auth_wal_archive is set",
+            path=data["pg_auth_wal_archive"] or "/nonexistent", user="postgres", group="postgres", mode="0700",
+            _if=lambda: bool(data["pg_auth_wal_archive"]),
+        )  # fmt: skip
         config = config_set(
             name="Write the PostgreSQL drop-in and pg_hba.conf, validated by PostgreSQL",
             items=desired_config(data, host.name),

@@ -72,6 +72,9 @@ DEFAULTS: dict[str, Any] = {
     # to this keytab (0600 postgres) and krb_server_keyfile points at it. Then "hostgssenc ... gss"
     # rules in pg_auth_hba let a user with a ticket in (a role of the same name, include_realm=0).
     "pg_auth_kerberos": False,
+    # Archive every WAL segment to this directory (0700 postgres; "" = no archiving), for
+    # point-in-time recovery from the backups' base backups (deploys/backup: hx-backup restore-time).
+    "pg_auth_wal_archive": "",
     "pg_auth_keytab": "/etc/postgresql/krb5.keytab",
 }
 
@@ -223,6 +226,7 @@ def settings(data: Mapping[str, Any]) -> dict[str, str]:
         "log_connections": data["pg_auth_log_connections"],
         "log_disconnections": data["pg_auth_log_connections"],
         **({"krb_server_keyfile": data["pg_auth_keytab"]} if data["pg_auth_kerberos"] else {}),
+        **(_archiving(str(data["pg_auth_wal_archive"])) if data["pg_auth_wal_archive"] else {}),
         **dict(data["pg_auth_settings"]),
     }
     for name in out:
@@ -279,6 +283,8 @@ def check_data(data: Mapping[str, Any]) -> list[tuple[str, str]]:
         "pg_auth_roles": roles,
         "pg_auth_databases": databases,
         "pg_auth_keytab": lambda d: abs_path(d["pg_auth_keytab"], "pg_auth_keytab"),
+        "pg_auth_wal_archive": lambda d: d["pg_auth_wal_archive"] and abs_path(d["pg_auth_wal_archive"],
+                                                                               "pg_auth_wal_archive"),
     })  # fmt: skip
 
 
@@ -318,6 +324,12 @@ def validate_command(data: Mapping[str, Any], running_port: int) -> str:
 
 
 # ------------------------------------------------------------------------------ deploy
+def _archiving(directory: str) -> dict[str, Any]:
+    """WAL archiving into ``directory``: a segment is never overwritten (``test ! -f``)."""
+    return {"wal_level": "replica", "archive_mode": "on", "archive_timeout": 60,
+            "archive_command": f"test ! -f {directory}/%f && cp %p {directory}/%f"}  # fmt: skip
+
+
 def service_principal(data: Mapping[str, Any], host_name: str) -> str:
     """``postgres/<fqdn>``: the name clients ask the KDC for (libpq's default service name)."""
     return f"postgres/{host_name}.{data['hx_domain']}" if data.get("hx_domain") else f"postgres/{host_name}"

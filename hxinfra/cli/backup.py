@@ -127,16 +127,22 @@ def backup_verify(env_name: str, pattern: str, backup_id: str, as_json: bool, ke
 @click.option("--limit", "-l", "pattern", required=True, metavar="PATTERN", help="The host(s) to restore.")
 @click.option("--db", "database", default="", help="Recreate this database from its dump.")
 @click.option("--path", "path", default="", help="Put this configuration path back from the archive.")
+@click.option("--to-time", "to_time", default="", metavar="'YYYY-MM-DD HH:MM:SS'",
+              help="Point-in-time recovery of the whole cluster to this UTC time (base backup + archived WAL).")
 @click.option("--id", "backup_id", default="", help="The backup to restore from (default: the newest).")
 @click.option("--yes", is_flag=True, help="Needed on production and staging: a restore overwrites.")
 @JSON
 @vault_options()
-def restore(env_name: str, pattern: str, database: str, path: str, backup_id: str, yes: bool, as_json: bool,
-            keyring: Keyring) -> None:  # fmt: skip
-    """Restore a database (dropped and recreated from its dump) or a configuration path, from a
-    backup on the host (the newest by default)."""
-    if bool(database) == bool(path):
-        raise click.UsageError("say --db NAME or --path PATH")
+def restore(env_name: str, pattern: str, database: str, path: str, to_time: str, backup_id: str, yes: bool,
+            as_json: bool, keyring: Keyring) -> None:  # fmt: skip
+    """Restore a database (dropped and recreated from its dump), a configuration path, from a
+    backup on the host (the newest by default), or the whole cluster to a point in time."""
+    import re
+
+    if sum(map(bool, (database, path, to_time))) != 1:
+        raise click.UsageError("say one of --db NAME, --path PATH, --to-time TIME")
+    if to_time and not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}", to_time):
+        raise click.UsageError(f"--to-time {to_time!r}: 'YYYY-MM-DD HH:MM:SS' (UTC)")
     _check_id(backup_id)
     if database and not all(c.isalnum() or c == "_" for c in database):
         raise click.UsageError(f"--db {database!r}: a database name")
@@ -144,8 +150,12 @@ def restore(env_name: str, pattern: str, database: str, path: str, backup_id: st
         raise click.UsageError(f"--path {path!r}: an absolute path without '..'")
     if env_name in PROTECTED_ENVIRONMENTS and not yes:
         raise click.UsageError(f"restoring on {env_name} overwrites what is there: add --yes")
-    verb = f"restore-db {shlex.quote(database)}" if database else f"restore-path {shlex.quote(path)}"
-    _, results = _session_run(env_name, pattern, f"{PROGRAM} {verb} {shlex.quote(backup_id)}")
+    if to_time:
+        command = f"{PROGRAM} restore-time {shlex.quote(to_time)}"
+    else:
+        verb = f"restore-db {shlex.quote(database)}" if database else f"restore-path {shlex.quote(path)}"
+        command = f"{PROGRAM} {verb} {shlex.quote(backup_id)}"
+    _, results = _session_run(env_name, pattern, command)
     _finish([{"host": r.host, "ok": r.ok, "detail": " / ".join((r.stdout + r.stderr)[-3:])} for r in results], as_json)
 
 

@@ -69,3 +69,23 @@ def test_a_configuration_file_comes_back_from_the_archive(lab):
     r = backup(lab, "restore", "--path", conf)
     assert r.returncode == 0 and f"restored {conf}" in r.stdout
     assert lab.ssh(DB, f"sha256sum {conf}; stat -c '%a %U' {conf}").stdout == before
+
+
+def test_point_in_time_recovery_returns_exactly_the_rows_before_the_time(lab):
+    """WAL archiving and a base backup: the cluster recovered to a time between two inserts holds
+    the first and not the second."""
+    lab.hx_deploy("site", "--limit", DB)  # archiving on (pg_auth_wal_archive), the cluster restarted for it
+    assert psql(lab, "SHOW archive_mode", db="postgres") == "on"
+    psql(lab, "CREATE TABLE IF NOT EXISTS pitr (v text)")
+    backup(lab, "backup", "run", "--no-copy", check=True)  # the base backup before both rows
+    psql(lab, "INSERT INTO pitr VALUES ('first')")
+    lab.ssh(DB, "sleep 2")
+    point = lab.ssh(DB, "date -u '+%Y-%m-%d %H:%M:%S'").stdout.strip()
+    lab.ssh(DB, "sleep 2")
+    psql(lab, "INSERT INTO pitr VALUES ('second')")
+    r = backup(lab, "restore", "--to-time", point)
+    assert r.returncode == 0 and f"recovered to {point}" in r.stdout, r.stdout + r.stderr
+    assert psql(lab, "SELECT string_agg(v, ',') FROM pitr") == "first"
+    assert psql(lab, "SELECT pg_is_in_recovery()", db="postgres") == "f"
+    r, report = lab.hx_deploy("site", "--limit", DB, "--detailed-exitcode")
+    assert report["hosts"][0]["changed"] == 0, r.stderr[-3000:]

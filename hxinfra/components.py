@@ -60,6 +60,9 @@ class Component:
     # Health checks (hxinfra health): (merged host data, host name) -> hxinfra.health.Check list,
     # a pure function of data like the plan: its services, ports and real probes.
     health: Callable[[Mapping[str, Any], str], list[Any]] | None = None
+    # Runs a service other hosts use (a database, a gateway, a web front end): hosts are recovered
+    # in the order of the components they serve (hxinfra recover), host-wide ones do not count.
+    serves: bool = False
     # Finer tags of the deploy's steps (besides the component name), for --tags/--skip-tags.
     tags: tuple[str, ...] = ()
     # Keys whose (nested) values may span lines (PEM certificates); every other string is one line.

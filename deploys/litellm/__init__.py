@@ -36,7 +36,7 @@ from hxinfra.operations import config_set, venv_install
 
 COMPONENT = Component(
     "litellm", DEFAULTS, required=REQUIRED, groups=("api_servers",), check=check_data, plan=plan,
-    health=health,
+    health=health, serves=True,
     tags=("packages", "install", "config", "service"),
     ansible={"litellm_proxy_port": "litellm_port", "litellm_master_key": "litellm_master_key"},
 )  # fmt: skip

@@ -53,7 +53,7 @@ from hxinfra.operations import config_set
 
 COMPONENT = Component(
     "pg_auth", DEFAULTS, groups=("database_servers",), check=check_data, tags=COMPONENT_TAGS, plan=plan,
-    health=health,
+    health=health, serves=True,
     ansible={"hx_pg_ca_path": "pg_auth_ssl_ca"},
 )
 

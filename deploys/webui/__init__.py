@@ -47,7 +47,7 @@ from hxinfra.validate import DataError
 
 COMPONENT = Component(
     "webui", DEFAULTS, required=REQUIRED, groups=("application_servers",), check=check_data, plan=plan,
-    health=health,
+    health=health, serves=True,
     tags=("packages", "install", "config", "service"),
     ansible={"hx_webui_version": "webui_version", "hx_webui_port": "webui_ports"},
 )  # fmt: skip

@@ -23,6 +23,7 @@ from hxinfra.cli.logs import logs
 from hxinfra.cli.metrics import metrics
 from hxinfra.cli.pki import pki
 from hxinfra.cli.plan import plan_cmd
+from hxinfra.cli.recover import recover
 from hxinfra.cli.vault import vault
 
 
@@ -42,6 +43,6 @@ def main() -> None:
 
 
 
-for command in (inventory, deploy, plan_cmd, health, validate, backup, restore, logs, metrics, ping, run_cmd, facts, service, fetch, vault, pki, known_hosts,
+for command in (inventory, deploy, plan_cmd, health, validate, backup, restore, recover, logs, metrics, ping, run_cmd, facts, service, fetch, vault, pki, known_hosts,
                 import_ansible, report, lab):
     main.add_command(command)

@@ -80,3 +80,20 @@ def test_metrics_collect_twice_then_report(lab, tmp_path):
     assert set(hosts) == set(STACK) and all(h["samples"] == 2 for h in hosts.values())
     assert all(0 < h["mem_used_pct"]["max"] <= 100 for h in hosts.values())
     assert (tmp_path / "m.html").read_text().count("<svg") == 3
+
+
+def test_recover_restarts_failed_units_in_the_sites_order(lab):
+    lab.hx_deploy("site", "--limit", WEB)
+    lab.ssh(WEB, "kill -9 $(cat /run/nginx.pid); sleep 1; systemctl is-failed --quiet nginx")
+    r = lab.hxinfra("recover", "--env", "lab", "--limit", ":".join(STACK), "--json", check=False)
+    results = json.loads(r.stdout)
+    assert r.returncode == 0 and all(x["ok"] for x in results), r.stdout
+    assert [x["host"] for x in results] == ["hx-db-01", "hx-api-01", "hx-app-01", "hx-app-02", WEB]  # dependency order
+    assert "restarting: nginx.service" in next(x["detail"] for x in results if x["host"] == WEB)
+    assert lab.host(WEB).service("nginx").is_running
+    lab.ssh(WEB, "systemd-run --unit=hx-test-fails --quiet false; sleep 1")
+    try:
+        r = lab.hxinfra("recover", "--env", "lab", "--limit", WEB, check=False)
+        assert r.returncode == 1 and "still failed: hx-test-fails.service" in r.stdout
+    finally:
+        lab.ssh(WEB, "systemctl reset-failed hx-test-fails")

@@ -108,6 +108,13 @@ class Session:
         ok = host.get_file(src, str(target), _sudo=bool(host.data.get("_sudo")))
         return target if ok else None
 
+    def put_one(self, name: str, src: Path, dest: str) -> bool:
+        """One local file to one host (written with the connection's user, or root with ``_sudo``)."""
+        host = dict(self._each()).get(name)
+        if host is None:
+            return False
+        return bool(host.put_file(str(src), dest, _sudo=bool(host.data.get("_sudo"))))
+
     def fact(self, spec: str) -> list[HostResult]:
         """A pyinfra fact by name (``server.Os``, ``files.File path=/etc/hosts``)."""
         name, *args = spec.split()

@@ -97,6 +97,38 @@ def _copy(session: Session, env: Any, host: str, backup_id: str, dest: Path) -> 
     return {"copy": str(local), "detail": f"{backup_id} -> {local} ({len(sums)} files, checksums ok)"}
 
 
+@backup.command("push")
+@ENV_OPTION
+@click.option("--limit", "-l", "pattern", required=True, metavar="HOST", help="The host to give the backup to.")
+@click.option("--from", "source", type=click.Path(file_okay=False, exists=True, path_type=Path), required=True,
+              help="A copy made by backup run: DEST/<host>/<backup id>/.")  # fmt: skip
+@JSON
+@vault_options()
+def backup_push(env_name: str, pattern: str, source: Path, as_json: bool, keyring: Keyring) -> None:
+    """Give a host a backup from the controller's copy (a rebuilt host, a disaster recovery); it is
+    checked against its checksums on the host before it counts."""
+    import re
+
+    if not re.fullmatch(BACKUP_ID.strip("^$"), source.name) or not (source / "SHA256SUMS").is_file():
+        raise click.UsageError(f"--from {source}: not a backup copy (<id>/ with SHA256SUMS)")
+    env = _load(env_name)
+    hosts = select_hosts(env, [pattern])
+    out = []
+    with Session(env, hosts) as session:
+        for host in hosts:
+            directory = f"{env.host_data(host, with_defaults=True).get('backup_dir', '/var/backups/hx')}/{source.name}"
+            partial = f"{directory}.partial"
+            ok = session.run_on(host, f"umask 077; rm -rf {shlex.quote(partial)}; mkdir -p {shlex.quote(partial)}").ok
+            for f in sorted(source.iterdir()) if ok else []:
+                ok = ok and session.put_one(host, f, f"{partial}/{f.name}")
+            check = session.run_on(host, f"cd {shlex.quote(partial)} && sha256sum --quiet -c SHA256SUMS && "
+                                         f"mv {shlex.quote(partial)} {shlex.quote(directory)} && echo pushed") if ok else None
+            good = bool(check and check.ok)
+            out.append({"host": host, "ok": good, "id": source.name,
+                        "detail": f"{source.name} -> {directory}" if good else "copy failed or differs from its checksums"})
+    _finish(out, as_json)
+
+
 @backup.command("list")
 @ENV_OPTION
 @LIMIT

@@ -89,3 +89,30 @@ def test_point_in_time_recovery_returns_exactly_the_rows_before_the_time(lab):
     assert psql(lab, "SELECT pg_is_in_recovery()", db="postgres") == "f"
     r, report = lab.hx_deploy("site", "--limit", DB, "--detailed-exitcode")
     assert report["hosts"][0]["changed"] == 0, r.stderr[-3000:]
+
+
+def test_disaster_recovery_drill_a_lost_database_server_rebuilt_from_the_controllers_copy(lab, tmp_path):
+    """The documented drill: the host is lost with its backups; a new one is booted and deployed, the
+    controller's copy is pushed to it and restored: the same rows."""
+    from hxinfra.lab.inventory import issue_host_certificates
+
+    lost = "hx-db-02"
+    lab.hx_deploy("site", "--limit", lost)
+    sql = ("CREATE TABLE IF NOT EXISTS notes (id serial PRIMARY KEY, body text); "
+           "INSERT INTO notes (body) SELECT md5(i::text) FROM generate_series(1, 777) i")  # fmt: skip
+    lab.ssh(lost, f"cd / && runuser -u postgres -- psql -XAtq -d hx_webui -c \"{sql}\"")
+    rows = f"cd / && runuser -u postgres -- psql -XAtq -d hx_webui -c \"{ROWS}\""
+    before = lab.ssh(lost, rows).stdout.strip()
+    r = lab.hxinfra("backup", "run", "--env", "lab", "--limit", lost, "--dest", str(tmp_path), "--json", check=True)
+    copy = tmp_path / lost / json.loads(r.stdout)[0]["id"]
+    lab.lab.down([lost])  # the host and everything on it, its backups included, are gone
+    lab.lab.up([lost])
+    issue_host_certificates(lab.lab)
+    lab.hx_deploy("site", "--limit", lost)  # a new, empty server as the data says
+    r = lab.hxinfra("backup", "push", "--env", "lab", "--limit", lost, "--from", str(copy), check=False)
+    assert r.returncode == 0 and f"{copy.name} -> /var/backups/hx/{copy.name}" in r.stdout, r.stdout + r.stderr
+    r = lab.hxinfra("restore", "--env", "lab", "--limit", lost, "--db", "hx_webui", check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert lab.ssh(lost, rows).stdout.strip() == before
+    r, report = lab.hx_deploy("site", "--limit", lost, "--detailed-exitcode")
+    assert report["hosts"][0]["changed"] == 0, r.stderr[-3000:]

@@ -36,8 +36,9 @@ def test_backup_drop_restore_gives_back_the_same_rows(lab, tmp_path):
     made = json.loads(r.stdout)[0]
     assert r.returncode == 0 and made["ok"], r.stderr
     copy = tmp_path / DB / made["id"]
-    assert sorted(p.name for p in copy.iterdir()) == ["SHA256SUMS", "config.tar.gz.gpg", "pg-hx_webui.dump.gpg",
-                                                      "pg-litellm.dump.gpg", "pg-roles.sql.gpg"]
+    assert sorted(p.name for p in copy.iterdir()) == [
+        "SHA256SUMS", "config.tar.gz.gpg", "pg-base-wal.tar.gz.gpg", "pg-base.tar.gz.gpg",  # base backup: WAL archived
+        "pg-hx_webui.dump.gpg", "pg-litellm.dump.gpg", "pg-roles.sql.gpg"]
     assert b"notes" not in (copy / "pg-litellm.dump.gpg").read_bytes()  # encrypted at rest
     assert lab.secret("vault_lab_backup_key") not in r.stdout + r.stderr
     psql(lab, "DROP DATABASE litellm", db="postgres")

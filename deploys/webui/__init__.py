@@ -49,7 +49,9 @@ COMPONENT = Component(
     "webui", DEFAULTS, required=REQUIRED, groups=("application_servers",), check=check_data, plan=plan,
     health=health, serves=True,
     tags=("packages", "install", "config", "service"),
-    ansible={"hx_webui_version": "webui_version", "hx_webui_port": "webui_ports"},
+    ansible={"hx_webui_version": "webui_version", "hx_webui_port": "webui_ports",
+             "deployment_color": "webui_deployment_color", "active_color": "webui_deployment_color",
+             "target_color": "webui_deployment_color"},
 )  # fmt: skip
 
 _SERVING: dict[tuple[int, str], tuple[str, str]] = {}
@@ -65,7 +67,7 @@ def serving(app_host: Any) -> tuple[str, str]:
     if key not in _SERVING:
         data = app_host.data
         fact = app_host.get_fact(WebuiState, directory=data.get("webui_dir") or DEFAULTS["webui_dir"])
-        _SERVING[key] = target(fact, str(data.get("webui_version") or ""))
+        _SERVING[key] = target(fact, str(data.get("webui_version") or ""), str(data.get("webui_deployment_color") or ""))
     return _SERVING[key]
 
 

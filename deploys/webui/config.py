@@ -35,6 +35,9 @@ DEFAULTS: dict[str, Any] = {
     # build), and the command that runs a release from its directory.
     "webui_packages": ["python3", "python3-psycopg2"],
     "webui_exec": "/usr/bin/python3 app.py",
+    # The colour the release goes to and that then serves: "" = the one that does not serve now
+    # (blue-green by itself); "blue" or "green" as the seed guide's deployment_color/active_color.
+    "webui_deployment_color": "",
     # Releases, state and the service's system user.
     "webui_dir": "/opt/hx-webui",
     "webui_user": "hx-webui",
@@ -122,12 +125,19 @@ def desired_config(data: Mapping[str, Any]) -> list[ConfigItem]:
     return items
 
 
-def target(state: Mapping[str, Any], version: str) -> tuple[str, str]:
+def target(state: Mapping[str, Any], version: str, forced: str = "") -> tuple[str, str]:
     """(colour, version) the host must serve: the colour already holding ``version`` (nothing to
     install), else the colour that does not serve now (blue on a new host). ``previous`` is the
-    release of the colour that does not serve."""
+    release of the colour that does not serve. ``forced`` names the colour (the guide's
+    deployment_color): ``previous`` then means that colour's release."""
     active = state.get("active") or ""
     slots = state.get("slots") or {}
+    if forced:
+        if version == "previous":
+            if not slots.get(forced):
+                raise DataError(f"webui_version: previous, but the {forced} colour holds no release on this host")
+            return forced, slots[forced]
+        return forced, version
     if version == "previous":
         if not active or not slots.get(other(active)):
             raise DataError("webui_version: no previous release on this host to go back to")
@@ -191,6 +201,8 @@ def check_data(data: Mapping[str, Any]) -> list[tuple[str, str]]:
     """Every value rendered into an environment file, the unit or a command has its shape."""
     return collect(data, {
         "webui_version": lambda d: _version(d) if d["webui_version"] else None,
+        "webui_deployment_color": lambda d: choice(d["webui_deployment_color"], "webui_deployment_color",
+                                                   ("", *COLORS)),
         "webui_releases": lambda d: _releases(d["webui_releases"]),
         "webui_artifact": lambda d: _artifact(d["webui_artifact"]),
         "webui_packages": lambda d: [name(p, "webui_packages") for p in d["webui_packages"]],

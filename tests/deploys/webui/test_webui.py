@@ -125,3 +125,15 @@ def test_every_environment_names_a_release_that_the_build_makes(tmp_path):
     data = yaml.safe_load((ROOT / "inventories/group_vars/application_servers.yml").read_text())
     _, sha = _build()(data["webui_version"], tmp_path)
     assert data["webui_releases"][data["webui_version"]] == sha
+
+
+def test_the_guides_deployment_color_names_the_colour():
+    state = {"active": "blue", "slots": {"blue": "1.0.0", "green": "0.9.0"}}
+    assert target(state, "1.1.0", "green") == ("green", "1.1.0")
+    assert target(state, "1.1.0", "blue") == ("blue", "1.1.0")  # in place, as asked
+    assert target(state, "previous", "green") == ("green", "0.9.0")
+    with pytest.raises(DataError, match="green colour holds no release"):
+        target({"active": "blue", "slots": {"blue": "1.0.0"}}, "previous", "green")
+    assert dict(check_data({**BASE, "webui_deployment_color": "red"}))["webui_deployment_color"].endswith(
+        "is not one of , blue, green")
+    assert COMPONENT.ansible["deployment_color"] == COMPONENT.ansible["active_color"] == "webui_deployment_color"

@@ -72,9 +72,11 @@ class Session:
         return self.run_each({name: command for name in self.names}, become)
 
     def run_each(self, commands: dict[str, str], become: bool | None = False) -> list[HostResult]:
-        """Each host's own command (``become=None``: as its data's ``_sudo`` says)."""
+        """Each named host's own command, in session order (``become=None``: as its data's ``_sudo`` says)."""
         results = []
         for name, host in self._each():
+            if name not in commands:
+                continue
             if host is None:
                 results.append(HostResult(name, reachable=False, rc=-1))
                 continue
@@ -93,11 +95,7 @@ class Session:
 
     def run_on(self, name: str, command: str) -> HostResult:
         """``command`` on one host of the session (as its data's ``_sudo`` says)."""
-        names, self.names = self.names, [name]
-        try:
-            return self.run_each({name: command}, become=None)[0]
-        finally:
-            self.names = names
+        return self.run_each({name: command}, become=None)[0]
 
     def fetch_one(self, name: str, src: str, target: Path) -> Path | None:
         """One file from one host to ``target`` (None when it could not be copied)."""

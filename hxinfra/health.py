@@ -18,14 +18,18 @@ from typing import Any
 
 MARK = "@@hxinfra-check"
 BASICS = "basics"
-# uptime, load, memory and every real filesystem's use, as key=value lines
-_BASICS = r"""
+# every real filesystem's use (and /'s), as disk=<mount> <percent> lines
+DISKS = r"""
+df -P -x tmpfs -x devtmpfs -x overlay -x squashfs 2>/dev/null | awk 'NR > 1 {sub("%", "", $5); print "disk=" $6 " " $5}'
+df -P / | awk 'NR == 2 {sub("%", "", $5); print "disk=/ " $5}'
+"""
+# uptime, load, memory, disks and failed units, as key=value lines
+BASICS_SCRIPT = r"""
 read -r up _ < /proc/uptime; echo "uptime=${up%.*}"
 read -r l1 l5 l15 _ < /proc/loadavg; echo "load=$l1 $l5 $l15"
 echo "cpus=$(nproc)"
 awk '/^MemTotal:/ {t=$2} /^MemAvailable:/ {a=$2} END {printf "mem_total_mb=%d\nmem_used_pct=%d\n", t/1024, (t-a)*100/t}' /proc/meminfo
-df -P -x tmpfs -x devtmpfs -x overlay -x squashfs 2>/dev/null | awk 'NR > 1 {sub("%", "", $5); print "disk=" $6 " " $5}'
-df -P / | awk 'NR == 2 {sub("%", "", $5); print "disk=/ " $5}'
+""" + DISKS + r"""
 systemctl list-units --state=failed --no-legend --plain 2>/dev/null | awk '{print "failed_unit=" $1}'
 """
 
@@ -94,7 +98,7 @@ class HostHealth:
 
 def script(checks: Iterable[Check]) -> str:
     """One shell script for every check of a host; each in a subshell, followed by its marker."""
-    parts = [f"( {_BASICS} ) 2>&1; echo '{MARK} {BASICS} 0'"]
+    parts = [f"( {BASICS_SCRIPT} ) 2>&1; echo '{MARK} {BASICS} 0'"]
     for i, check in enumerate(checks):
         parts.append(f"( {check.command} ) 2>&1 </dev/null; echo \"{MARK} {i} $?\"")
     return "\n".join(parts)
@@ -110,29 +114,37 @@ def parse(host: str, checks: list[Check], lines: Iterable[str], disk_threshold: 
             continue
         _, which, rc = line.split()
         if which == BASICS:
-            result.basics = _basics(chunk)
+            result.basics = basics(chunk)
         elif which.isdigit() and int(which) < len(checks):
             check = checks[int(which)]
             result.checks.append(CheckResult(check.name, check.service, rc == "0", [c for c in chunk if c]))
         chunk = []
-    basics = result.basics
-    for mount, pct in basics.get("disks", {}).items():
+    for mount, pct in result.basics.get("disks", {}).items():
         result.checks.insert(0, CheckResult(f"disk {mount} under {disk_threshold}%", "system", pct < disk_threshold,
                                             [f"used={pct}%"]))  # fmt: skip
-    failed = basics.get("failed_units", [])
+    failed = result.basics.get("failed_units", [])
     result.checks.insert(0, CheckResult("no failed systemd units", "system", not failed, failed))
     return result
 
 
-def _basics(lines: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {"disks": {}, "failed_units": []}
+def disks(lines: list[str]) -> dict[str, int]:
+    """Mount -> use (%) from the ``disk=`` lines of :data:`DISKS`."""
+    out: dict[str, int] = {}
     for line in lines:
         key, _, value = line.partition("=")
         if key == "disk" and " " in value:
             mount, pct = value.rsplit(" ", 1)
             if pct.isdigit():
-                out["disks"][mount] = int(pct)
-        elif key == "failed_unit":
+                out[mount] = int(pct)
+    return out
+
+
+def basics(lines: list[str]) -> dict[str, Any]:
+    """The basics of :data:`BASICS_SCRIPT`'s output."""
+    out: dict[str, Any] = {"disks": disks(lines), "failed_units": []}
+    for line in lines:
+        key, _, value = line.partition("=")
+        if key == "failed_unit":
             out["failed_units"].append(value)
         elif key in ("uptime", "cpus", "mem_total_mb", "mem_used_pct") and value.isdigit():
             out[key] = int(value)

@@ -12,11 +12,11 @@ from click.testing import CliRunner
 
 from hxinfra.cli import main
 from hxinfra.cli.metrics import period_seconds, plot, sample, summary
-from hxinfra.health import _BASICS
+from hxinfra.health import BASICS_SCRIPT
 
 
 def test_a_sample_from_the_basics_script_run_here():
-    lines = subprocess.run(["sh", "-c", _BASICS], capture_output=True, text=True).stdout.splitlines()
+    lines = subprocess.run(["sh", "-c", BASICS_SCRIPT], capture_output=True, text=True).stdout.splitlines()
     s = sample("h1", lines, 100.0)
     assert s["host"] == "h1" and s["time"] == 100.0 and 0 <= s["mem_used_pct"] <= 100 and s["disk_max_pct"] > 0
 

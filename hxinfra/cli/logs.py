@@ -13,6 +13,7 @@ import click
 from hxinfra.adhoc import Session
 from hxinfra.cli.common import ENV_OPTION, _load
 from hxinfra.cli.vault import vault_options
+from hxinfra.health import DISKS, disks
 from hxinfra.runner import select_hosts
 from hxinfra.vault import Keyring, redact
 
@@ -27,23 +28,17 @@ def analysis_script(hours: int) -> str:
         f"journalctl -q -p err --since {since} -o short-iso --no-pager 2>/dev/null | tail -n 5 | sed 's/^/error_line=/'; "
         f"echo auth_failures=$(journalctl -q -t sshd -t sshd-session --since {since} -o cat 2>/dev/null "
         f"| grep -cE '{AUTH_FAILURE}'); "
-        "df -P -x tmpfs -x devtmpfs -x overlay 2>/dev/null | awk 'NR > 1 {sub(\"%\", \"\", $5); print \"disk=\" $6 \" \" $5}'; "
-        "df -P / | awk 'NR == 2 {sub(\"%\", \"\", $5); print \"disk=/ \" $5}'"
-    )
+    ) + DISKS
 
 
 def parse(lines: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {"errors": 0, "auth_failures": 0, "latest_errors": [], "disks": {}}
+    out: dict[str, Any] = {"errors": 0, "auth_failures": 0, "latest_errors": [], "disks": disks(lines)}
     for line in lines:
         key, _, value = line.partition("=")
         if key in ("errors", "auth_failures") and value.strip().isdigit():
             out[key] = int(value)
         elif key == "error_line":
             out["latest_errors"].append(value)
-        elif key == "disk" and " " in value:
-            mount, pct = value.rsplit(" ", 1)
-            if pct.isdigit():
-                out["disks"][mount] = int(pct)
     return out
 
 

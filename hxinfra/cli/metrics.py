@@ -17,7 +17,7 @@ import click
 from hxinfra.adhoc import Session
 from hxinfra.cli.common import ENV_OPTION, _load
 from hxinfra.cli.vault import vault_options
-from hxinfra.health import _BASICS, _basics
+from hxinfra.health import BASICS_SCRIPT, basics
 from hxinfra.runner import select_hosts
 from hxinfra.vault import Keyring
 
@@ -31,7 +31,7 @@ def store_option(f: Any) -> Any:
 
 
 def sample(host: str, lines: list[str], now: float) -> dict[str, Any]:
-    b = _basics(lines)
+    b = basics(lines)
     return {"time": round(now, 1), "host": host, "load1": (b.get("load") or [0.0])[0],
             "mem_used_pct": b.get("mem_used_pct", 0), "disk_max_pct": max(b["disks"].values(), default=0),
             "uptime_s": b.get("uptime", 0)}  # fmt: skip
@@ -95,7 +95,7 @@ def collect(env_name: str, pattern: str, store: Path | None, keyring: Keyring) -
     store.parent.mkdir(parents=True, exist_ok=True)
     now = time.time()
     with Session(env, hosts) as session:
-        results = session.run_each({h: _BASICS for h in hosts}, become=None)
+        results = session.run_each({h: BASICS_SCRIPT for h in hosts}, become=None)
     missing = [r.host for r in results if not r.reachable]
     with store.open("a", encoding="utf-8") as f:
         for r in results:

@@ -54,21 +54,26 @@ COMPONENT = Component(
              "target_color": "webui_deployment_color"},
 )  # fmt: skip
 
-_SERVING: dict[tuple[int, str], tuple[str, str]] = {}
+_STATE: dict[tuple[int, str], dict[str, Any]] = {}
+
+
+def release_state(app_host: Any) -> dict[str, Any]:
+    """An application server's releases and colours (WebuiState), read once per run and host:
+    its own deploy and every web host's pool ask for it."""
+    from pyinfra import state
+
+    key = (id(state), app_host.name)
+    if key not in _STATE:
+        _STATE[key] = app_host.get_fact(WebuiState, directory=app_host.data.get("webui_dir") or DEFAULTS["webui_dir"])
+    return _STATE[key]
 
 
 def serving(app_host: Any) -> tuple[str, str]:
     """(colour, version) an application server serves once this run is through: its release
-    state and its data, the same decision its own deploy makes (the web tier's pool follows it).
-    Read once per run and host."""
-    from pyinfra import state
-
-    key = (id(state), app_host.name)
-    if key not in _SERVING:
-        data = app_host.data
-        fact = app_host.get_fact(WebuiState, directory=data.get("webui_dir") or DEFAULTS["webui_dir"])
-        _SERVING[key] = target(fact, str(data.get("webui_version") or ""), str(data.get("webui_deployment_color") or ""))
-    return _SERVING[key]
+    state and its data, the same decision its own deploy makes (the web tier's pool follows it)."""
+    data = app_host.data
+    return target(release_state(app_host), str(data.get("webui_version") or ""),
+                  str(data.get("webui_deployment_color") or ""))  # fmt: skip
 
 
 @deploy("HX web UI", data_defaults=DEFAULTS)
@@ -79,7 +84,7 @@ def webui() -> None:
         if not data[key]:
             raise DataError(f"{key}: must be set for the web UI (see inventories/group_vars/application_servers.yml)")
     d = data["webui_dir"]
-    state = host.get_fact(WebuiState, directory=d)
+    state = release_state(host)
     color, version = serving(host)
     present = version in state["releases"]
     if not present and version not in data["webui_releases"]:

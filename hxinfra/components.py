@@ -63,6 +63,9 @@ class Component:
     # Runs a service other hosts use (a database, a gateway, a web front end): hosts are recovered
     # in the order of the components they serve (hxinfra recover), host-wide ones do not count.
     serves: bool = False
+    # How its config, put back to the previous deployed version (hxinfra restore --config), is
+    # checked and made live: (merged host data, host name) -> (validate command, apply command).
+    rollback: Callable[[Mapping[str, Any], str], tuple[str, str]] | None = None
     # Finer tags of the deploy's steps (besides the component name), for --tags/--skip-tags.
     tags: tuple[str, ...] = ()
     # Keys whose (nested) values may span lines (PEM certificates); every other string is one line.

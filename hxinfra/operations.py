@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import os
 import re
 import shlex
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -35,6 +37,10 @@ from hxinfra.vault import MASK, redact
 
 DEFAULT_BACKUP_DIR = "/var/backups/hxinfra"
 STAGE_SUFFIX = ".hxinfra-new"
+# Beside each kept previous version: the run that replaced it, or a note that the path did not exist.
+RUN_STAMP, ABSENT = ".hxinfra-run", ".hxinfra-absent"
+# One id per controller run, the same on every host and operation; sorts by time.
+RUN_ID = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{os.getpid()}"
 
 
 @dataclass(frozen=True)
@@ -302,9 +308,10 @@ def config_set(
     backup_cmds = ["umask 077"]
     for path, backup in backups.items():
         parent = backup.rsplit("/", 1)[0]
-        backup_cmds.append(
-            f"mkdir -p {q(parent)} && rm -f {q(backup)} && "
-            f"{{ if [ -e {q(path)} ] || [ -L {q(path)} ]; then cp -a {q(path)} {q(backup)}; fi; }}"
+        backup_cmds.append(  # the previous version (or a note that there was none) and this run's stamp
+            f"mkdir -p {q(parent)} && rm -f {q(backup)} {q(backup + ABSENT)} && "
+            f"{{ if [ -e {q(path)} ] || [ -L {q(path)} ]; then cp -a {q(path)} {q(backup)}; "
+            f"else : > {q(backup + ABSENT)}; fi; }} && printf '%s\\n' {q(RUN_ID)} > {q(backup + RUN_STAMP)}"
         )
     yield StringCommand("sh", "-c", q(" && ".join(backup_cmds)))
 
@@ -324,7 +331,8 @@ def config_set(
     if validate:
         label = validate_label or validate
         restore = " ; ".join(
-            f"rm -f {q(path)} ; if [ -e {q(b)} ] || [ -L {q(b)} ]; then mv -f {q(b)} {q(path)}; fi"
+            f"rm -f {q(path)} ; if [ -e {q(b)} ] || [ -L {q(b)} ]; then mv -f {q(b)} {q(path)}; fi ; "
+            f"rm -f {q(b + ABSENT)} {q(b + RUN_STAMP)}"
             for path, b in backups.items()
         )
         script = (
@@ -486,3 +494,42 @@ def barrier():  # type: ignore[no-untyped-def]
     host.noop("every host is through the previous step")
     return
     yield  # a generator that yields nothing
+
+
+def undo_script(paths: Sequence[str], validate: str, apply: str, what: str, backup_dir: str = DEFAULT_BACKUP_DIR) -> str:
+    """A shell script that puts a component's config back to its previous deployed version.
+
+    "Previous" is exact: among ``paths``, those the component's newest change replaced (the
+    newest run stamp ``config_set`` left beside the kept versions); older kept versions belong
+    to earlier runs and stay. Live and kept versions are exchanged, so running it again goes
+    forward again. The result is checked by ``validate`` before ``apply`` makes it live; when
+    the check fails, the exchange is undone and the script fails: the service keeps its config.
+    """
+    q = shlex.quote
+    stamps = " ".join(q(backup_dir + p + RUN_STAMP) for p in paths)
+    swaps = "\n".join(f"swap {q(p)} {q(backup_dir + p)}" for p in paths)
+    return f"""set -u
+umask 077
+newest=$(cat {stamps} 2>/dev/null | sort | tail -n1)
+[ -n "$newest" ] || {{ echo "hxinfra: no previous version of {what}'s config is kept on this host" >&2; exit 1; }}
+swap() {{
+  p=$1; b=$2
+  [ "$(cat "$b{RUN_STAMP}" 2>/dev/null)" = "$newest" ] || return 0
+  rm -f "$b.hxinfra-swap"
+  if [ -e "$p" ] || [ -L "$p" ]; then cp -a "$p" "$b.hxinfra-swap"; fi
+  rm -f "$p"
+  if [ ! -e "$b{ABSENT}" ]; then cp -a "$b" "$p"; fi
+  rm -f "$b" "$b{ABSENT}"
+  if [ -e "$b.hxinfra-swap" ] || [ -L "$b.hxinfra-swap" ]; then mv -f "$b.hxinfra-swap" "$b"; else : > "$b{ABSENT}"; fi
+  echo "$p"
+}}
+swapped=$( {swaps.replace(chr(10), " ; ")} )
+if ! out=$( {{ {validate} ; }} 2>&1 ); then
+  {swaps.replace(chr(10), " >/dev/null ; ")} >/dev/null
+  printf '%s\n' "$out" >&2
+  echo "hxinfra: the previous version of {what}'s config does not validate; the current one stays" >&2
+  exit 1
+fi
+{apply} || {{ echo "hxinfra: {what}: the previous config is in place but could not be made live" >&2; exit 1; }}
+printf 'restored %s\n' $swapped
+"""

@@ -26,15 +26,20 @@ from hxinfra.vault import Placeholder, Vaulted, redact
 SENSITIVE_NOTE = "# (sensitive file: its content is never written to a plan)\n"
 
 
-def host_items(env: Environment, host: str) -> list[ConfigItem]:
-    """Every managed path of ``host``, from each component that applies to it."""
-    groups = env.host_groups(env.host(host))
+def plan_data(env: Environment, host: str) -> dict[str, Any]:
+    """The host's merged data as the offline plan uses it: vault values as placeholders."""
     data = env.host_data(host, with_defaults=True)
     members = data.pop(MEMBERS_KEY, {})  # built from the inventory: no vault value in it, not walked per host
-    data = {**_placeholders(data), MEMBERS_KEY: members}
+    return {**_placeholders(data), MEMBERS_KEY: members}
+
+
+def host_items(env: Environment, host: str, only: str | None = None) -> list[ConfigItem]:
+    """Every managed path of ``host``, from each component that applies to it (or only ``only``)."""
+    groups = env.host_groups(env.host(host))
+    data = plan_data(env, host)
     items: list[ConfigItem] = []
     for comp in env.components:
-        if comp.plan is not None and comp.applies_to(groups):
+        if comp.plan is not None and comp.applies_to(groups) and only in (None, comp.name):
             items += comp.plan(data, host)
     return items
 

@@ -273,6 +273,12 @@ def run_deploy(
             hr.batch = number
             report.hosts[name] = hr
         failed = sum(1 for h in batch if report.hosts[h].status in ("failed", "unreachable"))
+        if len(plan) > 1:  # progress between batches: hosts done and every failure so far
+            done = [h for b in plan[:number] for h in b]
+            bad = [h for h in done if report.hosts[h].status in ("failed", "unreachable")]
+            log.write(f"== progress: {len(done)}/{len(selected)} hosts done, {len(bad)} failed"
+                      + (f" ({', '.join(bad)})" if bad else "") + "\n")  # fmt: skip
+            log.flush()
         if number < len(plan) and exceeds(failed, len(batch), max_fail_percentage):
             left = [h for b in plan[number:] for h in b]
             report.stopped = (

@@ -3,8 +3,21 @@
 from __future__ import annotations
 
 import hashlib
+import shlex
+import subprocess
+from pathlib import Path
 
-from hxinfra.operations import Absent, ManagedFile, ManagedLink, PathStates, _plan, unified_diff
+from hxinfra.operations import (
+    ABSENT,
+    RUN_STAMP,
+    Absent,
+    ManagedFile,
+    ManagedLink,
+    PathStates,
+    _plan,
+    undo_script,
+    unified_diff,
+)
 
 
 def sha(text):
@@ -100,3 +113,49 @@ def test_probe_command_waits_for_200_and_fails_naming_why(http_health):
     assert bad.returncode == 1 and f"{base}/down: not ready after 2s: HTTP Error 503" in bad.stderr
     hostile = probe_command("http://h/'; touch /tmp/x; '", 1, unit="a b")
     assert "'\"'\"'" in hostile and "-u 'a b'" in hostile  # every value quoted
+
+
+def _kept(backup: Path, path: str, content: str | None, run: str) -> None:
+    """What config_set leaves for a changed path: the previous version (or none) and the run's stamp."""
+    kept = backup / path.lstrip("/")
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    if content is None:
+        Path(f"{kept}{ABSENT}").write_text("")
+    else:
+        kept.write_text(content)
+    Path(f"{kept}{RUN_STAMP}").write_text(run + "\n")
+
+
+def test_undo_puts_back_only_the_newest_change_checks_it_and_goes_forward_again(tmp_path):
+    live, backup = tmp_path / "etc", tmp_path / "kept"
+    live.mkdir()
+    a, b, c = (str(live / n) for n in ("a.conf", "b.conf", "c.conf"))
+    Path(a).write_text("a v2\n")  # changed by an older run: its kept version is two deploys old
+    Path(b).write_text("b v3\n")  # changed by the newest run
+    Path(c).write_text("c new\n")  # created by the newest run
+    _kept(backup, a, "a v1\n", "20261130T010000Z-1")
+    _kept(backup, b, "b v2\n", "20261201T010000Z-9")
+    _kept(backup, c, None, "20261201T010000Z-9")
+    script = undo_script([a, b, c], "true", "echo applied", "demo", backup_dir=str(backup))
+    r = subprocess.run(["sh", "-c", script], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "applied" in r.stdout and f"restored {b}" in r.stdout and f"restored {c}" in r.stdout
+    assert Path(a).read_text() == "a v2\n" and Path(b).read_text() == "b v2\n" and not Path(c).exists()
+    r = subprocess.run(["sh", "-c", script], capture_output=True, text=True)  # again: forward
+    assert r.returncode == 0 and Path(b).read_text() == "b v3\n" and Path(c).read_text() == "c new\n"
+
+
+def test_undo_that_fails_its_check_changes_nothing_and_says_why(tmp_path):
+    live, backup = tmp_path / "etc", tmp_path / "kept"
+    live.mkdir()
+    a = str(live / "a.conf")
+    Path(a).write_text("good\n")
+    _kept(backup, a, "broken\n", "20261201T010000Z-9")
+    check = f"grep -q good {shlex.quote(a)} || {{ echo 'a.conf: broken'; false; }}"
+    r = subprocess.run(["sh", "-c", undo_script([a], check, "echo applied", "demo", str(backup))],
+                       capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 1 and "a.conf: broken" in r.stderr and "the current one stays" in r.stderr
+    assert "applied" not in r.stdout and Path(a).read_text() == "good\n"
+    nothing = undo_script([str(live / "other.conf")], "true", "true", "demo", str(backup))
+    r = subprocess.run(["sh", "-c", nothing], capture_output=True, text=True)
+    assert r.returncode == 1 and "no previous version of demo's config" in r.stderr

@@ -29,6 +29,7 @@ from deploys.litellm.config import (
     listen_address,
     plan,
     requirements,
+    rollback,
 )
 from hxinfra.components import Component
 from hxinfra.deploytools import component_data, serve, step
@@ -36,7 +37,7 @@ from hxinfra.operations import config_set, venv_install
 
 COMPONENT = Component(
     "litellm", DEFAULTS, required=REQUIRED, groups=("api_servers",), check=check_data, plan=plan,
-    health=health, serves=True,
+    health=health, serves=True, rollback=rollback,
     tags=("packages", "install", "config", "service"),
     ansible={"litellm_proxy_port": "litellm_port", "litellm_master_key": "litellm_master_key"},
 )  # fmt: skip

@@ -264,3 +264,9 @@ def check_command(data: Mapping[str, Any]) -> str:
                           int(data["litellm_start_timeout"]), unit=unit)  # fmt: skip
     stop = f"systemctl stop {unit} 2>/dev/null; systemctl reset-failed {unit} 2>/dev/null"
     return f"{{ {stop}; {run} && {{ {probe}; }}; rc=$?; {stop}; exit $rc; }}"
+
+
+def rollback(data: Mapping[str, Any], host_name: str) -> tuple[str, str]:
+    """A restored previous config (hxinfra restore --config litellm): a trial start of LiteLLM with
+    it, then the unit reloaded and the gateway restarted."""
+    return check_command(data), f"systemctl daemon-reload && systemctl restart {UNIT}"

@@ -34,6 +34,7 @@ from deploys.nginx.config import (
     plan,
     pool_config,
     pool_path,
+    rollback,
     site_check,
 )
 from deploys.webui import serving
@@ -45,7 +46,7 @@ from hxinfra.operations import ManagedFile, config_set, verify_or_restore
 
 COMPONENT = Component(
     "nginx", DEFAULTS, groups=("web_servers",), tags=("packages", "config", "security", "service"), plan=plan,
-    check=check_data, health=health, serves=True,
+    check=check_data, health=health, serves=True, rollback=rollback,
     ansible={"hx_webui_server_name": "nginx_server_name", "hx_webui_ssl_enabled": "nginx_tls",
              "hx_webui_ssl_port": "nginx_https_port", "hx_webui_web_server_port": "nginx_http_port"},
 )  # fmt: skip

@@ -256,3 +256,8 @@ def health(data: Mapping[str, Any], host_name: str) -> list[Any]:
         checks.append(cert_days(str(cert), "nginx"))
     checks.append(Check("the site answers /health through nginx", site_check(data, host_name), "nginx"))
     return checks
+
+
+def rollback(data: Mapping[str, Any], host_name: str) -> tuple[str, str]:
+    """A restored previous config (hxinfra restore --config nginx): nginx's own check, then a reload."""
+    return "nginx -t", "systemctl reload nginx.service"

@@ -40,6 +40,7 @@ from deploys.pg_auth.config import (
     repo_files,
     restart_reasons,
     roles,
+    rollback,
     service_principal,
     settings,
     validate_command,
@@ -53,9 +54,9 @@ from hxinfra.operations import config_set
 
 COMPONENT = Component(
     "pg_auth", DEFAULTS, groups=("database_servers",), check=check_data, tags=COMPONENT_TAGS, plan=plan,
-    health=health, serves=True,
+    health=health, serves=True, rollback=rollback,
     ansible={"hx_pg_ca_path": "pg_auth_ssl_ca"},
-)
+)  # fmt: skip
 
 
 @deploy("PostgreSQL authentication", data_defaults=DEFAULTS)

@@ -429,3 +429,9 @@ def databases(data: Mapping[str, Any]) -> list[dict[str, Any]]:
 # ------------------------------------------------------------------------------ host side
 def _psql(port: int, sql: str, db: str = "postgres") -> str:
     return f"runuser -u postgres -- psql -X -A -t -q -F '|' -p {int(port)} -d {shlex.quote(db)} -c {shlex.quote(sql)}"
+
+
+def rollback(data: Mapping[str, Any], host_name: str) -> tuple[str, str]:
+    """A restored previous config (hxinfra restore --config pg_auth): PostgreSQL's own checks of
+    the files while the running cluster keeps its config, then a reload."""
+    return validate_command(data, int(data["pg_auth_port"])), f"systemctl reload {shlex.quote(paths(data)['service'])}"

@@ -14,15 +14,20 @@ from typing import Any
 import click
 
 from hxinfra.adhoc import HostResult, Session
-from hxinfra.cli.common import ENV_OPTION, _load
+from hxinfra.cli.common import ENV_OPTION, _load, guide_vars
 from hxinfra.cli.vault import vault_options
 from hxinfra.components import PROTECTED_ENVIRONMENTS
+from hxinfra.operations import undo_script
+from hxinfra.plan import host_items, plan_data
 from hxinfra.runner import select_hosts
 from hxinfra.vault import Keyring, redact
 
 PROGRAM = "/usr/local/sbin/hx-backup"
 BACKUP_ID = r"^[0-9]{8}T[0-9]{6}Z$"
 LIMIT = click.option("--limit", "-l", "pattern", default="all", metavar="PATTERN", help="Ansible host pattern.")
+# the seed guide's variables, as its backup and restore playbooks took them with -e
+BACKUP_GUIDE = {"target_hosts": "limit", "backup_services": "services"}
+RESTORE_GUIDE = {"target_hosts": "limit", "recovery_point": "to_time"}
 JSON = click.option("--json", "as_json", is_flag=True, help="Print the results as JSON to stdout.")
 
 
@@ -52,16 +57,34 @@ def _finish(results: list[dict[str, Any]], as_json: bool) -> None:
 
 @backup.command("run")
 @ENV_OPTION
-@LIMIT
+@click.option("--limit", "-l", "pattern", default=None, metavar="PATTERN", help="Ansible host pattern [default: all].")
+@click.option("--services", default="", metavar="LIST",
+              help="Only the hosts running these services (postgresql, nginx, litellm, hx-webui, sssd...).")
 @click.option("--dest", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where the copies go: DEST/<host>/<backup id>/ [default: backups/<env>].")  # fmt: skip
 @click.option("--no-copy", is_flag=True, help="Leave the backups on the hosts only.")
+@click.option("--extra-vars", "-e", "extra", multiple=True, metavar="VARS",
+              help="The guide's variables: target_hosts=PATTERN, backup_services=a,b.")
 @JSON
 @vault_options()
-def backup_run(env_name: str, pattern: str, dest: Path | None, no_copy: bool, as_json: bool, keyring: Keyring) -> None:
-    """Make a backup on every selected host now, copy it to the controller, check its checksums."""
+def backup_run(env_name: str, pattern: str | None, services: str, dest: Path | None, no_copy: bool,
+               extra: tuple[str, ...], as_json: bool, keyring: Keyring) -> None:  # fmt: skip
+    """Make a backup on every selected host now, copy it to the controller, check its checksums.
+
+    A host's backup holds everything its components keep (databases, WAL base backup, config
+    directories); ``--services`` picks the hosts, as the guide's ``backup_services`` did.
+
+    \b
+    Examples:
+      hxinfra backup run --env lab
+      hxinfra backup run --env staging -e backup_services=postgresql
+    """
+    guide = guide_vars(extra, BACKUP_GUIDE, "backup run")
     env = _load(env_name)
-    hosts = select_hosts(env, [pattern])
+    hosts = select_hosts(env, [pattern or guide.get("limit") or "all"])
+    wanted = {s.strip() for s in (services or str(guide.get("services", ""))).split(",") if s.strip()}
+    if wanted:
+        hosts = _running(env, hosts, wanted)
     dest = dest or Path("backups") / env_name
     out: list[dict[str, Any]] = []
     with Session(env, hosts) as session:
@@ -156,23 +179,41 @@ def backup_verify(env_name: str, pattern: str, backup_id: str, as_json: bool, ke
 
 @click.command("restore")
 @ENV_OPTION
-@click.option("--limit", "-l", "pattern", required=True, metavar="PATTERN", help="The host(s) to restore.")
+@click.option("--limit", "-l", "pattern", default=None, metavar="PATTERN", help="The host(s) to restore.")
 @click.option("--db", "database", default="", help="Recreate this database from its dump.")
 @click.option("--path", "path", default="", help="Put this configuration path back from the archive.")
 @click.option("--to-time", "to_time", default="", metavar="'YYYY-MM-DD HH:MM:SS'",
               help="Point-in-time recovery of the whole cluster to this UTC time (base backup + archived WAL).")
+@click.option("--config", "component", default="", metavar="COMPONENT",
+              help="Put this component's config back to its previous deployed version (checked, then live).")
 @click.option("--id", "backup_id", default="", help="The backup to restore from (default: the newest).")
 @click.option("--yes", is_flag=True, help="Needed on production and staging: a restore overwrites.")
+@click.option("--extra-vars", "-e", "extra", multiple=True, metavar="VARS",
+              help="The guide's variables: target_hosts=PATTERN, recovery_point='YYYY-MM-DD HH:MM:SS'.")
 @JSON
 @vault_options()
-def restore(env_name: str, pattern: str, database: str, path: str, to_time: str, backup_id: str, yes: bool,
-            as_json: bool, keyring: Keyring) -> None:  # fmt: skip
+def restore(env_name: str, pattern: str | None, database: str, path: str, to_time: str, component: str,
+            backup_id: str, yes: bool, extra: tuple[str, ...], as_json: bool, keyring: Keyring) -> None:  # fmt: skip
     """Restore a database (dropped and recreated from its dump), a configuration path, from a
-    backup on the host (the newest by default), or the whole cluster to a point in time."""
+    backup on the host (the newest by default), the whole cluster to a point in time, or a
+    component's config to the version before its last deployed change.
+
+    \b
+    Examples:
+      hxinfra restore --env lab --limit hx-db-01 --db hx_webui
+      hxinfra restore --env lab --limit hx-db-01 --to-time '2026-12-01 02:30:00'
+      hxinfra restore --env lab --limit web_servers --config nginx
+      hxinfra restore --env staging -e target_hosts=hx-db-01 -e recovery_point='2026-12-01 02:30:00' --yes
+    """
     import re
 
-    if sum(map(bool, (database, path, to_time))) != 1:
-        raise click.UsageError("say one of --db NAME, --path PATH, --to-time TIME")
+    guide = guide_vars(extra, RESTORE_GUIDE, "restore")
+    pattern = pattern or guide.get("limit")
+    to_time = to_time or str(guide.get("to_time", ""))
+    if not pattern:
+        raise click.UsageError("say which hosts: --limit PATTERN (or -e target_hosts=PATTERN)")
+    if sum(map(bool, (database, path, to_time, component))) != 1:
+        raise click.UsageError("say one of --db NAME, --path PATH, --to-time TIME, --config COMPONENT")
     if to_time and not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}", to_time):
         raise click.UsageError(f"--to-time {to_time!r}: 'YYYY-MM-DD HH:MM:SS' (UTC)")
     _check_id(backup_id)
@@ -182,6 +223,9 @@ def restore(env_name: str, pattern: str, database: str, path: str, to_time: str,
         raise click.UsageError(f"--path {path!r}: an absolute path without '..'")
     if env_name in PROTECTED_ENVIRONMENTS and not yes:
         raise click.UsageError(f"restoring on {env_name} overwrites what is there: add --yes")
+    if component:
+        _restore_config(env_name, pattern, component, as_json)
+        return
     if to_time:
         command = f"{PROGRAM} restore-time {shlex.quote(to_time)}"
     else:
@@ -196,3 +240,38 @@ def _check_id(backup_id: str) -> None:
 
     if backup_id and not re.fullmatch(BACKUP_ID, backup_id):
         raise click.UsageError(f"--id {backup_id!r}: a backup id such as 20261201T023000Z")
+
+
+def _restore_config(env_name: str, pattern: str, name: str, as_json: bool) -> None:
+    """Each host's config of one component back to the version before its last deployed change:
+    the versions ``config_set`` kept, checked by the component's own validator, then made live."""
+    env = _load(env_name)
+    comp = next((c for c in env.components if c.name == name), None)
+    able = sorted(c.name for c in env.components if c.rollback is not None and c.plan is not None)
+    if comp is None or comp.rollback is None or comp.plan is None:
+        raise click.UsageError(f"--config {name!r}: one of {', '.join(able)}")
+    hosts = [h for h in select_hosts(env, [pattern]) if comp.applies_to(env.host_groups(env.host(h)))]
+    if not hosts:
+        raise click.UsageError(f"--config {name}: no host of {pattern!r} runs it")
+    commands = {}
+    for h in hosts:
+        data = plan_data(env, h)
+        validate, apply = comp.rollback(data, h)
+        commands[h] = undo_script([i.path for i in host_items(env, h, only=name)], validate, apply, name)
+    with Session(env, hosts) as session:
+        results = session.run_each(commands, become=None)
+    _finish([{"host": r.host, "ok": r.ok, "restored": [x.split(" ", 1)[1] for x in r.stdout if x.startswith("restored ")],
+              "detail": " / ".join((r.stdout + r.stderr)[-3:])} for r in results], as_json)  # fmt: skip
+
+
+def _running(env: Any, hosts: list[str], wanted: set[str]) -> list[str]:
+    """The hosts whose components run one of the ``wanted`` services (their health checks' names)."""
+    from hxinfra.health import component_checks
+
+    by_host = {h: {c.service for c in component_checks(env.components, env.host_groups(env.host(h)),
+                                                       plan_data(env, h), h)} for h in hosts}  # fmt: skip
+    known = set().union(*by_host.values()) if by_host else set()
+    if wanted - known:
+        raise click.UsageError(f"--services: {', '.join(sorted(wanted - known))} unknown here; "
+                               f"the selected hosts run {', '.join(sorted(known))}")  # fmt: skip
+    return [h for h in hosts if by_host[h] & wanted]

@@ -77,3 +77,17 @@ def _load(env_name: str, extra: tuple[str, ...] = ()) -> Environment:
 
 
 # ---------------------------------------------------------------------------- inventory
+
+
+def guide_vars(extra: tuple[str, ...], keys: dict[str, str], verb: str) -> dict[str, Any]:
+    """The seed guide's ``-e`` variables a verb takes (``keys``: guide name -> option name), as
+    option values; any other ``-e`` name is a usage error naming what the verb takes. A list
+    value (``services=[a, b]``) becomes the comma-separated form of the option."""
+    values = parse_extra_vars(extra)
+    unknown = sorted(set(values) - set(keys))
+    if unknown:
+        raise click.UsageError(f"-e: {verb} takes {', '.join(keys)}; not {', '.join(unknown)}")
+    out: dict[str, Any] = {}
+    for k, v in values.items():
+        out[keys[k]] = ",".join(map(str, v)) if isinstance(v, list) else v
+    return out

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
 from hxinfra.adhoc import Session
-from hxinfra.cli.common import ENV_OPTION, _load
+from hxinfra.cli.common import ENV_OPTION, _load, guide_vars
 from hxinfra.cli.vault import vault_options
-from hxinfra.datafiles import parse_extra_vars
 from hxinfra.health import HostHealth, as_json, component_checks, parse, report_html, report_table, script, select
 from hxinfra.patterns import batches, parse_serial
 from hxinfra.runner import select_hosts
@@ -49,7 +47,7 @@ def health(env_name: str, pattern: str | None, services: str, disk_threshold: in
       hxinfra health --env lab --services nginx,postgresql --html health.html
       hxinfra health --env staging -e target_hosts=web_servers -e services=nginx
     """
-    guide = _guide_vars(extra)
+    guide = guide_vars(extra, GUIDE_KEYS, "health")
     _check(env_name, pattern or guide.get("limit") or "all", services or guide.get("services", ""),
            disk_threshold or int(guide.get("disk_threshold", 90)), html_file, serial, as_json_out)
 
@@ -110,12 +108,3 @@ def _check(env_name: str, pattern: str, services: str, threshold: int, html_file
         sys.exit(1)
 
 
-def _guide_vars(extra: tuple[str, ...]) -> dict[str, Any]:
-    values = parse_extra_vars(extra)
-    unknown = sorted(set(values) - set(GUIDE_KEYS))
-    if unknown:
-        raise click.UsageError(f"-e: health takes {', '.join(GUIDE_KEYS)}; not {', '.join(unknown)}")
-    out: dict[str, Any] = {GUIDE_KEYS[k]: v for k, v in values.items()}
-    if isinstance(out.get("services"), list):
-        out["services"] = ",".join(map(str, out["services"]))
-    return out

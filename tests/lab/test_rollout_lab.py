@@ -34,6 +34,8 @@ def test_serial_1_stops_at_the_failing_host_and_never_touches_the_rest(lab):
     assert report["batches"] == [[h] for h in FOUR]
     assert "never started: hx-web-03, hx-web-04" in report["stopped"]
     assert "rollout stopped" in r.stderr and "== batch 2/4: hx-web-02" in r.stderr and "batch 3/4" not in r.stderr
+    assert "== progress: 1/4 hosts done, 0 failed\n" in r.stderr
+    assert "== progress: 2/4 hosts done, 1 failed (hx-web-02)\n" in r.stderr
     assert run in marker(lab, "hx-web-01")
     for name in ("hx-web-02", "hx-web-03", "hx-web-04"):
         assert run not in marker(lab, name)

@@ -54,3 +54,21 @@ def test_values_of_the_wrong_shape_are_refused(key, value, message):
 def test_component_needs_a_key_on_every_backed_up_host():
     assert "backup_key" in COMPONENT.required and COMPONENT.groups == ("backup_clients",)
     assert check_data(BASE) == []
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["restore", "-e", "target_hosts=hx-web-01", "--config", "ad_join"], "--config 'ad_join': one of litellm, nginx, pg_auth"),
+    (["restore", "-e", "bogus=1", "--config", "nginx"], "-e: restore takes target_hosts, recovery_point; not bogus"),
+    (["restore", "--config", "nginx"], "say which hosts: --limit PATTERN (or -e target_hosts=PATTERN)"),
+    (["restore", "-l", "hx-db-01", "--config", "nginx"], "--config nginx: no host of 'hx-db-01' runs it"),
+    (["restore", "-e", "target_hosts=hx-db-01", "-e", "recovery_point=yesterday"], "--to-time 'yesterday'"),
+    (["backup", "run", "-e", "backup_services=redis"], "--services: redis unknown here"),
+    (["backup", "run", "-e", "recovery_point=x"], "-e: backup run takes target_hosts, backup_services; not recovery_point"),
+])  # fmt: skip
+def test_the_guides_variables_and_config_restore_are_checked_before_connecting(args, message):
+    from click.testing import CliRunner
+
+    from hxinfra.cli import main
+
+    r = CliRunner().invoke(main, [*args, "--env", "development"], catch_exceptions=False)
+    assert r.exit_code == 2 and message in r.output and "Connecting" not in r.output

@@ -3,7 +3,8 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 HX := $(VENV)/bin/hxinfra
-APT_PACKAGES := debootstrap debian-archive-keyring systemd-container tinyproxy-bin zstd iproute2 openssh-client curl openssl
+APT_PACKAGES := debootstrap debian-archive-keyring systemd-container tinyproxy-bin zstd iproute2 openssh-client curl openssl \
+                nftables
 ENV ?= production
 DEPLOY ?= site
 PROMOTE_ENVS ?= development staging production

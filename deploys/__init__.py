@@ -2,7 +2,9 @@
 
 ``COMPONENTS`` is the one order ``site`` follows: CA trust first (services after it present
 certificates issued by that CA, and the domain join checks the DCs' certificates against it),
-then the AD join, PostgreSQL, nginx. Each component package exports ``COMPONENT`` (its data
+then the AD join, local users, hardening (the AD admins' groups exist when sshd's AllowGroups
+names them), PostgreSQL, the gateway, the web UI, nginx, then the firewall (derived from all of
+them), and backups. Each component package exports ``COMPONENT`` (its data
 contract) and a ``@deploy`` function of the same name. Modules are imported on use, so that a
 component never imports this registry (no import loop).
 """
@@ -15,7 +17,8 @@ from typing import Any
 
 from hxinfra.components import Component
 
-COMPONENTS = ("ca_trust", "ad_join", "pg_auth", "litellm", "webui", "nginx", "backup")
+COMPONENTS = ("ca_trust", "ad_join", "users", "hardening", "pg_auth", "litellm", "webui", "nginx", "firewall",
+              "backup")
 
 
 def component(name: str) -> tuple[Component, Callable[..., Any]]:

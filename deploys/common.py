@@ -18,6 +18,9 @@ FLEET = Component(
         "hx_realm": "",
         # The environment's host subnet in CIDR notation (documentation and firewall rules).
         "hx_subnet": "",
+        # Where operators and the controller come from (CIDR list): SSH is open to them, fail2ban never
+        # bans them. [] = the environment's subnet.
+        "hx_admin_networks": [],
     },
     required={
         # Environment name: production, staging, development, testing or lab.

@@ -37,10 +37,13 @@ def site() -> None:
     """Every component, in the registry's order (deploys.COMPONENTS), one line each."""
     _apply("ca_trust")
     _apply("ad_join")
+    _apply("users")
+    _apply("hardening")
     _apply("pg_auth")
     _apply("litellm")
     _apply("webui")
     _apply("nginx")
+    _apply("firewall")
     _apply("backup")
 
 

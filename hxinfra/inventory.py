@@ -134,6 +134,10 @@ class Environment:
         self.data = dict(data or {})
         self.components = (ENGINE, *(c for c in components if c is not ENGINE))
         extra = dict(extra_vars_from_env() if extra_vars is None else extra_vars)
+        # the seed guide's -e names (a component's ``ansible`` table): -e username=bob is users_username
+        aliases = {old: new for c in self.components for old, new in c.ansible.items() if old != new}
+        extra = {(aliases[k] if k in aliases and owner_of(k, self.components) is None else k): v
+                 for k, v in extra.items()}  # fmt: skip
         self.extra_vars = {k: coerce(v, o.type_of(k) if (o := owner_of(k, self.components)) else None)
                            for k, v in extra.items()}  # fmt: skip
         # group -> its child groups (a host of a child is a host of the parent, as in Ansible)

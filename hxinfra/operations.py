@@ -470,10 +470,7 @@ def verify_or_restore(check: str, paths: list[str], then: str, backup_dir: str =
     + backup_dir: where config_set kept the previous versions
     """
     q = shlex.quote
-    restore = " ; ".join(
-        f"if [ -e {q(backup_dir + p)} ] || [ -L {q(backup_dir + p)} ]; then cp -a {q(backup_dir + p)} {q(p)}; fi"
-        for p in paths
-    )
+    restore = restore_commands(paths, backup_dir)
     script = (
         f"out=$( {check} 2>&1 ) || {{ printf '%s\\n' \"$out\" >&2; {restore} ; ( {then} ) >&2 2>&1; "
         "echo 'hxinfra: the check after the change failed; previous config restored and live again' >&2; exit 1; }"
@@ -533,3 +530,78 @@ fi
 {apply} || {{ echo "hxinfra: {what}: the previous config is in place but could not be made live" >&2; exit 1; }}
 printf 'restored %s\n' $swapped
 """
+
+
+def restore_commands(paths: Sequence[str], backup_dir: str = DEFAULT_BACKUP_DIR) -> str:
+    """Shell that puts back the versions ``config_set`` kept of ``paths`` (removing a path that
+    did not exist before)."""
+    q = shlex.quote
+    return " ; ".join(
+        f"if [ -e {q(backup_dir + p + ABSENT)} ]; then rm -f {q(p)}; "
+        f"elif [ -e {q(backup_dir + p)} ] || [ -L {q(backup_dir + p)} ]; then cp -a {q(backup_dir + p)} {q(p)}; fi"
+        for p in paths
+    )
+
+
+@operation(is_idempotent=False)
+def arm_rollback(unit: str, paths: list[str], then: str, seconds: int = 120, backup_dir: str = DEFAULT_BACKUP_DIR):  # type: ignore[no-untyped-def]
+    """
+    Before a change that could cut the controller off (sshd, the firewall) goes live: a systemd
+    timer on the host that, in ``seconds``, puts back the previous versions of ``paths`` and runs
+    ``then`` (making them live). ``confirm_reconnect`` cancels it once the controller has logged
+    in anew; a host the controller cannot reach again heals itself.
+
+    + unit: the timer's unit name (``hxinfra-rollback-<component>``)
+    + paths: the config paths changed in this run (only run this with ``_if=<that op>.did_change``)
+    + then: shell command that makes the restored files live
+    """
+    q = shlex.quote
+    script = f"{restore_commands(paths, backup_dir)} ; {then}"
+    yield StringCommand("sh", "-c", q(
+        f"systemctl stop {q(unit + '.timer')} 2>/dev/null; systemctl reset-failed {q(unit + '.service')} "
+        f"{q(unit + '.timer')} 2>/dev/null; systemd-run --quiet --unit={q(unit)} --on-active={int(seconds)} "
+        f"--timer-property=AccuracySec=1s /bin/sh -c {q(script)}"
+    ))  # fmt: skip
+
+
+def _reconnect(state: Any, host: Any, attempts: int = 3) -> None:
+    """A new login from the controller, as the next run would make (a fresh SSH connection with
+    the host's own connection data), running one command."""
+    import gevent
+
+    connector = type(host.connector)
+    if getattr(connector, "make_paramiko_kwargs", None) is None:  # not SSH (local, docker...): nothing to cut
+        return
+    error: Exception | None = None
+    for _ in range(attempts):
+        fresh = connector(state, host)
+        try:
+            fresh.connect()
+            assert fresh.client is not None
+            _, stdout, _ = fresh.client.exec_command("true", timeout=20)
+            if stdout.channel.recv_exit_status() == 0:
+                fresh.client.close()
+                return
+        except Exception as e:  # every failure is the same answer: no new login
+            error = e
+        gevent.sleep(2)
+    raise OperationError(f"the controller cannot log in to {host.name} again after the change ({error}); "
+                         "the previous config comes back by itself when the rollback timer fires")  # fmt: skip
+
+
+@operation(is_idempotent=False)
+def confirm_reconnect(unit: str):  # type: ignore[no-untyped-def]
+    """
+    After ``arm_rollback`` and the change: the controller logs in anew (a fresh SSH connection),
+    and only then is the rollback timer cancelled. When it cannot, the operation fails and the
+    timer restores the previous config.
+    """
+    from pyinfra.api import FunctionCommand
+
+    yield FunctionCommand(_reconnect, (), {})
+    q = shlex.quote
+    timer = q(unit + ".timer")
+    yield StringCommand("sh", "-c", q(  # a login that only worked because the timer had already fired is no success
+        f"if systemctl is-active --quiet {timer}; then systemctl stop {timer}; systemctl reset-failed "
+        f"{q(unit + '.service')} {timer} 2>/dev/null || true; else echo 'hxinfra: the rollback timer had fired: "
+        "the previous config is back' >&2; exit 1; fi"))  # fmt: skip

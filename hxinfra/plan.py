@@ -23,6 +23,7 @@ from hxinfra.inventory import MEMBERS_KEY, Environment
 from hxinfra.operations import ConfigItem, ManagedFile, ManagedLink
 from hxinfra.vault import Placeholder, Vaulted, redact
 
+GROUPS_KEY = "hx_groups"
 SENSITIVE_NOTE = "# (sensitive file: its content is never written to a plan)\n"
 
 
@@ -30,7 +31,8 @@ def plan_data(env: Environment, host: str) -> dict[str, Any]:
     """The host's merged data as the offline plan uses it: vault values as placeholders."""
     data = env.host_data(host, with_defaults=True)
     members = data.pop(MEMBERS_KEY, {})  # built from the inventory: no vault value in it, not walked per host
-    return {**_placeholders(data), MEMBERS_KEY: members}
+    # the host's groups, as a deploy sees them in host.groups (a component's files may depend on them)
+    return {**_placeholders(data), MEMBERS_KEY: members, GROUPS_KEY: env.host_groups(env.host(host))}
 
 
 def host_items(env: Environment, host: str, only: str | None = None) -> list[ConfigItem]:

@@ -16,6 +16,7 @@ from hxinfra.components import Component as _Component
 from hxinfra.inventory import topology_hosts as _topology_hosts
 from hxinfra.lab.core import LAB_DOMAIN as _LAB_DOMAIN
 from hxinfra.lab.core import net_prefix as _net_prefix
+from hxinfra.lab.host import gateway as _gateway
 from hxinfra.lab.inventory import existing_lab as _existing_lab
 from hxinfra.lab.inventory import lab_environment as _lab_environment
 from hxinfra.lab.samba import marker as _samba_marker
@@ -39,6 +40,8 @@ _LAB = _Component(
         "hx_lab_dc_address": "",
         "hx_lab_db_address": "",
         "hx_lab_api_address": "",
+        # this machine's address on the lab network (the controller: SSH, and the lab tests' probes)
+        "hx_lab_controller_address": "",
         # the web UI releases built into the lab's artifacts/ directory: version -> sha256
         # (python apps/hx-webui/build.py VERSION --out <lab dir>/artifacts)
         "hx_lab_webui_releases": {},
@@ -57,6 +60,7 @@ _env = _lab_environment(
         "hx_lab_dc_address": _ips.get(_DC, "127.0.0.1"),
         "hx_lab_db_address": _ips.get("hx-db-01", "127.0.0.1"),
         "hx_lab_api_address": _ips.get("hx-api-01", "127.0.0.1"),
+        "hx_lab_controller_address": _gateway(),
         "hx_lab_webui_releases": _releases(_lab.dir / "artifacts", "hx-webui"),
     },
     components=(*_components(), _LAB),

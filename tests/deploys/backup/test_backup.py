@@ -57,7 +57,7 @@ def test_component_needs_a_key_on_every_backed_up_host():
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["restore", "-e", "target_hosts=hx-web-01", "--config", "ad_join"], "--config 'ad_join': one of litellm, nginx, pg_auth"),
+    (["restore", "-e", "target_hosts=hx-web-01", "--config", "ad_join"], "--config 'ad_join': one of firewall, hardening, litellm, nginx, pg_auth"),
     (["restore", "-e", "bogus=1", "--config", "nginx"], "-e: restore takes target_hosts, recovery_point; not bogus"),
     (["restore", "--config", "nginx"], "say which hosts: --limit PATTERN (or -e target_hosts=PATTERN)"),
     (["restore", "-l", "hx-db-01", "--config", "nginx"], "--config nginx: no host of 'hx-db-01' runs it"),

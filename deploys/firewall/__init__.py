@@ -1,0 +1,63 @@
+"""The host firewall (nftables): openings derived from the components the host runs and who uses
+them; one table replaced atomically after ``nft -c``; a change goes live under a rollback timer
+that only a fresh login from the controller cancels."""
+
+from __future__ import annotations
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.operations import apt, server, systemd
+
+from deploys.common import FLEET
+from deploys.firewall.config import (
+    APPLY,
+    CONF,
+    DEFAULTS,
+    ROLLBACK_UNIT,
+    UNDO,
+    check_data,
+    desired_config,
+    health,
+    plan,
+    rollback,
+)
+from deploys.firewall.facts import TableLoaded
+from hxinfra.components import Component
+from hxinfra.deploytools import component_data, step
+from hxinfra.operations import arm_rollback, config_set, confirm_reconnect
+
+COMPONENT = Component(
+    "firewall", DEFAULTS, groups=("domain_members",), check=check_data, plan=plan, health=health,
+    rollback=rollback, tags=("packages", "rules"),
+)  # fmt: skip
+
+USED = ("ssh_port", "nginx_http_port", "nginx_https_port", "nginx_tls", "pg_auth_port", "pg_auth_hba", "litellm_port",
+        "webui_ports", "hx_members")  # fmt: skip
+
+
+@deploy("Firewall", data_defaults=DEFAULTS)
+def firewall() -> None:
+    """Install nftables, write the derived rule set (nft -c), load it; the controller must log in anew."""
+    from deploys.litellm.config import DEFAULTS as LITELLM
+    from deploys.nginx.config import DEFAULTS as NGINX
+    from deploys.pg_auth.config import DEFAULTS as PG
+    from deploys.webui.config import DEFAULTS as WEBUI
+
+    data = component_data(COMPONENT, host.data, extra_keys=(*FLEET.all_keys(), *USED),
+                          defaults={**PG, **WEBUI, **LITELLM, **NGINX})  # fmt: skip
+    if step(COMPONENT, host.data, "packages"):
+        apt.packages(name="Install nftables", packages=["nftables"], update=True, cache_time=24 * 3600)
+    if step(COMPONENT, host.data, "rules"):
+        rules = config_set(name="Write the firewall rule set derived from the host's components, checked by nft -c",
+                           items=desired_config(data, set(host.groups)), validate=f"nft -c -f {CONF}",
+                           validate_label="nft -c")  # fmt: skip
+        loaded = host.get_fact(TableLoaded) if data["firewall_enabled"] else True
+        live = rules.did_change if loaded else (lambda: True)
+        arm_rollback(name="Arm a timer that puts the previous rule set back unless the controller logs in again",
+                     unit=ROLLBACK_UNIT, paths=[CONF], then=UNDO, seconds=data["firewall_rollback_seconds"],
+                     _if=live)  # fmt: skip
+        server.shell(name="Load the rule set (one nft transaction)", commands=[APPLY], _if=live)
+        confirm_reconnect(name="Log in to the host anew from the controller, then disarm the firewall's rollback timer",
+                          unit=ROLLBACK_UNIT, _if=live)  # fmt: skip
+        systemd.service(name="Enable nftables.service (the rule set at boot)", service="nftables.service",
+                        enabled=data["firewall_enabled"])  # fmt: skip

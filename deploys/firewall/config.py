@@ -1,0 +1,161 @@
+"""Firewall (nftables), desired state: the openings are derived from the components a host runs
+and from who uses them, never listed by hand per host.
+
+| component (group) | port | from |
+| --- | --- | --- |
+| every host | SSH (``ssh_port``, 22) | ``hx_admin_networks`` (the environment's subnet when empty) |
+| nginx (web_servers) | ``nginx_http_port``, ``nginx_https_port`` | anywhere |
+| pg_auth (database_servers) | ``pg_auth_port`` | the addresses of its ``pg_auth_hba`` rules only |
+| litellm (api_servers) | ``litellm_port`` | the application servers |
+| webui (application_servers) | ``webui_ports`` (both colours) | the web servers |
+
+plus ``firewall_rules`` (extra openings) and ``firewall_trusted_sources`` (monitoring hosts that reach
+every port). The rules are one table, ``inet hxinfra``, replaced atomically by ``nft -f`` after
+``nft -c`` accepted the file; other tables (fail2ban's) are left alone. A change goes live under a
+rollback timer that only a fresh login from the controller cancels.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from deploys.common import templates_root
+from hxinfra.operations import ConfigItem, ManagedFile
+from hxinfra.render import render
+from hxinfra.validate import DataError, choice, collect, fields, network, one_line, port
+
+DEFAULTS: dict[str, Any] = {
+    # Manage the host's firewall (false: leave it alone).
+    "firewall_enabled": True,
+    # Extra openings: {port, proto: tcp|udp, sources: [CIDR...] ([] = anywhere), why}.
+    "firewall_rules": [],
+    # Addresses that reach every port of the host (monitoring, the lab's controller).
+    "firewall_trusted_sources": [],
+    # Log dropped packets (rate-limited) with this prefix in the kernel log.
+    "firewall_log_drops": True,
+    # Seconds after which a change puts the previous rules back unless the controller logged in anew.
+    "firewall_rollback_seconds": 120,
+}
+
+CONF = "/etc/nftables.conf"
+ROLLBACK_UNIT = "hxinfra-rollback-firewall"
+APPLY = f"nft -f {CONF}"
+# the previous file back, or (none before: the table was ours alone) the table gone
+UNDO = f"{APPLY} || nft delete table inet hxinfra"
+
+
+@dataclass(frozen=True)
+class Opening:
+    """One port open to ``sources`` (empty: anywhere), and the component it is for."""
+
+    port: int
+    proto: str
+    sources: tuple[str, ...]
+    why: str
+    anywhere: bool = False  # no sources means anywhere (else: nobody yet, nothing opened)
+
+
+def _hosts(data: Mapping[str, Any], group: str) -> tuple[str, ...]:
+    return tuple(_cidr(str(m["address"])) for m in (data.get("hx_members") or {}).get(group, []))
+
+
+def _cidr(address: str) -> str:
+    net = ipaddress.ip_network(address, strict=False)
+    return str(net)
+
+
+def admin_networks(data: Mapping[str, Any]) -> tuple[str, ...]:
+    nets = list(data.get("hx_admin_networks") or [])
+    return tuple(nets or ([str(data["hx_subnet"])] if data.get("hx_subnet") else []))
+
+
+def openings(data: Mapping[str, Any], groups: set[str]) -> list[Opening]:
+    """Every opening of the host, from its groups (the components it runs) and the data."""
+    admins = admin_networks(data)  # none known: SSH stays open to all rather than lock everyone out
+    out = [Opening(int(data.get("ssh_port") or 22), "tcp", admins, "SSH from the admin networks", not admins)]
+    if "web_servers" in groups:
+        out.append(Opening(int(data["nginx_http_port"]), "tcp", (), "nginx (HTTP, redirects to HTTPS)", True))
+        if data.get("nginx_tls"):
+            out.append(Opening(int(data["nginx_https_port"]), "tcp", (), "nginx (HTTPS)", True))
+    if "database_servers" in groups:
+        from deploys.pg_auth.config import hba_rules
+
+        clients = sorted({_cidr(r["address"]) for r in hba_rules(data) if r.get("type", "hostssl") != "local"
+                          and r.get("address") not in (None, "", "all", "samehost", "samenet")})  # fmt: skip
+        out.append(Opening(int(data["pg_auth_port"]), "tcp", tuple(clients), "PostgreSQL from its pg_hba clients"))
+    if "api_servers" in groups:
+        out.append(Opening(int(data["litellm_port"]), "tcp", _hosts(data, "application_servers"),
+                           "LiteLLM from the application servers"))  # fmt: skip
+    if "application_servers" in groups:
+        for colour, p in sorted(dict(data["webui_ports"]).items()):
+            out.append(Opening(int(p), "tcp", _hosts(data, "web_servers"), f"web UI ({colour}) from the web servers"))
+    for i, rule in enumerate(data["firewall_rules"]):
+        r = fields(rule, f"firewall_rules[{i}]", ("port",), ("proto", "sources", "why"))
+        sources = tuple(network(s, f"firewall_rules[{i}].sources") for s in r.get("sources", []))
+        why = one_line(r.get("why", "extra rule"), f"firewall_rules[{i}].why").replace('"', "'")
+        out.append(Opening(port(r["port"], f"firewall_rules[{i}].port"),
+                           choice(r.get("proto", "tcp"), f"firewall_rules[{i}].proto", ("tcp", "udp")),
+                           sources, why, not sources))  # fmt: skip
+    return [o for o in out if o.sources or o.anywhere]
+
+
+def ruleset(data: Mapping[str, Any], groups: set[str]) -> str:
+    """The whole /etc/nftables.conf: the hxinfra table, recreated in one transaction."""
+    rules = []
+    for o in openings(data, groups):
+        v4 = [s for s in o.sources if ipaddress.ip_network(s).version == 4]
+        v6 = [s for s in o.sources if ipaddress.ip_network(s).version == 6]
+        if o.anywhere:
+            rules.append((f"{o.proto} dport {o.port} accept", o.why))
+        if v4:
+            rules.append((f"ip saddr {{ {', '.join(v4)} }} {o.proto} dport {o.port} accept", o.why))
+        if v6:
+            rules.append((f"ip6 saddr {{ {', '.join(v6)} }} {o.proto} dport {o.port} accept", o.why))
+    trusted = [_cidr(str(s)) for s in data["firewall_trusted_sources"]]
+    context = {**data, "rules": rules, "trusted4": [s for s in trusted if ":" not in s],
+               "trusted6": [s for s in trusted if ":" in s]}  # fmt: skip
+    return render(templates_root(), "firewall/etc/nftables.conf.j2", context)
+
+
+def desired_config(data: Mapping[str, Any], groups: set[str]) -> list[ConfigItem]:
+    return [ManagedFile(CONF, ruleset(data, groups), mode="0755")] if data["firewall_enabled"] else []
+
+
+def check_data(data: Mapping[str, Any]) -> list[tuple[str, str]]:
+    def rules(d: Mapping[str, Any]) -> None:
+        openings({**DEFAULTS, **d, "nginx_http_port": 80, "webui_ports": {}}, set())
+
+    def trusted(d: Mapping[str, Any]) -> None:
+        for s in d["firewall_trusted_sources"]:
+            network(s, "firewall_trusted_sources")
+
+    def seconds(d: Mapping[str, Any]) -> None:
+        v = d["firewall_rollback_seconds"]
+        if not isinstance(v, int) or isinstance(v, bool) or not 30 <= v <= 3600:
+            raise DataError("firewall_rollback_seconds: a whole number from 30 to 3600")
+
+    return collect(data, {"firewall_rules": rules, "firewall_trusted_sources": trusted,
+                          "firewall_rollback_seconds": seconds})  # fmt: skip
+
+
+def plan(data: Mapping[str, Any], host_name: str) -> list[ConfigItem]:
+    return desired_config(data, set(data.get("hx_groups") or ()))
+
+
+def rollback(data: Mapping[str, Any], host_name: str) -> tuple[str, str]:
+    """A restored previous rule set (hxinfra restore --config firewall): nft -c, then loaded."""
+    return f"nft -c -f {CONF}", APPLY
+
+
+def health(data: Mapping[str, Any], host_name: str) -> list[Any]:
+    """The hxinfra table is loaded and drops what is not opened."""
+    from hxinfra.health import Check
+
+    if not data["firewall_enabled"]:
+        return []
+    return [Check("the firewall's table is loaded (input policy drop)",
+                  "nft list chain inet hxinfra input | grep -q 'policy drop' && echo 'inet hxinfra: policy drop'",
+                  "firewall")]  # fmt: skip

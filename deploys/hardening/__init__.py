@@ -1,0 +1,87 @@
+"""Hardening that keeps services up: an sshd drop-in checked by ``sshd -t`` and made live under a
+rollback timer that only a fresh login from the controller cancels (no run can lock the operator
+out), a sysctl baseline, fail2ban (sshd; nginx where it runs), audit rules, unattended security
+upgrades, time from the domain controllers (chrony), unneeded services disabled.
+"""
+
+from __future__ import annotations
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.operations import apt, server, systemd
+
+from deploys.common import FLEET
+from deploys.hardening.config import (
+    DEFAULTS,
+    ROLLBACK_UNIT,
+    SSHD_CHECK,
+    SSHD_DROPIN,
+    SYSCTL,
+    check_data,
+    desired_config,
+    health,
+    packages,
+    plan,
+    rollback,
+)
+from deploys.hardening.operations import units_disabled
+from hxinfra.components import Component
+from hxinfra.deploytools import component_data, step
+from hxinfra.operations import arm_rollback, config_set, confirm_reconnect
+
+COMPONENT = Component(
+    "hardening", DEFAULTS, groups=("domain_members",), check=check_data, plan=plan, health=health,
+    rollback=rollback, tags=("packages", "sshd", "sysctl", "fail2ban", "auditd", "upgrades", "time", "services"),
+)  # fmt: skip
+
+
+def _never() -> bool:
+    return False
+
+
+@deploy("Hardening", data_defaults=DEFAULTS)
+def hardening() -> None:
+    """Harden sshd, the kernel, logins, updates and time without cutting off the controller."""
+    data = component_data(COMPONENT, host.data, extra_keys=(*FLEET.all_keys(), "ad_join_sudo_rules",
+                                                            "ad_join_present", "hx_members"))  # fmt: skip
+    joined = "domain_members" in host.groups and data.get("ad_join_present") is not False
+    files = desired_config(data, joined, "web_servers" in host.groups)
+    if step(COMPONENT, host.data, "packages"):
+        apt.packages(name="Install openssh-server and the hardening tools (fail2ban, auditd, unattended-upgrades, chrony)",
+                     packages=packages(data), update=True, cache_time=24 * 3600)  # fmt: skip
+    if step(COMPONENT, host.data, "sshd"):
+        sshd = config_set(name="Write the sshd hardening drop-in, validated by sshd -t", items=files["sshd"],
+                          validate=SSHD_CHECK, validate_label="sshd -t")  # fmt: skip
+        arm_rollback(
+            name="Arm a timer that puts the previous sshd config back unless the controller logs in again",
+            unit=ROLLBACK_UNIT, paths=[SSHD_DROPIN], then="systemctl reload ssh.service",
+            seconds=data["hardening_rollback_seconds"], _if=sshd.did_change,
+        )  # fmt: skip
+        systemd.service(name="Reload sshd after a validated change", service="ssh.service", running=True,
+                        reloaded=True, _if=sshd.did_change)  # fmt: skip
+        confirm_reconnect(name="Log in to the host anew from the controller, then disarm the rollback timer",
+                          unit=ROLLBACK_UNIT, _if=sshd.did_change)  # fmt: skip
+    if step(COMPONENT, host.data, "sysctl"):
+        config_set(name="Write the sysctl baseline and apply it (a value the kernel refuses undoes the file)",
+                   items=files["sysctl"], validate=f"sysctl -q -p {SYSCTL}")  # fmt: skip
+    if step(COMPONENT, host.data, "fail2ban"):
+        jail = config_set(name="Write the fail2ban jails, validated by fail2ban-client --test", items=files["fail2ban"],
+                          validate="fail2ban-client --test >/dev/null")  # fmt: skip
+        systemd.service(name="Start and enable fail2ban, restarted after a jail change", service="fail2ban.service",
+                        running=data["hardening_fail2ban"], enabled=data["hardening_fail2ban"],
+                        restarted=data["hardening_fail2ban"], _if=jail.did_change)  # fmt: skip
+    if step(COMPONENT, host.data, "auditd"):
+        rules = config_set(name="Write the audit rules", items=files["auditd"], validate="augenrules --check >/dev/null")
+        server.shell(name="Load the audit rules after a change", commands=["augenrules --load"],
+                     _if=rules.did_change if data["hardening_auditd"] else _never)  # fmt: skip
+    if step(COMPONENT, host.data, "upgrades"):
+        config_set(name="Write the unattended security upgrades settings, validated by apt-config",
+                   items=files["upgrades"], validate="apt-config dump >/dev/null")  # fmt: skip
+    if step(COMPONENT, host.data, "time"):
+        chrony = config_set(name="Write chrony's config (the domain controllers), validated by chronyd -p",
+                            items=files["time"], validate="chronyd -p -f /etc/chrony/chrony.conf >/dev/null")  # fmt: skip
+        systemd.service(name="Restart chrony after a change", service="chrony.service", restarted=True,
+                        _if=chrony.did_change if data["hardening_time_sync"] else _never)  # fmt: skip
+    if step(COMPONENT, host.data, "services"):
+        units_disabled(name="Stop and disable the unneeded services that are installed",
+                       units=data["hardening_disabled_services"])

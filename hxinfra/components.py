@@ -66,6 +66,9 @@ class Component:
     # How its config, put back to the previous deployed version (hxinfra restore --config), is
     # checked and made live: (merged host data, host name) -> (validate command, apply command).
     rollback: Callable[[Mapping[str, Any], str], tuple[str, str]] | None = None
+    # Compliance controls (hxinfra audit): (merged host data, host name) -> hxinfra.audit.Control
+    # list, read-only commands mapped to the standards' requirements.
+    audit: Callable[[Mapping[str, Any], str], list[Any]] | None = None
     # Finer tags of the deploy's steps (besides the component name), for --tags/--skip-tags.
     tags: tuple[str, ...] = ()
     # Keys whose (nested) values may span lines (PEM certificates); every other string is one line.

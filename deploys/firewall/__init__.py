@@ -15,6 +15,7 @@ from deploys.firewall.config import (
     DEFAULTS,
     ROLLBACK_UNIT,
     UNDO,
+    audit,
     check_data,
     desired_config,
     health,
@@ -27,8 +28,8 @@ from hxinfra.deploytools import component_data, step
 from hxinfra.operations import arm_rollback, config_set, confirm_reconnect
 
 COMPONENT = Component(
-    "firewall", DEFAULTS, groups=("domain_members",), check=check_data, plan=plan, health=health,
-    rollback=rollback, tags=("packages", "rules"),
+    "firewall", DEFAULTS, check=check_data, plan=plan, health=health,
+    rollback=rollback, audit=audit, tags=("packages", "rules"),
 )  # fmt: skip
 
 USED = ("ssh_port", "nginx_http_port", "nginx_https_port", "nginx_tls", "pg_auth_port", "pg_auth_hba", "litellm_port",

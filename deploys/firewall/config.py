@@ -4,6 +4,7 @@ and from who uses them, never listed by hand per host.
 | component (group) | port | from |
 | --- | --- | --- |
 | every host | SSH (``ssh_port``, 22) | ``hx_admin_networks`` (the environment's subnet when empty) |
+| domain controllers | DNS, Kerberos, LDAP(S), SMB, kpasswd, GC, NTP, RPC | the environment's subnet |
 | nginx (web_servers) | ``nginx_http_port``, ``nginx_https_port`` | anywhere |
 | pg_auth (database_servers) | ``pg_auth_port`` | the addresses of its ``pg_auth_hba`` rules only |
 | litellm (api_servers) | ``litellm_port`` | the application servers |
@@ -47,11 +48,18 @@ APPLY = f"nft -f {CONF}"
 UNDO = f"{APPLY} || nft delete table inet hxinfra"
 
 
+# DNS, Kerberos, RPC endpoint mapper, LDAP, SMB, kpasswd, LDAPS, global catalog, NTP, dynamic RPC
+AD_PORTS: dict[str, tuple[int | str, ...]] = {
+    "tcp": (53, 88, 135, 389, 445, 464, 636, 3268, 3269, "49152-65535"),
+    "udp": (53, 88, 123, 389, 464),
+}
+
+
 @dataclass(frozen=True)
 class Opening:
     """One port open to ``sources`` (empty: anywhere), and the component it is for."""
 
-    port: int
+    port: int | str  # a port, or a range "49152-65535"
     proto: str
     sources: tuple[str, ...]
     why: str
@@ -76,6 +84,10 @@ def openings(data: Mapping[str, Any], groups: set[str]) -> list[Opening]:
     """Every opening of the host, from its groups (the components it runs) and the data."""
     admins = admin_networks(data)  # none known: SSH stays open to all rather than lock everyone out
     out = [Opening(int(data.get("ssh_port") or 22), "tcp", admins, "SSH from the admin networks", not admins)]
+    if "domain_controllers" in groups:  # Active Directory for the environment's hosts
+        subnet = tuple(x for x in [str(data.get("hx_subnet") or "")] if x)
+        for proto, ports in AD_PORTS.items():
+            out += [Opening(p, proto, subnet, f"Active Directory ({proto} {p}) from the subnet") for p in ports]
     if "web_servers" in groups:
         out.append(Opening(int(data["nginx_http_port"]), "tcp", (), "nginx (HTTP, redirects to HTTPS)", True))
         if data.get("nginx_tls"):
@@ -159,3 +171,21 @@ def health(data: Mapping[str, Any], host_name: str) -> list[Any]:
     return [Check("the firewall's table is loaded (input policy drop)",
                   "nft list chain inet hxinfra input | grep -q 'policy drop' && echo 'inet hxinfra: policy drop'",
                   "firewall")]  # fmt: skip
+
+
+def audit(data: Mapping[str, Any], host_name: str) -> list[Any]:
+    """The firewall is loaded, drops by default, and its rules are the ones derived from the host's
+    components (the file on disk is what hxinfra would write, and it is what the kernel runs)."""
+    import hashlib
+
+    from hxinfra.audit import Control
+
+    want = hashlib.sha256(ruleset(data, set(data.get("hx_groups") or ())).encode()).hexdigest()
+    return [
+        Control("firewall-default-deny", "Inbound traffic is dropped unless a rule opens it",
+                "nft list chain inet hxinfra input 2>&1 | grep -m1 'policy'", {"cis_basic": "4.3", "pci_dss": "1.3.1",
+                                                                               "soc2": "CC6.6"}),
+        Control("firewall-rules-as-derived", "Open ports are exactly those derived from the host's components",
+                f"echo 'rules:'; nft list chain inet hxinfra input 2>/dev/null | grep -o 'comment \"[^\"]*\"' | sort -u; "
+                f"sha256sum {CONF} | grep -q '^{want} '", {"pci_dss": "1.2.5", "soc2": "CC6.6"}),
+    ] if data["firewall_enabled"] else []  # fmt: skip

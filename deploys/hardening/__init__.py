@@ -17,6 +17,7 @@ from deploys.hardening.config import (
     SSHD_CHECK,
     SSHD_DROPIN,
     SYSCTL,
+    audit,
     check_data,
     desired_config,
     health,
@@ -30,8 +31,8 @@ from hxinfra.deploytools import component_data, step
 from hxinfra.operations import arm_rollback, config_set, confirm_reconnect
 
 COMPONENT = Component(
-    "hardening", DEFAULTS, groups=("domain_members",), check=check_data, plan=plan, health=health,
-    rollback=rollback, tags=("packages", "sshd", "sysctl", "fail2ban", "auditd", "upgrades", "time", "services"),
+    "hardening", DEFAULTS, check=check_data, plan=plan, health=health,
+    rollback=rollback, audit=audit, tags=("packages", "sshd", "sysctl", "fail2ban", "auditd", "upgrades", "time", "services"),
 )  # fmt: skip
 
 
@@ -45,7 +46,7 @@ def hardening() -> None:
     data = component_data(COMPONENT, host.data, extra_keys=(*FLEET.all_keys(), "ad_join_sudo_rules",
                                                             "ad_join_present", "hx_members"))  # fmt: skip
     joined = "domain_members" in host.groups and data.get("ad_join_present") is not False
-    files = desired_config(data, joined, "web_servers" in host.groups)
+    files = desired_config(data, joined, "web_servers" in host.groups, host.name)
     if step(COMPONENT, host.data, "packages"):
         apt.packages(name="Install openssh-server and the hardening tools (fail2ban, auditd, unattended-upgrades, chrony)",
                      packages=packages(data), update=True, cache_time=24 * 3600)  # fmt: skip

@@ -98,13 +98,14 @@ def allow_groups(data: Mapping[str, Any], joined: bool) -> list[str]:
     return list(dict.fromkeys(groups))
 
 
-def ntp_servers(data: Mapping[str, Any]) -> list[str]:
-    """The configured servers, or the environment's domain controllers."""
+def ntp_servers(data: Mapping[str, Any], host_name: str = "") -> list[str]:
+    """The configured servers, or the environment's domain controllers (a DC: the other DCs; none
+    left: Debian's pool)."""
     servers = list(data["hardening_ntp_servers"])
     if servers:
         return servers
     members = (data.get("hx_members") or {}).get("domain_controllers", [])
-    return [str(m["address"]) for m in members]
+    return [str(m["address"]) for m in members if m.get("name") != host_name]
 
 
 def admin_networks(data: Mapping[str, Any]) -> list[str]:
@@ -120,10 +121,11 @@ def sshd_dropin(data: Mapping[str, Any], joined: bool) -> str:
     return render(templates_root(), "hardening/etc/ssh/sshd_config.d/00-hxinfra.conf.j2", context)
 
 
-def desired_config(data: Mapping[str, Any], joined: bool, web: bool) -> dict[str, list[ConfigItem]]:
+def desired_config(data: Mapping[str, Any], joined: bool, web: bool, host_name: str = "") -> dict[str, list[ConfigItem]]:
     """Each area's files (an area with nothing to manage has an empty list)."""
     t = templates_root()
-    context = {**data, "admin_networks": admin_networks(data), "web": web, "ntp_servers": ntp_servers(data)}
+    context = {**data, "admin_networks": admin_networks(data), "web": web,
+               "ntp_servers": ntp_servers(data, host_name)}  # fmt: skip
     out: dict[str, list[ConfigItem]] = {
         "sshd": [ManagedFile(SSHD_DROPIN, sshd_dropin(data, joined))],
         "sysctl": [ManagedFile(SYSCTL, render(t, "hardening/etc/sysctl.d/90-hxinfra.conf.j2", context))],
@@ -210,7 +212,8 @@ def check_data(data: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 def plan(data: Mapping[str, Any], host_name: str) -> list[ConfigItem]:
     groups = set(data.get("hx_groups") or ())
-    return [i for items in desired_config(dict(data), "domain_members" in groups, "web_servers" in groups).values()
+    joined = "domain_members" in groups and data.get("ad_join_present") is not False
+    return [i for items in desired_config(dict(data), joined, "web_servers" in groups, host_name).values()
             for i in items]  # fmt: skip
 
 
@@ -232,3 +235,39 @@ def health(data: Mapping[str, Any], host_name: str) -> list[Any]:
         checks += [service_active("fail2ban.service", "fail2ban"),
                    Check("fail2ban's sshd jail is up", "fail2ban-client status sshd | head -n 3", "fail2ban")]
     return checks
+
+
+def audit(data: Mapping[str, Any], host_name: str) -> list[Any]:
+    """sshd's effective settings (sshd -T), fail2ban, the sysctl baseline, automatic security updates."""
+    from hxinfra.audit import Control
+
+    def sshd(setting: str, allowed: str) -> str:
+        return (f"v=$(sshd -T 2>/dev/null | awk '$1 == \"{setting}\" {{print $2}}'); echo \"{setting} $v\"; "
+                f"echo \"$v\" | grep -qxE '{allowed}'")
+
+    sysctl = " && ".join(f"[ \"$(sysctl -n {k} 2>/dev/null)\" = {int(str(v).split()[0])} ]"
+                         for k, v in sorted(dict(data["hardening_sysctl"]).items()))  # fmt: skip
+    controls = [
+        Control("ssh-no-passwords", "SSH: no password or keyboard-interactive logins",
+                sshd("passwordauthentication", "no") + " && " + sshd("kbdinteractiveauthentication", "no"),
+                {"cis_basic": "5.1.19", "pci_dss": "8.3.1", "soc2": "CC6.1"}),
+        Control("ssh-root-login", "SSH: root cannot log in with a password",
+                sshd("permitrootlogin", "no|without-password|prohibit-password"),
+                {"cis_basic": "5.1.20", "pci_dss": "8.6.1", "soc2": "CC6.1"}),
+        Control("ssh-max-auth-tries", "SSH: at most 4 authentication attempts", sshd("maxauthtries", "[1-4]"),
+                {"cis_basic": "5.1.16", "pci_dss": "8.3.4"}),
+        Control("ssh-no-empty-passwords", "SSH: empty passwords refused", sshd("permitemptypasswords", "no"),
+                {"cis_basic": "5.1.18", "pci_dss": "8.3.1"}),
+        Control("ssh-no-x11", "SSH: no X11 forwarding", sshd("x11forwarding", "no"), {"cis_basic": "5.1.22"}),
+        Control("kernel-network-baseline", "Kernel network settings as the baseline says",
+                f"{sysctl or 'true'} && echo 'as the baseline'", {"cis_basic": "3.3", "pci_dss": "1.4.2"}),
+    ]  # fmt: skip
+    if data["hardening_fail2ban"]:
+        controls.append(Control("ssh-brute-force-bans", "fail2ban bans repeated SSH failures",
+                                "fail2ban-client status sshd 2>&1 | head -n 4", {"pci_dss": "8.3.4", "soc2": "CC6.6"}))
+    if data["hardening_unattended_upgrades"]:
+        controls.append(Control("automatic-security-updates", "Security updates install automatically",
+                                "apt-config dump APT::Periodic::Unattended-Upgrade | grep -q '\"1\"' && "
+                                "systemctl is-enabled apt-daily-upgrade.timer", {"cis_basic": "1.2.2", "pci_dss": "6.3.3",
+                                                                                 "soc2": "CC7.1"}))  # fmt: skip
+    return controls

@@ -30,6 +30,7 @@ from deploys.pg_auth.config import (
     DEFAULTS,
     PGDG_SOURCES,
     _psql,
+    audit,
     check_data,
     databases,
     desired_config,
@@ -54,7 +55,7 @@ from hxinfra.operations import config_set
 
 COMPONENT = Component(
     "pg_auth", DEFAULTS, groups=("database_servers",), check=check_data, tags=COMPONENT_TAGS, plan=plan,
-    health=health, serves=True, rollback=rollback,
+    health=health, serves=True, rollback=rollback, audit=audit,
     ansible={"hx_pg_ca_path": "pg_auth_ssl_ca"},
 )  # fmt: skip
 

@@ -435,3 +435,25 @@ def rollback(data: Mapping[str, Any], host_name: str) -> tuple[str, str]:
     """A restored previous config (hxinfra restore --config pg_auth): PostgreSQL's own checks of
     the files while the running cluster keeps its config, then a reload."""
     return validate_command(data, int(data["pg_auth_port"])), f"systemctl reload {shlex.quote(paths(data)['service'])}"
+
+
+NO_TRUST_SQL = "SELECT count(*) FROM pg_hba_file_rules WHERE auth_method = 'trust'"
+
+
+def audit(data: Mapping[str, Any], host_name: str) -> list[Any]:
+    """pg_hba without trust, TLS on, passwords stored as SCRAM: from the running cluster itself."""
+    from hxinfra.audit import Control
+
+    p, q = paths(data), shlex.quote
+    psql = f"runuser -u postgres -- psql -XAt -p {int(data['pg_auth_port'])} -c"
+    return [
+        Control("postgresql-no-trust", "pg_hba.conf has no trust rule (the cluster's own view of it)",
+                f"n=$({psql} {q(NO_TRUST_SQL)}) "
+                f"&& echo \"trust rules: $n\" && [ \"$n\" = 0 ] && ! grep -qE '^[^#]*[[:space:]]trust([[:space:]]|$)' {q(p['hba'])}",
+                {"cis_basic": "PostgreSQL 4.1", "pci_dss": "8.3.1", "soc2": "CC6.1"}),
+        Control("postgresql-tls", "PostgreSQL serves TLS", f"v=$({psql} 'SHOW ssl'); echo \"ssl $v\"; [ \"$v\" = on ]",
+                {"pci_dss": "4.2.1", "soc2": "CC6.7"}),
+        Control("postgresql-scram", "PostgreSQL stores passwords as SCRAM-SHA-256",
+                f"v=$({psql} 'SHOW password_encryption'); echo \"password_encryption $v\"; [ \"$v\" = scram-sha-256 ]",
+                {"pci_dss": "8.3.2", "soc2": "CC6.1"}),
+    ]  # fmt: skip

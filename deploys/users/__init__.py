@@ -13,7 +13,7 @@ from hxinfra.deploytools import component_data, step
 from hxinfra.operations import config_set
 
 COMPONENT = Component(
-    "users", DEFAULTS, groups=("domain_members",), check=check_data, plan=plan, health=health,
+    "users", DEFAULTS, check=check_data, plan=plan, health=health,
     tags=("accounts", "keys", "sudo"), types={"users_user_groups": (list, str)},
     ansible={"username": "users_username", "user_groups": "users_user_groups", "ssh_key": "users_ssh_key",
              "action": "users_action"},

@@ -11,6 +11,7 @@ import click
 
 from hxinfra import __version__
 from hxinfra.cli.adhoc import facts, fetch, ping, run_cmd, service
+from hxinfra.cli.audit import audit
 from hxinfra.cli.backup import backup, restore
 from hxinfra.cli.common import HxGroup
 from hxinfra.cli.deploy import deploy, report
@@ -43,6 +44,6 @@ def main() -> None:
 
 
 
-for command in (inventory, deploy, plan_cmd, health, validate, backup, restore, recover, logs, metrics, ping, run_cmd, facts, service, fetch, vault, pki, known_hosts,
+for command in (inventory, deploy, plan_cmd, health, validate, audit, backup, restore, recover, logs, metrics, ping, run_cmd, facts, service, fetch, vault, pki, known_hosts,
                 import_ansible, report, lab):
     main.add_command(command)

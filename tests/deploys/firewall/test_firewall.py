@@ -42,6 +42,9 @@ def test_each_component_opens_its_port_to_its_users_only():
     ssh = by_port(data(hx_admin_networks=["192.168.99.0/24"]), [])
     assert ssh[22].sources == ("192.168.99.0/24",)
     assert by_port(data(pg_auth_hba=[]), ["database_servers"]).keys() == {22}  # no client: nothing opened
+    dc = [o for o in openings(data(), {"domain_controllers"}) if o.port != 22]
+    assert {(o.proto, o.port) for o in dc} >= {("tcp", 88), ("udp", 88), ("tcp", 636), ("tcp", "49152-65535")}
+    assert all(o.sources == ("10.1.0.0/24",) for o in dc)
 
 
 def test_without_any_admin_network_ssh_stays_open_rather_than_locked():
@@ -50,7 +53,8 @@ def test_without_any_admin_network_ssh_stays_open_rather_than_locked():
 
 
 def test_rule_set_replaces_only_its_own_table_and_nft_accepts_it(tmp_path):
-    text = ruleset(data(firewall_trusted_sources=["10.1.0.1/32"], nginx_tls=True), {"web_servers"})
+    text = ruleset(data(firewall_trusted_sources=["10.1.0.1/32"], nginx_tls=True), {"web_servers", "domain_controllers"})
+    assert "ip saddr { 10.1.0.0/24 } tcp dport 49152-65535 accept" in text and "udp dport 88 accept" in text
     assert text.index("table inet hxinfra\ndelete table inet hxinfra\n") < text.index("policy drop")
     assert "flush ruleset" not in text  # fail2ban's table stays
     assert 'ip saddr { 10.1.0.1/32 } accept comment "trusted sources' in text

@@ -19,6 +19,9 @@ from hxinfra.components import Component
 
 COMPONENTS = ("ca_trust", "ad_join", "users", "hardening", "pg_auth", "litellm", "webui", "nginx", "firewall",
               "backup")
+# Operational deploys: their data is part of every environment's schema, but only an operator runs
+# them (hxinfra deploy patching --serial 1), never site.
+OPERATIONS = ("patching",)
 
 
 def component(name: str) -> tuple[Component, Callable[..., Any]]:
@@ -31,4 +34,4 @@ def components() -> tuple[Component, ...]:
     """Every component schema, the fleet keys first (inventories validate data against them)."""
     from deploys.common import FLEET
 
-    return (FLEET, *(component(name)[0] for name in COMPONENTS))
+    return (FLEET, *(component(name)[0] for name in (*COMPONENTS, *OPERATIONS)))

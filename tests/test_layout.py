@@ -6,7 +6,7 @@ import ast
 
 from conftest import ROOT
 
-from deploys import COMPONENTS, component
+from deploys import COMPONENTS, OPERATIONS, component
 from hxinfra.components import Component
 
 
@@ -46,16 +46,18 @@ def test_the_engine_imports_no_component_and_components_never_import_the_registr
     for module, deps in graph.items():
         if module.startswith("hxinfra"):
             assert not any(d.startswith("deploys") for d in deps), (module, deps)
-        if module.startswith("deploys.") and module != "deploys.site":
-            assert "deploys" not in deps, module  # only deploys.common, never the registry
+        # only deploys.common, never the registry: except the site and the operations (patching), which
+        # act on every component of a host, as the site does
+        if module.startswith("deploys.") and module.split(".")[1] not in ("site", *OPERATIONS):
+            assert "deploys" not in deps, module
 
 
 def test_one_name_per_component_everywhere():
-    for name in COMPONENTS:
+    for name in (*COMPONENTS, *OPERATIONS):
         contract, apply = component(name)
         assert isinstance(contract, Component) and contract.name == name and apply.__name__ == name
         assert (ROOT / "deploys" / name / "__init__.py").is_file()
-        assert (ROOT / "templates" / name).is_dir()
+        assert name in OPERATIONS or (ROOT / "templates" / name).is_dir()  # an operation may write no file
         assert (ROOT / "tests" / "deploys" / name / f"test_{name}.py").is_file()
         assert (ROOT / "tests" / "lab" / f"test_{name}_lab.py").is_file()
         assert all(k.startswith(f"{name}_") for k in contract.all_keys())

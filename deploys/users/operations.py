@@ -16,7 +16,9 @@ from deploys.users.config import home
 class LocalAccounts(FactBase[dict[str, Any]]):
     """{"groups": [existing names of the asked groups], "accounts": {name: {shell, groups, ssh_dir}}}"""
 
-    default = dict
+    @staticmethod
+    def default() -> dict[str, Any]:  # no output: none of them exists
+        return {"groups": [], "accounts": {}}
 
     @override
     def command(self, names: list[str], groups: list[str]) -> str:

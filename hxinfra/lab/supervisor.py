@@ -78,12 +78,17 @@ def main(argv: list[str] | None = None) -> int:
             f"--machine={args.name}",
             f"--directory={args.root}",
             f"--network-namespace-path=/run/netns/{args.netns}",
+            # the host's own network namespace is its alone: it may manage its firewall (nftables) and
+            # its network settings in it, as a machine does
+            "--capability=CAP_NET_ADMIN",
             "--resolv-conf=off",
             "--timezone=off",
             "--link-journal=no",
             "--console=read-only",
         ]
-        child = subprocess.Popen(command, stdin=subprocess.DEVNULL)
+        # /proc/sys/net writable: the host's sysctl settings of its own network namespace (as on a machine)
+        env = {**os.environ, "SYSTEMD_NSPAWN_API_VFS_WRITABLE": "network"}
+        child = subprocess.Popen(command, stdin=subprocess.DEVNULL, env=env)
         rc = child.wait()
         print(f"supervisor: {args.name} exited rc={rc}", flush=True)
         if stopping:

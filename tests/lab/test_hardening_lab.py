@@ -39,7 +39,7 @@ def test_hardened_host_keeps_key_logins_and_refuses_passwords(lab):
     host = lab.host(HOST)
     assert host.file(DROPIN).contains("^# managed by hxinfra") and host.service("fail2ban").is_running
     assert "sshd" in lab.ssh(HOST, "fail2ban-client status").stdout
-    assert lab.ssh(HOST, "sysctl -n net.ipv4.conf.all.accept_redirects").stdout.strip() == "0"
+    assert lab.ssh(HOST, "sysctl -n net.ipv4.conf.all.accept_redirects net.ipv4.tcp_syncookies").stdout.split() == ["0", "1"]
     assert 'Unattended-Upgrade "1"' in lab.ssh(HOST, "apt-config dump APT::Periodic::Unattended-Upgrade").stdout
 
 

@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hxinfra.components import ENGINE, VAULT_PREFIX, Component, check_host_data, coerce, owner_of
+from hxinfra.components import ENGINE, VAULT_PREFIX, Component, check_host_data, coerce, owner_of, pyinfra_keys
 from hxinfra.datafiles import load_yaml_mapping, parse_extra_vars
 from hxinfra.errors import InventoryError
 from hxinfra.known_hosts import FILE_KEY, STRICT_KEY
@@ -136,8 +136,8 @@ class Environment:
         extra = dict(extra_vars_from_env() if extra_vars is None else extra_vars)
         # the seed guide's -e names (a component's ``ansible`` table): -e username=bob is users_username
         aliases = {old: new for c in self.components for old, new in c.ansible.items() if old != new}
-        extra = {(aliases[k] if k in aliases and owner_of(k, self.components) is None else k): v
-                 for k, v in extra.items()}  # fmt: skip
+        extra = {(aliases[k] if k in aliases and owner_of(k, self.components) is None and k not in pyinfra_keys()
+                  else k): v for k, v in extra.items()}  # fmt: skip
         self.extra_vars = {k: coerce(v, o.type_of(k) if (o := owner_of(k, self.components)) else None)
                            for k, v in extra.items()}  # fmt: skip
         # group -> its child groups (a host of a child is a host of the parent, as in Ansible)

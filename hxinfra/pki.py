@@ -251,3 +251,25 @@ class LocalCA:
                 except (ValueError, TypeError):  # noqa: S110 - not signed by this CA: re-issue below
                     pass
         return self.issue(name, dns_names, list(ips))
+
+
+def days_left(cert: x509.Certificate) -> int:
+    return (cert.not_valid_after_utc - dt.datetime.now(dt.UTC)).days
+
+
+def issuing_ca(cert_file: Path) -> LocalCA | None:
+    """The CA directory a certificate file was issued into (``<ca>/issued/<name>.crt`` beside
+    ``<ca>/private/ca.key``), or None (a certificate from elsewhere: the vault, another CA)."""
+    ca = LocalCA(cert_file.parent.parent)
+    return ca if cert_file.parent.name == "issued" and ca.exists else None
+
+
+def renew(ca: LocalCA, name: str, days: int = 397) -> x509.Certificate:
+    """Issue ``name`` again with the same names and addresses (a new key), valid ``days``."""
+    crt_path, _ = ca.paths(name)
+    old = load_certificate(crt_path.read_bytes(), str(crt_path))
+    san = old.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    names = list(san.get_values_for_type(x509.DNSName))
+    ips = [str(i) for i in san.get_values_for_type(x509.IPAddress)]
+    ca.issue(name, names, ips, days=days)
+    return load_certificate(crt_path.read_bytes(), str(crt_path))

@@ -28,6 +28,7 @@ from deploys.ca_trust.config import (
     host_cert_files,
     monitor_files,
     plan,
+    reload_units,
     resolve_cas,
     resolve_host_certs,
 )
@@ -110,7 +111,7 @@ def ca_trust() -> None:
             mode="0710",
         )
         host_cert_items = host_cert_files(data, certs)
-        config_set(
+        installed = config_set(
             name="Install the service certificates and keys of ca_trust_host_certs",
             items=host_cert_items,
             validate=" && ".join(
@@ -120,4 +121,11 @@ def ca_trust() -> None:
                 for item in host_cert_items
             )
             or None,
+        )
+        units = reload_units(data)
+        server.shell(
+            name="Reload the services of a changed service certificate (a renewal)",
+            commands=[" ; ".join(f"if systemctl is-active --quiet {shlex.quote(u)}; then systemctl reload-or-restart "
+                                 f"{shlex.quote(u)} || exit 1; fi" for u in units) or "true"],  # not running yet: nothing
+            _if=[installed.did_change, lambda: bool(units)],
         )

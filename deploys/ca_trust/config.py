@@ -5,6 +5,7 @@ the unit tests. CA entries given as files are read on the controller, never on t
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,8 @@ DEFAULTS: dict[str, Any] = {
     # Audit log (one line per change of the trusted set) and the monitor's log.
     "ca_trust_log_dir": "/var/log/hx/ca-trust",
     # Service certificates issued by the CA, one entry per service certificate:
-    #   {name: webui, cert: <PEM or file>, key: <PEM, file or !vault>, key_group: root, key_mode: "0600"}
+    #   {name: webui, cert: <PEM or file>, key: <PEM, file or !vault>, key_group: root, key_mode: "0600",
+    #    reload: [nginx.service]}  (the services reloaded when the certificate or key changes: a renewal)
     # Written as <ca_trust_host_cert_dir>/<name>.crt (0644) and <dir>/private/<name>.key; give
     # key_group ssl-cert and key_mode "0640" for a service that reads its key as itself (PostgreSQL).
     "ca_trust_host_certs": [],
@@ -141,6 +143,20 @@ def resolve_cas(data: Mapping[str, Any], fetch: Any = None) -> list[tuple[str, s
 
 
 KEY_MODES = ("0600", "0640")
+UNIT = re.compile(r"[A-Za-z0-9@_.:-]+\.service")
+
+
+def _unit(value: Any, what: str) -> str:
+    text = one_line(value, what)
+    if not UNIT.fullmatch(text):
+        raise PkiError(f"{what}: {text!r} is not a service unit (x.service)")
+    return text
+
+
+def reload_units(data: Mapping[str, Any]) -> list[str]:
+    """The services to reload when a service certificate changes (each listed once)."""
+    units = [str(u) for e in data["ca_trust_host_certs"] if isinstance(e, Mapping) for u in e.get("reload") or []]
+    return list(dict.fromkeys(units))
 
 
 def resolve_host_certs(data: Mapping[str, Any]) -> list[tuple[dict[str, Any], str, str]]:
@@ -152,8 +168,9 @@ def resolve_host_certs(data: Mapping[str, Any]) -> list[tuple[dict[str, Any], st
     out: list[tuple[dict[str, Any], str, str]] = []
     for i, raw in enumerate(data["ca_trust_host_certs"]):
         what = f"ca_trust_host_certs[{i}]"
-        entry = dict(fields(raw, what, ("name", "cert", "key"), ("key_group", "key_mode")))
+        entry = dict(fields(raw, what, ("name", "cert", "key"), ("key_group", "key_mode", "reload")))
         _check_name(entry["name"], what)
+        entry["reload"] = [_unit(u, f"{what}: reload") for u in entry.get("reload") or []]
         entry.setdefault("key_group", "root")
         validate_name(entry["key_group"], f"{what}: key_group")
         entry.setdefault("key_mode", "0600" if entry["key_group"] == "root" else "0640")

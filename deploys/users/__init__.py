@@ -15,7 +15,7 @@ from hxinfra.operations import config_set
 COMPONENT = Component(
     "users", DEFAULTS, check=check_data, plan=plan, health=health,
     tags=("accounts", "keys", "sudo"), types={"users_user_groups": (list, str)},
-    ansible={"username": "users_username", "user_groups": "users_user_groups", "ssh_key": "users_ssh_key",
+    ansible={"username": "users_username", "user_groups": "users_user_groups", "ssh_public_key": "users_ssh_key",
              "action": "users_action"},
 )  # fmt: skip
 

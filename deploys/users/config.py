@@ -3,7 +3,7 @@
 Each account's ``authorized_keys`` is one whole managed file, so adding, rotating and removing a key
 is the file's exact new content (a rotated key's old line is gone, not left beside the new one).
 Sudo rules are one file, ``/etc/sudoers.d/hx-users``, checked by ``visudo -cf`` before it counts.
-The guide's one-user form (``-e username=bob user_groups=devs ssh_key='ssh-ed25519 ...'
+The guide's one-user form (``-e username=bob user_groups=devs ssh_public_key='ssh-ed25519 ...'
 action=add|remove``) adds, updates or removes one account on top of the data's list.
 """
 
@@ -26,7 +26,7 @@ DEFAULTS: dict[str, Any] = {
     # Local groups to create (an account's groups are created too).
     "users_groups": ["hx-ssh"],
     # The guide's one-user form, on top of users_accounts: -e username=... user_groups=a,b
-    # ssh_key='...' action=add|remove (a name given with action=add replaces its entry).
+    # ssh_public_key='...' action=add|remove (a name given with action=add replaces its entry).
     "users_username": "",
     "users_user_groups": [],
     "users_ssh_key": "",
@@ -97,7 +97,7 @@ def accounts(data: Mapping[str, Any]) -> list[dict[str, Any]]:
             groups = _names(data["users_user_groups"], "users_user_groups (-e user_groups)")
             key = data["users_ssh_key"]
             entry = {**entry, "present": True, "groups": groups or entry["groups"],
-                     "keys": [public_key(key, "users_ssh_key (-e ssh_key)")] if key else entry["keys"]}  # fmt: skip
+                     "keys": [public_key(key, "users_ssh_key (-e ssh_public_key)")] if key else entry["keys"]}  # fmt: skip
         out[name] = entry
     return list(out.values())
 

@@ -73,3 +73,112 @@ def verify_cmd(file: str, pin: str | None, as_json: bool) -> None:
                f"{info.not_after:%Y-%m-%d} ({info.days_left} days)")  # fmt: skip
     if info.warning:
         click.echo(f"warning: {info.warning}", err=True)
+
+
+# the service certificates of each host, read on the host itself: "<name> <notAfter as epoch>" lines
+_EXPIRY = ("for f in {files}; do [ -e \"$f\" ] && echo \"$f $(date -d \"$(openssl x509 -enddate -noout -in \"$f\" | "
+           "cut -d= -f2)\" +%s)\"; done; true")
+
+
+def expiry_table(env_name: str, pattern: str) -> list[dict[str, object]]:
+    """Every service certificate (ca_trust_host_certs) of the selected hosts, as served from the host."""
+    import shlex
+    import time
+
+    from hxinfra.adhoc import Session
+    from hxinfra.cli.common import _load
+    from hxinfra.runner import select_hosts
+
+    env = _load(env_name)
+    hosts = select_hosts(env, [pattern])
+    entries: dict[str, dict[str, dict[str, object]]] = {}
+    for h in hosts:
+        data = env.host_data(h, with_defaults=True)
+        cert_dir = str(data.get("ca_trust_host_cert_dir") or "/etc/ssl/hx")
+        for e in data.get("ca_trust_host_certs") or []:
+            if isinstance(e, dict) and isinstance(e.get("name"), str):
+                source = e.get("cert")
+                local = Path(source) if isinstance(source, str) and source.startswith("/") else None
+                entries.setdefault(h, {})[f"{cert_dir}/{e['name']}.crt"] = {"name": e["name"], "source": local}
+    rows: list[dict[str, object]] = []
+    with Session(env, hosts) as session:
+        commands = {h: _EXPIRY.format(files=" ".join(shlex.quote(f) for f in entries.get(h, {})) or "''") for h in hosts}
+        for r in session.run_each(commands, become=None):
+            seen = dict(line.split() for line in r.stdout if len(line.split()) == 2 and line.split()[1].isdigit())
+            for path, info in entries.get(r.host, {}).items():
+                end = int(seen[path]) if path in seen else None
+                rows.append({"host": r.host, "name": info["name"], "path": path, "reachable": r.reachable,
+                             "not_after": time.strftime("%Y-%m-%d", time.gmtime(end)) if end else None,
+                             "days_left": (end - int(time.time())) // 86400 if end else None,
+                             "source": str(info["source"]) if info["source"] else "vault or inline PEM"})  # fmt: skip
+    return rows
+
+
+def _print_rows(rows: list[dict[str, object]], threshold: int) -> None:
+    click.echo(f"{'host':<14} {'certificate':<12} {'not after':<11} {'days':>5}  source")
+    for r in rows:
+        days = r["days_left"]
+        flag = "" if isinstance(days, int) and days >= threshold else "  <-- renew"
+        click.echo(f"{r['host']!s:<14} {r['name']!s:<12} {r['not_after'] or 'missing'!s:<11} "
+                   f"{days if days is not None else '-'!s:>5}  {r['source']}{flag}")  # fmt: skip
+
+
+@pki.command("expiry")
+@click.option("--env", "-E", "env_name", envvar="HXINFRA_ENV", required=True, help="Environment.")
+@click.option("--limit", "-l", "pattern", default="all", metavar="PATTERN", help="Ansible host pattern.")
+@click.option("--days", "threshold", default=30, show_default=True, type=click.IntRange(1),
+              help="A certificate with fewer days left is flagged, and exit 1.")
+@click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
+def expiry_cmd(env_name: str, pattern: str, threshold: int, as_json: bool) -> None:
+    """The service certificates of every host as the host has them: days left, where they come from."""
+    rows = expiry_table(env_name, pattern)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        _print_rows(rows, threshold)
+    if any(not isinstance(r["days_left"], int) or int(str(r["days_left"])) < threshold for r in rows):
+        raise SystemExit(1)
+
+
+@pki.command("renew")
+@click.option("--env", "-E", "env_name", envvar="HXINFRA_ENV", required=True, help="Environment.")
+@click.option("--limit", "-l", "pattern", default="all", metavar="PATTERN", help="Ansible host pattern.")
+@click.option("--days", "threshold", default=30, show_default=True, type=click.IntRange(1),
+              help="Renew the certificates with fewer days left than this.")
+@click.option("--valid-days", default=397, show_default=True, type=click.IntRange(1), help="Validity of a renewal.")
+@click.option("--check", is_flag=True, help="Only say what would be renewed.")
+def renew_cmd(env_name: str, pattern: str, threshold: int, valid_days: int, check: bool) -> None:
+    """Renew the service certificates under --days: issued again by their CA (the same names, a new
+    key), deployed with the ca_trust deploy, their services reloaded; then the table again.
+
+    A certificate kept in the vault (production: issued by the HX CA) is listed to renew by hand:
+    issue it from the HX CA and put it in the vault (hxinfra vault edit), then deploy ca_trust."""
+    from hxinfra.paths import project_root
+    from hxinfra.pki import issuing_ca, renew
+    from hxinfra.runner import run_deploy
+
+    rows = expiry_table(env_name, pattern)
+    due = [r for r in rows if not isinstance(r["days_left"], int) or int(str(r["days_left"])) < threshold]
+    _print_rows(rows, threshold)
+    by_hand, hosts = [], []
+    for r in due:
+        source = Path(str(r["source"]))
+        ca = issuing_ca(source) if source.is_absolute() else None
+        if ca is None:
+            by_hand.append(f"{r['host']}: {r['name']}")
+            continue
+        if not check:
+            cert = renew(ca, source.stem, valid_days)
+            click.echo(f"renewed {source.stem} ({r['host']}: {r['name']}), valid until {cert.not_valid_after_utc:%Y-%m-%d}",
+                       err=True)  # fmt: skip
+        hosts.append(str(r["host"]))
+    if hosts and not check:
+        report = run_deploy(project_root(), env_name, "ca_trust", limit=sorted(set(hosts)))
+        if any(h.status in ("failed", "unreachable") for h in report.hosts.values()):
+            click.echo("hxinfra: the ca_trust deploy of the renewed certificates failed", err=True)
+            raise SystemExit(1)
+        _print_rows(expiry_table(env_name, pattern), threshold)
+    if by_hand:
+        click.echo("renew by hand (issue from the HX CA, hxinfra vault edit, deploy ca_trust): " + ", ".join(by_hand),
+                   err=True)  # fmt: skip
+        raise SystemExit(1)

@@ -107,3 +107,38 @@ def test_ca_fetched_from_the_ca_host_by_the_controller(lab):
     assert r.returncode == 1 and "does not match the pin" in r.stderr
     assert "hx-other-ca.crt" not in lab.ssh(target, f"ls {ANCHORS}").stdout
     lab.hx_deploy("ca_trust", "--limit", target)  # back to the lab CA
+
+
+def served_days(lab, name: str) -> int:
+    """Days left on the certificate nginx serves, as a TLS client sees it."""
+    import datetime as dt
+    import subprocess
+
+    fqdn = lab.lab.get(name).fqdn
+    pem = subprocess.run(["openssl", "s_client", "-connect", f"{lab.ip(name)}:443", "-servername", fqdn],
+                         input="", capture_output=True, text=True, timeout=30).stdout  # fmt: skip
+    end = subprocess.run(["openssl", "x509", "-noout", "-enddate"], input=pem, capture_output=True, text=True).stdout
+    when = dt.datetime.strptime(end.strip().split("=", 1)[1], "%b %d %H:%M:%S %Y %Z").replace(tzinfo=dt.UTC)
+    return (when - dt.datetime.now(dt.UTC)).days
+
+
+def test_a_certificate_near_its_end_is_renewed_deployed_and_served(lab):
+    """hxinfra pki renew: a web certificate with 10 days left is issued again by the lab CA, deployed
+    by ca_trust, nginx reloads, and clients get the new one."""
+    from hxinfra.lab.inventory import lab_ca
+
+    web = WEB
+    host = lab.lab.get(web)
+    lab.hx_deploy("site", "--limit", web)
+    lab_ca(lab.lab).issue(web, [host.fqdn, web], [host.ip], days=10)
+    lab.hx_deploy("ca_trust", "--limit", web)
+    assert served_days(lab, web) <= 10
+    r = lab.hxinfra("pki", "expiry", "--env", "lab", "--limit", web, check=False)
+    assert r.returncode == 1 and "<-- renew" in r.stdout
+    r = lab.hxinfra("pki", "renew", "--env", "lab", "--limit", web)
+    assert f"renewed {web} ({web}: webui)" in r.stderr
+    assert served_days(lab, web) > 300  # deployed, nginx reloaded
+    assert lab.hxinfra("pki", "expiry", "--env", "lab", "--limit", web, "--json").returncode == 0
+    assert "HX web UI" in lab.curl_https(web).stdout
+    r, again = lab.hx_deploy("site", "--limit", web, "--detailed-exitcode")
+    assert r.returncode == 0

@@ -28,7 +28,7 @@ def login(lab, user: str, key: str) -> subprocess.CompletedProcess[str]:
 def test_a_user_is_added_rotated_and_removed_with_the_guides_variables(lab, tmp_path):
     old, old_pub = keypair(tmp_path, "carol-1")
     new, new_pub = keypair(tmp_path, "carol-2")
-    add = {"username": "carol", "user_groups": "hx-ssh", "ssh_key": old_pub}
+    add = {"username": "carol", "user_groups": "hx-ssh", "ssh_public_key": old_pub}
     lab.hx_deploy("site", "--limit", HOST)  # hardened: keys only, AllowGroups with hx-ssh
     r, report = lab.hx_deploy("users", "--limit", HOST, "-e", json.dumps(add))
     assert report["hosts"][0]["status"] == "changed", r.stderr[-3000:]
@@ -36,7 +36,7 @@ def test_a_user_is_added_rotated_and_removed_with_the_guides_variables(lab, tmp_
     assert first.returncode == 0 and "hx-ssh" in first.stdout.split(), first.stderr
     r, again = lab.hx_deploy("users", "--limit", HOST, "-e", json.dumps(add), "--detailed-exitcode")
     assert r.returncode == 0 and again["hosts"][0]["changed"] == 0
-    lab.hx_deploy("users", "--limit", HOST, "-e", json.dumps({**add, "ssh_key": new_pub}))
+    lab.hx_deploy("users", "--limit", HOST, "-e", json.dumps({**add, "ssh_public_key": new_pub}))
     assert login(lab, "carol", old).returncode == 255 and login(lab, "carol", new).returncode == 0
     assert lab.host(HOST).file("/home/carol/.ssh/authorized_keys").mode == 0o600
     lab.hx_deploy("users", "--limit", HOST, "-e", json.dumps({"username": "carol", "action": "remove"}))

@@ -52,3 +52,12 @@ def test_the_guides_one_user_form_adds_rotates_and_removes():
 def test_hostile_or_malformed_values_are_refused(values, message):
     problems = check_data(data(**values))
     assert problems and any(message in p for _, p in problems), problems
+
+
+def test_the_guides_names_reach_the_users_keys_and_never_shadow_pyinfras():
+    from hxinfra.inventory import load_environment
+
+    env = load_environment("inventories/development.py", extra_vars={
+        "username": "bob", "user_groups": "hx-ssh", "action": "remove", "ssh_public_key": KEY1, "ssh_key": "/tmp/k"})
+    assert env.extra_vars == {"users_username": "bob", "users_user_groups": "hx-ssh", "users_action": "remove",
+                              "users_ssh_key": KEY1, "ssh_key": "/tmp/k"}  # fmt: skip

@@ -2,9 +2,9 @@
 
 ``COMPONENTS`` is the one order ``site`` follows: CA trust first (services after it present
 certificates issued by that CA, and the domain join checks the DCs' certificates against it),
-then the AD join, local users, hardening (the AD admins' groups exist when sshd's AllowGroups
-names them), PostgreSQL, the gateway, the web UI, nginx, then the firewall (derived from all of
-them), and backups. Each component package exports ``COMPONENT`` (its data
+then the AD join, local users, PostgreSQL, the gateway, the web UI, nginx; then hardening (the AD
+admins' groups exist when sshd's AllowGroups names them, nginx's logs when fail2ban watches them)
+and the firewall (derived from all of them); backups last. Each component package exports ``COMPONENT`` (its data
 contract) and a ``@deploy`` function of the same name. Modules are imported on use, so that a
 component never imports this registry (no import loop).
 """
@@ -17,7 +17,7 @@ from typing import Any
 
 from hxinfra.components import Component
 
-COMPONENTS = ("ca_trust", "ad_join", "users", "hardening", "pg_auth", "litellm", "webui", "nginx", "firewall",
+COMPONENTS = ("ca_trust", "ad_join", "users", "pg_auth", "litellm", "webui", "nginx", "hardening", "firewall",
               "backup")
 # Operational deploys: their data is part of every environment's schema, but only an operator runs
 # them (hxinfra deploy patching --serial 1), never site.

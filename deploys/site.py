@@ -38,11 +38,11 @@ def site() -> None:
     _apply("ca_trust")
     _apply("ad_join")
     _apply("users")
-    _apply("hardening")
     _apply("pg_auth")
     _apply("litellm")
     _apply("webui")
     _apply("nginx")
+    _apply("hardening")
     _apply("firewall")
     _apply("backup")
 

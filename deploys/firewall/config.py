@@ -18,6 +18,7 @@ rollback timer that only a fresh login from the controller cancels.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -70,9 +71,11 @@ def _hosts(data: Mapping[str, Any], group: str) -> tuple[str, ...]:
     return tuple(_cidr(str(m["address"])) for m in (data.get("hx_members") or {}).get(group, []))
 
 
+@functools.lru_cache(maxsize=65536)
 def _cidr(address: str) -> str:
-    net = ipaddress.ip_network(address, strict=False)
-    return str(net)
+    """An address as a network (a host as /32 or /128); parsed once per address per run (a fleet's
+    firewall lists the same addresses on many hosts)."""
+    return str(ipaddress.ip_network(address, strict=False))
 
 
 def admin_networks(data: Mapping[str, Any]) -> tuple[str, ...]:
@@ -118,8 +121,8 @@ def ruleset(data: Mapping[str, Any], groups: set[str]) -> str:
     """The whole /etc/nftables.conf: the hxinfra table, recreated in one transaction."""
     rules = []
     for o in openings(data, groups):
-        v4 = [s for s in o.sources if ipaddress.ip_network(s).version == 4]
-        v6 = [s for s in o.sources if ipaddress.ip_network(s).version == 6]
+        v4 = [s for s in o.sources if ":" not in s]  # sources are normalised networks: ':' only in IPv6
+        v6 = [s for s in o.sources if ":" in s]
         if o.anywhere:
             rules.append((f"{o.proto} dport {o.port} accept", o.why))
         if v4:

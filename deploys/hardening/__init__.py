@@ -36,6 +36,10 @@ COMPONENT = Component(
 )  # fmt: skip
 
 
+# fail2ban's own check, quiet on success (it prints the whole configuration), its error lines otherwise
+F2B_CHECK = "out=$(fail2ban-client --test 2>&1) || { printf '%s\\n' \"$out\" | tail -n 5; false; }"
+
+
 def _never() -> bool:
     return False
 
@@ -67,7 +71,7 @@ def hardening() -> None:
                    items=files["sysctl"], validate=f"sysctl -q -p {SYSCTL}")  # fmt: skip
     if step(COMPONENT, host.data, "fail2ban"):
         jail = config_set(name="Write the fail2ban jails, validated by fail2ban-client --test", items=files["fail2ban"],
-                          validate="fail2ban-client --test >/dev/null")  # fmt: skip
+                          validate=F2B_CHECK, validate_label="fail2ban-client --test")  # fmt: skip
         systemd.service(name="Start and enable fail2ban, restarted after a jail change", service="fail2ban.service",
                         running=data["hardening_fail2ban"], enabled=data["hardening_fail2ban"],
                         restarted=data["hardening_fail2ban"], _if=jail.did_change)  # fmt: skip

@@ -109,18 +109,19 @@ def lab():
     from hxinfra.lab.model import start_model_stub
 
     session = LabSession()
-    prepare(session.lab, ROOT)  # what `hxinfra lab up` makes: the CA, the vault, a certificate per host
-    from hxinfra.inventory import topology_suites
+    try:  # a failed set-up leaves no host behind either
+        prepare(session.lab, ROOT)  # what `hxinfra lab up` makes: the CA, the vault, a certificate per host
+        from hxinfra.inventory import topology_suites
 
-    # hx-db-01 on Debian 13 (PostgreSQL 17), as inventories/fleet.yml says, the others on Debian 12
-    session.lab.up(list(HOSTS), log=lambda m: print(f"lab: {m}"), suites=topology_suites(ROOT / "inventories/lab.py"))
-    issue_host_certificates(session.lab)
-    start_model_stub(session.lab, "hx-api-01")  # as `lab up` does on the API hosts
-    session.build_release("1.0.0")
-    # the database, the gateway and the web UI: what every web front end proxies to
-    r, report = session.hx_deploy("site", *[a for h in STACK for a in ("--limit", h)])
-    assert all(h["status"] in ("changed", "ok") for h in report["hosts"]), r.stderr[-4000:]
-    try:
+        # hx-db-01 on Debian 13 (PostgreSQL 17), as inventories/fleet.yml says, the others on Debian 12
+        session.lab.up(list(HOSTS), log=lambda m: print(f"lab: {m}"),
+                       suites=topology_suites(ROOT / "inventories/lab.py"))  # fmt: skip
+        issue_host_certificates(session.lab)
+        start_model_stub(session.lab, "hx-api-01")  # as `lab up` does on the API hosts
+        session.build_release("1.0.0")
+        # the database, the gateway and the web UI: what every web front end proxies to
+        r, report = session.hx_deploy("site", *[a for h in STACK for a in ("--limit", h)])
+        assert all(h["status"] in ("changed", "ok") for h in report["hosts"]), r.stderr[-4000:]
         yield session
     finally:
         session.lab.down()

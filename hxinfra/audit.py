@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hxinfra.health import MARK
+from hxinfra.health import MARK, declared, marked
 
 STANDARDS = {
     "cis_basic": "CIS-style Debian baseline (level 1)",
@@ -98,13 +98,7 @@ def select(controls: Iterable[Control], standard: str | None) -> list[Control]:
 
 def host_controls(components: Iterable[Any], groups: Iterable[str], data: Mapping[str, Any], host: str) -> list[Control]:
     """The shared controls, then each applying component's (in the registry's order)."""
-    groups = list(groups)
-    out = list(BASE)
-    for comp in components:
-        audit = getattr(comp, "audit", None)
-        if audit is not None and comp.applies_to(groups):
-            out += audit(data, host)
-    return out
+    return [*BASE, *declared(components, groups, data, host, "audit")]
 
 
 def script(controls: Iterable[Control]) -> str:
@@ -114,16 +108,10 @@ def script(controls: Iterable[Control]) -> str:
 
 def parse(host: str, controls: list[Control], lines: Iterable[str]) -> HostAudit:
     result = HostAudit(host)
-    chunk: list[str] = []
-    for line in lines:
-        if not line.startswith(MARK + " "):
-            chunk.append(line.rstrip())
-            continue
-        _, which, rc = line.split()
+    for which, rc, chunk in marked(lines):
         if which.isdigit() and int(which) < len(controls):
             c = controls[int(which)]
             result.results.append(ControlResult(c.id, c.title, rc == "0", [x for x in chunk if x][-20:], c.requirements))
-        chunk = []
     seen = {r.id for r in result.results}
     for c in controls:  # a control whose marker never came (the script was cut short) did not pass
         if c.id not in seen:

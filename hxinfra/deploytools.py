@@ -106,3 +106,19 @@ def serve(unit: str, changes: list[Any], url: str, timeout: int, what: str) -> A
     http_ready(name=f"Check that {what} answers {path}", url=url, timeout=timeout, unit=unit,
                _if=any_changed(started, *changes))  # fmt: skip
     return started
+
+
+def guarded(what: str, unit: str, paths: list[str], apply: str, undo: str, seconds: int, when: Any) -> None:
+    """Make a change that could cut the controller off live without risk (sshd, the firewall): arm a
+    timer on the host that puts the previous ``paths`` back and runs ``undo`` in ``seconds``, run
+    ``apply``, log in anew from the controller, and only then disarm the timer. ``when``: the
+    ``_if`` of all three (the config change)."""
+    from pyinfra.operations import server
+
+    from hxinfra.operations import arm_rollback, confirm_reconnect
+
+    arm_rollback(name=f"Arm a timer that puts the previous {what} back unless the controller logs in again",
+                 unit=unit, paths=paths, then=undo, seconds=seconds, _if=when)  # fmt: skip
+    server.shell(name=f"Make the {what} live", commands=[apply], _if=when)
+    confirm_reconnect(name=f"Log in anew from the controller, then disarm the {what}'s rollback timer", unit=unit,
+                      _if=when)  # fmt: skip

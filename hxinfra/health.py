@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import json
 import shlex
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,21 +104,29 @@ def script(checks: Iterable[Check]) -> str:
     return "\n".join(parts)
 
 
-def parse(host: str, checks: list[Check], lines: Iterable[str], disk_threshold: int) -> HostHealth:
-    """The results of :func:`script`'s output: the basics, and each check with its evidence."""
-    result = HostHealth(host)
+def marked(lines: Iterable[str]) -> Iterator[tuple[str, str, list[str]]]:
+    """``(which, exit code, output lines)`` of each part of a marked script (this module's, the
+    audit's): every part's output, then its marker line."""
     chunk: list[str] = []
     for line in lines:
         if not line.startswith(MARK + " "):
             chunk.append(line.rstrip())
             continue
-        _, which, rc = line.split()
+        parts = line.split()
+        if len(parts) == 3:
+            yield parts[1], parts[2], chunk
+        chunk = []
+
+
+def parse(host: str, checks: list[Check], lines: Iterable[str], disk_threshold: int) -> HostHealth:
+    """The results of :func:`script`'s output: the basics, and each check with its evidence."""
+    result = HostHealth(host)
+    for which, rc, chunk in marked(lines):
         if which == BASICS:
             result.basics = basics(chunk)
         elif which.isdigit() and int(which) < len(checks):
             check = checks[int(which)]
             result.checks.append(CheckResult(check.name, check.service, rc == "0", [c for c in chunk if c]))
-        chunk = []
     for mount, pct in result.basics.get("disks", {}).items():
         result.checks.insert(0, CheckResult(f"disk {mount} under {disk_threshold}%", "system", pct < disk_threshold,
                                             [f"used={pct}%"]))  # fmt: skip
@@ -216,12 +224,19 @@ def as_json(results: list[HostHealth]) -> str:
     return json.dumps({"ok": all(r.ok for r in results), "hosts": [r.as_dict() for r in results]}, indent=2)
 
 
-def component_checks(components: Iterable[Any], groups: Iterable[str], data: Mapping[str, Any], host: str) -> list[Check]:
-    """The checks of every component that applies to a host (in the registry's order)."""
-    out: list[Check] = []
+def declared(components: Iterable[Any], groups: Iterable[str], data: Mapping[str, Any], host: str,
+             field_name: str) -> list[Any]:
+    """What every component that applies to a host declares in ``field_name`` (``health``,
+    ``audit``: pure functions of host data), in the registry's order."""
+    out: list[Any] = []
     groups = list(groups)
     for comp in components:
-        health = getattr(comp, "health", None)
-        if health is not None and comp.applies_to(groups):
-            out += health(data, host)
+        declare = getattr(comp, field_name, None)
+        if declare is not None and comp.applies_to(groups):
+            out += declare(data, host)
     return out
+
+
+def component_checks(components: Iterable[Any], groups: Iterable[str], data: Mapping[str, Any], host: str) -> list[Check]:
+    """The checks of every component that applies to a host (in the registry's order)."""
+    return declared(components, groups, data, host, "health")

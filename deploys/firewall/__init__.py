@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import apt, server, systemd
+from pyinfra.operations import apt, systemd
 
 from deploys.common import FLEET
 from deploys.firewall.config import (
@@ -24,8 +24,8 @@ from deploys.firewall.config import (
 )
 from deploys.firewall.facts import TableLoaded
 from hxinfra.components import Component
-from hxinfra.deploytools import component_data, step
-from hxinfra.operations import arm_rollback, config_set, confirm_reconnect
+from hxinfra.deploytools import component_data, guarded, step
+from hxinfra.operations import config_set
 
 COMPONENT = Component(
     "firewall", DEFAULTS, check=check_data, plan=plan, health=health,
@@ -54,11 +54,6 @@ def firewall() -> None:
                            validate_label="nft -c")  # fmt: skip
         loaded = host.get_fact(TableLoaded) if data["firewall_enabled"] else True
         live = rules.did_change if loaded else (lambda: True)
-        arm_rollback(name="Arm a timer that puts the previous rule set back unless the controller logs in again",
-                     unit=ROLLBACK_UNIT, paths=[CONF], then=UNDO, seconds=data["firewall_rollback_seconds"],
-                     _if=live)  # fmt: skip
-        server.shell(name="Load the rule set (one nft transaction)", commands=[APPLY], _if=live)
-        confirm_reconnect(name="Log in to the host anew from the controller, then disarm the firewall's rollback timer",
-                          unit=ROLLBACK_UNIT, _if=live)  # fmt: skip
+        guarded("firewall rule set", ROLLBACK_UNIT, [CONF], APPLY, UNDO, data["firewall_rollback_seconds"], live)
         systemd.service(name="Enable nftables.service (the rule set at boot)", service="nftables.service",
                         enabled=data["firewall_enabled"])  # fmt: skip

@@ -27,8 +27,8 @@ from deploys.hardening.config import (
 )
 from deploys.hardening.operations import units_disabled
 from hxinfra.components import Component
-from hxinfra.deploytools import component_data, step
-from hxinfra.operations import arm_rollback, config_set, confirm_reconnect
+from hxinfra.deploytools import component_data, guarded, step
+from hxinfra.operations import config_set
 
 COMPONENT = Component(
     "hardening", DEFAULTS, check=check_data, plan=plan, health=health,
@@ -57,15 +57,8 @@ def hardening() -> None:
     if step(COMPONENT, host.data, "sshd"):
         sshd = config_set(name="Write the sshd hardening drop-in, validated by sshd -t", items=files["sshd"],
                           validate=SSHD_CHECK, validate_label="sshd -t")  # fmt: skip
-        arm_rollback(
-            name="Arm a timer that puts the previous sshd config back unless the controller logs in again",
-            unit=ROLLBACK_UNIT, paths=[SSHD_DROPIN], then="systemctl reload ssh.service",
-            seconds=data["hardening_rollback_seconds"], _if=sshd.did_change,
-        )  # fmt: skip
-        systemd.service(name="Reload sshd after a validated change", service="ssh.service", running=True,
-                        reloaded=True, _if=sshd.did_change)  # fmt: skip
-        confirm_reconnect(name="Log in to the host anew from the controller, then disarm the rollback timer",
-                          unit=ROLLBACK_UNIT, _if=sshd.did_change)  # fmt: skip
+        guarded("sshd config", ROLLBACK_UNIT, [SSHD_DROPIN], "systemctl reload ssh.service", "systemctl reload ssh.service",
+                data["hardening_rollback_seconds"], sshd.did_change)  # fmt: skip
     if step(COMPONENT, host.data, "sysctl"):
         config_set(name="Write the sysctl baseline and apply it (a value the kernel refuses undoes the file)",
                    items=files["sysctl"], validate=f"sysctl -q -p {SYSCTL}")  # fmt: skip

@@ -11,7 +11,7 @@ import pytest
 pytestmark = pytest.mark.lab
 
 DB, API, APP, WEB = "hx-db-01", "hx-api-01", "hx-app-01", "hx-web-01"
-SPARE = "hx-ca-01"
+SPARE = "hx-web-04"
 
 
 def reaches(lab, src: str, dst: str, port: int) -> bool:
@@ -51,7 +51,7 @@ def test_rules_that_cut_off_the_controller_put_themselves_back(lab):
     started = time.monotonic()
     r, report = lab.hx_deploy("firewall", "--limit", SPARE, "-e", cut, check=False)
     assert r.returncode == 1 and report["hosts"][0]["status"] == "failed"
-    assert "cannot log in to hx-ca-01 again" in r.stderr or "rollback timer had fired" in r.stderr, r.stderr[-3000:]
+    assert "cannot log in to hx-web-04 again" in r.stderr or "rollback timer had fired" in r.stderr, r.stderr[-3000:]
     while time.monotonic() - started < 90 and lab.ssh(SPARE, "true", check=False).returncode != 0:
         time.sleep(3)
     assert lab.ssh(SPARE, "sha256sum /etc/nftables.conf").stdout == before  # the previous rules, live again

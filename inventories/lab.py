@@ -11,6 +11,7 @@ an error. Pick another lab with ``HXINFRA_LAB=NAME``. Run:
 """
 
 from deploys import components as _components
+from deploys.webui.config import DEFAULTS as _WEBUI
 from hxinfra.artifacts import checksums as _releases
 from hxinfra.components import Component as _Component
 from hxinfra.inventory import topology_hosts as _topology_hosts
@@ -28,6 +29,8 @@ _DC = "hx-dc-01"
 # domain members join only once the lab's DC is provisioned (hxinfra lab up does it)
 if not (_DC in _ips and _samba_marker(_lab, _DC).exists()):
     _topology = {name: [g for g in groups if g != "domain_members"] for name, groups in _topology.items()}
+
+_spare_web = sorted(f"{ip}/32" for name, ip in _ips.items() if name.startswith("hx-web-") and name not in _topology)
 
 # the values only the running lab knows, declared like any component's keys
 _LAB = _Component(
@@ -62,6 +65,10 @@ _env = _lab_environment(
         "hx_lab_api_address": _ips.get("hx-api-01", "127.0.0.1"),
         "hx_lab_controller_address": _gateway(),
         "hx_lab_webui_releases": _releases(_lab.dir / "artifacts", "hx-webui"),
+        # the lab tests run extra nginx front ends on hx-web-NN hosts outside the topology: the web UI's
+        # ports (on the application servers) open to them too; a lab convenience, never a fleet rule
+        "firewall_rules": [{"port": _port, "sources": _spare_web, "why": "web UI from the lab's spare front ends"}
+                           for _port in sorted(_WEBUI["webui_ports"].values())] if _spare_web else [],
     },
     components=(*_components(), _LAB),
 )

@@ -41,3 +41,18 @@ def test_the_audit_fails_a_broken_host_and_passes_it_hardened_and_patched(lab, t
     assert all(c["passed"] and "pci_dss" in c["requirements"] for c in controls.values())
     r, again = lab.hx_deploy("patching", "--limit", HOST, "--detailed-exitcode")
     assert r.returncode == 0 and again["hosts"][0]["changed"] == 0
+
+
+def test_a_reboot_happens_only_when_required_and_allowed_and_the_host_comes_back_healthy(lab):
+    boot_id = "cat /proc/sys/kernel/random/boot_id"
+    before = lab.ssh(HOST, boot_id).stdout
+    lab.ssh(HOST, "touch /run/reboot-required")
+    r, report = lab.hx_deploy("patching", "--limit", HOST)  # required, not allowed: reported, no reboot
+    assert report["hosts"][0]["status"] in ("ok", "changed") and lab.ssh(HOST, boot_id).stdout == before
+    r, report = lab.hx_deploy("patching", "--limit", HOST, "-e", "patching_reboot=true")
+    assert report["hosts"][0]["status"] == "changed", r.stderr[-3000:]
+    assert lab.ssh(HOST, boot_id).stdout != before  # rebooted, reached again, health verified
+    assert lab.ssh(HOST, "test -e /run/reboot-required", check=False).returncode == 1
+    assert lab.host(HOST).service("ssh").is_running and lab.host(HOST).service("fail2ban").is_running
+    r, again = lab.hx_deploy("patching", "--limit", HOST, "-e", "patching_reboot=true", "--detailed-exitcode")
+    assert r.returncode == 0 and again["hosts"][0]["changed"] == 0  # nothing required: no reboot

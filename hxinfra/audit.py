@@ -85,7 +85,7 @@ BASE: tuple[Control, ...] = (
     Control("root-listeners-expected", "Network services running as root are only the expected ones",
             "l=$(ss -ltnpH 2>/dev/null | awk '$4 !~ /^(127\\.|\\[::1\\])/' | grep -o 'pid=[0-9]*' | cut -d= -f2 | "
             "sort -u | while read -r p; do echo \"$(ps -o user= -p \"$p\") $(ps -o comm= -p \"$p\")\"; done | sort -u); "
-            "echo \"$l\"; bad=$(echo \"$l\" | awk '$1 == \"root\" && $2 !~ /^(sshd|nginx|systemd|systemd-resolve|chronyd|smbd|samba)$/'); "
+            "echo \"${l:-no network service outside loopback}\"; bad=$(echo \"$l\" | awk '$1 == \"root\" && $2 !~ /^(sshd|nginx|systemd|systemd-resolve|chronyd|smbd|samba)$/'); "
             "[ -z \"$bad\" ]",
             {"cis_basic": "2.1.22", "pci_dss": "2.2.4", "soc2": "CC6.8"}),
 )  # fmt: skip

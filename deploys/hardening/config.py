@@ -185,8 +185,7 @@ def _hosts(value: Any) -> None:
 
 def check_data(data: Mapping[str, Any]) -> list[tuple[str, str]]:
     return collect(data, {
-        "hardening_ssh_permit_root_login": lambda d: choice(d["hardening_ssh_permit_root_login"],
-                                                            "hardening_ssh_permit_root_login", ("no", "prohibit-password")),
+        "hardening_ssh_permit_root_login": _root_login,
         "hardening_ssh_allow_groups": lambda d: [_match(g, "hardening_ssh_allow_groups", GROUP, "a group name")
                                                  for g in d["hardening_ssh_allow_groups"]],
         "hardening_ssh_max_auth_tries": lambda d: _whole(d["hardening_ssh_max_auth_tries"], "hardening_ssh_max_auth_tries", 1, 10),
@@ -208,6 +207,15 @@ def check_data(data: Mapping[str, Any]) -> list[tuple[str, str]]:
         "hardening_rollback_seconds": lambda d: _whole(d["hardening_rollback_seconds"], "hardening_rollback_seconds", 30, 3600),
         "hx_admin_networks": lambda d: [network(n, "hx_admin_networks") for n in d.get("hx_admin_networks") or []],
     })  # fmt: skip
+
+
+def _root_login(data: Mapping[str, Any]) -> None:
+    """One of the two values; and never "no" where the controller itself logs in as root (a run
+    must not lock out the operator)."""
+    value = choice(data["hardening_ssh_permit_root_login"], "hardening_ssh_permit_root_login", ("no", "prohibit-password"))
+    if data.get("ssh_user") == "root" and value == "no":
+        raise DataError("'no' would lock out the controller, which logs in as root (ssh_user): use "
+                        "prohibit-password (keys only), or log in as an admin account with sudo")
 
 
 def plan(data: Mapping[str, Any], host_name: str) -> list[ConfigItem]:

@@ -104,7 +104,8 @@ def test_sudo_login_user_uploads_privately(lab, vaultdir):
     pw, whole, _ = vaultdir
     host = "hx-web-03"
     lab.apt_install(host, "sudo")
-    lab.ssh(host, "id deployer >/dev/null 2>&1 || useradd -m -s /bin/sh deployer;"
+    lab.ssh(host, "id deployer >/dev/null 2>&1 || useradd -m -s /bin/sh -G sudo deployer;"  # sudo: an admin's group,
+                                                                                       # let in by sshd's AllowGroups
                   " install -d -m 700 -o deployer -g deployer ~deployer/.ssh;"
                   " install -m 600 -o deployer -g deployer /root/.ssh/authorized_keys ~deployer/.ssh/;"
                   " echo 'deployer ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/deployer; chmod 440 /etc/sudoers.d/deployer;"

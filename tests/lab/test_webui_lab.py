@@ -76,8 +76,8 @@ def test_web_ui_role_logs_in_from_application_servers_only(lab, front):
     for app in APPS:
         ok = lab.ssh(app, cmd, check=False)
         assert ok.returncode == 0 and ok.stdout.strip() == "hx_webui", ok.stderr
-    refused = lab.ssh(WEB, cmd, check=False)
-    assert refused.returncode != 0 and "no pg_hba.conf entry" in refused.stderr
+    refused = lab.ssh(WEB, cmd, check=False)  # not a pg_hba client: the database's firewall drops it
+    assert refused.returncode != 0 and "timeout expired" in refused.stderr
 
 
 def test_one_application_server_down_every_request_still_answered(lab, front):

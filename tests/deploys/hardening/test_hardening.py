@@ -49,6 +49,7 @@ def test_time_comes_from_the_domain_controllers_and_every_area_has_a_whole_file(
     ({"hardening_ssh_max_auth_tries": 0}, "1 to 10"),
     ({"hardening_disabled_services": ["ssh"]}, "x.service"),
     ({"hx_admin_networks": ["anywhere"]}, "hx_admin_networks"),
+    ({"ssh_user": "root", "hardening_ssh_permit_root_login": "no"}, "would lock out the controller"),
 ])  # fmt: skip
 def test_hostile_or_malformed_values_are_refused(values, message):
     problems = check_data(data(**values))

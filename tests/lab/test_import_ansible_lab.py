@@ -38,6 +38,7 @@ def test_an_imported_ansible_inventory_deploys_with_zero_changes_after_the_nativ
         "ssh_strict_host_key_checking": "yes", "ssh_known_hosts_file": str(lab.lab.known_hosts),
         "hx_environment": "lab", "hx_domain": LAB_DOMAIN, "hx_realm": LAB_DOMAIN.upper(),
         "ca_trust_certificates": [{"name": "hx-lab-root-ca", "file": str(pki / "ca.crt")}],
+        "hardening_ssh_permit_root_login": "prohibit-password",  # root logs in: never "no" (refused)
     }))  # fmt: skip
     (source / "group_vars" / "web_servers.yml").write_text(yaml.safe_dump({
         "hx_webui_ssl_enabled": True,  # an old HX role variable: becomes nginx_tls

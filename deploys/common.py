@@ -7,7 +7,9 @@ and never the registry: the import graph has no loop.
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from hxinfra.components import Component
 
@@ -29,6 +31,13 @@ FLEET = Component(
         "hx_domain": str,
     },
 )
+
+
+def admin_networks(data: Mapping[str, Any]) -> tuple[str, ...]:
+    """Where operators and the controller come from (SSH open to them in the firewall, never banned
+    by fail2ban): hx_admin_networks, or the environment's subnet when none is listed."""
+    nets = tuple(str(n) for n in data.get("hx_admin_networks") or [])
+    return nets or ((str(data["hx_subnet"]),) if data.get("hx_subnet") else ())
 
 
 @functools.cache

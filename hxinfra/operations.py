@@ -289,6 +289,9 @@ def config_set(
     + validate_label: how a failure names the validator (default: the command itself)
     """
     items = list(items)
+    if not items:  # an area with nothing to manage: no round trip to the host
+        host.noop("no config paths to manage")
+        return
     _check_items(items)
     states = host.get_fact(PathStates, paths=[i.path for i in items])
     odd = [i.path for i in items if states.get(i.path, {}).get("kind") == "O"]

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from deploys.common import templates_root
+from deploys.common import admin_networks, templates_root
 from hxinfra.operations import ConfigItem, ManagedFile
 from hxinfra.render import render
 from hxinfra.validate import DataError, choice, collect, fields, network, one_line, port
@@ -76,11 +76,6 @@ def _cidr(address: str) -> str:
     """An address as a network (a host as /32 or /128); parsed once per address per run (a fleet's
     firewall lists the same addresses on many hosts)."""
     return str(ipaddress.ip_network(address, strict=False))
-
-
-def admin_networks(data: Mapping[str, Any]) -> tuple[str, ...]:
-    nets = list(data.get("hx_admin_networks") or [])
-    return tuple(nets or ([str(data["hx_subnet"])] if data.get("hx_subnet") else []))
 
 
 def openings(data: Mapping[str, Any], groups: set[str]) -> list[Opening]:

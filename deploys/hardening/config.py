@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from deploys.common import templates_root
+from deploys.common import admin_networks, templates_root
 from hxinfra.operations import ConfigItem, ManagedFile
 from hxinfra.render import render
 from hxinfra.validate import DataError, choice, collect, network, one_line
@@ -106,13 +106,6 @@ def ntp_servers(data: Mapping[str, Any], host_name: str = "") -> list[str]:
         return servers
     members = (data.get("hx_members") or {}).get("domain_controllers", [])
     return [str(m["address"]) for m in members if m.get("name") != host_name]
-
-
-def admin_networks(data: Mapping[str, Any]) -> list[str]:
-    """Where operators and the controller come from (never banned, SSH allowed by the firewall):
-    hx_admin_networks, or the environment's subnet when none is listed."""
-    nets = list(data.get("hx_admin_networks") or [])
-    return nets or ([str(data["hx_subnet"])] if data.get("hx_subnet") else [])
 
 
 def sshd_dropin(data: Mapping[str, Any], joined: bool) -> str:

@@ -40,7 +40,7 @@ def verify_script(checks: list[Any], seconds: int) -> str:
     from shlex import quote as q
 
     body = "; ".join(f"( {c.command} ) >/dev/null 2>&1 </dev/null || fail=\"$fail; {c.name.replace(chr(34), '')}\""
-                     for c in checks) or "true"  # fmt: skip
+                     for c in checks)  # fmt: skip
     return (f"end=$(( $(date +%s) + {int(seconds)} )); while :; do fail=''; {body}; [ -z \"$fail\" ] && "
             f"{{ echo 'every health check passes'; exit 0; }}; [ $(date +%s) -ge $end ] && break; sleep 3; done; "
             f"echo \"hxinfra: after patching, failing:${{fail#;}}\" >&2; exit 1") if checks else q("true")

@@ -114,11 +114,17 @@ def expiry_table(env_name: str, pattern: str) -> list[dict[str, object]]:
     return rows
 
 
+def _due(row: dict[str, object], threshold: int) -> bool:
+    """Missing, unreadable, or fewer than ``threshold`` days left."""
+    days = row["days_left"]
+    return not isinstance(days, int) or days < threshold
+
+
 def _print_rows(rows: list[dict[str, object]], threshold: int) -> None:
     click.echo(f"{'host':<14} {'certificate':<12} {'not after':<11} {'days':>5}  source")
     for r in rows:
         days = r["days_left"]
-        flag = "" if isinstance(days, int) and days >= threshold else "  <-- renew"
+        flag = "  <-- renew" if _due(r, threshold) else ""
         click.echo(f"{r['host']!s:<14} {r['name']!s:<12} {r['not_after'] or 'missing'!s:<11} "
                    f"{days if days is not None else '-'!s:>5}  {r['source']}{flag}")  # fmt: skip
 
@@ -136,7 +142,7 @@ def expiry_cmd(env_name: str, pattern: str, threshold: int, as_json: bool) -> No
         click.echo(json.dumps(rows, indent=2))
     else:
         _print_rows(rows, threshold)
-    if any(not isinstance(r["days_left"], int) or int(str(r["days_left"])) < threshold for r in rows):
+    if any(_due(r, threshold) for r in rows):
         raise SystemExit(1)
 
 
@@ -158,7 +164,7 @@ def renew_cmd(env_name: str, pattern: str, threshold: int, valid_days: int, chec
     from hxinfra.runner import run_deploy
 
     rows = expiry_table(env_name, pattern)
-    due = [r for r in rows if not isinstance(r["days_left"], int) or int(str(r["days_left"])) < threshold]
+    due = [r for r in rows if _due(r, threshold)]
     _print_rows(rows, threshold)
     by_hand, hosts = [], []
     for r in due:

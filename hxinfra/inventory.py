@@ -105,6 +105,29 @@ def extra_vars_from_env() -> dict[str, Any]:
 
 # extra vars given to load_environment(), seen by environment() calls inside the inventory file
 _override: list[Mapping[str, Any]] = []
+# environments already built and validated in this process, by inventory file (see reusing())
+_reused: dict[str, Environment] = {}
+
+
+@contextlib.contextmanager
+def reusing(env: Environment) -> Iterator[None]:
+    """While pyinfra runs in this process, its own load of ``env``'s inventory file returns ``env``.
+
+    ``hxinfra deploy`` loads and validates the inventory (and opens its vault values) before anything
+    connects; pyinfra then executes the same file to build its inventory. Handing it the same object
+    means one load, one validation and one decryption per run, whatever the number of batches.
+    """
+    key = str(Path(env.file).resolve())
+    _reused[key] = env
+    try:
+        yield
+    finally:
+        _reused.pop(key, None)
+
+
+def reused(file: str | Path) -> Environment | None:
+    """The environment :func:`reusing` holds for inventory ``file``, if any."""
+    return _reused.get(str(Path(file).resolve())) if _reused else None
 
 
 class Environment:
@@ -553,6 +576,8 @@ def environment(
     group_vars: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Environment:
     """Build and validate an environment (validation fails before any connection)."""
+    if (env := reused(file)) is not None:
+        return env
     env = Environment(file, hosts=hosts, data=data, components=components, name=name, children=children,
                       group_vars=group_vars)  # fmt: skip
     env.validate()

@@ -1,33 +1,36 @@
 """Run a deploy through the real pyinfra CLI and summarise what happened per host.
 
-``hxinfra deploy`` drives ``python -m pyinfra`` rather than the API: the CLI prepares hosts
-in parallel and identifies operations by source line, so a deploy behaves exactly as it does
-under the plain ``pyinfra`` command (see the API-mode op-merging trap in pyinfra 3).
-The inventory is loaded and validated here first, so bad data fails before any connection.
+``hxinfra deploy`` drives pyinfra's own command line rather than the API: the CLI prepares
+hosts in parallel and identifies operations by source line, so a deploy behaves exactly as it
+does under the plain ``pyinfra`` command (see the API-mode op-merging trap in pyinfra 3). It
+runs in this process, every ``--serial`` batch too: no child start, no second load of the
+inventory. The inventory is loaded and validated here first, so bad data fails before any
+connection.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import re
-import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
+
+import click
 
 from hxinfra.datafiles import absolute_extra_vars, parse_extra_vars
 from hxinfra.deploytools import SKIP_TAGS_KEY, TAGS_KEY
 from hxinfra.errors import HxError
-from hxinfra.inventory import EXTRA_VARS_ENV, Environment, load_environment
+from hxinfra.inventory import Environment, _extra_vars_in_env, load_environment, reusing
 from hxinfra.patterns import batches, exceeds, parse_serial, parse_shard, select, shard
 from hxinfra.runlog import Sink
 from hxinfra.vault import (
-    PASSWORDS_FD_ENV,
     Keyring,
     VaultError,
     default_keyring,
@@ -169,14 +172,6 @@ def _summarise(
     return report
 
 
-def _pump(src: IO[str], dst: Sink, seen: list[str]) -> None:
-    for line in src:
-        line = redact(line)
-        seen.append(line)
-        dst.write(line)
-        dst.flush()
-
-
 def _prepare_secrets(env: Environment, keyring: Keyring, hosts: Sequence[str], deploy: str) -> bool:
     """Decrypt the vault values the deploy reads on the selected hosts, here, before anything connects.
 
@@ -251,9 +246,7 @@ def run_deploy(
     if sharded is not None:
         selected = shard(selected, *sharded)
     plan = batches(selected, serial_items)
-    child_env = {k: v for k, v in os.environ.items() if k != PASSWORDS_FD_ENV}
-    child_env[EXTRA_VARS_ENV] = json.dumps(extra_args)
-    needs_passwords = _prepare_secrets(env, keyring, selected, deploy_name)
+    _prepare_secrets(env, keyring, selected, deploy_name)
     log = log or sys.stderr
     report = DeployReport(0, check, {h: HostReport(h, status="skipped") for h in selected}, batches=plan,
                           shard=shard_spec and "{}/{}".format(*sharded) if sharded else None)  # fmt: skip
@@ -266,7 +259,7 @@ def run_deploy(
         if len(plan) > 1:
             log.write(f"\n== batch {number}/{len(plan)}: {', '.join(batch)}\n")
             log.flush()
-        sub = _run_pyinfra(root, inv, dep, batch, check, diff, verbosity, child_env, needs_passwords, keyring, log)
+        sub = _run_pyinfra(root, env, dep, batch, check, diff, verbosity, extra_vars, log)
         report.returncode = report.returncode or sub.returncode
         report.operations += [{**op, "batch": number} for op in sub.operations]
         for name, hr in sub.hosts.items():
@@ -290,40 +283,105 @@ def run_deploy(
     return report
 
 
-def _run_pyinfra(
-    root: Path, inv: Path, dep: str, hosts: list[str], check: bool, diff: bool, verbosity: int,
-    child_env: dict[str, str], needs_passwords: bool, keyring: Keyring, log: Sink,
-) -> DeployReport:  # fmt: skip
-    """One ``python -m pyinfra`` run on exactly ``hosts``."""
-    env = dict(child_env)
-    pass_fds: tuple[int, ...] = ()
-    if needs_passwords:  # a fresh pipe per run: the child reads it once
-        fd = keyring.to_pipe()
-        env[PASSWORDS_FD_ENV] = str(fd)
-        pass_fds = (fd,)
-    cmd = [sys.executable, "-m", "pyinfra", str(inv), dep, "--json"]
-    cmd += ["--dry"] if check else ["-y"]
-    if diff:
-        cmd.append("--diff")
-    if verbosity:
-        cmd.append("-" + "v" * min(verbosity, 3))
-    for name in hosts:
-        cmd += ["--limit", name]
+class _Output(io.TextIOBase):
+    """pyinfra's console output on its way to ``log``: whole lines, secrets redacted, kept for parsing."""
+
+    def __init__(self, log: Sink, seen: list[str]) -> None:
+        self.log, self.seen, self.pending = log, seen, ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self.pending += text
+        *lines, self.pending = self.pending.split("\n")
+        for line in lines:
+            line = redact(line + "\n")
+            self.seen.append(line)
+            self.log.write(line)
+        if lines:
+            self.log.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        if self.pending:
+            self.write("\n")
+
+
+@contextlib.contextmanager
+def _pyinfra_process_state(root: Path) -> Iterator[None]:
+    """What ``python -m pyinfra`` sets up for itself, set up here for one run and put back after.
+
+    CLI mode (operations ordered by source line, as under the plain ``pyinfra`` command), the
+    project root as working directory and import root, and pyinfra's log handlers, which its CLI
+    adds on every run (kept, they would print each line once per earlier batch).
+    """
+    import pyinfra
+    from pyinfra import logger as pyinfra_logger
+    from pyinfra.api.output import set_echo, set_formatter
+    from pyinfra.context import ctx_config, ctx_host, ctx_inventory, ctx_state
+
+    cwd, path, handlers, was_cli = os.getcwd(), list(sys.path), list(pyinfra_logger.handlers), pyinfra.is_cli
+    pyinfra.is_cli = True
+    set_formatter(click.style)
+    set_echo(click.echo)
+    os.chdir(root)
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
     try:
-        proc = subprocess.Popen(
-            cmd, cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True, pass_fds=pass_fds,
-        )  # fmt: skip
+        yield
     finally:
-        for fd in pass_fds:
-            os.close(fd)
-    assert proc.stdout is not None and proc.stderr is not None
+        os.chdir(cwd)
+        sys.path[:] = path
+        pyinfra_logger.handlers[:] = handlers
+        pyinfra.is_cli = was_cli
+        for ctx in (ctx_state, ctx_host, ctx_inventory, ctx_config):
+            ctx.reset()
+
+
+def _run_pyinfra(
+    root: Path, env: Environment, dep: str, hosts: list[str], check: bool, diff: bool, verbosity: int,
+    extra_vars: Mapping[str, Any], log: Sink,
+) -> DeployReport:  # fmt: skip
+    """One run of the pyinfra CLI on exactly ``hosts``, in this process.
+
+    It is pyinfra's own command line (``pyinfra INVENTORY DEPLOY --json``), so a deploy behaves as
+    under the plain ``pyinfra`` command; running it here rather than in a child saves the child's
+    start, its imports and a second load of the inventory per batch (the environment already
+    validated, with its vault values open, is handed over by :func:`reusing`).
+    """
+    from pyinfra_cli import util as cli_util
+    from pyinfra_cli.cli import cli
+
+    args = [str(env.file), dep, "--json", "--dry" if check else "-y"]
+    args += ["--diff"] if diff else []
+    args += ["-" + "v" * min(verbosity, 3)] if verbosity else []
+    for name in hosts:
+        args += ["--limit", name]
+    for path in (str(env.file), dep):  # pyinfra keeps compiled files for the process: read them afresh
+        cli_util.PYTHON_CODES.pop(path, None)
     seen: list[str] = []
-    pump = threading.Thread(target=_pump, args=(proc.stderr, log, seen), daemon=True)
-    pump.start()
-    out = redact(proc.stdout.read())
-    rc = proc.wait()
-    pump.join()
+    stdout, stderr = io.StringIO(), _Output(log, seen)
+    rc = 0
+    with (
+        _pyinfra_process_state(root),
+        reusing(env),
+        _extra_vars_in_env(extra_vars),
+        contextlib.redirect_stdout(stdout),
+        contextlib.redirect_stderr(stderr),
+    ):
+        try:
+            cli.main(args=args, prog_name="pyinfra", standalone_mode=False)
+        except SystemExit as e:  # pyinfra ends every run with sys.exit()
+            rc = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        except click.ClickException as e:  # its errors: a deploy that raised, no hosts left, ...
+            e.show(file=stderr)  # type: ignore[arg-type]  # a text stream, as click needs
+            rc = e.exit_code or 1
+        except click.exceptions.Exit as e:
+            rc = e.exit_code
+        finally:
+            stderr.flush()
+    out = redact(stdout.getvalue())
     raw = parse_report(out, rc)
     if raw is None and out.strip():
         log.write("hxinfra: pyinfra's report could not be read (did a deploy print to stdout?); "

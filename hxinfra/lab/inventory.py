@@ -16,7 +16,7 @@ from typing import Any
 from hxinfra.components import Component
 from hxinfra.datafiles import load_yaml_mapping
 from hxinfra.errors import InventoryError, LabError
-from hxinfra.inventory import Environment
+from hxinfra.inventory import Environment, reused
 from hxinfra.lab.core import LAB_DOMAIN, Lab, LogFn
 from hxinfra.pki import LocalCA
 from hxinfra.vault import default_keyring, encrypt, read_password_file, vault_block
@@ -126,6 +126,8 @@ def lab_environment(
 ) -> Environment:
     """The running hosts with their topology groups (hosts outside it join with no group), the lab's
     connection data, and its vault as a data file of the environment."""
+    if (env := reused(file)) is not None:
+        return env
     lab = existing_lab()
     lab_vault(lab)  # its password joins the keyring: the vault's values open like any other
     hosts = {h.name: {"address": h.ip, "groups": list(topology.get(h.name, []))}

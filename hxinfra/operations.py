@@ -32,6 +32,7 @@ from pyinfra.api.exceptions import OperationError, OperationValueError
 from pyinfra.facts.files import FileContents
 from typing_extensions import override  # typing.override is 3.12+
 
+from hxinfra import batch
 from hxinfra.validate import CONTROL
 from hxinfra.vault import MASK, redact
 
@@ -79,7 +80,10 @@ ConfigItem = ManagedFile | ManagedLink | Absent
 
 
 class PathStates(FactBase[dict[str, dict[str, Any]]]):
-    """Type, mode, owner, group, sha256 and link target of several paths in one round trip."""
+    """Type, mode, owner, group, sha256 and link target of several paths in one round trip.
+
+    Kinds: F regular file, L symlink, D directory, O anything else, N nothing there.
+    """
 
     default = dict
 
@@ -91,6 +95,7 @@ class PathStates(FactBase[dict[str, dict[str, Any]]]):
             'if [ -L "$p" ]; then printf "L\\t%s\\t%s\\n" "$p" "$(readlink "$p")"; '
             'elif [ -f "$p" ]; then printf "F\\t%s\\t%s\\t%s\\n" "$p" "$(stat -c "%a %U %G" "$p")" '
             '"$(sha256sum < "$p" | cut -d" " -f1)"; '
+            'elif [ -d "$p" ]; then printf "D\\t%s\\t%s\\n" "$p" "$(stat -c "%a %U %G" "$p")"; '
             'elif [ -e "$p" ]; then printf "O\\t%s\\n" "$p"; '
             'else printf "N\\t%s\\n" "$p"; fi; done'
         )
@@ -107,6 +112,9 @@ class PathStates(FactBase[dict[str, dict[str, Any]]]):
             elif kind == "F":
                 mode, user, group = parts[2].split()
                 state.update(mode=int(mode, 8), user=user, group=group, sha256=parts[3])
+            elif kind == "D":
+                mode, user, group = parts[2].split()
+                state.update(mode=int(mode, 8), user=user, group=group)
             states[path] = state
         return states
 
@@ -273,7 +281,7 @@ def mode_of(item: ManagedFile) -> str:
 
 
 @operation()
-def config_set(
+def _config_set(  # the operation itself; config_set() below names its paths first
     items: Iterable[ConfigItem],
     validate: str | None = None,
     backup_dir: str = DEFAULT_BACKUP_DIR,
@@ -293,8 +301,9 @@ def config_set(
         host.noop("no config paths to manage")
         return
     _check_items(items)
-    states = host.get_fact(PathStates, paths=[i.path for i in items])
-    odd = [i.path for i in items if states.get(i.path, {}).get("kind") == "O"]
+    found = batch.lookup("paths", [i.path for i in items])
+    states = {path: st for path, st in found.items() if st is not None}
+    odd = [i.path for i in items if states.get(i.path, {}).get("kind") in ("D", "O")]
     if odd:  # a directory (or device...) where a file belongs: never copied, never removed
         raise OperationError(f"not a regular file or symlink, refusing to replace it: {', '.join(odd)}")
     changes = _plan(items, states)
@@ -346,6 +355,134 @@ def config_set(
         )
         yield StringCommand("sh", "-c", q(script))
 
+
+
+def config_set(items: Iterable[ConfigItem], **kwargs: Any) -> Any:
+    """Converge a set of config paths as one validated transaction (see the operation above).
+
+    The paths are named to :mod:`hxinfra.batch` now, as the deploy code runs: the first config
+    set to run on a host then reads every path of the run in one command.
+    """
+    items = list(items)
+    batch.want("paths", (p for i in items if isinstance(p := getattr(i, "path", None), str)))
+    return _config_set(items=items, **kwargs)
+
+
+def _unit_name(service: str) -> str:
+    """systemd's own rule, as pyinfra applies it: a bare name is a ``.service``."""
+    suffixes = (".service", ".socket", ".device", ".mount", ".automount", ".swap", ".target", ".path", ".timer",
+                ".slice", ".scope")  # fmt: skip
+    return service if service.endswith(suffixes) else f"{service}.service"
+
+
+@operation()
+def _service(  # the operation itself; service() below names its unit first
+    service: str,
+    running: bool | None = None,
+    enabled: bool | None = None,
+    restarted: bool = False,
+    reloaded: bool = False,
+    daemon_reload: bool = False,
+):  # type: ignore[no-untyped-def]
+    """
+    Manage a systemd unit as ``systemd.service`` does, from one batched read of the run's units.
+
+    + service: unit name (a bare name is a ``.service``)
+    + running: started when not running / stopped when running
+    + enabled: enabled / disabled at boot
+    + restarted, reloaded: restart / reload, only when it is running (pyinfra's rule)
+    + daemon_reload: ``systemctl daemon-reload`` first
+    """
+    unit = _unit_name(service)
+    if daemon_reload:
+        yield StringCommand("systemctl", "daemon-reload")
+    info = batch.lookup("units", [unit])[unit] or {}
+    is_running = info.get("sub") in ("running", "waiting", "exited", "listening", "mounted")
+    if running is True and not is_running:
+        yield StringCommand("systemctl", "start", QuoteString(unit))
+    elif running is False and is_running:
+        yield StringCommand("systemctl", "stop", QuoteString(unit))
+    if restarted and is_running:
+        yield StringCommand("systemctl", "restart", QuoteString(unit))
+    if reloaded and is_running:
+        yield StringCommand("systemctl", "reload", QuoteString(unit))
+    is_enabled = info.get("file") in ("enabled", "static")
+    if enabled is True and not is_enabled:
+        yield StringCommand("systemctl", "enable", QuoteString(unit))
+    elif enabled is False and is_enabled:
+        yield StringCommand("systemctl", "disable", QuoteString(unit))
+    if not (daemon_reload or restarted or reloaded) and (running is None or running == is_running) and (
+        enabled is None or enabled == is_enabled
+    ):
+        host.noop(f"{unit} is as wanted")
+
+
+def service(service: str, **kwargs: Any) -> Any:
+    """Manage a systemd unit (see the operation above); its unit is named to :mod:`hxinfra.batch`
+    now, so the first unit operation to run on a host reads every unit of the run at once."""
+    batch.want("units", [_unit_name(service)])
+    return _service(service=service, **kwargs)
+
+
+@operation()
+def _packages(  # the operation itself; packages() below names its packages first
+    packages: list[str],
+    update: bool = False,
+    cache_time: int | None = None,
+):  # type: ignore[no-untyped-def]
+    """
+    Install Debian packages: nothing is read or run when all are installed (one batched
+    ``dpkg-query`` of the run's packages), else pyinfra's ``apt.packages`` does the work.
+
+    + packages: package names (``name=version`` pins go straight to ``apt.packages``)
+    + update, cache_time: refresh the package lists before an install (when older than ``cache_time``
+      seconds), as ``apt.packages`` does
+    """
+    from pyinfra.operations import apt
+
+    names = [p for p in packages if "=" not in p]
+    installed = batch.lookup("packages", names) if names else {}
+    if len(names) == len(packages) and all(installed.get(n) for n in names):
+        host.noop(f"{len(names)} package(s) installed")
+        return
+    yield from apt.packages._inner(packages=packages, update=update, cache_time=cache_time)
+
+
+def packages(packages: list[str], **kwargs: Any) -> Any:
+    """Install Debian packages (see the operation above); they are named to :mod:`hxinfra.batch`
+    now, so the first package operation to run on a host reads every package of the run at once."""
+    batch.want("packages", [p for p in packages if "=" not in p])
+    return _packages(packages=list(packages), **kwargs)
+
+
+@operation()
+def _directory(path: str, user: str, group: str, mode: str):  # type: ignore[no-untyped-def]
+    """
+    A directory with this owner and mode (created with its parents when missing), read with the
+    run's other paths in one batched command.
+
+    + path: absolute path
+    + user, group: owner
+    + mode: octal mode, e.g. ``0700``
+    """
+    want_mode = int(mode, 8)
+    found = batch.lookup("paths", [path])[path] or {}
+    kind = found.get("kind", "N")
+    if kind not in ("D", "N"):
+        raise OperationError(f"{path} exists and is not a directory")
+    if kind == "D" and (found["mode"], found["user"], found["group"]) == (want_mode, user, group):
+        host.noop(f"directory {path} is as wanted")
+        return
+    q = shlex.quote
+    yield StringCommand("sh", "-c", q(f"mkdir -p {q(path)} && chown {q(f'{user}:{group}')} {q(path)} && "
+                                      f"chmod {want_mode:04o} {q(path)}"))  # fmt: skip
+
+
+def directory(path: str, user: str, group: str, mode: str, **kwargs: Any) -> Any:
+    """A directory with this owner and mode (see the operation above); its path is named to
+    :mod:`hxinfra.batch` now, to be read with the run's other paths."""
+    batch.want("paths", [path])
+    return _directory(path=path, user=user, group=group, mode=mode, **kwargs)
 
 # Run on the host with its own python3 (a Debian base has no curl): GET url until it answers 200.
 _PROBE = """\

@@ -19,7 +19,7 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.files import FileContents
 from pyinfra.facts.server import LinuxDistribution
-from pyinfra.operations import apt, server, systemd
+from pyinfra.operations import server
 
 from deploys.ad_join.config import (
     DEBIAN_NSSWITCH,
@@ -39,6 +39,7 @@ from deploys.ad_join.config import (
 from deploys.ad_join.facts import ResponderSockets, SystemdResolved
 from deploys.ad_join.operations import dns_registration, realm_membership
 from deploys.common import FLEET
+from hxinfra import operations as hx
 from hxinfra.components import Component
 from hxinfra.deploytools import component_data, step
 from hxinfra.operations import config_set
@@ -63,7 +64,7 @@ def ad_join() -> None:
         packages = data["ad_join_packages"].get(distro)
         if packages is None:
             raise AdJoinError(f"ad_join_packages has no entry for distribution {distro!r}")
-        apt.packages(name="Install the AD client packages of the host's distribution", packages=packages, update=True,
+        hx.packages(name="Install the AD client packages of the host's distribution", packages=packages, update=True,
                      cache_time=24 * 3600)  # fmt: skip
     if step(COMPONENT, host.data, "dns"):
         resolved = bool(host.get_fact(SystemdResolved))
@@ -71,7 +72,7 @@ def ad_join() -> None:
             name="Point the resolver at ad_join_dns_servers (unchanged when empty)",
             items=resolver_files(data, resolved),
         )
-        systemd.service(
+        hx.service(
             name="Restart systemd-resolved after a DNS change",
             service="systemd-resolved",
             restarted=True,
@@ -116,9 +117,9 @@ def ad_join() -> None:
                       "then systemctl disable --now $u; systemctl reset-failed $u; fi; done 2>/dev/null; true"],
             _if=lambda: bool(host.get_fact(ResponderSockets, responders=list(RESPONDERS))),
         )  # fmt: skip
-        systemd.service(name="Start and enable sssd.service", service="sssd.service", running=True, enabled=True)
+        hx.service(name="Start and enable sssd.service", service="sssd.service", running=True, enabled=True)
         changed = [op.did_change for op in (config, joined) if op is not None]
-        systemd.service(
+        hx.service(
             name="Restart sssd.service after a join or a config change (never otherwise; caches kept)",
             service="sssd.service",
             restarted=True,

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import apt, files, systemd
+from pyinfra.operations import systemd
 
 from deploys.backup.config import DEFAULTS, REQUIRED, check_data, databases, desired_config, health, plan
+from hxinfra import operations as hx
 from hxinfra.components import Component
 from hxinfra.deploytools import component_data, step
 from hxinfra.operations import config_set
@@ -28,11 +29,11 @@ def backup() -> None:
     data = component_data(COMPONENT, host.data, extra_keys=(
         "pg_auth_databases", "pg_auth_port", "pg_auth_wal_archive", "pg_auth_version", "pg_auth_cluster"))
     if step(COMPONENT, host.data, "packages"):
-        apt.packages(name="Install gnupg for the backups' encryption", packages=["gnupg"], update=True,
+        hx.packages(name="Install gnupg for the backups' encryption", packages=["gnupg"], update=True,
                      cache_time=24 * 3600)  # fmt: skip
     config = None
     if step(COMPONENT, host.data, "config"):
-        files.directory(name="Create the backup directory (0700 root)", path=data["backup_dir"], mode="0700",
+        hx.directory(name="Create the backup directory (0700 root)", path=data["backup_dir"], mode="0700",
                         user="root", group="root")  # fmt: skip
         config = config_set(
             name="Write the backup key, the hx-backup program and its timer, the program checked by bash -n",
@@ -41,4 +42,4 @@ def backup() -> None:
         )
     if step(COMPONENT, host.data, "service"):
         systemd.daemon_reload(name="Reload systemd after a unit change", _if=config.did_change if config else lambda: False)
-        systemd.service(name="Start and enable hx-backup.timer", service="hx-backup.timer", running=True, enabled=True)
+        hx.service(name="Start and enable hx-backup.timer", service="hx-backup.timer", running=True, enabled=True)

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 
 from pyinfra import host, logger
 from pyinfra.api import deploy
-from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations import server, systemd
 
 from deploys.ca_trust.config import (
     DEFAULTS,
@@ -33,6 +33,7 @@ from deploys.ca_trust.config import (
     resolve_host_certs,
 )
 from deploys.ca_trust.facts import ManagedCaFiles, fetch_from_ca_host
+from hxinfra import operations as hx
 from hxinfra.components import Component
 from hxinfra.deploytools import component_data, step
 from hxinfra.operations import config_set
@@ -59,7 +60,7 @@ def ca_trust() -> None:
     cert_dir, log_dir = data["ca_trust_host_cert_dir"], data["ca_trust_log_dir"]
 
     if step(COMPONENT, host.data, "packages"):
-        apt.packages(
+        hx.packages(
             name="Install ca-certificates, openssl and ssl-cert",
             packages=["ca-certificates", "openssl", "ssl-cert"],
             update=True,
@@ -95,7 +96,7 @@ def ca_trust() -> None:
             items=monitor_files(data),
         )
         systemd.daemon_reload(name="Reload systemd units after a monitor change", _if=monitor.did_change)
-        systemd.service(
+        hx.service(
             name="Start and enable hx-ca-trust-expiry.timer",
             service="hx-ca-trust-expiry.timer",
             running=True,
@@ -103,7 +104,7 @@ def ca_trust() -> None:
             _if=lambda: bool(data["ca_trust_monitor"]),
         )
     if step(COMPONENT, host.data, "certs", "security"):
-        files.directory(
+        hx.directory(
             name="Create the service certificate directory's private/ (0710 root:ssl-cert)",
             path=f"{cert_dir}/private",
             user="root",

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import apt, systemd
 
 from deploys.common import FLEET
 from deploys.firewall.config import (
@@ -23,6 +22,7 @@ from deploys.firewall.config import (
     rollback,
 )
 from deploys.firewall.facts import TableLoaded
+from hxinfra import operations as hx
 from hxinfra.components import Component
 from hxinfra.deploytools import component_data, guarded, step
 from hxinfra.operations import config_set
@@ -47,7 +47,7 @@ def firewall() -> None:
     data = component_data(COMPONENT, host.data, extra_keys=(*FLEET.all_keys(), *USED),
                           defaults={**PG, **WEBUI, **LITELLM, **NGINX})  # fmt: skip
     if step(COMPONENT, host.data, "packages"):
-        apt.packages(name="Install nftables", packages=["nftables"], update=True, cache_time=24 * 3600)
+        hx.packages(name="Install nftables", packages=["nftables"], update=True, cache_time=24 * 3600)
     if step(COMPONENT, host.data, "rules"):
         rules = config_set(name="Write the firewall rule set derived from the host's components, checked by nft -c",
                            items=desired_config(data, set(host.groups)), validate=f"nft -c -f {CONF}",
@@ -55,5 +55,5 @@ def firewall() -> None:
         loaded = host.get_fact(TableLoaded) if data["firewall_enabled"] else True
         live = rules.did_change if loaded else (lambda: True)
         guarded("firewall rule set", ROLLBACK_UNIT, [CONF], APPLY, UNDO, data["firewall_rollback_seconds"], live)
-        systemd.service(name="Enable nftables.service (the rule set at boot)", service="nftables.service",
+        hx.service(name="Enable nftables.service (the rule set at boot)", service="nftables.service",
                         enabled=data["firewall_enabled"])  # fmt: skip

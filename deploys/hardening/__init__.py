@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import apt, server, systemd
+from pyinfra.operations import server
 
 from deploys.common import FLEET
 from deploys.hardening.config import (
@@ -26,6 +26,7 @@ from deploys.hardening.config import (
     rollback,
 )
 from deploys.hardening.operations import units_disabled
+from hxinfra import operations as hx
 from hxinfra.components import Component
 from hxinfra.deploytools import component_data, guarded, step
 from hxinfra.operations import config_set
@@ -52,7 +53,7 @@ def hardening() -> None:
     joined = "domain_members" in host.groups and data.get("ad_join_present") is not False
     files = desired_config(data, joined, "web_servers" in host.groups, host.name)
     if step(COMPONENT, host.data, "packages"):
-        apt.packages(name="Install openssh-server and the hardening tools (fail2ban, auditd, unattended-upgrades, chrony)",
+        hx.packages(name="Install openssh-server and the hardening tools (fail2ban, auditd, unattended-upgrades, chrony)",
                      packages=packages(data), update=True, cache_time=24 * 3600)  # fmt: skip
     if step(COMPONENT, host.data, "sshd"):
         sshd = config_set(name="Write the sshd hardening drop-in, validated by sshd -t", items=files["sshd"],
@@ -65,7 +66,7 @@ def hardening() -> None:
     if step(COMPONENT, host.data, "fail2ban"):
         jail = config_set(name="Write the fail2ban jails, validated by fail2ban-client --test", items=files["fail2ban"],
                           validate=F2B_CHECK, validate_label="fail2ban-client --test")  # fmt: skip
-        systemd.service(name="Start and enable fail2ban, restarted after a jail change", service="fail2ban.service",
+        hx.service(name="Start and enable fail2ban, restarted after a jail change", service="fail2ban.service",
                         running=data["hardening_fail2ban"], enabled=data["hardening_fail2ban"],
                         restarted=data["hardening_fail2ban"], _if=jail.did_change)  # fmt: skip
     if step(COMPONENT, host.data, "auditd"):
@@ -78,7 +79,7 @@ def hardening() -> None:
     if step(COMPONENT, host.data, "time"):
         chrony = config_set(name="Write chrony's config (the domain controllers), validated by chronyd -p",
                             items=files["time"], validate="chronyd -p -f /etc/chrony/chrony.conf >/dev/null")  # fmt: skip
-        systemd.service(name="Restart chrony after a change", service="chrony.service", restarted=True,
+        hx.service(name="Restart chrony after a change", service="chrony.service", restarted=True,
                         _if=chrony.did_change if data["hardening_time_sync"] else _never)  # fmt: skip
     if step(COMPONENT, host.data, "services"):
         units_disabled(name="Stop and disable the unneeded services that are installed",

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import apt, server
+from pyinfra.operations import server
 
 from deploys.litellm.config import (
     DEFAULTS,
@@ -31,6 +31,7 @@ from deploys.litellm.config import (
     requirements,
     rollback,
 )
+from hxinfra import operations as hx
 from hxinfra.components import Component
 from hxinfra.deploytools import component_data, serve, step
 from hxinfra.operations import config_set, venv_install
@@ -50,7 +51,7 @@ def litellm() -> None:
     data = component_data(COMPONENT, host.data, extra_keys=("ssh_hostname",))
     changes = []
     if step(COMPONENT, host.data, "packages"):
-        apt.packages(name="Install python3-venv for the gateway's venv", packages=["python3-venv"],
+        hx.packages(name="Install python3-venv for the gateway's venv", packages=["python3-venv"],
                      update=True, cache_time=24 * 3600)  # fmt: skip
     if step(COMPONENT, host.data, "install"):
         server.user(  # noqa: S604 - shell= is the user's login shell, not a subprocess flag

@@ -17,7 +17,6 @@ from typing import Any
 from pyinfra import host, logger
 from pyinfra.api import deploy
 from pyinfra.facts.files import FileContents
-from pyinfra.operations import apt, systemd
 from pyinfra.operations.util import any_changed
 
 from deploys.ca_trust.config import CERT_DIR
@@ -40,6 +39,7 @@ from deploys.nginx.config import (
 from deploys.webui import serving
 from deploys.webui.config import DEFAULTS as WEBUI_DEFAULTS
 from deploys.webui.config import other
+from hxinfra import operations as hx
 from hxinfra.components import Component
 from hxinfra.deploytools import component_data, step
 from hxinfra.operations import ManagedFile, config_set, verify_or_restore
@@ -60,7 +60,7 @@ def nginx() -> None:
     items = desired_config(data, host.name)
     pool = live_pool(data)
     if step(COMPONENT, host.data, "packages"):
-        apt.packages(
+        hx.packages(
             name="Install the nginx package and curl (for the check after a pool switch)",
             packages=[data["nginx_package"], "curl"],
             update=True,
@@ -82,10 +82,10 @@ def nginx() -> None:
             validate="nginx -t",
         )
     if step(COMPONENT, host.data, "service"):
-        systemd.service(name="Start and enable nginx.service", service="nginx.service", running=True, enabled=True)
+        hx.service(name="Start and enable nginx.service", service="nginx.service", running=True, enabled=True)
     changed = [op for op in (config, switch) if op is not None]
     if changed:  # the handler of the config steps: runs with them, and only after a validated change
-        systemd.service(
+        hx.service(
             name="Reload nginx.service after a validated config change",
             service="nginx.service",
             reloaded=True,

@@ -22,7 +22,7 @@ import shlex
 
 from pyinfra import host, logger
 from pyinfra.api import deploy
-from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations import apt, server
 
 from deploys.ca_trust.config import CERT_DIR
 from deploys.pg_auth.config import (
@@ -49,6 +49,7 @@ from deploys.pg_auth.config import (
 from deploys.pg_auth.facts import PgAuthState, PgKeytab, PgRunningPort, PgSettings
 from deploys.pg_auth.operations import pg_sql
 from deploys.pg_auth.sql import sql_plan
+from hxinfra import operations as hx
 from hxinfra.components import Component
 from hxinfra.deploytools import component_data, step
 from hxinfra.operations import config_set
@@ -68,7 +69,7 @@ def pg_auth() -> None:
     p = paths(data)
     version = int(data["pg_auth_version"])
     if step(COMPONENT, host.data, "packages"):
-        apt.packages(
+        hx.packages(
             name="Install postgresql-common and ssl-cert (the PGDG key ships in postgresql-common)",
             packages=["postgresql-common", "ssl-cert"],
             update=True,
@@ -76,7 +77,7 @@ def pg_auth() -> None:
         )
         repo = config_set(name=f"Write {PGDG_SOURCES} (removed unless pg_auth_pgdg)", items=repo_files(data))
         apt.update(name="Update the apt lists after a repository change", _if=repo.did_change)
-        apt.packages(
+        hx.packages(
             name="Install the PostgreSQL server and client of pg_auth_version",
             packages=[f"postgresql-{version}", f"postgresql-client-{version}"],
         )
@@ -85,7 +86,7 @@ def pg_auth() -> None:
     )
     config = None
     if step(COMPONENT, host.data, "config", "security"):
-        files.directory(
+        hx.directory(
             name="Create the WAL archive directory (0700 postgres) when pg_auth_wal_archive is set",
             path=data["pg_auth_wal_archive"] or "/nonexistent", user="postgres", group="postgres", mode="0700",
             _if=lambda: bool(data["pg_auth_wal_archive"]),
@@ -96,7 +97,7 @@ def pg_auth() -> None:
             validate=validate_command(data, running_port),
         )
     if step(COMPONENT, host.data, "service"):
-        systemd.service(name="Start and enable the PostgreSQL cluster's service", service=p["service"], running=True,
+        hx.service(name="Start and enable the PostgreSQL cluster's service", service=p["service"], running=True,
                         enabled=True)  # fmt: skip
     if config is not None:
         # PostgreSQL decides: settings it reports pending_restart after the reload force a restart;

@@ -20,7 +20,7 @@ from typing import Any
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import apt, server, systemd
+from pyinfra.operations import server
 
 from deploys.webui.config import (
     COLORS,
@@ -38,6 +38,7 @@ from deploys.webui.config import (
 )
 from deploys.webui.facts import WebuiState
 from deploys.webui.operations import prune, release
+from hxinfra import operations as hx
 from hxinfra.artifacts import fetch
 from hxinfra.components import Component
 from hxinfra.deploytools import component_data, serve, step
@@ -96,7 +97,7 @@ def webui() -> None:
     has_standby = bool(state["slots"].get(other(color)))
     changes = []
     if step(COMPONENT, host.data, "packages"):
-        apt.packages(name="Install the web UI's runtime packages", packages=data["webui_packages"],
+        hx.packages(name="Install the web UI's runtime packages", packages=data["webui_packages"],
                      update=True, cache_time=24 * 3600)  # fmt: skip
     if step(COMPONENT, host.data, "install"):
         server.user(  # noqa: S604 - shell= is the user's login shell, not a subprocess flag
@@ -118,11 +119,11 @@ def webui() -> None:
     if step(COMPONENT, host.data, "service"):
         serve(unit, changes, f"http://{listen_address(data)}:{int(data['webui_ports'][color])}{data['webui_health_path']}",
               int(data["webui_start_timeout"]), "the target colour")  # fmt: skip
-        standby_up = systemd.service(
+        standby_up = hx.service(
             name="Keep the standby colour running (a switch back is instant)",
             service=standby, running=True, enabled=True, _if=lambda: has_standby,
         )  # fmt: skip
-        systemd.service(
+        hx.service(
             name="Restart the standby colour after a config change",
             service=standby, restarted=True,
             _if=lambda: has_standby and config is not None and config.did_change() and not standby_up.did_change(),

@@ -1,0 +1,143 @@
+"""Facts batched per host and reused within a run: one round trip for many paths, units or packages.
+
+pyinfra 3 reads a fact every time an operation asks for it: a no-op site run paid ~6 commands
+per host per component (the apt stamp, ``date`` and ``dpkg -l`` for every ``apt.packages``, two
+``systemctl show`` for every ``systemd.service``, one stat per config set). Here the operations
+of :mod:`hxinfra.operations` name what they will look at when the deploy code calls them
+(``want``); the first of them to run on a host then fetches everything named so far of that kind
+in one command, and the others read the answer (``lookup``).
+
+An answer is reused only while nothing has changed the host: the cache is keyed by the number
+of operations that executed commands on it so far, so after any change (an install, a restart,
+a file written) the next lookup reads the host again. In check mode nothing executes, so every
+answer of the run stays valid.
+"""
+
+from __future__ import annotations
+
+import shlex
+import weakref
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyinfra import host, state
+from pyinfra.api import FactBase
+from pyinfra.context import ctx_host, ctx_state
+from typing_extensions import override
+
+# what an operation of hxinfra.operations may batch: paths (PathStates), units, packages
+KINDS = ("paths", "units", "packages")
+
+
+class UnitStates(FactBase[dict[str, dict[str, str]]]):
+    """unit -> {"load", "active", "sub", "file"} for several units in one ``systemctl show``."""
+
+    default = dict
+
+    @override
+    def requires_command(self, *args: Any, **kwargs: Any) -> str:
+        return "systemctl"
+
+    @override
+    def command(self, units: Sequence[str]) -> str:
+        names = " ".join(shlex.quote(u) for u in units)
+        return f"systemctl show -p Id -p LoadState -p ActiveState -p SubState -p UnitFileState -- {names}"
+
+    @override
+    def process(self, output: list[str]) -> dict[str, dict[str, str]]:
+        keys = {"LoadState": "load", "ActiveState": "active", "SubState": "sub", "UnitFileState": "file"}
+        units: dict[str, dict[str, str]] = {}
+        current: dict[str, str] = {}
+        for line in [*output, ""]:
+            if not line.strip():  # a blank line ends one unit's block
+                if "Id" in current:
+                    units[current.pop("Id")] = current
+                current = {}
+                continue
+            key, _, value = line.partition("=")
+            if key == "Id":
+                current["Id"] = value
+            elif key in keys:
+                current[keys[key]] = value
+        return units
+
+
+class InstalledPackages(FactBase[dict[str, str]]):
+    """package -> installed version, for the named packages only (one ``dpkg-query``)."""
+
+    default = dict
+
+    @override
+    def requires_command(self, *args: Any, **kwargs: Any) -> str:
+        return "dpkg-query"
+
+    @override
+    def command(self, packages: Sequence[str]) -> str:
+        names = " ".join(shlex.quote(p) for p in packages)
+        # unknown names are an error line on stderr and exit 1: the others are still listed
+        return f"dpkg-query -W -f '${{Package}}\\t${{Status}}\\t${{Version}}\\n' -- {names} 2>/dev/null || true"
+
+    @override
+    def process(self, output: list[str]) -> dict[str, str]:
+        installed = {}
+        for line in output:
+            parts = line.split("\t")
+            if len(parts) == 3 and parts[1].endswith(" installed"):
+                installed[parts[0]] = parts[2]
+        return installed
+
+
+@dataclass
+class _HostCache:
+    epoch: int = -1
+    wanted: dict[str, set[str]] = field(default_factory=lambda: {k: set() for k in KINDS})
+    values: dict[str, dict[str, Any]] = field(default_factory=lambda: {k: {} for k in KINDS})
+
+
+_caches: weakref.WeakKeyDictionary[Any, dict[str, _HostCache]] = weakref.WeakKeyDictionary()
+
+
+def _cache() -> _HostCache:
+    per_state = _caches.setdefault(ctx_state.get(), {})
+    return per_state.setdefault(host.name, _HostCache())
+
+
+def _epoch() -> int:
+    """How many operations have executed commands on this host so far in this run."""
+    ops = state.ops.get(ctx_host.get(), {})
+    return sum(1 for data in ops.values() if data.operation_meta.executed)
+
+
+def want(kind: str, keys: Iterable[str]) -> None:
+    """Name what an operation will look at (called when the deploy code calls the operation)."""
+    _cache().wanted[kind].update(keys)
+
+
+def _fact(kind: str) -> type[FactBase[Any]]:
+    if kind == "units":
+        return UnitStates
+    if kind == "packages":
+        return InstalledPackages
+    from hxinfra.operations import PathStates
+
+    return PathStates
+
+
+def lookup(kind: str, keys: Sequence[str]) -> dict[str, Any]:
+    """What the host says of ``keys`` (``None`` for a key it knows nothing of), read in one command
+    together with every key of this kind named so far and not yet read since the last change."""
+    cache = _cache()
+    epoch = _epoch()
+    if epoch != cache.epoch:  # something changed the host: what was read before may be stale
+        cache.epoch = epoch
+        for values in cache.values.values():
+            values.clear()
+    known = cache.values[kind]
+    missing = [k for k in keys if k not in known]
+    if missing:
+        fetch = sorted((cache.wanted[kind] - known.keys()) | set(missing))
+        answer = host.get_fact(_fact(kind), **{kind: fetch})
+        for key in fetch:
+            known[key] = answer.get(key)
+    return {k: known[k] for k in keys}

@@ -26,8 +26,8 @@ from pyinfra.api import FactBase
 from pyinfra.context import ctx_host, ctx_state
 from typing_extensions import override
 
-# what an operation of hxinfra.operations may batch: paths (PathStates), units, packages
-KINDS = ("paths", "units", "packages")
+# what may be batched: paths (PathStates), units, packages, accounts, contents (small text files)
+KINDS = ("paths", "units", "packages", "accounts", "contents")
 
 
 class UnitStates(FactBase[dict[str, dict[str, str]]]):
@@ -88,30 +88,82 @@ class InstalledPackages(FactBase[dict[str, str]]):
         return installed
 
 
+class Accounts(FactBase[dict[str, dict[str, str]]]):
+    """account -> {"home", "shell"} for the named local accounts that exist (one ``getent``)."""
+
+    default = dict
+
+    @override
+    def command(self, accounts: Sequence[str]) -> str:
+        names = " ".join(shlex.quote(a) for a in accounts)
+        return f"for a in {names}; do getent passwd \"$a\"; done; true"
+
+    @override
+    def process(self, output: list[str]) -> dict[str, dict[str, str]]:
+        found = {}
+        for line in output:
+            parts = line.split(":")
+            if len(parts) == 7:
+                found[parts[0]] = {"home": parts[5], "shell": parts[6]}
+        return found
+
+
+class FileTexts(FactBase[dict[str, str]]):
+    """path -> text of the named files that exist (small ones: /etc/os-release, a PAM file...)."""
+
+    default = dict
+
+    @override
+    def command(self, contents: Sequence[str]) -> str:
+        names = " ".join(shlex.quote(p) for p in contents)
+        return f'for p in {names}; do if [ -f "$p" ]; then printf "%s\\t%s\\n" "$p" "$(base64 -w0 < "$p")"; fi; done'
+
+    @override
+    def process(self, output: list[str]) -> dict[str, str]:
+        import base64
+
+        texts = {}
+        for line in output:
+            path, _, encoded = line.partition("\t")
+            if path:
+                texts[path] = base64.b64decode(encoded).decode("utf-8", errors="replace")
+        return texts
+
+
 @dataclass
 class _HostCache:
     epoch: int = -1
     wanted: dict[str, set[str]] = field(default_factory=lambda: {k: set() for k in KINDS})
     values: dict[str, dict[str, Any]] = field(default_factory=lambda: {k: {} for k in KINDS})
+    facts: dict[tuple[Any, ...], Any] = field(default_factory=dict)
 
 
 _caches: weakref.WeakKeyDictionary[Any, dict[str, _HostCache]] = weakref.WeakKeyDictionary()
 
 
-def _cache() -> _HostCache:
-    per_state = _caches.setdefault(ctx_state.get(), {})
-    return per_state.setdefault(host.name, _HostCache())
+def _cache(target: Any = None) -> _HostCache:
+    """The run's cache of ``target`` (the current host by default), emptied when something changed it."""
+    target = ctx_host.get() if target is None else target
+    cache = _caches.setdefault(ctx_state.get(), {}).setdefault(target.name, _HostCache())
+    epoch = _epoch(target)
+    if epoch != cache.epoch:  # something changed the host: what was read before may be stale
+        cache.epoch = epoch
+        cache.facts.clear()
+        for values in cache.values.values():
+            values.clear()
+    return cache
 
 
-def _epoch() -> int:
-    """How many operations have executed commands on this host so far in this run."""
-    ops = state.ops.get(ctx_host.get(), {})
+def _epoch(target: Any) -> int:
+    """How many operations have executed commands on ``target`` so far in this run."""
+    ops = state.ops.get(target, {})
     return sum(1 for data in ops.values() if data.operation_meta.executed)
 
 
 def want(kind: str, keys: Iterable[str]) -> None:
     """Name what an operation will look at (called when the deploy code calls the operation)."""
-    _cache().wanted[kind].update(keys)
+    target = ctx_host.get()
+    _caches.setdefault(ctx_state.get(), {}).setdefault(target.name, _HostCache()).wanted[kind].update(keys)
 
 
 def _fact(kind: str) -> type[FactBase[Any]]:
@@ -119,6 +171,10 @@ def _fact(kind: str) -> type[FactBase[Any]]:
         return UnitStates
     if kind == "packages":
         return InstalledPackages
+    if kind == "accounts":
+        return Accounts
+    if kind == "contents":
+        return FileTexts
     from hxinfra.operations import PathStates
 
     return PathStates
@@ -128,11 +184,6 @@ def lookup(kind: str, keys: Sequence[str]) -> dict[str, Any]:
     """What the host says of ``keys`` (``None`` for a key it knows nothing of), read in one command
     together with every key of this kind named so far and not yet read since the last change."""
     cache = _cache()
-    epoch = _epoch()
-    if epoch != cache.epoch:  # something changed the host: what was read before may be stale
-        cache.epoch = epoch
-        for values in cache.values.values():
-            values.clear()
     known = cache.values[kind]
     missing = [k for k in keys if k not in known]
     if missing:
@@ -141,3 +192,16 @@ def lookup(kind: str, keys: Sequence[str]) -> dict[str, Any]:
         for key in fetch:
             known[key] = answer.get(key)
     return {k: known[k] for k in keys}
+
+
+def fact(cls: type[FactBase[Any]], on: Any = None, **kwargs: Any) -> Any:
+    """``host.get_fact(cls, **kwargs)`` read once per run (and again only after a change of the
+    host): for a fact several steps of a run read (the distribution, a file another component
+    also looks at, an application server's release state every web host's pool asks for).
+    ``on``: another host of the run (its own cache)."""
+    target = ctx_host.get() if on is None or on is host else on  # the proxy of the current host, unwrapped
+    cache = _cache(target)
+    key = (cls, tuple(sorted((k, repr(v)) for k, v in kwargs.items())))
+    if key not in cache.facts:
+        cache.facts[key] = target.get_fact(cls, **kwargs)
+    return cache.facts[key]

@@ -93,12 +93,12 @@ def serve(unit: str, changes: list[Any], url: str, timeout: int, what: str) -> A
     from pyinfra.operations import systemd
     from pyinfra.operations.util import any_changed
 
-    from hxinfra.operations import http_ready
+    from hxinfra.operations import http_ready, service
 
     changed = any_changed(*changes) if changes else (lambda: False)
     systemd.daemon_reload(name="Reload systemd after a unit change", _if=changed)
-    started = systemd.service(name=f"Start and enable {what}", service=unit, running=True, enabled=True)
-    systemd.service(
+    started = service(name=f"Start and enable {what}", service=unit, running=True, enabled=True)
+    service(
         name=f"Restart {what} after an install or a validated change",
         service=unit, restarted=True, _if=lambda: changed() and not started.did_change(),
     )  # fmt: skip

@@ -484,6 +484,36 @@ def directory(path: str, user: str, group: str, mode: str, **kwargs: Any) -> Any
     batch.want("paths", [path])
     return _directory(path=path, user=user, group=group, mode=mode, **kwargs)
 
+
+@operation()
+def _system_user(user: str, home: str, shell: str = "/usr/sbin/nologin"):  # type: ignore[no-untyped-def]
+    """
+    A system account for a service (its own group, no home created), read with the run's other
+    accounts in one batched ``getent``.
+
+    + user: account name
+    + home: its home directory (not created)
+    + shell: its login shell
+    """
+    found = batch.lookup("accounts", [user])[user]
+    q = shlex.quote
+    if found is None:  # a group of the same name (left by an earlier account) is reused, not an error
+        yield StringCommand("sh", "-c", q(
+            f"if getent group {q(user)} >/dev/null; then g='-g {user}'; else g=-U; fi; "
+            f"useradd -r -M -d {q(home)} -s {q(shell)} $g {q(user)}"))  # fmt: skip
+    elif (found["home"], found["shell"]) != (home, shell):
+        yield StringCommand("usermod", "-d", QuoteString(home), "-s", QuoteString(shell), QuoteString(user))
+    else:
+        host.noop(f"account {user} is as wanted")
+
+
+def system_user(user: str, home: str, shell: str = "/usr/sbin/nologin", **kwargs: Any) -> Any:
+    """A system account for a service (see the operation above); named to :mod:`hxinfra.batch` now."""
+    if not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", user):
+        raise OperationValueError(f"not an account name: {user!r}")
+    batch.want("accounts", [user])
+    return _system_user(user=user, home=home, shell=shell, **kwargs)
+
 # Run on the host with its own python3 (a Debian base has no curl): GET url until it answers 200.
 _PROBE = """\
 import ssl, subprocess, sys, time, urllib.request

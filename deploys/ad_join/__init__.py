@@ -17,8 +17,6 @@ from __future__ import annotations
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.facts.files import FileContents
-from pyinfra.facts.server import LinuxDistribution
 from pyinfra.operations import server
 
 from deploys.ad_join.config import (
@@ -31,14 +29,16 @@ from deploys.ad_join.config import (
     desired_config,
     domain,
     health,
+    os_release,
     plan,
     realm,
     resolver_files,
     sssd_conf_mode,
 )
-from deploys.ad_join.facts import ResponderSockets, SystemdResolved
+from deploys.ad_join.facts import SystemdResolved
 from deploys.ad_join.operations import dns_registration, realm_membership
 from deploys.common import FLEET
+from hxinfra import batch
 from hxinfra import operations as hx
 from hxinfra.components import Component
 from hxinfra.deploytools import component_data, step
@@ -54,13 +54,20 @@ COMPONENT = Component(
 )  # fmt: skip
 
 
+OS_RELEASE, NSSWITCH, PAM_SESSION = "/etc/os-release", "/etc/nsswitch.conf", "/etc/pam.d/common-session"
+
+
 @deploy("AD join", data_defaults=DEFAULTS)
 def ad_join() -> None:
     """Install the AD client stack, point DNS at the DCs, join once, then converge SSSD/Kerberos files."""
     data = component_data(COMPONENT, host.data, extra_keys=tuple(FLEET.all_keys()))
     dom = domain(data)
+    # the host's files this deploy reads: one round trip for all three
+    batch.want("contents", [OS_RELEASE, NSSWITCH, PAM_SESSION])
+    distro, major = os_release(batch.lookup("contents", [OS_RELEASE])[OS_RELEASE] or "")
+    sockets = [f"sssd-{r}.socket" for r in RESPONDERS]
+    batch.want("units", sockets)
     if step(COMPONENT, host.data, "packages"):
-        distro = str((host.get_fact(LinuxDistribution) or {}).get("name") or "debian").lower()
         packages = data["ad_join_packages"].get(distro)
         if packages is None:
             raise AdJoinError(f"ad_join_packages has no entry for distribution {distro!r}")
@@ -91,16 +98,15 @@ def ad_join() -> None:
         )
     config = None
     if step(COMPONENT, host.data, "config", "security"):
-        current = host.get_fact(FileContents, path="/etc/nsswitch.conf") or DEBIAN_NSSWITCH.splitlines()
-        release = host.get_fact(LinuxDistribution) or {}
-        mode = sssd_conf_mode(str(release.get("name") or "debian"), release.get("major"))
+        current = (batch.lookup("contents", [NSSWITCH])[NSSWITCH] or DEBIAN_NSSWITCH).splitlines()
+        mode = sssd_conf_mode(distro, major)
         config = config_set(
             name="Write /etc/krb5.conf, /etc/sssd/sssd.conf, /etc/realmd.conf, /etc/nsswitch.conf (and sudoers)",
             items=desired_config(data, host.name, "\n".join(current), mode) if data["ad_join_present"] else [],
             validate="sssctl config-check && { [ ! -e /etc/sudoers.d/hx-ad ] || visudo -cf /etc/sudoers.d/hx-ad; }",
         )
-        session = host.get_fact(FileContents, path="/etc/pam.d/common-session") or []
-        needs_mkhomedir = bool(data["ad_join_mkhomedir"]) and not any("pam_mkhomedir" in line for line in session)
+        session = batch.lookup("contents", [PAM_SESSION])[PAM_SESSION] or ""
+        needs_mkhomedir = bool(data["ad_join_mkhomedir"]) and "pam_mkhomedir" not in session
         server.shell(
             name="Enable pam_mkhomedir with pam-auth-update (only when asked and not yet enabled)",
             commands=["pam-auth-update --enable mkhomedir >/dev/null 2>&1"],
@@ -110,12 +116,13 @@ def ad_join() -> None:
         # sssd.conf's services line starts these responders: their socket units (enabled by the
         # package) then refuse to start and stay failed; they are disabled and their failure cleared
         # asked when the step runs: on a new host the package (and its sockets) arrives in this run
-        units = " ".join(f"sssd-{r}.socket" for r in RESPONDERS)
+        units = " ".join(sockets)
         server.shell(
             name="Disable the SSSD responder sockets that sssd.conf's services line replaces",
             commands=[f"for u in {units}; do if systemctl is-enabled --quiet $u || systemctl is-failed --quiet $u; "
                       "then systemctl disable --now $u; systemctl reset-failed $u; fi; done 2>/dev/null; true"],
-            _if=lambda: bool(host.get_fact(ResponderSockets, responders=list(RESPONDERS))),
+            _if=lambda: any(i and (i.get("file") == "enabled" or i.get("active") == "failed")
+                            for i in batch.lookup("units", sockets).values()),
         )  # fmt: skip
         hx.service(name="Start and enable sssd.service", service="sssd.service", running=True, enabled=True)
         changed = [op.did_change for op in (config, joined) if op is not None]

@@ -65,7 +65,7 @@ DEFAULTS: dict[str, Any] = {
     # Point the resolver at these DNS servers (the DCs); [] leaves DNS alone. With
     # systemd-resolved a drop-in is used, else /etc/resolv.conf.
     "ad_join_dns_servers": [],
-    # Packages by distribution (the LinuxDistribution fact's name, lower case).
+    # Packages by distribution (/etc/os-release's ID, lower case).
     "ad_join_packages": {"debian": list(_AD_CLIENT_PACKAGES), "ubuntu": list(_AD_CLIENT_PACKAGES)},
     # A domain account that `hxinfra health` looks up on every member (getent): "" = none.
     "ad_join_health_user": "",
@@ -199,6 +199,18 @@ def check_data(data: Mapping[str, Any]) -> list[tuple[str, str]]:
         "ad_join_packages": lambda d: [validate_name(p, "ad_join_packages", PACKAGE)
                                        for pkgs in d["ad_join_packages"].values() for p in pkgs],
     })  # fmt: skip
+
+
+def os_release(text: str) -> tuple[str, int | None]:
+    """The distribution (``ID``, lower case) and major release (``VERSION_ID``'s first number) from
+    /etc/os-release; ("debian", None) for a file that says neither (testing, unstable)."""
+    fields = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            fields[key.strip()] = value.strip().strip('"').strip("'")
+    major = fields.get("VERSION_ID", "").split(".")[0]
+    return (fields.get("ID") or "debian").lower(), int(major) if major.isdigit() else None
 
 
 def sssd_conf_mode(distribution: str, major: Any) -> str:

@@ -65,19 +65,3 @@ class DnsRecord(FactBase[dict[str, Any]]):
     def process(self, output: list[str]) -> dict[str, Any]:
         kv = dict(line.split("=", 1) for line in output if "=" in line)
         return {"src": kv.get("src", "").strip(), "records": kv.get("a", "").split()}
-
-
-class ResponderSockets(FactBase[list[str]]):
-    """Socket units of these SSSD responders that are enabled or failed (to be disabled)."""
-
-    default = list
-
-    @override
-    def command(self, responders: list[str]) -> str:
-        units = " ".join(shlex.quote(f"sssd-{r}.socket") for r in responders)
-        return (f"for u in {units}; do s=$(systemctl is-enabled \"$u\" 2>/dev/null); "
-                "if [ \"$s\" = enabled ] || systemctl is-failed --quiet \"$u\"; then echo \"$u\"; fi; done; true")
-
-    @override
-    def process(self, output: list[str]) -> list[str]:
-        return [line.strip() for line in output if line.strip().startswith("sssd-")]

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import server
 
 from deploys.litellm.config import (
     DEFAULTS,
@@ -54,11 +53,7 @@ def litellm() -> None:
         hx.packages(name="Install python3-venv for the gateway's venv", packages=["python3-venv"],
                      update=True, cache_time=24 * 3600)  # fmt: skip
     if step(COMPONENT, host.data, "install"):
-        server.user(  # noqa: S604 - shell= is the user's login shell, not a subprocess flag
-            name="Create the litellm system user",
-            user=data["litellm_user"], system=True, home="/var/lib/litellm", shell="/usr/sbin/nologin",
-            create_home=False,
-        )  # fmt: skip
+        hx.system_user(name="Create the litellm system user", user=data["litellm_user"], home="/var/lib/litellm")
         pip_env = {"HTTPS_PROXY": data["litellm_pip_proxy"], "HTTP_PROXY": data["litellm_pip_proxy"],
                    "PIP_CERT": data["litellm_pip_cert"]}  # fmt: skip
         changes.append(venv_install(

@@ -20,7 +20,6 @@ from typing import Any
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import server
 
 from deploys.webui.config import (
     COLORS,
@@ -38,6 +37,7 @@ from deploys.webui.config import (
 )
 from deploys.webui.facts import WebuiState
 from deploys.webui.operations import prune, release
+from hxinfra import batch
 from hxinfra import operations as hx
 from hxinfra.artifacts import fetch
 from hxinfra.components import Component
@@ -55,18 +55,10 @@ COMPONENT = Component(
              "target_color": "webui_deployment_color"},
 )  # fmt: skip
 
-_STATE: dict[tuple[int, str], dict[str, Any]] = {}
-
-
 def release_state(app_host: Any) -> dict[str, Any]:
     """An application server's releases and colours (WebuiState), read once per run and host:
     its own deploy and every web host's pool ask for it."""
-    from pyinfra import state
-
-    key = (id(state), app_host.name)
-    if key not in _STATE:
-        _STATE[key] = app_host.get_fact(WebuiState, directory=app_host.data.get("webui_dir") or DEFAULTS["webui_dir"])
-    return _STATE[key]
+    return batch.fact(WebuiState, on=app_host, directory=app_host.data.get("webui_dir") or DEFAULTS["webui_dir"])
 
 
 def serving(app_host: Any) -> tuple[str, str]:
@@ -100,10 +92,7 @@ def webui() -> None:
         hx.packages(name="Install the web UI's runtime packages", packages=data["webui_packages"],
                      update=True, cache_time=24 * 3600)  # fmt: skip
     if step(COMPONENT, host.data, "install"):
-        server.user(  # noqa: S604 - shell= is the user's login shell, not a subprocess flag
-            name="Create the hx-webui system user", user=data["webui_user"], system=True, home=d,
-            shell="/usr/sbin/nologin", create_home=False,
-        )  # fmt: skip
+        hx.system_user(name="Create the hx-webui system user", user=data["webui_user"], home=d)
         changes.append(release(
             name="Unpack the web UI release (checksum verified)", directory=d, version=version,
             artifact=artifact, sha256=data["webui_releases"].get(version, ""), present=present,

@@ -42,14 +42,11 @@ MODES = ("cold", "noop", "check")
 ANSIBLE_CORE = "ansible-core>=2.19,<2.20"
 
 
-def cache_dir() -> Path:
-    base = os.environ.get("HXINFRA_CACHE")
-    return Path(base) if base else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hxinfra"
-
-
 def bench_venv() -> Path:
     """The benchmark's own venv (ansible-core, matplotlib), made once and kept in the cache."""
-    venv = cache_dir() / "bench-venv"
+    from hxinfra.paths import cache_root
+
+    venv = cache_root() / "bench-venv"
     stamp = venv / ".hxinfra-bench-ready"
     if not stamp.is_file() or stamp.read_text() != ANSIBLE_CORE:
         shutil.rmtree(venv, ignore_errors=True)

@@ -9,7 +9,7 @@ import urllib.request
 from pathlib import Path
 
 from hxinfra.errors import HxError
-from hxinfra.wheelhouse import cache_root
+from hxinfra.paths import cache_root
 
 
 class ArtifactError(HxError):

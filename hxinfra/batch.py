@@ -15,16 +15,22 @@ answer of the run stays valid.
 
 from __future__ import annotations
 
+import atexit
+import json
+import os
 import shlex
 import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pyinfra import host, state
 from pyinfra.api import FactBase
 from pyinfra.context import ctx_host, ctx_state
 from typing_extensions import override
+
+from hxinfra.paths import cache_root
 
 # what may be batched: paths (PathStates), units, packages, accounts, contents (small text files)
 KINDS = ("paths", "units", "packages", "accounts", "contents")
@@ -132,19 +138,73 @@ class FileTexts(FactBase[dict[str, str]]):
 
 @dataclass
 class _HostCache:
+    name: str
     epoch: int = -1
     wanted: dict[str, set[str]] = field(default_factory=lambda: {k: set() for k in KINDS})
     values: dict[str, dict[str, Any]] = field(default_factory=lambda: {k: {} for k in KINDS})
     facts: dict[tuple[Any, ...], Any] = field(default_factory=dict)
+    # the keys the previous run on this host looked at (see _remembered): prefetched with the wanted ones
+    remembered: dict[str, set[str]] | None = None
+    used: dict[str, set[str]] = field(default_factory=lambda: {k: set() for k in KINDS})
+
+
+def _keys_file(name: str) -> Path:
+    return cache_root() / "batch-keys" / f"{name}.json"
+
+
+def _remembered(cache: _HostCache) -> dict[str, set[str]]:
+    """Which keys the previous run on this host looked at: names only (paths, units, packages),
+    never a value. In check mode every operation reads the host as the deploy code calls it, before
+    later operations have named their keys; the previous run's names let the first read of a kind
+    fetch them all. A wrong or missing list costs an extra command, never a wrong answer."""
+    if cache.remembered is None:
+        try:
+            raw = json.loads(_keys_file(cache.name).read_text())
+            cache.remembered = {k: {str(x) for x in raw.get(k, [])} for k in KINDS}
+        except (OSError, ValueError, AttributeError):
+            cache.remembered = {k: set() for k in KINDS}
+    return cache.remembered
+
+
+def remember() -> None:
+    """Keep, per host of the runs of this process, the keys it looked at, for the next run (see
+    _remembered). ``hxinfra deploy`` calls it after each run; under the plain pyinfra CLI it runs
+    when the process exits."""
+    for name, cache in [item for per_state in list(_caches.values()) for item in per_state.items()]:
+        used = {k: sorted(v) for k, v in cache.used.items() if v}
+        if not used or {k: set(v) for k, v in used.items()} == {k: v for k, v in _remembered(cache).items() if v}:
+            continue
+        path = _keys_file(name)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(used))
+            tmp.replace(path)
+        except OSError:
+            pass  # only a hint for the next run
 
 
 _caches: weakref.WeakKeyDictionary[Any, dict[str, _HostCache]] = weakref.WeakKeyDictionary()
 
 
+_exit_hook = False
+
+
+def _per_state() -> dict[str, _HostCache]:
+    global _exit_hook
+    run = ctx_state.get()
+    if run not in _caches:
+        if not _exit_hook:
+            _exit_hook = True
+            atexit.register(remember)
+        _caches[run] = {}
+    return _caches[run]
+
+
 def _cache(target: Any = None) -> _HostCache:
     """The run's cache of ``target`` (the current host by default), emptied when something changed it."""
     target = ctx_host.get() if target is None else target
-    cache = _caches.setdefault(ctx_state.get(), {}).setdefault(target.name, _HostCache())
+    cache = _per_state().setdefault(target.name, _HostCache(target.name))
     epoch = _epoch(target)
     if epoch != cache.epoch:  # something changed the host: what was read before may be stale
         cache.epoch = epoch
@@ -163,7 +223,7 @@ def _epoch(target: Any) -> int:
 def want(kind: str, keys: Iterable[str]) -> None:
     """Name what an operation will look at (called when the deploy code calls the operation)."""
     target = ctx_host.get()
-    _caches.setdefault(ctx_state.get(), {}).setdefault(target.name, _HostCache()).wanted[kind].update(keys)
+    _per_state().setdefault(target.name, _HostCache(target.name)).wanted[kind].update(keys)
 
 
 def _fact(kind: str) -> type[FactBase[Any]]:
@@ -184,10 +244,12 @@ def lookup(kind: str, keys: Sequence[str]) -> dict[str, Any]:
     """What the host says of ``keys`` (``None`` for a key it knows nothing of), read in one command
     together with every key of this kind named so far and not yet read since the last change."""
     cache = _cache()
+    cache.used[kind].update(keys)
     known = cache.values[kind]
     missing = [k for k in keys if k not in known]
     if missing:
-        fetch = sorted((cache.wanted[kind] - known.keys()) | set(missing))
+        ahead = cache.wanted[kind] | _remembered(cache)[kind]
+        fetch = sorted((ahead - known.keys()) | set(missing))
         answer = host.get_fact(_fact(kind), **{kind: fetch})
         for key in fetch:
             known[key] = answer.get(key)

@@ -26,3 +26,10 @@ def project_root(start: Path | None = None) -> Path:
     if root is None:
         raise HxError("not inside an hxinfra project (no inventories/ and deploys/ here or above); set HXINFRA_PROJECT")
     return root
+
+
+def cache_root() -> Path:
+    """Outside any checkout: ``HXINFRA_CACHE``, else ``$XDG_CACHE_HOME/hxinfra`` (``~/.cache``)."""
+    if os.environ.get("HXINFRA_CACHE"):
+        return Path(os.environ["HXINFRA_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hxinfra"

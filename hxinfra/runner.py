@@ -24,6 +24,7 @@ from typing import Any
 
 import click
 
+from hxinfra.batch import remember as remember_batched_keys
 from hxinfra.datafiles import absolute_extra_vars, parse_extra_vars
 from hxinfra.deploytools import SKIP_TAGS_KEY, TAGS_KEY
 from hxinfra.errors import HxError
@@ -381,6 +382,7 @@ def _run_pyinfra(
             rc = e.exit_code
         finally:
             stderr.flush()
+            remember_batched_keys()
     out = redact(stdout.getvalue())
     raw = parse_report(out, rc)
     if raw is None and out.strip():

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import os
 import subprocess
 import sys
 import tarfile
@@ -31,6 +30,7 @@ from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel
 from packaging.version import Version
 
 from hxinfra.errors import HxError
+from hxinfra.paths import cache_root
 
 
 class WheelhouseError(HxError):
@@ -56,13 +56,6 @@ class Target:
             "platform_system": "Linux", "sys_platform": "linux", "os_name": "posix",
             "platform_machine": self.machine, "platform_release": "", "platform_version": "", "extra": extra,
         }  # fmt: skip
-
-
-def cache_root() -> Path:
-    """Outside any checkout: ``HXINFRA_CACHE``, else ``$XDG_CACHE_HOME/hxinfra`` (``~/.cache``)."""
-    if os.environ.get("HXINFRA_CACHE"):
-        return Path(os.environ["HXINFRA_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hxinfra"
 
 
 def _dists(directory: Path) -> Iterator[tuple[str, Version, Path]]:

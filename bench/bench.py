@@ -2,9 +2,12 @@
 
 Run from the project root (after ``make install``)::
 
-    .venv/bin/python bench/bench.py                      # offline: every environment + synthetic fleets
-    .venv/bin/python bench/bench.py --hosts 100,1000 --json
-    .venv/bin/python bench/bench.py --lab                # also a zero-change deploy on a running lab
+    .venv/bin/python bench/bench.py                      # offline plan: every environment, 10..10,000 hosts
+    .venv/bin/python bench/bench.py --lab 1,8,32,64      # and the cost curve on lab hosts (root; ~1 hour)
+
+It writes ``bench/results/results.json`` (every run), ``bench/results/curve.png`` and
+``bench/RESULTS.md`` (tables: median, min, max; ratios; commands per host; peak memory; the
+machine). The lab curve is :mod:`curve` (hxinfra, plain pyinfra and Ansible on the same deploy).
 
 Each measurement runs ``hxinfra`` in a fresh process, as an operator or CI does, and reads that
 process's peak RSS from the kernel (``wait4``). Timed assertions do not belong in tests (they
@@ -18,11 +21,13 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 HXINFRA = [sys.executable, "-m", "hxinfra"]
@@ -82,46 +87,136 @@ def synthetic_project(tmp: Path, n: int) -> Path:
     return project
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--hosts", default="10,100,1000", help="synthetic fleet sizes for the offline plan")
-    parser.add_argument("--lab", action="store_true", help="also time a zero-change deploy on the running lab")
-    parser.add_argument("--json", action="store_true", help="results as JSON on stdout")
-    opts = parser.parse_args()
-    results: list[dict[str, object]] = []
-
-    def record(what: str, hosts: int, numbers: dict[str, float]) -> None:
-        row: dict[str, object] = {"what": what, "hosts": hosts, **numbers}
-        results.append(row)
-        if not opts.json:
-            print(f"{what:<44} {hosts:>6} host(s) {numbers['seconds']:>8.2f} s {numbers['peak_rss_mb']:>8.1f} MB")
-
+def plan_rows(sizes: list[int], repeat: int, log: Any = print) -> list[dict[str, Any]]:
+    """The offline plan of every real environment and of synthetic fleets, ``repeat`` times each."""
+    rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="hxinfra-bench-") as tmp_name:
         tmp = Path(tmp_name)
+        cases: list[tuple[str, int, dict[str, str] | None, str]] = []
         for env_name in REAL_ENVS:
-            count = len(json.loads(subprocess.check_output([*HXINFRA, "inventory", "list", "--env", env_name,
-                                                            "--json"], cwd=ROOT))["hosts"])  # fmt: skip
-            record(f"plan --env {env_name}", count, measure([*HXINFRA, "plan", "--env", env_name,
-                                                             "--out", str(tmp / env_name)]))  # fmt: skip
-        for n in (int(x) for x in opts.hosts.split(",") if x.strip()):
+            count = len(json.loads(subprocess.check_output([*HXINFRA, "inventory", "list", "--env", env_name, "--json"],
+                                                           cwd=ROOT, stderr=subprocess.DEVNULL))["hosts"])  # fmt: skip
+            cases.append((f"plan --env {env_name}", count, None, env_name))
+        for n in sizes:
             project = synthetic_project(tmp, n)
-            env = {**os.environ, "HXINFRA_PROJECT": str(project)}
-            record("plan, synthetic fleet", n, measure([*HXINFRA, "plan", "--env", "bench",
-                                                         "--out", str(tmp / f"plan-{n}")], env))  # fmt: skip
-            record("inventory list, synthetic fleet", n, measure([*HXINFRA, "inventory", "list", "--env", "bench"],
-                                                                 env))  # fmt: skip
-        if opts.lab:
-            lab = json.loads(subprocess.check_output([*HXINFRA, "inventory", "list", "--env", "lab", "--json"], cwd=ROOT))
-            n = len(lab["hosts"])
-            if not n:
-                raise SystemExit("--lab: no lab hosts are running (make demo first)")
-            subprocess.run([*HXINFRA, "deploy", "site", "--env", "lab"], cwd=ROOT, check=True, capture_output=True)
-            record("deploy site --env lab (zero changes)", n, measure([*HXINFRA, "deploy", "site", "--env", "lab"]))
-            record("deploy site --env lab --check", n, measure([*HXINFRA, "deploy", "site", "--env", "lab", "--check"]))
-            record("pyinfra CLI: site on lab, --dry", n, measure([sys.executable, "-m", "pyinfra", "inventories/lab.py",
-                                                                  "deploys/site.py", "--dry"]))  # fmt: skip
+            cases.append(("plan, synthetic fleet", n, {**os.environ, "HXINFRA_PROJECT": str(project)}, "bench"))
+        for rep in range(repeat):
+            for what, n, env, env_name in cases:
+                numbers = measure([*HXINFRA, "plan", "--env", env_name, "--out", str(tmp / f"plan-{env_name}-{n}")], env)
+                rows.append({"what": what, "hosts": n, "rep": rep, **numbers})
+                log(f"{what:<32} {n:>6} host(s) {numbers['seconds']:>8.2f} s {numbers['peak_rss_mb']:>8.1f} MB")
+    return rows
+
+
+def plan_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for what, n in dict.fromkeys((r["what"], r["hosts"]) for r in rows):
+        secs = [r["seconds"] for r in rows if (r["what"], r["hosts"]) == (what, n)]
+        mem = [r["peak_rss_mb"] for r in rows if (r["what"], r["hosts"]) == (what, n)]
+        out.append({"what": what, "hosts": n, "runs": len(secs), "median": round(statistics.median(secs), 2),
+                    "min": min(secs), "max": max(secs), "peak_mb": max(mem),
+                    "ms_per_host": round(statistics.median(secs) * 1000 / max(n, 1), 2)})  # fmt: skip
+    return out
+
+
+def machine() -> dict[str, str]:
+    """What the numbers were measured on."""
+    import platform
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.machine())  # fmt: skip
+    mem_kb = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
+                      if line.startswith("MemTotal")))  # fmt: skip
+    release = dict(line.split("=", 1) for line in Path("/etc/os-release").read_text().splitlines() if "=" in line)
+    versions = subprocess.run([sys.executable, "-m", "pip", "list", "--format", "json"], capture_output=True,
+                              text=True).stdout  # fmt: skip
+    pkgs = {p["name"].lower(): p["version"] for p in json.loads(versions or "[]")}
+    return {
+        "cpu": f"{cpu}, {os.cpu_count()} cores", "memory": f"{mem_kb / 1024 / 1024:.1f} GiB",
+        "kernel": platform.release(), "os": release.get("PRETTY_NAME", "").strip('"'),
+        "python": platform.python_version(), "pyinfra": pkgs.get("pyinfra", "?"),
+    }  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hosts", default="10,100,1000,10000", help="synthetic fleet sizes for the offline plan")
+    parser.add_argument("--lab", default="", metavar="SIZES",
+                        help="also the cost curve on lab hosts for these fleet sizes, e.g. 1,8,32,64 (needs root)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each measurement (the tools alternate)")
+    parser.add_argument("--cold-repeat", type=int, default=1, help="cold runs per tool and size (fresh hosts each)")
+    parser.add_argument("--results", default=str(ROOT / "bench" / "results"),
+                        help="where results.json and curve.png go (bench/RESULTS.md is written from them)")  # fmt: skip
+    parser.add_argument("--json", action="store_true", help="results as JSON on stdout")
+    opts = parser.parse_args()
+    log = (lambda *_: None) if opts.json else print
+    results: dict[str, Any] = {"machine": machine(), "date": time.strftime("%Y-%m-%d")}
+    plan = plan_rows([int(x) for x in opts.hosts.split(",") if x.strip()], opts.repeat, log)
+    results["plan"] = {"runs": plan, "summary": plan_summary(plan)}
+    out = Path(opts.results)
+    out.mkdir(parents=True, exist_ok=True)
+    if opts.lab:
+        import curve
+
+        rows = curve.curve([int(x) for x in opts.lab.split(",")], opts.repeat, opts.cold_repeat, log)
+        summary = curve.summarise(rows)
+        results["lab"] = {"runs": rows, "summary": summary, "slopes": curve.slopes(summary),
+                          "ratios": curve.ratios(summary), "ansible": curve.ANSIBLE_CORE}  # fmt: skip
+        results["machine"]["ansible"] = curve.ansible_version()
+        curve.chart(summary, out / "curve.png")
+    (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    (ROOT / "bench" / "RESULTS.md").write_text(report(results))
     if opts.json:
         print(json.dumps(results, indent=2))
+    else:
+        print(f"results: {out / 'results.json'}, bench/RESULTS.md" + (f", {out / 'curve.png'}" if opts.lab else ""))
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def report(results: dict[str, Any]) -> str:
+    """bench/RESULTS.md: the machine, the lab curve, the ratios and the plan, from results.json."""
+    m = results["machine"]
+    parts = [
+        "# Benchmark results\n",
+        f"Measured {results['date']} with `python bench/bench.py` (this file is written by it; the raw runs are in "
+        "`bench/results/results.json`).\n",
+        "## Machine\n",
+        "\n".join(f"- {k}: {v}" for k, v in m.items()) + "\n",
+    ]
+    lab = results.get("lab")
+    if lab:
+        parts += [
+            "## Cost curve on lab hosts\n",
+            "The CA trust deploy (`deploys/ca_trust`; Ansible: `bench/ansible/ca_trust.yml`, the same steps and files) "
+            "on N lab hosts (systemd-nspawn, SSH), each tool in turn. cold: hosts booted just before; no-op: "
+            "converged hosts, the run changes nothing; check: `--check --diff` / `--dry --diff`. Seconds: median "
+            "(min-max) of the runs; memory: peak resident size of the tool's whole process tree; commands: per "
+            "host on a no-op run.\n",
+            "![time against hosts](results/curve.png)\n",
+            _table(["hosts", "run", "tool", "runs", "median s", "min s", "max s", "peak MB", "commands/host"],
+                   [[s["hosts"], s["mode"], s["tool"], s["runs"], s["median"], s["min"], s["max"], s["peak_mb"],
+                     s["commands_per_host"]] for s in lab["summary"]]),  # fmt: skip
+            "### Ratios (medians)\n",
+            _table(["hosts", "run", "hxinfra / pyinfra", "Ansible / hxinfra"],
+                   [[r["hosts"], r["mode"], r["hxinfra_vs_pyinfra"], r["ansible_vs_hxinfra"]] for r in lab["ratios"]]),
+            "### Time per extra host (slope of the medians, smallest to largest fleet)\n",
+            "\n".join(f"- {k}: {v * 1000:.1f} ms per host" for k, v in lab["slopes"].items()) + "\n",
+        ]
+    plan = results["plan"]["summary"]
+    parts += [
+        "## Offline plan\n",
+        "`hxinfra plan --out DIR` of every environment and of synthetic fleets (one host of each role of the HX "
+        "topology, repeated), in a fresh process each time; memory is that process's peak resident size.\n",
+        _table(["what", "hosts", "runs", "median s", "min s", "max s", "ms per host", "peak MB"],
+               [[p["what"], p["hosts"], p["runs"], p["median"], p["min"], p["max"], p["ms_per_host"], p["peak_mb"]]
+                for p in plan]),  # fmt: skip
+    ]
+    return "\n".join(parts)
 
 
 if __name__ == "__main__":

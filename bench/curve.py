@@ -4,7 +4,8 @@ For each fleet size N, on N fresh lab hosts of their own lab (``bench``; the oth
 alone), each tool runs the CA trust deploy (``deploys/ca_trust``; Ansible: ``bench/ansible/
 ca_trust.yml``, the same steps and files, forks = N, pipelining on):
 
-- cold: on hosts booted just before, nothing of the deploy on them yet;
+- cold: on hosts booted just before, nothing of the deploy on them yet (each has the full python3
+  that Ansible's modules need, installed untimed for all three: the lab's base has python3-minimal);
 - no-op: on converged hosts (the run must change nothing);
 - check: ``hxinfra deploy --check --diff``, ``pyinfra --dry --diff``, ``ansible-playbook --check --diff``.
 
@@ -71,6 +72,12 @@ def boot(n: int) -> dict[str, str]:
     names = [f"bench-{i:03d}" for i in range(1, n + 1)]
     hx("lab", "up", *names)
     status = [line.split() for line in hx("lab", "status").stdout.splitlines()]
+    # the full python3 that Ansible's modules need (the lab's base has python3-minimal), on every
+    # host before any tool's cold run: all three start from the same hosts, untimed
+    subprocess.run([sys.executable, "-m", "pyinfra", "inventories/lab.py", "exec", "-y", "--",
+                    "python3 -c 'import shutil, json' 2>/dev/null || { apt-get update -qq && "
+                    "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 >/dev/null; }"],
+                   cwd=ROOT, env=hx_env(), check=True, capture_output=True)  # fmt: skip
     return {f[0]: f[1] for f in status if len(f) >= 3 and f[0] in names and f[2] == "running"}
 
 
@@ -249,8 +256,8 @@ def curve(sizes: Sequence[int], repeat: int, cold_repeat: int, log: Any = print)
                         raise SystemExit(f"{tool} cold run on {n} host(s) failed:\n{r['out'][-3000:]}")
                     rows.append({"tool": tool, "mode": "cold", "hosts": n, "rep": rep, **_numbers(r)})
                     log(f"N={n:<3} {tool:<8} cold   {r['seconds']:7.2f} s {r['peak_mb']:7.1f} MB")
-            # converged by the last cold run; Ansible also needs the full python3 on the hosts (the
-            # other tools do not): one untimed run of each, then every no-op and check changes nothing
+            # converged by the last cold run: one more untimed run of two tools, then every no-op and
+            # check run of every tool must change nothing
             for tool in ("ansible", "hxinfra"):
                 cmd, env = tool_cmd(tool, "noop", n, ansible)
                 if (r := run(cmd, env))["rc"] != 0:
@@ -310,6 +317,22 @@ def slopes(summary: list[dict[str, Any]]) -> dict[str, float]:
     return result
 
 
+def ratios(summary: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """hxinfra against plain pyinfra, and Ansible against hxinfra, per size and run (medians)."""
+    med = {(s["hosts"], s["mode"], s["tool"]): s["median"] for s in summary}
+    out = []
+    for n, mode in dict.fromkeys((s["hosts"], s["mode"]) for s in summary):
+        hx_, py, an = (med.get((n, mode, t)) for t in TOOLS)
+        out.append({"hosts": n, "mode": mode, "hxinfra_vs_pyinfra": round(hx_ / py, 2) if hx_ and py else None,
+                    "ansible_vs_hxinfra": round(an / hx_, 1) if an and hx_ else None})  # fmt: skip
+    return out
+
+
+def ansible_version() -> str:
+    out = subprocess.run([str(bench_venv() / "bin" / "ansible-playbook"), "--version"], capture_output=True, text=True)
+    return out.stdout.splitlines()[0] if out.stdout else "?"
+
+
 CHART = """
 import json, sys
 import matplotlib
@@ -329,6 +352,7 @@ for ax, mode in zip(axes, ("cold", "noop", "check")):
     ax.set_title({"cold": "cold run", "noop": "no-op re-run", "check": "check / dry run with diff"}[mode])
     ax.set_xlabel("hosts")
     ax.set_ylabel("seconds (median; band: min-max)")
+    ax.set_xticks(sorted({s["hosts"] for s in summary}))
     ax.grid(alpha=0.3)
     ax.legend()
 fig.suptitle("CA trust deploy on lab hosts: time against fleet size")

@@ -147,14 +147,20 @@ def main() -> None:
     parser.add_argument("--cold-repeat", type=int, default=1, help="cold runs per tool and size (fresh hosts each)")
     parser.add_argument("--results", default=str(ROOT / "bench" / "results"),
                         help="where results.json and curve.png go (bench/RESULTS.md is written from them)")  # fmt: skip
+    parser.add_argument("--no-plan", action="store_true", help="skip the offline plan (keep its earlier results)")
     parser.add_argument("--json", action="store_true", help="results as JSON on stdout")
     opts = parser.parse_args()
     log = (lambda *_: None) if opts.json else print
-    results: dict[str, Any] = {"machine": machine(), "date": time.strftime("%Y-%m-%d")}
-    plan = plan_rows([int(x) for x in opts.hosts.split(",") if x.strip()], opts.repeat, log)
-    results["plan"] = {"runs": plan, "summary": plan_summary(plan)}
     out = Path(opts.results)
     out.mkdir(parents=True, exist_ok=True)
+    try:  # what this run does not measure keeps its earlier results
+        results: dict[str, Any] = json.loads((out / "results.json").read_text())
+    except (OSError, ValueError):
+        results = {}
+    results.update({"machine": {**results.get("machine", {}), **machine()}, "date": time.strftime("%Y-%m-%d")})
+    if not opts.no_plan:
+        plan = plan_rows([int(x) for x in opts.hosts.split(",") if x.strip()], opts.repeat, log)
+        results["plan"] = {"runs": plan, "summary": plan_summary(plan)}
     if opts.lab:
         import curve
 
@@ -207,7 +213,7 @@ def report(results: dict[str, Any]) -> str:
             "### Time per extra host (slope of the medians, smallest to largest fleet)\n",
             "\n".join(f"- {k}: {v * 1000:.1f} ms per host" for k, v in lab["slopes"].items()) + "\n",
         ]
-    plan = results["plan"]["summary"]
+    plan = results.get("plan", {}).get("summary", [])
     parts += [
         "## Offline plan\n",
         "`hxinfra plan --out DIR` of every environment and of synthetic fleets (one host of each role of the HX "

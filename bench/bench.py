@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # this checkout's hxinfra and deploys, whatever is installed
 HXINFRA = [sys.executable, "-m", "hxinfra"]
 REAL_ENVS = ("production", "staging", "development", "testing")
 

@@ -141,7 +141,6 @@ class Ansible:
         self.venv, self.work = venv, work
 
     def prepare(self, ips: dict[str, str]) -> None:
-        sys.path.insert(0, str(ROOT))
         os.environ["HXINFRA_LAB"] = LAB
         from deploys.ca_trust import COMPONENT
         from deploys.ca_trust.config import (

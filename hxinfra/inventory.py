@@ -467,6 +467,25 @@ class Environment:
         return groups
 
 
+_REFS: dict[int, tuple[Any, bool]] = {}
+
+
+def _has_refs(value: Any) -> bool:
+    """Whether a data value holds a ``{{ name }}`` reference anywhere: worked out once per value
+    (a group's data is shared by a thousand hosts), keeping the value so its id stays its own."""
+    found = _REFS.get(id(value))
+    if found is not None and found[0] is value:
+        return found[1]
+    if isinstance(value, dict):
+        result = any(_has_refs(v) for v in value.values())
+    elif isinstance(value, list):
+        result = any(_has_refs(v) for v in value)
+    else:
+        return isinstance(value, str) and "{{" in value
+    _REFS[id(value)] = (value, result)
+    return result
+
+
 class _Resolver:
     """Resolves ``{{ key }}`` references in one host's merged data (cycles and unknown keys are errors)."""
 
@@ -499,6 +518,8 @@ class _Resolver:
         return self.done[name]
 
     def value(self, value: Any, stack: tuple[str, ...]) -> Any:
+        if isinstance(value, (dict, list)) and not _has_refs(value):
+            return value  # nothing to resolve: the layer's own value, shared by every host (never mutated)
         if isinstance(value, dict):
             return {k: self.value(v, stack) for k, v in value.items()}
         if isinstance(value, list):

@@ -1,9 +1,10 @@
 """The offline plan: every file the deploys would write, for every host, without SSH.
 
 Each component may give a pure ``plan(data, host_name)`` function (the same one its deploy uses)
-returning its managed paths. The plan renders them into ``DIR/<host>/<absolute path>`` plus one
-``DIR/<host>.manifest`` (mode, owner, link targets, removals), so a pull request can show the
-diff of what it would change in every environment. Secrets are never written: sensitive files
+returning its managed paths. The plan writes one file per host, ``DIR/<host>.plan``: a section per
+managed path (its mode, owner, digest, link target or removal, then its exact lines), so a pull
+request can show the diff of what it would change in every environment, and a fleet of thousands
+of hosts is thousands of files, not hundreds of thousands. Secrets are never written: sensitive files
 are replaced by a note, and every vault value is redacted (inline ``!vault`` values are not
 even decrypted when no password is at hand).
 """
@@ -94,51 +95,117 @@ def _inside(out: str, *parts: str) -> str:
     return target
 
 
+SECTION = "### "  # a section header line of a host's plan file
+
+
+def host_plan_text(host: str, items: Sequence[ConfigItem]) -> str:
+    """One host's plan: a section per managed path, sorted, with its kind, mode, owner and digest,
+    then the file's exact lines (``lines=N`` of them) or the note that replaces a sensitive file."""
+    out = [f"# hxinfra plan of {host}: every path the deploys manage there (hxinfra plan --out)\n"]
+    for item in sorted(items, key=lambda i: i.path):
+        if isinstance(item, ManagedFile):
+            body = SENSITIVE_NOTE if item.sensitive else redact(item.content)
+            eol = body.endswith("\n") or not body
+            lines = body.count("\n") + (0 if eol else 1)
+            out.append(f"{SECTION}{_manifest_line(item)}  lines={lines}{'' if eol else ' noeol'}\n")
+            out.append(body if eol else body + "\n")
+        else:
+            out.append(f"{SECTION}{_manifest_line(item)}\n")
+    return "".join(out)
+
+
+def read_host_plan(text: str) -> dict[str, tuple[str, str]]:
+    """path -> (its header line, its content) from a host's plan file (the inverse of
+    :func:`host_plan_text`; a link or a removal has no content)."""
+    sections: dict[str, tuple[str, str]] = {}
+    lines = text.splitlines(keepends=True)
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        i += 1
+        if not line.startswith(SECTION):
+            continue
+        header = line[len(SECTION) :].rstrip("\n")
+        path = header.split("  ", 1)[0]
+        count = 0
+        for word in header.split():
+            if word.startswith("lines="):
+                count = int(word[len("lines=") :])
+        body = "".join(lines[i : i + count])
+        i += count
+        if header.endswith(" noeol") and body.endswith("\n"):
+            body = body[:-1]
+        sections[path] = (header, body)
+    return sections
+
+
 def write_plan(env: Environment, hosts: Sequence[str], out: Path) -> dict[str, int]:
-    """Render the plan of ``hosts`` into ``out`` (an earlier plan there is replaced); returns files per host."""
+    """Write the plan of ``hosts`` into ``out`` (an earlier plan there is replaced): one file per
+    host, ``<host>.plan``. Hosts are planned and written one after the other, so memory stays flat
+    in the size of the fleet; returns the managed paths per host."""
     _prepare_out(out)
     root = str(out.resolve())
-    made: set[str] = set()  # directories made: thousands of hosts share the same few paths
     counts = {}
     for host in hosts:
         items = host_items(env, host)
-        manifest = []
-        for item in sorted(items, key=lambda i: i.path):
-            manifest.append(_manifest_line(item))
-            if isinstance(item, ManagedFile):
-                target = _inside(root, host, item.path.lstrip("/"))
-                parent = os.path.dirname(target)
-                if parent not in made:
-                    os.makedirs(parent, exist_ok=True)
-                    made.add(parent)
-                with open(target, "w", encoding="utf-8") as f:
-                    f.write(SENSITIVE_NOTE if item.sensitive else redact(item.content))
-        with open(_inside(root, f"{host}.manifest"), "w", encoding="utf-8") as f:
-            f.write("".join(f"{line}\n" for line in manifest))
+        with open(_inside(root, f"{host}.plan"), "w", encoding="utf-8") as f:
+            f.write(host_plan_text(host, items))
         counts[host] = len(items)
     return counts
 
 
-def _files(root: Path) -> dict[str, Path]:
-    return {str(p.relative_to(root)): p for p in sorted(root.rglob("*")) if p.is_file() and p.name != MARKER}
+def _plan_files(root: Path) -> dict[str, dict[str, tuple[str, str]]]:
+    """host -> its sections, from a plan directory (a tree of an earlier hxinfra, per-host
+    directories and ``.manifest`` files, is read too: its files as content, its manifest lines as headers)."""
+    hosts: dict[str, dict[str, tuple[str, str]]] = {}
+    for p in sorted(root.glob("*.plan")):
+        hosts[p.name[: -len(".plan")]] = read_host_plan(p.read_text(encoding="utf-8"))
+    for manifest in sorted(root.glob("*.manifest")):  # the earlier layout
+        host = manifest.name[: -len(".manifest")]
+        sections = hosts.setdefault(host, {})
+        for line in manifest.read_text(encoding="utf-8").splitlines():
+            path = line.split("  ", 1)[0]
+            file = root / host / path.lstrip("/")
+            sections[path] = (line, file.read_text(encoding="utf-8") if file.is_file() else "")
+    return hosts
 
 
 def diff_trees(old: Path, new: Path) -> Iterator[str]:
-    """Unified diff lines (``---``/``+++`` headers) between two plan trees."""
+    """Unified diff lines between two plans, per host and path (``--- a/<host>/<path>``): a changed
+    mode, owner or link shows as its header line, a changed file as its lines."""
     if not old.is_dir():
         raise HxError(f"--against {old}: no plan there (make one with hxinfra plan --out {old})")
-    a, b = _files(old), _files(new)
-    for rel in sorted(set(a) | set(b)):
-        left = a[rel].read_text().splitlines(keepends=True) if rel in a else []
-        right = b[rel].read_text().splitlines(keepends=True) if rel in b else []
-        if left == right:
-            continue
-        yield from difflib.unified_diff(
-            left,
-            right,
-            fromfile=f"a/{rel}" if rel in a else "/dev/null",
-            tofile=f"b/{rel}" if rel in b else "/dev/null",
-        )
+    a, b = _plan_files(old), _plan_files(new)
+    for host in sorted(set(a) | set(b)):
+        left, right = a.get(host, {}), b.get(host, {})
+        for path in sorted(set(left) | set(right)):
+            before, after = left.get(path), right.get(path)
+            if before == after:
+                continue
+            rel = f"{host}{path}"
+            yield from difflib.unified_diff(
+                _section_lines(before),
+                _section_lines(after),
+                fromfile=f"a/{rel}" if before else "/dev/null",
+                tofile=f"b/{rel}" if after else "/dev/null",
+            )
+
+
+def _section_lines(section: tuple[str, str] | None) -> list[str]:
+    if section is None:
+        return []
+    header, body = section
+    lines = [f"{SECTION}{_digestless(header)}\n"]
+    return lines + [line if line.endswith("\n") else line + "\n" for line in body.splitlines(keepends=True)]
+
+
+def _digestless(header: str) -> str:
+    """A header as the diff shows it: kind, mode and owner (the digest and line count say nothing
+    the lines below do not)."""
+    words = header.split()
+    if len(words) >= 4 and words[1] == "file":
+        return "  ".join([words[0], " ".join(words[1:4])])
+    return header
 
 
 def summary(counts: dict[str, Any]) -> str:

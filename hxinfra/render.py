@@ -8,6 +8,7 @@ not to edit it by hand.
 from __future__ import annotations
 
 import functools
+import pickle
 import re
 import shlex
 from collections.abc import Mapping
@@ -46,8 +47,66 @@ def _environment(root: str) -> jinja2.Environment:
     return env
 
 
+def _variables(root: str, name: str) -> frozenset[str] | None:
+    """The top-level names template ``name`` reads (Jinja2's own analysis), or None when it pulls
+    in other templates (include, import, extends: their names are not seen here). Cached while
+    the file is unchanged."""
+    path = Path(root) / name
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError:
+        return None
+    key = (root, name)
+    cached = _VARIABLES.get(key)
+    if cached is None or cached[0] != stamp:
+        from jinja2 import meta
+
+        env = _environment(root)
+        try:
+            ast = env.parse(path.read_text(encoding="utf-8"))
+        except (OSError, jinja2.TemplateSyntaxError):
+            return None
+        names = None if list(meta.find_referenced_templates(ast)) else frozenset(meta.find_undeclared_variables(ast))
+        cached = _VARIABLES[key] = (stamp, names)
+    return cached[1]
+
+
+_VARIABLES: dict[tuple[str, str], tuple[int, frozenset[str] | None]] = {}
+_RENDERED: dict[tuple[Any, ...], str] = {}
+_RENDERED_MAX = 4096
+
+
+def _memo_key(root: str, name: str, context: Mapping[str, Any]) -> tuple[Any, ...] | None:
+    """What the output of a render depends on: the template (file and version) and the values of
+    the names it reads. Hosts of one role render most files from equal values: rendered once."""
+    names = _variables(root, name)
+    if names is None:
+        return None
+    try:  # pickle's bytes: the values with their types and order (a vault Secret by its content), fast
+        values = pickle.dumps([(n, context[n]) if n in context else (n,) for n in sorted(names)], protocol=5)
+    except (pickle.PicklingError, TypeError, AttributeError, RecursionError):
+        return None
+    return (root, name, _VARIABLES[(root, name)][0], values)
+
+
 def render(root: Path, name: str, context: Mapping[str, Any], comment: str = "#") -> str:
-    """Render ``root/name`` with ``context``; the header names the template."""
+    """Render ``root/name`` with ``context``; the header names the template.
+
+    A render whose template reads only plain values (no vault value, no object) is kept, by those
+    values: the same file for many hosts (an offline plan of thousands) is rendered once.
+    """
+    key = _memo_key(str(root), name, context)
+    if key is not None and key in _RENDERED:
+        return _RENDERED[key]
+    result = _render(root, name, context, comment)
+    if key is not None:
+        if len(_RENDERED) >= _RENDERED_MAX:
+            _RENDERED.clear()
+        _RENDERED[key] = result
+    return result
+
+
+def _render(root: Path, name: str, context: Mapping[str, Any], comment: str) -> str:
     try:
         body = _environment(str(root)).get_template(name).render(**context)
     except jinja2.UndefinedError as e:

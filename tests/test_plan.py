@@ -10,6 +10,7 @@ from conftest import INVENTORY, ROOT
 
 from hxinfra.cli import main
 from hxinfra.pki import LocalCA
+from hxinfra.plan import host_plan_text, read_host_plan
 
 
 def run(*args: str):
@@ -27,13 +28,17 @@ def at_root(monkeypatch):
 def test_every_environment_plans_offline(at_root, tmp_path, env):
     r = run("plan", "--env", env, "--out", str(tmp_path / env))
     assert r.exit_code == 0, r.output
-    site = tmp_path / env / "hx-web-01/etc/nginx/sites-available/webui.conf"
-    assert site.read_text().startswith("# managed by hxinfra")
-    manifest = (tmp_path / env / "hx-web-01.manifest").read_text()
-    assert "/etc/nginx/sites-enabled/webui.conf  link -> /etc/nginx/sites-available/webui.conf" in manifest
-    assert "/etc/nginx/sites-enabled/default  absent" in manifest
-    assert (tmp_path / env / "hx-dc-01/usr/local/sbin/hx-ca-trust-expiry").is_file()  # ca_trust is everywhere
-    assert not (tmp_path / env / "hx-dc-01/etc/nginx").exists()  # nginx only on web_servers
+    web = read_host_plan((tmp_path / env / "hx-web-01.plan").read_text())
+    header, body = web["/etc/nginx/sites-available/webui.conf"]
+    assert body.startswith("# managed by hxinfra") and " file 0644 root:root " in header
+    assert body.count("\n") == int(header.rsplit("lines=", 1)[1])
+    assert web["/etc/nginx/sites-enabled/webui.conf"][0].endswith("link -> /etc/nginx/sites-available/webui.conf")
+    assert web["/etc/nginx/sites-enabled/default"] == ("/etc/nginx/sites-enabled/default  absent", "")
+    dc = read_host_plan((tmp_path / env / "hx-dc-01.plan").read_text())
+    assert "/usr/local/sbin/hx-ca-trust-expiry" in dc  # ca_trust is everywhere
+    assert not any(path.startswith("/etc/nginx") for path in dc)  # nginx only on web_servers
+    assert sorted(p.name for p in (tmp_path / env).iterdir() if p.suffix == ".plan")  # one file per host, no tree
+    assert not [p for p in (tmp_path / env).iterdir() if p.is_dir()]
 
 
 def test_against_shows_what_a_change_would_do(at_root, tmp_path):
@@ -47,7 +52,7 @@ def test_against_shows_what_a_change_would_do(at_root, tmp_path):
     assert "--- a/hx-web-01/etc/nginx/conf.d/webui-upstream.conf" in r.stdout
     assert "-    server 192.168.10.40:3000 max_fails=2 fail_timeout=10s;" in r.stdout
     assert "+    server 192.168.10.40:3100 max_fails=2 fail_timeout=10s;" in r.stdout
-    assert "hx-dc-01.manifest" in r.stdout  # --limit web_servers: other hosts left the plan
+    assert "--- a/hx-dc-01/usr/local/sbin/hx-ca-trust-expiry" in r.stdout and "+++ /dev/null" in r.stdout  # --limit: hosts left
     bad = run("plan", "--env", "development", "--against", str(tmp_path / "missing"))
     assert bad.exit_code == 1 and "no plan there" in bad.output
 
@@ -65,6 +70,39 @@ def test_plan_never_contains_secrets(project, tmp_path):
     written = {p: p.read_text() for p in (tmp_path / "plan").rglob("*") if p.is_file()}
     key_body = key.read_text().splitlines()[1]
     assert not any(key_body in text for text in written.values())
-    assert "sensitive file" in (tmp_path / "plan/web1/etc/ssl/hx/private/webui.key").read_text()
-    assert "BEGIN CERTIFICATE" in (tmp_path / "plan/web1/usr/local/share/ca-certificates/demo-ca.crt").read_text()
-    assert "/etc/ssl/hx/private/webui.key  file 0600 root:root sensitive" in Path(tmp_path / "plan/web1.manifest").read_text()
+    web1 = read_host_plan((tmp_path / "plan/web1.plan").read_text())
+    header, body = web1["/etc/ssl/hx/private/webui.key"]
+    assert "sensitive file" in body and header.startswith("/etc/ssl/hx/private/webui.key  file 0600 root:root sensitive")
+    assert "BEGIN CERTIFICATE" in web1["/usr/local/share/ca-certificates/demo-ca.crt"][1]
+
+
+def test_a_host_plan_reads_back_exactly_whatever_the_lines_say():
+    """Contents that look like section headers, no final newline, an empty file: read back as written."""
+    from hxinfra.operations import Absent, ManagedFile, ManagedLink
+
+    items = [ManagedFile("/etc/tricky", "### /etc/passwd  file 0644 root:root x  lines=1\nsecond\n"),
+             ManagedFile("/etc/noeol", "no newline at the end"), ManagedFile("/etc/empty", ""),
+             ManagedLink("/etc/l", "/etc/tricky"), Absent("/etc/gone")]  # fmt: skip
+    back = read_host_plan(host_plan_text("h1", items))
+    assert {p: b for p, (_h, b) in back.items()} == {"/etc/tricky": items[0].content, "/etc/noeol": "no newline at the end",
+                                                     "/etc/empty": "", "/etc/l": "", "/etc/gone": ""}  # fmt: skip
+    assert back["/etc/l"][0] == "/etc/l  link -> /etc/tricky" and back["/etc/gone"][0] == "/etc/gone  absent"
+
+
+def test_against_reads_a_plan_of_the_earlier_layout(at_root, tmp_path):
+    """A base branch planned by an earlier hxinfra (a tree per host and .manifest files) still diffs."""
+    new = tmp_path / "new"
+    assert run("plan", "--env", "development", "--out", str(new), "--limit", "hx-web-01").exit_code == 0
+    old = tmp_path / "old"
+    (old / "hx-web-01/etc/nginx/conf.d").mkdir(parents=True)
+    sections = read_host_plan((new / "hx-web-01.plan").read_text())
+    lines = []
+    for path, (header, body) in sections.items():
+        lines.append(header.split("  lines=")[0])
+        if " file " in header:
+            (old / "hx-web-01" / path.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+            (old / "hx-web-01" / path.lstrip("/")).write_text(body.replace("3000", "2999"))
+    (old / "hx-web-01.manifest").write_text("\n".join(lines) + "\n")
+    r = run("plan", "--env", "development", "--limit", "hx-web-01", "--against", str(old))
+    assert r.exit_code == 0 and "--- a/hx-web-01/etc/nginx/conf.d/webui-upstream.conf" in r.stdout
+    assert "-    server 192.168.10.40:2999 max_fails=2 fail_timeout=10s;" in r.stdout

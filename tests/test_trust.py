@@ -110,7 +110,7 @@ def test_plan_works_without_a_vault_password(project, tmp_path, monkeypatch):
     """)
     r = run("plan", "--env", "demo", "--out", str(tmp_path / "plan"))
     assert r.exit_code == 0, r.output
-    assert (tmp_path / "plan" / "db1" / "etc/postgresql/15/main/pg_hba.conf").is_file()
+    assert "### /etc/postgresql/15/main/pg_hba.conf  file 0640" in (tmp_path / "plan" / "db1.plan").read_text()
     r = run("inventory", "host", "db1", "--env", "demo", "--json")
     assert r.exit_code == 0 and json.loads(r.stdout)["pg_auth_roles"][0]["password"] == "********"
     assert "database_servers/vault.yml" in r.stderr and "no vault password" in r.stderr  # said, not hidden

@@ -14,7 +14,7 @@ from hxinfra.vault import Keyring
 @click.command("plan")
 @ENV_OPTION
 @click.option("--out", type=click.Path(file_okay=False),
-              help="Write the plan tree here (an earlier plan there is replaced; any other directory is refused).")
+              help="Write the plan here (an earlier plan there is replaced; any other directory is refused).")
 @click.option("--against", type=click.Path(file_okay=False), help="Print a unified diff against this earlier plan.")
 @click.option("--limit", "-l", multiple=True, metavar="PATTERN", help="Only these hosts (Ansible pattern).")
 @click.option("-e", "--extra-vars", "extra", multiple=True, help="key=value or @file.yml (highest precedence).")
@@ -27,9 +27,10 @@ def plan_cmd(
     """Render every file the deploys would write, for every host, offline (no SSH).
 
     \b
-    The tree is OUT/<host>/<absolute path> plus OUT/<host>.manifest (modes, owners, links,
-    removals). Secrets never reach it. In CI: plan the base branch with --out, then the
-    pull request with --against to post what it changes in each environment.
+    One file per host, OUT/<host>.plan: a section per managed path (mode, owner, link,
+    removal, then the file's lines). Secrets never reach it. In CI: plan the base branch
+    with --out, then the pull request with --against to post what it changes in each
+    environment (per host and path: --- a/<host>/<path>).
     """
     import tempfile
 

@@ -149,6 +149,8 @@ def main() -> None:
     parser.add_argument("--results", default=str(ROOT / "bench" / "results"),
                         help="where results.json and curve.png go (bench/RESULTS.md is written from them)")  # fmt: skip
     parser.add_argument("--no-plan", action="store_true", help="skip the offline plan (keep its earlier results)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="measure nothing: write bench/RESULTS.md and the chart again from results.json")
     parser.add_argument("--json", action="store_true", help="results as JSON on stdout")
     opts = parser.parse_args()
     log = (lambda *_: None) if opts.json else print
@@ -158,6 +160,16 @@ def main() -> None:
         results: dict[str, Any] = json.loads((out / "results.json").read_text())
     except (OSError, ValueError):
         results = {}
+    if opts.report_only:
+        if results.get("lab"):
+            import curve
+
+            lab = results["lab"]
+            lab["slopes"], lab["ratios"] = curve.slopes(lab["summary"]), curve.ratios(lab["summary"])
+            curve.chart(lab["summary"], out / "curve.png")
+        (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+        (ROOT / "bench" / "RESULTS.md").write_text(report(results))
+        return
     results.update({"machine": {**results.get("machine", {}), **machine()}, "date": time.strftime("%Y-%m-%d")})
     if not opts.no_plan:
         plan = plan_rows([int(x) for x in opts.hosts.split(",") if x.strip()], opts.repeat, log)
@@ -211,9 +223,15 @@ def report(results: dict[str, Any]) -> str:
             "### Ratios (medians)\n",
             _table(["hosts", "run", "hxinfra / pyinfra", "Ansible / hxinfra"],
                    [[r["hosts"], r["mode"], r["hxinfra_vs_pyinfra"], r["ansible_vs_hxinfra"]] for r in lab["ratios"]]),
-            "### Time per extra host (slope of the medians, smallest to largest fleet)\n",
-            "\n".join(f"- {k}: {v * 1000:.1f} ms per host" for k, v in lab["slopes"].items()) + "\n",
         ]
+        segments = next((segs for segs in lab["slopes"].values() if segs), [])
+        if segments:
+            parts += [
+                "### Time per extra host (slope of the medians between fleet sizes)\n",
+                _table(["tool and run", *[f"{seg['from']} to {seg['to']} hosts" for seg in segments]],
+                       [[k, *[f"{seg['seconds_per_host'] * 1000:.0f} ms" for seg in segs]]
+                        for k, segs in lab["slopes"].items() if segs]),  # fmt: skip
+            ]
     plan = results.get("plan", {}).get("summary", [])
     parts += [
         "## Offline plan\n",

@@ -305,14 +305,17 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def slopes(summary: list[dict[str, Any]]) -> dict[str, float]:
-    """Seconds per extra host between the smallest and the largest fleet, per tool and mode."""
-    result = {}
+def slopes(summary: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Seconds per extra host between consecutive fleet sizes, per tool and run (medians): a cost
+    that stays flat or falls as the fleet grows shows as equal or falling numbers."""
+    result: dict[str, list[dict[str, Any]]] = {}
     for mode in MODES:
         for tool in TOOLS:
             pts = sorted((s["hosts"], s["median"]) for s in summary if (s["tool"], s["mode"]) == (tool, mode))
-            if len(pts) >= 2 and pts[-1][0] > pts[0][0]:
-                result[f"{tool} {mode}"] = round((pts[-1][1] - pts[0][1]) / (pts[-1][0] - pts[0][0]), 4)
+            result[f"{tool} {mode}"] = [
+                {"from": a[0], "to": b[0], "seconds_per_host": round((b[1] - a[1]) / (b[0] - a[0]), 4)}
+                for a, b in zip(pts, pts[1:], strict=False)
+            ]
     return result
 
 

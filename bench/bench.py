@@ -224,7 +224,7 @@ def report(results: dict[str, Any]) -> str:
             _table(["hosts", "run", "hxinfra / pyinfra", "Ansible / hxinfra"],
                    [[r["hosts"], r["mode"], r["hxinfra_vs_pyinfra"], r["ansible_vs_hxinfra"]] for r in lab["ratios"]]),
         ]
-        segments = next((segs for segs in lab["slopes"].values() if segs), [])
+        segments: list[dict[str, Any]] = next((segs for segs in lab["slopes"].values() if segs), [])
         if segments:
             parts += [
                 "### Time per extra host (slope of the medians between fleet sizes)\n",

@@ -606,7 +606,7 @@ def environment(
 
 
 @contextlib.contextmanager
-def _extra_vars_in_env(extra_vars: Mapping[str, Any] | None) -> Iterator[None]:
+def extra_vars_layer(extra_vars: Mapping[str, Any] | None) -> Iterator[None]:
     """Make ``extra_vars`` the top layer of environments built while the inventory file runs."""
     if extra_vars is None:
         yield
@@ -630,7 +630,7 @@ def load_environment(path: str | Path, extra_vars: Mapping[str, Any] | None = No
     namespace: dict[str, Any] = {"__file__": str(path)}
     code = compile(path.read_text(encoding="utf-8"), str(path), "exec")
     try:
-        with _extra_vars_in_env(extra_vars):
+        with extra_vars_layer(extra_vars):
             exec(code, namespace)  # noqa: S102 - inventories are Python by design, as in pyinfra
     except InventoryError:
         raise

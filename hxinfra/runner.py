@@ -28,7 +28,7 @@ from hxinfra.batch import remember as remember_batched_keys
 from hxinfra.datafiles import absolute_extra_vars, parse_extra_vars
 from hxinfra.deploytools import SKIP_TAGS_KEY, TAGS_KEY
 from hxinfra.errors import HxError
-from hxinfra.inventory import Environment, _extra_vars_in_env, load_environment, reusing
+from hxinfra.inventory import Environment, extra_vars_layer, load_environment, reusing
 from hxinfra.patterns import batches, exceeds, parse_serial, parse_shard, select, shard
 from hxinfra.runlog import Sink
 from hxinfra.vault import (
@@ -179,9 +179,8 @@ def _prepare_secrets(env: Environment, keyring: Keyring, hosts: Sequence[str], d
     Only those: a vault value of another component, or of a host outside ``--limit``, is never
     decrypted, and a missing password for its vault id does not stop the run. A vault file the
     selected hosts read that could not be opened is an error now, naming the file and vault id.
-    A wrong password fails with one line; every plaintext is registered so the child's output is
-    redacted on its way through. True when the child needs the passwords (it gets them through
-    a pipe: never argv, environment or a file).
+    A wrong password fails with one line; every plaintext is registered so pyinfra's output is
+    redacted on its way through. True when some value was opened.
     """
     sealed = env.sealed(hosts)
     if sealed:
@@ -367,7 +366,7 @@ def _run_pyinfra(
     with (
         _pyinfra_process_state(root),
         reusing(env),
-        _extra_vars_in_env(extra_vars),
+        extra_vars_layer(extra_vars),
         contextlib.redirect_stdout(stdout),
         contextlib.redirect_stderr(stderr),
     ):

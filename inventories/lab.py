@@ -14,6 +14,7 @@ from deploys import components as _components
 from deploys.webui.config import DEFAULTS as _WEBUI
 from hxinfra.artifacts import checksums as _releases
 from hxinfra.components import Component as _Component
+from hxinfra.inventory import reused as _reused
 from hxinfra.inventory import topology_hosts as _topology_hosts
 from hxinfra.lab.core import LAB_DOMAIN as _LAB_DOMAIN
 from hxinfra.lab.core import net_prefix as _net_prefix
@@ -22,55 +23,62 @@ from hxinfra.lab.inventory import existing_lab as _existing_lab
 from hxinfra.lab.inventory import lab_environment as _lab_environment
 from hxinfra.lab.samba import marker as _samba_marker
 
-_lab = _existing_lab()  # reading the inventory never creates a lab
-_ips = {h.name: h.ip for h in _lab.hosts() if h.state == "running"}
-_topology = {name: entry["groups"] for name, entry in _topology_hosts(__file__).items()}
-_DC = "hx-dc-01"
-# domain members join only once the lab's DC is provisioned (hxinfra lab up does it)
-if not (_DC in _ips and _samba_marker(_lab, _DC).exists()):
-    _topology = {name: [g for g in groups if g != "domain_members"] for name, groups in _topology.items()}
 
-_spare_web = sorted(f"{ip}/32" for name, ip in _ips.items() if name.startswith("hx-web-") and name not in _topology)
+def _build():
+    """The lab's environment, from the running lab (skipped when hxinfra deploy hands over the one it loaded)."""
+    lab = _existing_lab()  # reading the inventory never creates a lab
+    ips = {h.name: h.ip for h in lab.hosts() if h.state == "running"}
+    topology = {name: entry["groups"] for name, entry in _topology_hosts(__file__).items()}
+    dc = "hx-dc-01"
+    # domain members join only once the lab's DC is provisioned (hxinfra lab up does it)
+    if not (dc in ips and _samba_marker(lab, dc).exists()):
+        topology = {name: [g for g in groups if g != "domain_members"] for name, groups in topology.items()}
 
-# the values only the running lab knows, declared like any component's keys
-_LAB = _Component(
-    "hx_lab",
-    defaults={
-        # the lab's directory: its CA (pki/ca.crt), the hosts' certificates (pki/issued/<host>.crt)
-        "hx_lab_dir": "",
-        # the addresses of the lab's DC, primary database and API server (loopback while one
-        # does not run)
-        "hx_lab_dc_address": "",
-        "hx_lab_db_address": "",
-        "hx_lab_api_address": "",
-        # this machine's address on the lab network (the controller: SSH, and the lab tests' probes)
-        "hx_lab_controller_address": "",
-        # the web UI releases built into the lab's artifacts/ directory: version -> sha256
-        # (python apps/hx-webui/build.py VERSION --out <lab dir>/artifacts)
-        "hx_lab_webui_releases": {},
-    },
-)
+    spare_web = sorted(f"{ip}/32" for name, ip in ips.items() if name.startswith("hx-web-") and name not in topology)
 
-_env = _lab_environment(
-    __file__,
-    topology=_topology,
-    data={
-        "hx_environment": "lab",
-        "hx_domain": _LAB_DOMAIN,
-        "hx_realm": _LAB_DOMAIN.upper(),
-        "hx_subnet": f"{_net_prefix()}.0/24",
-        "hx_lab_dir": str(_lab.dir),
-        "hx_lab_dc_address": _ips.get(_DC, "127.0.0.1"),
-        "hx_lab_db_address": _ips.get("hx-db-01", "127.0.0.1"),
-        "hx_lab_api_address": _ips.get("hx-api-01", "127.0.0.1"),
-        "hx_lab_controller_address": _gateway(),
-        "hx_lab_webui_releases": _releases(_lab.dir / "artifacts", "hx-webui"),
-        # the lab tests run extra nginx front ends on hx-web-NN hosts outside the topology: the web UI's
-        # ports (on the application servers) open to them too; a lab convenience, never a fleet rule
-        "firewall_rules": [{"port": _port, "sources": _spare_web, "why": "web UI from the lab's spare front ends"}
-                           for _port in sorted(_WEBUI["webui_ports"].values())] if _spare_web else [],
-    },
-    components=(*_components(), _LAB),
-)
+    # the values only the running lab knows, declared like any component's keys
+    lab_values = _Component(
+        "hx_lab",
+        defaults={
+            # the lab's directory: its CA (pki/ca.crt), the hosts' certificates (pki/issued/<host>.crt)
+            "hx_lab_dir": "",
+            # the addresses of the lab's DC, primary database and API server (loopback while one
+            # does not run)
+            "hx_lab_dc_address": "",
+            "hx_lab_db_address": "",
+            "hx_lab_api_address": "",
+            # this machine's address on the lab network (the controller: SSH, and the lab tests' probes)
+            "hx_lab_controller_address": "",
+            # the web UI releases built into the lab's artifacts/ directory: version -> sha256
+            # (python apps/hx-webui/build.py VERSION --out <lab dir>/artifacts)
+            "hx_lab_webui_releases": {},
+        },
+    )
+
+    env = _lab_environment(
+        __file__,
+        topology=topology,
+        data={
+            "hx_environment": "lab",
+            "hx_domain": _LAB_DOMAIN,
+            "hx_realm": _LAB_DOMAIN.upper(),
+            "hx_subnet": f"{_net_prefix()}.0/24",
+            "hx_lab_dir": str(lab.dir),
+            "hx_lab_dc_address": ips.get(dc, "127.0.0.1"),
+            "hx_lab_db_address": ips.get("hx-db-01", "127.0.0.1"),
+            "hx_lab_api_address": ips.get("hx-api-01", "127.0.0.1"),
+            "hx_lab_controller_address": _gateway(),
+            "hx_lab_webui_releases": _releases(lab.dir / "artifacts", "hx-webui"),
+            # the lab tests run extra nginx front ends on hx-web-NN hosts outside the topology: the web UI's
+            # ports (on the application servers) open to them too; a lab convenience, never a fleet rule
+            "firewall_rules": [{"port": port, "sources": spare_web, "why": "web UI from the lab's spare front ends"}
+                               for port in sorted(_WEBUI["webui_ports"].values())] if spare_web else [],
+        },
+        components=(*_components(), lab_values),
+    )
+    return env
+
+
+_env = _reused(__file__) or _build()
 
 globals().update(_env.pyinfra_groups())

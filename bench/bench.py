@@ -170,7 +170,9 @@ def main() -> None:
         (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
         (ROOT / "bench" / "RESULTS.md").write_text(report(results))
         return
-    results.update({"machine": {**results.get("machine", {}), **machine()}, "date": time.strftime("%Y-%m-%d")})
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    results.update({"machine": {**results.get("machine", {}), **machine()}, "date": time.strftime("%Y-%m-%d"),
+                    "commit": commit or "?"})  # fmt: skip
     if not opts.no_plan:
         plan = plan_rows([int(x) for x in opts.hosts.split(",") if x.strip()], opts.repeat, log)
         results["plan"] = {"runs": plan, "summary": plan_summary(plan)}
@@ -202,8 +204,8 @@ def report(results: dict[str, Any]) -> str:
     m = results["machine"]
     parts = [
         "# Benchmark results\n",
-        f"Measured {results['date']} with `python bench/bench.py` (this file is written by it; the raw runs are in "
-        "`bench/results/results.json`).\n",
+        f"Measured {results['date']} at commit {results.get('commit', '?')} with `python bench/bench.py` (this file "
+        "is written by it; the raw runs are in `bench/results/results.json`).\n",
         "## Machine\n",
         "\n".join(f"- {k}: {v}" for k, v in m.items()) + "\n",
     ]

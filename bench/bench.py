@@ -171,18 +171,18 @@ def main() -> None:
         (ROOT / "bench" / "RESULTS.md").write_text(report(results))
         return
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    results.update({"machine": {**results.get("machine", {}), **machine()}, "date": time.strftime("%Y-%m-%d"),
-                    "commit": commit or "?"})  # fmt: skip
+    commit = commit or "?"
+    results.update({"machine": {**results.get("machine", {}), **machine()}, "date": time.strftime("%Y-%m-%d")})
     if not opts.no_plan:
         plan = plan_rows([int(x) for x in opts.hosts.split(",") if x.strip()], opts.repeat, log)
-        results["plan"] = {"runs": plan, "summary": plan_summary(plan)}
+        results["plan"] = {"runs": plan, "summary": plan_summary(plan), "commit": commit}
     if opts.lab:
         import curve
 
         rows = curve.curve([int(x) for x in opts.lab.split(",")], opts.repeat, opts.cold_repeat, log)
         summary = curve.summarise(rows)
         results["lab"] = {"runs": rows, "summary": summary, "slopes": curve.slopes(summary),
-                          "ratios": curve.ratios(summary), "ansible": curve.ANSIBLE_CORE}  # fmt: skip
+                          "ratios": curve.ratios(summary), "ansible": curve.ANSIBLE_CORE, "commit": commit}  # fmt: skip
         results["machine"]["ansible"] = curve.ansible_version()
         curve.chart(summary, out / "curve.png")
     (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
@@ -204,15 +204,14 @@ def report(results: dict[str, Any]) -> str:
     m = results["machine"]
     parts = [
         "# Benchmark results\n",
-        f"Measured {results['date']} at commit {results.get('commit', '?')} with `python bench/bench.py` (this file "
-        "is written by it; the raw runs are in `bench/results/results.json`).\n",
+        f"Written {results['date']} by `python bench/bench.py` from `bench/results/results.json` (every run).\n",
         "## Machine\n",
         "\n".join(f"- {k}: {v}" for k, v in m.items()) + "\n",
     ]
     lab = results.get("lab")
     if lab:
         parts += [
-            "## Cost curve on lab hosts\n",
+            f"## Cost curve on lab hosts (commit {lab.get('commit', '?')})\n",
             "The CA trust deploy (`deploys/ca_trust`; Ansible: `bench/ansible/ca_trust.yml`, the same steps and files) "
             "on N lab hosts (systemd-nspawn, SSH), each tool in turn. cold: hosts booted just before; no-op: "
             "converged hosts, the run changes nothing; check: `--check --diff` / `--dry --diff`. Seconds: median "
@@ -236,7 +235,7 @@ def report(results: dict[str, Any]) -> str:
             ]
     plan = results.get("plan", {}).get("summary", [])
     parts += [
-        "## Offline plan\n",
+        f"## Offline plan (commit {results.get('plan', {}).get('commit', '?')})\n",
         "`hxinfra plan --out DIR` of every environment and of synthetic fleets (one host of each role of the HX "
         "topology, repeated), in a fresh process each time; memory is that process's peak resident size.\n",
         _table(["what", "hosts", "runs", "median s", "min s", "max s", "ms per host", "peak MB"],

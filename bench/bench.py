@@ -218,6 +218,11 @@ def report(results: dict[str, Any]) -> str:
             "(min-max) of the runs; memory: peak resident size of the tool's whole process tree; commands: per "
             "host on a no-op run.\n",
             "![time against hosts](results/curve.png)\n",
+            "Reading it: the lab's hosts and the controller share the machine's cores, so a cold run is mostly "
+            "the hosts' own package installation (the same `apt-get` for hxinfra and pyinfra, which send the same "
+            "commands): its differences between the two are the machine's noise, and one cold run per tool and "
+            "size is what `--cold-repeat` 1 gives. No-op and check runs are the controller's and SSH's work: "
+            "there the ratios say what hxinfra costs on top of pyinfra.\n",
             _table(["hosts", "run", "tool", "runs", "median s", "min s", "max s", "peak MB", "commands/host"],
                    [[s["hosts"], s["mode"], s["tool"], s["runs"], s["median"], s["min"], s["max"], s["peak_mb"],
                      s["commands_per_host"]] for s in lab["summary"]]),  # fmt: skip

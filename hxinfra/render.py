@@ -83,10 +83,26 @@ def _memo_key(root: str, name: str, context: Mapping[str, Any]) -> tuple[Any, ..
     if names is None:
         return None
     try:  # pickle's bytes: the values with their types and order (a vault Secret by its content), fast
-        values = pickle.dumps([(n, context[n]) if n in context else (n,) for n in sorted(names)], protocol=5)
+        values = tuple((n, _pickled(context[n])) if n in context else (n,) for n in sorted(names))
     except (pickle.PicklingError, TypeError, AttributeError, RecursionError):
         return None
     return (root, name, _VARIABLES[(root, name)][0], values)
+
+
+_PICKLED: dict[int, tuple[Any, bytes]] = {}
+
+
+def _pickled(value: Any) -> bytes:
+    """A value's pickle; a list or mapping the same object as before (host data and what is derived
+    from it is read-only: a fleet shares one members list, one rules list...) is pickled once."""
+    if not isinstance(value, (list, dict)):
+        return pickle.dumps(value, protocol=5)
+    found = _PICKLED.get(id(value))
+    if found is None or found[0] is not value:
+        if len(_PICKLED) > _RENDERED_MAX:
+            _PICKLED.clear()
+        found = _PICKLED[id(value)] = (value, pickle.dumps(value, protocol=5))
+    return found[1]
 
 
 def render(root: Path, name: str, context: Mapping[str, Any], comment: str = "#") -> str:

@@ -68,7 +68,32 @@ class Opening:
 
 
 def _hosts(data: Mapping[str, Any], group: str) -> tuple[str, ...]:
-    return tuple(_cidr(str(m["address"])) for m in (data.get("hx_members") or {}).get(group, []))
+    """A group's hosts as networks; worked out once per group of the shared members mapping (a fleet
+    of N hosts asks it N times)."""
+    members = data.get("hx_members") or {}
+    key = (id(members), group)
+    found = _GROUP_HOSTS.get(key)
+    if found is None or found[0] is not members:
+        if len(_GROUP_HOSTS) > 256:
+            _GROUP_HOSTS.clear()
+        found = _GROUP_HOSTS[key] = (members, tuple(_cidr(str(m["address"])) for m in members.get(group, [])))
+    return found[1]
+
+
+_GROUP_HOSTS: dict[tuple[int, str], tuple[Any, tuple[str, ...]]] = {}
+_CLIENTS: dict[int, tuple[Any, tuple[str, ...]]] = {}
+
+
+def _pg_clients(rules: list[dict[str, str]]) -> tuple[str, ...]:
+    """The networks of pg_hba's clients, once per rules list (hba_rules keeps one per fleet)."""
+    found = _CLIENTS.get(id(rules))
+    if found is None or found[0] is not rules:
+        if len(_CLIENTS) > 256:
+            _CLIENTS.clear()
+        clients = sorted({_cidr(r["address"]) for r in rules if r.get("type", "hostssl") != "local"
+                          and r.get("address") not in (None, "", "all", "samehost", "samenet")})  # fmt: skip
+        found = _CLIENTS[id(rules)] = (rules, tuple(clients))
+    return found[1]
 
 
 @functools.lru_cache(maxsize=65536)
@@ -93,9 +118,8 @@ def openings(data: Mapping[str, Any], groups: set[str]) -> list[Opening]:
     if "database_servers" in groups:
         from deploys.pg_auth.config import hba_rules
 
-        clients = sorted({_cidr(r["address"]) for r in hba_rules(data) if r.get("type", "hostssl") != "local"
-                          and r.get("address") not in (None, "", "all", "samehost", "samenet")})  # fmt: skip
-        out.append(Opening(int(data["pg_auth_port"]), "tcp", tuple(clients), "PostgreSQL from its pg_hba clients"))
+        out.append(Opening(int(data["pg_auth_port"]), "tcp", _pg_clients(hba_rules(data)),
+                           "PostgreSQL from its pg_hba clients"))  # fmt: skip
     if "api_servers" in groups:
         out.append(Opening(int(data["litellm_port"]), "tcp", _hosts(data, "application_servers"),
                            "LiteLLM from the application servers"))  # fmt: skip

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import pickle
 import re
 import shlex
 from collections.abc import Mapping
@@ -121,7 +122,31 @@ def paths(data: Mapping[str, Any]) -> dict[str, str]:
 
 
 def hba_rules(data: Mapping[str, Any]) -> list[dict[str, str]]:
-    """The data's rules, checked and completed (type hostssl, method scram-sha-256)."""
+    """The data's rules, checked and completed (type hostssl, method scram-sha-256).
+
+    A ``group`` rule lists every member host, so on N database hosts of a fleet of N clients this is
+    N x N work: the result is kept for the same rules and the same members mapping (the inventory
+    shares one for every host), and is read-only for its callers.
+    """
+    members = data.get("hx_members") or {}
+    try:
+        key: tuple[int, bytes] | None = (id(members), pickle.dumps(data["pg_auth_hba"], protocol=5))
+    except (pickle.PicklingError, TypeError, AttributeError):
+        key = None
+    if key is not None and key in _RULES and _RULES[key][0] is members:
+        return _RULES[key][1]
+    rules = _hba_rules(data)
+    if key is not None:
+        if len(_RULES) > 256:
+            _RULES.clear()
+        _RULES[key] = (members, rules)
+    return rules
+
+
+_RULES: dict[tuple[int, bytes], tuple[Any, list[dict[str, str]]]] = {}
+
+
+def _hba_rules(data: Mapping[str, Any]) -> list[dict[str, str]]:
     rules = []
     for i, entry in enumerate(data["pg_auth_hba"]):
         what = f"pg_auth_hba[{i}]"

@@ -283,6 +283,14 @@ def run_deploy(
     return report
 
 
+def load_pyinfra_cli() -> None:
+    """Import pyinfra's CLI now, before this process opens any connection: importing it patches the
+    standard library for gevent (as ``python -m pyinfra`` does first thing), which must not happen
+    in the middle of a command that has already used pyinfra's API (``pki renew`` reads the hosts'
+    certificates, then deploys)."""
+    import pyinfra_cli  # noqa: F401
+
+
 class _Output(io.TextIOBase):
     """pyinfra's console output on its way to ``log``: whole lines, secrets redacted, kept for parsing."""
 

@@ -14,7 +14,7 @@ from hxinfra.cli.vault import vault_options
 from hxinfra.errors import HxError
 from hxinfra.paths import project_root
 from hxinfra.runlog import RunLog, Tee
-from hxinfra.runner import DeployReport, HostReport, run_deploy
+from hxinfra.runner import DeployReport, HostReport, load_pyinfra_cli, run_deploy
 from hxinfra.vault import Keyring
 
 
@@ -89,6 +89,7 @@ def deploy(
     never started, 2 usage error, or changes made/pending with --detailed-exitcode.
     """
     root = project_root()
+    load_pyinfra_cli()
     if env_name in PROTECTED_ENVS and not check and not yes:
         if not sys.stdin.isatty():
             raise HxError(f"refusing to change {env_name} without a terminal to confirm; run --check first, then --yes")

@@ -161,8 +161,9 @@ def renew_cmd(env_name: str, pattern: str, threshold: int, valid_days: int, chec
     issue it from the HX CA and put it in the vault (hxinfra vault edit), then deploy ca_trust."""
     from hxinfra.paths import project_root
     from hxinfra.pki import issuing_ca, renew
-    from hxinfra.runner import run_deploy
+    from hxinfra.runner import load_pyinfra_cli, run_deploy
 
+    load_pyinfra_cli()  # before expiry_table connects: this command deploys afterwards
     rows = expiry_table(env_name, pattern)
     due = [r for r in rows if _due(r, threshold)]
     _print_rows(rows, threshold)

@@ -15,7 +15,8 @@ Data layers, lowest first (the same under ``pyinfra`` and ``hxinfra``):
    ``ansible_group_priority``), then name: ``inventories/group_vars/<group>.yml`` then
    ``inventories/<env>/group_vars/<group>.yml``
 5. host: ``data`` of the host entry, then ``inventories/<env>/host_vars/<host>.yml``
-6. extra vars (``hxinfra -e``, passed as ``-e`` arguments in ``HXINFRA_EXTRA_VARS``; pyinfra's ``--data`` sits
+6. extra vars (``hxinfra -e``, the top layer of the environment ``hxinfra deploy`` hands to pyinfra;
+   ``-e`` arguments in ``HXINFRA_EXTRA_VARS`` for the plain pyinfra CLI; pyinfra's ``--data`` sits
    above everything as well)
 
 A ``<name>.yml`` file may also be a directory ``<name>/`` of YAML files (e.g. ``vault.yml``
@@ -51,6 +52,7 @@ from hxinfra.components import ENGINE, VAULT_PREFIX, Component, check_host_data,
 from hxinfra.datafiles import load_yaml_mapping, parse_extra_vars
 from hxinfra.errors import InventoryError
 from hxinfra.known_hosts import FILE_KEY, STRICT_KEY
+from hxinfra.memo import IdentityCache
 from hxinfra.vault import Composite, NoPassword, Sealed, Vaulted
 
 MEMBERS_KEY = "hx_members"
@@ -467,23 +469,17 @@ class Environment:
         return groups
 
 
-_REFS: dict[int, tuple[Any, bool]] = {}
+_REFS: IdentityCache[bool] = IdentityCache(limit=None)
 
 
 def _has_refs(value: Any) -> bool:
     """Whether a data value holds a ``{{ name }}`` reference anywhere: worked out once per value
-    (a group's data is shared by a thousand hosts), keeping the value so its id stays its own."""
-    found = _REFS.get(id(value))
-    if found is not None and found[0] is value:
-        return found[1]
+    (a group's data is shared by a thousand hosts)."""
     if isinstance(value, dict):
-        result = any(_has_refs(v) for v in value.values())
-    elif isinstance(value, list):
-        result = any(_has_refs(v) for v in value)
-    else:
-        return isinstance(value, str) and "{{" in value
-    _REFS[id(value)] = (value, result)
-    return result
+        return _REFS.get(value, lambda: any(_has_refs(v) for v in value.values()))
+    if isinstance(value, list):
+        return _REFS.get(value, lambda: any(_has_refs(v) for v in value))
+    return isinstance(value, str) and "{{" in value
 
 
 class _Resolver:

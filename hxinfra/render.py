@@ -18,6 +18,7 @@ from typing import Any
 import jinja2
 
 from hxinfra.errors import HxError
+from hxinfra.memo import IdentityCache
 
 HEADER = "managed by hxinfra ({source}); local changes are overwritten"
 
@@ -89,7 +90,7 @@ def _memo_key(root: str, name: str, context: Mapping[str, Any]) -> tuple[Any, ..
     return (root, name, _VARIABLES[(root, name)][0], values)
 
 
-_PICKLED: dict[int, tuple[Any, bytes]] = {}
+_PICKLED: IdentityCache[bytes] = IdentityCache(limit=_RENDERED_MAX)
 
 
 def _pickled(value: Any) -> bytes:
@@ -97,19 +98,15 @@ def _pickled(value: Any) -> bytes:
     from it is read-only: a fleet shares one members list, one rules list...) is pickled once."""
     if not isinstance(value, (list, dict)):
         return pickle.dumps(value, protocol=5)
-    found = _PICKLED.get(id(value))
-    if found is None or found[0] is not value:
-        if len(_PICKLED) > _RENDERED_MAX:
-            _PICKLED.clear()
-        found = _PICKLED[id(value)] = (value, pickle.dumps(value, protocol=5))
-    return found[1]
+    return _PICKLED.get(value, lambda: pickle.dumps(value, protocol=5))
 
 
 def render(root: Path, name: str, context: Mapping[str, Any], comment: str = "#") -> str:
     """Render ``root/name`` with ``context``; the header names the template.
 
-    A render whose template reads only plain values (no vault value, no object) is kept, by those
-    values: the same file for many hosts (an offline plan of thousands) is rendered once.
+    A render is kept by the pickled values of the names its template reads (not when a value cannot
+    be pickled, or the template includes another): the same file for many hosts (an offline plan of
+    thousands) is rendered once.
     """
     key = _memo_key(str(root), name, context)
     if key is not None and key in _RENDERED:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from deploys.common import admin_networks, templates_root
+from hxinfra.memo import IdentityCache
 from hxinfra.operations import ConfigItem, ManagedFile
 from hxinfra.render import render
 from hxinfra.validate import DataError, choice, collect, fields, network, one_line, port
@@ -71,29 +72,19 @@ def _hosts(data: Mapping[str, Any], group: str) -> tuple[str, ...]:
     """A group's hosts as networks; worked out once per group of the shared members mapping (a fleet
     of N hosts asks it N times)."""
     members = data.get("hx_members") or {}
-    key = (id(members), group)
-    found = _GROUP_HOSTS.get(key)
-    if found is None or found[0] is not members:
-        if len(_GROUP_HOSTS) > 256:
-            _GROUP_HOSTS.clear()
-        found = _GROUP_HOSTS[key] = (members, tuple(_cidr(str(m["address"])) for m in members.get(group, [])))
-    return found[1]
+    return _GROUP_HOSTS.get(members, lambda: tuple(_cidr(str(m["address"])) for m in members.get(group, [])), group)
 
 
-_GROUP_HOSTS: dict[tuple[int, str], tuple[Any, tuple[str, ...]]] = {}
-_CLIENTS: dict[int, tuple[Any, tuple[str, ...]]] = {}
+_GROUP_HOSTS: IdentityCache[tuple[str, ...]] = IdentityCache(limit=256)
+_CLIENTS: IdentityCache[tuple[str, ...]] = IdentityCache(limit=256)
 
 
 def _pg_clients(rules: list[dict[str, str]]) -> tuple[str, ...]:
     """The networks of pg_hba's clients, once per rules list (hba_rules keeps one per fleet)."""
-    found = _CLIENTS.get(id(rules))
-    if found is None or found[0] is not rules:
-        if len(_CLIENTS) > 256:
-            _CLIENTS.clear()
-        clients = sorted({_cidr(r["address"]) for r in rules if r.get("type", "hostssl") != "local"
-                          and r.get("address") not in (None, "", "all", "samehost", "samenet")})  # fmt: skip
-        found = _CLIENTS[id(rules)] = (rules, tuple(clients))
-    return found[1]
+    return _CLIENTS.get(rules, lambda: tuple(sorted({
+        _cidr(r["address"]) for r in rules
+        if r.get("type", "hostssl") != "local" and r.get("address") not in (None, "", "all", "samehost", "samenet")
+    })))
 
 
 @functools.lru_cache(maxsize=65536)

@@ -16,6 +16,7 @@ from typing import Any
 from deploys.ca_trust.config import host_cert_paths
 from deploys.common import templates_root
 from hxinfra.errors import HxError
+from hxinfra.memo import IdentityCache
 from hxinfra.operations import Absent, ConfigItem, ManagedFile
 from hxinfra.render import render
 from hxinfra.validate import (
@@ -130,20 +131,13 @@ def hba_rules(data: Mapping[str, Any]) -> list[dict[str, str]]:
     """
     members = data.get("hx_members") or {}
     try:
-        key: tuple[int, bytes] | None = (id(members), pickle.dumps(data["pg_auth_hba"], protocol=5))
+        spec = pickle.dumps(data["pg_auth_hba"], protocol=5)
     except (pickle.PicklingError, TypeError, AttributeError):
-        key = None
-    if key is not None and key in _RULES and _RULES[key][0] is members:
-        return _RULES[key][1]
-    rules = _hba_rules(data)
-    if key is not None:
-        if len(_RULES) > 256:
-            _RULES.clear()
-        _RULES[key] = (members, rules)
-    return rules
+        return _hba_rules(data)
+    return _RULES.get(members, lambda: _hba_rules(data), spec)
 
 
-_RULES: dict[tuple[int, bytes], tuple[Any, list[dict[str, str]]]] = {}
+_RULES: IdentityCache[list[dict[str, str]]] = IdentityCache(limit=256)
 
 
 def _hba_rules(data: Mapping[str, Any]) -> list[dict[str, str]]:

@@ -201,10 +201,17 @@ def _per_state() -> dict[str, _HostCache]:
     return _caches[run]
 
 
+def _host_cache(target: Any) -> _HostCache:
+    caches = _per_state()
+    if target.name not in caches:
+        caches[target.name] = _HostCache(target.name)
+    return caches[target.name]
+
+
 def _cache(target: Any = None) -> _HostCache:
     """The run's cache of ``target`` (the current host by default), emptied when something changed it."""
     target = ctx_host.get() if target is None else target
-    cache = _per_state().setdefault(target.name, _HostCache(target.name))
+    cache = _host_cache(target)
     epoch = _epoch(target)
     if epoch != cache.epoch:  # something changed the host: what was read before may be stale
         cache.epoch = epoch
@@ -222,22 +229,15 @@ def _epoch(target: Any) -> int:
 
 def want(kind: str, keys: Iterable[str]) -> None:
     """Name what an operation will look at (called when the deploy code calls the operation)."""
-    target = ctx_host.get()
-    _per_state().setdefault(target.name, _HostCache(target.name)).wanted[kind].update(keys)
+    _host_cache(ctx_host.get()).wanted[kind].update(keys)
 
 
 def _fact(kind: str) -> type[FactBase[Any]]:
-    if kind == "units":
-        return UnitStates
-    if kind == "packages":
-        return InstalledPackages
-    if kind == "accounts":
-        return Accounts
-    if kind == "contents":
-        return FileTexts
-    from hxinfra.operations import PathStates
+    from hxinfra.operations import PathStates  # it imports this module
 
-    return PathStates
+    facts: dict[str, type[FactBase[Any]]] = {"paths": PathStates, "units": UnitStates, "packages": InstalledPackages,
+                                             "accounts": Accounts, "contents": FileTexts}  # fmt: skip
+    return facts[kind]
 
 
 def lookup(kind: str, keys: Sequence[str]) -> dict[str, Any]:

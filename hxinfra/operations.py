@@ -394,9 +394,9 @@ def _service(  # the operation itself; service() below names its unit first
     + daemon_reload: ``systemctl daemon-reload`` first
     """
     unit = _unit_name(service)
+    info = batch.lookup("units", [unit])[unit] or {}  # read before this operation runs anything
     if daemon_reload:
         yield StringCommand("systemctl", "daemon-reload")
-    info = batch.lookup("units", [unit])[unit] or {}
     is_running = info.get("sub") in ("running", "waiting", "exited", "listening", "mounted")
     if running is True and not is_running:
         yield StringCommand("systemctl", "start", QuoteString(unit))

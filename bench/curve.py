@@ -150,6 +150,7 @@ class Ansible:
             monitor_files,
             resolve_cas,
             resolve_host_certs,
+            trust_update_commands,
         )
         from hxinfra.deploytools import component_data
         from hxinfra.inventory import load_environment
@@ -168,11 +169,6 @@ class Ansible:
         for name in sorted(ips):
             data = component_data(COMPONENT, env.host_data(name, with_defaults=True))
             cas = resolve_cas(data)
-            anchors = [f"{data['ca_trust_dir']}/{n}.crt" for n, _p, _i in cas]
-            check = " && ".join(f'test "$(readlink -f /etc/ssl/certs/$(openssl x509 -noout -subject_hash -in {a}).0)"'
-                                f" = {a}" for a in anchors) or "true"  # fmt: skip
-            log = data["ca_trust_log_dir"]
-            audit = ", ".join(f"{n}={i.sha256[:16]}" for n, _p, i in cas) or "none"
             host_vars = {
                 "ca_trust_dir": data["ca_trust_dir"],
                 "cert_dir": data["ca_trust_host_cert_dir"],
@@ -180,8 +176,7 @@ class Ansible:
                 "ca_files": files([i for i in ca_files(data, cas, []) if not isinstance(i, Absent)]),
                 "monitor_files": files(monitor_files(data)),
                 "cert_files": files(host_cert_files(data, resolve_host_certs(data))),
-                "update_trust": f"update-ca-certificates --fresh >/dev/null && {check} && install -d -m 0750 {log} && "
-                                f'echo "$(date -Is) trusted set now: {audit}" >> {log}/changes.log',
+                "update_trust": " && ".join(trust_update_commands(data, cas)),  # the deploy's own commands
             }  # fmt: skip
             path = vars_dir / f"{name}.json"
             path.touch(mode=0o600)

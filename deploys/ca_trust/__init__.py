@@ -31,6 +31,7 @@ from deploys.ca_trust.config import (
     reload_units,
     resolve_cas,
     resolve_host_certs,
+    trust_update_commands,
 )
 from deploys.ca_trust.facts import ManagedCaFiles, fetch_from_ca_host
 from hxinfra import operations as hx
@@ -57,7 +58,7 @@ def ca_trust() -> None:
         if info.warning:
             logger.warning(f"{host.print_prefix}{info.warning}")
     certs = resolve_host_certs(data)
-    cert_dir, log_dir = data["ca_trust_host_cert_dir"], data["ca_trust_log_dir"]
+    cert_dir = data["ca_trust_host_cert_dir"]
 
     if step(COMPONENT, host.data, "packages"):
         hx.packages(
@@ -71,23 +72,9 @@ def ca_trust() -> None:
             name="Install the CA certificates of ca_trust_certificates, remove stale ones",
             items=ca_files(data, cas, host.get_fact(ManagedCaFiles, directory=data["ca_trust_dir"])),
         )
-        anchors = [shlex.quote(f"{data['ca_trust_dir']}/{n}.crt") for n, _p, _i in cas]
-        checks = (
-            " && ".join(
-                f'test "$(readlink -f /etc/ssl/certs/$(openssl x509 -noout -subject_hash -in {a}).0)" = {a}'
-                for a in anchors
-            )
-            or "true"
-        )
-        audit = ", ".join(f"{n}={i.sha256[:16]}" for n, _p, i in cas) or "none"
         server.shell(
             name="Run update-ca-certificates, check /etc/ssl/certs/<hash>.0 of each CA, log the change",
-            commands=[
-                "update-ca-certificates --fresh >/dev/null",
-                checks,
-                f'install -d -m 0750 {shlex.quote(log_dir)} && echo "$(date -Is) trusted set now: {audit}"'
-                f" >> {shlex.quote(log_dir)}/changes.log",
-            ],
+            commands=trust_update_commands(data, cas),
             _if=trust.did_change,
         )
     if step(COMPONENT, host.data, "monitor"):

@@ -6,6 +6,7 @@ the unit tests. CA entries given as files are read on the controller, never on t
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -215,6 +216,19 @@ def ca_files(data: Mapping[str, Any], cas: list[tuple[str, str, CaInfo]], manage
     wanted = {i.path for i in items}
     items += [Absent(p) for p in sorted(managed_now) if p not in wanted]
     return items
+
+
+def trust_update_commands(data: Mapping[str, Any], cas: list[tuple[str, str, CaInfo]]) -> list[str]:
+    """After the anchors changed: update-ca-certificates, then check that /etc/ssl/certs/<subject
+    hash>.0 resolves to each CA, then one line in the audit log naming the trusted set."""
+    q = shlex.quote
+    anchors = [q(f"{data['ca_trust_dir']}/{n}.crt") for n, _p, _i in cas]
+    checks = " && ".join(f'test "$(readlink -f /etc/ssl/certs/$(openssl x509 -noout -subject_hash -in {a}).0)" = {a}'
+                         for a in anchors) or "true"  # fmt: skip
+    audit = ", ".join(f"{n}={i.sha256[:16]}" for n, _p, i in cas) or "none"
+    log_dir = q(data["ca_trust_log_dir"])
+    return ["update-ca-certificates --fresh >/dev/null", checks,
+            f'install -d -m 0750 {log_dir} && echo "$(date -Is) trusted set now: {audit}" >> {log_dir}/changes.log']
 
 
 def monitor_files(data: Mapping[str, Any]) -> list[ConfigItem]:

@@ -35,7 +35,6 @@ from deploys.ad_join.config import (
     resolver_files,
     sssd_conf_mode,
 )
-from deploys.ad_join.facts import SystemdResolved
 from deploys.ad_join.operations import dns_registration, realm_membership
 from deploys.common import FLEET
 from hxinfra import batch
@@ -55,6 +54,7 @@ COMPONENT = Component(
 
 
 OS_RELEASE, NSSWITCH, PAM_SESSION = "/etc/os-release", "/etc/nsswitch.conf", "/etc/pam.d/common-session"
+RESOLVED = "systemd-resolved.service"
 
 
 @deploy("AD join", data_defaults=DEFAULTS)
@@ -66,7 +66,7 @@ def ad_join() -> None:
     batch.want("contents", [OS_RELEASE, NSSWITCH, PAM_SESSION])
     distro, major = os_release(batch.lookup("contents", [OS_RELEASE])[OS_RELEASE] or "")
     sockets = [f"sssd-{r}.socket" for r in RESPONDERS]
-    batch.want("units", sockets)
+    batch.want("units", [*sockets, RESOLVED])
     if step(COMPONENT, host.data, "packages"):
         packages = data["ad_join_packages"].get(distro)
         if packages is None:
@@ -74,7 +74,7 @@ def ad_join() -> None:
         hx.packages(name="Install the AD client packages of the host's distribution", packages=packages, update=True,
                      cache_time=24 * 3600)  # fmt: skip
     if step(COMPONENT, host.data, "dns"):
-        resolved = bool(host.get_fact(SystemdResolved))
+        resolved = (batch.lookup("units", [RESOLVED])[RESOLVED] or {}).get("active") == "active"
         resolver = config_set(
             name="Point the resolver at ad_join_dns_servers (unchanged when empty)",
             items=resolver_files(data, resolved),

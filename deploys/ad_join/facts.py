@@ -32,16 +32,6 @@ class DomainMembership(FactBase[dict[str, Any]]):
         return {"listed": bool(kv.get("realm")), "valid": kv.get("testjoin") == "ok"}
 
 
-class SystemdResolved(FactBase[bool]):
-    @override
-    def command(self) -> str:
-        return "systemctl is-active --quiet systemd-resolved && echo yes || echo no"
-
-    @override
-    def process(self, output: list[str]) -> bool:
-        return bool(output) and output[0].strip() == "yes"
-
-
 class DnsRecord(FactBase[dict[str, Any]]):
     """The host's own IPv4 address toward the domain's DNS, and the A records DNS has for its FQDN."""
 

@@ -146,6 +146,9 @@ def main() -> None:
                         help="also the cost curve on lab hosts for these fleet sizes, e.g. 1,8,32,64 (needs root)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each measurement (the tools alternate)")
     parser.add_argument("--cold-repeat", type=int, default=1, help="cold runs per tool and size (fresh hosts each)")
+    parser.add_argument("--tools", default="hxinfra,pyinfra,ansible",
+                        help="the tools of the lab curve; the others keep their earlier runs (e.g. hxinfra,pyinfra "
+                             "to measure hxinfra against pyinfra again without Ansible's hour)")  # fmt: skip
     parser.add_argument("--results", default=str(ROOT / "bench" / "results"),
                         help="where results.json and curve.png go (bench/RESULTS.md is written from them)")  # fmt: skip
     parser.add_argument("--no-plan", action="store_true", help="skip the offline plan (keep its earlier results)")
@@ -179,11 +182,18 @@ def main() -> None:
     if opts.lab:
         import curve
 
-        rows = curve.curve([int(x) for x in opts.lab.split(",")], opts.repeat, opts.cold_repeat, log)
+        tools = [t.strip() for t in opts.tools.split(",") if t.strip()]
+        rows = curve.curve([int(x) for x in opts.lab.split(",")], opts.repeat, opts.cold_repeat, log, tools)
+        earlier = results.get("lab", {})
+        commits = {t: c for t, c in (earlier.get("commits") or dict.fromkeys(curve.TOOLS, earlier.get("commit"))).items()
+                   if c and t not in tools}  # fmt: skip
+        commits.update(dict.fromkeys(tools, commit))
+        rows = [r for r in earlier.get("runs", []) if r["tool"] not in tools] + rows  # the others' runs are kept
         summary = curve.summarise(rows)
         results["lab"] = {"runs": rows, "summary": summary, "slopes": curve.slopes(summary),
-                          "ratios": curve.ratios(summary), "ansible": curve.ANSIBLE_CORE, "commit": commit}  # fmt: skip
-        results["machine"]["ansible"] = curve.ansible_version()
+                          "ratios": curve.ratios(summary), "ansible": curve.ANSIBLE_CORE, "commits": commits}  # fmt: skip
+        if "ansible" in tools:
+            results["machine"]["ansible"] = curve.ansible_version()
         curve.chart(summary, out / "curve.png")
     (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     (ROOT / "bench" / "RESULTS.md").write_text(report(results))
@@ -199,6 +209,15 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _commits(lab: dict[str, Any]) -> str:
+    """Which commit each tool's runs were measured at (a run of some tools keeps the others' runs)."""
+    commits = lab.get("commits") or {"every tool": lab.get("commit", "?")}
+    by_commit: dict[str, list[str]] = {}
+    for tool, commit in commits.items():
+        by_commit.setdefault(commit, []).append(tool)
+    return "; ".join(f"{', '.join(tools)}: commit {commit}" for commit, tools in by_commit.items())
+
+
 def report(results: dict[str, Any]) -> str:
     """bench/RESULTS.md: the machine, the lab curve, the ratios and the plan, from results.json."""
     m = results["machine"]
@@ -211,7 +230,7 @@ def report(results: dict[str, Any]) -> str:
     lab = results.get("lab")
     if lab:
         parts += [
-            f"## Cost curve on lab hosts (commit {lab.get('commit', '?')})\n",
+            f"## Cost curve on lab hosts ({_commits(lab)})\n",
             "The CA trust deploy (`deploys/ca_trust`; Ansible: `bench/ansible/ca_trust.yml`, the same steps and files) "
             "on N lab hosts (systemd-nspawn, SSH), each tool in turn. cold: hosts booted just before; no-op: "
             "converged hosts, the run changes nothing; check: `--check --diff` / `--dry --diff`. Seconds: median "

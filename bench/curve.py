@@ -231,14 +231,20 @@ def commands_per_host(tool: str, out: str, hosts: list[str], ips: dict[str, str]
 # ---------------------------------------------------------------------------- the curve
 
 
-def curve(sizes: Sequence[int], repeat: int, cold_repeat: int, log: Any = print) -> list[dict[str, Any]]:
+def curve(sizes: Sequence[int], repeat: int, cold_repeat: int, log: Any = print,
+          tools: Sequence[str] = TOOLS) -> list[dict[str, Any]]:
+    """Every run of ``tools`` (all three by default) at every size; the rows of the results."""
+    unknown = set(tools) - set(TOOLS)
+    if unknown or not tools:
+        raise SystemExit(f"--tools: choose among {', '.join(TOOLS)} (not {', '.join(sorted(unknown)) or 'none'})")
+    tools = [t for t in TOOLS if t in tools]
     venv = bench_venv()
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="hxinfra-bench-ansible-") as tmp:
         ansible = Ansible(venv, Path(tmp))
         for n in sizes:
             for rep in range(cold_repeat):
-                order = TOOLS[rep % 3 :] + TOOLS[: rep % 3]
+                order = tools[rep % len(tools) :] + tools[: rep % len(tools)]
                 for tool in order:
                     ips = boot(n)
                     if len(ips) != n:
@@ -252,12 +258,12 @@ def curve(sizes: Sequence[int], repeat: int, cold_repeat: int, log: Any = print)
                     log(f"N={n:<3} {tool:<8} cold   {r['seconds']:7.2f} s {r['peak_mb']:7.1f} MB")
             # converged by the last cold run: one more untimed run of two tools, then every no-op and
             # check run of every tool must change nothing
-            for tool in ("ansible", "hxinfra"):
+            for tool in [t for t in ("ansible", "hxinfra") if t in tools] or tools[:1]:
                 cmd, env = tool_cmd(tool, "noop", n, ansible)
                 if (r := run(cmd, env))["rc"] != 0:
                     raise SystemExit(f"{tool}: converging {n} host(s) failed:\n{r['out'][-3000:]}")
             for rep in range(repeat):
-                order = TOOLS[rep % 3 :] + TOOLS[: rep % 3]
+                order = tools[rep % len(tools) :] + tools[: rep % len(tools)]
                 for mode in ("noop", "check"):
                     for tool in order:
                         cmd, env = tool_cmd(tool, mode, n, ansible)
@@ -267,7 +273,7 @@ def curve(sizes: Sequence[int], repeat: int, cold_repeat: int, log: Any = print)
                                              f"{r['out'][-3000:]}")  # fmt: skip
                         rows.append({"tool": tool, "mode": mode, "hosts": n, "rep": rep, **_numbers(r)})
                         log(f"N={n:<3} {tool:<8} {mode:<6} {r['seconds']:7.2f} s {r['peak_mb']:7.1f} MB")
-            for tool in TOOLS:
+            for tool in tools:
                 cmd, env = tool_cmd(tool, "noop", n, ansible, verbose=True)
                 r = run(cmd, env)
                 per_host = commands_per_host(tool, r["out"], sorted(ips), ips)

@@ -492,7 +492,15 @@ class _Resolver:
         self.referenced: set[str] = set()  # every key some value references
 
     def all(self) -> dict[str, Any]:
-        return {k: self.key(k, ()) for k in self.merged}
+        out: dict[str, Any] = {}
+        for k, v in self.merged.items():  # most values reference nothing: kept as they are, without a walk
+            if isinstance(v, str) and "{{" not in v or not isinstance(v, (str, dict, list)):
+                out[k] = v
+            elif isinstance(v, (dict, list)) and not _has_refs(v):
+                out[k] = v
+            else:
+                out[k] = self.key(k, ())
+        return out
 
     def key(self, name: str, stack: tuple[str, ...]) -> Any:
         if stack:

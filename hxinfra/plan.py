@@ -21,6 +21,7 @@ from typing import Any
 
 from hxinfra.errors import HxError
 from hxinfra.inventory import MEMBERS_KEY, Environment
+from hxinfra.memo import IdentityCache
 from hxinfra.operations import ConfigItem, ManagedFile, ManagedLink
 from hxinfra.vault import Placeholder, Vaulted, redact
 
@@ -51,11 +52,25 @@ def _placeholders(value: Any) -> Any:
     """Vault values as placeholders: a plan never decrypts, so no form of a secret can reach it."""
     if isinstance(value, Vaulted):
         return Placeholder(f"vaulted-value-{value.ident}")
+    if isinstance(value, (dict, list)) and not _has_vaulted(value):
+        return value  # nothing to replace: the same (shared, read-only) value
     if isinstance(value, dict):
         return {k: _placeholders(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_placeholders(v) for v in value]
     return value
+
+
+_VAULTED: IdentityCache[bool] = IdentityCache()
+
+
+def _has_vaulted(value: Any) -> bool:
+    """Whether a vault value sits anywhere in ``value``: worked out once per shared list or mapping."""
+    if isinstance(value, dict):
+        return _VAULTED.get(value, lambda: any(_has_vaulted(v) for v in value.values()))
+    if isinstance(value, list):
+        return _VAULTED.get(value, lambda: any(_has_vaulted(v) for v in value))
+    return isinstance(value, Vaulted)
 
 
 def _manifest_line(item: ConfigItem) -> str:

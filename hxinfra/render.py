@@ -8,6 +8,7 @@ not to edit it by hand.
 from __future__ import annotations
 
 import functools
+import os
 import pickle
 import re
 import shlex
@@ -52,9 +53,9 @@ def _variables(root: str, name: str) -> frozenset[str] | None:
     """The top-level names template ``name`` reads (Jinja2's own analysis), or None when it pulls
     in other templates (include, import, extends: their names are not seen here). Cached while
     the file is unchanged."""
-    path = Path(root) / name
+    path = os.path.join(root, name)
     try:
-        stamp = path.stat().st_mtime_ns
+        stamp = os.stat(path).st_mtime_ns
     except OSError:
         return None
     key = (root, name)
@@ -64,7 +65,7 @@ def _variables(root: str, name: str) -> frozenset[str] | None:
 
         env = _environment(root)
         try:
-            ast = env.parse(path.read_text(encoding="utf-8"))
+            ast = env.parse(Path(path).read_text(encoding="utf-8"))
         except (OSError, jinja2.TemplateSyntaxError):
             return None
         names = None if list(meta.find_referenced_templates(ast)) else frozenset(meta.find_undeclared_variables(ast))

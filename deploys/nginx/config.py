@@ -10,6 +10,7 @@ from typing import Any
 
 from deploys.ca_trust.config import host_cert_paths
 from deploys.common import templates_root
+from hxinfra.memo import IdentityCache
 from hxinfra.operations import Absent, ConfigItem, ManagedFile, ManagedLink
 from hxinfra.render import render
 from hxinfra.validate import (
@@ -99,7 +100,12 @@ def default_pool(data: Mapping[str, Any]) -> list[Member]:
     hosts = (data.get("hx_members") or {}).get(group, []) if group else []
     if not hosts:
         return [(str(data["nginx_upstream_host"]), int(data["nginx_upstream_port"]), None)]
-    return [(str(h["address"]), int(data["nginx_upstream_port"]), None) for h in hosts]
+    port = int(data["nginx_upstream_port"])
+    # one list per members list and port (read-only): a fleet's web hosts share it, not build it each
+    return _POOLS.get(hosts, lambda: [(str(h["address"]), port, None) for h in hosts], port)
+
+
+_POOLS: IdentityCache[list[Member]] = IdentityCache(limit=64)
 
 
 def pool_config(data: Mapping[str, Any], pool: list[Member]) -> str:

@@ -494,12 +494,8 @@ class _Resolver:
     def all(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for k, v in self.merged.items():  # most values reference nothing: kept as they are, without a walk
-            if isinstance(v, str) and "{{" not in v or not isinstance(v, (str, dict, list)):
-                out[k] = v
-            elif isinstance(v, (dict, list)) and not _has_refs(v):
-                out[k] = v
-            else:
-                out[k] = self.key(k, ())
+            plain = "{{" not in v if isinstance(v, str) else not isinstance(v, (dict, list)) or not _has_refs(v)
+            out[k] = v if plain else self.key(k, ())
         return out
 
     def key(self, name: str, stack: tuple[str, ...]) -> Any:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hxinfra.datafiles import ExtraStr
+from hxinfra.memo import IdentityCache, TraceMemo
 from hxinfra.validate import CONTROL
 from hxinfra.vault import Vaulted
 
@@ -211,38 +212,21 @@ def check_host_data(
 
     Keys of a component (by prefix) must be known and typed; ``ssh_*`` and ``_*`` keys must be
     pyinfra's own. Other keys (brought over from an Ansible ``group_vars``) are kept, and listed in
-    ``warnings`` when given.
+    ``warnings`` when given. A fleet's hosts share most of their values (a group's): each value is
+    checked once per key, and each component's check once per set of values it reads.
     """
     components = [ENGINE, *(c for c in components if c is not ENGINE)]
     groups = list(groups)
+    schema = tuple(components)
     problems: list[tuple[str, str]] = []
-    multiline = {k for c in components for k in c.multiline}
+    ids = _ids(schema)
     for key, value in data.items():
-        if key not in multiline:
-            problems += one_line_problems(key, value)
-        if key.startswith(VAULT_PREFIX):
-            continue
-        if key.startswith((CONNECTOR_PREFIX, ARGUMENT_PREFIX)):
-            if key not in pyinfra_keys():
-                close = difflib.get_close_matches(key, sorted(pyinfra_keys()), n=1)
-                hint = f"; did you mean {close[0]}?" if close else ""
-                problems.append((key, f"unknown pyinfra connector key or global argument{hint}"))
-            continue
-        owner = owner_of(key, components)
-        if owner is None:
-            if warnings is not None:
-                warnings.append((key, "kept, but no component reads it (no known prefix)"))
-            continue
-        if key not in owner.all_keys():
-            close = difflib.get_close_matches(key, sorted(owner.all_keys()), n=1)
-            hint = f"; did you mean {close[0]}?" if close else ""
-            problems.append((key, f"unknown key for component {owner.name}{hint}"))
-            continue
-        spec = owner.type_of(key)
-        if spec is not None and value is not None and not type_ok(value, spec):
-            shown = "" if looks_secret(key) or isinstance(value, Vaulted) else f" ({value!r:.60})"
-            problems.append((key, f"expected {_type_name(spec)}, got {type(value).__name__}{shown}"))
-    defaults = {k: v for c in components for k, v in c.defaults.items()}
+        found, kept = _KEY_CHECKS.get(value, functools.partial(_key_problems, key, value, schema), (key, ids))
+        problems += found
+        if warnings is not None:
+            warnings += kept
+    defaults = _defaults(schema)
+    full = {**defaults, **data}
     for comp in components:
         applies = comp.applies_to(groups)
         if applies:
@@ -251,5 +235,53 @@ def check_host_data(
                     problems.append((key, f"required by component {comp.name} but not set"))
         # a malformed value is an error wherever it is set, even on a host the component skips today
         if comp.check is not None and not problems and (applies or any(k in data for k in comp.defaults)):
-            problems.extend(comp.check({**defaults, **data}))
+            problems.extend(_CHECKS.call(comp.check, full))
     return problems
+
+
+_KEY_CHECKS: IdentityCache[tuple[list[tuple[str, str]], list[tuple[str, str]]]] = IdentityCache(limit=8192)
+_CHECKS: TraceMemo[list[tuple[str, str]]] = TraceMemo()
+
+
+_SCHEMAS: dict[tuple[int, ...], tuple[tuple[Component, ...], dict[str, Any]]] = {}
+
+
+def _ids(schema: tuple[Component, ...]) -> tuple[int, ...]:
+    """The schema's components by identity, each kept alive here (so no id is ever reused)."""
+    key = tuple(map(id, schema))
+    if key not in _SCHEMAS:
+        _SCHEMAS[key] = (schema, {k: v for c in schema for k, v in c.defaults.items()})
+    return key
+
+
+def _defaults(schema: tuple[Component, ...]) -> dict[str, Any]:
+    """Every component's defaults in one mapping (made once per schema)."""
+    return _SCHEMAS[_ids(schema)][1]
+
+
+def _key_problems(key: str, value: Any, schema: tuple[Component, ...]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """The problems of one key and value against the schema, and the warning it gives (if any)."""
+    problems: list[tuple[str, str]] = []
+    if not any(key in c.multiline for c in schema):
+        problems += one_line_problems(key, value)
+    if key.startswith(VAULT_PREFIX):
+        return problems, []
+    if key.startswith((CONNECTOR_PREFIX, ARGUMENT_PREFIX)):
+        if key not in pyinfra_keys():
+            close = difflib.get_close_matches(key, sorted(pyinfra_keys()), n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            problems.append((key, f"unknown pyinfra connector key or global argument{hint}"))
+        return problems, []
+    owner = owner_of(key, schema)
+    if owner is None:
+        return problems, [(key, "kept, but no component reads it (no known prefix)")]
+    if key not in owner.all_keys():
+        close = difflib.get_close_matches(key, sorted(owner.all_keys()), n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        problems.append((key, f"unknown key for component {owner.name}{hint}"))
+        return problems, []
+    spec = owner.type_of(key)
+    if spec is not None and value is not None and not type_ok(value, spec):
+        shown = "" if looks_secret(key) or isinstance(value, Vaulted) else f" ({value!r:.60})"
+        problems.append((key, f"expected {_type_name(spec)}, got {type(value).__name__}{shown}"))
+    return problems, []

@@ -175,8 +175,9 @@ class Environment:
         self._layer_cache: dict[tuple[Path, bool], list[tuple[Path, dict[str, Any], str]]] = {}
         self._priorities: dict[str, int] = {}
         self._host_groups: dict[str, list[str]] = {}
-        self._host_data: dict[tuple[str, bool], dict[str, Any]] = {}
-        self._layers: dict[tuple[str, bool], list[Layer]] = {}
+        self._host_data: dict[tuple[str, bool], dict[str, Any]] = {}  # the last hosts' merged data
+        self._shared_cache: dict[tuple[tuple[str, ...], bool], tuple[list[Layer], dict[str, Any], list[str]]] = {}
+        self._host_vars: set[str] | None = None
         self._referenced: set[str] = set()  # every key a {{ reference }} names, over all hosts
         self._vault_keys: set[str] = set()  # every vault_* key defined, over all hosts
         self.warnings: list[str] = []  # keys kept that no component reads (filled by validate)
@@ -326,20 +327,29 @@ class Environment:
         return out
 
     def layers(self, host_name: str, with_defaults: bool = True) -> list[Layer]:
-        """Every data layer of a host, lowest precedence first (computed once per host)."""
-        key = (host_name, with_defaults)
-        if key not in self._layers:
-            self._layers[key] = self._host_layers(host_name, with_defaults)
-        return list(self._layers[key])
+        """Every data layer of a host, lowest precedence first."""
+        shared, _, _ = self._shared(tuple(self.host_groups(self.host(host_name))), with_defaults)
+        return [*shared, *self._own_layers(host_name)]
 
-    def _host_layers(self, host_name: str, with_defaults: bool) -> list[Layer]:
-        entry = self.host(host_name)
+    def _shared(self, groups: tuple[str, ...], with_defaults: bool) -> tuple[list[Layer], dict[str, Any], list[str]]:
+        """The layers below a host's own that every host of these groups shares, their merged data
+        and why any of them is sealed: built once per set of groups, not once per host."""
+        key = (groups, with_defaults)
+        if key not in self._shared_cache:
+            layers = self._group_layers(groups, with_defaults)
+            merged: dict[str, Any] = {}
+            for layer in layers:
+                merged.update(layer.data)
+            self._shared_cache[key] = (layers, merged, [layer.sealed for layer in layers if layer.sealed])
+        return self._shared_cache[key]
+
+    def _group_layers(self, groups: tuple[str, ...], with_defaults: bool) -> list[Layer]:
         layers: list[Layer] = []
         if with_defaults:
             for comp in self.components:
                 if comp.defaults:
                     layers.append(Layer("defaults", f"defaults of {comp.name}", "deploy DEFAULTS", comp.defaults))
-        for group in ("all", *self.host_groups(entry)):
+        for group in ("all", *groups):
             if self.group_vars.get(group):
                 layers.append(Layer("group", f"group {group} (inventory)", str(self._rel(self.file)),
                                     self.group_vars[group]))  # fmt: skip
@@ -355,30 +365,60 @@ class Environment:
         for extra in self.files:
             for path, data, sealed in self._file_layer(extra, exact=True):
                 layers.append(Layer("environment", f"environment {self.name}", str(self._rel(path)), data, sealed))
-        for group in self.host_groups(entry):
+        for group in groups:
             for base in (self.dir / "group_vars" / group, self.env_dir / "group_vars" / group):
                 for path, data, sealed in self._file_layer(base):
                     layers.append(Layer("group", f"group {group}", str(self._rel(path)), data, sealed))
+        return layers
+
+    def _own_layers(self, host_name: str) -> list[Layer]:
+        """The host's own layers (its inventory entry, its host_vars) and ``-e`` above them."""
+        entry = self.host(host_name)
         address = {"ssh_hostname": entry.address} if entry.address else {}
-        layers.append(Layer("host", f"host {host_name}", str(self._rel(self.file)),
-                            {"hx_host": host_name, **address, **entry.data}))  # fmt: skip
-        for path, data, sealed in self._file_layer(self.env_dir / "host_vars" / host_name):
-            layers.append(Layer("host", f"host {host_name}", str(self._rel(path)), data, sealed))
+        layers = [Layer("host", f"host {host_name}", self._file_label, {"hx_host": host_name, **address, **entry.data})]
+        if host_name in self._host_vars_names():
+            for path, data, sealed in self._file_layer(self.env_dir / "host_vars" / host_name):
+                layers.append(Layer("host", f"host {host_name}", str(self._rel(path)), data, sealed))
         if self.extra_vars:
             layers.append(Layer("extra", "extra vars", "-e", self.extra_vars))
         return layers
 
+    @functools.cached_property
+    def _file_label(self) -> str:
+        return str(self._rel(self.file))
+
+    def _host_vars_names(self) -> set[str]:
+        """The host names ``host_vars/`` has a file or directory for (read once, not once per host)."""
+        if self._host_vars is None:
+            base = self.env_dir / "host_vars"
+            names: set[str] = set()
+            if base.is_dir():
+                for entry in base.iterdir():
+                    names.add(entry.name)
+                    for ext in (".yml", ".yaml"):
+                        if entry.name.endswith(ext):
+                            names.add(entry.name[: -len(ext)])
+            self._host_vars = names
+        return self._host_vars
+
     def host_data(self, host_name: str, with_defaults: bool = False) -> dict[str, Any]:
-        """The merged data of one host (without component defaults unless asked), references resolved."""
+        """The merged data of one host (without component defaults unless asked), references resolved.
+
+        The last hosts' results are kept (not every host's: memory stays flat in the fleet's size)."""
         key = (host_name, with_defaults)
-        if key not in self._host_data:
-            self._host_data[key] = self._merge(host_name, with_defaults)
-        return dict(self._host_data[key])
+        found = self._host_data.pop(key, None)
+        if found is None:
+            found = self._merge(host_name, with_defaults)
+            if len(self._host_data) >= 256:
+                del self._host_data[next(iter(self._host_data))]
+        self._host_data[key] = found
+        return dict(found)
 
     def _merge(self, host_name: str, with_defaults: bool) -> dict[str, Any]:
-        merged: dict[str, Any] = {}
-        sealed: list[str] = []
-        for layer in self.layers(host_name, with_defaults=with_defaults):
+        _, shared, shared_sealed = self._shared(tuple(self.host_groups(self.host(host_name))), with_defaults)
+        merged = dict(shared)
+        sealed = list(shared_sealed)
+        for layer in self._own_layers(host_name):
             merged.update(layer.data)
             if layer.sealed:
                 sealed.append(layer.sealed)
@@ -482,6 +522,28 @@ def _has_refs(value: Any) -> bool:
     return isinstance(value, str) and "{{" in value
 
 
+_NAMES: IdentityCache[tuple[str, ...]] = IdentityCache(limit=None)
+_RESOLVED: IdentityCache[list[tuple[tuple[tuple[str, Any], ...], Any]]] = IdentityCache(limit=None)
+_SEALED: dict[tuple[str, str, str], Sealed] = {}
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    """Every name ``value`` references, at any depth, in order (once per shared list or mapping)."""
+    if isinstance(value, dict):
+        return _NAMES.get(value, lambda: tuple(dict.fromkeys(n for v in value.values() for n in _names(v))))
+    if isinstance(value, list):
+        return _NAMES.get(value, lambda: tuple(dict.fromkeys(n for v in value for n in _names(v))))
+    return tuple(REF.findall(value)) if isinstance(value, str) and "{{" in value else ()
+
+
+def _sealed(name: str, kind: str, reason: str) -> Sealed:
+    """One masked value per key and reason, shared by the hosts (so what is derived from it is too)."""
+    key = (name, kind, reason)
+    if key not in _SEALED:
+        _SEALED[key] = Sealed(name, kind, reason)
+    return _SEALED[key]
+
+
 class _Resolver:
     """Resolves ``{{ key }}`` references in one host's merged data (cycles and unknown keys are errors)."""
 
@@ -490,6 +552,7 @@ class _Resolver:
         self.done: dict[str, Any] = {}
         self.missing: list[str] = []  # vault keys referenced but defined nowhere
         self.referenced: set[str] = set()  # every key some value references
+        self.composites = 0  # vault values joined into a string (made per host)
 
     def all(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -506,24 +569,41 @@ class _Resolver:
         if name not in self.done:
             if name not in self.merged:
                 if self.sealed:  # most likely in the vault file that could not be opened
-                    return Sealed(name, "sealed vault", f"{name} is not defined, and a vault file could not be "
-                                  f"opened: {'; '.join(self.sealed)}")  # fmt: skip
+                    return _sealed(name, "sealed vault", f"{name} is not defined, and a vault file could not be "
+                                   f"opened: {'; '.join(self.sealed)}")  # fmt: skip
                 if name.startswith(VAULT_PREFIX):  # a secret the vault does not hold yet: masked until needed
                     self.missing.append(name)
-                    return Sealed(name, "missing", f"{name} is not defined: add it to the environment's vault "
-                                  "(hxinfra vault edit inventories/<env>/group_vars/all/vault.yml)")  # fmt: skip
+                    return _sealed(name, "missing", f"{name} is not defined: add it to the environment's vault "
+                                   "(hxinfra vault edit inventories/<env>/group_vars/all/vault.yml)")  # fmt: skip
                 where = f" (referenced by {stack[-1]})" if stack else ""
                 raise InventoryError(f"{self.where}: key {name}{where} is not defined")
             self.done[name] = self.value(self.merged[name], (*stack, name))
         return self.done[name]
 
     def value(self, value: Any, stack: tuple[str, ...]) -> Any:
-        if isinstance(value, (dict, list)) and not _has_refs(value):
-            return value  # nothing to resolve: the layer's own value, shared by every host (never mutated)
+        if isinstance(value, (dict, list)):
+            if not _has_refs(value):
+                return value  # nothing to resolve: the layer's own value, shared by every host (never mutated)
+            # what it references, resolved: the same objects as for an earlier host give that host's result
+            refs = tuple((name, self.key(name, stack)) for name in _names(value))
+            kept = _RESOLVED.get(value, list)
+            for earlier, result in kept:
+                if all(a is b for (_, a), (_, b) in zip(earlier, refs, strict=True)):
+                    return result
+            composites = self.composites
+            result = self._container(value, stack)
+            if self.composites == composites:  # a Composite names its host (in errors): never shared
+                kept.insert(0, (refs, result))
+                del kept[8:]
+            return result
+        return self._scalar(value, stack)
+
+    def _container(self, value: dict[str, Any] | list[Any], stack: tuple[str, ...]) -> Any:
         if isinstance(value, dict):
             return {k: self.value(v, stack) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self.value(v, stack) for v in value]
+        return [self.value(v, stack) for v in value]
+
+    def _scalar(self, value: Any, stack: tuple[str, ...]) -> Any:
         if not isinstance(value, str) or "{{" not in value:
             return value
         parts: list[Any] = []
@@ -538,6 +618,7 @@ class _Resolver:
         if len(parts) == 3 and parts[0] == parts[2] == "":
             return parts[1]  # a whole-value reference keeps the value's type (and its vault wrapping)
         if any(isinstance(p, Vaulted) for p in parts):
+            self.composites += 1
             return Composite([p if isinstance(p, Vaulted) else str(p) for p in parts if p != ""], self.where)
         return "".join(str(p) for p in parts)
 

@@ -9,8 +9,8 @@ are read-only by the project's convention (desired state is a pure function of h
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
-from typing import Generic, TypeVar
+from collections.abc import Callable, Hashable, Iterator, Mapping
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -31,3 +31,100 @@ class IdentityCache(Generic[T]):
                 self._entries.clear()
             found = self._entries[key] = (obj, compute())
         return found[1]
+
+
+_MISSING = object()
+
+
+class Reads(dict[str, Any]):
+    """A copy of a data mapping that notes which keys a function reads, and what it found.
+
+    Reading a key (``[]``, ``get``, ``in``) notes that key; anything that sees every key at once
+    (iterating, copying with ``dict(...)`` or ``{**...}``, ``len``, comparing) notes *everything*,
+    and then the call is not kept (:class:`TraceMemo`).
+    """
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        super().__init__(data)
+        self.read: dict[str, Any] = {}
+        self.everything = False
+
+    def __getitem__(self, key: str) -> Any:
+        value = dict.get(self, key, _MISSING)
+        self.read[key] = value
+        if value is _MISSING:
+            raise KeyError(key)
+        return value
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        value = self.read[key] = dict.get(self, key, _MISSING)
+        return default if value is _MISSING else value
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, str):
+            self.everything = True
+            return False
+        value = self.read[key] = dict.get(self, key, _MISSING)
+        return value is not _MISSING
+
+    def _all(self) -> None:
+        self.everything = True
+
+    def __iter__(self) -> Iterator[str]:
+        self._all()
+        return dict.__iter__(self)
+
+    def keys(self) -> Any:
+        self._all()
+        return dict.keys(self)
+
+    def items(self) -> Any:
+        self._all()
+        return dict.items(self)
+
+    def values(self) -> Any:
+        self._all()
+        return dict.values(self)
+
+    def __len__(self) -> int:
+        self._all()
+        return dict.__len__(self)
+
+    def __eq__(self, other: object) -> bool:
+        self._all()
+        return dict.__eq__(self, other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def copy(self) -> dict[str, Any]:
+        self._all()
+        return dict(dict.items(self))
+
+
+class TraceMemo(Generic[T]):
+    """Results of a pure function of a data mapping, kept by the values it read.
+
+    The first call runs the function on a :class:`Reads` copy and keeps the result with every
+    key it read and the very object it found there. A later call whose data holds the same
+    objects under those keys gets the kept result: the function would read the same values, take
+    the same branches and return the same thing. Hosts of one role share their data's objects
+    (a group's values), so a fleet runs a check once per role, not once per host, and a value a
+    host sets itself (its own address) makes it run again, as it must. Nothing is declared, so
+    nothing can be declared wrong.
+    """
+
+    def __init__(self, limit: int = 16) -> None:
+        self.limit = limit
+        self._entries: dict[Hashable, list[tuple[tuple[tuple[str, Any], ...], T]]] = {}
+
+    def call(self, fn: Callable[[Mapping[str, Any]], T], data: Mapping[str, Any], extra: Hashable = None) -> T:
+        entries = self._entries.setdefault((fn, extra), [])
+        for reads, result in entries:
+            if all(data.get(k, _MISSING) is v for k, v in reads):
+                return result
+        recorded = Reads(data)
+        result = fn(recorded)
+        if not recorded.everything:
+            entries.insert(0, (tuple(recorded.read.items()), result))
+            del entries[self.limit :]
+        return result

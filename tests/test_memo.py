@@ -1,0 +1,121 @@
+"""What is shared between hosts (hxinfra.memo) is shared only where the result cannot differ."""
+
+from __future__ import annotations
+
+from collections import ChainMap
+
+import pytest
+from conftest import INVENTORY
+
+from hxinfra.errors import InventoryError
+from hxinfra.inventory import load_environment
+from hxinfra.memo import Reads, TraceMemo
+
+
+def _counting(fn):
+    calls = []
+
+    def wrapped(data):
+        calls.append(1)
+        return fn(data)
+
+    wrapped.calls = calls
+    return wrapped
+
+
+def test_a_result_is_kept_by_the_very_values_read_and_nothing_else():
+    shared, other = ["10.0.0.0/8"], ["192.0.2.0/24"]
+    check = _counting(lambda d: [("net", n) for n in d["net"]] + ([("x", "on")] if d.get("x") else []))
+    memo: TraceMemo[list] = TraceMemo()
+    first = memo.call(check, {"net": shared, "host": "a", "unread": 1})
+    # another host: its own name and unread keys differ, the values read are the same objects
+    assert memo.call(check, {"net": shared, "host": "b", "unread": 2}) == first and len(check.calls) == 1
+    # an equal list that is another object: not assumed equal, run again
+    assert memo.call(check, {"net": list(shared), "host": "c"}) == first and len(check.calls) == 2
+    assert memo.call(check, {"net": other}) == [("net", "192.0.2.0/24")] and len(check.calls) == 3
+    # a key read while absent, then present: the branch it takes differs, so it runs again
+    assert memo.call(check, {"net": shared, "x": True})[-1] == ("x", "on") and len(check.calls) == 4
+
+
+@pytest.mark.parametrize("read_all", [
+    lambda d: dict(d), lambda d: {**d}, lambda d: list(d), lambda d: len(d), lambda d: list(d.items()),
+    lambda d: d.copy(), lambda d: d == {}, lambda d: ChainMap({}, d).keys() and list(ChainMap({}, d)),
+])  # fmt: skip
+def test_a_function_that_sees_every_key_is_never_kept(read_all):
+    fn = _counting(read_all)
+    memo: TraceMemo[object] = TraceMemo()
+    data = {"a": [1]}
+    memo.call(fn, data)
+    memo.call(fn, data)
+    assert len(fn.calls) == 2
+
+
+def test_reads_notes_each_key_and_what_it_found():
+    r = Reads({"a": 1, "b": None})
+    assert r["a"] == 1 and r.get("b", "d") is None and r.get("zz", 5) == 5 and "c" not in r
+    with pytest.raises(KeyError):
+        r["missing"]
+    assert set(r.read) == {"a", "b", "zz", "c", "missing"} and not r.everything
+
+
+GROUP = '''
+from deploys import components as _components
+from hxinfra.inventory import environment as _environment
+
+_env = _environment(
+    __file__,
+    data={"hx_environment": "demo", "hx_domain": "demo.example"},
+    hosts={f"web{i}": {"address": f"192.0.2.{10 + i}", "groups": ["web_servers"]} for i in range(1, 4)},
+    components=_components(),
+)
+globals().update(_env.pyinfra_groups())
+'''
+
+
+def test_a_group_value_that_references_a_host_key_resolves_per_host(project):
+    project("inventories/demo.py", GROUP)
+    project("inventories/group_vars/web_servers.yml", """\
+        nginx_server_name: "{{ hx_host }}.{{ hx_domain }}"
+        firewall_trusted_sources: ["{{ ssh_hostname }}/32", "198.51.100.0/24"]
+    """)
+    env = load_environment(project.root / "inventories/demo.py")
+    for i in range(1, 4):
+        data = env.host_data(f"web{i}")
+        assert data["nginx_server_name"] == f"web{i}.demo.example"
+        assert data["firewall_trusted_sources"] == [f"192.0.2.{10 + i}/32", "198.51.100.0/24"]
+    # the same references to the same values: one result, shared by every host's data
+    project("inventories/group_vars/web_servers.yml", """\
+        admin_net: 198.51.100.0/24
+        firewall_trusted_sources: ["{{ admin_net }}"]
+    """)
+    env = load_environment(project.root / "inventories/demo.py")
+    assert env.host_data("web1")["firewall_trusted_sources"] == ["198.51.100.0/24"]
+    assert env.host_data("web1")["firewall_trusted_sources"] is env.host_data("web3")["firewall_trusted_sources"]
+
+
+def test_one_host_with_a_bad_value_is_named_among_hosts_that_share_the_rest(project):
+    project("inventories/demo.py", GROUP)
+    project("inventories/demo/host_vars/web2.yml", "firewall_rollback_seconds: 5\n")
+    with pytest.raises(InventoryError) as exc:
+        load_environment(project.root / "inventories/demo.py")
+    lines = [line for line in str(exc.value).splitlines() if "firewall_rollback_seconds" in line]
+    assert len(lines) == 1 and "host web2: key firewall_rollback_seconds: " in lines[0]
+
+
+def test_a_bad_group_value_is_named_for_every_host_that_reads_it(project):
+    project("inventories/demo.py", GROUP)
+    project("inventories/group_vars/web_servers.yml", "firewall_trusted_sources: [not-a-network]\n")
+    with pytest.raises(InventoryError) as exc:
+        load_environment(project.root / "inventories/demo.py")
+    hosts = [h for h in ("web1", "web2", "web3") if f"host {h}: key firewall_trusted_sources" in str(exc.value)]
+    assert hosts == ["web1", "web2", "web3"]
+
+
+def test_shared_validation_gives_the_same_answers_as_checking_each_host_alone(project):
+    """The demo inventory, then each host in an inventory of its own: the same problems per host."""
+    project("inventories/demo.py", INVENTORY)
+    project("inventories/demo/host_vars/web2.yml", "nginx_gzip: 1\n")
+    with pytest.raises(InventoryError) as together:
+        load_environment(project.root / "inventories/demo.py")
+    assert "host web2: key nginx_gzip: expected bool, got int" in str(together.value)
+    assert "host web1:" not in str(together.value) and "host db1:" not in str(together.value)

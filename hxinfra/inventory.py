@@ -176,7 +176,7 @@ class Environment:
         self._priorities: dict[str, int] = {}
         self._host_groups: dict[str, list[str]] = {}
         self._host_data: dict[tuple[str, bool], dict[str, Any]] = {}  # the last hosts' merged data
-        self._shared_cache: dict[tuple[tuple[str, ...], bool], tuple[list[Layer], dict[str, Any], list[str]]] = {}
+        self._shared_cache: dict[tuple[tuple[str, ...], bool], tuple[list[Layer], dict[str, Any], list[str], list[str]]] = {}
         self._host_vars: set[str] | None = None
         self._referenced: set[str] = set()  # every key a {{ reference }} names, over all hosts
         self._vault_keys: set[str] = set()  # every vault_* key defined, over all hosts
@@ -328,19 +328,23 @@ class Environment:
 
     def layers(self, host_name: str, with_defaults: bool = True) -> list[Layer]:
         """Every data layer of a host, lowest precedence first."""
-        shared, _, _ = self._shared(tuple(self.host_groups(self.host(host_name))), with_defaults)
+        shared = self._shared(tuple(self.host_groups(self.host(host_name))), with_defaults)[0]
         return [*shared, *self._own_layers(host_name)]
 
-    def _shared(self, groups: tuple[str, ...], with_defaults: bool) -> tuple[list[Layer], dict[str, Any], list[str]]:
-        """The layers below a host's own that every host of these groups shares, their merged data
-        and why any of them is sealed: built once per set of groups, not once per host."""
+    def _shared(
+        self, groups: tuple[str, ...], with_defaults: bool
+    ) -> tuple[list[Layer], dict[str, Any], list[str], list[str]]:
+        """The layers below a host's own that every host of these groups shares, their merged data,
+        why any of them is sealed, and the keys whose values reference others: built once per set of
+        groups, not once per host."""
         key = (groups, with_defaults)
         if key not in self._shared_cache:
             layers = self._group_layers(groups, with_defaults)
             merged: dict[str, Any] = {}
             for layer in layers:
                 merged.update(layer.data)
-            self._shared_cache[key] = (layers, merged, [layer.sealed for layer in layers if layer.sealed])
+            refs = [k for k, v in merged.items() if _has_refs(v)]  # the keys a host may have to resolve
+            self._shared_cache[key] = (layers, merged, [layer.sealed for layer in layers if layer.sealed], refs)
         return self._shared_cache[key]
 
     def _group_layers(self, groups: tuple[str, ...], with_defaults: bool) -> list[Layer]:
@@ -415,15 +419,17 @@ class Environment:
         return dict(found)
 
     def _merge(self, host_name: str, with_defaults: bool) -> dict[str, Any]:
-        _, shared, shared_sealed = self._shared(tuple(self.host_groups(self.host(host_name))), with_defaults)
+        _, shared, shared_sealed, refs = self._shared(tuple(self.host_groups(self.host(host_name))), with_defaults)
         merged = dict(shared)
         sealed = list(shared_sealed)
+        own: list[str] = []
         for layer in self._own_layers(host_name):
             merged.update(layer.data)
+            own += layer.data
             if layer.sealed:
                 sealed.append(layer.sealed)
         resolver = _Resolver(merged, sealed, f"host {host_name}")
-        resolved = resolver.all()
+        resolved = resolver.all(dict.fromkeys([*refs, *own]))
         if sealed:
             resolved[SEALED_KEY] = sealed
         # built from the inventory itself, one mapping shared by every host (never copied, never
@@ -554,11 +560,15 @@ class _Resolver:
         self.referenced: set[str] = set()  # every key some value references
         self.composites = 0  # vault values joined into a string (made per host)
 
-    def all(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for k, v in self.merged.items():  # most values reference nothing: kept as they are, without a walk
+    def all(self, candidates: Iterable[str] | None = None) -> dict[str, Any]:
+        """Every key resolved. Only ``candidates`` (default: every key) may hold a reference: the
+        others are kept as they are, without a look (most values reference nothing)."""
+        out = dict(self.merged)
+        for k in self.merged if candidates is None else candidates:
+            v = self.merged[k]
             plain = "{{" not in v if isinstance(v, str) else not isinstance(v, (dict, list)) or not _has_refs(v)
-            out[k] = v if plain else self.key(k, ())
+            if not plain:
+                out[k] = self.key(k, ())
         return out
 
     def key(self, name: str, stack: tuple[str, ...]) -> Any:

@@ -9,6 +9,7 @@ are read-only by the project's convention (desired state is a pure function of h
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
@@ -45,7 +46,7 @@ class Reads(dict[str, Any]):
     """
 
     def __init__(self, data: Mapping[str, Any]) -> None:
-        super().__init__(data)
+        super().__init__(dict.copy(data) if isinstance(data, dict) else data)  # a copy that reads nothing
         self.read: dict[str, Any] = {}
         self.everything = False
 
@@ -117,14 +118,36 @@ class TraceMemo(Generic[T]):
         self.limit = limit
         self._entries: dict[Hashable, list[tuple[tuple[tuple[str, Any], ...], T]]] = {}
 
-    def call(self, fn: Callable[[Mapping[str, Any]], T], data: Mapping[str, Any], extra: Hashable = None) -> T:
-        entries = self._entries.setdefault((fn, extra), [])
+    def call(self, fn: Callable[..., T], data: Mapping[str, Any], *args: Hashable) -> T:
+        """``fn(data, *args)``, or the result kept for the same ``args`` and the same values read."""
+        entries = self._entries.setdefault((fn, args), [])
         for reads, result in entries:
             if all(data.get(k, _MISSING) is v for k, v in reads):
                 return result
         recorded = Reads(data)
-        result = fn(recorded)
+        result = fn(recorded, *args)
+        if isinstance(data, Reads):  # called inside a function that is kept too: it read all this
+            for k in recorded.read:
+                data.get(k)
+            data.everything |= recorded.everything
         if not recorded.everything:
             entries.insert(0, (tuple(recorded.read.items()), result))
             del entries[self.limit :]
         return result
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def by_reads(fn: F) -> F:
+    """Keep the results of a pure function of host data, ``fn(data, *hashable_args)``, by the values
+    it read (:class:`TraceMemo`): hosts that share those values share one result. Only for what is
+    a pure function of its arguments, as the project's desired state is; its result is shared, so
+    it is never changed by a caller (a string, a tuple, or a list read as it is)."""
+    memo: TraceMemo[Any] = TraceMemo()
+
+    @functools.wraps(fn)
+    def shared(data: Mapping[str, Any], *args: Hashable) -> Any:
+        return memo.call(fn, data, *args)
+
+    return shared  # type: ignore[return-value]

@@ -34,7 +34,8 @@ def plan_data(env: Environment, host: str) -> dict[str, Any]:
     data = env.host_data(host, with_defaults=True)
     members = data.pop(MEMBERS_KEY, {})  # built from the inventory: no vault value in it, not walked per host
     # the host's groups, as a deploy sees them in host.groups (a component's files may depend on them)
-    return {**_placeholders(data), MEMBERS_KEY: members, GROUPS_KEY: env.host_groups(env.host(host))}
+    return {**{k: _placeholders(v) for k, v in data.items()}, MEMBERS_KEY: members,
+            GROUPS_KEY: env.host_groups(env.host(host))}  # fmt: skip
 
 
 def host_items(env: Environment, host: str, only: str | None = None) -> list[ConfigItem]:
@@ -49,28 +50,30 @@ def host_items(env: Environment, host: str, only: str | None = None) -> list[Con
 
 
 def _placeholders(value: Any) -> Any:
-    """Vault values as placeholders: a plan never decrypts, so no form of a secret can reach it."""
+    """Vault values as placeholders: a plan never decrypts, so no form of a secret can reach it.
+    A list or mapping is worked out once per object (hosts share their groups' values), and is
+    itself when it holds no vault value."""
+    if type(value) in _PLAIN:
+        return value
     if isinstance(value, Vaulted):
         return Placeholder(f"vaulted-value-{value.ident}")
-    if isinstance(value, (dict, list)) and not _has_vaulted(value):
-        return value  # nothing to replace: the same (shared, read-only) value
-    if isinstance(value, dict):
-        return {k: _placeholders(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_placeholders(v) for v in value]
+    if isinstance(value, (dict, list)):
+        return _PLACED.get(value, lambda: _placed(value))
     return value
 
 
-_VAULTED: IdentityCache[bool] = IdentityCache()
+_PLAIN = (str, int, float, bool, type(None))
+_PLACED: IdentityCache[Any] = IdentityCache()
 
 
-def _has_vaulted(value: Any) -> bool:
-    """Whether a vault value sits anywhere in ``value``: worked out once per shared list or mapping."""
+def _placed(value: dict[str, Any] | list[Any]) -> Any:
     if isinstance(value, dict):
-        return _VAULTED.get(value, lambda: any(_has_vaulted(v) for v in value.values()))
-    if isinstance(value, list):
-        return _VAULTED.get(value, lambda: any(_has_vaulted(v) for v in value))
-    return isinstance(value, Vaulted)
+        out: Any = {k: _placeholders(v) for k, v in value.items()}
+        same = all(out[k] is v for k, v in value.items())
+    else:
+        out = [_placeholders(v) for v in value]
+        same = all(a is b for a, b in zip(out, value, strict=True))
+    return value if same else out
 
 
 def _manifest_line(item: ConfigItem) -> str:

@@ -12,6 +12,7 @@ import os
 import pickle
 import re
 import shlex
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -49,17 +50,21 @@ def _environment(root: str) -> jinja2.Environment:
     return env
 
 
-def _variables(root: str, name: str) -> frozenset[str] | None:
+def _variables(root: str, name: str) -> tuple[str, ...] | None:
     """The top-level names template ``name`` reads (Jinja2's own analysis), or None when it pulls
     in other templates (include, import, extends: their names are not seen here). Cached while
     the file is unchanged."""
+    key = (root, name)
+    cached = _VARIABLES.get(key)
+    now = time.monotonic()
+    if cached is not None and now - _CHECKED.get(key, 0.0) < 1.0:
+        return cached[1]  # looked at less than a second ago: a plan renders thousands of files a second
     path = os.path.join(root, name)
     try:
         stamp = os.stat(path).st_mtime_ns
     except OSError:
         return None
-    key = (root, name)
-    cached = _VARIABLES.get(key)
+    _CHECKED[key] = now
     if cached is None or cached[0] != stamp:
         from jinja2 import meta
 
@@ -68,12 +73,13 @@ def _variables(root: str, name: str) -> frozenset[str] | None:
             ast = env.parse(Path(path).read_text(encoding="utf-8"))
         except (OSError, jinja2.TemplateSyntaxError):
             return None
-        names = None if list(meta.find_referenced_templates(ast)) else frozenset(meta.find_undeclared_variables(ast))
+        names = None if list(meta.find_referenced_templates(ast)) else tuple(sorted(meta.find_undeclared_variables(ast)))
         cached = _VARIABLES[key] = (stamp, names)
     return cached[1]
 
 
-_VARIABLES: dict[tuple[str, str], tuple[int, frozenset[str] | None]] = {}
+_VARIABLES: dict[tuple[str, str], tuple[int, tuple[str, ...] | None]] = {}
+_CHECKED: dict[tuple[str, str], float] = {}  # when each template's file was last looked at
 _RENDERED: dict[tuple[Any, ...], str] = {}
 _RENDERED_MAX = 4096
 
@@ -84,11 +90,18 @@ def _memo_key(root: str, name: str, context: Mapping[str, Any]) -> tuple[Any, ..
     names = _variables(root, name)
     if names is None:
         return None
-    try:  # pickle's bytes: the values with their types and order (a vault Secret by its content), fast
-        values = tuple((n, _pickled(context[n])) if n in context else (n,) for n in sorted(names))
+    values: list[tuple[Any, ...]] = []
+    try:  # a plain value as itself with its type; others as pickle's bytes (with types and order, fast)
+        for n in names:
+            v = context.get(n, _NONE)
+            values.append((n,) if v is _NONE else (n, type(v), v) if type(v) in _PLAIN else (n, _pickled(v)))
     except (pickle.PicklingError, TypeError, AttributeError, RecursionError):
         return None
-    return (root, name, _VARIABLES[(root, name)][0], values)
+    return (root, name, _VARIABLES[(root, name)][0], tuple(values))
+
+
+_PLAIN = (str, int, bool, type(None))  # exact types: a subclass (a vault Secret), a float (-0.0 == 0.0) is pickled
+_NONE = object()
 
 
 _PICKLED: IdentityCache[bytes] = IdentityCache(limit=_RENDERED_MAX)

@@ -119,3 +119,26 @@ def test_shared_validation_gives_the_same_answers_as_checking_each_host_alone(pr
         load_environment(project.root / "inventories/demo.py")
     assert "host web2: key nginx_gzip: expected bool, got int" in str(together.value)
     assert "host web1:" not in str(together.value) and "host db1:" not in str(together.value)
+
+
+def test_a_kept_function_inside_a_kept_function_passes_on_what_it_read():
+    from hxinfra.memo import by_reads
+
+    inner_calls, outer_calls = [], []
+
+    @by_reads
+    def inner(d):
+        inner_calls.append(1)
+        return d["rules"][0]
+
+    def outer(d):
+        outer_calls.append(1)
+        return (inner(d), d["name"])
+
+    memo: TraceMemo[tuple] = TraceMemo()
+    rules, other = ["a"], ["b"]
+    assert memo.call(outer, {"rules": rules, "name": "x"}) == ("a", "x")
+    assert memo.call(outer, {"rules": rules, "name": "x"}) == ("a", "x") and len(outer_calls) == 1
+    # the inner result is kept, yet the outer call still depends on what the inner one read
+    assert memo.call(outer, {"rules": other, "name": "x"}) == ("b", "x") and len(outer_calls) == 2
+    assert inner({"rules": rules, "zzz": 1}) == "a" and len(inner_calls) == 2

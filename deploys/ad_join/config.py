@@ -5,6 +5,7 @@ computed from host data (nsswitch.conf also from the host's current file, given 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Mapping
@@ -12,6 +13,7 @@ from typing import Any
 
 from deploys.common import templates_root
 from hxinfra.errors import HxError
+from hxinfra.memo import by_reads
 from hxinfra.operations import ConfigItem, ManagedFile
 from hxinfra.render import render
 from hxinfra.validate import (
@@ -137,6 +139,7 @@ def _sudo_name(entry: Mapping[str, Any], data: Mapping[str, Any], what: str) -> 
     return f"%{escaped}" if kind == "group" else escaped
 
 
+@by_reads  # one group's rules for all its hosts: checked and written once
 def sudoers(data: Mapping[str, Any]) -> str | None:
     """The sudoers drop-in: one line per rule; ``commands`` is required (a typo never grants ALL)."""
     rules = data["ad_join_sudo_rules"]
@@ -166,6 +169,7 @@ def _homedir(data: Mapping[str, Any]) -> str:
     return home
 
 
+@functools.lru_cache(maxsize=16)  # Debian's default, on every host of a plan
 def nsswitch(current: str) -> str:
     """``current`` with ``sss`` after the distro's own sources (which all stay)."""
     out, seen = [], set()

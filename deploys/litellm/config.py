@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from deploys.common import templates_root
+from hxinfra.memo import by_reads
 from hxinfra.operations import ConfigItem, ManagedFile
 from hxinfra.render import managed_header, render, systemd_environment
 from hxinfra.validate import DataError, abs_path, choice, collect, fields, ip_address, name, one_line, port
@@ -84,6 +85,7 @@ def requirements(data: Mapping[str, Any]) -> list[str]:
     return [f"litellm[proxy]=={data['litellm_version']}", *data["litellm_extra_requirements"]]
 
 
+@by_reads  # the same models and settings on every gateway: dumped once
 def config_yaml(data: Mapping[str, Any]) -> str:
     """LiteLLM's config.yaml; secrets only as ``os.environ/NAME`` references."""
     models = []

@@ -37,69 +37,38 @@ class IdentityCache(Generic[T]):
 _MISSING = object()
 
 
-class Reads(dict[str, Any]):
-    """A copy of a data mapping that notes which keys a function reads, and what it found.
+class Reads(Mapping[str, Any]):
+    """A view of a data mapping that notes which keys a function reads, and what it found there.
 
     Reading a key (``[]``, ``get``, ``in``) notes that key; anything that sees every key at once
-    (iterating, copying with ``dict(...)`` or ``{**...}``, ``len``, comparing) notes *everything*,
-    and then the call is not kept (:class:`TraceMemo`).
+    (iterating, ``dict(...)``, ``{**...}``, ``len``, comparing) notes *everything*, and then the call
+    is not kept (:class:`TraceMemo`). A view of a view passes each read on, so a kept function
+    called inside another kept function adds what it read to the outer one's reads.
     """
 
+    __slots__ = ("_data", "everything", "read")
+
     def __init__(self, data: Mapping[str, Any]) -> None:
-        super().__init__(dict.copy(data) if isinstance(data, dict) else data)  # a copy that reads nothing
+        self._data = data
         self.read: dict[str, Any] = {}
         self.everything = False
 
     def __getitem__(self, key: str) -> Any:
-        value = dict.get(self, key, _MISSING)
+        try:
+            value = self._data[key]
+        except KeyError:
+            self.read[key] = _MISSING
+            raise
         self.read[key] = value
-        if value is _MISSING:
-            raise KeyError(key)
         return value
 
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
-        value = self.read[key] = dict.get(self, key, _MISSING)
-        return default if value is _MISSING else value
-
-    def __contains__(self, key: object) -> bool:
-        if not isinstance(key, str):
-            self.everything = True
-            return False
-        value = self.read[key] = dict.get(self, key, _MISSING)
-        return value is not _MISSING
-
-    def _all(self) -> None:
-        self.everything = True
-
     def __iter__(self) -> Iterator[str]:
-        self._all()
-        return dict.__iter__(self)
-
-    def keys(self) -> Any:
-        self._all()
-        return dict.keys(self)
-
-    def items(self) -> Any:
-        self._all()
-        return dict.items(self)
-
-    def values(self) -> Any:
-        self._all()
-        return dict.values(self)
+        self.everything = True
+        return iter(self._data)
 
     def __len__(self) -> int:
-        self._all()
-        return dict.__len__(self)
-
-    def __eq__(self, other: object) -> bool:
-        self._all()
-        return dict.__eq__(self, other)
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def copy(self) -> dict[str, Any]:
-        self._all()
-        return dict(dict.items(self))
+        self.everything = True
+        return len(self._data)
 
 
 class TraceMemo(Generic[T]):
@@ -126,10 +95,6 @@ class TraceMemo(Generic[T]):
                 return result
         recorded = Reads(data)
         result = fn(recorded, *args)
-        if isinstance(data, Reads):  # called inside a function that is kept too: it read all this
-            for k in recorded.read:
-                data.get(k)
-            data.everything |= recorded.everything
         if not recorded.everything:
             entries.insert(0, (tuple(recorded.read.items()), result))
             del entries[self.limit :]

@@ -39,7 +39,7 @@ def test_a_result_is_kept_by_the_very_values_read_and_nothing_else():
 
 @pytest.mark.parametrize("read_all", [
     lambda d: dict(d), lambda d: {**d}, lambda d: list(d), lambda d: len(d), lambda d: list(d.items()),
-    lambda d: d.copy(), lambda d: d == {}, lambda d: ChainMap({}, d).keys() and list(ChainMap({}, d)),
+    lambda d: d == {}, lambda d: ChainMap({}, d).keys() and list(ChainMap({}, d)),
 ])  # fmt: skip
 def test_a_function_that_sees_every_key_is_never_kept(read_all):
     fn = _counting(read_all)

@@ -125,6 +125,9 @@ def render(root: Path, name: str, context: Mapping[str, Any], comment: str = "#"
     key = _memo_key(str(root), name, context)
     if key is not None and key in _RENDERED:
         return _RENDERED[key]
+    if key is not None:  # the names the template reads, not the whole host data: Jinja2 copies what it gets
+        names = _VARIABLES[(str(root), name)][1] or ()
+        context = {n: context[n] for n in names if n in context}
     result = _render(root, name, context, comment)
     if key is not None:
         if len(_RENDERED) >= _RENDERED_MAX:

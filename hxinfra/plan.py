@@ -11,6 +11,7 @@ even decrypted when no password is at hand).
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import os
@@ -157,19 +158,111 @@ def read_host_plan(text: str) -> dict[str, tuple[str, str]]:
     return sections
 
 
-def write_plan(env: Environment, hosts: Sequence[str], out: Path) -> dict[str, int]:
+def write_plan(env: Environment, hosts: Sequence[str], out: Path, jobs: int | None = None) -> dict[str, int]:
     """Write the plan of ``hosts`` into ``out`` (an earlier plan there is replaced): one file per
-    host, ``<host>.plan``. Hosts are planned and written one after the other, so memory stays flat
-    in the size of the fleet; returns the managed paths per host."""
+    host, ``<host>.plan``; returns the managed paths per host.
+
+    Hosts are planned and written one after the other, so memory stays flat in the size of the
+    fleet; a large fleet is split between ``jobs`` processes (default: one per core, when there are
+    enough hosts to pay for it), each a fork of this one with the inventory already loaded. The
+    files are the same whatever the number of processes; the first host (in ``hosts`` order) that
+    cannot be planned is the error.
+    """
     _prepare_out(out)
     root = str(out.resolve())
-    counts = {}
+    jobs = _jobs(len(hosts)) if jobs is None else max(1, jobs)
+    if jobs == 1 or not hasattr(os, "fork"):
+        counts, failed = _write_hosts(env, hosts, root)
+        if failed is not None:
+            raise failed[1]
+        return counts
+    return _write_forked(env, hosts, root, jobs)
+
+
+HOSTS_PER_JOB = 250  # below this a process costs more than it saves
+
+
+def _jobs(hosts: int) -> int:
+    return max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
+                      hosts // HOSTS_PER_JOB))  # fmt: skip
+
+
+def _write_hosts(
+    env: Environment, hosts: Sequence[str], root: str
+) -> tuple[dict[str, int], tuple[str, Exception] | None]:
+    """Plan and write ``hosts`` in turn: their counts, and the first that failed (with why)."""
+    counts: dict[str, int] = {}
     for host in hosts:
-        items = host_items(env, host)
-        with open(_inside(root, f"{host}.plan"), "w", encoding="utf-8") as f:
-            f.write(host_plan_text(host, items))
+        try:
+            items = host_items(env, host)
+            with open(_inside(root, f"{host}.plan"), "w", encoding="utf-8") as f:
+                f.write(host_plan_text(host, items))
+        except Exception as e:  # noqa: BLE001 - the caller raises it (or reports it from a child)
+            return counts, (host, e)
         counts[host] = len(items)
-    return counts
+    return counts, None
+
+
+def _write_forked(env: Environment, hosts: Sequence[str], root: str, jobs: int) -> dict[str, int]:
+    """Every ``jobs``-th host to each of ``jobs - 1`` children and this process: each child reports
+    its counts, or its first failing host and why, as JSON on a pipe."""
+    import json
+    import sys
+
+    shares = [list(hosts[i::jobs]) for i in range(jobs)]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    children: list[tuple[int, int]] = []
+    failures: list[tuple[int, str, str]] = []  # (host's place, message, kind)
+    counts: dict[str, int] = {}
+    try:
+        for share in shares[1:]:
+            read, write = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # the child: plan its hosts, say how it went, and leave without any cleanup
+                code = 1
+                try:
+                    os.close(read)
+                    done, failed = _write_hosts(env, share, root)
+                    report: dict[str, Any] = {"counts": done}
+                    if failed is not None:
+                        report["failed"] = [failed[0], str(failed[1]), _kind(failed[1])]
+                    with os.fdopen(write, "w", encoding="utf-8") as f:
+                        f.write(json.dumps(report))
+                    code = 0
+                finally:
+                    os._exit(code)
+            os.close(write)
+            children.append((pid, read))
+        done, failed = _write_hosts(env, shares[0], root)
+        counts.update(done)
+        if failed is not None:
+            failures.append((hosts.index(failed[0]), str(failed[1]), _kind(failed[1])))
+        while children:
+            pid, read = children[0]
+            with os.fdopen(read, encoding="utf-8") as f:
+                text = f.read()
+            os.waitpid(pid, 0)
+            children.pop(0)
+            report = json.loads(text) if text else {"failed": [None, "a plan process ended without a report", "crash"]}
+            counts.update(report.get("counts", {}))
+            if "failed" in report:
+                host, message, kind = report["failed"]
+                failures.append((hosts.index(host) if host in hosts else len(hosts), message, kind))
+    finally:
+        for pid, read in children:  # interrupted: no child outlives the plan
+            with contextlib.suppress(OSError):
+                os.close(read)
+                os.kill(pid, 15)
+                os.waitpid(pid, 0)
+    if failures:
+        _, message, kind = min(failures)
+        raise HxError(message) if kind == "hx" else RuntimeError(f"{kind}: {message}")
+    return {h: counts[h] for h in hosts}
+
+
+def _kind(error: Exception) -> str:
+    return "hx" if isinstance(error, HxError) else type(error).__name__
 
 
 def _plan_files(root: Path) -> dict[str, dict[str, tuple[str, str]]]:

@@ -104,3 +104,32 @@ def test_against_reads_a_plan_of_the_earlier_layout(at_root, tmp_path):
     r = run("plan", "--env", "development", "--limit", "hx-web-01", "--against", str(old))
     assert r.exit_code == 0 and "--- a/hx-web-01/etc/nginx/conf.d/webui-upstream.conf" in r.stdout
     assert "-    server 192.168.10.40:2999 max_fails=2 fail_timeout=10s;" in r.stdout
+
+
+def test_plan_processes_write_the_same_files(at_root, tmp_path):
+    one = run("plan", "--env", "development", "--out", str(tmp_path / "one"), "--jobs", "1")
+    three = run("plan", "--env", "development", "--out", str(tmp_path / "three"), "--jobs", "3")
+    assert one.exit_code == 0 and three.exit_code == 0, one.output + three.output
+    files = sorted(p.name for p in (tmp_path / "one").iterdir())
+    assert files == sorted(p.name for p in (tmp_path / "three").iterdir()) and len(files) > 3
+    assert all((tmp_path / "one" / f).read_bytes() == (tmp_path / "three" / f).read_bytes() for f in files)
+    summary = [r.output.splitlines()[-1].split(" in ")[0] for r in (one, three)]
+    assert summary[0] == summary[1] and "managed path(s) on" in summary[0]
+
+
+def test_a_failure_in_a_plan_process_is_the_plan_s_error(project, tmp_path, monkeypatch):
+    from hxinfra import plan as plan_module
+
+    project("inventories/demo.py", INVENTORY)
+    real = plan_module.host_items
+
+    def broken(env, host, only=None):
+        if host in ("web2", "db1"):  # planned by two different processes with --jobs 3
+            raise plan_module.HxError(f"cannot plan {host}")
+        return real(env, host, only)
+
+    monkeypatch.setattr(plan_module, "host_items", broken)
+    r = run("plan", "--env", "demo", "--out", str(tmp_path / "p"), "--jobs", "3")
+    assert r.exit_code == 1 and "cannot plan web2" in r.output and "cannot plan db1" not in r.output
+    ok = run("plan", "--env", "demo", "--out", str(tmp_path / "q"), "--jobs", "3", "--limit", "web1")
+    assert ok.exit_code == 0 and (tmp_path / "q" / "web1.plan").is_file()

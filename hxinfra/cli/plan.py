@@ -19,10 +19,13 @@ from hxinfra.vault import Keyring
 @click.option("--limit", "-l", multiple=True, metavar="PATTERN", help="Only these hosts (Ansible pattern).")
 @click.option("-e", "--extra-vars", "extra", multiple=True, help="key=value or @file.yml (highest precedence).")
 @click.option("--detailed-exitcode", is_flag=True, help="With --against: exit 2 when the plans differ.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), envvar="HXINFRA_PLAN_JOBS", show_envvar=True,
+              help="Processes that plan hosts side by side (default: one per core for large fleets; "
+                   "the plan is the same).")  # fmt: skip
 @vault_options()
 def plan_cmd(
     env_name: str, out: str | None, against: str | None, limit: tuple[str, ...], extra: tuple[str, ...],
-    detailed_exitcode: bool, keyring: Keyring,
+    detailed_exitcode: bool, jobs: int | None, keyring: Keyring,
 ) -> None:  # fmt: skip
     """Render every file the deploys would write, for every host, offline (no SSH).
 
@@ -43,7 +46,7 @@ def plan_cmd(
         raise click.UsageError("give --out DIR, --against DIR, or both")
     with tempfile.TemporaryDirectory(prefix="hxinfra-plan-") as tmp:
         target = Path(out) if out else Path(tmp) / "plan"
-        counts = write_plan(env, hosts, target)
+        counts = write_plan(env, hosts, target, jobs)
         click.echo(f"plan of {env_name}: {summary(counts)}" + (f" in {out}" if out else ""), err=True)
         if against:
             lines = list(diff_trees(Path(against), target))

@@ -506,9 +506,12 @@ class Environment:
     # ------------------------------------------------------------------ pyinfra
     def pyinfra_groups(self) -> dict[str, Any]:
         """Module-level names for a pyinfra inventory file: ``all`` with merged host data,
-        plus one list of host names per group."""
+        plus one list of host names per group. When hxinfra itself runs the file
+        (:func:`load_environment`), nobody reads them: ``all`` is the host names alone (no host's
+        data is merged for it; a plan of thousands of hosts merges each host once, not twice)."""
+        own = bool(_own_load)
         groups: dict[str, Any] = {
-            "all": ([(n, self.host_data(n)) for n in self.hosts], {}),
+            "all": (list(self.hosts) if own else [(n, self.host_data(n)) for n in self.hosts], {}),
         }  # the hosts' groups below include parent groups (children=)
         for group, names in self.groups.items():
             groups[group] = list(names)
@@ -516,6 +519,7 @@ class Environment:
 
 
 _REFS: IdentityCache[bool] = IdentityCache(limit=None)
+_own_load: list[bool] = []  # set while load_environment runs an inventory file for hxinfra itself
 
 
 def _has_refs(value: Any) -> bool:
@@ -722,7 +726,11 @@ def load_environment(path: str | Path, extra_vars: Mapping[str, Any] | None = No
     code = compile(path.read_text(encoding="utf-8"), str(path), "exec")
     try:
         with extra_vars_layer(extra_vars):
-            exec(code, namespace)  # noqa: S102 - inventories are Python by design, as in pyinfra
+            _own_load.append(True)
+            try:
+                exec(code, namespace)  # noqa: S102 - inventories are Python by design, as in pyinfra
+            finally:
+                _own_load.pop()
     except InventoryError:
         raise
     except Exception as e:  # a broken inventory file is bad input, not a crash

@@ -10,7 +10,9 @@ are read-only by the project's convention (desired state is a pure function of h
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Callable, Hashable, Iterator, Mapping
+from itertools import repeat
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -85,18 +87,19 @@ class TraceMemo(Generic[T]):
 
     def __init__(self, limit: int = 16) -> None:
         self.limit = limit
-        self._entries: dict[Hashable, list[tuple[tuple[tuple[str, Any], ...], T]]] = {}
+        self._entries: dict[Hashable, list[tuple[tuple[str, ...], tuple[Any, ...], T]]] = {}
 
     def call(self, fn: Callable[..., T], data: Mapping[str, Any], *args: Hashable) -> T:
         """``fn(data, *args)``, or the result kept for the same ``args`` and the same values read."""
         entries = self._entries.setdefault((fn, args), [])
-        for reads, result in entries:
-            if all(data.get(k, _MISSING) is v for k, v in reads):
+        get = data.get
+        for keys, values, result in entries:
+            if all(map(operator.is_, map(get, keys, repeat(_MISSING)), values)):
                 return result
         recorded = Reads(data)
         result = fn(recorded, *args)
         if not recorded.everything:
-            entries.insert(0, (tuple(recorded.read.items()), result))
+            entries.insert(0, (tuple(recorded.read), tuple(recorded.read.values()), result))
             del entries[self.limit :]
         return result
 

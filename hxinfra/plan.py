@@ -16,6 +16,7 @@ import difflib
 import hashlib
 import os
 import shutil
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -171,7 +172,7 @@ def write_plan(env: Environment, hosts: Sequence[str], out: Path, jobs: int | No
     _prepare_out(out)
     root = str(out.resolve())
     jobs = _jobs(len(hosts)) if jobs is None else max(1, jobs)
-    if jobs == 1 or not hasattr(os, "fork"):
+    if jobs == 1 or not _can_fork():
         counts, failed = _write_hosts(env, hosts, root)
         if failed is not None:
             raise failed[1]
@@ -180,6 +181,15 @@ def write_plan(env: Environment, hosts: Sequence[str], out: Path, jobs: int | No
 
 
 HOSTS_PER_JOB = 250  # below this a process costs more than it saves
+
+
+def _can_fork() -> bool:
+    """A plain fork: not where gevent has patched the process (a deploy ran in it before, so
+    ``os.fork`` and ``waitpid`` belong to its hub, which waits on a loop nobody runs)."""
+    if not hasattr(os, "fork"):
+        return False
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey is None or not monkey.is_module_patched("os")
 
 
 def _jobs(hosts: int) -> int:
@@ -207,7 +217,6 @@ def _write_forked(env: Environment, hosts: Sequence[str], root: str, jobs: int) 
     """Every ``jobs``-th host to each of ``jobs - 1`` children and this process: each child reports
     its counts, or its first failing host and why, as JSON on a pipe."""
     import json
-    import sys
 
     shares = [list(hosts[i::jobs]) for i in range(jobs)]
     sys.stdout.flush()

@@ -133,3 +133,16 @@ def test_a_failure_in_a_plan_process_is_the_plan_s_error(project, tmp_path, monk
     assert r.exit_code == 1 and "cannot plan web2" in r.output and "cannot plan db1" not in r.output
     ok = run("plan", "--env", "demo", "--out", str(tmp_path / "q"), "--jobs", "3", "--limit", "web1")
     assert ok.exit_code == 0 and (tmp_path / "q" / "web1.plan").is_file()
+
+
+def test_plan_processes_are_not_forked_where_gevent_patched_the_process(at_root, tmp_path):
+    """After a deploy in the same process (pyinfra patches it with gevent), --jobs plans in one process."""
+    import subprocess
+    import sys
+
+    code = ("from gevent import monkey; monkey.patch_all()\n"
+            "from hxinfra.cli import main\n"
+            f"main(['plan', '--env', 'development', '--out', {str(tmp_path / 'p')!r}, '--jobs', '3'])\n")  # fmt: skip
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert r.returncode == 0, r.stderr
+    assert len(list((tmp_path / "p").glob("*.plan"))) > 3

@@ -25,7 +25,7 @@ from hxinfra.errors import HxError
 from hxinfra.inventory import MEMBERS_KEY, Environment
 from hxinfra.memo import IdentityCache
 from hxinfra.operations import ConfigItem, ManagedFile, ManagedLink
-from hxinfra.vault import Placeholder, Vaulted, redact
+from hxinfra.vault import Placeholder, Vaulted, redact, redaction_epoch
 
 GROUPS_KEY = "hx_groups"
 SENSITIVE_NOTE = "# (sensitive file: its content is never written to a plan)\n"
@@ -78,13 +78,28 @@ def _placed(value: dict[str, Any] | list[Any]) -> Any:
     return value if same else out
 
 
-def _manifest_line(item: ConfigItem) -> str:
+def _section(item: ConfigItem) -> str:
+    """The item's section of a host's plan: its header line (kind, mode, owner, digest, line count),
+    then its exact lines. A file whose content many hosts share (a role's rendered config) is
+    redacted and digested once."""
     if isinstance(item, ManagedFile):
-        digest = "sensitive" if item.sensitive else hashlib.sha256(redact(item.content).encode()).hexdigest()[:16]
-        return f"{item.path}  file {item.mode} {item.user}:{item.group} {digest}"
+        key = (item.path, item.mode, item.user, item.group, item.sensitive, redaction_epoch())
+        return _SECTIONS.get(item.content, lambda: _file_section(item), key)
     if isinstance(item, ManagedLink):
-        return f"{item.path}  link -> {item.target}"
-    return f"{item.path}  absent"
+        return f"{SECTION}{item.path}  link -> {item.target}\n"
+    return f"{SECTION}{item.path}  absent\n"
+
+
+_SECTIONS: IdentityCache[str] = IdentityCache()
+
+
+def _file_section(item: ManagedFile) -> str:
+    body = SENSITIVE_NOTE if item.sensitive else redact(item.content)
+    digest = "sensitive" if item.sensitive else hashlib.sha256(body.encode()).hexdigest()[:16]
+    eol = body.endswith("\n") or not body
+    lines = body.count("\n") + (0 if eol else 1)
+    header = f"{item.path}  file {item.mode} {item.user}:{item.group} {digest}"
+    return f"{SECTION}{header}  lines={lines}{'' if eol else ' noeol'}\n{body if eol else body + chr(10)}"
 
 
 MARKER = ".hxinfra-plan"
@@ -121,17 +136,8 @@ SECTION = "### "  # a section header line of a host's plan file
 def host_plan_text(host: str, items: Sequence[ConfigItem]) -> str:
     """One host's plan: a section per managed path, sorted, with its kind, mode, owner and digest,
     then the file's exact lines (``lines=N`` of them) or the note that replaces a sensitive file."""
-    out = [f"# hxinfra plan of {host}: every path the deploys manage there (hxinfra plan --out)\n"]
-    for item in sorted(items, key=lambda i: i.path):
-        if isinstance(item, ManagedFile):
-            body = SENSITIVE_NOTE if item.sensitive else redact(item.content)
-            eol = body.endswith("\n") or not body
-            lines = body.count("\n") + (0 if eol else 1)
-            out.append(f"{SECTION}{_manifest_line(item)}  lines={lines}{'' if eol else ' noeol'}\n")
-            out.append(body if eol else body + "\n")
-        else:
-            out.append(f"{SECTION}{_manifest_line(item)}\n")
-    return "".join(out)
+    head = f"# hxinfra plan of {host}: every path the deploys manage there (hxinfra plan --out)\n"
+    return head + "".join(_section(item) for item in sorted(items, key=lambda i: i.path))
 
 
 def read_host_plan(text: str) -> dict[str, tuple[str, str]]:

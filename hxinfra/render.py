@@ -13,6 +13,7 @@ import pickle
 import re
 import shlex
 import time
+from collections import ChainMap
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -113,6 +114,13 @@ def _pickled(value: Any) -> bytes:
     if not isinstance(value, (list, dict)):
         return pickle.dumps(value, protocol=5)
     return _PICKLED.get(value, lambda: pickle.dumps(value, protocol=5))
+
+
+def template_context(data: Mapping[str, Any], extra: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A template's names: ``extra`` over the host's data, as a view (the data is not copied, and a
+    render reads only the names its template uses, so a function kept by what it read
+    (:func:`hxinfra.memo.by_reads`) still sees them)."""
+    return ChainMap(dict(extra), data)  # type: ignore[arg-type]  # read only
 
 
 def render(root: Path, name: str, context: Mapping[str, Any], comment: str = "#") -> str:

@@ -464,6 +464,12 @@ def register_secret(value: str) -> None:
 
 
 
+def redaction_epoch() -> tuple[int, int]:
+    """Changes whenever :func:`redact` would mask more (a secret was registered since): what is
+    kept of an earlier redaction is good while it stays the same."""
+    return len(_registered), len(_short)
+
+
 def redact(text: str) -> str:
     """``text`` with every registered secret replaced by ``********``.
 

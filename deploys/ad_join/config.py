@@ -15,7 +15,7 @@ from deploys.common import templates_root
 from hxinfra.errors import HxError
 from hxinfra.memo import by_reads
 from hxinfra.operations import ConfigItem, ManagedFile
-from hxinfra.render import render
+from hxinfra.render import render, template_context
 from hxinfra.validate import (
     abs_path,
     collect,
@@ -229,8 +229,8 @@ def desired_config(
     data: Mapping[str, Any], host_name: str, nsswitch_now: str = DEBIAN_NSSWITCH, sssd_mode: str = "0600"
 ) -> list[ConfigItem]:
     """krb5.conf, sssd.conf (private: root only), realmd.conf, nsswitch.conf and the sudoers drop-in."""
-    context = {**data, "domain": domain(data), "realm": realm(data),
-               "computer_name": computer_name(data, host_name), "fqdn": f"{host_name}.{domain(data)}"}  # fmt: skip
+    context = template_context(data, {"domain": domain(data), "realm": realm(data),
+                                      "computer_name": computer_name(data, host_name), "fqdn": f"{host_name}.{domain(data)}"})  # fmt: skip
     tpl = "ad_join/etc"
     items: list[ConfigItem] = [
         ManagedFile("/etc/krb5.conf", render(templates_root(), f"{tpl}/krb5.conf.j2", context)),

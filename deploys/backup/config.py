@@ -16,7 +16,7 @@ from typing import Any
 
 from deploys.common import templates_root
 from hxinfra.operations import ConfigItem, ManagedFile
-from hxinfra.render import render
+from hxinfra.render import render, template_context
 from hxinfra.validate import DataError, abs_path, collect, one_line
 
 DEFAULTS: dict[str, Any] = {
@@ -53,10 +53,10 @@ def desired_config(data: Mapping[str, Any], is_database_server: bool) -> list[Co
     from deploys.pg_auth.config import DEFAULTS as PG  # the cluster's own defaults, written once
 
     pg = {k: data.get(k) or PG[k] for k in ("pg_auth_port", "pg_auth_version", "pg_auth_cluster")}
-    context = {**data, "key_file": KEY_FILE, "pg_port": int(pg["pg_auth_port"]),
-               "databases": databases(data) if is_database_server else [],
-               "wal_archive": (data.get("pg_auth_wal_archive") or "") if is_database_server else "",
-               "pg_version": str(pg["pg_auth_version"]), "pg_cluster": str(pg["pg_auth_cluster"])}  # fmt: skip
+    context = template_context(data, {"key_file": KEY_FILE, "pg_port": int(pg["pg_auth_port"]),
+                                      "databases": databases(data) if is_database_server else [],
+                                      "wal_archive": (data.get("pg_auth_wal_archive") or "") if is_database_server else "",
+                                      "pg_version": str(pg["pg_auth_version"]), "pg_cluster": str(pg["pg_auth_cluster"])})  # fmt: skip
     return [
         ManagedFile(KEY_FILE, f"{data['backup_key']}\n", mode="0600", sensitive=True),
         ManagedFile(PROGRAM, render(templates_root(), "backup/usr/local/sbin/hx-backup.j2", context), mode="0755"),

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from deploys.common import templates_root
+from hxinfra.memo import by_reads
 from hxinfra.operations import Absent, ConfigItem, ManagedFile
 from hxinfra.paths import find_project_root
 from hxinfra.pki import CaInfo, PkiError, verify_ca, verify_key_pair
-from hxinfra.render import managed_header, render
+from hxinfra.render import managed_header, render, template_context
 from hxinfra.validate import (
     DataError,
     abs_path,
@@ -232,7 +233,7 @@ def trust_update_commands(data: Mapping[str, Any], cas: list[tuple[str, str, CaI
 
 
 def monitor_files(data: Mapping[str, Any]) -> list[ConfigItem]:
-    context = {**data, "monitor_script": MONITOR_SCRIPT, "header": HEADER}
+    context = template_context(data, {"monitor_script": MONITOR_SCRIPT, "header": HEADER})
     files_ = {
         MONITOR_SCRIPT: ("ca_trust/usr/local/sbin/hx-ca-trust-expiry.j2", "0755"),
         f"{MONITOR_UNIT}.service": ("ca_trust/etc/systemd/system/hx-ca-trust-expiry.service.j2", "0644"),
@@ -282,5 +283,9 @@ def health(data: Mapping[str, Any], host_name: str) -> list[Any]:
 def plan(data: Mapping[str, Any], host_name: str) -> list[ConfigItem]:
     """The offline plan: trust anchors, monitor and service certificates (``from_ca_host`` CAs
     need SSH and are left out; removals of stale anchors need the host's facts)."""
-    data = dict(data)  # vault values are placeholders here: the plan never decrypts
-    return ca_files(data, resolve_cas(data), []) + monitor_files(data) + host_cert_files(data, resolve_host_certs(data))
+    return list(_planned(data))  # vault values are placeholders here: the plan never decrypts
+
+
+@by_reads  # the same anchors and certificates on every host of a group: planned once
+def _planned(data: Mapping[str, Any]) -> tuple[ConfigItem, ...]:
+    return (*ca_files(data, resolve_cas(data), []), *monitor_files(data), *host_cert_files(data, resolve_host_certs(data)))

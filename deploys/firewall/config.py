@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from deploys.common import admin_networks, templates_root
-from hxinfra.memo import IdentityCache
+from hxinfra.memo import IdentityCache, by_reads
 from hxinfra.operations import ConfigItem, ManagedFile
-from hxinfra.render import render
+from hxinfra.render import render, template_context
 from hxinfra.validate import DataError, choice, collect, fields, network, one_line, port
 
 DEFAULTS: dict[str, Any] = {
@@ -141,8 +141,8 @@ def ruleset(data: Mapping[str, Any], groups: set[str]) -> str:
         if v6:
             rules.append((f"ip6 saddr {{ {', '.join(v6)} }} {o.proto} dport {o.port} accept", o.why))
     trusted = [_cidr(str(s)) for s in data["firewall_trusted_sources"]]
-    context = {**data, "rules": rules, "trusted4": [s for s in trusted if ":" not in s],
-               "trusted6": [s for s in trusted if ":" in s]}  # fmt: skip
+    context = template_context(data, {"rules": rules, "trusted4": [s for s in trusted if ":" not in s],
+                                      "trusted6": [s for s in trusted if ":" in s]})  # fmt: skip
     return render(templates_root(), "firewall/etc/nftables.conf.j2", context)
 
 
@@ -169,7 +169,12 @@ def check_data(data: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 def plan(data: Mapping[str, Any], host_name: str) -> list[ConfigItem]:
-    return desired_config(data, set(data.get("hx_groups") or ()))
+    return list(_planned(data, frozenset(data.get("hx_groups") or ())))
+
+
+@by_reads  # one rule set per role: planned once for all its hosts
+def _planned(data: Mapping[str, Any], groups: frozenset[str]) -> tuple[ConfigItem, ...]:
+    return tuple(desired_config(data, set(groups)))
 
 
 def rollback(data: Mapping[str, Any], host_name: str) -> tuple[str, str]:

@@ -15,8 +15,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from deploys.common import admin_networks, templates_root
+from hxinfra.memo import by_reads
 from hxinfra.operations import ConfigItem, ManagedFile
-from hxinfra.render import render
+from hxinfra.render import render, template_context
 from hxinfra.validate import DataError, choice, collect, network, one_line
 
 DEFAULTS: dict[str, Any] = {
@@ -109,16 +110,21 @@ def ntp_servers(data: Mapping[str, Any], host_name: str = "") -> list[str]:
 
 
 def sshd_dropin(data: Mapping[str, Any], joined: bool) -> str:
-    context = {**data, "allow_groups": [f'"{g}"' if " " in g else g for g in allow_groups(data, joined)],
-               "gssapi": joined}  # fmt: skip
+    context = template_context(data, {"allow_groups": [f'"{g}"' if " " in g else g for g in allow_groups(data, joined)],
+                                      "gssapi": joined})  # fmt: skip
     return render(templates_root(), "hardening/etc/ssh/sshd_config.d/00-hxinfra.conf.j2", context)
 
 
 def desired_config(data: Mapping[str, Any], joined: bool, web: bool, host_name: str = "") -> dict[str, list[ConfigItem]]:
     """Each area's files (an area with nothing to manage has an empty list)."""
+    areas = _areas(data, joined, web, tuple(ntp_servers(data, host_name)))
+    return {area: list(items) for area, items in areas}
+
+
+@by_reads  # the host's name matters only through its time servers: one role's hosts share the rest
+def _areas(data: Mapping[str, Any], joined: bool, web: bool, ntp: tuple[str, ...]) -> tuple[tuple[str, tuple[ConfigItem, ...]], ...]:
     t = templates_root()
-    context = {**data, "admin_networks": admin_networks(data), "web": web,
-               "ntp_servers": ntp_servers(data, host_name)}  # fmt: skip
+    context = template_context(data, {"admin_networks": admin_networks(data), "web": web, "ntp_servers": list(ntp)})
     out: dict[str, list[ConfigItem]] = {
         "sshd": [ManagedFile(SSHD_DROPIN, sshd_dropin(data, joined))],
         "sysctl": [ManagedFile(SYSCTL, render(t, "hardening/etc/sysctl.d/90-hxinfra.conf.j2", context))],
@@ -137,7 +143,7 @@ def desired_config(data: Mapping[str, Any], joined: bool, web: bool, host_name: 
         ]  # fmt: skip
     if data["hardening_time_sync"]:
         out["time"] = [ManagedFile(CHRONY, render(t, "hardening/etc/chrony/chrony.conf.j2", context))]
-    return out
+    return tuple((area, tuple(items)) for area, items in out.items())
 
 
 def packages(data: Mapping[str, Any]) -> list[str]:
@@ -214,8 +220,7 @@ def _root_login(data: Mapping[str, Any]) -> None:
 def plan(data: Mapping[str, Any], host_name: str) -> list[ConfigItem]:
     groups = set(data.get("hx_groups") or ())
     joined = "domain_members" in groups and data.get("ad_join_present") is not False
-    return [i for items in desired_config(dict(data), joined, "web_servers" in groups, host_name).values()
-            for i in items]  # fmt: skip
+    return [i for items in desired_config(data, joined, "web_servers" in groups, host_name).values() for i in items]
 
 
 def rollback(data: Mapping[str, Any], host_name: str) -> tuple[str, str]:

@@ -18,7 +18,7 @@ import yaml
 from deploys.common import templates_root
 from hxinfra.memo import by_reads
 from hxinfra.operations import ConfigItem, ManagedFile
-from hxinfra.render import managed_header, render, systemd_environment
+from hxinfra.render import managed_header, render, systemd_environment, template_context
 from hxinfra.validate import DataError, abs_path, choice, collect, fields, ip_address, name, one_line, port
 
 DEFAULTS: dict[str, Any] = {
@@ -126,7 +126,7 @@ def desired_config(data: Mapping[str, Any]) -> list[ConfigItem]:
     """config.yaml (0640: it names the models and upstreams), the 0640 environment file with the
     secrets, and the hardened unit."""
     p, user = paths(data), data["litellm_user"]
-    context = {**data, "listen": listen_address(data), "env_file": p["env"], "config_file": p["config"]}
+    context = template_context(data, {"listen": listen_address(data), "env_file": p["env"], "config_file": p["config"]})
     return [
         ManagedFile(p["config"], config_yaml(data), mode="0640", group=user),
         ManagedFile(p["env"], managed_header("deploys/litellm") + systemd_environment(environment(data)),

@@ -12,7 +12,7 @@ from deploys.ca_trust.config import host_cert_paths
 from deploys.common import templates_root
 from hxinfra.memo import IdentityCache
 from hxinfra.operations import Absent, ConfigItem, ManagedFile, ManagedLink
-from hxinfra.render import render
+from hxinfra.render import render, template_context
 from hxinfra.validate import (
     DataError,
     abs_path,
@@ -110,7 +110,7 @@ _POOLS: IdentityCache[list[Member]] = IdentityCache(limit=64)
 
 def pool_config(data: Mapping[str, Any], pool: list[Member]) -> str:
     """The upstream block: every member, passive health checks, the standby colours as backups."""
-    context = {**data, "pool": pool, "upstream": "hx_" + str(data["nginx_site_name"]).replace("-", "_")}
+    context = template_context(data, {"pool": pool, "upstream": "hx_" + str(data["nginx_site_name"]).replace("-", "_")})
     return render(templates_root(), "nginx/etc/nginx/conf.d/upstream.conf.j2", context)
 
 
@@ -153,8 +153,8 @@ def desired_config(data: Mapping[str, Any], host_name: str) -> list[ConfigItem]:
     """Every nginx path this deploy manages but the pool, computed from host data alone (no facts)."""
     site = data["nginx_site_name"]
     cert, key = host_cert_paths(data, data["nginx_tls_host_cert"])
-    context = {**data, "server_name": server_name(data, host_name),
-               "nginx_tls_cert": data["nginx_tls_cert"] or cert, "nginx_tls_key": data["nginx_tls_key"] or key}  # fmt: skip
+    context = template_context(data, {"server_name": server_name(data, host_name),
+                                      "nginx_tls_cert": data["nginx_tls_cert"] or cert, "nginx_tls_key": data["nginx_tls_key"] or key})  # fmt: skip
     available = f"{SITES_AVAILABLE}/{site}.conf"
     items: list[ConfigItem] = [
         ManagedFile(HTTP_CONF, render(templates_root(), "nginx/etc/nginx/conf.d/hx-webui.conf.j2", context)),

@@ -18,7 +18,7 @@ from deploys.common import templates_root
 from hxinfra.errors import HxError
 from hxinfra.memo import IdentityCache
 from hxinfra.operations import Absent, ConfigItem, ManagedFile
-from hxinfra.render import render
+from hxinfra.render import render, template_context
 from hxinfra.validate import (
     abs_path,
     choice,
@@ -266,7 +266,7 @@ def repo_files(data: Mapping[str, Any]) -> list[ConfigItem]:
 
 def desired_config(data: Mapping[str, Any], host_name: str) -> list[ConfigItem]:
     p = paths(data)
-    context = {**data, "settings": settings(data), "rules": hba_rules(data)}
+    context = template_context(data, {"settings": settings(data), "rules": hba_rules(data)})
     return [
         ManagedFile(
             p["dropin"],

@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from deploys.common import templates_root
 from hxinfra.operations import ConfigItem, ManagedFile
-from hxinfra.render import managed_header, render, systemd_environment
+from hxinfra.render import managed_header, render, systemd_environment, template_context
 from hxinfra.validate import Check, DataError, abs_path, choice, collect, host_or_ip, ip_address, name, one_line, port
 from hxinfra.vault import Vaulted
 
@@ -119,7 +119,7 @@ def desired_config(data: Mapping[str, Any]) -> list[ConfigItem]:
     for color in COLORS:
         port_env = {"PORT": str(data["webui_ports"][color]), "HX_COLOR": color}
         items.append(ManagedFile(f"{d}/{color}.env", header + systemd_environment(port_env)))
-    context = {**data, "env_dir": d}
+    context = template_context(data, {"env_dir": d})
     items.append(ManagedFile(f"/etc/systemd/system/{UNIT}",
                              render(templates_root(), "webui/etc/systemd/system/hx-webui@.service.j2", context)))
     return items

@@ -234,7 +234,7 @@ def check_host_data(
                 if data.get(key) in (None, ""):
                     problems.append((key, f"required by component {comp.name} but not set"))
         # a malformed value is an error wherever it is set, even on a host the component skips today
-        if comp.check is not None and not problems and (applies or any(k in data for k in comp.defaults)):
+        if comp.check is not None and not problems and (applies or not data.keys().isdisjoint(comp.defaults)):
             problems.extend(_CHECKS.call(comp.check, full))
     return problems
 

@@ -481,9 +481,6 @@ class Environment:
         messages: list[str] = []
         self.warnings = []
         for name, entry in self.hosts.items():
-            origin: dict[str, str] = {}
-            for layer in self.layers(name, with_defaults=False):
-                origin.update({k: layer.source for k in layer.data})
             try:
                 merged = self.host_data(name)
             except InventoryError as e:
@@ -492,11 +489,17 @@ class Environment:
             merged.pop(SEALED_KEY, None)
             merged.pop(MEMBERS_KEY, None)
             found: list[tuple[str, str]] = []
-            for key, problem in check_host_data(merged, self.host_groups(entry), self.components, found):
-                source = origin.get(key.split(".")[0].split("[")[0], str(self._rel(self.file)))
+            problems = check_host_data(merged, self.host_groups(entry), self.components, found)
+            if not problems and not found:
+                continue
+            origin: dict[str, str] = {}  # which file set each key: only to name it in a message
+            for layer in self.layers(name, with_defaults=False):
+                origin.update(dict.fromkeys(layer.data, layer.source))
+            for key, problem in problems:
+                source = origin.get(key.split(".")[0].split("[")[0], self._file_label)
                 messages.append(f"{source}: host {name}: key {key}: {problem}")
             for key, problem in found:
-                line = f"{origin.get(key, str(self._rel(self.file)))}: key {key}: {problem}"
+                line = f"{origin.get(key, self._file_label)}: key {key}: {problem}"
                 if line not in self.warnings:
                     self.warnings.append(line)
         self.warnings += [w for w in self._typo_warnings() if w not in self.warnings]

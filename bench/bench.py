@@ -46,11 +46,17 @@ SYNTHETIC = '''"""A synthetic fleet for the benchmark (written by bench/bench.py
 from deploys import components as _components
 from hxinfra.inventory import environment as _environment
 
+_ROLES = {roles!r}
 _env = _environment(
     __file__,
     data={{"hx_environment": "bench", "hx_domain": "bench.example", "hx_realm": "BENCH.EXAMPLE",
            "hx_subnet": "10.0.0.0/8"}},
-    hosts={hosts!r},
+    # generated, as a large fleet's inventory is (a literal of 10,000 hosts costs Python's compiler 70 MB)
+    hosts={{
+        f"bench-{{_ROLES[i % len(_ROLES)][0]}}-{{i:05d}}": {{
+            "address": f"10.{{i // 65536}}.{{i // 256 % 256}}.{{i % 256}}", "groups": list(_ROLES[i % len(_ROLES)][1])}}
+        for i in range({n})
+    }},
     components=_components(),
 )
 globals().update(_env.pyinfra_groups())
@@ -80,11 +86,7 @@ def synthetic_project(tmp: Path, n: int) -> Path:
     project = tmp / f"fleet-{n}"
     (project / "inventories").mkdir(parents=True)
     shutil.copytree(ROOT / "inventories" / "group_vars", project / "inventories" / "group_vars")
-    hosts = {}
-    for i in range(n):
-        role, groups = ROLES[i % len(ROLES)]
-        hosts[f"bench-{role}-{i:05d}"] = {"address": f"10.{i // 65536}.{i // 256 % 256}.{i % 256}", "groups": groups}
-    (project / "inventories" / "bench.py").write_text(SYNTHETIC.format(hosts=hosts))
+    (project / "inventories" / "bench.py").write_text(SYNTHETIC.format(roles=ROLES, n=n))
     return project
 
 

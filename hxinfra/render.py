@@ -21,7 +21,7 @@ from typing import Any
 import jinja2
 
 from hxinfra.errors import HxError
-from hxinfra.memo import IdentityCache
+from hxinfra.memo import Generations, IdentityCache
 
 HEADER = "managed by hxinfra ({source}); local changes are overwritten"
 
@@ -81,8 +81,8 @@ def _variables(root: str, name: str) -> tuple[str, ...] | None:
 
 _VARIABLES: dict[tuple[str, str], tuple[int, tuple[str, ...] | None]] = {}
 _CHECKED: dict[tuple[str, str], float] = {}  # when each template's file was last looked at
-_RENDERED: dict[tuple[Any, ...], str] = {}
-_RENDERED_MAX = 4096
+_RENDERED_MAX = 2048  # per generation (two are kept)
+_RENDERED: Generations[str] = Generations(_RENDERED_MAX)
 
 
 def _memo_key(root: str, name: str, context: Mapping[str, Any]) -> tuple[Any, ...] | None:
@@ -131,16 +131,14 @@ def render(root: Path, name: str, context: Mapping[str, Any], comment: str = "#"
     thousands) is rendered once.
     """
     key = _memo_key(str(root), name, context)
-    if key is not None and key in _RENDERED:
-        return _RENDERED[key]
+    if key is not None and (kept := _RENDERED.get(key)) is not None:
+        return kept
     if key is not None:  # the names the template reads, not the whole host data: Jinja2 copies what it gets
         names = _VARIABLES[(str(root), name)][1] or ()
         context = {n: context[n] for n in names if n in context}
     result = _render(root, name, context, comment)
     if key is not None:
-        if len(_RENDERED) >= _RENDERED_MAX:
-            _RENDERED.clear()
-        _RENDERED[key] = result
+        _RENDERED.put(key, result)
     return result
 
 

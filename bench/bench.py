@@ -263,7 +263,8 @@ def report(results: dict[str, Any]) -> str:
     parts += [
         f"## Offline plan (commit {results.get('plan', {}).get('commit', '?')})\n",
         "`hxinfra plan --out DIR` of every environment and of synthetic fleets (one host of each role of the HX "
-        "topology, repeated), in a fresh process each time; memory is that process's peak resident size.\n",
+        "topology, repeated), in a fresh process each time, with its default of one process per core (each with 250 hosts or more); "
+        "memory is the peak resident size of the largest of its processes.\n",
         _table(["what", "hosts", "runs", "median s", "min s", "max s", "ms per host", "peak MB"],
                [[p["what"], p["hosts"], p["runs"], p["median"], p["min"], p["max"], p["ms_per_host"], p["peak_mb"]]
                 for p in plan]),  # fmt: skip

@@ -5,6 +5,10 @@ pg_hba rules. Work derived from such an object (a pickle, the networks of a grou
 holds a reference) is done once per object, not once per host. The cache keeps the object itself
 beside the result, so its id cannot be reused by another object while the entry lives; the objects
 are read-only by the project's convention (desired state is a pure function of host data).
+
+:class:`TraceMemo` (and :func:`by_reads`) go one step further for pure functions of a host's data:
+a result is kept with the keys the function read and the objects it found there, so the hosts that
+hold those same objects share it, without anyone declaring what the function reads.
 """
 
 from __future__ import annotations

@@ -142,3 +142,20 @@ def test_a_kept_function_inside_a_kept_function_passes_on_what_it_read():
     # the inner result is kept, yet the outer call still depends on what the inner one read
     assert memo.call(outer, {"rules": other, "name": "x"}) == ("b", "x") and len(outer_calls) == 2
     assert inner({"rules": rules, "zzz": 1}) == "a" and len(inner_calls) == 2
+
+
+def test_full_caches_keep_what_is_in_use_and_drop_what_is_not():
+    from hxinfra.memo import Generations, IdentityCache
+
+    cache: IdentityCache[int] = IdentityCache(limit=2)
+    shared, calls = ["role"], []
+    for i in range(10):  # one shared value, read by every host, among values of one host each
+        cache.get(shared, lambda: calls.append("shared") or 1)
+        cache.get([i], lambda: calls.append("own") or 2)
+    assert calls.count("shared") == 1 and calls.count("own") == 10
+    kept: Generations[str] = Generations(limit=2)
+    kept.put("a", "A")
+    for key in "bcdef":
+        assert kept.get("a") == "A"  # read each time: never dropped
+        kept.put(key, key.upper())
+    assert kept.get("b") is None and kept.get("f") == "F"

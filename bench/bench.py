@@ -105,7 +105,7 @@ def plan_rows(sizes: list[int], repeat: int, log: Any = print) -> list[dict[str,
             cases.append(("plan, synthetic fleet", n, {**os.environ, "HXINFRA_PROJECT": str(project)}, "bench"))
         for rep in range(repeat):
             for what, n, env, env_name in cases:
-                numbers = measure([*HXINFRA, "plan", "--env", env_name, "--out", str(tmp / f"plan-{env_name}-{n}")], env)
+                numbers = measure([*HXINFRA, "plan", "--env", env_name, "--out", str(tmp / f"plan-{env_name}-{n}-{rep}")], env)
                 rows.append({"what": what, "hosts": n, "rep": rep, **numbers})
                 log(f"{what:<32} {n:>6} host(s) {numbers['seconds']:>8.2f} s {numbers['peak_rss_mb']:>8.1f} MB")
     return rows
@@ -263,7 +263,8 @@ def report(results: dict[str, Any]) -> str:
     parts += [
         f"## Offline plan (commit {results.get('plan', {}).get('commit', '?')})\n",
         "`hxinfra plan --out DIR` of every environment and of synthetic fleets (one host of each role of the HX "
-        "topology, repeated), in a fresh process each time, with its default of one process per core (each with 250 hosts or more); "
+        "topology, repeated), in a fresh process each time and into a new directory (a first plan), with its default of one "
+        "process per core (each with 250 hosts or more); "
         "memory is the peak resident size of the largest of its processes.\n",
         _table(["what", "hosts", "runs", "median s", "min s", "max s", "ms per host", "peak MB"],
                [[p["what"], p["hosts"], p["runs"], p["median"], p["min"], p["max"], p["ms_per_host"], p["peak_mb"]]

@@ -105,20 +105,34 @@ def _file_section(item: ManagedFile) -> str:
 MARKER = ".hxinfra-plan"
 
 
-def _prepare_out(out: Path) -> None:
+def _prepare_out(out: Path) -> set[str]:
     """An empty or new directory, or an earlier plan (it has the marker file): never anything else.
 
-    ``--out .`` in a checkout must not delete the checkout.
+    ``--out .`` in a checkout must not delete the checkout. Of an earlier plan, the host files
+    (plain files, one link each) are kept to be written over, which costs a file system less than
+    new files; everything else goes. Returns the names of the host files kept.
     """
     if out.is_symlink() or (out.exists() and not out.is_dir()):
         raise HxError(f"--out {out}: not a directory")
+    kept: set[str] = set()
     if out.is_dir() and any(out.iterdir()):
         if not (out / MARKER).is_file():
             raise HxError(f"--out {out}: the directory is not empty and holds no earlier plan (no {MARKER}); "
                           "refusing to replace it")  # fmt: skip
-        shutil.rmtree(out)
+        with os.scandir(out) as entries:
+            for entry in entries:
+                if entry.name == MARKER:
+                    continue
+                if entry.name.endswith(".plan") and entry.is_file(follow_symlinks=False) and \
+                        entry.stat(follow_symlinks=False).st_nlink == 1:  # fmt: skip
+                    kept.add(entry.name)
+                elif entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
     out.mkdir(parents=True, exist_ok=True)
     (out / MARKER).write_text("an hxinfra plan: hxinfra plan --out replaces this directory\n")
+    return kept
 
 
 def _inside(out: str, *parts: str) -> str:
@@ -175,15 +189,19 @@ def write_plan(env: Environment, hosts: Sequence[str], out: Path, jobs: int | No
     files are the same whatever the number of processes; the first host (in ``hosts`` order) that
     cannot be planned is the error.
     """
-    _prepare_out(out)
+    earlier = _prepare_out(out)
     root = str(out.resolve())
     jobs = _jobs(len(hosts)) if jobs is None else max(1, jobs)
     if jobs == 1 or not _can_fork():
         counts, failed = _write_hosts(env, hosts, root)
-        if failed is not None:
-            raise failed[1]
-        return counts
-    return _write_forked(env, hosts, root, jobs)
+        error = failed[1] if failed is not None else None
+    else:
+        counts, error = _write_forked(env, hosts, root, jobs)
+    for name in earlier - {f"{host}.plan" for host in counts}:  # an earlier plan's hosts not planned now
+        os.unlink(os.path.join(root, name))
+    if error is not None:
+        raise error
+    return {h: counts[h] for h in hosts if h in counts}
 
 
 HOSTS_PER_JOB = 250  # below this a process costs more than it saves
@@ -219,9 +237,10 @@ def _write_hosts(
     return counts, None
 
 
-def _write_forked(env: Environment, hosts: Sequence[str], root: str, jobs: int) -> dict[str, int]:
+def _write_forked(env: Environment, hosts: Sequence[str], root: str, jobs: int) -> tuple[dict[str, int], Exception | None]:
     """Every ``jobs``-th host to each of ``jobs - 1`` children and this process: each child reports
-    its counts, or its first failing host and why, as JSON on a pipe."""
+    its counts, and its first failing host and why, as JSON on a pipe. Returns every process's
+    counts and the error of the first failing host (in ``hosts`` order), if any."""
     import json
 
     shares = [list(hosts[i::jobs]) for i in range(jobs)]
@@ -272,8 +291,8 @@ def _write_forked(env: Environment, hosts: Sequence[str], root: str, jobs: int) 
                 os.waitpid(pid, 0)
     if failures:
         _, message, kind = min(failures)
-        raise HxError(message) if kind == "hx" else RuntimeError(f"{kind}: {message}")
-    return {h: counts[h] for h in hosts}
+        return counts, HxError(message) if kind == "hx" else RuntimeError(f"{kind}: {message}")
+    return counts, None
 
 
 def _kind(error: Exception) -> str:

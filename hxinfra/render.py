@@ -142,9 +142,26 @@ def render(root: Path, name: str, context: Mapping[str, Any], comment: str = "#"
     return result
 
 
+def _template(root: str, name: str) -> jinja2.Template:
+    """The compiled template: Jinja2's own cache looks at the file on every use; here the file is
+    looked at as its names are (at most once a second, :func:`_variables`), and compiled again when
+    it changed."""
+    known = _VARIABLES.get((root, name))
+    kept = _TEMPLATES.get((root, name))
+    if known is not None and kept is not None and kept[0] == known[0]:
+        return kept[1]
+    template = _environment(root).get_template(name)
+    if known is not None:
+        _TEMPLATES[(root, name)] = (known[0], template)
+    return template
+
+
+_TEMPLATES: dict[tuple[str, str], tuple[int, jinja2.Template]] = {}
+
+
 def _render(root: Path, name: str, context: Mapping[str, Any], comment: str) -> str:
     try:
-        body = _environment(str(root)).get_template(name).render(**context)
+        body = _template(str(root), name).render(**context)
     except jinja2.UndefinedError as e:
         raise TemplateError(f"template {name}: undefined variable: {e.message}") from None
     except jinja2.TemplateNotFound:

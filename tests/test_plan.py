@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from click.testing import CliRunner
 from conftest import INVENTORY, ROOT
@@ -146,3 +148,25 @@ def test_plan_processes_are_not_forked_where_gevent_patched_the_process(at_root,
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
     assert r.returncode == 0, r.stderr
     assert len(list((tmp_path / "p").glob("*.plan"))) > 3
+
+
+def test_planning_again_replaces_an_earlier_plan_and_touches_nothing_outside_it(project, tmp_path):
+    project("inventories/demo.py", INVENTORY)
+    out = tmp_path / "plan"
+    assert run("plan", "--env", "demo", "--out", str(out)).exit_code == 0
+    outside, linked = tmp_path / "outside.txt", tmp_path / "linked.txt"
+    outside.write_text("keep me\n")
+    linked.write_text("keep me too\n")
+    (out / "web2.plan").unlink()
+    (out / "web2.plan").symlink_to(outside)  # a link where a host's file goes: removed, never written through
+    (out / "db1.plan").unlink()
+    os.link(linked, out / "db1.plan")  # a second name of another file: removed, never written over
+    (out / "gone-host.plan").write_text("a host no longer in the inventory\n")
+    (out / "web1").mkdir()  # the earlier layout's per-host directory
+    (out / "web1" / "etc").write_text("x\n")
+    r = run("plan", "--env", "demo", "--out", str(out), "--limit", "web1,web2,db1")
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in out.iterdir()) == [".hxinfra-plan", "db1.plan", "web1.plan", "web2.plan"]
+    assert outside.read_text() == "keep me\n" and linked.read_text() == "keep me too\n"
+    assert not (out / "web2.plan").is_symlink() and os.stat(out / "db1.plan").st_nlink == 1
+    assert read_host_plan((out / "web2.plan").read_text()) and read_host_plan((out / "db1.plan").read_text())

@@ -225,8 +225,7 @@ def check_host_data(
         problems += found
         if warnings is not None:
             warnings += kept
-    defaults = _defaults(schema)
-    full = {**defaults, **data}
+    full = {**_SCHEMAS[ids][1], **data}  # every component's defaults under the host's data
     for comp in components:
         applies = comp.applies_to(groups)
         if applies:
@@ -247,16 +246,12 @@ _SCHEMAS: dict[tuple[int, ...], tuple[tuple[Component, ...], dict[str, Any]]] = 
 
 
 def _ids(schema: tuple[Component, ...]) -> tuple[int, ...]:
-    """The schema's components by identity, each kept alive here (so no id is ever reused)."""
+    """The schema's components by identity, each kept alive here (so no id is ever reused), with
+    their defaults in one mapping (made once per schema)."""
     key = tuple(map(id, schema))
     if key not in _SCHEMAS:
         _SCHEMAS[key] = (schema, {k: v for c in schema for k, v in c.defaults.items()})
     return key
-
-
-def _defaults(schema: tuple[Component, ...]) -> dict[str, Any]:
-    """Every component's defaults in one mapping (made once per schema)."""
-    return _SCHEMAS[_ids(schema)][1]
 
 
 def _key_problems(key: str, value: Any, schema: tuple[Component, ...]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:

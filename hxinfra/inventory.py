@@ -52,7 +52,7 @@ from hxinfra.components import ENGINE, VAULT_PREFIX, Component, check_host_data,
 from hxinfra.datafiles import load_yaml_mapping, parse_extra_vars
 from hxinfra.errors import InventoryError
 from hxinfra.known_hosts import FILE_KEY, STRICT_KEY
-from hxinfra.memo import IdentityCache
+from hxinfra.memo import Generations, IdentityCache
 from hxinfra.vault import Composite, NoPassword, Sealed, Vaulted
 
 MEMBERS_KEY = "hx_members"
@@ -175,7 +175,7 @@ class Environment:
         self._layer_cache: dict[tuple[Path, bool], list[tuple[Path, dict[str, Any], str]]] = {}
         self._priorities: dict[str, int] = {}
         self._host_groups: dict[str, list[str]] = {}
-        self._host_data: dict[tuple[str, bool], dict[str, Any]] = {}  # the last hosts' merged data
+        self._host_data: Generations[dict[str, Any]] = Generations(128)  # the last hosts' merged data
         self._shared_cache: dict[tuple[tuple[str, ...], bool], tuple[list[Layer], dict[str, Any], list[str], list[str]]] = {}
         self._host_vars: set[str] | None = None
         self._referenced: set[str] = set()  # every key a {{ reference }} names, over all hosts
@@ -410,12 +410,10 @@ class Environment:
 
         The last hosts' results are kept (not every host's: memory stays flat in the fleet's size)."""
         key = (host_name, with_defaults)
-        found = self._host_data.pop(key, None)
+        found = self._host_data.get(key)
         if found is None:
             found = self._merge(host_name, with_defaults)
-            if len(self._host_data) >= 256:
-                del self._host_data[next(iter(self._host_data))]
-        self._host_data[key] = found
+            self._host_data.put(key, found)
         return dict(found)
 
     def _merge(self, host_name: str, with_defaults: bool) -> dict[str, Any]:

@@ -22,35 +22,12 @@ from typing import Any, Generic, TypeVar
 T = TypeVar("T")
 
 
-class IdentityCache(Generic[T]):
-    """``get(obj, compute, extra)``: ``compute()``'s result for this very object (and ``extra``),
-    computed once. About ``limit`` entries at most (``None``: no limit): when full, the entries not
-    used since the cache last filled up are dropped, so what every host uses (a role's shared
-    values) stays while what one host used goes."""
-
-    def __init__(self, limit: int | None = 2048) -> None:
-        self.limit = limit
-        self._entries: dict[tuple[int, Hashable], tuple[object, T]] = {}
-        self._older: dict[tuple[int, Hashable], tuple[object, T]] = {}
-
-    def get(self, obj: object, compute: Callable[[], T], extra: Hashable = None) -> T:
-        key = (id(obj), extra)
-        found = self._entries.get(key)
-        if found is None or found[0] is not obj:
-            found = self._older.get(key)
-            if found is None or found[0] is not obj:
-                found = (obj, compute())
-            if self.limit is not None and len(self._entries) >= self.limit:
-                self._older, self._entries = self._entries, {}
-            self._entries[key] = found
-        return found[1]
-
-
 class Generations(Generic[T]):
-    """A mapping of at most about ``limit`` entries that keeps what is in use: when full, what was
-    not read since it last filled up is dropped (two generations, no bookkeeping per read)."""
+    """A mapping of at most about ``limit`` entries (``None``: no limit) that keeps what is in use:
+    when full, what was not read since it last filled up is dropped (two generations, no
+    bookkeeping per read)."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int | None) -> None:
         self.limit = limit
         self._entries: dict[Hashable, T] = {}
         self._older: dict[Hashable, T] = {}
@@ -62,9 +39,27 @@ class Generations(Generic[T]):
         return found
 
     def put(self, key: Hashable, value: T) -> None:
-        if len(self._entries) >= self.limit:
+        if self.limit is not None and len(self._entries) >= self.limit:
             self._older, self._entries = self._entries, {}
         self._entries[key] = value
+
+
+class IdentityCache(Generic[T]):
+    """``get(obj, compute, extra)``: ``compute()``'s result for this very object (and ``extra``),
+    computed once. About ``limit`` entries at most (``None``: no limit), kept as
+    :class:`Generations` keep them: what every host uses (a role's shared values) stays while what
+    one host used goes."""
+
+    def __init__(self, limit: int | None = 2048) -> None:
+        self._kept: Generations[tuple[object, T]] = Generations(limit)
+
+    def get(self, obj: object, compute: Callable[[], T], extra: Hashable = None) -> T:
+        key = (id(obj), extra)
+        found = self._kept.get(key)
+        if found is None or found[0] is not obj:
+            found = (obj, compute())
+            self._kept.put(key, found)
+        return found[1]
 
 
 _MISSING = object()

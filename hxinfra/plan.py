@@ -36,8 +36,9 @@ def plan_data(env: Environment, host: str) -> dict[str, Any]:
     data = env.host_data(host, with_defaults=True)
     members = data.pop(MEMBERS_KEY, {})  # built from the inventory: no vault value in it, not walked per host
     # the host's groups, as a deploy sees them in host.groups (a component's files may depend on them)
-    return {**{k: _placeholders(v) for k, v in data.items()}, MEMBERS_KEY: members,
-            GROUPS_KEY: env.host_groups(env.host(host))}  # fmt: skip
+    out = {k: _placeholders(v) for k, v in data.items()}
+    out[MEMBERS_KEY], out[GROUPS_KEY] = members, env.host_groups(env.host(host))
+    return out
 
 
 def host_items(env: Environment, host: str, only: str | None = None) -> list[ConfigItem]:
@@ -99,7 +100,8 @@ def _file_section(item: ManagedFile) -> str:
     eol = body.endswith("\n") or not body
     lines = body.count("\n") + (0 if eol else 1)
     header = f"{item.path}  file {item.mode} {item.user}:{item.group} {digest}"
-    return f"{SECTION}{header}  lines={lines}{'' if eol else ' noeol'}\n{body if eol else body + chr(10)}"
+    text = body if eol else body + "\n"
+    return f"{SECTION}{header}  lines={lines}{'' if eol else ' noeol'}\n{text}"
 
 
 MARKER = ".hxinfra-plan"

@@ -85,10 +85,9 @@ _RENDERED_MAX = 2048  # per generation (two are kept)
 _RENDERED: Generations[str] = Generations(_RENDERED_MAX)
 
 
-def _memo_key(root: str, name: str, context: Mapping[str, Any]) -> tuple[Any, ...] | None:
+def _memo_key(root: str, name: str, names: tuple[str, ...] | None, context: Mapping[str, Any]) -> tuple[Any, ...] | None:
     """What the output of a render depends on: the template (file and version) and the values of
     the names it reads. Hosts of one role render most files from equal values: rendered once."""
-    names = _variables(root, name)
     if names is None:
         return None
     values: list[tuple[Any, ...]] = []
@@ -130,11 +129,11 @@ def render(root: Path, name: str, context: Mapping[str, Any], comment: str = "#"
     be pickled, or the template includes another): the same file for many hosts (an offline plan of
     thousands) is rendered once.
     """
-    key = _memo_key(str(root), name, context)
+    names = _variables(str(root), name)
+    key = _memo_key(str(root), name, names, context)
     if key is not None and (kept := _RENDERED.get(key)) is not None:
         return kept
-    if key is not None:  # the names the template reads, not the whole host data: Jinja2 copies what it gets
-        names = _VARIABLES[(str(root), name)][1] or ()
+    if names is not None:  # the names the template reads, not the whole host data: Jinja2 copies what it gets
         context = {n: context[n] for n in names if n in context}
     result = _render(root, name, context, comment)
     if key is not None:

@@ -70,8 +70,9 @@ def measure(args: list[str], env: dict[str, str] | None = None) -> dict[str, flo
     so ``hxinfra deploy`` is measured together with the pyinfra process it runs.
     """
     started = time.monotonic()
-    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)  # fmt: skip
+    proc = subprocess.Popen(
+        args, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.monotonic() - started
     stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
@@ -97,15 +98,24 @@ def plan_rows(sizes: list[int], repeat: int, log: Any = print) -> list[dict[str,
         tmp = Path(tmp_name)
         cases: list[tuple[str, int, dict[str, str] | None, str]] = []
         for env_name in REAL_ENVS:
-            count = len(json.loads(subprocess.check_output([*HXINFRA, "inventory", "list", "--env", env_name, "--json"],
-                                                           cwd=ROOT, stderr=subprocess.DEVNULL))["hosts"])  # fmt: skip
+            count = len(
+                json.loads(
+                    subprocess.check_output(
+                        [*HXINFRA, "inventory", "list", "--env", env_name, "--json"],
+                        cwd=ROOT,
+                        stderr=subprocess.DEVNULL,
+                    )
+                )["hosts"]
+            )
             cases.append((f"plan --env {env_name}", count, None, env_name))
         for n in sizes:
             project = synthetic_project(tmp, n)
             cases.append(("plan, synthetic fleet", n, {**os.environ, "HXINFRA_PROJECT": str(project)}, "bench"))
         for rep in range(repeat):
             for what, n, env, env_name in cases:
-                numbers = measure([*HXINFRA, "plan", "--env", env_name, "--out", str(tmp / f"plan-{env_name}-{n}-{rep}")], env)
+                numbers = measure(
+                    [*HXINFRA, "plan", "--env", env_name, "--out", str(tmp / f"plan-{env_name}-{n}-{rep}")], env
+                )
                 rows.append({"what": what, "hosts": n, "rep": rep, **numbers})
                 log(f"{what:<32} {n:>6} host(s) {numbers['seconds']:>8.2f} s {numbers['peak_rss_mb']:>8.1f} MB")
     return rows
@@ -116,9 +126,18 @@ def plan_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for what, n in dict.fromkeys((r["what"], r["hosts"]) for r in rows):
         secs = [r["seconds"] for r in rows if (r["what"], r["hosts"]) == (what, n)]
         mem = [r["peak_rss_mb"] for r in rows if (r["what"], r["hosts"]) == (what, n)]
-        out.append({"what": what, "hosts": n, "runs": len(secs), "median": round(statistics.median(secs), 2),
-                    "min": min(secs), "max": max(secs), "peak_mb": max(mem),
-                    "ms_per_host": round(statistics.median(secs) * 1000 / max(n, 1), 2)})  # fmt: skip
+        out.append(
+            {
+                "what": what,
+                "hosts": n,
+                "runs": len(secs),
+                "median": round(statistics.median(secs), 2),
+                "min": min(secs),
+                "max": max(secs),
+                "peak_mb": max(mem),
+                "ms_per_host": round(statistics.median(secs) * 1000 / max(n, 1), 2),
+            }
+        )
     return out
 
 
@@ -126,36 +145,60 @@ def machine() -> dict[str, str]:
     """What the numbers were measured on."""
     import platform
 
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.machine())  # fmt: skip
-    mem_kb = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
-                      if line.startswith("MemTotal")))  # fmt: skip
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.machine(),
+    )
+    mem_kb = int(
+        next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal"))
+    )
     release = dict(line.split("=", 1) for line in Path("/etc/os-release").read_text().splitlines() if "=" in line)
-    versions = subprocess.run([sys.executable, "-m", "pip", "list", "--format", "json"], capture_output=True,
-                              text=True).stdout  # fmt: skip
+    versions = subprocess.run(
+        [sys.executable, "-m", "pip", "list", "--format", "json"], capture_output=True, text=True
+    ).stdout
     pkgs = {p["name"].lower(): p["version"] for p in json.loads(versions or "[]")}
     return {
-        "cpu": f"{cpu}, {os.cpu_count()} cores", "memory": f"{mem_kb / 1024 / 1024:.1f} GiB",
-        "kernel": platform.release(), "os": release.get("PRETTY_NAME", "").strip('"'),
-        "python": platform.python_version(), "pyinfra": pkgs.get("pyinfra", "?"),
-    }  # fmt: skip
+        "cpu": f"{cpu}, {os.cpu_count()} cores",
+        "memory": f"{mem_kb / 1024 / 1024:.1f} GiB",
+        "kernel": platform.release(),
+        "os": release.get("PRETTY_NAME", "").strip('"'),
+        "python": platform.python_version(),
+        "pyinfra": pkgs.get("pyinfra", "?"),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", default="10,100,1000,10000", help="synthetic fleet sizes for the offline plan")
-    parser.add_argument("--lab", default="", metavar="SIZES",
-                        help="also the cost curve on lab hosts for these fleet sizes, e.g. 1,8,32,64 (needs root)")
+    parser.add_argument(
+        "--lab",
+        default="",
+        metavar="SIZES",
+        help="also the cost curve on lab hosts for these fleet sizes, e.g. 1,8,32,64 (needs root)",
+    )
     parser.add_argument("--repeat", type=int, default=3, help="runs of each measurement (the tools alternate)")
     parser.add_argument("--cold-repeat", type=int, default=1, help="cold runs per tool and size (fresh hosts each)")
-    parser.add_argument("--tools", default="hxinfra,pyinfra,ansible",
-                        help="the tools of the lab curve; the others keep their earlier runs (e.g. hxinfra,pyinfra "
-                             "to measure hxinfra against pyinfra again without Ansible's hour)")  # fmt: skip
-    parser.add_argument("--results", default=str(ROOT / "bench" / "results"),
-                        help="where results.json and curve.png go (bench/RESULTS.md is written from them)")  # fmt: skip
+    parser.add_argument(
+        "--tools",
+        default="hxinfra,pyinfra,ansible",
+        help="the tools of the lab curve; the others keep their earlier runs (e.g. hxinfra,pyinfra "
+        "to measure hxinfra against pyinfra again without Ansible's hour)",
+    )
+    parser.add_argument(
+        "--results",
+        default=str(ROOT / "bench" / "results"),
+        help="where results.json and curve.png go (bench/RESULTS.md is written from them)",
+    )
     parser.add_argument("--no-plan", action="store_true", help="skip the offline plan (keep its earlier results)")
-    parser.add_argument("--report-only", action="store_true",
-                        help="measure nothing: write bench/RESULTS.md and the chart again from results.json")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="measure nothing: write bench/RESULTS.md and the chart again from results.json",
+    )
     parser.add_argument("--json", action="store_true", help="results as JSON on stdout")
     opts = parser.parse_args()
     log = (lambda *_: None) if opts.json else print
@@ -175,7 +218,9 @@ def main() -> None:
         (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
         (ROOT / "bench" / "RESULTS.md").write_text(report(results))
         return
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
     commit = commit or "?"
     results.update({"machine": {**results.get("machine", {}), **machine()}, "date": time.strftime("%Y-%m-%d")})
     if not opts.no_plan:
@@ -187,13 +232,22 @@ def main() -> None:
         tools = [t.strip() for t in opts.tools.split(",") if t.strip()]
         rows = curve.curve([int(x) for x in opts.lab.split(",")], opts.repeat, opts.cold_repeat, log, tools)
         earlier = results.get("lab", {})
-        commits = {t: c for t, c in (earlier.get("commits") or dict.fromkeys(curve.TOOLS, earlier.get("commit"))).items()
-                   if c and t not in tools}  # fmt: skip
+        commits = {
+            t: c
+            for t, c in (earlier.get("commits") or dict.fromkeys(curve.TOOLS, earlier.get("commit"))).items()
+            if c and t not in tools
+        }
         commits.update(dict.fromkeys(tools, commit))
         rows = [r for r in earlier.get("runs", []) if r["tool"] not in tools] + rows  # the others' runs are kept
         summary = curve.summarise(rows)
-        results["lab"] = {"runs": rows, "summary": summary, "slopes": curve.slopes(summary),
-                          "ratios": curve.ratios(summary), "ansible": curve.ANSIBLE_CORE, "commits": commits}  # fmt: skip
+        results["lab"] = {
+            "runs": rows,
+            "summary": summary,
+            "slopes": curve.slopes(summary),
+            "ratios": curve.ratios(summary),
+            "ansible": curve.ANSIBLE_CORE,
+            "commits": commits,
+        }
         if "ansible" in tools:
             results["machine"]["ansible"] = curve.ansible_version()
         curve.chart(summary, out / "curve.png")
@@ -244,20 +298,41 @@ def report(results: dict[str, Any]) -> str:
             "commands): its differences between the two are the machine's noise, and one cold run per tool and "
             "size is what `--cold-repeat` 1 gives. No-op and check runs are the controller's and SSH's work: "
             "there the ratios say what hxinfra costs on top of pyinfra.\n",
-            _table(["hosts", "run", "tool", "runs", "median s", "min s", "max s", "peak MB", "commands/host"],
-                   [[s["hosts"], s["mode"], s["tool"], s["runs"], s["median"], s["min"], s["max"], s["peak_mb"],
-                     s["commands_per_host"]] for s in lab["summary"]]),  # fmt: skip
+            _table(
+                ["hosts", "run", "tool", "runs", "median s", "min s", "max s", "peak MB", "commands/host"],
+                [
+                    [
+                        s["hosts"],
+                        s["mode"],
+                        s["tool"],
+                        s["runs"],
+                        s["median"],
+                        s["min"],
+                        s["max"],
+                        s["peak_mb"],
+                        s["commands_per_host"],
+                    ]
+                    for s in lab["summary"]
+                ],
+            ),
             "### Ratios (medians)\n",
-            _table(["hosts", "run", "hxinfra / pyinfra", "Ansible / hxinfra"],
-                   [[r["hosts"], r["mode"], r["hxinfra_vs_pyinfra"], r["ansible_vs_hxinfra"]] for r in lab["ratios"]]),
+            _table(
+                ["hosts", "run", "hxinfra / pyinfra", "Ansible / hxinfra"],
+                [[r["hosts"], r["mode"], r["hxinfra_vs_pyinfra"], r["ansible_vs_hxinfra"]] for r in lab["ratios"]],
+            ),
         ]
         segments: list[dict[str, Any]] = next((segs for segs in lab["slopes"].values() if segs), [])
         if segments:
             parts += [
                 "### Time per extra host (slope of the medians between fleet sizes)\n",
-                _table(["tool and run", *[f"{seg['from']} to {seg['to']} hosts" for seg in segments]],
-                       [[k, *[f"{seg['seconds_per_host'] * 1000:.0f} ms" for seg in segs]]
-                        for k, segs in lab["slopes"].items() if segs]),  # fmt: skip
+                _table(
+                    ["tool and run", *[f"{seg['from']} to {seg['to']} hosts" for seg in segments]],
+                    [
+                        [k, *[f"{seg['seconds_per_host'] * 1000:.0f} ms" for seg in segs]]
+                        for k, segs in lab["slopes"].items()
+                        if segs
+                    ],
+                ),
             ]
     plan = results.get("plan", {}).get("summary", [])
     parts += [
@@ -266,9 +341,13 @@ def report(results: dict[str, Any]) -> str:
         "topology, repeated), in a fresh process each time and into a new directory (a first plan), with its default of one "
         "process per core (each with 250 hosts or more); "
         "memory is the peak resident size of the largest of its processes.\n",
-        _table(["what", "hosts", "runs", "median s", "min s", "max s", "ms per host", "peak MB"],
-               [[p["what"], p["hosts"], p["runs"], p["median"], p["min"], p["max"], p["ms_per_host"], p["peak_mb"]]
-                for p in plan]),  # fmt: skip
+        _table(
+            ["what", "hosts", "runs", "median s", "min s", "max s", "ms per host", "peak MB"],
+            [
+                [p["what"], p["hosts"], p["runs"], p["median"], p["min"], p["max"], p["ms_per_host"], p["peak_mb"]]
+                for p in plan
+            ],
+        ),
     ]
     return "\n".join(parts)
 

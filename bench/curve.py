@@ -62,8 +62,9 @@ def hx_env() -> dict[str, str]:
 
 
 def hx(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "hxinfra", *args], cwd=ROOT, env=hx_env(), text=True,
-                          capture_output=True, check=True)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "hxinfra", *args], cwd=ROOT, env=hx_env(), text=True, capture_output=True, check=True
+    )
 
 
 def boot(n: int) -> dict[str, str]:
@@ -74,10 +75,23 @@ def boot(n: int) -> dict[str, str]:
     status = [line.split() for line in hx("lab", "status").stdout.splitlines()]
     # the full python3 that Ansible's modules need (the lab's base has python3-minimal), on every
     # host before any tool's cold run: all three start from the same hosts, untimed
-    subprocess.run([sys.executable, "-m", "pyinfra", "inventories/lab.py", "exec", "-y", "--",
-                    "python3 -c 'import shutil, json' 2>/dev/null || { apt-get update -qq && "
-                    "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 >/dev/null; }"],
-                   cwd=ROOT, env=hx_env(), check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pyinfra",
+            "inventories/lab.py",
+            "exec",
+            "-y",
+            "--",
+            "python3 -c 'import shutil, json' 2>/dev/null || { apt-get update -qq && "
+            "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 >/dev/null; }",
+        ],
+        cwd=ROOT,
+        env=hx_env(),
+        check=True,
+        capture_output=True,
+    )
     return {f[0]: f[1] for f in status if len(f) >= 3 and f[0] in names and f[2] == "running"}
 
 
@@ -113,8 +127,9 @@ def run(cmd: Sequence[str], env: dict[str, str]) -> dict[str, Any]:
     """One timed run: wall seconds, peak resident memory of the process tree, exit code, output."""
     peak = [0]
     started = time.monotonic()
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     done = threading.Event()
 
     def sample() -> None:
@@ -158,8 +173,11 @@ class Ansible:
         from hxinfra.operations import Absent, ManagedFile
 
         def files(items: list[Any]) -> list[dict[str, str]]:
-            return [{"path": i.path, "content": str(i.content), "mode": i.mode, "user": i.user, "group": i.group}
-                    for i in items if isinstance(i, ManagedFile)]  # fmt: skip
+            return [
+                {"path": i.path, "content": str(i.content), "mode": i.mode, "user": i.user, "group": i.group}
+                for i in items
+                if isinstance(i, ManagedFile)
+            ]
 
         env = load_environment(ROOT / "inventories" / "lab.py")
         ssh = Lab(LAB).ssh_data()
@@ -177,25 +195,39 @@ class Ansible:
                 "monitor_files": files(monitor_files(data)),
                 "cert_files": files(host_cert_files(data, resolve_host_certs(data))),
                 "update_trust": " && ".join(trust_update_commands(data, cas)),  # the deploy's own commands
-            }  # fmt: skip
+            }
             path = vars_dir / f"{name}.json"
             path.touch(mode=0o600)
             path.write_text(json.dumps(host_vars))
             lines.append(f"{name} ansible_host={ips[name]}")
-        lines += ["[all:vars]", "ansible_user=root", f"ansible_ssh_private_key_file={ssh['ssh_key']}",
-                  f"ansible_ssh_common_args='-o UserKnownHostsFile={ssh['ssh_known_hosts_file']} "
-                  "-o StrictHostKeyChecking=yes'"]  # fmt: skip
+        lines += [
+            "[all:vars]",
+            "ansible_user=root",
+            f"ansible_ssh_private_key_file={ssh['ssh_key']}",
+            f"ansible_ssh_common_args='-o UserKnownHostsFile={ssh['ssh_known_hosts_file']} "
+            "-o StrictHostKeyChecking=yes'",
+        ]
         (self.work / "hosts.ini").write_text("\n".join(lines) + "\n")
 
     def cmd(self, mode: str, n: int, verbose: bool = False) -> list[str]:
-        cmd = [str(self.venv / "bin" / "ansible-playbook"), "-i", str(self.work / "hosts.ini"), "--forks", str(n),
-               str(ROOT / "bench" / "ansible" / "ca_trust.yml")]  # fmt: skip
+        cmd = [
+            str(self.venv / "bin" / "ansible-playbook"),
+            "-i",
+            str(self.work / "hosts.ini"),
+            "--forks",
+            str(n),
+            str(ROOT / "bench" / "ansible" / "ca_trust.yml"),
+        ]
         cmd += ["--check", "--diff"] if mode == "check" else []
         return cmd + (["-vvv"] if verbose else [])
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "bench" / "ansible" / "ansible.cfg"),
-                "ANSIBLE_LOCAL_TEMP": str(self.work / "tmp"), "ANSIBLE_NOCOLOR": "1"}  # fmt: skip
+        return {
+            **os.environ,
+            "ANSIBLE_CONFIG": str(ROOT / "bench" / "ansible" / "ansible.cfg"),
+            "ANSIBLE_LOCAL_TEMP": str(self.work / "tmp"),
+            "ANSIBLE_NOCOLOR": "1",
+        }
 
 
 def tool_cmd(tool: str, mode: str, n: int, ansible: Ansible, verbose: bool = False) -> tuple[list[str], dict[str, str]]:
@@ -231,8 +263,9 @@ def commands_per_host(tool: str, out: str, hosts: list[str], ips: dict[str, str]
 # ---------------------------------------------------------------------------- the curve
 
 
-def curve(sizes: Sequence[int], repeat: int, cold_repeat: int, log: Any = print,
-          tools: Sequence[str] = TOOLS) -> list[dict[str, Any]]:
+def curve(
+    sizes: Sequence[int], repeat: int, cold_repeat: int, log: Any = print, tools: Sequence[str] = TOOLS
+) -> list[dict[str, Any]]:
     """Every run of ``tools`` (all three by default) at every size; the rows of the results."""
     unknown = set(tools) - set(TOOLS)
     if unknown or not tools:
@@ -269,8 +302,9 @@ def curve(sizes: Sequence[int], repeat: int, cold_repeat: int, log: Any = print,
                         cmd, env = tool_cmd(tool, mode, n, ansible)
                         r = run(cmd, env)
                         if r["rc"] != 0 or changes(tool, mode, r["out"]):
-                            raise SystemExit(f"{tool} {mode} run on {n} host(s) failed or changed something:\n"
-                                             f"{r['out'][-3000:]}")  # fmt: skip
+                            raise SystemExit(
+                                f"{tool} {mode} run on {n} host(s) failed or changed something:\n{r['out'][-3000:]}"
+                            )
                         rows.append({"tool": tool, "mode": mode, "hosts": n, "rep": rep, **_numbers(r)})
                         log(f"N={n:<3} {tool:<8} {mode:<6} {r['seconds']:7.2f} s {r['peak_mb']:7.1f} MB")
             for tool in tools:
@@ -298,11 +332,22 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 if not runs:
                     continue
                 secs = [r["seconds"] for r in runs]
-                cmds = [r["commands_per_host"] for r in rows if (r["tool"], r["mode"], r["hosts"]) == (tool, "commands", n)]
-                out.append({"hosts": n, "mode": mode, "tool": tool, "runs": len(runs),
-                            "median": round(statistics.median(secs), 2), "min": min(secs), "max": max(secs),
-                            "peak_mb": max(r["peak_mb"] for r in runs),
-                            "commands_per_host": cmds[0] if cmds else None})  # fmt: skip
+                cmds = [
+                    r["commands_per_host"] for r in rows if (r["tool"], r["mode"], r["hosts"]) == (tool, "commands", n)
+                ]
+                out.append(
+                    {
+                        "hosts": n,
+                        "mode": mode,
+                        "tool": tool,
+                        "runs": len(runs),
+                        "median": round(statistics.median(secs), 2),
+                        "min": min(secs),
+                        "max": max(secs),
+                        "peak_mb": max(r["peak_mb"] for r in runs),
+                        "commands_per_host": cmds[0] if cmds else None,
+                    }
+                )
     return out
 
 
@@ -326,8 +371,14 @@ def ratios(summary: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for n, mode in dict.fromkeys((s["hosts"], s["mode"]) for s in summary):
         hx_, py, an = (med.get((n, mode, t)) for t in TOOLS)
-        out.append({"hosts": n, "mode": mode, "hxinfra_vs_pyinfra": round(hx_ / py, 2) if hx_ and py else None,
-                    "ansible_vs_hxinfra": round(an / hx_, 1) if an and hx_ else None})  # fmt: skip
+        out.append(
+            {
+                "hosts": n,
+                "mode": mode,
+                "hxinfra_vs_pyinfra": round(hx_ / py, 2) if hx_ and py else None,
+                "ansible_vs_hxinfra": round(an / hx_, 1) if an and hx_ else None,
+            }
+        )
     return out
 
 

@@ -39,8 +39,15 @@ class HostResult:
         return self.reachable and self.rc == 0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"host": self.host, "reachable": self.reachable, "rc": self.rc, "ok": self.ok,
-                "stdout": self.stdout, "stderr": self.stderr, "value": self.value}  # fmt: skip
+        return {
+            "host": self.host,
+            "reachable": self.reachable,
+            "rc": self.rc,
+            "ok": self.ok,
+            "stdout": self.stdout,
+            "stderr": self.stderr,
+            "value": self.value,
+        }
 
 
 class Session:
@@ -87,7 +94,7 @@ class Session:
             lines = list(output.stdout_lines)
             rc = -1
             if lines and lines[-1].startswith(RC_MARK):
-                rc = int(lines.pop()[len(RC_MARK):])
+                rc = int(lines.pop()[len(RC_MARK) :])
                 if lines and lines[-1] == "":
                     lines.pop()
             results.append(HostResult(name, rc=rc, stdout=lines, stderr=list(output.stderr_lines)))

@@ -195,7 +195,12 @@ def _check_cycles(inv: AnsibleInventory) -> None:
 def vars_files(base: Path) -> Iterator[Path]:
     """``base.yml``/``base.yaml``/``base`` (no extension) and the files of directory ``base/``, in order."""
     # a host name has dots (web01.example.com): add the extension, never replace the "suffix"
-    for p in (base.parent / f"{base.name}.yml", base.parent / f"{base.name}.yaml", base.parent / f"{base.name}.json", base):
+    for p in (
+        base.parent / f"{base.name}.yml",
+        base.parent / f"{base.name}.yaml",
+        base.parent / f"{base.name}.json",
+        base,
+    ):
         if p.is_file():
             yield p
     if base.is_dir():
@@ -220,9 +225,16 @@ def to_ansible(value: Any) -> Any:
     return value
 
 
-BACK = {"ssh_hostname": "ansible_host", "ssh_port": "ansible_port", "ssh_user": "ansible_user",
-        "ssh_password": "ansible_password", "ssh_key": "ansible_ssh_private_key_file", "_sudo": "ansible_become",
-        "_sudo_user": "ansible_become_user", "_sudo_password": "ansible_become_password"}  # fmt: skip
+BACK = {
+    "ssh_hostname": "ansible_host",
+    "ssh_port": "ansible_port",
+    "ssh_user": "ansible_user",
+    "ssh_password": "ansible_password",
+    "ssh_key": "ansible_ssh_private_key_file",
+    "_sudo": "ansible_become",
+    "_sudo_user": "ansible_become_user",
+    "_sudo_password": "ansible_become_password",
+}
 
 
 def host_vars(data: Mapping[str, Any], skip: set[str]) -> dict[str, Any]:
@@ -273,7 +285,9 @@ def map_vars(
                 report.kept.append((key, source, "no key of this project takes it (kept as it is)"))
         text = str(value) if not isinstance(value, Vaulted) else ""
         if "home" in key and (text.startswith("/tmp/") or text.rstrip("/") == "/tmp"):
-            report.flagged.append((key, source, "home directories under /tmp (the old SSSD defect): refused by ad_join"))
+            report.flagged.append(
+                (key, source, "home directories under /tmp (the old SSSD defect): refused by ad_join")
+            )
         if "hba" in key and re.search(r"\btrust\b", text):
             report.flagged.append((key, source, "a pg_hba rule with trust: hxinfra refuses trust"))
     return out
@@ -291,8 +305,9 @@ def _plan_outputs(
     hosts: dict[str, dict[str, Any]] = {}
     for host, variables in inv.hosts.items():
         variables = dict(variables)
-        entry: dict[str, Any] = {"groups": [g for g, body in inv.groups.items()
-                                            if g not in ("all", "ungrouped") and host in body["hosts"]]}  # fmt: skip
+        entry: dict[str, Any] = {
+            "groups": [g for g, body in inv.groups.items() if g not in ("all", "ungrouped") and host in body["hosts"]]
+        }
         address = variables.pop("ansible_host", None)
         if address is not None:
             entry["address"] = str(address)
@@ -301,17 +316,27 @@ def _plan_outputs(
             entry["data"] = mapped
         hosts[host] = entry
     children = {g: list(body["children"]) for g, body in inv.groups.items() if g != "all" and body["children"]}
-    group_vars = {g: map_vars(body["vars"], f"{inv.source.name} (group {g})", table, report)
-                  for g, body in inv.groups.items() if body["vars"]}  # fmt: skip
+    group_vars = {
+        g: map_vars(body["vars"], f"{inv.source.name} (group {g})", table, report)
+        for g, body in inv.groups.items()
+        if body["vars"]
+    }
     # the inventory's own hosts, children and inline vars, as YAML (a !vault value stays one)
     out[f"{name}/inventory.yml"] = f"{MARKER} from {inv.source}\n" + _dump(
-        {"hosts": hosts, "children": children, "group_vars": group_vars})
+        {"hosts": hosts, "children": children, "group_vars": group_vars}
+    )
     for kind in ("group_vars", "host_vars"):
         folder = base / kind
         if not folder.is_dir():
             continue
-        targets = sorted({item.name.removesuffix(item.suffix) if item.is_file() and item.suffix in (".yml", ".yaml", ".json")
-                          else item.name for item in folder.iterdir()})  # fmt: skip
+        targets = sorted(
+            {
+                item.name.removesuffix(item.suffix)
+                if item.is_file() and item.suffix in (".yml", ".yaml", ".json")
+                else item.name
+                for item in folder.iterdir()
+            }
+        )
         for target in targets:
             for f in vars_files(folder / target):
                 rel = f.relative_to(folder)
@@ -373,8 +398,10 @@ def import_inventory(
         if target.is_file() and target.read_bytes() != data:
             conflicts.append(rel)
     if conflicts and not force:
-        raise InventoryError(f"environment {name} exists and differs ({', '.join(conflicts[:5])}"
-                             f"{'...' if len(conflicts) > 5 else ''}): give --force to replace it")  # fmt: skip
+        raise InventoryError(
+            f"environment {name} exists and differs ({', '.join(conflicts[:5])}"
+            f"{'...' if len(conflicts) > 5 else ''}): give --force to replace it"
+        )
     for rel, content in outputs.items():
         target = inventories / rel
         data = content.encode() if isinstance(content, str) else content

@@ -57,39 +57,61 @@ class HostAudit:
         return ["unreachable"] if not self.reachable else [r.id for r in self.results if not r.passed]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"host": self.host, "reachable": self.reachable, "passed": not self.failed,
-                "controls": [{**r.__dict__, "requirements": dict(r.requirements)} for r in self.results]}  # fmt: skip
+        return {
+            "host": self.host,
+            "reachable": self.reachable,
+            "passed": not self.failed,
+            "controls": [{**r.__dict__, "requirements": dict(r.requirements)} for r in self.results],
+        }
 
 
 # the controls every host shares (the components add theirs)
 BASE: tuple[Control, ...] = (
-    Control("config-not-world-writable", "No world-writable files in /etc",
-            "f=$(find /etc -xdev -type f -perm -0002 2>/dev/null | head -n 20); "
-            "[ -z \"$f\" ] && echo 'none' || { echo \"$f\"; false; }",
-            {"cis_basic": "7.1.11", "pci_dss": "2.2.6", "soc2": "CC6.1"}),
-    Control("no-empty-passwords", "No account has an empty password",
-            "e=$(awk -F: '($2 == \"\") {print $1}' /etc/shadow); [ -z \"$e\" ] && echo 'none' || { echo \"$e\"; false; }",
-            {"cis_basic": "7.2.2", "pci_dss": "8.3.1", "soc2": "CC6.1"}),
-    Control("only-root-uid-0", "root is the only account with UID 0",
-            "u=$(awk -F: '($3 == 0) {print $1}' /etc/passwd); echo \"$u\"; [ \"$u\" = root ]",
-            {"cis_basic": "7.2.9", "pci_dss": "8.2.2", "soc2": "CC6.1"}),
-    Control("sudoers-valid", "sudoers parse (visudo -c), no rule for everyone",
-            "visudo -c >/dev/null && ! grep -rhsE '^[[:space:]]*ALL[[:space:]]+ALL' /etc/sudoers /etc/sudoers.d/ "
-            "&& echo 'sudoers parse; no ALL ALL rule'",
-            {"cis_basic": "5.2.3", "pci_dss": "7.2.1", "soc2": "CC6.3"}),
-    Control("security-updates-applied", "No pending security update (the Debian security archive's index)",
-            "p=$(apt-get -s -o Debug::NoLocking=1 upgrade 2>/dev/null | awk '/^Inst / && /-security/ "
-            "{o=$3; n=$4; gsub(/[][]/, \"\", o); gsub(/[(]/, \"\", n); print $2, o, \"->\", n}'); "
-            "[ -z \"$p\" ] && echo 'none pending' || { echo \"$p\"; false; }",
-            {"cis_basic": "1.2.2", "pci_dss": "6.3.3", "soc2": "CC7.1"}),
+    Control(
+        "config-not-world-writable",
+        "No world-writable files in /etc",
+        "f=$(find /etc -xdev -type f -perm -0002 2>/dev/null | head -n 20); "
+        '[ -z "$f" ] && echo \'none\' || { echo "$f"; false; }',
+        {"cis_basic": "7.1.11", "pci_dss": "2.2.6", "soc2": "CC6.1"},
+    ),
+    Control(
+        "no-empty-passwords",
+        "No account has an empty password",
+        'e=$(awk -F: \'($2 == "") {print $1}\' /etc/shadow); [ -z "$e" ] && echo \'none\' || { echo "$e"; false; }',
+        {"cis_basic": "7.2.2", "pci_dss": "8.3.1", "soc2": "CC6.1"},
+    ),
+    Control(
+        "only-root-uid-0",
+        "root is the only account with UID 0",
+        'u=$(awk -F: \'($3 == 0) {print $1}\' /etc/passwd); echo "$u"; [ "$u" = root ]',
+        {"cis_basic": "7.2.9", "pci_dss": "8.2.2", "soc2": "CC6.1"},
+    ),
+    Control(
+        "sudoers-valid",
+        "sudoers parse (visudo -c), no rule for everyone",
+        "visudo -c >/dev/null && ! grep -rhsE '^[[:space:]]*ALL[[:space:]]+ALL' /etc/sudoers /etc/sudoers.d/ "
+        "&& echo 'sudoers parse; no ALL ALL rule'",
+        {"cis_basic": "5.2.3", "pci_dss": "7.2.1", "soc2": "CC6.3"},
+    ),
+    Control(
+        "security-updates-applied",
+        "No pending security update (the Debian security archive's index)",
+        "p=$(apt-get -s -o Debug::NoLocking=1 upgrade 2>/dev/null | awk '/^Inst / && /-security/ "
+        '{o=$3; n=$4; gsub(/[][]/, "", o); gsub(/[(]/, "", n); print $2, o, "->", n}\'); '
+        '[ -z "$p" ] && echo \'none pending\' || { echo "$p"; false; }',
+        {"cis_basic": "1.2.2", "pci_dss": "6.3.3", "soc2": "CC7.1"},
+    ),
     # root may run sshd, nginx's master, systemd, chrony and the Samba AD DC (its tasks: rpc[master], kdc(0)...)
-    Control("root-listeners-expected", "Network services running as root are only the expected ones",
-            "l=$(ss -ltnpH 2>/dev/null | awk '$4 !~ /^(127\\.|\\[::1\\])/' | grep -o 'pid=[0-9]*' | cut -d= -f2 | "
-            "sort -u | while read -r p; do echo \"$(ps -o user= -p \"$p\") $(ps -o comm= -p \"$p\")\"; done | sort -u); "
-            "echo \"${l:-no network service outside loopback}\"; bad=$(echo \"$l\" | awk '$1 == \"root\" && $2 !~ /^(sshd|nginx|systemd|systemd-resolve|chronyd|smbd|samba|[a-z_]+(\\[[^]]*\\]|\\([0-9]+\\)))$/'); "
-            "[ -z \"$bad\" ]",
-            {"cis_basic": "2.1.22", "pci_dss": "2.2.4", "soc2": "CC6.8"}),
-)  # fmt: skip
+    Control(
+        "root-listeners-expected",
+        "Network services running as root are only the expected ones",
+        "l=$(ss -ltnpH 2>/dev/null | awk '$4 !~ /^(127\\.|\\[::1\\])/' | grep -o 'pid=[0-9]*' | cut -d= -f2 | "
+        'sort -u | while read -r p; do echo "$(ps -o user= -p "$p") $(ps -o comm= -p "$p")"; done | sort -u); '
+        'echo "${l:-no network service outside loopback}"; bad=$(echo "$l" | awk \'$1 == "root" && $2 !~ /^(sshd|nginx|systemd|systemd-resolve|chronyd|smbd|samba|[a-z_]+(\\[[^]]*\\]|\\([0-9]+\\)))$/\'); '
+        '[ -z "$bad" ]',
+        {"cis_basic": "2.1.22", "pci_dss": "2.2.4", "soc2": "CC6.8"},
+    ),
+)
 
 
 def select(controls: Iterable[Control], standard: str | None) -> list[Control]:
@@ -97,14 +119,16 @@ def select(controls: Iterable[Control], standard: str | None) -> list[Control]:
     return [c for c in controls if standard is None or standard in c.requirements]
 
 
-def host_controls(components: Iterable[Any], groups: Iterable[str], data: Mapping[str, Any], host: str) -> list[Control]:
+def host_controls(
+    components: Iterable[Any], groups: Iterable[str], data: Mapping[str, Any], host: str
+) -> list[Control]:
     """The shared controls, then each applying component's (in the registry's order)."""
     return [*BASE, *declared(components, groups, data, host, "audit")]
 
 
 def script(controls: Iterable[Control]) -> str:
     """One read-only script for every control of a host, each followed by its marker."""
-    return "\n".join(f"( {c.command} ) 2>&1 </dev/null; echo \"{MARK} {i} $?\"" for i, c in enumerate(controls))
+    return "\n".join(f'( {c.command} ) 2>&1 </dev/null; echo "{MARK} {i} $?"' for i, c in enumerate(controls))
 
 
 def parse(host: str, controls: list[Control], lines: Iterable[str]) -> HostAudit:
@@ -112,7 +136,9 @@ def parse(host: str, controls: list[Control], lines: Iterable[str]) -> HostAudit
     for which, rc, chunk in marked(lines):
         if which.isdigit() and int(which) < len(controls):
             c = controls[int(which)]
-            result.results.append(ControlResult(c.id, c.title, rc == "0", [x for x in chunk if x][-20:], c.requirements))
+            result.results.append(
+                ControlResult(c.id, c.title, rc == "0", [x for x in chunk if x][-20:], c.requirements)
+            )
     seen = {r.id for r in result.results}
     for c in controls:  # a control whose marker never came (the script was cut short) did not pass
         if c.id not in seen:
@@ -131,7 +157,9 @@ def table(audits: list[HostAudit], standard: str | None) -> list[str]:
         for r in a.results:
             req = f" [{standard} {r.requirements[standard]}]" if standard and standard in r.requirements else ""
             status = "pass" if r.passed else "FAIL"
-            lines.append(f"  {status}  {r.id}{req}: {r.title}" + ("" if r.passed else f" -- {' / '.join(r.evidence[-3:])}"))
+            lines.append(
+                f"  {status}  {r.id}{req}: {r.title}" + ("" if r.passed else f" -- {' / '.join(r.evidence[-3:])}")
+            )
     return lines
 
 
@@ -150,18 +178,22 @@ def report_html(audits: list[HostAudit], title: str, standard: str | None) -> st
         ok = sum(r.passed for r in a.results)
         y = 10 + i * (bar + 8)
         w_ok = int(width * ok / total)
-        svg.append(f'<text x="0" y="{y + 14}" font-size="12">{e(a.host)}</text>'
-                   f'<rect x="110" y="{y}" width="{w_ok}" height="{bar}" fill="#2e7d32"/>'
-                   f'<rect x="{110 + w_ok}" y="{y}" width="{width - w_ok}" height="{bar}" fill="#c62828"/>'
-                   f'<text x="{120 + width}" y="{y + 14}" font-size="12">{ok}/{len(a.results)}</text>')  # fmt: skip
+        svg.append(
+            f'<text x="0" y="{y + 14}" font-size="12">{e(a.host)}</text>'
+            f'<rect x="110" y="{y}" width="{w_ok}" height="{bar}" fill="#2e7d32"/>'
+            f'<rect x="{110 + w_ok}" y="{y}" width="{width - w_ok}" height="{bar}" fill="#c62828"/>'
+            f'<text x="{120 + width}" y="{y + 14}" font-size="12">{ok}/{len(a.results)}</text>'
+        )
     height = 20 + len(audits) * (bar + 8)
     rows = []
     for a in audits:
         for r in a.results:
             req = ", ".join(f"{k} {v}" for k, v in r.requirements.items() if standard in (None, k))
-            rows.append(f"<tr class='{'pass' if r.passed else 'fail'}'><td>{e(a.host)}</td><td>{e(r.id)}</td>"
-                        f"<td>{e(r.title)}</td><td>{e(req)}</td><td>{'pass' if r.passed else 'FAIL'}</td>"
-                        f"<td><pre>{e(chr(10).join(r.evidence))}</pre></td></tr>")  # fmt: skip
+            rows.append(
+                f"<tr class='{'pass' if r.passed else 'fail'}'><td>{e(a.host)}</td><td>{e(r.id)}</td>"
+                f"<td>{e(r.title)}</td><td>{e(req)}</td><td>{'pass' if r.passed else 'FAIL'}</td>"
+                f"<td><pre>{e(chr(10).join(r.evidence))}</pre></td></tr>"
+            )
         if not a.reachable:
             rows.append(f"<tr class='fail'><td>{e(a.host)}</td><td colspan='5'>unreachable</td></tr>")
     name = STANDARDS.get(standard or "", "every control")
@@ -169,8 +201,7 @@ def report_html(audits: list[HostAudit], title: str, standard: str | None) -> st
 body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;padding:4px;
 vertical-align:top}} tr.fail td{{background:#fdecea}} tr.pass td{{background:#edf7ed}} pre{{margin:0;white-space:pre-wrap}}
 </style></head><body><h1>{e(title)}</h1><p>{e(name)}: controls passed (green) and failed (red) per host.</p>
-<svg width="{width + 180}" height="{height}" role="img">{''.join(svg)}</svg>
+<svg width="{width + 180}" height="{height}" role="img">{"".join(svg)}</svg>
 <table><tr><th>host</th><th>control</th><th>what</th><th>requirement</th><th>result</th><th>evidence</th></tr>
-{''.join(rows)}</table></body></html>
+{"".join(rows)}</table></body></html>
 """
-

@@ -102,7 +102,7 @@ class Accounts(FactBase[dict[str, dict[str, str]]]):
     @override
     def command(self, accounts: Sequence[str]) -> str:
         names = " ".join(shlex.quote(a) for a in accounts)
-        return f"for a in {names}; do getent passwd \"$a\"; done; true"
+        return f'for a in {names}; do getent passwd "$a"; done; true'
 
     @override
     def process(self, output: list[str]) -> dict[str, dict[str, str]]:
@@ -235,8 +235,13 @@ def want(kind: str, keys: Iterable[str]) -> None:
 def _fact(kind: str) -> type[FactBase[Any]]:
     from hxinfra.operations import PathStates  # it imports this module
 
-    facts: dict[str, type[FactBase[Any]]] = {"paths": PathStates, "units": UnitStates, "packages": InstalledPackages,
-                                             "accounts": Accounts, "contents": FileTexts}  # fmt: skip
+    facts: dict[str, type[FactBase[Any]]] = {
+        "paths": PathStates,
+        "units": UnitStates,
+        "packages": InstalledPackages,
+        "accounts": Accounts,
+        "contents": FileTexts,
+    }
     return facts[kind]
 
 

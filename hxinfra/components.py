@@ -34,6 +34,7 @@ def pyinfra_keys() -> frozenset[str]:
 
     return frozenset(connector_data_meta) | frozenset(f"_{name.lstrip('_')}" for name, _ in all_global_arguments())
 
+
 TypeSpec = type | tuple[type, ...]
 
 
@@ -254,7 +255,9 @@ def _ids(schema: tuple[Component, ...]) -> tuple[int, ...]:
     return key
 
 
-def _key_problems(key: str, value: Any, schema: tuple[Component, ...]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+def _key_problems(
+    key: str, value: Any, schema: tuple[Component, ...]
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """The problems of one key and value against the schema, and the warning it gives (if any)."""
     problems: list[tuple[str, str]] = []
     if not any(key in c.multiline for c in schema):

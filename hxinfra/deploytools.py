@@ -100,11 +100,18 @@ def serve(unit: str, changes: list[Any], url: str, timeout: int, what: str) -> A
     started = service(name=f"Start and enable {what}", service=unit, running=True, enabled=True)
     service(
         name=f"Restart {what} after an install or a validated change",
-        service=unit, restarted=True, _if=lambda: changed() and not started.did_change(),
-    )  # fmt: skip
+        service=unit,
+        restarted=True,
+        _if=lambda: changed() and not started.did_change(),
+    )
     path = urlsplit(url).path or "/"
-    http_ready(name=f"Check that {what} answers {path}", url=url, timeout=timeout, unit=unit,
-               _if=any_changed(started, *changes))  # fmt: skip
+    http_ready(
+        name=f"Check that {what} answers {path}",
+        url=url,
+        timeout=timeout,
+        unit=unit,
+        _if=any_changed(started, *changes),
+    )
     return started
 
 
@@ -117,8 +124,15 @@ def guarded(what: str, unit: str, paths: list[str], apply: str, undo: str, secon
 
     from hxinfra.operations import arm_rollback, confirm_reconnect
 
-    arm_rollback(name=f"Arm a timer that puts the previous {what} back unless the controller logs in again",
-                 unit=unit, paths=paths, then=undo, seconds=seconds, _if=when)  # fmt: skip
+    arm_rollback(
+        name=f"Arm a timer that puts the previous {what} back unless the controller logs in again",
+        unit=unit,
+        paths=paths,
+        then=undo,
+        seconds=seconds,
+        _if=when,
+    )
     server.shell(name=f"Make the {what} live", commands=[apply], _if=when)
-    confirm_reconnect(name=f"Log in anew from the controller, then disarm the {what}'s rollback timer", unit=unit,
-                      _if=when)  # fmt: skip
+    confirm_reconnect(
+        name=f"Log in anew from the controller, then disarm the {what}'s rollback timer", unit=unit, _if=when
+    )

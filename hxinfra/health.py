@@ -24,14 +24,18 @@ df -P -x tmpfs -x devtmpfs -x overlay -x squashfs 2>/dev/null | awk 'NR > 1 {sub
 df -P / | awk 'NR == 2 {sub("%", "", $5); print "disk=/ " $5}'
 """
 # uptime, load, memory, disks and failed units, as key=value lines
-BASICS_SCRIPT = r"""
+BASICS_SCRIPT = (
+    r"""
 read -r up _ < /proc/uptime; echo "uptime=${up%.*}"
 read -r l1 l5 l15 _ < /proc/loadavg; echo "load=$l1 $l5 $l15"
 echo "cpus=$(nproc)"
 awk '/^MemTotal:/ {t=$2} /^MemAvailable:/ {a=$2} END {printf "mem_total_mb=%d\nmem_used_pct=%d\n", t/1024, (t-a)*100/t}' /proc/meminfo
-""" + DISKS + r"""
+"""
+    + DISKS
+    + r"""
 systemctl list-units --state=failed --no-legend --plain 2>/dev/null | awk '{print "failed_unit=" $1}'
 """
+)
 
 
 @dataclass(frozen=True)
@@ -92,15 +96,21 @@ class HostHealth:
         return not self.failures
 
     def as_dict(self) -> dict[str, Any]:
-        return {"host": self.host, "ok": self.ok, "reachable": self.reachable, "basics": self.basics,
-                "checks": [c.__dict__ for c in self.checks], "failures": self.failures}  # fmt: skip
+        return {
+            "host": self.host,
+            "ok": self.ok,
+            "reachable": self.reachable,
+            "basics": self.basics,
+            "checks": [c.__dict__ for c in self.checks],
+            "failures": self.failures,
+        }
 
 
 def script(checks: Iterable[Check]) -> str:
     """One shell script for every check of a host; each in a subshell, followed by its marker."""
     parts = [f"( {BASICS_SCRIPT} ) 2>&1; echo '{MARK} {BASICS} 0'"]
     for i, check in enumerate(checks):
-        parts.append(f"( {check.command} ) 2>&1 </dev/null; echo \"{MARK} {i} $?\"")
+        parts.append(f'( {check.command} ) 2>&1 </dev/null; echo "{MARK} {i} $?"')
     return "\n".join(parts)
 
 
@@ -128,8 +138,9 @@ def parse(host: str, checks: list[Check], lines: Iterable[str], disk_threshold: 
             check = checks[int(which)]
             result.checks.append(CheckResult(check.name, check.service, rc == "0", [c for c in chunk if c]))
     for mount, pct in result.basics.get("disks", {}).items():
-        result.checks.insert(0, CheckResult(f"disk {mount} under {disk_threshold}%", "system", pct < disk_threshold,
-                                            [f"used={pct}%"]))  # fmt: skip
+        result.checks.insert(
+            0, CheckResult(f"disk {mount} under {disk_threshold}%", "system", pct < disk_threshold, [f"used={pct}%"])
+        )
     failed = result.basics.get("failed_units", [])
     result.checks.insert(0, CheckResult("no failed systemd units", "system", not failed, failed))
     return result
@@ -178,8 +189,10 @@ def report_table(results: list[HostHealth]) -> list[str]:
         load = " ".join(f"{x:.2f}" for x in b.get("load", []))
         worst = max(b.get("disks", {}).values(), default=0)
         status = "ok" if r.ok else f"FAILED {len(r.failures)}"
-        lines.append(f"{r.host:<14} {status:<9} up {b.get('uptime', 0) // 3600}h  load {load}  "
-                     f"mem {b.get('mem_used_pct', 0)}%  disk max {worst}%  checks {len(r.checks)}")  # fmt: skip
+        lines.append(
+            f"{r.host:<14} {status:<9} up {b.get('uptime', 0) // 3600}h  load {load}  "
+            f"mem {b.get('mem_used_pct', 0)}%  disk max {worst}%  checks {len(r.checks)}"
+        )
         for c in r.checks:
             if not c.ok:
                 lines.append(f"  FAIL {c.name}: {' / '.join(c.output[-3:]) or 'no output'}")
@@ -196,36 +209,45 @@ def report_html(results: list[HostHealth], title: str) -> str:
         mem = r.basics.get("mem_used_pct", 0)
         disk = max(r.basics.get("disks", {}).values(), default=0)
         colour = "#2e7d32" if r.ok else "#c62828"
-        rows.append(f'<text x="0" y="{y + bar}" font-size="12" fill="{colour}">{e(r.host)}</text>'
-                    f'<rect x="130" y="{y}" width="{mem * 4}" height="{bar - 2}" fill="#1e88e5"/>'
-                    f'<text x="{136 + mem * 4}" y="{y + 13}" font-size="11">mem {mem}%</text>'
-                    f'<rect x="130" y="{y + bar}" width="{disk * 4}" height="{bar - 2}" fill="#fb8c00"/>'
-                    f'<text x="{136 + disk * 4}" y="{y + bar + 13}" font-size="11">disk {disk}%</text>')  # fmt: skip
+        rows.append(
+            f'<text x="0" y="{y + bar}" font-size="12" fill="{colour}">{e(r.host)}</text>'
+            f'<rect x="130" y="{y}" width="{mem * 4}" height="{bar - 2}" fill="#1e88e5"/>'
+            f'<text x="{136 + mem * 4}" y="{y + 13}" font-size="11">mem {mem}%</text>'
+            f'<rect x="130" y="{y + bar}" width="{disk * 4}" height="{bar - 2}" fill="#fb8c00"/>'
+            f'<text x="{136 + disk * 4}" y="{y + bar + 13}" font-size="11">disk {disk}%</text>'
+        )
     height = 40 + len(results) * (2 * bar + 14)
-    chart = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
-             f'aria-label="memory and disk use per host"><text x="130" y="14" font-size="12">memory and worst disk '
-             f'use, % (0-100)</text>{"".join(rows)}</svg>')  # fmt: skip
+    chart = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+        f'aria-label="memory and disk use per host"><text x="130" y="14" font-size="12">memory and worst disk '
+        f"use, % (0-100)</text>{''.join(rows)}</svg>"
+    )
     table = []
     for r in results:
         for c in r.checks or [CheckResult("reachable", "system", False, ["unreachable"])]:
             mark = "pass" if c.ok else "FAIL"
-            table.append(f"<tr class='{mark}'><td>{e(r.host)}</td><td>{e(c.service)}</td><td>{e(c.name)}</td>"
-                         f"<td>{mark}</td><td><pre>{e(chr(10).join(c.output[-5:]))}</pre></td></tr>")  # fmt: skip
+            table.append(
+                f"<tr class='{mark}'><td>{e(r.host)}</td><td>{e(c.service)}</td><td>{e(c.name)}</td>"
+                f"<td>{mark}</td><td><pre>{e(chr(10).join(c.output[-5:]))}</pre></td></tr>"
+            )
     failed = sum(1 for r in results if not r.ok)
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title><style>"
-            "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
-            "padding:4px 8px;vertical-align:top}tr.FAIL td{background:#ffebee}pre{margin:0;white-space:pre-wrap}"
-            f"</style></head><body><h1>{e(title)}</h1><p>{len(results)} host(s), {failed} failing</p>{chart}"
-            "<table><tr><th>host</th><th>service</th><th>check</th><th>result</th><th>evidence</th></tr>"
-            f"{''.join(table)}</table></body></html>")  # fmt: skip
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title><style>"
+        "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
+        "padding:4px 8px;vertical-align:top}tr.FAIL td{background:#ffebee}pre{margin:0;white-space:pre-wrap}"
+        f"</style></head><body><h1>{e(title)}</h1><p>{len(results)} host(s), {failed} failing</p>{chart}"
+        "<table><tr><th>host</th><th>service</th><th>check</th><th>result</th><th>evidence</th></tr>"
+        f"{''.join(table)}</table></body></html>"
+    )
 
 
 def as_json(results: list[HostHealth]) -> str:
     return json.dumps({"ok": all(r.ok for r in results), "hosts": [r.as_dict() for r in results]}, indent=2)
 
 
-def declared(components: Iterable[Any], groups: Iterable[str], data: Mapping[str, Any], host: str,
-             field_name: str) -> list[Any]:
+def declared(
+    components: Iterable[Any], groups: Iterable[str], data: Mapping[str, Any], host: str, field_name: str
+) -> list[Any]:
     """What every component that applies to a host declares in ``field_name`` (``health``,
     ``audit``: pure functions of host data), in the registry's order."""
     out: list[Any] = []
@@ -237,6 +259,8 @@ def declared(components: Iterable[Any], groups: Iterable[str], data: Mapping[str
     return out
 
 
-def component_checks(components: Iterable[Any], groups: Iterable[str], data: Mapping[str, Any], host: str) -> list[Check]:
+def component_checks(
+    components: Iterable[Any], groups: Iterable[str], data: Mapping[str, Any], host: str
+) -> list[Check]:
     """The checks of every component that applies to a host (in the registry's order)."""
     return declared(components, groups, data, host, "health")

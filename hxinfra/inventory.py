@@ -161,10 +161,13 @@ class Environment:
         extra = dict(extra_vars_from_env() if extra_vars is None else extra_vars)
         # the seed guide's -e names (a component's ``ansible`` table): -e username=bob is users_username
         aliases = {old: new for c in self.components for old, new in c.ansible.items() if old != new}
-        extra = {(aliases[k] if k in aliases and owner_of(k, self.components) is None and k not in pyinfra_keys()
-                  else k): v for k, v in extra.items()}  # fmt: skip
-        self.extra_vars = {k: coerce(v, o.type_of(k) if (o := owner_of(k, self.components)) else None)
-                           for k, v in extra.items()}  # fmt: skip
+        extra = {
+            (aliases[k] if k in aliases and owner_of(k, self.components) is None and k not in pyinfra_keys() else k): v
+            for k, v in extra.items()
+        }
+        self.extra_vars = {
+            k: coerce(v, o.type_of(k) if (o := owner_of(k, self.components)) else None) for k, v in extra.items()
+        }
         # group -> its child groups (a host of a child is a host of the parent, as in Ansible)
         self.children = {g: list(c) for g, c in (children or {}).items()}
         self.hosts: dict[str, HostEntry] = {}
@@ -176,7 +179,9 @@ class Environment:
         self._priorities: dict[str, int] = {}
         self._host_groups: dict[str, list[str]] = {}
         self._host_data: Generations[dict[str, Any]] = Generations(128)  # the last hosts' merged data
-        self._shared_cache: dict[tuple[tuple[str, ...], bool], tuple[list[Layer], dict[str, Any], list[str], list[str]]] = {}
+        self._shared_cache: dict[
+            tuple[tuple[str, ...], bool], tuple[list[Layer], dict[str, Any], list[str], list[str]]
+        ] = {}
         self._host_vars: set[str] | None = None
         self._referenced: set[str] = set()  # every key a {{ reference }} names, over all hosts
         self._vault_keys: set[str] = set()  # every vault_* key defined, over all hosts
@@ -268,8 +273,10 @@ class Environment:
     def members(self) -> dict[str, list[dict[str, str]]]:
         """Group -> its hosts as ``{name, address}`` (address: the inventory's, else the name);
         one shared mapping for every host's ``hx_members``."""
-        return {group: [{"name": n, "address": self.hosts[n].address or n} for n in names]
-                for group, names in self.groups.items()}  # fmt: skip
+        return {
+            group: [{"name": n, "address": self.hosts[n].address or n} for n in names]
+            for group, names in self.groups.items()
+        }
 
     @property
     def groups(self) -> dict[str, list[str]]:
@@ -355,11 +362,18 @@ class Environment:
                     layers.append(Layer("defaults", f"defaults of {comp.name}", "deploy DEFAULTS", comp.defaults))
         for group in ("all", *groups):
             if self.group_vars.get(group):
-                layers.append(Layer("group", f"group {group} (inventory)", str(self._rel(self.file)),
-                                    self.group_vars[group]))  # fmt: skip
+                layers.append(
+                    Layer("group", f"group {group} (inventory)", str(self._rel(self.file)), self.group_vars[group])
+                )
         # host keys are checked strictly, against the environment's own known_hosts (in the repo)
-        layers.append(Layer("environment", f"environment {self.name}", "hxinfra (host key trust)", {
-            STRICT_KEY: "yes", FILE_KEY: str(self.env_dir / "known_hosts")}))  # fmt: skip
+        layers.append(
+            Layer(
+                "environment",
+                f"environment {self.name}",
+                "hxinfra (host key trust)",
+                {STRICT_KEY: "yes", FILE_KEY: str(self.env_dir / "known_hosts")},
+            )
+        )
         for path, data, sealed in self._file_layer(self.dir / "group_vars" / "all"):
             layers.append(Layer("all", "all", str(self._rel(path)), data, sealed))
         if self.data:
@@ -434,8 +448,10 @@ class Environment:
         # resolved or checked per host: a fleet of N hosts must not cost N x N)
         resolved[MEMBERS_KEY] = self.members
         for name in resolver.missing:
-            line = (f"{name} is referenced but not defined: hosts that read it cannot be deployed until the "
-                    f"vault holds it (hxinfra vault edit inventories/{self.name}/group_vars/all/vault.yml)")
+            line = (
+                f"{name} is referenced but not defined: hosts that read it cannot be deployed until the "
+                f"vault holds it (hxinfra vault edit inventories/{self.name}/group_vars/all/vault.yml)"
+            )
             if line not in self.warnings:
                 self.warnings.append(line)
         self._referenced |= resolver.referenced
@@ -584,12 +600,19 @@ class _Resolver:
         if name not in self.done:
             if name not in self.merged:
                 if self.sealed:  # most likely in the vault file that could not be opened
-                    return _sealed(name, "sealed vault", f"{name} is not defined, and a vault file could not be "
-                                   f"opened: {'; '.join(self.sealed)}")  # fmt: skip
+                    return _sealed(
+                        name,
+                        "sealed vault",
+                        f"{name} is not defined, and a vault file could not be opened: {'; '.join(self.sealed)}",
+                    )
                 if name.startswith(VAULT_PREFIX):  # a secret the vault does not hold yet: masked until needed
                     self.missing.append(name)
-                    return _sealed(name, "missing", f"{name} is not defined: add it to the environment's vault "
-                                   "(hxinfra vault edit inventories/<env>/group_vars/all/vault.yml)")  # fmt: skip
+                    return _sealed(
+                        name,
+                        "missing",
+                        f"{name} is not defined: add it to the environment's vault "
+                        "(hxinfra vault edit inventories/<env>/group_vars/all/vault.yml)",
+                    )
                 where = f" (referenced by {stack[-1]})" if stack else ""
                 raise InventoryError(f"{self.where}: key {name}{where} is not defined")
             self.done[name] = self.value(self.merged[name], (*stack, name))
@@ -628,8 +651,10 @@ class _Resolver:
             pos = m.end()
         parts.append(value[pos:])
         if any("{{" in p or "}}" in p for p in parts[::2]):
-            raise InventoryError(f"{self.where}: key {stack[-1]}: only {{{{ name }}}} references are supported "
-                                 f"in data, not {value[:60]!r}")  # fmt: skip
+            raise InventoryError(
+                f"{self.where}: key {stack[-1]}: only {{{{ name }}}} references are supported "
+                f"in data, not {value[:60]!r}"
+            )
         if len(parts) == 3 and parts[0] == parts[2] == "":
             return parts[1]  # a whole-value reference keeps the value's type (and its vault wrapping)
         if any(isinstance(p, Vaulted) for p in parts):
@@ -662,7 +687,11 @@ def topology_hosts(
         raise InventoryError(f"{file}: counts for unknown role(s) {', '.join(sorted(unknown))} (see {path})")
     hosts: dict[str, dict[str, Any]] = {}
     for role, spec in roles.items():
-        if not isinstance(spec, dict) or not isinstance(spec.get("octet"), int) or not isinstance(spec.get("groups"), list):
+        if (
+            not isinstance(spec, dict)
+            or not isinstance(spec.get("octet"), int)
+            or not isinstance(spec.get("groups"), list)
+        ):
             raise InventoryError(f"{path}: role {role}: needs octet (a number) and groups (a list)")
         for i in range(1, (counts or {}).get(role, 1) + 1):
             groups = [*spec["groups"], *(spec.get("first", []) if i == 1 else [])]
@@ -695,8 +724,9 @@ def environment(
     """Build and validate an environment (validation fails before any connection)."""
     if (env := reused(file)) is not None:
         return env
-    env = Environment(file, hosts=hosts, data=data, components=components, name=name, children=children,
-                      group_vars=group_vars)  # fmt: skip
+    env = Environment(
+        file, hosts=hosts, data=data, components=components, name=name, children=children, group_vars=group_vars
+    )
     env.validate()
     return env
 

@@ -59,8 +59,11 @@ def scan(address: str, port: int = 22, timeout: int = 10) -> list[HostKey]:
         raise HxError("ssh-keyscan is missing (Debian package openssh-client)")
     r = subprocess.run(
         ["ssh-keyscan", "-T", str(timeout), "-t", KEY_TYPES, "-p", str(port), address],
-        capture_output=True, text=True, timeout=timeout * 4, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=timeout * 4,
+        check=False,
+    )
     keys = []
     for line in r.stdout.splitlines():
         parts = line.split()

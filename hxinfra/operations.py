@@ -255,8 +255,9 @@ def upload_commands(item: ManagedFile, temp: str | None = None) -> list[Any]:
     parent = item.path.rsplit("/", 1)[0] or "/"
     cmds: list[Any] = []
     if temp:
-        cmds.append(StringCommand("sh", "-c", q(f"umask 077 && rm -f {q(temp)} && (set -C; : > {q(temp)})"),
-                                  _sudo=False))  # fmt: skip
+        cmds.append(
+            StringCommand("sh", "-c", q(f"umask 077 && rm -f {q(temp)} && (set -C; : > {q(temp)})"), _sudo=False)
+        )
     cmds.append(StringCommand("sh", "-c", q(f"mkdir -p {q(parent)} && umask 077 && : > {q(stage)}")))
     cmds.append(FileUploadCommand(StringIO(item.content), stage, remote_temp_filename=temp))
     if temp:
@@ -270,7 +271,7 @@ def upload_commands(item: ManagedFile, temp: str | None = None) -> list[Any]:
                 f"chown {q(item.user)}:{q(item.group)} {q(stage)} && chmod {mode_of(item)} {q(stage)} "
                 f"&& mv -f {q(stage)} {q(item.path)} || {{ rc=$?; rm -f {q(stage)}; exit $rc; }}"
             ),
-        )  # fmt: skip
+        )
     )
     return cmds
 
@@ -333,7 +334,9 @@ def _config_set(  # the operation itself; config_set() below names its paths fir
             yield from upload_commands(item, host.get_temp_filename(f"hxinfra-{uuid.uuid4()}"))
         elif isinstance(item, ManagedFile):
             owner = f"{item.user}:{item.group}"
-            yield StringCommand("sh", "-c", q(f"chown {q(owner)} {q(item.path)} && chmod {mode_of(item)} {q(item.path)}"))
+            yield StringCommand(
+                "sh", "-c", q(f"chown {q(owner)} {q(item.path)} && chmod {mode_of(item)} {q(item.path)}")
+            )
         elif isinstance(item, ManagedLink):
             parent = item.path.rsplit("/", 1)[0] or "/"
             yield StringCommand("sh", "-c", q(f"mkdir -p {q(parent)} && ln -sfn {q(item.target)} {q(item.path)}"))
@@ -356,7 +359,6 @@ def _config_set(  # the operation itself; config_set() below names its paths fir
         yield StringCommand("sh", "-c", q(script))
 
 
-
 def config_set(items: Iterable[ConfigItem], **kwargs: Any) -> Any:
     """Converge a set of config paths as one validated transaction (see the operation above).
 
@@ -370,8 +372,19 @@ def config_set(items: Iterable[ConfigItem], **kwargs: Any) -> Any:
 
 def _unit_name(service: str) -> str:
     """systemd's own rule, as pyinfra applies it: a bare name is a ``.service``."""
-    suffixes = (".service", ".socket", ".device", ".mount", ".automount", ".swap", ".target", ".path", ".timer",
-                ".slice", ".scope")  # fmt: skip
+    suffixes = (
+        ".service",
+        ".socket",
+        ".device",
+        ".mount",
+        ".automount",
+        ".swap",
+        ".target",
+        ".path",
+        ".timer",
+        ".slice",
+        ".scope",
+    )
     return service if service.endswith(suffixes) else f"{service}.service"
 
 
@@ -411,8 +424,10 @@ def _service(  # the operation itself; service() below names its unit first
         yield StringCommand("systemctl", "enable", QuoteString(unit))
     elif enabled is False and is_enabled:
         yield StringCommand("systemctl", "disable", QuoteString(unit))
-    if not (daemon_reload or restarted or reloaded) and (running is None or running == is_running) and (
-        enabled is None or enabled == is_enabled
+    if (
+        not (daemon_reload or restarted or reloaded)
+        and (running is None or running == is_running)
+        and (enabled is None or enabled == is_enabled)
     ):
         host.noop(f"{unit} is as wanted")
 
@@ -474,8 +489,11 @@ def _directory(path: str, user: str, group: str, mode: str):  # type: ignore[no-
         host.noop(f"directory {path} is as wanted")
         return
     q = shlex.quote
-    yield StringCommand("sh", "-c", q(f"mkdir -p {q(path)} && chown {q(f'{user}:{group}')} {q(path)} && "
-                                      f"chmod {want_mode:04o} {q(path)}"))  # fmt: skip
+    yield StringCommand(
+        "sh",
+        "-c",
+        q(f"mkdir -p {q(path)} && chown {q(f'{user}:{group}')} {q(path)} && chmod {want_mode:04o} {q(path)}"),
+    )
 
 
 def directory(path: str, user: str, group: str, mode: str, **kwargs: Any) -> Any:
@@ -498,9 +516,14 @@ def _system_user(user: str, home: str, shell: str = "/usr/sbin/nologin"):  # typ
     found = batch.lookup("accounts", [user])[user]
     q = shlex.quote
     if found is None:  # a group of the same name (left by an earlier account) is reused, not an error
-        yield StringCommand("sh", "-c", q(
-            f"if getent group {q(user)} >/dev/null; then g='-g {user}'; else g=-U; fi; "
-            f"useradd -r -M -d {q(home)} -s {q(shell)} $g {q(user)}"))  # fmt: skip
+        yield StringCommand(
+            "sh",
+            "-c",
+            q(
+                f"if getent group {q(user)} >/dev/null; then g='-g {user}'; else g=-U; fi; "
+                f"useradd -r -M -d {q(home)} -s {q(shell)} $g {q(user)}"
+            ),
+        )
     elif (found["home"], found["shell"]) != (home, shell):
         yield StringCommand("usermod", "-d", QuoteString(home), "-s", QuoteString(shell), QuoteString(user))
     else:
@@ -513,6 +536,7 @@ def system_user(user: str, home: str, shell: str = "/usr/sbin/nologin", **kwargs
         raise OperationValueError(f"not an account name: {user!r}")
     batch.want("accounts", [user])
     return _system_user(user=user, home=home, shell=shell, **kwargs)
+
 
 # Run on the host with its own python3 (a Debian base has no curl): GET url until it answers 200.
 _PROBE = """\
@@ -619,7 +643,7 @@ def venv_install(
         yield FileUploadCommand(str(tar), remote)
         script = (
             f"set -e; {setup}; d=$(mktemp -d); trap 'rm -rf \"$d\" {q(remote)}' EXIT; "
-            f"tar -xf {q(remote)} -C \"$d\"; {pip} --no-index --find-links \"$d\" {reqs}; {record}"
+            f'tar -xf {q(remote)} -C "$d"; {pip} --no-index --find-links "$d" {reqs}; {record}'
         )
     else:
         env = " ".join(f"{k}={q(v)}" for k, v in sorted((pip_env or {}).items()) if v)
@@ -663,7 +687,9 @@ def barrier():  # type: ignore[no-untyped-def]
     yield  # a generator that yields nothing
 
 
-def undo_script(paths: Sequence[str], validate: str, apply: str, what: str, backup_dir: str = DEFAULT_BACKUP_DIR) -> str:
+def undo_script(
+    paths: Sequence[str], validate: str, apply: str, what: str, backup_dir: str = DEFAULT_BACKUP_DIR
+) -> str:
     """A shell script that puts a component's config back to its previous deployed version.
 
     "Previous" is exact: among ``paths``, those the component's newest change replaced (the
@@ -727,11 +753,15 @@ def arm_rollback(unit: str, paths: list[str], then: str, seconds: int = 120, bac
     """
     q = shlex.quote
     script = f"{restore_commands(paths, backup_dir)} ; {then}"
-    yield StringCommand("sh", "-c", q(
-        f"systemctl stop {q(unit + '.timer')} 2>/dev/null; systemctl reset-failed {q(unit + '.service')} "
-        f"{q(unit + '.timer')} 2>/dev/null; systemd-run --quiet --unit={q(unit)} --on-active={int(seconds)} "
-        f"--timer-property=AccuracySec=1s /bin/sh -c {q(script)}"
-    ))  # fmt: skip
+    yield StringCommand(
+        "sh",
+        "-c",
+        q(
+            f"systemctl stop {q(unit + '.timer')} 2>/dev/null; systemctl reset-failed {q(unit + '.service')} "
+            f"{q(unit + '.timer')} 2>/dev/null; systemd-run --quiet --unit={q(unit)} --on-active={int(seconds)} "
+            f"--timer-property=AccuracySec=1s /bin/sh -c {q(script)}"
+        ),
+    )
 
 
 def _reconnect(state: Any, host: Any, attempts: int = 3) -> None:
@@ -755,8 +785,10 @@ def _reconnect(state: Any, host: Any, attempts: int = 3) -> None:
         except Exception as e:  # every failure is the same answer: no new login
             error = e
         gevent.sleep(2)
-    raise OperationError(f"the controller cannot log in to {host.name} again after the change ({error}); "
-                         "the previous config comes back by itself when the rollback timer fires")  # fmt: skip
+    raise OperationError(
+        f"the controller cannot log in to {host.name} again after the change ({error}); "
+        "the previous config comes back by itself when the rollback timer fires"
+    )
 
 
 @operation(is_idempotent=False)
@@ -771,7 +803,12 @@ def confirm_reconnect(unit: str):  # type: ignore[no-untyped-def]
     yield FunctionCommand(_reconnect, (), {})
     q = shlex.quote
     timer = q(unit + ".timer")
-    yield StringCommand("sh", "-c", q(  # a login that only worked because the timer had already fired is no success
-        f"if systemctl is-active --quiet {timer}; then systemctl stop {timer}; systemctl reset-failed "
-        f"{q(unit + '.service')} {timer} 2>/dev/null || true; else echo 'hxinfra: the rollback timer had fired: "
-        "the previous config is back' >&2; exit 1; fi"))  # fmt: skip
+    yield StringCommand(
+        "sh",
+        "-c",
+        q(  # a login that only worked because the timer had already fired is no success
+            f"if systemctl is-active --quiet {timer}; then systemctl stop {timer}; systemctl reset-failed "
+            f"{q(unit + '.service')} {timer} 2>/dev/null || true; else echo 'hxinfra: the rollback timer had fired: "
+            "the previous config is back' >&2; exit 1; fi"
+        ),
+    )

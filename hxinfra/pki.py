@@ -149,8 +149,9 @@ class LocalCA:
         if self.exists and not force:
             raise PkiError(f"{self.dir}: a CA already exists (use --force to replace it)")
         key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "HX"),
-                          x509.NameAttribute(NameOID.COMMON_NAME, common_name)])  # fmt: skip
+        name = x509.Name(
+            [x509.NameAttribute(NameOID.ORGANIZATION_NAME, "HX"), x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+        )
         now = dt.datetime.now(dt.UTC)
         cert = (
             x509.CertificateBuilder()
@@ -174,12 +175,16 @@ class LocalCA:
                     decipher_only=False,
                 ),
                 critical=True,
-            )  # fmt: skip
+            )
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
             .sign(key, hashes.SHA256())
         )
-        _write_private(self.key_path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                        serialization.NoEncryption()))  # fmt: skip
+        _write_private(
+            self.key_path,
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            ),
+        )
         self.dir.mkdir(parents=True, exist_ok=True)
         self.cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         return cert
@@ -226,8 +231,12 @@ class LocalCA:
             .sign(ca_key, hashes.SHA256())
         )
         crt_path, key_path = self.paths(name)
-        _write_private(key_path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                   serialization.NoEncryption()))  # fmt: skip
+        _write_private(
+            key_path,
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            ),
+        )
         crt_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         return crt_path, key_path
 

@@ -119,14 +119,19 @@ def _prepare_out(out: Path) -> set[str]:
     kept: set[str] = set()
     if out.is_dir() and any(out.iterdir()):
         if not (out / MARKER).is_file():
-            raise HxError(f"--out {out}: the directory is not empty and holds no earlier plan (no {MARKER}); "
-                          "refusing to replace it")  # fmt: skip
+            raise HxError(
+                f"--out {out}: the directory is not empty and holds no earlier plan (no {MARKER}); "
+                "refusing to replace it"
+            )
         with os.scandir(out) as entries:
             for entry in entries:
                 if entry.name == MARKER:
                     continue
-                if entry.name.endswith(".plan") and entry.is_file(follow_symlinks=False) and \
-                        entry.stat(follow_symlinks=False).st_nlink == 1:  # fmt: skip
+                if (
+                    entry.name.endswith(".plan")
+                    and entry.is_file(follow_symlinks=False)
+                    and entry.stat(follow_symlinks=False).st_nlink == 1
+                ):
                     kept.add(entry.name)
                 elif entry.is_dir(follow_symlinks=False):
                     shutil.rmtree(entry.path)
@@ -219,8 +224,13 @@ def _can_fork() -> bool:
 
 
 def _jobs(hosts: int) -> int:
-    return max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
-                      hosts // HOSTS_PER_JOB))  # fmt: skip
+    return max(
+        1,
+        min(
+            len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
+            hosts // HOSTS_PER_JOB,
+        ),
+    )
 
 
 def _write_hosts(
@@ -239,7 +249,9 @@ def _write_hosts(
     return counts, None
 
 
-def _write_forked(env: Environment, hosts: Sequence[str], root: str, jobs: int) -> tuple[dict[str, int], Exception | None]:
+def _write_forked(
+    env: Environment, hosts: Sequence[str], root: str, jobs: int
+) -> tuple[dict[str, int], Exception | None]:
     """Every ``jobs``-th host to each of ``jobs - 1`` children and this process: each child reports
     its counts, and its first failing host and why, as JSON on a pipe. Returns every process's
     counts and the error of the first failing host (in ``hosts`` order), if any."""

@@ -74,7 +74,9 @@ def _variables(root: str, name: str) -> tuple[str, ...] | None:
             ast = env.parse(Path(path).read_text(encoding="utf-8"))
         except (OSError, jinja2.TemplateSyntaxError):
             return None
-        names = None if list(meta.find_referenced_templates(ast)) else tuple(sorted(meta.find_undeclared_variables(ast)))
+        names = (
+            None if list(meta.find_referenced_templates(ast)) else tuple(sorted(meta.find_undeclared_variables(ast)))
+        )
         cached = _VARIABLES[key] = (stamp, names)
     return cached[1]
 
@@ -85,7 +87,9 @@ _RENDERED_MAX = 2048  # per generation (two are kept)
 _RENDERED: Generations[str] = Generations(_RENDERED_MAX)
 
 
-def _memo_key(root: str, name: str, names: tuple[str, ...] | None, context: Mapping[str, Any]) -> tuple[Any, ...] | None:
+def _memo_key(
+    root: str, name: str, names: tuple[str, ...] | None, context: Mapping[str, Any]
+) -> tuple[Any, ...] | None:
     """What the output of a render depends on: the template (file and version) and the values of
     the names it reads. Hosts of one role render most files from equal values: rendered once."""
     if names is None:

@@ -76,9 +76,7 @@ class RunLog:
     def __enter__(self) -> RunLog:
         return self
 
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
         """A clear error (bad input, unknown host...) is part of the record; the file is closed."""
         if isinstance(error, HxError):
             self.write(f"error: {error}\n")

@@ -82,8 +82,15 @@ class HostReport:
     changes: list[str] = field(default_factory=list)  # names of the operations that changed / would change
 
     def as_dict(self) -> dict[str, Any]:
-        return {"host": self.name, "status": self.status, "changed": self.changed, "ok": self.ok,
-                "failed": self.failed, "batch": self.batch, "changes": self.changes}  # fmt: skip
+        return {
+            "host": self.name,
+            "status": self.status,
+            "changed": self.changed,
+            "ok": self.ok,
+            "failed": self.failed,
+            "batch": self.batch,
+            "changes": self.changes,
+        }
 
 
 @dataclass
@@ -125,7 +132,9 @@ UNREACHABLE = re.compile(
     r"\[(?P<host>[^\]\s]+)\].*(Could not connect|Connection error|Authentication error|timed out|SSH error|"
     r"SSH host key error|Could not resolve)"
 )
-HOST_KEY = re.compile(r"\[(?P<host>[^\]\s]+)\].*(No host key for \S+ found in known_hosts|Host key for \S+ does not match)")
+HOST_KEY = re.compile(
+    r"\[(?P<host>[^\]\s]+)\].*(No host key for \S+ found in known_hosts|Host key for \S+ does not match)"
+)
 
 
 def _summarise(
@@ -248,8 +257,13 @@ def run_deploy(
     plan = batches(selected, serial_items)
     _prepare_secrets(env, keyring, selected, deploy_name)
     log = log or sys.stderr
-    report = DeployReport(0, check, {h: HostReport(h, status="skipped") for h in selected}, batches=plan,
-                          shard=shard_spec and "{}/{}".format(*sharded) if sharded else None)  # fmt: skip
+    report = DeployReport(
+        0,
+        check,
+        {h: HostReport(h, status="skipped") for h in selected},
+        batches=plan,
+        shard=shard_spec and "{}/{}".format(*sharded) if sharded else None,
+    )
     if not selected:  # a shard may hold no host of this selection: nothing to do, nothing failed
         log = log or sys.stderr
         log.write(f"shard {report.shard}: no host of the selection falls in it\n")
@@ -269,8 +283,11 @@ def run_deploy(
         if len(plan) > 1:  # progress between batches: hosts done and every failure so far
             done = [h for b in plan[:number] for h in b]
             bad = [h for h in done if report.hosts[h].status in ("failed", "unreachable")]
-            log.write(f"== progress: {len(done)}/{len(selected)} hosts done, {len(bad)} failed"
-                      + (f" ({', '.join(bad)})" if bad else "") + "\n")  # fmt: skip
+            log.write(
+                f"== progress: {len(done)}/{len(selected)} hosts done, {len(bad)} failed"
+                + (f" ({', '.join(bad)})" if bad else "")
+                + "\n"
+            )
             log.flush()
         if number < len(plan) and exceeds(failed, len(batch), max_fail_percentage):
             left = [h for b in plan[number:] for h in b]
@@ -348,9 +365,16 @@ def _pyinfra_process_state(root: Path) -> Iterator[None]:
 
 
 def _run_pyinfra(
-    root: Path, env: Environment, dep: str, hosts: list[str], check: bool, diff: bool, verbosity: int,
-    extra_vars: Mapping[str, Any], log: Sink,
-) -> DeployReport:  # fmt: skip
+    root: Path,
+    env: Environment,
+    dep: str,
+    hosts: list[str],
+    check: bool,
+    diff: bool,
+    verbosity: int,
+    extra_vars: Mapping[str, Any],
+    log: Sink,
+) -> DeployReport:
     """One run of the pyinfra CLI on exactly ``hosts``, in this process.
 
     It is pyinfra's own command line (``pyinfra INVENTORY DEPLOY --json``), so a deploy behaves as
@@ -393,14 +417,18 @@ def _run_pyinfra(
     out = redact(stdout.getvalue())
     raw = parse_report(out, rc)
     if raw is None and out.strip():
-        log.write("hxinfra: pyinfra's report could not be read (did a deploy print to stdout?); "
-                  "counting every host of this run as failed\n")  # fmt: skip
+        log.write(
+            "hxinfra: pyinfra's report could not be read (did a deploy print to stdout?); "
+            "counting every host of this run as failed\n"
+        )
     connected = {m["host"] for line in seen if (m := CONNECTED.search(line))}
     unreachable = {h for h in hosts if h not in connected} if rc != 0 else set()
     unreachable |= {m["host"] for line in seen if (m := UNREACHABLE.search(line)) and m["host"] in hosts}
     for name in sorted({m["host"] for line in seen if (m := HOST_KEY.search(line)) and m["host"] in hosts}):
-        log.write(f"hxinfra: {name}: its SSH host key is unknown or changed: unreachable. Check the key with "
-                  f"`hxinfra known-hosts scan --env ENV --limit {name}` and record it if it is right\n")  # fmt: skip
+        log.write(
+            f"hxinfra: {name}: its SSH host key is unknown or changed: unreachable. Check the key with "
+            f"`hxinfra known-hosts scan --env ENV --limit {name}` and record it if it is right\n"
+        )
     return _summarise(hosts, raw, check, rc, unreachable)
 
 

@@ -112,9 +112,7 @@ def abs_path(value: Any, what: str) -> str:
         return value
     text = one_line(value, what)
     if not PATH.fullmatch(text) or "/../" in f"{text}/" or "/./" in f"{text}/":
-        raise DataError(
-            f"{what}: {_shown(text)} must be an absolute path of letters, digits and _.,%+@=:/- (no '..')"
-        )
+        raise DataError(f"{what}: {_shown(text)} must be an absolute path of letters, digits and _.,%+@=:/- (no '..')")
     return text
 
 

@@ -260,8 +260,10 @@ class Keyring:
 
     @property
     def resolved(self) -> bool:
-        return bool(self._known) or self._resolved_all is not None or any(
-            isinstance(v, bytes) for v in self._loaded.values()
+        return (
+            bool(self._known)
+            or self._resolved_all is not None
+            or any(isinstance(v, bytes) for v in self._loaded.values())
         )
 
     def add(self, vault_id: str, password: bytes) -> None:
@@ -327,11 +329,14 @@ class Keyring:
         problems = [str(v) for v in self._loaded.values() if isinstance(v, VaultError)]
         why = f" ({'; '.join(problems)})" if problems else ""
         if not tried or (envelope.vault_id != DEFAULT_ID and envelope.vault_id not in tried):
-            raise NoPassword(f"{source}: encrypted with vault id {envelope.vault_id!r}, but no vault password "
-                             f"was given for it{why}")
+            raise NoPassword(
+                f"{source}: encrypted with vault id {envelope.vault_id!r}, but no vault password was given for it{why}"
+            )
         ids = ", ".join(sorted(set(tried)))
-        raise VaultError(f"{source}: wrong vault password for vault id {envelope.vault_id!r} "
-                         f"(tried vault id(s): {ids}; HMAC did not match){why}")
+        raise VaultError(
+            f"{source}: wrong vault password for vault id {envelope.vault_id!r} "
+            f"(tried vault id(s): {ids}; HMAC did not match){why}"
+        )
 
     def encrypt(self, plaintext: bytes, vault_id: str | None = None) -> str:
         label, password = self.secret_for(vault_id)
@@ -463,7 +468,6 @@ def register_secret(value: str) -> None:
             _registered.update(f for f in _variants(line) if len(f) >= 8)
 
 
-
 def redaction_epoch() -> tuple[int, int]:
     """Changes whenever :func:`redact` would mask more (a secret was registered since): what is
     kept of an earlier redaction is good while it stays the same."""
@@ -589,7 +593,9 @@ class Composite(Vaulted):
     def __init__(self, parts: Sequence[Any], source: str) -> None:
         super().__init__("", source)
         self.parts = list(parts)
-        self.ident = hashlib.sha256("|".join(p.ident if isinstance(p, Vaulted) else p for p in parts).encode()).hexdigest()[:12]
+        self.ident = hashlib.sha256(
+            "|".join(p.ident if isinstance(p, Vaulted) else p for p in parts).encode()
+        ).hexdigest()[:12]
 
     def reveal(self, keyring: Keyring | None = None) -> Secret:
         if self._plain is None:

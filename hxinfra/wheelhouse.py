@@ -51,11 +51,19 @@ class Target:
     def markers(self, extra: str = "") -> dict[str, str]:
         """The marker environment of such a host (CPython on Linux)."""
         return {
-            "python_version": self.minor, "python_full_version": self.python, "implementation_name": "cpython",
-            "implementation_version": self.python, "platform_python_implementation": "CPython",
-            "platform_system": "Linux", "sys_platform": "linux", "os_name": "posix",
-            "platform_machine": self.machine, "platform_release": "", "platform_version": "", "extra": extra,
-        }  # fmt: skip
+            "python_version": self.minor,
+            "python_full_version": self.python,
+            "implementation_name": "cpython",
+            "implementation_version": self.python,
+            "platform_python_implementation": "CPython",
+            "platform_system": "Linux",
+            "sys_platform": "linux",
+            "os_name": "posix",
+            "platform_machine": self.machine,
+            "platform_release": "",
+            "platform_version": "",
+            "extra": extra,
+        }
 
 
 def _dists(directory: Path) -> Iterator[tuple[str, Version, Path]]:
@@ -106,8 +114,11 @@ def missing(directory: Path, requirements: list[str], target: Target) -> list[Re
         for dep in _requires(wheel):
             extras = req.extras or {""}
             if dep.marker is None or any(dep.marker.evaluate(target.markers(e)) for e in extras):
-                wanted.append(Requirement(f"{dep.name}{'[' + ','.join(sorted(dep.extras)) + ']' if dep.extras else ''}"
-                                          f"{dep.specifier}"))  # fmt: skip
+                wanted.append(
+                    Requirement(
+                        f"{dep.name}{'[' + ','.join(sorted(dep.extras)) + ']' if dep.extras else ''}{dep.specifier}"
+                    )
+                )
     return list(lacking.values())
 
 
@@ -115,12 +126,24 @@ def _pip_download(directory: Path, requirements: list[str], target: Target) -> N
     cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "-d", str(directory)]
     if target.minor != f"{sys.version_info.major}.{sys.version_info.minor}":
         # another interpreter than the controller's: wheels only, for its tags
-        cmd += ["--only-binary=:all:", "--python-version", target.minor, "--implementation", "cp",
-                "--platform", f"manylinux2014_{target.machine}", "--platform", f"manylinux_2_28_{target.machine}",
-                "--platform", "linux_" + target.machine]  # fmt: skip
+        cmd += [
+            "--only-binary=:all:",
+            "--python-version",
+            target.minor,
+            "--implementation",
+            "cp",
+            "--platform",
+            f"manylinux2014_{target.machine}",
+            "--platform",
+            f"manylinux_2_28_{target.machine}",
+            "--platform",
+            "linux_" + target.machine,
+        ]
     result = subprocess.run([*cmd, *requirements], capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        tail = [line for line in result.stderr.splitlines() if line.startswith("ERROR")][-3:] or result.stderr.splitlines()[-3:]
+        tail = [line for line in result.stderr.splitlines() if line.startswith("ERROR")][
+            -3:
+        ] or result.stderr.splitlines()[-3:]
         raise WheelhouseError(f"pip download {' '.join(requirements)} failed: {' / '.join(tail)}")
 
 
@@ -148,11 +171,12 @@ def build(requirements: list[str], target: Target, root: Path | None = None) -> 
                 break
             _pip_download(directory, [str(r) for r in lacking], target)
         else:
-            raise WheelhouseError(f"wheelhouse for {' '.join(requirements)} still lacks: {', '.join(map(str, lacking))}")
+            raise WheelhouseError(
+                f"wheelhouse for {' '.join(requirements)} still lacks: {', '.join(map(str, lacking))}"
+            )
         partial = tar.with_suffix(".tar.partial")
         with tarfile.open(partial, "w") as out:
             for path in sorted(directory.iterdir()):
                 out.add(path, arcname=path.name)
         partial.rename(tar)
     return tar
-

@@ -71,8 +71,12 @@ def _build():
             "hx_lab_webui_releases": _releases(lab.dir / "artifacts", "hx-webui"),
             # the lab tests run extra nginx front ends on hx-web-NN hosts outside the topology: the web UI's
             # ports (on the application servers) open to them too; a lab convenience, never a fleet rule
-            "firewall_rules": [{"port": port, "sources": spare_web, "why": "web UI from the lab's spare front ends"}
-                               for port in sorted(_WEBUI["webui_ports"].values())] if spare_web else [],
+            "firewall_rules": [
+                {"port": port, "sources": spare_web, "why": "web UI from the lab's spare front ends"}
+                for port in sorted(_WEBUI["webui_ports"].values())
+            ]
+            if spare_web
+            else [],
         },
         components=(*_components(), lab_values),
     )

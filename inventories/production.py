@@ -11,7 +11,12 @@ from hxinfra.inventory import topology_hosts as _topology_hosts
 
 _env = _environment(
     __file__,
-    data={"hx_environment": "production", "hx_domain": "hana-x.ai", "hx_realm": "HANA-X.AI", "hx_subnet": "192.168.40.0/24"},
+    data={
+        "hx_environment": "production",
+        "hx_domain": "hana-x.ai",
+        "hx_realm": "HANA-X.AI",
+        "hx_subnet": "192.168.40.0/24",
+    },
     hosts=_topology_hosts(__file__, "192.168.40.0/24", {"hx-dc": 2, "hx-api": 2, "hx-db": 2, "hx-app": 2, "hx-web": 2}),
     components=_components(),
 )

@@ -11,7 +11,12 @@ from hxinfra.inventory import topology_hosts as _topology_hosts
 
 _env = _environment(
     __file__,
-    data={"hx_environment": "staging", "hx_domain": "stg.hana-x.ai", "hx_realm": "STG.HANA-X.AI", "hx_subnet": "192.168.30.0/24"},
+    data={
+        "hx_environment": "staging",
+        "hx_domain": "stg.hana-x.ai",
+        "hx_realm": "STG.HANA-X.AI",
+        "hx_subnet": "192.168.30.0/24",
+    },
     hosts=_topology_hosts(__file__, "192.168.30.0/24", {"hx-db": 2, "hx-web": 2}),
     components=_components(),
 )

@@ -11,7 +11,12 @@ from hxinfra.inventory import topology_hosts as _topology_hosts
 
 _env = _environment(
     __file__,
-    data={"hx_environment": "testing", "hx_domain": "test.hana-x.ai", "hx_realm": "TEST.HANA-X.AI", "hx_subnet": "192.168.20.0/24"},
+    data={
+        "hx_environment": "testing",
+        "hx_domain": "test.hana-x.ai",
+        "hx_realm": "TEST.HANA-X.AI",
+        "hx_subnet": "192.168.20.0/24",
+    },
     hosts=_topology_hosts(__file__, "192.168.20.0/24"),
     components=_components(),
 )

@@ -41,7 +41,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     return write
 
 
-INVENTORY = '''
+INVENTORY = """
 from deploys import components as _components
 from hxinfra.inventory import environment as _environment
 
@@ -56,7 +56,7 @@ _env = _environment(
     components=_components(),
 )
 globals().update(_env.pyinfra_groups())
-'''
+"""
 
 
 @pytest.fixture

@@ -37,8 +37,10 @@ def guide_layout(root: Path) -> Path:
     """The seed guide's layout: hosts.yml, group_vars/all/{common,vault}.yml, group_vars and host_vars
     as files and directories, ranges, nested children, and the same variable set at every layer."""
     inline = vault.vault_block(vault.encrypt(b"inline-Secret-9", PASSWORD.encode()), 2)
-    write(root / "ansible/inventories/prod", {
-        "hosts.yml": """\
+    write(
+        root / "ansible/inventories/prod",
+        {
+            "hosts.yml": """\
             all:
               vars: {layer: all-inline, hx_environment: imported, hx_domain: example.test}
               children:
@@ -58,19 +60,24 @@ def guide_layout(root: Path) -> Path:
                     db-[a:b].example.test:
                   vars: {ansible_user: dbadmin, ansible_become: true}
         """,
-        "group_vars/all/common.yml": "layer: all-file\nntp_servers: [a, b]\nhx_ad_domain: example.test\n",
-        "group_vars/all/vault.yml": vault.encrypt(b"vault_db_password: whole-file-Secret-7\n", PASSWORD.encode()).encode(),
-        "group_vars/webservers.yml": "layer: web-file\nportal_inline: " + inline,
-        "group_vars/canary/main.yml": "canary_flag: true\n",
-        "host_vars/web02.example.test.yml": "layer: host-file\n",
-        "host_vars/db-a.example.test/main.yml": "pg_role: primary\nsssd_home: /tmp/%u\n",
-    })  # fmt: skip
+            "group_vars/all/common.yml": "layer: all-file\nntp_servers: [a, b]\nhx_ad_domain: example.test\n",
+            "group_vars/all/vault.yml": vault.encrypt(
+                b"vault_db_password: whole-file-Secret-7\n", PASSWORD.encode()
+            ).encode(),
+            "group_vars/webservers.yml": "layer: web-file\nportal_inline: " + inline,
+            "group_vars/canary/main.yml": "canary_flag: true\n",
+            "host_vars/web02.example.test.yml": "layer: host-file\n",
+            "host_vars/db-a.example.test/main.yml": "pg_role: primary\nsssd_home: /tmp/%u\n",
+        },
+    )
     return root / "ansible/inventories/prod"
 
 
 def ini_layout(root: Path) -> Path:
-    write(root / "ansible/ini", {
-        "hosts": """\
+    write(
+        root / "ansible/ini",
+        {
+            "hosts": """\
             loose.example.test ansible_host=192.0.2.99
             [web]
             web[1:3].example.test port=80 enabled=True
@@ -90,8 +97,9 @@ def ini_layout(root: Path) -> Path:
             [db:vars]
             pg_hba=host all all 0.0.0.0/0 trust
         """,
-        "group_vars/app.yml": "from_file: app\n",
-    })  # fmt: skip
+            "group_vars/app.yml": "from_file: app\n",
+        },
+    )
     return root / "ansible/ini/hosts"
 
 
@@ -99,9 +107,14 @@ def ansible(*args: str, cwd: Path) -> dict:
     pw = cwd / "pw"
     pw.write_text(PASSWORD + "\n")
     pw.chmod(0o600)
-    r = subprocess.run([ANSIBLE_INVENTORY, *args, "--vault-password-file", str(pw)], cwd=cwd, capture_output=True,
-                       text=True, timeout=120, env={"ANSIBLE_LOCAL_TEMP": str(cwd / ".ansible"), "PATH": "/usr/bin:/bin",
-                                                    "HOME": str(cwd)})  # fmt: skip
+    r = subprocess.run(
+        [ANSIBLE_INVENTORY, *args, "--vault-password-file", str(pw)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"ANSIBLE_LOCAL_TEMP": str(cwd / ".ansible"), "PATH": "/usr/bin:/bin", "HOME": str(cwd)},
+    )
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)
 
@@ -117,7 +130,12 @@ def ours(value):
     return value
 
 
-BACK = {"ssh_hostname": "ansible_host", "ssh_port": "ansible_port", "ssh_user": "ansible_user", "_sudo": "ansible_become"}
+BACK = {
+    "ssh_hostname": "ansible_host",
+    "ssh_port": "ansible_port",
+    "ssh_user": "ansible_user",
+    "_sudo": "ansible_become",
+}
 
 
 def imported_project(tmp_path: Path, monkeypatch, source: Path) -> tuple[Path, dict]:
@@ -165,8 +183,11 @@ def test_import_report_maps_keeps_flags_and_copies_vaults_as_they_are(tmp_path, 
     r = CliRunner().invoke(main, ["import-ansible", str(source), "--env", "imported", "--json"])
     report = json.loads(r.stdout)
     assert report["written"] == [] and report["unchanged"]  # an unchanged source changes nothing
-    assert {"from": "hx_ad_domain", "to": "ad_join_domain", "file": str(source / "group_vars/all/common.yml")} \
-        in report["mapped"]  # fmt: skip
+    assert {
+        "from": "hx_ad_domain",
+        "to": "ad_join_domain",
+        "file": str(source / "group_vars/all/common.yml"),
+    } in report["mapped"]
     assert any(m["from"] == "ansible_user" and m["to"] == "ssh_user" for m in report["mapped"])
     assert any(k["why"].startswith("a vault file") for k in report["kept"])
     assert any(f["name"] == "sssd_home" and "/tmp" in f["defect"] for f in report["flagged"])

@@ -19,8 +19,10 @@ def run(controls):
 
 def test_each_control_gives_its_result_and_evidence():
     audit = run([PASS, FAIL])
-    assert [(r.id, r.passed, r.evidence) for r in audit.results] == [("passes", True, ["evidence-ok"]),
-                                                                      ("fails", False, ["bad thing"])]  # fmt: skip
+    assert [(r.id, r.passed, r.evidence) for r in audit.results] == [
+        ("passes", True, ["evidence-ok"]),
+        ("fails", False, ["bad thing"]),
+    ]
     assert audit.failed == ["fails"]
     cut = parse("h1", [PASS, FAIL], ["evidence-ok", "@@hxinfra-check 0 0"])  # the script stopped early
     assert cut.failed == ["fails"] and cut.results[1].evidence == ["no result"]
@@ -30,7 +32,10 @@ def test_a_standard_selects_its_controls_and_names_their_requirements():
     assert select([PASS, FAIL], "pci_dss") == [PASS] and select([PASS, FAIL], None) == [PASS, FAIL]
     assert all({"cis_basic", "pci_dss"} <= set(c.requirements) for c in BASE if c.id != "root-listeners-expected")
     lines = table([run([PASS, FAIL])], "cis_basic")
-    assert "h1             FAIL  1/2 controls" in lines and "  FAIL  fails [cis_basic 9.9]: never compliant -- bad thing" in lines
+    assert (
+        "h1             FAIL  1/2 controls" in lines
+        and "  FAIL  fails [cis_basic 9.9]: never compliant -- bad thing" in lines
+    )
     data = json.loads(as_json([run([PASS])], "pci_dss"))
     assert data["standard"] == "pci_dss" and data["hosts"][0]["passed"] is True
     page = report_html([run([PASS, FAIL])], "audit <x>", None)

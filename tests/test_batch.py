@@ -18,7 +18,7 @@ from hxinfra.operations import PathStates
 
 ROOT = Path(__file__).resolve().parent.parent
 
-SCRIPT = textwrap.dedent('''
+SCRIPT = textwrap.dedent("""
     import grp, json, os, pwd, sys
     from pyinfra.api import Config, Inventory, State
     from pyinfra.api.connect import connect_all, disconnect_all
@@ -48,13 +48,14 @@ SCRIPT = textwrap.dedent('''
     changed = [state.ops[host][h].operation_meta.did_change() for h in state.get_op_order()]
     disconnect_all(state)
     print(json.dumps({"facts": facts, "changed": changed}))
-''')
+""")
 
 
 def run_ops(base: Path) -> dict[str, list]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    r = subprocess.run([sys.executable, "-c", SCRIPT, str(base)], capture_output=True, text=True, env=env,
-                       cwd=ROOT, timeout=120)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(base)], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120
+    )
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout.strip().splitlines()[-1])
 
@@ -80,8 +81,9 @@ def test_paths_of_a_run_are_read_once_and_again_only_after_a_change(tmp_path):
 def test_a_file_where_a_directory_belongs_fails_the_operation(tmp_path):
     (tmp_path / "b").write_text("not a directory")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    r = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path)], capture_output=True, text=True, env=env,
-                       cwd=ROOT, timeout=120)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(tmp_path)], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120
+    )
     assert r.returncode != 0 and "is not a directory" in r.stdout + r.stderr
     assert (tmp_path / "b").read_text() == "not a directory"
 
@@ -96,9 +98,19 @@ def test_path_states_reads_directories_here(tmp_path):
 
 
 def test_unit_states_parse_one_block_per_unit():
-    output = ["Id=nginx.service", "LoadState=loaded", "ActiveState=active", "SubState=running",
-              "UnitFileState=enabled", "", "Id=nope.service", "LoadState=not-found", "ActiveState=inactive",
-              "SubState=dead", "UnitFileState="]  # fmt: skip
+    output = [
+        "Id=nginx.service",
+        "LoadState=loaded",
+        "ActiveState=active",
+        "SubState=running",
+        "UnitFileState=enabled",
+        "",
+        "Id=nope.service",
+        "LoadState=not-found",
+        "ActiveState=inactive",
+        "SubState=dead",
+        "UnitFileState=",
+    ]
     units = UnitStates().process(output)
     assert units["nginx.service"] == {"load": "loaded", "active": "active", "sub": "running", "file": "enabled"}
     assert units["nope.service"]["load"] == "not-found" and units["nope.service"]["file"] == ""
@@ -109,7 +121,9 @@ def test_installed_packages_lists_only_installed_ones_here():
     """dpkg-query of this machine: an installed package is listed with its version, an unknown
     name and a removed-but-configured one are not."""
     cmd = InstalledPackages().command(["dpkg", "no-such-package-hx"])
-    out = InstalledPackages().process(subprocess.run(["sh", "-c", cmd], capture_output=True, text=True).stdout.splitlines())
+    out = InstalledPackages().process(
+        subprocess.run(["sh", "-c", cmd], capture_output=True, text=True).stdout.splitlines()
+    )
     assert list(out) == ["dpkg"] and out["dpkg"]
     parsed = InstalledPackages().process(["a\tinstall ok installed\t1.0", "b\tdeinstall ok config-files\t2.0"])
     assert parsed == {"a": "1.0"}

@@ -30,8 +30,16 @@ def test_inventory_list_graph_and_host(project):
 def test_explain_output_names_layers(project):
     project("inventories/demo.py", INVENTORY)
     project("inventories/group_vars/web_servers.yml", "nginx_site_name: grp\n")
-    r = run("inventory", "host", "web2", "--env", "demo", "--explain", "-e", "@" + str(
-        project("extra.yml", "nginx_gzip: false\n")))
+    r = run(
+        "inventory",
+        "host",
+        "web2",
+        "--env",
+        "demo",
+        "--explain",
+        "-e",
+        "@" + str(project("extra.yml", "nginx_gzip: false\n")),
+    )
     assert r.exit_code == 0
     assert 'nginx_site_name = "grp"\n    from group web_servers (inventories/group_vars/web_servers.yml)' in r.output
     assert "nginx_gzip = false\n    from extra vars (-e)\n    overrides defaults of nginx" in r.output
@@ -41,7 +49,7 @@ def test_secrets_are_masked_in_host_output(project):
     project("inventories/demo.py", INVENTORY)
     project("inventories/group_vars/all.yml", "vault_demo_password: hunter2-secret\n")
     r = run("inventory", "host", "web1", "--env", "demo")
-    assert "hunter2-secret" not in r.output and "vault_demo_password: \"********\"" in r.output
+    assert "hunter2-secret" not in r.output and 'vault_demo_password: "********"' in r.output
 
 
 def test_errors_exit_1_with_one_line_and_usage_exits_2(project):
@@ -67,9 +75,18 @@ def test_report_merge_of_shards(tmp_path):
 
     def report(name, hosts):
         path = tmp_path / f"{name}.json"
-        path.write_text(json.dumps({"check": False, "failed": any(h["status"] == "failed" for h in hosts),
-                                    "changed": any(h["changed"] for h in hosts), "seconds": 3.0, "hosts": hosts,
-                                    "operations": []}))
+        path.write_text(
+            json.dumps(
+                {
+                    "check": False,
+                    "failed": any(h["status"] == "failed" for h in hosts),
+                    "changed": any(h["changed"] for h in hosts),
+                    "seconds": 3.0,
+                    "hosts": hosts,
+                    "operations": [],
+                }
+            )
+        )
         return str(path)
 
     ok = report("a", [{"host": "web1", "status": "ok", "changed": 0, "ok": 5, "failed": 0}])

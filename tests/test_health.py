@@ -8,8 +8,11 @@ from hxinfra.health import Check, parse, report_html, report_table, script, sele
 
 
 def test_script_runs_every_check_and_parse_reads_each_result():
-    checks = [Check("passes", "echo fine", "a"), Check("fails", "echo broken; exit 3", "b"),
-              Check("exits early", "exit 0", "a")]
+    checks = [
+        Check("passes", "echo fine", "a"),
+        Check("fails", "echo broken; exit 3", "b"),
+        Check("exits early", "exit 0", "a"),
+    ]
     out = subprocess.run(["sh", "-c", script(checks)], capture_output=True, text=True).stdout.splitlines()
     result = parse("h1", checks, out, disk_threshold=101)
     by_name = {c.name: c for c in result.checks}
@@ -21,8 +24,16 @@ def test_script_runs_every_check_and_parse_reads_each_result():
 
 
 def test_disk_threshold_and_failed_units_become_checks():
-    lines = ["uptime=3600", "load=0.5 0.4 0.3", "mem_total_mb=1000", "mem_used_pct=40", "disk=/ 95", "disk=/srv 10",
-             "failed_unit=broken.service", "@@hxinfra-check basics 0"]
+    lines = [
+        "uptime=3600",
+        "load=0.5 0.4 0.3",
+        "mem_total_mb=1000",
+        "mem_used_pct=40",
+        "disk=/ 95",
+        "disk=/srv 10",
+        "failed_unit=broken.service",
+        "@@hxinfra-check basics 0",
+    ]
     result = parse("h1", [], lines, disk_threshold=90)
     assert set(result.failures) == {"no failed systemd units", "disk / under 90%"}
     assert "disk /srv under 90%" not in result.failures

@@ -12,8 +12,16 @@ from hxinfra.errors import InventoryError
 from hxinfra.inventory import load_environment
 
 REAL_ENVS = ["production", "staging", "development", "testing"]
-HX_GROUPS = {"web_servers", "database_servers", "primary_db", "application_servers", "api_servers",
-             "domain_members", "ca_servers", "domain_controllers"}
+HX_GROUPS = {
+    "web_servers",
+    "database_servers",
+    "primary_db",
+    "application_servers",
+    "api_servers",
+    "domain_members",
+    "ca_servers",
+    "domain_controllers",
+}
 
 
 def test_layers_apply_in_documented_order(project, monkeypatch):
@@ -27,17 +35,17 @@ def test_layers_apply_in_documented_order(project, monkeypatch):
     env = load_environment(project.root / "inventories/demo.py")
 
     web1 = env.host_data("web1", with_defaults=True)
-    assert web1["nginx_site_name"] == "from-group"            # group > all
-    assert web1["nginx_upstream_port"] == 3100                # environment > all
-    assert web1["nginx_tls_cert"] == "/env-group.crt"         # env group_vars > shared group_vars
-    assert web1["nginx_http_port"] == 8080                    # inline host data
-    assert web1["nginx_gzip"] is True                         # extra vars > everything
-    assert web1["nginx_package"] == "nginx"                   # deploy default
+    assert web1["nginx_site_name"] == "from-group"  # group > all
+    assert web1["nginx_upstream_port"] == 3100  # environment > all
+    assert web1["nginx_tls_cert"] == "/env-group.crt"  # env group_vars > shared group_vars
+    assert web1["nginx_http_port"] == 8080  # inline host data
+    assert web1["nginx_gzip"] is True  # extra vars > everything
+    assert web1["nginx_package"] == "nginx"  # deploy default
     assert web1["ssh_hostname"] == "192.0.2.10"
     web2 = env.host_data("web2", with_defaults=True)
-    assert web2["nginx_site_name"] == "from-host"             # host_vars > group
+    assert web2["nginx_site_name"] == "from-host"  # host_vars > group
     assert web2["nginx_client_max_body_size"] == "2m"
-    assert web2["nginx_http_port"] == 80                      # web1's host data does not leak
+    assert web2["nginx_http_port"] == 80  # web1's host data does not leak
     assert env.host_data("db1")["nginx_site_name"] == "from-all"
 
 
@@ -51,19 +59,24 @@ def test_explain_names_the_layer_and_what_it_overrode(project):
     assert info["nginx_site_name"]["layer"] == "group web_servers"
     assert info["nginx_site_name"]["source"].endswith("inventories/group_vars/web_servers.yml")
     assert info["nginx_site_name"]["overrides"] == [
-        "defaults of nginx (deploy DEFAULTS)", "all (inventories/group_vars/all.yml)"]
+        "defaults of nginx (deploy DEFAULTS)",
+        "all (inventories/group_vars/all.yml)",
+    ]
     assert info["nginx_package"]["layer"] == "defaults of nginx"
 
 
 @pytest.mark.parametrize(
     ("yaml_text", "expected"),
     [
-        ("nginx_upstrem_port: 3000\n", "key nginx_upstrem_port: unknown key for component nginx; did you mean nginx_upstream_port?"),
+        (
+            "nginx_upstrem_port: 3000\n",
+            "key nginx_upstrem_port: unknown key for component nginx; did you mean nginx_upstream_port?",
+        ),
         ("nginx_upstream_port: three\n", "key nginx_upstream_port: expected int, got str"),
         ("nginx_gzip: 1\n", "key nginx_gzip: expected bool, got int"),
         ("ssh_prot: 2222\n", "key ssh_prot: unknown pyinfra connector key or global argument; did you mean ssh_port?"),
         ("_sudoo: true\n", "key _sudoo: unknown pyinfra connector key or global argument; did you mean _sudo?"),
-        ("nginx_site_name: \"a\\nb\"\n", "key nginx_site_name: must be one line (no newline or control character)"),
+        ('nginx_site_name: "a\\nb"\n', "key nginx_site_name: must be one line (no newline or control character)"),
     ],
 )
 def test_invalid_data_names_file_host_and_key(project, yaml_text, expected):
@@ -127,7 +140,10 @@ def test_environments_do_not_share_domains_or_subnets():
 def test_plain_pyinfra_cli_loads_inventory_with_layered_data():
     out = subprocess.run(
         [sys.executable, "-m", "pyinfra", "inventories/production.py", "debug-inventory", "--json"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert out.returncode == 0, out.stderr
     text = out.stdout
@@ -140,7 +156,11 @@ def test_plain_pyinfra_cli_rejects_bad_data_before_connecting(project):
     project("deploys/noop.py", "pass\n")
     out = subprocess.run(
         [sys.executable, "-m", "pyinfra", "inventories/demo.py", "deploys/noop.py", "--dry"],
-        cwd=project.root, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+        cwd=project.root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
     )
     assert out.returncode != 0
     combined = out.stdout + out.stderr

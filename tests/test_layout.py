@@ -68,7 +68,10 @@ def test_site_calls_every_component_in_registry_order_each_from_its_own_line():
     keeps every operation of a component before the next component's (a loop would interleave)."""
     tree = ast.parse((ROOT / "deploys" / "site.py").read_text())
     site = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "site")
-    calls = [(c.value.args[0].value, c.lineno) for c in site.body
-             if isinstance(c, ast.Expr) and isinstance(c.value, ast.Call) and getattr(c.value.func, "id", "") == "_apply"]
+    calls = [
+        (c.value.args[0].value, c.lineno)
+        for c in site.body
+        if isinstance(c, ast.Expr) and isinstance(c.value, ast.Call) and getattr(c.value.func, "id", "") == "_apply"
+    ]
     assert [name for name, _ in calls] == list(COMPONENTS)
     assert len({line for _, line in calls}) == len(COMPONENTS)

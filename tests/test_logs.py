@@ -8,10 +8,22 @@ from hxinfra.cli.logs import analysis_script, over, parse
 
 
 def test_parse_and_thresholds():
-    found = parse(["errors=73", "error_line=2026-12-01T00:00:00 h sshd[1]: boom", "auth_failures=3", "disk=/ 91",
-                   "disk=/srv 12", "noise"])
-    assert found == {"errors": 73, "auth_failures": 3, "latest_errors": ["2026-12-01T00:00:00 h sshd[1]: boom"],
-                     "disks": {"/": 91, "/srv": 12}}
+    found = parse(
+        [
+            "errors=73",
+            "error_line=2026-12-01T00:00:00 h sshd[1]: boom",
+            "auth_failures=3",
+            "disk=/ 91",
+            "disk=/srv 12",
+            "noise",
+        ]
+    )
+    assert found == {
+        "errors": 73,
+        "auth_failures": 3,
+        "latest_errors": ["2026-12-01T00:00:00 h sshd[1]: boom"],
+        "disks": {"/": 91, "/srv": 12},
+    }
     assert over(found, 50, 20, 90) == ["73 errors (> 50)", "disk / at 91% (>= 90%)"]
     assert over(found, 100, 2, 95) == ["3 SSH authentication failures (> 2)"]
 

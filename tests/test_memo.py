@@ -37,10 +37,18 @@ def test_a_result_is_kept_by_the_very_values_read_and_nothing_else():
     assert memo.call(check, {"net": shared, "x": True})[-1] == ("x", "on") and len(check.calls) == 4
 
 
-@pytest.mark.parametrize("read_all", [
-    lambda d: dict(d), lambda d: {**d}, lambda d: list(d), lambda d: len(d), lambda d: list(d.items()),
-    lambda d: d == {}, lambda d: ChainMap({}, d).keys() and list(ChainMap({}, d)),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "read_all",
+    [
+        lambda d: dict(d),
+        lambda d: {**d},
+        lambda d: list(d),
+        lambda d: len(d),
+        lambda d: list(d.items()),
+        lambda d: d == {},
+        lambda d: ChainMap({}, d).keys() and list(ChainMap({}, d)),
+    ],
+)
 def test_a_function_that_sees_every_key_is_never_kept(read_all):
     fn = _counting(read_all)
     memo: TraceMemo[object] = TraceMemo()
@@ -58,7 +66,7 @@ def test_reads_notes_each_key_and_what_it_found():
     assert set(r.read) == {"a", "b", "zz", "c", "missing"} and not r.everything
 
 
-GROUP = '''
+GROUP = """
 from deploys import components as _components
 from hxinfra.inventory import environment as _environment
 
@@ -69,25 +77,31 @@ _env = _environment(
     components=_components(),
 )
 globals().update(_env.pyinfra_groups())
-'''
+"""
 
 
 def test_a_group_value_that_references_a_host_key_resolves_per_host(project):
     project("inventories/demo.py", GROUP)
-    project("inventories/group_vars/web_servers.yml", """\
+    project(
+        "inventories/group_vars/web_servers.yml",
+        """\
         nginx_server_name: "{{ hx_host }}.{{ hx_domain }}"
         firewall_trusted_sources: ["{{ ssh_hostname }}/32", "198.51.100.0/24"]
-    """)
+    """,
+    )
     env = load_environment(project.root / "inventories/demo.py")
     for i in range(1, 4):
         data = env.host_data(f"web{i}")
         assert data["nginx_server_name"] == f"web{i}.demo.example"
         assert data["firewall_trusted_sources"] == [f"192.0.2.{10 + i}/32", "198.51.100.0/24"]
     # the same references to the same values: one result, shared by every host's data
-    project("inventories/group_vars/web_servers.yml", """\
+    project(
+        "inventories/group_vars/web_servers.yml",
+        """\
         admin_net: 198.51.100.0/24
         firewall_trusted_sources: ["{{ admin_net }}"]
-    """)
+    """,
+    )
     env = load_environment(project.root / "inventories/demo.py")
     assert env.host_data("web1")["firewall_trusted_sources"] == ["198.51.100.0/24"]
     assert env.host_data("web1")["firewall_trusted_sources"] is env.host_data("web3")["firewall_trusted_sources"]

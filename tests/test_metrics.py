@@ -25,9 +25,11 @@ def test_period_summary_and_plot():
     assert period_seconds("24h") == 86400 and period_seconds("7d") == 604800 and period_seconds("2w") == 1209600
     with pytest.raises(click.BadParameter):
         period_seconds("7 days")
-    samples = [{"time": 1.0, "host": "a", "load1": 1.0, "mem_used_pct": 10, "disk_max_pct": 50},
-               {"time": 2.0, "host": "a", "load1": 3.0, "mem_used_pct": 30, "disk_max_pct": 50},
-               {"time": 2.0, "host": "b", "load1": 0.5, "mem_used_pct": 5, "disk_max_pct": 70}]
+    samples = [
+        {"time": 1.0, "host": "a", "load1": 1.0, "mem_used_pct": 10, "disk_max_pct": 50},
+        {"time": 2.0, "host": "a", "load1": 3.0, "mem_used_pct": 30, "disk_max_pct": 50},
+        {"time": 2.0, "host": "b", "load1": 0.5, "mem_used_pct": 5, "disk_max_pct": 70},
+    ]
     result = summary(samples)
     assert result["a"]["samples"] == 2 and result["a"]["load1"] == {"avg": 2.0, "max": 3.0}
     assert result["b"]["disk_max_pct"] == {"avg": 70.0, "max": 70.0}
@@ -38,10 +40,28 @@ def test_period_summary_and_plot():
 def test_report_reads_only_the_period(tmp_path):
     store = tmp_path / "m.jsonl"
     now = time.time()
-    store.write_text("".join(json.dumps({"time": t, "host": "a", "load1": 1, "mem_used_pct": 1, "disk_max_pct": 1})
-                             + "\n" for t in (now - 10 * 86400, now - 3600, now - 60)))
-    r = CliRunner().invoke(main, ["metrics", "report", "--env", "x", "--store", str(store), "--period", "1d", "--json",
-                                  "--html", str(tmp_path / "m.html")])
+    store.write_text(
+        "".join(
+            json.dumps({"time": t, "host": "a", "load1": 1, "mem_used_pct": 1, "disk_max_pct": 1}) + "\n"
+            for t in (now - 10 * 86400, now - 3600, now - 60)
+        )
+    )
+    r = CliRunner().invoke(
+        main,
+        [
+            "metrics",
+            "report",
+            "--env",
+            "x",
+            "--store",
+            str(store),
+            "--period",
+            "1d",
+            "--json",
+            "--html",
+            str(tmp_path / "m.html"),
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["hosts"]["a"]["samples"] == 2
     assert "<polyline" in (tmp_path / "m.html").read_text()

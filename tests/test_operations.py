@@ -45,8 +45,13 @@ def test_plan_detects_content_meta_link_and_absent_changes():
     }
     items = [f_same, f_content, f_meta, f_missing, link_ok, link_wrong, gone, present]
     changes = {i.path: c for i, c in _plan(items, states)}
-    assert changes == {"/etc/b": "content", "/etc/c": "meta", "/etc/d": "content", "/etc/l2": "link",
-                       "/etc/present": "absent"}
+    assert changes == {
+        "/etc/b": "content",
+        "/etc/c": "meta",
+        "/etc/d": "content",
+        "/etc/l2": "link",
+        "/etc/present": "absent",
+    }
 
 
 def test_path_states_fact_parses_its_own_output():
@@ -84,7 +89,10 @@ def test_private_file_upload_never_passes_through_a_readable_file():
     assert isinstance(cleanup, StringCommand) and cleanup.connector_arguments == {"_sudo": False}
     assert "chmod 0640" in str(install) and "mv -f" in str(install)
     assert [type(c).__name__ for c in upload_commands(ManagedFile("/etc/motd", "hi\n"))] == [
-        "StringCommand", "FileUploadCommand", "StringCommand"]
+        "StringCommand",
+        "FileUploadCommand",
+        "StringCommand",
+    ]
     assert ManagedFile("/x", "", mode="0600").private and not ManagedFile("/x", "").private
     assert ManagedFile("/x", "", sensitive=True).private
 
@@ -152,8 +160,9 @@ def test_undo_that_fails_its_check_changes_nothing_and_says_why(tmp_path):
     Path(a).write_text("good\n")
     _kept(backup, a, "broken\n", "20261201T010000Z-9")
     check = f"grep -q good {shlex.quote(a)} || {{ echo 'a.conf: broken'; false; }}"
-    r = subprocess.run(["sh", "-c", undo_script([a], check, "echo applied", "demo", str(backup))],
-                       capture_output=True, text=True)  # fmt: skip
+    r = subprocess.run(
+        ["sh", "-c", undo_script([a], check, "echo applied", "demo", str(backup))], capture_output=True, text=True
+    )
     assert r.returncode == 1 and "a.conf: broken" in r.stderr and "the current one stays" in r.stderr
     assert "applied" not in r.stdout and Path(a).read_text() == "good\n"
     nothing = undo_script([str(live / "other.conf")], "true", "true", "demo", str(backup))

@@ -16,29 +16,32 @@ GROUPS = {
 }
 
 
-@pytest.mark.parametrize(("pattern", "expected"), [
-    ("all", HOSTS),
-    ("*", HOSTS),
-    ("web_servers", ["hx-web-01", "hx-web-02", "hx-web-03"]),
-    ("hx-db-02", ["hx-db-02"]),
-    ("hx-web-0[!3]", ["hx-web-01", "hx-web-02"]),  # a glob class ("[12]" would be a subscript, as in Ansible)
-    ("*_servers", ["hx-web-01", "hx-web-02", "hx-web-03", "hx-db-01", "hx-db-02"]),  # glob on group names
-    ("~hx-(web|dc)-0[13]", ["hx-dc-01", "hx-web-01", "hx-web-03"]),
-    ("~web", ["hx-web-01", "hx-web-02", "hx-web-03"]),  # from the start of host AND group names (web_servers)
-    ("~eb", []),  # regexes match from the start of the name, as in Ansible
-    ("web_servers:database_servers", ["hx-web-01", "hx-web-02", "hx-web-03", "hx-db-01", "hx-db-02"]),
-    ("web_servers,hx-dc-01", ["hx-dc-01", "hx-web-01", "hx-web-02", "hx-web-03"]),
-    ("web_servers:!canary", ["hx-web-01", "hx-web-03"]),
-    ("!canary:web_servers", ["hx-web-01", "hx-web-03"]),  # order written does not matter
-    ("domain_members:&database_servers", ["hx-db-01", "hx-db-02"]),
-    ("domain_members:&database_servers:!primary_db", ["hx-db-02"]),
-    ("all:!domain_members", ["hx-dc-01"]),
-    ("web_servers[0]", ["hx-web-01"]),
-    ("web_servers[-1]", ["hx-web-03"]),
-    ("web_servers[1:2]", ["hx-web-02", "hx-web-03"]),
-    ("web_servers[1:]", ["hx-web-02", "hx-web-03"]),
-    ("!canary", ["hx-dc-01", "hx-web-01", "hx-web-03", "hx-db-01", "hx-db-02"]),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("pattern", "expected"),
+    [
+        ("all", HOSTS),
+        ("*", HOSTS),
+        ("web_servers", ["hx-web-01", "hx-web-02", "hx-web-03"]),
+        ("hx-db-02", ["hx-db-02"]),
+        ("hx-web-0[!3]", ["hx-web-01", "hx-web-02"]),  # a glob class ("[12]" would be a subscript, as in Ansible)
+        ("*_servers", ["hx-web-01", "hx-web-02", "hx-web-03", "hx-db-01", "hx-db-02"]),  # glob on group names
+        ("~hx-(web|dc)-0[13]", ["hx-dc-01", "hx-web-01", "hx-web-03"]),
+        ("~web", ["hx-web-01", "hx-web-02", "hx-web-03"]),  # from the start of host AND group names (web_servers)
+        ("~eb", []),  # regexes match from the start of the name, as in Ansible
+        ("web_servers:database_servers", ["hx-web-01", "hx-web-02", "hx-web-03", "hx-db-01", "hx-db-02"]),
+        ("web_servers,hx-dc-01", ["hx-dc-01", "hx-web-01", "hx-web-02", "hx-web-03"]),
+        ("web_servers:!canary", ["hx-web-01", "hx-web-03"]),
+        ("!canary:web_servers", ["hx-web-01", "hx-web-03"]),  # order written does not matter
+        ("domain_members:&database_servers", ["hx-db-01", "hx-db-02"]),
+        ("domain_members:&database_servers:!primary_db", ["hx-db-02"]),
+        ("all:!domain_members", ["hx-dc-01"]),
+        ("web_servers[0]", ["hx-web-01"]),
+        ("web_servers[-1]", ["hx-web-03"]),
+        ("web_servers[1:2]", ["hx-web-02", "hx-web-03"]),
+        ("web_servers[1:]", ["hx-web-02", "hx-web-03"]),
+        ("!canary", ["hx-dc-01", "hx-web-01", "hx-web-03", "hx-db-01", "hx-db-02"]),
+    ],
+)
 def test_pattern_table(pattern, expected):
     if expected:
         assert select(pattern, HOSTS, GROUPS) == expected
@@ -66,18 +69,21 @@ def test_several_limits_are_a_union():
 N10 = [f"h{i}" for i in range(10)]
 
 
-@pytest.mark.parametrize(("serial", "sizes"), [
-    ("", [10]),
-    ("0", [10]),
-    ("1", [1] * 10),
-    ("3", [3, 3, 3, 1]),
-    ("100%", [10]),
-    ("25%", [2, 2, 2, 2, 2]),  # 2.5 rounds down
-    ("5%", [1] * 10),  # at least one host
-    ("1,5,25%", [1, 5, 2, 2]),  # a ramp; the last size repeats
-    ("1,50%", [1, 5, 4]),
-    ("20", [10]),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("serial", "sizes"),
+    [
+        ("", [10]),
+        ("0", [10]),
+        ("1", [1] * 10),
+        ("3", [3, 3, 3, 1]),
+        ("100%", [10]),
+        ("25%", [2, 2, 2, 2, 2]),  # 2.5 rounds down
+        ("5%", [1] * 10),  # at least one host
+        ("1,5,25%", [1, 5, 2, 2]),  # a ramp; the last size repeats
+        ("1,50%", [1, 5, 4]),
+        ("20", [10]),
+    ],
+)
 def test_serial_batches(serial, sizes):
     got = batches(N10, parse_serial(serial))
     assert [len(b) for b in got] == sizes

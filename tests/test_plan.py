@@ -46,13 +46,25 @@ def test_against_shows_what_a_change_would_do(at_root, tmp_path):
     assert run("plan", "--env", "development", "--out", str(base)).exit_code == 0
     same = run("plan", "--env", "development", "--against", str(base), "--detailed-exitcode")
     assert same.exit_code == 0 and same.stdout == ""
-    r = run("plan", "--env", "development", "--against", str(base), "-e", "nginx_upstream_port=3100",
-            "--limit", "web_servers", "--detailed-exitcode")  # fmt: skip
+    r = run(
+        "plan",
+        "--env",
+        "development",
+        "--against",
+        str(base),
+        "-e",
+        "nginx_upstream_port=3100",
+        "--limit",
+        "web_servers",
+        "--detailed-exitcode",
+    )
     assert r.exit_code == 2
     assert "--- a/hx-web-01/etc/nginx/conf.d/webui-upstream.conf" in r.stdout
     assert "-    server 192.168.10.40:3000 max_fails=2 fail_timeout=10s;" in r.stdout
     assert "+    server 192.168.10.40:3100 max_fails=2 fail_timeout=10s;" in r.stdout
-    assert "--- a/hx-dc-01/usr/local/sbin/hx-ca-trust-expiry" in r.stdout and "+++ /dev/null" in r.stdout  # --limit: hosts left
+    assert (
+        "--- a/hx-dc-01/usr/local/sbin/hx-ca-trust-expiry" in r.stdout and "+++ /dev/null" in r.stdout
+    )  # --limit: hosts left
     bad = run("plan", "--env", "development", "--against", str(tmp_path / "missing"))
     assert bad.exit_code == 1 and "no plan there" in bad.output
 
@@ -62,9 +74,11 @@ def test_plan_never_contains_secrets(project, tmp_path):
     ca = LocalCA(tmp_path / "ca")
     ca.init("Plan CA")
     crt, key = ca.issue("web1", ["web1.demo.example"])
-    project("inventories/demo/host_vars/web1.yml",
-            f"ca_trust_certificates: [{{name: demo-ca, file: {ca.cert_path}}}]\n"
-            f"ca_trust_host_certs: [{{name: webui, cert: {crt}, key: {key}}}]\n")  # fmt: skip
+    project(
+        "inventories/demo/host_vars/web1.yml",
+        f"ca_trust_certificates: [{{name: demo-ca, file: {ca.cert_path}}}]\n"
+        f"ca_trust_host_certs: [{{name: webui, cert: {crt}, key: {key}}}]\n",
+    )
     r = run("plan", "--env", "demo", "--out", str(tmp_path / "plan"))
     assert r.exit_code == 0, r.output
     written = {p: p.read_text() for p in (tmp_path / "plan").rglob("*") if p.is_file()}
@@ -72,7 +86,9 @@ def test_plan_never_contains_secrets(project, tmp_path):
     assert not any(key_body in text for text in written.values())
     web1 = read_host_plan((tmp_path / "plan/web1.plan").read_text())
     header, body = web1["/etc/ssl/hx/private/webui.key"]
-    assert "sensitive file" in body and header.startswith("/etc/ssl/hx/private/webui.key  file 0600 root:root sensitive")
+    assert "sensitive file" in body and header.startswith(
+        "/etc/ssl/hx/private/webui.key  file 0600 root:root sensitive"
+    )
     assert "BEGIN CERTIFICATE" in web1["/usr/local/share/ca-certificates/demo-ca.crt"][1]
 
 
@@ -80,12 +96,21 @@ def test_a_host_plan_reads_back_exactly_whatever_the_lines_say():
     """Contents that look like section headers, no final newline, an empty file: read back as written."""
     from hxinfra.operations import Absent, ManagedFile, ManagedLink
 
-    items = [ManagedFile("/etc/tricky", "### /etc/passwd  file 0644 root:root x  lines=1\nsecond\n"),
-             ManagedFile("/etc/noeol", "no newline at the end"), ManagedFile("/etc/empty", ""),
-             ManagedLink("/etc/l", "/etc/tricky"), Absent("/etc/gone")]  # fmt: skip
+    items = [
+        ManagedFile("/etc/tricky", "### /etc/passwd  file 0644 root:root x  lines=1\nsecond\n"),
+        ManagedFile("/etc/noeol", "no newline at the end"),
+        ManagedFile("/etc/empty", ""),
+        ManagedLink("/etc/l", "/etc/tricky"),
+        Absent("/etc/gone"),
+    ]
     back = read_host_plan(host_plan_text("h1", items))
-    assert {p: b for p, (_h, b) in back.items()} == {"/etc/tricky": items[0].content, "/etc/noeol": "no newline at the end",
-                                                     "/etc/empty": "", "/etc/l": "", "/etc/gone": ""}  # fmt: skip
+    assert {p: b for p, (_h, b) in back.items()} == {
+        "/etc/tricky": items[0].content,
+        "/etc/noeol": "no newline at the end",
+        "/etc/empty": "",
+        "/etc/l": "",
+        "/etc/gone": "",
+    }
     assert back["/etc/l"][0] == "/etc/l  link -> /etc/tricky" and back["/etc/gone"][0] == "/etc/gone  absent"
 
 
@@ -142,9 +167,11 @@ def test_plan_processes_are_not_forked_where_gevent_patched_the_process(at_root,
     import subprocess
     import sys
 
-    code = ("from gevent import monkey; monkey.patch_all()\n"
-            "from hxinfra.cli import main\n"
-            f"main(['plan', '--env', 'development', '--out', {str(tmp_path / 'p')!r}, '--jobs', '3'])\n")  # fmt: skip
+    code = (
+        "from gevent import monkey; monkey.patch_all()\n"
+        "from hxinfra.cli import main\n"
+        f"main(['plan', '--env', 'development', '--out', {str(tmp_path / 'p')!r}, '--jobs', '3'])\n"
+    )
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
     assert r.returncode == 0, r.stderr
     assert len(list((tmp_path / "p").glob("*.plan"))) > 3

@@ -34,10 +34,27 @@ def test_a_failed_deploy_is_logged_without_extra_var_values(project, tmp_path):
     project("inventories/demo.py", INVENTORY)
     project("deploys/site.py", "pass\n")
     path = tmp_path / "run.log"
-    r = CliRunner().invoke(main, ["deploy", "site", "--env", "demo", "--limit", "ghost", "-e",
-                                  "nginx_site_name=private-value", "--log-file", str(path)])  # fmt: skip
+    r = CliRunner().invoke(
+        main,
+        [
+            "deploy",
+            "site",
+            "--env",
+            "demo",
+            "--limit",
+            "ghost",
+            "-e",
+            "nginx_site_name=private-value",
+            "--log-file",
+            str(path),
+        ],
+    )
     assert r.exit_code == 1
     text = path.read_text()
-    assert "=== hxinfra deploy site --env demo" in text and "limit=ghost" in text and "extra-vars=nginx_site_name=…" in text
+    assert (
+        "=== hxinfra deploy site --env demo" in text
+        and "limit=ghost" in text
+        and "extra-vars=nginx_site_name=…" in text
+    )
     assert "error: " in text and "'ghost' matches no host or group" in text.split("error: ")[1]
     assert "private-value" not in text

@@ -66,8 +66,14 @@ def test_inventory_host_masks_whole_file_vault_values_at_any_depth(nested_vault,
 def test_plain_pyinfra_debug_inventory_masks_every_vault_value(nested_vault):
     env = {**os.environ, "HXINFRA_PROJECT": str(nested_vault.root)}
     env.pop("HXINFRA_EXTRA_VARS", None)
-    r = subprocess.run([sys.executable, "-m", "pyinfra", "inventories/demo.py", "debug-inventory"],
-                       cwd=nested_vault.root, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-m", "pyinfra", "inventories/demo.py", "debug-inventory"],
+        cwd=nested_vault.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     assert "db1" in r.stdout + r.stderr and "********" in r.stdout + r.stderr
     assert "Nested-Role-Pass-1" not in r.stdout + r.stderr and "Dict-Pass-22" not in r.stdout + r.stderr
@@ -104,10 +110,13 @@ def test_plan_works_without_a_vault_password(project, tmp_path, monkeypatch):
     """The CI plan job has none: inline values are placeholders, a whole-file vault stays sealed."""
     project("inventories/demo.py", INVENTORY)
     project("inventories/group_vars/database_servers/vault.yml", vault.encrypt(b"vault_db_pw: x1-secret\n", b"pw"))
-    project("inventories/group_vars/database_servers/main.yml", """\
+    project(
+        "inventories/group_vars/database_servers/main.yml",
+        """\
         pg_auth_roles: [{name: hx_app, password: "{{ vault_db_pw }}"}]
         pg_auth_databases: [{name: hxapp, owner: hx_app}]
-    """)
+    """,
+    )
     r = run("plan", "--env", "demo", "--out", str(tmp_path / "plan"))
     assert r.exit_code == 0, r.output
     assert "### /etc/postgresql/15/main/pg_hba.conf  file 0640" in (tmp_path / "plan" / "db1.plan").read_text()
@@ -119,8 +128,10 @@ def test_plan_works_without_a_vault_password(project, tmp_path, monkeypatch):
 def test_deploy_needs_only_the_vault_ids_its_hosts_read(project):
     project("inventories/demo.py", INVENTORY)
     pwfile(project.root / "web-pass", "web-pw")
-    project("inventories/group_vars/web_servers.yml",
-            "nginx_server_name: " + vault.vault_block(vault.encrypt(b"shop.example", b"web-pw", "web"), 2))
+    project(
+        "inventories/group_vars/web_servers.yml",
+        "nginx_server_name: " + vault.vault_block(vault.encrypt(b"shop.example", b"web-pw", "web"), 2),
+    )
     project("inventories/group_vars/database_servers/vault.yml", vault.encrypt(b"vault_x: 1\n", b"db-pw", "db"))
     keyring = vault.keyring_from_sources(vault_ids=[f"web@{project.root / 'web-pass'}", "db@/nonexistent/db-pass"])
     vault.set_default_keyring(keyring)
@@ -134,8 +145,11 @@ def test_deploy_needs_only_the_vault_ids_its_hosts_read(project):
 def test_references_to_vault_values(project):
     project("inventories/demo.py", INVENTORY)
     block = vault.vault_block(vault.encrypt(b"Ref-Secret-77", b"pw"), 2)
-    write_raw(project, "inventories/group_vars/all.yml",
-              f"vault_db_password: {block}nginx_server_name: '{{{{ hx_domain }}}}'\nad_join_ou: 'OU={{{{ vault_db_password }}}}'\n")
+    write_raw(
+        project,
+        "inventories/group_vars/all.yml",
+        f"vault_db_password: {block}nginx_server_name: '{{{{ hx_domain }}}}'\nad_join_ou: 'OU={{{{ vault_db_password }}}}'\n",
+    )
     pwfile(project.root / ".vault_pass", "pw")
     env = load_environment(project.root / "inventories/demo.py")
     data = env.host_data("web1")
@@ -166,10 +180,25 @@ HOSTILE = ["$(touch /tmp/PWNED)", "a;b", "`id`", "x'y", 'x"y', "a\nb"]
         (nginx, "nginx_server_name", "a.example; location /x {}", "not a DNS name"),
         (nginx, "nginx_upstream_host", "127.0.0.1:1; evil", "not a DNS name"),
         (pg_auth, "pg_auth_cluster", "main/../..", "not a valid name"),
-        (pg_auth, "pg_auth_hba", [{"database": "a", "user": "b", "address": "10.0.0.1/32",
-                                   "options": "clientcert=verify-full\nhost all all 0.0.0.0/0 trust"}], "one line"),
-        (pg_auth, "pg_auth_hba", [{"database": "a", "user": "b", "address": "10.0.0.1/32", "options": "trust"}],
-         "is not one of"),
+        (
+            pg_auth,
+            "pg_auth_hba",
+            [
+                {
+                    "database": "a",
+                    "user": "b",
+                    "address": "10.0.0.1/32",
+                    "options": "clientcert=verify-full\nhost all all 0.0.0.0/0 trust",
+                }
+            ],
+            "one line",
+        ),
+        (
+            pg_auth,
+            "pg_auth_hba",
+            [{"database": "a", "user": "b", "address": "10.0.0.1/32", "options": "trust"}],
+            "is not one of",
+        ),
         (pg_auth, "pg_auth_roles", [{"name": "hx_app\n"}], "must match"),
         (pg_auth, "pg_auth_roles", [{"name": "hx_app", "connection_limit": "lots"}], "connection_limit"),
         (ad_join, "ad_join_sudo_rules", [{"group": "ops,ALL", "commands": "ALL"}], "not a valid name"),
@@ -289,15 +318,17 @@ def test_usage_errors_exit_1_with_detailed_exitcode(project):
 
 # ------------------------------------------------------------------ correct results
 def test_unreadable_pyinfra_report_is_a_failure_never_no_changes():
-    good = json.dumps({"results": {"operations": [
-        {"name": "nginx | Write", "success": ["web1"], "no_change": [], "error": []}]}})  # fmt: skip
+    good = json.dumps(
+        {"results": {"operations": [{"name": "nginx | Write", "success": ["web1"], "no_change": [], "error": []}]}}
+    )
     report = _summarise(["web1"], parse_report(good, 0), False, 0, set())
     assert report.changed and not report.failed and report.hosts["web1"].status == "changed"
     for out in ("debug print\n" + good, "", "[1, 2]"):
         report = _summarise(["web1"], parse_report(out, 0), False, 0, set())
         assert report.failed and report.hosts["web1"].status == "failed"
-    failed = json.dumps({"results": {"operations": [
-        {"name": "nginx | Write", "success": [], "no_change": [], "error": ["web1"]}]}})  # fmt: skip
+    failed = json.dumps(
+        {"results": {"operations": [{"name": "nginx | Write", "success": [], "no_change": [], "error": ["web1"]}]}}
+    )
     assert _summarise(["web1"], parse_report(failed, 1), False, 1, set()).hosts["web1"].status == "failed"
 
 
@@ -312,7 +343,8 @@ def test_environments_check_host_keys_strictly_against_their_own_file(project):
 def test_known_hosts_status_and_fingerprints(tmp_path):
     key = HostKey("ssh-ed25519", "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl")
     assert key.fingerprint == "SHA256:" + __import__("base64").b64encode(
-        __import__("hashlib").sha256(__import__("base64").b64decode(key.blob)).digest()).decode().rstrip("=")
+        __import__("hashlib").sha256(__import__("base64").b64decode(key.blob)).digest()
+    ).decode().rstrip("=")
     f = tmp_path / "known_hosts"
     f.write_text(f"# comment\n192.0.2.10,web1 {key.kind} {key.blob}\n")
     known = read_known(f)
@@ -335,15 +367,16 @@ def test_extra_vars_are_strings_as_in_ansible_and_typed_when_structured(tmp_path
 
 def test_extra_var_strings_become_the_schema_type(project):
     project("inventories/demo.py", INVENTORY)
-    env = load_environment(project.root / "inventories/demo.py",
-                           extra_vars=parse_extra_vars(["nginx_upstream_port=3200 nginx_gzip=no"]))
+    env = load_environment(
+        project.root / "inventories/demo.py", extra_vars=parse_extra_vars(["nginx_upstream_port=3200 nginx_gzip=no"])
+    )
     data = env.host_data("web1")
     assert data["nginx_upstream_port"] == 3200 and data["nginx_gzip"] is False
     with pytest.raises(InventoryError, match="expected int, got str"):
         load_environment(project.root / "inventories/demo.py", extra_vars=parse_extra_vars(["nginx_upstream_port=x"]))
 
 
-GROUPED = '''
+GROUPED = """
 from deploys import components as _components
 from hxinfra.inventory import environment as _environment
 
@@ -358,7 +391,7 @@ _env = _environment(
     components=_components(),
 )
 globals().update(_env.pyinfra_groups())
-'''
+"""
 
 
 def test_group_precedence_follows_ansible(project):
@@ -404,8 +437,14 @@ def test_lab_mirror_setting_then_apt_sources_then_debootstraps_default(monkeypat
 @pytest.mark.parametrize(("command", "status"), [("true", "changed"), ("false", "failed")])
 def test_summary_of_a_recorded_pyinfra_report(tmp_path, command, status):
     """A real pyinfra --json report (on @local), read the way hxinfra reads its child's."""
-    r = subprocess.run([sys.executable, "-m", "pyinfra", "@local", "--json", "-y", "exec", "--", command],
-                       capture_output=True, text=True, timeout=120, cwd=tmp_path, stdin=subprocess.DEVNULL)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-m", "pyinfra", "@local", "--json", "-y", "exec", "--", command],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+    )
     report = _summarise(["@local"], parse_report(r.stdout, r.returncode), False, r.returncode, set())
     assert report.hosts["@local"].status == status, r.stdout + r.stderr[-2000:]
     assert report.failed == (status == "failed")
@@ -439,8 +478,14 @@ def test_lab_raises_inotify_limits_up_front_for_many_hosts(tmp_path, monkeypatch
 def test_an_unreferenced_vault_key_is_said_as_a_likely_typo(project):
     project("inventories/demo.py", INVENTORY)
     block = vault.vault_block(vault.encrypt(b"x-Secret-1", b"pw"), 2)
-    write_raw(project, "inventories/group_vars/all.yml", f"vault_db_pasword: {block}ad_join_ou: '{{{{ vault_db_password }}}}'\n")
+    write_raw(
+        project,
+        "inventories/group_vars/all.yml",
+        f"vault_db_pasword: {block}ad_join_ou: '{{{{ vault_db_password }}}}'\n",
+    )
     env = load_environment(project.root / "inventories/demo.py")
-    assert any("vault_db_pasword is defined but no key references it; did you mean vault_db_password?" in w
-               for w in env.warnings)
+    assert any(
+        "vault_db_pasword is defined but no key references it; did you mean vault_db_password?" in w
+        for w in env.warnings
+    )
     assert any("vault_db_password is referenced but not defined" in w for w in env.warnings)

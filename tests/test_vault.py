@@ -68,7 +68,9 @@ def test_round_trip_and_80_columns(plaintext):
 
 def test_bad_input_is_one_clear_error():
     good = vault.encrypt(b"secret", b"right")
-    with pytest.raises(VaultError, match=r"vault.yml: wrong vault password for vault id 'default' \(tried vault id\(s\): default; HMAC"):
+    with pytest.raises(
+        VaultError, match=r"vault.yml: wrong vault password for vault id 'default' \(tried vault id\(s\): default; HMAC"
+    ):
         ring(("default", "wrong")).decrypt(good, "vault.yml")
     lines = good.splitlines()
     with pytest.raises(VaultError, match="damaged or truncated"):
@@ -149,7 +151,6 @@ def test_vaulted_values_in_yaml_are_lazy_and_masked(tmp_path):
     assert vault.redact("login db-pass-123 ok") == "login ******** ok"
 
 
-
 def test_a_vaulted_pem_masks_its_body_but_not_the_armor_every_pem_shares():
     body = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQDx7Zk"
     vault.register_secret(f"-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n")
@@ -157,13 +158,16 @@ def test_a_vaulted_pem_masks_its_body_but_not_the_armor_every_pem_shares():
     other_cert = "-----BEGIN CERTIFICATE-----\nMIIBpublic\n-----END PRIVATE KEY-----"
     assert vault.redact(other_cert) == other_cert
 
+
 def test_whole_file_vault_and_inventory_masking(project):
     project("inventories/demo.py", INVENTORY)
     pw = pwfile(project.root / ".vault_pass", "grp-pw")
     plain = "vault_web_token: tok-ABCDEF-123\nnginx_site_name: shop\n"
     project("inventories/group_vars/web_servers/vault.yml", vault.encrypt(plain.encode(), b"grp-pw"))
-    project("inventories/group_vars/all.yml", "vault_api_key: " + vault.vault_block(
-        vault.encrypt(b"api-XYZ-987", b"grp-pw")))
+    project(
+        "inventories/group_vars/all.yml",
+        "vault_api_key: " + vault.vault_block(vault.encrypt(b"api-XYZ-987", b"grp-pw")),
+    )
     r = CliRunner().invoke(main, ["inventory", "host", "web1", "--env", "demo", "--json"])
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)
@@ -226,7 +230,9 @@ def test_cli_encrypt_string_and_edit(tmp_path, monkeypatch):
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     f.write_text(vault.encrypt(b"a: 1\n", b"es", "team"))
     editor = tmp_path / "ed.sh"
-    editor.write_text('#!/bin/sh\nstat -c %a "$(dirname "$1")" > ' + str(tmp_path / "dirmode") + '\necho "b: 2" >> "$1"\n')
+    editor.write_text(
+        '#!/bin/sh\nstat -c %a "$(dirname "$1")" > ' + str(tmp_path / "dirmode") + '\necho "b: 2" >> "$1"\n'
+    )
     editor.chmod(0o700)
     monkeypatch.setenv("EDITOR", str(editor))
     monkeypatch.delenv("VISUAL", raising=False)
@@ -242,7 +248,9 @@ def test_cli_encrypt_string_and_edit(tmp_path, monkeypatch):
 
 
 # ------------------------------------------------------------------ the real ansible-vault
-needs_ansible = pytest.mark.skipif(ANSIBLE_VAULT is None, reason="ansible-core is a test dependency: pip install -e .[dev]")
+needs_ansible = pytest.mark.skipif(
+    ANSIBLE_VAULT is None, reason="ansible-core is a test dependency: pip install -e .[dev]"
+)
 
 
 def av(*args: str, cwd: Path) -> str:
@@ -286,8 +294,13 @@ def test_ansible_vault_strings_both_ways(tmp_path, label):
         "  tasks:\n    - debug: {msg: 'got {{ vault_s }}'}\n"
     )
     playbook = str(Path(ANSIBLE_VAULT).with_name("ansible-playbook"))
-    r2 = subprocess.run([playbook, "-i", "localhost,", "-c", "local", "--vault-id", vid, "play.yml"], cwd=tmp_path,
-                        capture_output=True, text=True, check=False,
-                        env={**os.environ, "ANSIBLE_HOME": str(tmp_path), "ANSIBLE_LOCAL_TEMP": str(tmp_path)})
+    r2 = subprocess.run(
+        [playbook, "-i", "localhost,", "-c", "local", "--vault-id", vid, "play.yml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "ANSIBLE_HOME": str(tmp_path), "ANSIBLE_LOCAL_TEMP": str(tmp_path)},
+    )
     assert r2.returncode == 0, r2.stdout + r2.stderr
     assert '"msg": "got s3cr3t-from-hxinfra"' in r2.stdout

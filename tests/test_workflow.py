@@ -38,8 +38,12 @@ def test_workflow_is_valid_against_the_github_workflow_schema(tmp_path):
     """check-jsonschema ships the schema GitHub workflows follow (no network needed)."""
     tool = shutil.which("check-jsonschema", path=str(Path(sys.executable).parent)) or shutil.which("check-jsonschema")
     assert tool, "check-jsonschema is a dev dependency (pip install -e '.[dev]')"
-    r = subprocess.run([tool, "--builtin-schema", "vendor.github-workflows", str(ROOT / ".github/workflows/ci.yml")],
-                       capture_output=True, text=True, check=False)  # fmt: skip
+    r = subprocess.run(
+        [tool, "--builtin-schema", "vendor.github-workflows", str(ROOT / ".github/workflows/ci.yml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     broken = ROOT / ".github/workflows/ci.yml"
     bad = yaml.safe_load(broken.read_text())
@@ -47,6 +51,7 @@ def test_workflow_is_valid_against_the_github_workflow_schema(tmp_path):
     bad["jobs"]["test"]["steps"][0] = {"uses": 3}
     tmp = tmp_path / "bad-workflow.yml"
     tmp.write_text(yaml.safe_dump(bad))
-    r = subprocess.run([tool, "--builtin-schema", "vendor.github-workflows", str(tmp)], capture_output=True,
-                       text=True, check=False)  # fmt: skip
+    r = subprocess.run(
+        [tool, "--builtin-schema", "vendor.github-workflows", str(tmp)], capture_output=True, text=True, check=False
+    )
     assert r.returncode != 0  # the check can fail

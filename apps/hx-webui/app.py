@@ -38,11 +38,17 @@ def database() -> dict:
 
 def completion() -> dict:
     """One chat completion through the gateway."""
-    body = json.dumps({"model": os.environ.get("HX_GATEWAY_MODEL", "hx-chat"),
-                       "messages": [{"role": "user", "content": f"hello from hx-webui {VERSION}"}]}).encode()
-    req = urllib.request.Request(os.environ["HX_GATEWAY_URL"].rstrip("/") + "/v1/chat/completions", data=body,
-                                 headers={"Authorization": "Bearer " + os.environ["HX_GATEWAY_KEY"],
-                                          "Content-Type": "application/json"})
+    body = json.dumps(
+        {
+            "model": os.environ.get("HX_GATEWAY_MODEL", "hx-chat"),
+            "messages": [{"role": "user", "content": f"hello from hx-webui {VERSION}"}],
+        }
+    ).encode()
+    req = urllib.request.Request(
+        os.environ["HX_GATEWAY_URL"].rstrip("/") + "/v1/chat/completions",
+        data=body,
+        headers={"Authorization": "Bearer " + os.environ["HX_GATEWAY_KEY"], "Content-Type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
             answer = json.load(r)["choices"][0]["message"]["content"]
@@ -66,16 +72,23 @@ class Handler(BaseHTTPRequestHandler):
         db, gw = database(), completion()
         healthy = db["ok"] and gw["ok"] and not BROKEN
         if self.path == "/health":
-            state = {"status": "ok" if healthy else "failing", "version": VERSION, "color": COLOR,
-                     "database": db, "gateway": gw}
+            state = {
+                "status": "ok" if healthy else "failing",
+                "version": VERSION,
+                "color": COLOR,
+                "database": db,
+                "gateway": gw,
+            }
             self._send(200 if healthy else 503, json.dumps(state).encode(), "application/json")
             return
         if self.path != "/":
             self._send(404, b"not found\n", "text/plain")
             return
         e = html.escape
-        page = (f"<!doctype html><title>HX web UI</title><h1>HX web UI {e(VERSION)} ({e(COLOR)})</h1>"
-                f"<p>database: {e(json.dumps(db))}</p><p>gateway: {e(json.dumps(gw))}</p>")
+        page = (
+            f"<!doctype html><title>HX web UI</title><h1>HX web UI {e(VERSION)} ({e(COLOR)})</h1>"
+            f"<p>database: {e(json.dumps(db))}</p><p>gateway: {e(json.dumps(gw))}</p>"
+        )
         self._send(200, page.encode(), "text/html; charset=utf-8")
 
     def log_message(self, *args: object) -> None:

@@ -45,12 +45,21 @@ from hxinfra.operations import config_set
 from hxinfra.vault import reveal
 
 COMPONENT = Component(
-    "ad_join", DEFAULTS, groups=("domain_members",), check=check_data, plan=plan, health=health,
+    "ad_join",
+    DEFAULTS,
+    groups=("domain_members",),
+    check=check_data,
+    plan=plan,
+    health=health,
     tags=("packages", "config", "security", "dns", "join", "service"),
-    ansible={"hx_ad_domain": "ad_join_domain", "hx_ad_realm": "ad_join_realm",
-             "hx_ad_admin_password": "ad_join_admin_password", "hx_ad_computer_name": "ad_join_computer_name",
-             "hx_domain_join_enabled": "ad_join_present"},
-)  # fmt: skip
+    ansible={
+        "hx_ad_domain": "ad_join_domain",
+        "hx_ad_realm": "ad_join_realm",
+        "hx_ad_admin_password": "ad_join_admin_password",
+        "hx_ad_computer_name": "ad_join_computer_name",
+        "hx_domain_join_enabled": "ad_join_present",
+    },
+)
 
 
 OS_RELEASE, NSSWITCH, PAM_SESSION = "/etc/os-release", "/etc/nsswitch.conf", "/etc/pam.d/common-session"
@@ -71,8 +80,12 @@ def ad_join() -> None:
         packages = data["ad_join_packages"].get(distro)
         if packages is None:
             raise AdJoinError(f"ad_join_packages has no entry for distribution {distro!r}")
-        hx.packages(name="Install the AD client packages of the host's distribution", packages=packages, update=True,
-                     cache_time=24 * 3600)  # fmt: skip
+        hx.packages(
+            name="Install the AD client packages of the host's distribution",
+            packages=packages,
+            update=True,
+            cache_time=24 * 3600,
+        )
     if step(COMPONENT, host.data, "dns"):
         resolved = (batch.lookup("units", [RESOLVED])[RESOLVED] or {}).get("active") == "active"
         resolver = config_set(
@@ -119,11 +132,15 @@ def ad_join() -> None:
         units = " ".join(sockets)
         server.shell(
             name="Disable the SSSD responder sockets that sssd.conf's services line replaces",
-            commands=[f"for u in {units}; do if systemctl is-enabled --quiet $u || systemctl is-failed --quiet $u; "
-                      "then systemctl disable --now $u; systemctl reset-failed $u; fi; done 2>/dev/null; true"],
-            _if=lambda: any(i and (i.get("file") == "enabled" or i.get("active") == "failed")
-                            for i in batch.lookup("units", sockets).values()),
-        )  # fmt: skip
+            commands=[
+                f"for u in {units}; do if systemctl is-enabled --quiet $u || systemctl is-failed --quiet $u; "
+                "then systemctl disable --now $u; systemctl reset-failed $u; fi; done 2>/dev/null; true"
+            ],
+            _if=lambda: any(
+                i and (i.get("file") == "enabled" or i.get("active") == "failed")
+                for i in batch.lookup("units", sockets).values()
+            ),
+        )
         hx.service(name="Start and enable sssd.service", service="sssd.service", running=True, enabled=True)
         changed = [op.did_change for op in (config, joined) if op is not None]
         hx.service(

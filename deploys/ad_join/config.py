@@ -33,9 +33,21 @@ PACKAGE = re.compile(r"[a-z0-9][a-z0-9+.-]*")
 
 
 # the AD client stack on Debian and Ubuntu (the same package names on both)
-_AD_CLIENT_PACKAGES = ("realmd", "sssd", "sssd-tools", "adcli", "krb5-user", "libnss-sss", "libpam-sss",
-                       "samba-common-bin", "oddjob", "oddjob-mkhomedir", "packagekit", "sudo",
-                       "bind9-dnsutils")  # fmt: skip  (nsupdate and dig: the host's own DNS record)
+_AD_CLIENT_PACKAGES = (
+    "realmd",
+    "sssd",
+    "sssd-tools",
+    "adcli",
+    "krb5-user",
+    "libnss-sss",
+    "libpam-sss",
+    "samba-common-bin",
+    "oddjob",
+    "oddjob-mkhomedir",
+    "packagekit",
+    "sudo",
+    "bind9-dnsutils",
+)  # fmt: skip  (nsupdate and dig: the host's own DNS record)
 
 
 DEFAULTS: dict[str, Any] = {
@@ -163,8 +175,12 @@ HOMEDIR = re.compile(r"/[A-Za-z0-9_.%/-]*")
 
 def _homedir(data: Mapping[str, Any]) -> str:
     home = one_line(data["ad_join_fallback_homedir"], "ad_join_fallback_homedir")
-    if not HOMEDIR.fullmatch(home) or "/../" in f"{home}/" or home.rstrip("/") in ("/tmp", "/var/tmp") or \
-            home.startswith(("/tmp/", "/var/tmp/")):  # fmt: skip
+    if (
+        not HOMEDIR.fullmatch(home)
+        or "/../" in f"{home}/"
+        or home.rstrip("/") in ("/tmp", "/var/tmp")
+        or home.startswith(("/tmp/", "/var/tmp/"))
+    ):
         raise AdJoinError(f"ad_join_fallback_homedir: {home!r} must be an absolute path outside /tmp")
     return home
 
@@ -183,26 +199,33 @@ def nsswitch(current: str) -> str:
                 sources.append("sss")
             line = f"{db}:{' ' * max(1, 16 - len(db) - 1)}{' '.join(sources)}"
         out.append(line)
-    out += [f"{db}:{' ' * (16 - len(db) - 1)}files sss" if db != "sudoers" else "sudoers:        files sss"
-            for db in NSS_DATABASES if db not in seen]  # fmt: skip
+    out += [
+        f"{db}:{' ' * (16 - len(db) - 1)}files sss" if db != "sudoers" else "sudoers:        files sss"
+        for db in NSS_DATABASES
+        if db not in seen
+    ]
     return "\n".join(line for line in out if not line.startswith("# managed by hxinfra")).strip("\n")
 
 
 def check_data(data: Mapping[str, Any]) -> list[tuple[str, str]]:
     """Every value that reaches krb5.conf, sssd.conf, sudoers, resolv.conf or a command has its shape."""
-    return collect(data, {
-        "ad_join_domain": lambda d: dns_name(domain(d), "ad_join_domain (or hx_domain)"),
-        "ad_join_realm": lambda d: dns_name(realm(d), "ad_join_realm (or hx_realm)"),
-        "ad_join_admin_user": lambda d: validate_name(d["ad_join_admin_user"], "ad_join_admin_user", ACCOUNT),
-        "ad_join_ou": lambda d: one_line(d["ad_join_ou"], "ad_join_ou"),
-        "ad_join_fallback_homedir": _homedir,
-        "ad_join_default_shell": lambda d: abs_path(d["ad_join_default_shell"], "ad_join_default_shell"),
-        "ad_join_dns_servers": lambda d: [ip_address(s, "ad_join_dns_servers[]") for s in d["ad_join_dns_servers"]],
-        "ad_join_sudo_rules": sudoers,
-        "ad_join_computer_name": lambda d: computer_name(d, "x"),
-        "ad_join_packages": lambda d: [validate_name(p, "ad_join_packages", PACKAGE)
-                                       for pkgs in d["ad_join_packages"].values() for p in pkgs],
-    })  # fmt: skip
+    return collect(
+        data,
+        {
+            "ad_join_domain": lambda d: dns_name(domain(d), "ad_join_domain (or hx_domain)"),
+            "ad_join_realm": lambda d: dns_name(realm(d), "ad_join_realm (or hx_realm)"),
+            "ad_join_admin_user": lambda d: validate_name(d["ad_join_admin_user"], "ad_join_admin_user", ACCOUNT),
+            "ad_join_ou": lambda d: one_line(d["ad_join_ou"], "ad_join_ou"),
+            "ad_join_fallback_homedir": _homedir,
+            "ad_join_default_shell": lambda d: abs_path(d["ad_join_default_shell"], "ad_join_default_shell"),
+            "ad_join_dns_servers": lambda d: [ip_address(s, "ad_join_dns_servers[]") for s in d["ad_join_dns_servers"]],
+            "ad_join_sudo_rules": sudoers,
+            "ad_join_computer_name": lambda d: computer_name(d, "x"),
+            "ad_join_packages": lambda d: [
+                validate_name(p, "ad_join_packages", PACKAGE) for pkgs in d["ad_join_packages"].values() for p in pkgs
+            ],
+        },
+    )
 
 
 def os_release(text: str) -> tuple[str, int | None]:
@@ -229,21 +252,35 @@ def desired_config(
     data: Mapping[str, Any], host_name: str, nsswitch_now: str = DEBIAN_NSSWITCH, sssd_mode: str = "0600"
 ) -> list[ConfigItem]:
     """krb5.conf, sssd.conf (private: root only), realmd.conf, nsswitch.conf and the sudoers drop-in."""
-    context = template_context(data, {"domain": domain(data), "realm": realm(data),
-                                      "computer_name": computer_name(data, host_name), "fqdn": f"{host_name}.{domain(data)}"})  # fmt: skip
+    context = template_context(
+        data,
+        {
+            "domain": domain(data),
+            "realm": realm(data),
+            "computer_name": computer_name(data, host_name),
+            "fqdn": f"{host_name}.{domain(data)}",
+        },
+    )
     tpl = "ad_join/etc"
     items: list[ConfigItem] = [
         ManagedFile("/etc/krb5.conf", render(templates_root(), f"{tpl}/krb5.conf.j2", context)),
-        ManagedFile("/etc/sssd/sssd.conf", render(templates_root(), f"{tpl}/sssd/sssd.conf.j2", context), mode=sssd_mode),
+        ManagedFile(
+            "/etc/sssd/sssd.conf", render(templates_root(), f"{tpl}/sssd/sssd.conf.j2", context), mode=sssd_mode
+        ),
         ManagedFile("/etc/realmd.conf", render(templates_root(), f"{tpl}/realmd.conf.j2", context)),
         ManagedFile(
             "/etc/nsswitch.conf", render(templates_root(), f"{tpl}/nsswitch.conf.j2", {"body": nsswitch(nsswitch_now)})
-        ),  # fmt: skip
+        ),
     ]
     rules = sudoers(data)
     if rules is not None:
-        items.append(ManagedFile("/etc/sudoers.d/hx-ad", render(templates_root(), f"{tpl}/sudoers.d/hx-ad.j2",
-                                                                {"rules": rules}), mode="0440"))  # fmt: skip
+        items.append(
+            ManagedFile(
+                "/etc/sudoers.d/hx-ad",
+                render(templates_root(), f"{tpl}/sudoers.d/hx-ad.j2", {"rules": rules}),
+                mode="0440",
+            )
+        )
     return items
 
 
@@ -275,8 +312,11 @@ def health(data: Mapping[str, Any], host_name: str) -> list[Any]:
     dom = domain(data)
     checks = [
         service_active("sssd.service", "sssd"),
-        Check(f"member of {dom} (realm list, adcli testjoin)",
-              f"realm list --name-only | grep -ix {q(dom)} && adcli testjoin -D {q(dom)}", "sssd"),  # fmt: skip
+        Check(
+            f"member of {dom} (realm list, adcli testjoin)",
+            f"realm list --name-only | grep -ix {q(dom)} && adcli testjoin -D {q(dom)}",
+            "sssd",
+        ),
     ]
     user = str(data["ad_join_health_user"] or "")
     if user:

@@ -54,7 +54,7 @@ def realm_membership(  # type: ignore[no-untyped-def]
     discover = (
         f"out=$(realm discover {q(domain)} 2>&1) || {{ printf 'hxinfra: cannot discover AD domain %s: no "
         "domain controller answered (DNS servers: %s): %s\\n' "
-        f"{q(domain)} \"$(awk '/^nameserver/{{print $2}}' /etc/resolv.conf | xargs)\" \"$out\" >&2; exit 1; }}"
+        f'{q(domain)} "$(awk \'/^nameserver/{{print $2}}\' /etc/resolv.conf | xargs)" "$out" >&2; exit 1; }}'
     )
     yield StringCommand("sh", "-c", q(discover))
     secret = f"/root/.hxinfra-join-{uuid.uuid4().hex}"

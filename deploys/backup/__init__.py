@@ -17,29 +17,46 @@ from hxinfra.deploytools import component_data, step
 from hxinfra.operations import config_set
 
 COMPONENT = Component(
-    "backup", DEFAULTS, required=REQUIRED, groups=("backup_clients",), check=check_data, plan=plan, health=health,
+    "backup",
+    DEFAULTS,
+    required=REQUIRED,
+    groups=("backup_clients",),
+    check=check_data,
+    plan=plan,
+    health=health,
     tags=("packages", "config", "service"),
     ansible={"backup_retention_days": "backup_retention_days"},
-)  # fmt: skip
+)
 
 
 @deploy("Backups", data_defaults=DEFAULTS)
 def backup() -> None:
     """Install the backup program, its key and its timer; the timer makes the backups."""
-    data = component_data(COMPONENT, host.data, extra_keys=(
-        "pg_auth_databases", "pg_auth_port", "pg_auth_wal_archive", "pg_auth_version", "pg_auth_cluster"))
+    data = component_data(
+        COMPONENT,
+        host.data,
+        extra_keys=("pg_auth_databases", "pg_auth_port", "pg_auth_wal_archive", "pg_auth_version", "pg_auth_cluster"),
+    )
     if step(COMPONENT, host.data, "packages"):
-        hx.packages(name="Install gnupg for the backups' encryption", packages=["gnupg"], update=True,
-                     cache_time=24 * 3600)  # fmt: skip
+        hx.packages(
+            name="Install gnupg for the backups' encryption", packages=["gnupg"], update=True, cache_time=24 * 3600
+        )
     config = None
     if step(COMPONENT, host.data, "config"):
-        hx.directory(name="Create the backup directory (0700 root)", path=data["backup_dir"], mode="0700",
-                        user="root", group="root")  # fmt: skip
+        hx.directory(
+            name="Create the backup directory (0700 root)",
+            path=data["backup_dir"],
+            mode="0700",
+            user="root",
+            group="root",
+        )
         config = config_set(
             name="Write the backup key, the hx-backup program and its timer, the program checked by bash -n",
             items=desired_config(data, bool(databases(data))),
             validate="bash -n /usr/local/sbin/hx-backup",
         )
     if step(COMPONENT, host.data, "service"):
-        systemd.daemon_reload(name="Reload systemd after a unit change", _if=config.did_change if config else lambda: False)
+        systemd.daemon_reload(
+            name="Reload systemd after a unit change", _if=config.did_change if config else lambda: False
+        )
         hx.service(name="Start and enable hx-backup.timer", service="hx-backup.timer", running=True, enabled=True)

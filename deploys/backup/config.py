@@ -24,8 +24,16 @@ DEFAULTS: dict[str, Any] = {
     "backup_dir": "/var/backups/hx",
     "backup_retention_days": 7,
     # Configuration directories archived on every host (those that exist there).
-    "backup_paths": ["/etc/nginx", "/etc/postgresql", "/etc/litellm", "/etc/hx-webui", "/etc/sssd", "/etc/ssl/hx",
-                     "/etc/krb5.conf", "/usr/local/share/ca-certificates"],
+    "backup_paths": [
+        "/etc/nginx",
+        "/etc/postgresql",
+        "/etc/litellm",
+        "/etc/hx-webui",
+        "/etc/sssd",
+        "/etc/ssl/hx",
+        "/etc/krb5.conf",
+        "/usr/local/share/ca-certificates",
+    ],
     # When the timer runs (systemd OnCalendar), spread over this many seconds.
     "backup_schedule": "*-*-* 02:30:00",
     "backup_random_delay": 1800,
@@ -44,8 +52,11 @@ CALENDAR = re.compile(r"[A-Za-z0-9*,.:/ ~-]+")
 
 def databases(data: Mapping[str, Any]) -> list[str]:
     """The databases pg_auth manages on this host (none elsewhere)."""
-    return [str(d["name"]) for d in data.get("pg_auth_databases") or []
-            if isinstance(d, Mapping) and "name" in d and d.get("present", True)]  # fmt: skip
+    return [
+        str(d["name"])
+        for d in data.get("pg_auth_databases") or []
+        if isinstance(d, Mapping) and "name" in d and d.get("present", True)
+    ]
 
 
 def desired_config(data: Mapping[str, Any], is_database_server: bool) -> list[ConfigItem]:
@@ -53,17 +64,28 @@ def desired_config(data: Mapping[str, Any], is_database_server: bool) -> list[Co
     from deploys.pg_auth.config import DEFAULTS as PG  # the cluster's own defaults, written once
 
     pg = {k: data.get(k) or PG[k] for k in ("pg_auth_port", "pg_auth_version", "pg_auth_cluster")}
-    context = template_context(data, {"key_file": KEY_FILE, "pg_port": int(pg["pg_auth_port"]),
-                                      "databases": databases(data) if is_database_server else [],
-                                      "wal_archive": (data.get("pg_auth_wal_archive") or "") if is_database_server else "",
-                                      "pg_version": str(pg["pg_auth_version"]), "pg_cluster": str(pg["pg_auth_cluster"])})  # fmt: skip
+    context = template_context(
+        data,
+        {
+            "key_file": KEY_FILE,
+            "pg_port": int(pg["pg_auth_port"]),
+            "databases": databases(data) if is_database_server else [],
+            "wal_archive": (data.get("pg_auth_wal_archive") or "") if is_database_server else "",
+            "pg_version": str(pg["pg_auth_version"]),
+            "pg_cluster": str(pg["pg_auth_cluster"]),
+        },
+    )
     return [
         ManagedFile(KEY_FILE, f"{data['backup_key']}\n", mode="0600", sensitive=True),
         ManagedFile(PROGRAM, render(templates_root(), "backup/usr/local/sbin/hx-backup.j2", context), mode="0755"),
-        ManagedFile("/etc/systemd/system/hx-backup.service",
-                    render(templates_root(), "backup/etc/systemd/system/hx-backup.service.j2", context)),
-        ManagedFile("/etc/systemd/system/hx-backup.timer",
-                    render(templates_root(), "backup/etc/systemd/system/hx-backup.timer.j2", context)),
+        ManagedFile(
+            "/etc/systemd/system/hx-backup.service",
+            render(templates_root(), "backup/etc/systemd/system/hx-backup.service.j2", context),
+        ),
+        ManagedFile(
+            "/etc/systemd/system/hx-backup.timer",
+            render(templates_root(), "backup/etc/systemd/system/hx-backup.timer.j2", context),
+        ),
     ]
 
 
@@ -87,14 +109,17 @@ def _calendar(value: Any) -> None:
 
 
 def check_data(data: Mapping[str, Any]) -> list[tuple[str, str]]:
-    return collect(data, {
-        "backup_dir": lambda d: abs_path(d["backup_dir"], "backup_dir"),
-        "backup_paths": lambda d: [abs_path(p, "backup_paths") for p in d["backup_paths"]],
-        "backup_retention_days": lambda d: _whole(d["backup_retention_days"], "backup_retention_days", 1),
-        "backup_random_delay": lambda d: _whole(d["backup_random_delay"], "backup_random_delay", 0),
-        "backup_schedule": lambda d: _calendar(d["backup_schedule"]),
-        "backup_key": lambda d: _key(d.get("backup_key")),
-    })  # fmt: skip
+    return collect(
+        data,
+        {
+            "backup_dir": lambda d: abs_path(d["backup_dir"], "backup_dir"),
+            "backup_paths": lambda d: [abs_path(p, "backup_paths") for p in d["backup_paths"]],
+            "backup_retention_days": lambda d: _whole(d["backup_retention_days"], "backup_retention_days", 1),
+            "backup_random_delay": lambda d: _whole(d["backup_random_delay"], "backup_random_delay", 0),
+            "backup_schedule": lambda d: _calendar(d["backup_schedule"]),
+            "backup_key": lambda d: _key(d.get("backup_key")),
+        },
+    )
 
 
 def plan(data: Mapping[str, Any], host_name: str) -> list[ConfigItem]:
@@ -107,4 +132,3 @@ def health(data: Mapping[str, Any], host_name: str) -> list[Any]:
 
     newest = f"if {PROGRAM} list | grep -q .; then {PROGRAM} verify; else echo 'no backup yet'; fi"
     return [service_active("hx-backup.timer", "backup"), Check("the newest backup verifies", newest, "backup")]
-

@@ -40,12 +40,19 @@ from hxinfra.deploytools import component_data, step
 from hxinfra.operations import config_set
 
 COMPONENT = Component(
-    "ca_trust", DEFAULTS, check=check_data, tags=("packages", "config", "security", "monitor", "certs"), plan=plan,
+    "ca_trust",
+    DEFAULTS,
+    check=check_data,
+    tags=("packages", "config", "security", "monitor", "certs"),
+    plan=plan,
     health=health,
     multiline=("ca_trust_certificates", "ca_trust_host_certs"),
-    ansible={"hx_ca_host": "ca_trust_ca_host", "hx_ca_root_ca_path_on_ca": "ca_trust_ca_host_path",
-             "hx_ca_cert_dir": "ca_trust_dir"},
-)  # fmt: skip
+    ansible={
+        "hx_ca_host": "ca_trust_ca_host",
+        "hx_ca_root_ca_path_on_ca": "ca_trust_ca_host_path",
+        "hx_ca_cert_dir": "ca_trust_dir",
+    },
+)
 
 
 @deploy("CA trust", data_defaults=DEFAULTS)
@@ -113,7 +120,13 @@ def ca_trust() -> None:
         units = reload_units(data)
         server.shell(
             name="Reload the services of a changed service certificate (a renewal)",
-            commands=[" ; ".join(f"if systemctl is-active --quiet {shlex.quote(u)}; then systemctl reload-or-restart "
-                                 f"{shlex.quote(u)} || exit 1; fi" for u in units) or "true"],  # not running yet: nothing
+            commands=[
+                " ; ".join(
+                    f"if systemctl is-active --quiet {shlex.quote(u)}; then systemctl reload-or-restart "
+                    f"{shlex.quote(u)} || exit 1; fi"
+                    for u in units
+                )
+                or "true"
+            ],  # not running yet: nothing
             _if=[installed.did_change, lambda: bool(units)],
         )

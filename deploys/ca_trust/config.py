@@ -191,16 +191,21 @@ def resolve_host_certs(data: Mapping[str, Any]) -> list[tuple[dict[str, Any], st
 def check_data(data: Mapping[str, Any]) -> list[tuple[str, str]]:
     """Inventory-time check (before anything connects): paths and names are safe, every CA and host
     certificate verifies (vault values are verified when a deploy decrypts them)."""
-    return collect(data, {
-        "ca_trust_certificates": resolve_cas,
-        "ca_trust_host_certs": resolve_host_certs,
-        "ca_trust_dir": lambda d: abs_path(d["ca_trust_dir"], "ca_trust_dir"),
-        "ca_trust_log_dir": lambda d: abs_path(d["ca_trust_log_dir"], "ca_trust_log_dir"),
-        "ca_trust_host_cert_dir": lambda d: abs_path(d["ca_trust_host_cert_dir"], "ca_trust_host_cert_dir"),
-        "ca_trust_ca_host_path": lambda d: abs_path(d["ca_trust_ca_host_path"], "ca_trust_ca_host_path"),
-        "ca_trust_ca_host": lambda d: d["ca_trust_ca_host"] and validate_name(d["ca_trust_ca_host"], "ca_trust_ca_host"),
-        "ca_trust_warn_days": lambda d: d["ca_trust_warn_days"] >= 0 or _fail("ca_trust_warn_days: must be >= 0"),
-    })  # fmt: skip
+    return collect(
+        data,
+        {
+            "ca_trust_certificates": resolve_cas,
+            "ca_trust_host_certs": resolve_host_certs,
+            "ca_trust_dir": lambda d: abs_path(d["ca_trust_dir"], "ca_trust_dir"),
+            "ca_trust_log_dir": lambda d: abs_path(d["ca_trust_log_dir"], "ca_trust_log_dir"),
+            "ca_trust_host_cert_dir": lambda d: abs_path(d["ca_trust_host_cert_dir"], "ca_trust_host_cert_dir"),
+            "ca_trust_ca_host_path": lambda d: abs_path(d["ca_trust_ca_host_path"], "ca_trust_ca_host_path"),
+            "ca_trust_ca_host": lambda d: (
+                d["ca_trust_ca_host"] and validate_name(d["ca_trust_ca_host"], "ca_trust_ca_host")
+            ),
+            "ca_trust_warn_days": lambda d: d["ca_trust_warn_days"] >= 0 or _fail("ca_trust_warn_days: must be >= 0"),
+        },
+    )
 
 
 def _fail(message: str) -> bool:
@@ -224,12 +229,20 @@ def trust_update_commands(data: Mapping[str, Any], cas: list[tuple[str, str, CaI
     hash>.0 resolves to each CA, then one line in the audit log naming the trusted set."""
     q = shlex.quote
     anchors = [q(f"{data['ca_trust_dir']}/{n}.crt") for n, _p, _i in cas]
-    checks = " && ".join(f'test "$(readlink -f /etc/ssl/certs/$(openssl x509 -noout -subject_hash -in {a}).0)" = {a}'
-                         for a in anchors) or "true"  # fmt: skip
+    checks = (
+        " && ".join(
+            f'test "$(readlink -f /etc/ssl/certs/$(openssl x509 -noout -subject_hash -in {a}).0)" = {a}'
+            for a in anchors
+        )
+        or "true"
+    )
     audit = ", ".join(f"{n}={i.sha256[:16]}" for n, _p, i in cas) or "none"
     log_dir = q(data["ca_trust_log_dir"])
-    return ["update-ca-certificates --fresh >/dev/null", checks,
-            f'install -d -m 0750 {log_dir} && echo "$(date -Is) trusted set now: {audit}" >> {log_dir}/changes.log']
+    return [
+        "update-ca-certificates --fresh >/dev/null",
+        checks,
+        f'install -d -m 0750 {log_dir} && echo "$(date -Is) trusted set now: {audit}" >> {log_dir}/changes.log',
+    ]
 
 
 def monitor_files(data: Mapping[str, Any]) -> list[ConfigItem]:
@@ -273,10 +286,16 @@ def health(data: Mapping[str, Any], host_name: str) -> list[Any]:
     """Every trusted CA and service certificate is installed with 30+ days left."""
     from hxinfra.health import cert_days
 
-    checks = [cert_days(f"{data['ca_trust_dir']}/{entry['name']}.crt", "ca_trust")
-              for entry in data["ca_trust_certificates"] if isinstance(entry, Mapping) and "name" in entry]
-    checks += [cert_days(host_cert_paths(data, entry["name"])[0], "ca_trust")
-               for entry in data["ca_trust_host_certs"] if isinstance(entry, Mapping) and "name" in entry]
+    checks = [
+        cert_days(f"{data['ca_trust_dir']}/{entry['name']}.crt", "ca_trust")
+        for entry in data["ca_trust_certificates"]
+        if isinstance(entry, Mapping) and "name" in entry
+    ]
+    checks += [
+        cert_days(host_cert_paths(data, entry["name"])[0], "ca_trust")
+        for entry in data["ca_trust_host_certs"]
+        if isinstance(entry, Mapping) and "name" in entry
+    ]
     return checks
 
 
@@ -288,4 +307,8 @@ def plan(data: Mapping[str, Any], host_name: str) -> list[ConfigItem]:
 
 @by_reads  # the same anchors and certificates on every host of a group: planned once
 def _planned(data: Mapping[str, Any]) -> tuple[ConfigItem, ...]:
-    return (*ca_files(data, resolve_cas(data), []), *monitor_files(data), *host_cert_files(data, resolve_host_certs(data)))
+    return (
+        *ca_files(data, resolve_cas(data), []),
+        *monitor_files(data),
+        *host_cert_files(data, resolve_host_certs(data)),
+    )

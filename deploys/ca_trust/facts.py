@@ -58,8 +58,13 @@ def fetch_from_ca_host(data: Mapping[str, Any]) -> Any:
                 client.load_system_host_keys()
             client.set_missing_host_key_policy(paramiko.RejectPolicy())
             try:
-                client.connect(d.get("ssh_hostname") or ca_host.name, port=int(d.get("ssh_port") or 22),
-                               username=d.get("ssh_user"), key_filename=d.get("ssh_key"), timeout=15)  # fmt: skip
+                client.connect(
+                    d.get("ssh_hostname") or ca_host.name,
+                    port=int(d.get("ssh_port") or 22),
+                    username=d.get("ssh_user"),
+                    key_filename=d.get("ssh_key"),
+                    timeout=15,
+                )
                 with client.open_sftp() as sftp, sftp.open(path) as f:
                     _fetched[key] = f.read().decode()
             except (OSError, paramiko.SSHException) as e:

@@ -28,12 +28,27 @@ from hxinfra.deploytools import component_data, guarded, step
 from hxinfra.operations import config_set
 
 COMPONENT = Component(
-    "firewall", DEFAULTS, check=check_data, plan=plan, health=health,
-    rollback=rollback, audit=audit, tags=("packages", "rules"),
-)  # fmt: skip
+    "firewall",
+    DEFAULTS,
+    check=check_data,
+    plan=plan,
+    health=health,
+    rollback=rollback,
+    audit=audit,
+    tags=("packages", "rules"),
+)
 
-USED = ("ssh_port", "nginx_http_port", "nginx_https_port", "nginx_tls", "pg_auth_port", "pg_auth_hba", "litellm_port",
-        "webui_ports", "hx_members")  # fmt: skip
+USED = (
+    "ssh_port",
+    "nginx_http_port",
+    "nginx_https_port",
+    "nginx_tls",
+    "pg_auth_port",
+    "pg_auth_hba",
+    "litellm_port",
+    "webui_ports",
+    "hx_members",
+)
 
 
 @deploy("Firewall", data_defaults=DEFAULTS)
@@ -44,16 +59,23 @@ def firewall() -> None:
     from deploys.pg_auth.config import DEFAULTS as PG
     from deploys.webui.config import DEFAULTS as WEBUI
 
-    data = component_data(COMPONENT, host.data, extra_keys=(*FLEET.all_keys(), *USED),
-                          defaults={**PG, **WEBUI, **LITELLM, **NGINX})  # fmt: skip
+    data = component_data(
+        COMPONENT, host.data, extra_keys=(*FLEET.all_keys(), *USED), defaults={**PG, **WEBUI, **LITELLM, **NGINX}
+    )
     if step(COMPONENT, host.data, "packages"):
         hx.packages(name="Install nftables", packages=["nftables"], update=True, cache_time=24 * 3600)
     if step(COMPONENT, host.data, "rules"):
-        rules = config_set(name="Write the firewall rule set derived from the host's components, checked by nft -c",
-                           items=desired_config(data, set(host.groups)), validate=f"nft -c -f {CONF}",
-                           validate_label="nft -c")  # fmt: skip
+        rules = config_set(
+            name="Write the firewall rule set derived from the host's components, checked by nft -c",
+            items=desired_config(data, set(host.groups)),
+            validate=f"nft -c -f {CONF}",
+            validate_label="nft -c",
+        )
         loaded = host.get_fact(TableLoaded) if data["firewall_enabled"] else True
         live = rules.did_change if loaded else (lambda: True)
         guarded("firewall rule set", ROLLBACK_UNIT, [CONF], APPLY, UNDO, data["firewall_rollback_seconds"], live)
-        hx.service(name="Enable nftables.service (the rule set at boot)", service="nftables.service",
-                        enabled=data["firewall_enabled"])  # fmt: skip
+        hx.service(
+            name="Enable nftables.service (the rule set at boot)",
+            service="nftables.service",
+            enabled=data["firewall_enabled"],
+        )

@@ -82,10 +82,19 @@ _CLIENTS: IdentityCache[tuple[str, ...]] = IdentityCache(limit=256)
 
 def _pg_clients(rules: list[dict[str, str]]) -> tuple[str, ...]:
     """The networks of pg_hba's clients, once per rules list (hba_rules keeps one per fleet)."""
-    return _CLIENTS.get(rules, lambda: tuple(sorted({
-        _cidr(r["address"]) for r in rules
-        if r.get("type", "hostssl") != "local" and r.get("address") not in (None, "", "all", "samehost", "samenet")
-    })))
+    return _CLIENTS.get(
+        rules,
+        lambda: tuple(
+            sorted(
+                {
+                    _cidr(r["address"])
+                    for r in rules
+                    if r.get("type", "hostssl") != "local"
+                    and r.get("address") not in (None, "", "all", "samehost", "samenet")
+                }
+            )
+        ),
+    )
 
 
 @functools.lru_cache(maxsize=65536)
@@ -110,11 +119,20 @@ def openings(data: Mapping[str, Any], groups: set[str]) -> list[Opening]:
     if "database_servers" in groups:
         from deploys.pg_auth.config import hba_rules
 
-        out.append(Opening(int(data["pg_auth_port"]), "tcp", _pg_clients(hba_rules(data)),
-                           "PostgreSQL from its pg_hba clients"))  # fmt: skip
+        out.append(
+            Opening(
+                int(data["pg_auth_port"]), "tcp", _pg_clients(hba_rules(data)), "PostgreSQL from its pg_hba clients"
+            )
+        )
     if "api_servers" in groups:
-        out.append(Opening(int(data["litellm_port"]), "tcp", _hosts(data, "application_servers"),
-                           "LiteLLM from the application servers"))  # fmt: skip
+        out.append(
+            Opening(
+                int(data["litellm_port"]),
+                "tcp",
+                _hosts(data, "application_servers"),
+                "LiteLLM from the application servers",
+            )
+        )
     if "application_servers" in groups:
         for colour, p in sorted(dict(data["webui_ports"]).items()):
             out.append(Opening(int(p), "tcp", _hosts(data, "web_servers"), f"web UI ({colour}) from the web servers"))
@@ -122,9 +140,15 @@ def openings(data: Mapping[str, Any], groups: set[str]) -> list[Opening]:
         r = fields(rule, f"firewall_rules[{i}]", ("port",), ("proto", "sources", "why"))
         sources = tuple(network(s, f"firewall_rules[{i}].sources") for s in r.get("sources", []))
         why = one_line(r.get("why", "extra rule"), f"firewall_rules[{i}].why").replace('"', "'")
-        out.append(Opening(port(r["port"], f"firewall_rules[{i}].port"),
-                           choice(r.get("proto", "tcp"), f"firewall_rules[{i}].proto", ("tcp", "udp")),
-                           sources, why, not sources))  # fmt: skip
+        out.append(
+            Opening(
+                port(r["port"], f"firewall_rules[{i}].port"),
+                choice(r.get("proto", "tcp"), f"firewall_rules[{i}].proto", ("tcp", "udp")),
+                sources,
+                why,
+                not sources,
+            )
+        )
     return [o for o in out if o.sources or o.anywhere]
 
 
@@ -141,8 +165,14 @@ def ruleset(data: Mapping[str, Any], groups: set[str]) -> str:
         if v6:
             rules.append((f"ip6 saddr {{ {', '.join(v6)} }} {o.proto} dport {o.port} accept", o.why))
     trusted = [_cidr(str(s)) for s in data["firewall_trusted_sources"]]
-    context = template_context(data, {"rules": rules, "trusted4": [s for s in trusted if ":" not in s],
-                                      "trusted6": [s for s in trusted if ":" in s]})  # fmt: skip
+    context = template_context(
+        data,
+        {
+            "rules": rules,
+            "trusted4": [s for s in trusted if ":" not in s],
+            "trusted6": [s for s in trusted if ":" in s],
+        },
+    )
     return render(templates_root(), "firewall/etc/nftables.conf.j2", context)
 
 
@@ -164,8 +194,9 @@ def check_data(data: Mapping[str, Any]) -> list[tuple[str, str]]:
         if not isinstance(v, int) or isinstance(v, bool) or not 30 <= v <= 3600:
             raise DataError("firewall_rollback_seconds: a whole number from 30 to 3600")
 
-    return collect(data, {"firewall_rules": rules, "firewall_trusted_sources": trusted,
-                          "firewall_rollback_seconds": seconds})  # fmt: skip
+    return collect(
+        data, {"firewall_rules": rules, "firewall_trusted_sources": trusted, "firewall_rollback_seconds": seconds}
+    )
 
 
 def plan(data: Mapping[str, Any], host_name: str) -> list[ConfigItem]:
@@ -188,9 +219,13 @@ def health(data: Mapping[str, Any], host_name: str) -> list[Any]:
 
     if not data["firewall_enabled"]:
         return []
-    return [Check("the firewall's table is loaded (input policy drop)",
-                  "nft list chain inet hxinfra input | grep -q 'policy drop' && echo 'inet hxinfra: policy drop'",
-                  "firewall")]  # fmt: skip
+    return [
+        Check(
+            "the firewall's table is loaded (input policy drop)",
+            "nft list chain inet hxinfra input | grep -q 'policy drop' && echo 'inet hxinfra: policy drop'",
+            "firewall",
+        )
+    ]
 
 
 def audit(data: Mapping[str, Any], host_name: str) -> list[Any]:
@@ -201,11 +236,22 @@ def audit(data: Mapping[str, Any], host_name: str) -> list[Any]:
     from hxinfra.audit import Control
 
     want = hashlib.sha256(ruleset(data, set(data.get("hx_groups") or ())).encode()).hexdigest()
-    return [
-        Control("firewall-default-deny", "Inbound traffic is dropped unless a rule opens it",
-                "nft list chain inet hxinfra input 2>&1 | grep -m1 'policy'", {"cis_basic": "4.3", "pci_dss": "1.3.1",
-                                                                               "soc2": "CC6.6"}),
-        Control("firewall-rules-as-derived", "Open ports are exactly those derived from the host's components",
+    return (
+        [
+            Control(
+                "firewall-default-deny",
+                "Inbound traffic is dropped unless a rule opens it",
+                "nft list chain inet hxinfra input 2>&1 | grep -m1 'policy'",
+                {"cis_basic": "4.3", "pci_dss": "1.3.1", "soc2": "CC6.6"},
+            ),
+            Control(
+                "firewall-rules-as-derived",
+                "Open ports are exactly those derived from the host's components",
                 f"echo 'rules:'; nft list chain inet hxinfra input 2>/dev/null | grep -o 'comment \"[^\"]*\"' | sort -u; "
-                f"sha256sum {CONF} | grep -q '^{want} '", {"pci_dss": "1.2.5", "soc2": "CC6.6"}),
-    ] if data["firewall_enabled"] else []  # fmt: skip
+                f"sha256sum {CONF} | grep -q '^{want} '",
+                {"pci_dss": "1.2.5", "soc2": "CC6.6"},
+            ),
+        ]
+        if data["firewall_enabled"]
+        else []
+    )

@@ -32,9 +32,15 @@ from hxinfra.deploytools import component_data, guarded, step
 from hxinfra.operations import config_set
 
 COMPONENT = Component(
-    "hardening", DEFAULTS, check=check_data, plan=plan, health=health,
-    rollback=rollback, audit=audit, tags=("packages", "sshd", "sysctl", "fail2ban", "auditd", "upgrades", "time", "services"),
-)  # fmt: skip
+    "hardening",
+    DEFAULTS,
+    check=check_data,
+    plan=plan,
+    health=health,
+    rollback=rollback,
+    audit=audit,
+    tags=("packages", "sshd", "sysctl", "fail2ban", "auditd", "upgrades", "time", "services"),
+)
 
 
 # fail2ban's own check, quiet on success (it prints the whole configuration), its error lines otherwise
@@ -48,39 +54,83 @@ def _never() -> bool:
 @deploy("Hardening", data_defaults=DEFAULTS)
 def hardening() -> None:
     """Harden sshd, the kernel, logins, updates and time without cutting off the controller."""
-    data = component_data(COMPONENT, host.data, extra_keys=(*FLEET.all_keys(), "ad_join_sudo_rules",
-                                                            "ad_join_present", "hx_members"))  # fmt: skip
+    data = component_data(
+        COMPONENT, host.data, extra_keys=(*FLEET.all_keys(), "ad_join_sudo_rules", "ad_join_present", "hx_members")
+    )
     joined = "domain_members" in host.groups and data.get("ad_join_present") is not False
     files = desired_config(data, joined, "web_servers" in host.groups, host.name)
     if step(COMPONENT, host.data, "packages"):
-        hx.packages(name="Install openssh-server and the hardening tools (fail2ban, auditd, unattended-upgrades, chrony)",
-                     packages=packages(data), update=True, cache_time=24 * 3600)  # fmt: skip
+        hx.packages(
+            name="Install openssh-server and the hardening tools (fail2ban, auditd, unattended-upgrades, chrony)",
+            packages=packages(data),
+            update=True,
+            cache_time=24 * 3600,
+        )
     if step(COMPONENT, host.data, "sshd"):
-        sshd = config_set(name="Write the sshd hardening drop-in, validated by sshd -t", items=files["sshd"],
-                          validate=SSHD_CHECK, validate_label="sshd -t")  # fmt: skip
-        guarded("sshd config", ROLLBACK_UNIT, [SSHD_DROPIN], "systemctl reload ssh.service", "systemctl reload ssh.service",
-                data["hardening_rollback_seconds"], sshd.did_change)  # fmt: skip
+        sshd = config_set(
+            name="Write the sshd hardening drop-in, validated by sshd -t",
+            items=files["sshd"],
+            validate=SSHD_CHECK,
+            validate_label="sshd -t",
+        )
+        guarded(
+            "sshd config",
+            ROLLBACK_UNIT,
+            [SSHD_DROPIN],
+            "systemctl reload ssh.service",
+            "systemctl reload ssh.service",
+            data["hardening_rollback_seconds"],
+            sshd.did_change,
+        )
     if step(COMPONENT, host.data, "sysctl"):
-        config_set(name="Write the sysctl baseline and apply it (a value the kernel refuses undoes the file)",
-                   items=files["sysctl"], validate=f"sysctl -q -p {SYSCTL}")  # fmt: skip
+        config_set(
+            name="Write the sysctl baseline and apply it (a value the kernel refuses undoes the file)",
+            items=files["sysctl"],
+            validate=f"sysctl -q -p {SYSCTL}",
+        )
     if step(COMPONENT, host.data, "fail2ban"):
-        jail = config_set(name="Write the fail2ban jails, validated by fail2ban-client --test", items=files["fail2ban"],
-                          validate=F2B_CHECK, validate_label="fail2ban-client --test")  # fmt: skip
-        hx.service(name="Start and enable fail2ban, restarted after a jail change", service="fail2ban.service",
-                        running=data["hardening_fail2ban"], enabled=data["hardening_fail2ban"],
-                        restarted=data["hardening_fail2ban"], _if=jail.did_change)  # fmt: skip
+        jail = config_set(
+            name="Write the fail2ban jails, validated by fail2ban-client --test",
+            items=files["fail2ban"],
+            validate=F2B_CHECK,
+            validate_label="fail2ban-client --test",
+        )
+        hx.service(
+            name="Start and enable fail2ban, restarted after a jail change",
+            service="fail2ban.service",
+            running=data["hardening_fail2ban"],
+            enabled=data["hardening_fail2ban"],
+            restarted=data["hardening_fail2ban"],
+            _if=jail.did_change,
+        )
     if step(COMPONENT, host.data, "auditd"):
-        rules = config_set(name="Write the audit rules", items=files["auditd"], validate="augenrules --check >/dev/null")
-        server.shell(name="Load the audit rules after a change", commands=["augenrules --load"],
-                     _if=rules.did_change if data["hardening_auditd"] else _never)  # fmt: skip
+        rules = config_set(
+            name="Write the audit rules", items=files["auditd"], validate="augenrules --check >/dev/null"
+        )
+        server.shell(
+            name="Load the audit rules after a change",
+            commands=["augenrules --load"],
+            _if=rules.did_change if data["hardening_auditd"] else _never,
+        )
     if step(COMPONENT, host.data, "upgrades"):
-        config_set(name="Write the unattended security upgrades settings, validated by apt-config",
-                   items=files["upgrades"], validate="apt-config dump >/dev/null")  # fmt: skip
+        config_set(
+            name="Write the unattended security upgrades settings, validated by apt-config",
+            items=files["upgrades"],
+            validate="apt-config dump >/dev/null",
+        )
     if step(COMPONENT, host.data, "time"):
-        chrony = config_set(name="Write chrony's config (the domain controllers), validated by chronyd -p",
-                            items=files["time"], validate="chronyd -p -f /etc/chrony/chrony.conf >/dev/null")  # fmt: skip
-        hx.service(name="Restart chrony after a change", service="chrony.service", restarted=True,
-                        _if=chrony.did_change if data["hardening_time_sync"] else _never)  # fmt: skip
+        chrony = config_set(
+            name="Write chrony's config (the domain controllers), validated by chronyd -p",
+            items=files["time"],
+            validate="chronyd -p -f /etc/chrony/chrony.conf >/dev/null",
+        )
+        hx.service(
+            name="Restart chrony after a change",
+            service="chrony.service",
+            restarted=True,
+            _if=chrony.did_change if data["hardening_time_sync"] else _never,
+        )
     if step(COMPONENT, host.data, "services"):
-        units_disabled(name="Stop and disable the unneeded services that are installed",
-                       units=data["hardening_disabled_services"])
+        units_disabled(
+            name="Stop and disable the unneeded services that are installed", units=data["hardening_disabled_services"]
+        )

@@ -24,8 +24,13 @@ def _units_disabled(units: list[str]):  # type: ignore[no-untyped-def]
         host.noop("no services to disable")
         return
     states = batch.lookup("units", list(units))
-    busy = [u for u, i in states.items()
-            if i and i.get("load") == "loaded" and (i.get("active") in ("active", "activating") or i.get("file") == "enabled")]  # fmt: skip
+    busy = [
+        u
+        for u, i in states.items()
+        if i
+        and i.get("load") == "loaded"
+        and (i.get("active") in ("active", "activating") or i.get("file") == "enabled")
+    ]
     if not busy:
         host.noop(f"{len(units)} unneeded services absent or disabled")
         return

@@ -36,11 +36,18 @@ from hxinfra.deploytools import component_data, serve, step
 from hxinfra.operations import config_set, venv_install
 
 COMPONENT = Component(
-    "litellm", DEFAULTS, required=REQUIRED, groups=("api_servers",), check=check_data, plan=plan,
-    health=health, serves=True, rollback=rollback,
+    "litellm",
+    DEFAULTS,
+    required=REQUIRED,
+    groups=("api_servers",),
+    check=check_data,
+    plan=plan,
+    health=health,
+    serves=True,
+    rollback=rollback,
     tags=("packages", "install", "config", "service"),
     ansible={"litellm_proxy_port": "litellm_port", "litellm_master_key": "litellm_master_key"},
-)  # fmt: skip
+)
 
 
 @deploy("LiteLLM gateway", data_defaults=DEFAULTS)
@@ -50,22 +57,42 @@ def litellm() -> None:
     data = component_data(COMPONENT, host.data, extra_keys=("ssh_hostname",))
     changes = []
     if step(COMPONENT, host.data, "packages"):
-        hx.packages(name="Install python3-venv for the gateway's venv", packages=["python3-venv"],
-                     update=True, cache_time=24 * 3600)  # fmt: skip
+        hx.packages(
+            name="Install python3-venv for the gateway's venv",
+            packages=["python3-venv"],
+            update=True,
+            cache_time=24 * 3600,
+        )
     if step(COMPONENT, host.data, "install"):
         hx.system_user(name="Create the litellm system user", user=data["litellm_user"], home="/var/lib/litellm")
-        pip_env = {"HTTPS_PROXY": data["litellm_pip_proxy"], "HTTP_PROXY": data["litellm_pip_proxy"],
-                   "PIP_CERT": data["litellm_pip_cert"]}  # fmt: skip
-        changes.append(venv_install(
-            name="Install the pinned litellm[proxy] into the gateway's venv",
-            venv=data["litellm_venv"], requirements=requirements(data),
-            wheelhouse=data["litellm_install"] == "wheelhouse", pip_env=pip_env,
-        ))  # fmt: skip
+        pip_env = {
+            "HTTPS_PROXY": data["litellm_pip_proxy"],
+            "HTTP_PROXY": data["litellm_pip_proxy"],
+            "PIP_CERT": data["litellm_pip_cert"],
+        }
+        changes.append(
+            venv_install(
+                name="Install the pinned litellm[proxy] into the gateway's venv",
+                venv=data["litellm_venv"],
+                requirements=requirements(data),
+                wheelhouse=data["litellm_install"] == "wheelhouse",
+                pip_env=pip_env,
+            )
+        )
     if step(COMPONENT, host.data, "config"):
-        changes.append(config_set(
-            name="Write the gateway's config.yaml, environment file and unit, validated by a trial start",
-            items=desired_config(data), validate=check_command(data), validate_label="a trial start of LiteLLM",
-        ))  # fmt: skip
+        changes.append(
+            config_set(
+                name="Write the gateway's config.yaml, environment file and unit, validated by a trial start",
+                items=desired_config(data),
+                validate=check_command(data),
+                validate_label="a trial start of LiteLLM",
+            )
+        )
     if step(COMPONENT, host.data, "service"):
-        serve(UNIT, changes, f"http://{listen_address(data)}:{int(data['litellm_port'])}/health/liveliness",
-              int(data["litellm_start_timeout"]), "the gateway")  # fmt: skip
+        serve(
+            UNIT,
+            changes,
+            f"http://{listen_address(data)}:{int(data['litellm_port'])}/health/liveliness",
+            int(data["litellm_start_timeout"]),
+            "the gateway",
+        )

@@ -129,8 +129,13 @@ def desired_config(data: Mapping[str, Any]) -> list[ConfigItem]:
     context = template_context(data, {"listen": listen_address(data), "env_file": p["env"], "config_file": p["config"]})
     return [
         ManagedFile(p["config"], config_yaml(data), mode="0640", group=user),
-        ManagedFile(p["env"], managed_header("deploys/litellm") + systemd_environment(environment(data)),
-                    mode="0640", group=user, sensitive=True),  # fmt: skip
+        ManagedFile(
+            p["env"],
+            managed_header("deploys/litellm") + systemd_environment(environment(data)),
+            mode="0640",
+            group=user,
+            sensitive=True,
+        ),
         ManagedFile(p["unit"], render(templates_root(), "litellm/etc/systemd/system/litellm.service.j2", context)),
     ]
 
@@ -154,7 +159,11 @@ def _settings(value: Any, what: str) -> None:
     if isinstance(value, Mapping):
         for k, v in value.items():
             one_line(str(k), what)
-            if re.search(r"(?i)(key|secret|password|token)", str(k)) and isinstance(v, str) and not v.startswith("os.environ/"):
+            if (
+                re.search(r"(?i)(key|secret|password|token)", str(k))
+                and isinstance(v, str)
+                and not v.startswith("os.environ/")
+            ):
                 raise DataError(f"{what}.{k}: looks like a secret; give it as os.environ/NAME (litellm_provider_keys)")
             _settings(v, f"{what}.{k}")
     elif isinstance(value, list):
@@ -169,32 +178,35 @@ def _settings(value: Any, what: str) -> None:
 def check_data(data: Mapping[str, Any]) -> list[tuple[str, str]]:
     """Every value rendered into the config, the environment file or the unit has its shape."""
     keys = data["litellm_provider_keys"]
-    return collect(data, {
-        "litellm_version": lambda d: name(d["litellm_version"], "litellm_version"),
-        "litellm_extra_requirements": lambda d: [_pinned(r) for r in d["litellm_extra_requirements"]],
-        "litellm_install": lambda d: choice(d["litellm_install"], "litellm_install", ("wheelhouse", "pip")),
-        "litellm_pip_proxy": lambda d: d["litellm_pip_proxy"] and _url(d["litellm_pip_proxy"], "litellm_pip_proxy"),
-        "litellm_pip_cert": lambda d: d["litellm_pip_cert"] and abs_path(d["litellm_pip_cert"], "litellm_pip_cert"),
-        "litellm_venv": lambda d: abs_path(d["litellm_venv"], "litellm_venv"),
-        "litellm_config_dir": lambda d: abs_path(d["litellm_config_dir"], "litellm_config_dir"),
-        "litellm_user": lambda d: name(d["litellm_user"], "litellm_user"),
-        "litellm_listen_address": lambda d: ip_address(listen_address(d), "litellm_listen_address"),
-        "litellm_port": lambda d: port(d["litellm_port"], "litellm_port"),
-        "litellm_check_port": lambda d: port(d["litellm_check_port"], "litellm_check_port"),
-        "litellm_workers": lambda d: _positive(d["litellm_workers"], "litellm_workers"),
-        "litellm_start_timeout": lambda d: _positive(d["litellm_start_timeout"], "litellm_start_timeout"),
-        "litellm_models": lambda d: [_model(m, i, keys) or m for i, m in enumerate(d["litellm_models"])],
-        "litellm_provider_keys": lambda d: [
-            (name(k, "litellm_provider_keys (variable name)", ENV_NAME), one_line(v, f"litellm_provider_keys[{k}]"))
-            for k, v in keys.items()
-        ],
-        "litellm_settings": lambda d: _settings(d["litellm_settings"], "litellm_settings"),
-        "litellm_router_settings": lambda d: _settings(d["litellm_router_settings"], "litellm_router_settings"),
-        "litellm_general_settings": lambda d: _settings(d["litellm_general_settings"], "litellm_general_settings"),
-        # required where the gateway runs (checked there); a host outside api_servers has none
-        "litellm_master_key": lambda d: _master_key(d.get("litellm_master_key")),
-        "litellm_database_url": lambda d: one_line(d["litellm_database_url"], "litellm_database_url"),
-    })  # fmt: skip
+    return collect(
+        data,
+        {
+            "litellm_version": lambda d: name(d["litellm_version"], "litellm_version"),
+            "litellm_extra_requirements": lambda d: [_pinned(r) for r in d["litellm_extra_requirements"]],
+            "litellm_install": lambda d: choice(d["litellm_install"], "litellm_install", ("wheelhouse", "pip")),
+            "litellm_pip_proxy": lambda d: d["litellm_pip_proxy"] and _url(d["litellm_pip_proxy"], "litellm_pip_proxy"),
+            "litellm_pip_cert": lambda d: d["litellm_pip_cert"] and abs_path(d["litellm_pip_cert"], "litellm_pip_cert"),
+            "litellm_venv": lambda d: abs_path(d["litellm_venv"], "litellm_venv"),
+            "litellm_config_dir": lambda d: abs_path(d["litellm_config_dir"], "litellm_config_dir"),
+            "litellm_user": lambda d: name(d["litellm_user"], "litellm_user"),
+            "litellm_listen_address": lambda d: ip_address(listen_address(d), "litellm_listen_address"),
+            "litellm_port": lambda d: port(d["litellm_port"], "litellm_port"),
+            "litellm_check_port": lambda d: port(d["litellm_check_port"], "litellm_check_port"),
+            "litellm_workers": lambda d: _positive(d["litellm_workers"], "litellm_workers"),
+            "litellm_start_timeout": lambda d: _positive(d["litellm_start_timeout"], "litellm_start_timeout"),
+            "litellm_models": lambda d: [_model(m, i, keys) or m for i, m in enumerate(d["litellm_models"])],
+            "litellm_provider_keys": lambda d: [
+                (name(k, "litellm_provider_keys (variable name)", ENV_NAME), one_line(v, f"litellm_provider_keys[{k}]"))
+                for k, v in keys.items()
+            ],
+            "litellm_settings": lambda d: _settings(d["litellm_settings"], "litellm_settings"),
+            "litellm_router_settings": lambda d: _settings(d["litellm_router_settings"], "litellm_router_settings"),
+            "litellm_general_settings": lambda d: _settings(d["litellm_general_settings"], "litellm_general_settings"),
+            # required where the gateway runs (checked there); a host outside api_servers has none
+            "litellm_master_key": lambda d: _master_key(d.get("litellm_master_key")),
+            "litellm_database_url": lambda d: one_line(d["litellm_database_url"], "litellm_database_url"),
+        },
+    )
 
 
 def _pinned(value: Any) -> str:
@@ -239,8 +251,11 @@ def health(data: Mapping[str, Any], host_name: str) -> list[Any]:
     from hxinfra.operations import probe_command
 
     url = f"http://{listen_address(data)}:{int(data['litellm_port'])}/health/liveliness"
-    return [service_active(UNIT, "litellm"), port_listening(int(data["litellm_port"]), "litellm", listen_address(data)),
-            Check("the gateway answers /health/liveliness", f"{probe_command(url, 5)} && echo '200 {url}'", "litellm")]
+    return [
+        service_active(UNIT, "litellm"),
+        port_listening(int(data["litellm_port"]), "litellm", listen_address(data)),
+        Check("the gateway answers /health/liveliness", f"{probe_command(url, 5)} && echo '200 {url}'", "litellm"),
+    ]
 
 
 def plan(data: Mapping[str, Any], host_name: str) -> list[ConfigItem]:
@@ -262,8 +277,11 @@ def check_command(data: Mapping[str, Any]) -> str:
         f"-p StateDirectory=litellm -p WorkingDirectory=/var/lib/litellm -E HOME=/var/lib/litellm "
         f"{q(data['litellm_venv'])}/bin/litellm --config {q(p['config'])} --host 127.0.0.1 --port {int(data['litellm_check_port'])}"
     )
-    probe = probe_command(f"http://127.0.0.1:{int(data['litellm_check_port'])}/health/liveliness",
-                          int(data["litellm_start_timeout"]), unit=unit)  # fmt: skip
+    probe = probe_command(
+        f"http://127.0.0.1:{int(data['litellm_check_port'])}/health/liveliness",
+        int(data["litellm_start_timeout"]),
+        unit=unit,
+    )
     stop = f"systemctl stop {unit} 2>/dev/null; systemctl reset-failed {unit} 2>/dev/null"
     return f"{{ {stop}; {run} && {{ {probe}; }}; rc=$?; {stop}; exit $rc; }}"
 

@@ -45,18 +45,30 @@ from hxinfra.deploytools import component_data, step
 from hxinfra.operations import ManagedFile, config_set, verify_or_restore
 
 COMPONENT = Component(
-    "nginx", DEFAULTS, groups=("web_servers",), tags=("packages", "config", "security", "service"), plan=plan,
-    check=check_data, health=health, serves=True, rollback=rollback,
-    ansible={"hx_webui_server_name": "nginx_server_name", "hx_webui_ssl_enabled": "nginx_tls",
-             "hx_webui_ssl_port": "nginx_https_port", "hx_webui_web_server_port": "nginx_http_port"},
-)  # fmt: skip
+    "nginx",
+    DEFAULTS,
+    groups=("web_servers",),
+    tags=("packages", "config", "security", "service"),
+    plan=plan,
+    check=check_data,
+    health=health,
+    serves=True,
+    rollback=rollback,
+    ansible={
+        "hx_webui_server_name": "nginx_server_name",
+        "hx_webui_ssl_enabled": "nginx_tls",
+        "hx_webui_ssl_port": "nginx_https_port",
+        "hx_webui_web_server_port": "nginx_http_port",
+    },
+)
 
 
 @deploy("nginx", data_defaults=DEFAULTS)
 def nginx() -> None:
     """Install nginx and converge the web UI site; reload only after a validated change."""
-    data = component_data(COMPONENT, host.data, extra_keys=(*FLEET.all_keys(), *CERT_DIR, "hx_members"),
-                          defaults=CERT_DIR)  # fmt: skip
+    data = component_data(
+        COMPONENT, host.data, extra_keys=(*FLEET.all_keys(), *CERT_DIR, "hx_members"), defaults=CERT_DIR
+    )
     items = desired_config(data, host.name)
     pool = live_pool(data)
     if step(COMPONENT, host.data, "packages"):
@@ -73,7 +85,7 @@ def nginx() -> None:
             items=[ManagedFile(pool_path(data), pool_config(data, pool))],
             validate=f"nginx -t && {{ {backend_check(data, pool)}; }}",
             validate_label="nginx -t and the new backends' health",
-        )  # fmt: skip
+        )
     config = None
     if step(COMPONENT, host.data, "config", "security"):
         config = config_set(
@@ -94,9 +106,11 @@ def nginx() -> None:
     if switch is not None:
         verify_or_restore(
             name="Check the site's health through nginx; on failure restore the previous pool",
-            check=site_check(data, host.name, retries=10), paths=[pool_path(data)], then="nginx -t && systemctl reload nginx",
+            check=site_check(data, host.name, retries=10),
+            paths=[pool_path(data)],
+            then="nginx -t && systemctl reload nginx",
             _if=switch.did_change,
-        )  # fmt: skip
+        )
 
 
 def live_pool(data: dict[str, Any]) -> list[Member]:
@@ -114,8 +128,10 @@ def live_pool(data: dict[str, Any]) -> list[Member]:
         try:
             color = serving(app)[0] if app is not None else ""
         except Exception as e:  # noqa: BLE001 - an unreachable member keeps its place in the pool
-            logger.warning(f"{host.name}: pool member {member['name']}: its serving colour is unknown ({e}); "
-                           "it keeps its port in the current pool")  # fmt: skip
+            logger.warning(
+                f"{host.name}: pool member {member['name']}: its serving colour is unknown ({e}); "
+                "it keeps its port in the current pool"
+            )
             color = ""
         if color:
             pool.append((address, int(ports[color]), int(ports[other(color)])))

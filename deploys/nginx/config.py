@@ -131,8 +131,7 @@ def backend_check(data: Mapping[str, Any], pool: list[Member]) -> str:
     from shlex import quote as q
 
     path = q(str(data["nginx_upstream_health_path"]))
-    ask = ('exec 3<>"/dev/tcp/$0/$1" && printf "GET %s HTTP/1.0\\r\\nHost: %s\\r\\n\\r\\n" "$2" "$0" >&3 '
-           '&& head -n1 <&3')
+    ask = 'exec 3<>"/dev/tcp/$0/$1" && printf "GET %s HTTP/1.0\\r\\nHost: %s\\r\\n\\r\\n" "$2" "$0" >&3 && head -n1 <&3'
     checks = []
     for address, port_, _ in pool:
         checks.append(
@@ -153,8 +152,14 @@ def desired_config(data: Mapping[str, Any], host_name: str) -> list[ConfigItem]:
     """Every nginx path this deploy manages but the pool, computed from host data alone (no facts)."""
     site = data["nginx_site_name"]
     cert, key = host_cert_paths(data, data["nginx_tls_host_cert"])
-    context = template_context(data, {"server_name": server_name(data, host_name),
-                                      "nginx_tls_cert": data["nginx_tls_cert"] or cert, "nginx_tls_key": data["nginx_tls_key"] or key})  # fmt: skip
+    context = template_context(
+        data,
+        {
+            "server_name": server_name(data, host_name),
+            "nginx_tls_cert": data["nginx_tls_cert"] or cert,
+            "nginx_tls_key": data["nginx_tls_key"] or key,
+        },
+    )
     available = f"{SITES_AVAILABLE}/{site}.conf"
     items: list[ConfigItem] = [
         ManagedFile(HTTP_CONF, render(templates_root(), "nginx/etc/nginx/conf.d/hx-webui.conf.j2", context)),
@@ -192,31 +197,39 @@ def _server_names(data: Mapping[str, Any]) -> list[str]:
 
 def check_data(data: Mapping[str, Any]) -> list[tuple[str, str]]:
     """Every value rendered into the site has its shape (a value can never add a directive)."""
-    return collect(data, {
-        "nginx_package": lambda d: validate_name(d["nginx_package"], "nginx_package"),
-        "nginx_site_name": lambda d: validate_name(d["nginx_site_name"], "nginx_site_name"),
-        "nginx_server_name": _server_names,
-        "nginx_upstream_host": lambda d: host_or_ip(d["nginx_upstream_host"], "nginx_upstream_host"),
-        "nginx_upstream_port": lambda d: port(d["nginx_upstream_port"], "nginx_upstream_port"),
-        "nginx_upstream_group": lambda d: d["nginx_upstream_group"] and validate_name(d["nginx_upstream_group"],
-                                                                                     "nginx_upstream_group"),
-        "nginx_upstream_max_fails": lambda d: port(d["nginx_upstream_max_fails"], "nginx_upstream_max_fails"),
-        "nginx_upstream_fail_timeout": lambda d: port(d["nginx_upstream_fail_timeout"], "nginx_upstream_fail_timeout"),
-        "nginx_http_port": lambda d: port(d["nginx_http_port"], "nginx_http_port"),
-        "nginx_https_port": lambda d: port(d["nginx_https_port"], "nginx_https_port"),
-        "nginx_upstream_health_path": lambda d: _match(d, "nginx_upstream_health_path", URI_PATH),
-        "nginx_client_max_body_size": lambda d: _match(d, "nginx_client_max_body_size", SIZE),
-        "nginx_tls_host_cert": lambda d: validate_name(d["nginx_tls_host_cert"], "nginx_tls_host_cert"),
-        "nginx_tls_cert": lambda d: d["nginx_tls_cert"] and abs_path(d["nginx_tls_cert"], "nginx_tls_cert"),
-        "nginx_tls_key": lambda d: d["nginx_tls_key"] and abs_path(d["nginx_tls_key"], "nginx_tls_key"),
-        "nginx_access_log": lambda d: abs_path(d["nginx_access_log"], "nginx_access_log"),
-        "nginx_error_log": lambda d: abs_path(d["nginx_error_log"], "nginx_error_log"),
-        "nginx_security_headers": lambda d: [
-            (validate_name(k, "nginx_security_headers (header name)", HEADER_NAME),
-             _header_value(v, f"nginx_security_headers[{k}]"))
-            for k, v in d["nginx_security_headers"].items()
-        ],
-    })  # fmt: skip
+    return collect(
+        data,
+        {
+            "nginx_package": lambda d: validate_name(d["nginx_package"], "nginx_package"),
+            "nginx_site_name": lambda d: validate_name(d["nginx_site_name"], "nginx_site_name"),
+            "nginx_server_name": _server_names,
+            "nginx_upstream_host": lambda d: host_or_ip(d["nginx_upstream_host"], "nginx_upstream_host"),
+            "nginx_upstream_port": lambda d: port(d["nginx_upstream_port"], "nginx_upstream_port"),
+            "nginx_upstream_group": lambda d: (
+                d["nginx_upstream_group"] and validate_name(d["nginx_upstream_group"], "nginx_upstream_group")
+            ),
+            "nginx_upstream_max_fails": lambda d: port(d["nginx_upstream_max_fails"], "nginx_upstream_max_fails"),
+            "nginx_upstream_fail_timeout": lambda d: port(
+                d["nginx_upstream_fail_timeout"], "nginx_upstream_fail_timeout"
+            ),
+            "nginx_http_port": lambda d: port(d["nginx_http_port"], "nginx_http_port"),
+            "nginx_https_port": lambda d: port(d["nginx_https_port"], "nginx_https_port"),
+            "nginx_upstream_health_path": lambda d: _match(d, "nginx_upstream_health_path", URI_PATH),
+            "nginx_client_max_body_size": lambda d: _match(d, "nginx_client_max_body_size", SIZE),
+            "nginx_tls_host_cert": lambda d: validate_name(d["nginx_tls_host_cert"], "nginx_tls_host_cert"),
+            "nginx_tls_cert": lambda d: d["nginx_tls_cert"] and abs_path(d["nginx_tls_cert"], "nginx_tls_cert"),
+            "nginx_tls_key": lambda d: d["nginx_tls_key"] and abs_path(d["nginx_tls_key"], "nginx_tls_key"),
+            "nginx_access_log": lambda d: abs_path(d["nginx_access_log"], "nginx_access_log"),
+            "nginx_error_log": lambda d: abs_path(d["nginx_error_log"], "nginx_error_log"),
+            "nginx_security_headers": lambda d: [
+                (
+                    validate_name(k, "nginx_security_headers (header name)", HEADER_NAME),
+                    _header_value(v, f"nginx_security_headers[{k}]"),
+                )
+                for k, v in d["nginx_security_headers"].items()
+            ],
+        },
+    )
 
 
 def _match(data: Mapping[str, Any], key: str, pattern: re.Pattern[str]) -> str:
@@ -241,8 +254,10 @@ def site_check(data: Mapping[str, Any], host_name: str, retries: int = 1) -> str
     name = server_name(data, host_name).split()[0]
     if data["nginx_tls"]:
         port_ = int(data["nginx_https_port"])
-        curl = (f"curl -fsS -o /dev/null --max-time 10 --resolve {q(f'{name}:{port_}:127.0.0.1')} "
-                f"{q(f'https://{name}:{port_}/health')}")  # fmt: skip
+        curl = (
+            f"curl -fsS -o /dev/null --max-time 10 --resolve {q(f'{name}:{port_}:127.0.0.1')} "
+            f"{q(f'https://{name}:{port_}/health')}"
+        )
     else:
         url = f"http://127.0.0.1:{int(data['nginx_http_port'])}/health"
         curl = f"curl -fsS -o /dev/null --max-time 10 -H {q('Host: ' + name)} {q(url)}"

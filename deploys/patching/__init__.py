@@ -36,16 +36,26 @@ def patching() -> None:
     changes = []
     if step(COMPONENT, host.data, "upgrade"):
         apt.update(name="Refresh the package lists", cache_time=300)
-        changes.append(upgrades_installed(name="Install the pending security upgrades",
-                                          security_only=data["patching_security_only"]))  # fmt: skip
+        changes.append(
+            upgrades_installed(
+                name="Install the pending security upgrades", security_only=data["patching_security_only"]
+            )
+        )
     if step(COMPONENT, host.data, "reboot"):
-        changes.append(server.reboot(name="Reboot where an update requires it (when allowed)", delay=5,
-                                     reboot_timeout=data["patching_reboot_timeout"],
-                                     _if=_reboot_needed(data["patching_reboot"])))  # fmt: skip
+        changes.append(
+            server.reboot(
+                name="Reboot where an update requires it (when allowed)",
+                delay=5,
+                reboot_timeout=data["patching_reboot_timeout"],
+                _if=_reboot_needed(data["patching_reboot"]),
+            )
+        )
     if step(COMPONENT, host.data, "verify"):
         comps = components()
         merged = {**{k: v for c in comps for k, v in c.defaults.items()}, **host.data.dict()}
         checks = component_checks(comps, host.groups, merged, host.name)
-        server.shell(name="Check every health check of the host's components passes",
-                     commands=[verify_script(checks, data["patching_verify_seconds"])],
-                     _if=[lambda: bool(data["patching_verify_seconds"]), any_changed(*changes)])  # fmt: skip
+        server.shell(
+            name="Check every health check of the host's components passes",
+            commands=[verify_script(checks, data["patching_verify_seconds"])],
+            _if=[lambda: bool(data["patching_verify_seconds"]), any_changed(*changes)],
+        )

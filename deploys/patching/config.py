@@ -23,8 +23,8 @@ DEFAULTS: dict[str, Any] = {
 
 # what apt would upgrade: "<package> <installed> <candidate> <suite>" lines (apt's own simulation)
 PENDING = (
-    "apt-get -s -o Debug::NoLocking=1 upgrade 2>/dev/null | awk '/^Inst / {o=$3; n=$4; gsub(/[][]/, \"\", o); "
-    "gsub(/[(]/, \"\", n); print $2, o, n, $5}'"
+    'apt-get -s -o Debug::NoLocking=1 upgrade 2>/dev/null | awk \'/^Inst / {o=$3; n=$4; gsub(/[][]/, "", o); '
+    'gsub(/[(]/, "", n); print $2, o, n, $5}\''
 )
 REBOOT_FLAG = "/run/reboot-required"
 
@@ -39,11 +39,18 @@ def verify_script(checks: list[Any], seconds: int) -> str:
     the failing ones are named."""
     from shlex import quote as q
 
-    body = "; ".join(f"( {c.command} ) >/dev/null 2>&1 </dev/null || fail=\"$fail; {c.name.replace(chr(34), '')}\""
-                     for c in checks)  # fmt: skip
-    return (f"end=$(( $(date +%s) + {int(seconds)} )); while :; do fail=''; {body}; [ -z \"$fail\" ] && "
+    body = "; ".join(
+        f'( {c.command} ) >/dev/null 2>&1 </dev/null || fail="$fail; {c.name.replace(chr(34), "")}"' for c in checks
+    )
+    return (
+        (
+            f"end=$(( $(date +%s) + {int(seconds)} )); while :; do fail=''; {body}; [ -z \"$fail\" ] && "
             f"{{ echo 'every health check passes'; exit 0; }}; [ $(date +%s) -ge $end ] && break; sleep 3; done; "
-            f"echo \"hxinfra: after patching, failing:${{fail#;}}\" >&2; exit 1") if checks else q("true")
+            f'echo "hxinfra: after patching, failing:${{fail#;}}" >&2; exit 1'
+        )
+        if checks
+        else q("true")
+    )
 
 
 def check_data(data: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -52,7 +59,13 @@ def check_data(data: Mapping[str, Any]) -> list[tuple[str, str]]:
             v = d[key]
             if not isinstance(v, int) or isinstance(v, bool) or v < low:
                 raise DataError(f"{key}: a whole number >= {low}")
+
         return check
 
-    return collect(data, {"patching_reboot_timeout": whole("patching_reboot_timeout", 30),
-                          "patching_verify_seconds": whole("patching_verify_seconds", 0)})  # fmt: skip
+    return collect(
+        data,
+        {
+            "patching_reboot_timeout": whole("patching_reboot_timeout", 30),
+            "patching_verify_seconds": whole("patching_verify_seconds", 0),
+        },
+    )

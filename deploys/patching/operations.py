@@ -55,6 +55,11 @@ def upgrades_installed(security_only: bool = True):  # type: ignore[no-untyped-d
     if not packages:
         host.noop("no pending " + ("security " if security_only else "") + "upgrade")
         return
-    yield StringCommand("sh", "-c", shlex.quote(
-        "DEBIAN_FRONTEND=noninteractive apt-get install --only-upgrade -y -q -o Dpkg::Options::=--force-confold "
-        "-o Dpkg::Options::=--force-confdef " + " ".join(shlex.quote(p) for p in packages)))  # fmt: skip
+    yield StringCommand(
+        "sh",
+        "-c",
+        shlex.quote(
+            "DEBIAN_FRONTEND=noninteractive apt-get install --only-upgrade -y -q -o Dpkg::Options::=--force-confold "
+            "-o Dpkg::Options::=--force-confdef " + " ".join(shlex.quote(p) for p in packages)
+        ),
+    )

@@ -55,17 +55,26 @@ from hxinfra.deploytools import component_data, step
 from hxinfra.operations import config_set
 
 COMPONENT = Component(
-    "pg_auth", DEFAULTS, groups=("database_servers",), check=check_data, tags=COMPONENT_TAGS, plan=plan,
-    health=health, serves=True, rollback=rollback, audit=audit,
+    "pg_auth",
+    DEFAULTS,
+    groups=("database_servers",),
+    check=check_data,
+    tags=COMPONENT_TAGS,
+    plan=plan,
+    health=health,
+    serves=True,
+    rollback=rollback,
+    audit=audit,
     ansible={"hx_pg_ca_path": "pg_auth_ssl_ca"},
-)  # fmt: skip
+)
 
 
 @deploy("PostgreSQL authentication", data_defaults=DEFAULTS)
 def pg_auth() -> None:
     """Install PostgreSQL, converge TLS/SCRAM settings and pg_hba.conf, then roles and databases."""
-    data = component_data(COMPONENT, host.data, extra_keys=(*CERT_DIR, "hx_members", "hx_domain", "hx_realm"),
-                          defaults=CERT_DIR)  # fmt: skip
+    data = component_data(
+        COMPONENT, host.data, extra_keys=(*CERT_DIR, "hx_members", "hx_domain", "hx_realm"), defaults=CERT_DIR
+    )
     p = paths(data)
     version = int(data["pg_auth_version"])
     if step(COMPONENT, host.data, "packages"):
@@ -88,17 +97,21 @@ def pg_auth() -> None:
     if step(COMPONENT, host.data, "config", "security"):
         hx.directory(
             name="Create the WAL archive directory (0700 postgres) when pg_auth_wal_archive is set",
-            path=data["pg_auth_wal_archive"] or "/nonexistent", user="postgres", group="postgres", mode="0700",
+            path=data["pg_auth_wal_archive"] or "/nonexistent",
+            user="postgres",
+            group="postgres",
+            mode="0700",
             _if=lambda: bool(data["pg_auth_wal_archive"]),
-        )  # fmt: skip
+        )
         config = config_set(
             name="Write the PostgreSQL drop-in and pg_hba.conf, validated by PostgreSQL",
             items=desired_config(data, host.name),
             validate=validate_command(data, running_port),
         )
     if step(COMPONENT, host.data, "service"):
-        hx.service(name="Start and enable the PostgreSQL cluster's service", service=p["service"], running=True,
-                        enabled=True)  # fmt: skip
+        hx.service(
+            name="Start and enable the PostgreSQL cluster's service", service=p["service"], running=True, enabled=True
+        )
     if config is not None:
         # PostgreSQL decides: settings it reports pending_restart after the reload force a restart;
         # the restart-only settings that differ from the running values are named up front
@@ -112,8 +125,7 @@ def pg_auth() -> None:
             name="Reload PostgreSQL after a validated change (restart when a restart-only setting changed)",
             commands=[
                 f"systemctl restart {service}" if reasons else f"systemctl reload {service}",
-                f'sleep 1; pending=$({pending}) || true; if [ -n "$pending" ]; then '
-                f"systemctl restart {service}; fi",
+                f'sleep 1; pending=$({pending}) || true; if [ -n "$pending" ]; then systemctl restart {service}; fi',
             ],
             _if=config.did_change,
         )
@@ -126,8 +138,10 @@ def pg_auth() -> None:
                 return False
             found = host.get_fact(PgKeytab, keytab=data["pg_auth_keytab"], principal=principal)
             if found == "not-joined":
-                logger.warning(f"{host.print_prefix}pg_auth_kerberos: not a domain member (no /etc/krb5.keytab): "
-                               f"no {principal} yet")  # fmt: skip
+                logger.warning(
+                    f"{host.print_prefix}pg_auth_kerberos: not a domain member (no /etc/krb5.keytab): "
+                    f"no {principal} yet"
+                )
             return found == "missing"
 
         server.shell(

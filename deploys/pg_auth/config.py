@@ -144,16 +144,20 @@ def _hba_rules(data: Mapping[str, Any]) -> list[dict[str, str]]:
     rules = []
     for i, entry in enumerate(data["pg_auth_hba"]):
         what = f"pg_auth_hba[{i}]"
-        if not isinstance(entry, Mapping) or not {"database", "user"} <= set(entry) or \
-                ("address" in entry) == ("group" in entry):
+        if (
+            not isinstance(entry, Mapping)
+            or not {"database", "user"} <= set(entry)
+            or ("address" in entry) == ("group" in entry)
+        ):
             raise PgAuthError(f"{what}: needs database, user and either address or group")
         extra = set(entry) - {"database", "user", "address", "group", "method", "type", "options"}
         if extra:
             raise PgAuthError(f"{what}: unknown field(s) {sorted(extra)}")
         if "group" in entry:  # checked once, then one rule per member host
             checked = _hba_rule({**{k: v for k, v in entry.items() if k != "group"}, "address": "0.0.0.0/0"}, what)
-            rules += [{**checked, "address": raw["address"]}
-                      for raw in _hba_expand(entry, data.get("hx_members") or {}, what)]  # fmt: skip
+            rules += [
+                {**checked, "address": raw["address"]} for raw in _hba_expand(entry, data.get("hx_members") or {}, what)
+            ]
         else:
             rules.append(_hba_rule(entry, what))
     return rules
@@ -169,8 +173,10 @@ def _hba_expand(entry: Mapping[str, Any], members: Mapping[str, Any], what: str)
     for member in hosts:
         network = _host_network(str(member["address"]))
         if network is None:
-            raise PgAuthError(f"{what}: host {member['name']} of group {entry['group']} has no IP address "
-                              f"({member['address']!r}); pg_hba.conf needs one")  # fmt: skip
+            raise PgAuthError(
+                f"{what}: host {member['name']} of group {entry['group']} has no IP address "
+                f"({member['address']!r}); pg_hba.conf needs one"
+            )
         out.append({**rest, "address": network})
     return out
 
@@ -201,8 +207,10 @@ def _hba_rule(raw: Mapping[str, Any], what: str) -> dict[str, str]:
             raise PgAuthError(f"{what}: {key} {rule[key]!r} has characters pg_hba.conf cannot take")
     for option in one_line(rule["options"], f"{what}: options").split():
         if not HBA_OPTIONS.fullmatch(option):
-            raise PgAuthError(f"{what}: option {option[:40]!r} is not one of clientcert=verify-ca|verify-full, "
-                              "map=NAME, include_realm=0|1, krb_realm=REALM")  # fmt: skip
+            raise PgAuthError(
+                f"{what}: option {option[:40]!r} is not one of clientcert=verify-ca|verify-full, "
+                "map=NAME, include_realm=0|1, krb_realm=REALM"
+            )
     return rule
 
 
@@ -273,38 +281,43 @@ def desired_config(data: Mapping[str, Any], host_name: str) -> list[ConfigItem]:
             render(templates_root(), f"{TPL}/etc/postgresql/version/cluster/conf.d/hx-auth.conf.j2", context),
             user="postgres",
             group="postgres",
-        ),  # fmt: skip
+        ),
         ManagedFile(
             p["hba"],
             render(templates_root(), f"{TPL}/etc/postgresql/version/cluster/pg_hba.conf.j2", context),
             mode="0640",
             user="postgres",
             group="postgres",
-        ),  # fmt: skip
+        ),
     ]
 
 
 def check_data(data: Mapping[str, Any]) -> list[tuple[str, str]]:
     """Every value that reaches a config file, a path or a command has its shape."""
-    return collect(data, {
-        "pg_auth_version": lambda d: 9 <= d["pg_auth_version"] <= 99 or _fail("pg_auth_version: 9 to 99"),
-        "pg_auth_cluster": lambda d: validate_name(d["pg_auth_cluster"], "pg_auth_cluster", CLUSTER),
-        "pg_auth_pgdg_suite": lambda d: validate_name(d["pg_auth_pgdg_suite"], "pg_auth_pgdg_suite"),
-        "pg_auth_port": lambda d: port(d["pg_auth_port"], "pg_auth_port"),
-        "pg_auth_listen_addresses": lambda d: [
-            a if a in ("*", "localhost") else host_or_ip(a, "pg_auth_listen_addresses[]")
-            for a in d["pg_auth_listen_addresses"]
-        ],
-        "pg_auth_ssl_min_protocol": lambda d: choice(d["pg_auth_ssl_min_protocol"], "pg_auth_ssl_min_protocol",
-                                                     SSL_PROTOCOLS),
-        "pg_auth_hba": hba_rules,
-        "pg_auth_settings": settings,
-        "pg_auth_roles": roles,
-        "pg_auth_databases": databases,
-        "pg_auth_keytab": lambda d: abs_path(d["pg_auth_keytab"], "pg_auth_keytab"),
-        "pg_auth_wal_archive": lambda d: d["pg_auth_wal_archive"] and abs_path(d["pg_auth_wal_archive"],
-                                                                               "pg_auth_wal_archive"),
-    })  # fmt: skip
+    return collect(
+        data,
+        {
+            "pg_auth_version": lambda d: 9 <= d["pg_auth_version"] <= 99 or _fail("pg_auth_version: 9 to 99"),
+            "pg_auth_cluster": lambda d: validate_name(d["pg_auth_cluster"], "pg_auth_cluster", CLUSTER),
+            "pg_auth_pgdg_suite": lambda d: validate_name(d["pg_auth_pgdg_suite"], "pg_auth_pgdg_suite"),
+            "pg_auth_port": lambda d: port(d["pg_auth_port"], "pg_auth_port"),
+            "pg_auth_listen_addresses": lambda d: [
+                a if a in ("*", "localhost") else host_or_ip(a, "pg_auth_listen_addresses[]")
+                for a in d["pg_auth_listen_addresses"]
+            ],
+            "pg_auth_ssl_min_protocol": lambda d: choice(
+                d["pg_auth_ssl_min_protocol"], "pg_auth_ssl_min_protocol", SSL_PROTOCOLS
+            ),
+            "pg_auth_hba": hba_rules,
+            "pg_auth_settings": settings,
+            "pg_auth_roles": roles,
+            "pg_auth_databases": databases,
+            "pg_auth_keytab": lambda d: abs_path(d["pg_auth_keytab"], "pg_auth_keytab"),
+            "pg_auth_wal_archive": lambda d: (
+                d["pg_auth_wal_archive"] and abs_path(d["pg_auth_wal_archive"], "pg_auth_wal_archive")
+            ),
+        },
+    )
 
 
 def _fail(message: str) -> bool:
@@ -345,8 +358,12 @@ def validate_command(data: Mapping[str, Any], running_port: int) -> str:
 # ------------------------------------------------------------------------------ deploy
 def _archiving(directory: str) -> dict[str, Any]:
     """WAL archiving into ``directory``: a segment is never overwritten (``test ! -f``)."""
-    return {"wal_level": "replica", "archive_mode": "on", "archive_timeout": 60,
-            "archive_command": f"test ! -f {directory}/%f && cp %p {directory}/%f"}  # fmt: skip
+    return {
+        "wal_level": "replica",
+        "archive_mode": "on",
+        "archive_timeout": 60,
+        "archive_command": f"test ! -f {directory}/%f && cp %p {directory}/%f",
+    }
 
 
 def service_principal(data: Mapping[str, Any], host_name: str) -> str:
@@ -363,15 +380,17 @@ def keytab_command(data: Mapping[str, Any], host_name: str) -> str:
     domain = str(data.get("hx_realm") or data.get("hx_domain") or "").lower()
     keytab = str(data["pg_auth_keytab"])
     # ktutil numbers the entries it read from 1; delete every other principal's, highest first
-    others = (f"klist -k /etc/krb5.keytab | awk -v p={q(principal + '@')} 'NR > 3 && index($2, p) != 1 "
-              "{print NR - 3}' | sort -rn")  # fmt: skip
+    others = (
+        f"klist -k /etc/krb5.keytab | awk -v p={q(principal + '@')} 'NR > 3 && index($2, p) != 1 "
+        "{print NR - 3}' | sort -rn"
+    )
     return (
         f"set -e; umask 077; adcli update --domain={q(domain)} --add-service-principal={q(principal)}; "
         f"tmp=$(mktemp -u); trap 'rm -f \"$tmp\"' EXIT; "
         f"{{ echo 'rkt /etc/krb5.keytab'; for i in $({others}); do echo \"delent $i\"; done; "
-        f"echo \"wkt $tmp\"; }} | ktutil >/dev/null; "
-        f"klist -k \"$tmp\" | grep -q {q(' ' + principal + '@')}; "
-        f"install -o postgres -g postgres -m 0600 \"$tmp\" {q(keytab)}"
+        f'echo "wkt $tmp"; }} | ktutil >/dev/null; '
+        f'klist -k "$tmp" | grep -q {q(" " + principal + "@")}; '
+        f'install -o postgres -g postgres -m 0600 "$tmp" {q(keytab)}'
     )
 
 
@@ -383,15 +402,22 @@ def health(data: Mapping[str, Any], host_name: str) -> list[Any]:
     from hxinfra.health import Check, port_listening, service_active
 
     p, port_ = paths(data), int(data["pg_auth_port"])
-    checks = [service_active(p["service"], "postgresql"), port_listening(port_, "postgresql"),
-              Check("PostgreSQL answers a query", f"cd / && {_psql(port_, 'SELECT 1')}", "postgresql")]
+    checks = [
+        service_active(p["service"], "postgresql"),
+        port_listening(port_, "postgresql"),
+        Check("PostgreSQL answers a query", f"cd / && {_psql(port_, 'SELECT 1')}", "postgresql"),
+    ]
     if data["pg_auth_ssl_host_cert"] or data["pg_auth_ssl_cert"]:
         fqdn = f"{host_name}.{data['hx_domain']}" if data.get("hx_domain") else host_name
-        checks.append(Check(
-            "TLS handshake verifies against the system's CAs",
-            f"openssl s_client -starttls postgres -connect 127.0.0.1:{port_} -verify_return_error "
-            f"-verify_hostname {q(fqdn)} -CAfile /etc/ssl/certs/ca-certificates.crt </dev/null 2>&1 "
-            "| grep -m1 'Verify return code: 0 (ok)'", "postgresql"))  # fmt: skip
+        checks.append(
+            Check(
+                "TLS handshake verifies against the system's CAs",
+                f"openssl s_client -starttls postgres -connect 127.0.0.1:{port_} -verify_return_error "
+                f"-verify_hostname {q(fqdn)} -CAfile /etc/ssl/certs/ca-certificates.crt </dev/null 2>&1 "
+                "| grep -m1 'Verify return code: 0 (ok)'",
+                "postgresql",
+            )
+        )
     return checks
 
 
@@ -413,8 +439,9 @@ def roles(data: Mapping[str, Any]) -> list[dict[str, Any]]:
         try:  # a name in a whole-file vault is checked when the deploy decrypts it
             validate_name(role["name"], f"pg_auth_roles[{i}]: role name", NAME)
         except HxError:
-            raise PgAuthError(f"pg_auth_roles[{i}]: role name {str(role['name'])[:40]!r} must match "
-                              f"{NAME.pattern}") from None  # fmt: skip
+            raise PgAuthError(
+                f"pg_auth_roles[{i}]: role name {str(role['name'])[:40]!r} must match {NAME.pattern}"
+            ) from None
         limit = role["connection_limit"]
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < -1:
             raise PgAuthError(f"pg_auth_roles[{i}] ({role['name']}): connection_limit must be an integer >= -1")
@@ -466,13 +493,23 @@ def audit(data: Mapping[str, Any], host_name: str) -> list[Any]:
     p, q = paths(data), shlex.quote
     psql = f"runuser -u postgres -- psql -XAt -p {int(data['pg_auth_port'])} -c"
     return [
-        Control("postgresql-no-trust", "pg_hba.conf has no trust rule (the cluster's own view of it)",
-                f"n=$({psql} {q(NO_TRUST_SQL)}) "
-                f"&& echo \"trust rules: $n\" && [ \"$n\" = 0 ] && ! grep -qE '^[^#]*[[:space:]]trust([[:space:]]|$)' {q(p['hba'])}",
-                {"cis_basic": "PostgreSQL 4.1", "pci_dss": "8.3.1", "soc2": "CC6.1"}),
-        Control("postgresql-tls", "PostgreSQL serves TLS", f"v=$({psql} 'SHOW ssl'); echo \"ssl $v\"; [ \"$v\" = on ]",
-                {"pci_dss": "4.2.1", "soc2": "CC6.7"}),
-        Control("postgresql-scram", "PostgreSQL stores passwords as SCRAM-SHA-256",
-                f"v=$({psql} 'SHOW password_encryption'); echo \"password_encryption $v\"; [ \"$v\" = scram-sha-256 ]",
-                {"pci_dss": "8.3.2", "soc2": "CC6.1"}),
-    ]  # fmt: skip
+        Control(
+            "postgresql-no-trust",
+            "pg_hba.conf has no trust rule (the cluster's own view of it)",
+            f"n=$({psql} {q(NO_TRUST_SQL)}) "
+            f'&& echo "trust rules: $n" && [ "$n" = 0 ] && ! grep -qE \'^[^#]*[[:space:]]trust([[:space:]]|$)\' {q(p["hba"])}',
+            {"cis_basic": "PostgreSQL 4.1", "pci_dss": "8.3.1", "soc2": "CC6.1"},
+        ),
+        Control(
+            "postgresql-tls",
+            "PostgreSQL serves TLS",
+            f'v=$({psql} \'SHOW ssl\'); echo "ssl $v"; [ "$v" = on ]',
+            {"pci_dss": "4.2.1", "soc2": "CC6.7"},
+        ),
+        Control(
+            "postgresql-scram",
+            "PostgreSQL stores passwords as SCRAM-SHA-256",
+            f'v=$({psql} \'SHOW password_encryption\'); echo "password_encryption $v"; [ "$v" = scram-sha-256 ]',
+            {"pci_dss": "8.3.2", "soc2": "CC6.1"},
+        ),
+    ]

@@ -62,8 +62,13 @@ class PgAuthState(FactBase[dict[str, Any]]):
                 continue
             kind, name, a, b, c, d, e = parts
             if kind == "role":
-                out["roles"][name] = {"login": a == "1", "connlimit": int(b), "iterations": c, "salt": d,
-                                      "verifier_sha256": e}  # fmt: skip
+                out["roles"][name] = {
+                    "login": a == "1",
+                    "connlimit": int(b),
+                    "iterations": c,
+                    "salt": d,
+                    "verifier_sha256": e,
+                }
             elif kind == "db":
                 out["databases"][name] = {
                     "owner": a,
@@ -109,8 +114,9 @@ class PgRunningPort(FactBase[int]):
     def command(self, version: int, cluster: str) -> str:
         # the cluster name is data: it reaches awk as a variable (-v), never inside the program text
         program = '$1 == v && $2 == c && $4 == "online" {print $3}'
-        return (f"pg_lsclusters -h 2>/dev/null | awk -v v={int(version)} -v c={shlex.quote(cluster)} "
-                f"{shlex.quote(program)}")  # fmt: skip
+        return (
+            f"pg_lsclusters -h 2>/dev/null | awk -v v={int(version)} -v c={shlex.quote(cluster)} {shlex.quote(program)}"
+        )
 
     @override
     def process(self, output: list[str]) -> int:
@@ -124,9 +130,11 @@ class PgKeytab(FactBase[str]):
     @override
     def command(self, keytab: str, principal: str) -> str:
         q = shlex.quote
-        return (f"if [ ! -s /etc/krb5.keytab ]; then echo not-joined; "
-                f"elif klist -k {q(keytab)} 2>/dev/null | grep -q {q(' ' + principal + '@')}; then echo ready; "
-                "else echo missing; fi")  # fmt: skip
+        return (
+            f"if [ ! -s /etc/krb5.keytab ]; then echo not-joined; "
+            f"elif klist -k {q(keytab)} 2>/dev/null | grep -q {q(' ' + principal + '@')}; then echo ready; "
+            "else echo missing; fi"
+        )
 
     @override
     def process(self, output: list[str]) -> str:

@@ -1,5 +1,4 @@
-"""PostgreSQL auth operations: SQL run as postgres from a 0600 file (passwords never on a command line).
-"""
+"""PostgreSQL auth operations: SQL run as postgres from a 0600 file (passwords never on a command line)."""
 
 from __future__ import annotations
 

@@ -13,11 +13,20 @@ from hxinfra.deploytools import component_data, step
 from hxinfra.operations import config_set
 
 COMPONENT = Component(
-    "users", DEFAULTS, check=check_data, plan=plan, health=health,
-    tags=("accounts", "keys", "sudo"), types={"users_user_groups": (list, str)},
-    ansible={"username": "users_username", "user_groups": "users_user_groups", "ssh_public_key": "users_ssh_key",
-             "action": "users_action"},
-)  # fmt: skip
+    "users",
+    DEFAULTS,
+    check=check_data,
+    plan=plan,
+    health=health,
+    tags=("accounts", "keys", "sudo"),
+    types={"users_user_groups": (list, str)},
+    ansible={
+        "username": "users_username",
+        "user_groups": "users_user_groups",
+        "ssh_public_key": "users_ssh_key",
+        "action": "users_action",
+    },
+)
 
 
 @deploy("Users", data_defaults=DEFAULTS)
@@ -25,9 +34,12 @@ def users() -> None:
     """Accounts and groups first, then their keys and the sudo rules (one validated set)."""
     data = component_data(COMPONENT, host.data)
     if step(COMPONENT, host.data, "accounts"):
-        local_accounts(name="Create, update or remove the local groups and accounts", accounts=accounts(data),
-                       groups=groups(data))  # fmt: skip
+        local_accounts(
+            name="Create, update or remove the local groups and accounts", accounts=accounts(data), groups=groups(data)
+        )
     if step(COMPONENT, host.data, "keys", "sudo"):
-        config_set(name="Write each account's authorized keys and the sudo rules, validated by visudo -cf",
-                   items=desired_config(data),
-                   validate="[ ! -e /etc/sudoers.d/hx-users ] || visudo -cf /etc/sudoers.d/hx-users >/dev/null")  # fmt: skip
+        config_set(
+            name="Write each account's authorized keys and the sudo rules, validated by visudo -cf",
+            items=desired_config(data),
+            validate="[ ! -e /etc/sudoers.d/hx-users ] || visudo -cf /etc/sudoers.d/hx-users >/dev/null",
+        )

@@ -35,8 +35,28 @@ DEFAULTS: dict[str, Any] = {
 
 ACCOUNT = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 SUDOERS = "/etc/sudoers.d/hx-users"
-RESERVED = {"root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp", "proxy",
-            "www-data", "backup", "list", "irc", "nobody", "postgres", "sshd", "litellm"}  # fmt: skip
+RESERVED = {
+    "root",
+    "daemon",
+    "bin",
+    "sys",
+    "sync",
+    "games",
+    "man",
+    "lp",
+    "mail",
+    "news",
+    "uucp",
+    "proxy",
+    "www-data",
+    "backup",
+    "list",
+    "irc",
+    "nobody",
+    "postgres",
+    "sshd",
+    "litellm",
+}
 
 
 def _names(value: Any, what: str) -> list[str]:
@@ -77,11 +97,14 @@ def accounts(data: Mapping[str, Any]) -> list[dict[str, Any]]:
         if re.search(r"[:,]", comment):
             raise DataError(f"{what}.comment: no ':' or ','")
         out[name] = {
-            "name": name, "groups": _names(e.get("groups", []), f"{what}.groups"),
+            "name": name,
+            "groups": _names(e.get("groups", []), f"{what}.groups"),
             "keys": [public_key(k, f"{what}.keys") for k in e.get("keys", [])],
-            "shell": abs_path(e.get("shell", "/bin/bash"), f"{what}.shell"), "comment": comment,
-            "sudo": bool(e.get("sudo", False)), "present": bool(e.get("present", True)),
-        }  # fmt: skip
+            "shell": abs_path(e.get("shell", "/bin/bash"), f"{what}.shell"),
+            "comment": comment,
+            "sudo": bool(e.get("sudo", False)),
+            "present": bool(e.get("present", True)),
+        }
     if data["users_username"]:
         name = _names([data["users_username"]], "users_username (-e username)")[0]
         if name in RESERVED:
@@ -89,15 +112,29 @@ def accounts(data: Mapping[str, Any]) -> list[dict[str, Any]]:
         action = data["users_action"]
         if action not in ("add", "remove"):
             raise DataError("users_action (-e action): add or remove")
-        entry = out.get(name, {"name": name, "groups": [], "keys": [], "shell": "/bin/bash", "comment": "",
-                               "sudo": False, "present": True})  # fmt: skip
+        entry = out.get(
+            name,
+            {
+                "name": name,
+                "groups": [],
+                "keys": [],
+                "shell": "/bin/bash",
+                "comment": "",
+                "sudo": False,
+                "present": True,
+            },
+        )
         if action == "remove":
             entry = {**entry, "present": False}
         else:
             groups = _names(data["users_user_groups"], "users_user_groups (-e user_groups)")
             key = data["users_ssh_key"]
-            entry = {**entry, "present": True, "groups": groups or entry["groups"],
-                     "keys": [public_key(key, "users_ssh_key (-e ssh_public_key)")] if key else entry["keys"]}  # fmt: skip
+            entry = {
+                **entry,
+                "present": True,
+                "groups": groups or entry["groups"],
+                "keys": [public_key(key, "users_ssh_key (-e ssh_public_key)")] if key else entry["keys"],
+            }
         out[name] = entry
     return list(out.values())
 
@@ -119,24 +156,31 @@ def desired_config(data: Mapping[str, Any]) -> list[ConfigItem]:
     for a in accounts(data):
         path = f"{home(a['name'])}/.ssh/authorized_keys"
         if a["present"]:
-            items.append(ManagedFile(path, "".join(f"{k}\n" for k in a["keys"]), mode="0600", user=a["name"],
-                                     group=a["name"]))  # fmt: skip
+            items.append(
+                ManagedFile(path, "".join(f"{k}\n" for k in a["keys"]), mode="0600", user=a["name"], group=a["name"])
+            )
         else:
             items.append(Absent(path))
     sudo = [a["name"] for a in accounts(data) if a["present"] and a["sudo"]]
     if sudo:
-        items.append(ManagedFile(SUDOERS, render(templates_root(), "users/etc/sudoers.d/hx-users.j2", {"sudo": sudo}),
-                                 mode="0440"))  # fmt: skip
+        items.append(
+            ManagedFile(
+                SUDOERS, render(templates_root(), "users/etc/sudoers.d/hx-users.j2", {"sudo": sudo}), mode="0440"
+            )
+        )
     else:
         items.append(Absent(SUDOERS))
     return items
 
 
 def check_data(data: Mapping[str, Any]) -> list[tuple[str, str]]:
-    return collect(data, {
-        "users_accounts": lambda d: accounts(d),
-        "users_groups": lambda d: groups(d),
-    })  # fmt: skip
+    return collect(
+        data,
+        {
+            "users_accounts": lambda d: accounts(d),
+            "users_groups": lambda d: groups(d),
+        },
+    )
 
 
 def plan(data: Mapping[str, Any], host_name: str) -> list[ConfigItem]:
@@ -153,6 +197,11 @@ def health(data: Mapping[str, Any], host_name: str) -> list[Any]:
     gone = [a["name"] for a in accounts(data) if not a["present"]]
     if not present and not gone:
         return []
-    script = " && ".join([*(f"getent passwd {q(n)} >/dev/null" for n in present),
-                          *(f"! getent passwd {q(n)} >/dev/null" for n in gone), "echo accounts as wanted"])  # fmt: skip
+    script = " && ".join(
+        [
+            *(f"getent passwd {q(n)} >/dev/null" for n in present),
+            *(f"! getent passwd {q(n)} >/dev/null" for n in gone),
+            "echo accounts as wanted",
+        ]
+    )
     return [Check("local accounts as the data says", script, "users")]

@@ -25,11 +25,13 @@ class LocalAccounts(FactBase[dict[str, Any]]):
         q = shlex.quote
         g = " ".join(q(n) for n in groups) or "''"
         u = " ".join(q(n) for n in names) or "''"
-        return (f"for g in {g}; do [ -n \"$g\" ] && getent group \"$g\" >/dev/null && echo \"G $g\"; done; "
-                f"for u in {u}; do [ -n \"$u\" ] || continue; e=$(getent passwd \"$u\") || continue; "
-                "h=$(echo \"$e\" | cut -d: -f6); s=$(echo \"$e\" | cut -d: -f7); "
-                "d=$(stat -c '%U:%a' \"$h/.ssh\" 2>/dev/null || echo none); "
-                "echo \"U $u $s $d $(id -Gn \"$u\" | tr ' ' ',')\"; done; true")  # fmt: skip
+        return (
+            f'for g in {g}; do [ -n "$g" ] && getent group "$g" >/dev/null && echo "G $g"; done; '
+            f'for u in {u}; do [ -n "$u" ] || continue; e=$(getent passwd "$u") || continue; '
+            'h=$(echo "$e" | cut -d: -f6); s=$(echo "$e" | cut -d: -f7); '
+            "d=$(stat -c '%U:%a' \"$h/.ssh\" 2>/dev/null || echo none); "
+            "echo \"U $u $s $d $(id -Gn \"$u\" | tr ' ' ',')\"; done; true"
+        )
 
     @override
     def process(self, output: list[str]) -> dict[str, Any]:
@@ -60,7 +62,9 @@ def local_accounts(accounts: list[dict[str, Any]], groups: list[str]):  # type: 
         name, now = a["name"], have["accounts"].get(a["name"])
         if not a["present"]:
             if now is not None:
-                cmds.append(f"pkill -KILL -u {q(name)} || true; userdel -r -f {q(name)} 2>/dev/null || userdel -f {q(name)}")
+                cmds.append(
+                    f"pkill -KILL -u {q(name)} || true; userdel -r -f {q(name)} 2>/dev/null || userdel -f {q(name)}"
+                )
             continue
         if now is None:
             extra = f" -G {q(','.join(a['groups']))}" if a["groups"] else ""

@@ -47,13 +47,24 @@ from hxinfra.paths import project_root
 from hxinfra.validate import DataError
 
 COMPONENT = Component(
-    "webui", DEFAULTS, required=REQUIRED, groups=("application_servers",), check=check_data, plan=plan,
-    health=health, serves=True,
+    "webui",
+    DEFAULTS,
+    required=REQUIRED,
+    groups=("application_servers",),
+    check=check_data,
+    plan=plan,
+    health=health,
+    serves=True,
     tags=("packages", "install", "config", "service"),
-    ansible={"hx_webui_version": "webui_version", "hx_webui_port": "webui_ports",
-             "deployment_color": "webui_deployment_color", "active_color": "webui_deployment_color",
-             "target_color": "webui_deployment_color"},
-)  # fmt: skip
+    ansible={
+        "hx_webui_version": "webui_version",
+        "hx_webui_port": "webui_ports",
+        "deployment_color": "webui_deployment_color",
+        "active_color": "webui_deployment_color",
+        "target_color": "webui_deployment_color",
+    },
+)
+
 
 def release_state(app_host: Any) -> dict[str, Any]:
     """An application server's releases and colours (WebuiState), read once per run and host:
@@ -65,8 +76,9 @@ def serving(app_host: Any) -> tuple[str, str]:
     """(colour, version) an application server serves once this run is through: its release
     state and its data, the same decision its own deploy makes (the web tier's pool follows it)."""
     data = app_host.data
-    return target(release_state(app_host), str(data.get("webui_version") or ""),
-                  str(data.get("webui_deployment_color") or ""))  # fmt: skip
+    return target(
+        release_state(app_host), str(data.get("webui_version") or ""), str(data.get("webui_deployment_color") or "")
+    )
 
 
 @deploy("HX web UI", data_defaults=DEFAULTS)
@@ -82,45 +94,70 @@ def webui() -> None:
     present = version in state["releases"]
     if not present and version not in data["webui_releases"]:
         raise DataError(f"webui_version: {version} is not in webui_releases (its checksum is needed)")
-    artifact = "" if present else str(fetch(artifact_location(data, version), data["webui_releases"][version],
-                                            project_root()))  # fmt: skip
+    artifact = (
+        "" if present else str(fetch(artifact_location(data, version), data["webui_releases"][version], project_root()))
+    )
     unit = f"hx-webui@{color}.service"
     standby = f"hx-webui@{other(color)}.service"
     has_standby = bool(state["slots"].get(other(color)))
     changes = []
     if step(COMPONENT, host.data, "packages"):
-        hx.packages(name="Install the web UI's runtime packages", packages=data["webui_packages"],
-                     update=True, cache_time=24 * 3600)  # fmt: skip
+        hx.packages(
+            name="Install the web UI's runtime packages",
+            packages=data["webui_packages"],
+            update=True,
+            cache_time=24 * 3600,
+        )
     if step(COMPONENT, host.data, "install"):
         hx.system_user(name="Create the hx-webui system user", user=data["webui_user"], home=d)
-        changes.append(release(
-            name="Unpack the web UI release (checksum verified)", directory=d, version=version,
-            artifact=artifact, sha256=data["webui_releases"].get(version, ""), present=present,
-        ))  # fmt: skip
-        changes.append(config_set(
-            name="Point the target colour at its release",
-            items=[ManagedLink(f"{d}/{color}", f"releases/{version}")],
-        ))  # fmt: skip
+        changes.append(
+            release(
+                name="Unpack the web UI release (checksum verified)",
+                directory=d,
+                version=version,
+                artifact=artifact,
+                sha256=data["webui_releases"].get(version, ""),
+                present=present,
+            )
+        )
+        changes.append(
+            config_set(
+                name="Point the target colour at its release",
+                items=[ManagedLink(f"{d}/{color}", f"releases/{version}")],
+            )
+        )
     config = None
     if step(COMPONENT, host.data, "config"):
         config = config_set(name="Write the web UI's environment files and colour unit", items=desired_config(data))
         changes.append(config)
     if step(COMPONENT, host.data, "service"):
-        serve(unit, changes, f"http://{listen_address(data)}:{int(data['webui_ports'][color])}{data['webui_health_path']}",
-              int(data["webui_start_timeout"]), "the target colour")  # fmt: skip
+        serve(
+            unit,
+            changes,
+            f"http://{listen_address(data)}:{int(data['webui_ports'][color])}{data['webui_health_path']}",
+            int(data["webui_start_timeout"]),
+            "the target colour",
+        )
         standby_up = hx.service(
             name="Keep the standby colour running (a switch back is instant)",
-            service=standby, running=True, enabled=True, _if=lambda: has_standby,
-        )  # fmt: skip
+            service=standby,
+            running=True,
+            enabled=True,
+            _if=lambda: has_standby,
+        )
         hx.service(
             name="Restart the standby colour after a config change",
-            service=standby, restarted=True,
+            service=standby,
+            restarted=True,
             _if=lambda: has_standby and config is not None and config.did_change() and not standby_up.did_change(),
-        )  # fmt: skip
+        )
         config_set(
             name="Record the colour this host serves (the web tier's pool follows it)",
             items=[ManagedFile(f"{d}/active", f"{color}\n")],
         )
     keep = {v for c in COLORS if (v := state["slots"].get(c) if c != color else version)}
-    prune(name="Remove releases beyond webui_keep_releases", directory=d,
-          versions=to_prune(state, int(data["webui_keep_releases"]), keep))  # fmt: skip
+    prune(
+        name="Remove releases beyond webui_keep_releases",
+        directory=d,
+        versions=to_prune(state, int(data["webui_keep_releases"]), keep),
+    )

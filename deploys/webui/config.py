@@ -91,8 +91,10 @@ def database_url(data: Mapping[str, Any]) -> str:
     """libpq URL with TLS verify-full; the password percent-encoded (it may hold any character)."""
     user, password = quote(str(data["webui_db_user"]), safe=""), quote(str(data["webui_db_password"]), safe="")
     ca = quote(str(data["webui_db_ca_file"]), safe="/")
-    return (f"postgresql://{user}:{password}@{data['webui_db_host']}:{int(data['webui_db_port'])}/"
-            f"{data['webui_db_name']}?sslmode=verify-full&sslrootcert={ca}")  # fmt: skip
+    return (
+        f"postgresql://{user}:{password}@{data['webui_db_host']}:{int(data['webui_db_port'])}/"
+        f"{data['webui_db_name']}?sslmode=verify-full&sslrootcert={ca}"
+    )
 
 
 def environment(data: Mapping[str, Any]) -> dict[str, str]:
@@ -113,15 +115,20 @@ def desired_config(data: Mapping[str, Any]) -> list[ConfigItem]:
     d, user = env_dir(), data["webui_user"]
     header = managed_header("deploys/webui")
     items: list[ConfigItem] = [
-        ManagedFile(f"{d}/webui.env", header + systemd_environment(environment(data)), mode="0640", group=user,
-                    sensitive=True),  # fmt: skip
+        ManagedFile(
+            f"{d}/webui.env", header + systemd_environment(environment(data)), mode="0640", group=user, sensitive=True
+        ),
     ]
     for color in COLORS:
         port_env = {"PORT": str(data["webui_ports"][color]), "HX_COLOR": color}
         items.append(ManagedFile(f"{d}/{color}.env", header + systemd_environment(port_env)))
     context = template_context(data, {"env_dir": d})
-    items.append(ManagedFile(f"/etc/systemd/system/{UNIT}",
-                             render(templates_root(), "webui/etc/systemd/system/hx-webui@.service.j2", context)))
+    items.append(
+        ManagedFile(
+            f"/etc/systemd/system/{UNIT}",
+            render(templates_root(), "webui/etc/systemd/system/hx-webui@.service.j2", context),
+        )
+    )
     return items
 
 
@@ -153,7 +160,7 @@ def to_prune(state: Mapping[str, Any], keep: int, protect: set[str]) -> list[str
     """Releases beyond the newest ``keep`` (by install time), never one a colour points to."""
     releases = sorted(state.get("releases") or {}, key=lambda v: state["releases"][v], reverse=True)
     kept = [v for v in releases if v in protect] + [v for v in releases if v not in protect]
-    return [v for v in releases if v not in protect and v not in kept[:max(keep, len(protect))]]
+    return [v for v in releases if v not in protect and v not in kept[: max(keep, len(protect))]]
 
 
 def artifact_location(data: Mapping[str, Any], version: str) -> str:
@@ -199,30 +206,34 @@ def _artifact(value: Any) -> None:
 
 def check_data(data: Mapping[str, Any]) -> list[tuple[str, str]]:
     """Every value rendered into an environment file, the unit or a command has its shape."""
-    return collect(data, {
-        "webui_version": lambda d: _version(d) if d["webui_version"] else None,
-        "webui_deployment_color": lambda d: choice(d["webui_deployment_color"], "webui_deployment_color",
-                                                   ("", *COLORS)),
-        "webui_releases": lambda d: _releases(d["webui_releases"]),
-        "webui_artifact": lambda d: _artifact(d["webui_artifact"]),
-        "webui_packages": lambda d: [name(p, "webui_packages") for p in d["webui_packages"]],
-        "webui_exec": lambda d: _exec(d["webui_exec"]),
-        "webui_dir": lambda d: abs_path(d["webui_dir"], "webui_dir"),
-        "webui_user": lambda d: name(d["webui_user"], "webui_user"),
-        "webui_keep_releases": lambda d: _at_least(d["webui_keep_releases"], 2, "webui_keep_releases"),
-        "webui_ports": lambda d: _ports(d["webui_ports"]),
-        "webui_listen_address": lambda d: ip_address(listen_address(d), "webui_listen_address"),
-        "webui_health_path": lambda d: _path(d["webui_health_path"]),
-        "webui_start_timeout": lambda d: _at_least(d["webui_start_timeout"], 1, "webui_start_timeout"),
-        "webui_db_host": lambda d: d["webui_db_host"] and host_or_ip(d["webui_db_host"], "webui_db_host"),
-        "webui_db_port": lambda d: port(d["webui_db_port"], "webui_db_port"),
-        "webui_db_name": lambda d: name(d["webui_db_name"], "webui_db_name"),
-        "webui_db_user": lambda d: name(d["webui_db_user"], "webui_db_user"),
-        "webui_db_ca_file": lambda d: abs_path(d["webui_db_ca_file"], "webui_db_ca_file"),
-        "webui_gateway_url": lambda d: _url(d["webui_gateway_url"]) if d["webui_gateway_url"] else None,
-        "webui_gateway_model": lambda d: name(d["webui_gateway_model"], "webui_gateway_model"),
-        **{key: _secret_check(key) for key in REQUIRED},
-    })  # fmt: skip
+    return collect(
+        data,
+        {
+            "webui_version": lambda d: _version(d) if d["webui_version"] else None,
+            "webui_deployment_color": lambda d: choice(
+                d["webui_deployment_color"], "webui_deployment_color", ("", *COLORS)
+            ),
+            "webui_releases": lambda d: _releases(d["webui_releases"]),
+            "webui_artifact": lambda d: _artifact(d["webui_artifact"]),
+            "webui_packages": lambda d: [name(p, "webui_packages") for p in d["webui_packages"]],
+            "webui_exec": lambda d: _exec(d["webui_exec"]),
+            "webui_dir": lambda d: abs_path(d["webui_dir"], "webui_dir"),
+            "webui_user": lambda d: name(d["webui_user"], "webui_user"),
+            "webui_keep_releases": lambda d: _at_least(d["webui_keep_releases"], 2, "webui_keep_releases"),
+            "webui_ports": lambda d: _ports(d["webui_ports"]),
+            "webui_listen_address": lambda d: ip_address(listen_address(d), "webui_listen_address"),
+            "webui_health_path": lambda d: _path(d["webui_health_path"]),
+            "webui_start_timeout": lambda d: _at_least(d["webui_start_timeout"], 1, "webui_start_timeout"),
+            "webui_db_host": lambda d: d["webui_db_host"] and host_or_ip(d["webui_db_host"], "webui_db_host"),
+            "webui_db_port": lambda d: port(d["webui_db_port"], "webui_db_port"),
+            "webui_db_name": lambda d: name(d["webui_db_name"], "webui_db_name"),
+            "webui_db_user": lambda d: name(d["webui_db_user"], "webui_db_user"),
+            "webui_db_ca_file": lambda d: abs_path(d["webui_db_ca_file"], "webui_db_ca_file"),
+            "webui_gateway_url": lambda d: _url(d["webui_gateway_url"]) if d["webui_gateway_url"] else None,
+            "webui_gateway_model": lambda d: name(d["webui_gateway_model"], "webui_gateway_model"),
+            **{key: _secret_check(key) for key in REQUIRED},
+        },
+    )
 
 
 def _secret_check(key: str) -> Check:
@@ -268,21 +279,24 @@ def health(data: Mapping[str, Any], host_name: str) -> list[Any]:
     from hxinfra.health import Check
 
     d, ports = q(str(data["webui_dir"])), data["webui_ports"]
-    serving = (f"c=$(cat {d}/active) && case $c in blue) port={int(ports['blue'])};; "
-               f"green) port={int(ports['green'])};; *) echo 'no serving colour recorded'; exit 1;; esac")  # fmt: skip
+    serving = (
+        f"c=$(cat {d}/active) && case $c in blue) port={int(ports['blue'])};; "
+        f"green) port={int(ports['green'])};; *) echo 'no serving colour recorded'; exit 1;; esac"
+    )
     base = f"http://{listen_address(data)}:"
     path = str(data["webui_health_path"])
-    probe = (f"python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=5)' "
-             f"{q(base)}\"$port\"{q(path)}")
+    probe = (
+        f"python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=5)' "
+        f'{q(base)}"$port"{q(path)}'
+    )
     return [
-        Check("the serving colour's unit is active", f"{serving} && systemctl is-active \"hx-webui@$c.service\"",
-              "hx-webui"),  # fmt: skip
-        Check("the serving colour answers its health path", f"{serving} && {probe} && echo \"$c: 200\"", "hx-webui"),
+        Check(
+            "the serving colour's unit is active", f'{serving} && systemctl is-active "hx-webui@$c.service"', "hx-webui"
+        ),
+        Check("the serving colour answers its health path", f'{serving} && {probe} && echo "$c: 200"', "hx-webui"),
     ]
 
 
 def plan(data: Mapping[str, Any], host_name: str) -> list[ConfigItem]:
     """The offline plan: every config path the deploy manages (releases are state, not config)."""
     return desired_config(dict(data))
-
-

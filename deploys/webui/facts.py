@@ -19,8 +19,8 @@ class WebuiState(FactBase[dict[str, Any]]):
         d = shlex.quote(directory)
         return (
             f"echo active=$(cat {d}/active 2>/dev/null); "
-            f"for c in blue green; do echo slot=$c=$(basename \"$(readlink {d}/$c 2>/dev/null)\"); done; "
-            f"for r in {d}/releases/*/; do [ -d \"$r\" ] && echo release=$(basename \"$r\")=$(stat -c %Y \"$r\"); done; true"
+            f'for c in blue green; do echo slot=$c=$(basename "$(readlink {d}/$c 2>/dev/null)"); done; '
+            f'for r in {d}/releases/*/; do [ -d "$r" ] && echo release=$(basename "$r")=$(stat -c %Y "$r"); done; true'
         )
 
     @override

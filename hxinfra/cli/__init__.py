@@ -17,13 +17,29 @@ from hxinfra.cli.common import HxGroup
 # verb -> "module:attribute": a verb's module (and what it imports: pyinfra, cryptography, the
 # audit's controls...) loads only when that verb runs, so `hxinfra deploy` starts as fast as pyinfra
 VERBS = {
-    "audit": "audit:audit", "backup": "backup:backup", "deploy": "deploy:deploy", "facts": "adhoc:facts",
-    "fetch": "adhoc:fetch", "health": "health:health", "import-ansible": "import_ansible:import_ansible",
-    "inventory": "inventory:inventory", "known-hosts": "known_hosts:known_hosts", "lab": "lab:lab",
-    "logs": "logs:logs", "metrics": "metrics:metrics", "ping": "adhoc:ping", "pki": "pki:pki",
-    "plan": "plan:plan_cmd", "recover": "recover:recover", "report": "deploy:report", "restore": "backup:restore",
-    "run": "adhoc:run_cmd", "service": "adhoc:service", "validate": "health:validate", "vault": "vault:vault",
-}  # fmt: skip
+    "audit": "audit:audit",
+    "backup": "backup:backup",
+    "deploy": "deploy:deploy",
+    "facts": "adhoc:facts",
+    "fetch": "adhoc:fetch",
+    "health": "health:health",
+    "import-ansible": "import_ansible:import_ansible",
+    "inventory": "inventory:inventory",
+    "known-hosts": "known_hosts:known_hosts",
+    "lab": "lab:lab",
+    "logs": "logs:logs",
+    "metrics": "metrics:metrics",
+    "ping": "adhoc:ping",
+    "pki": "pki:pki",
+    "plan": "plan:plan_cmd",
+    "recover": "recover:recover",
+    "report": "deploy:report",
+    "restore": "backup:restore",
+    "run": "adhoc:run_cmd",
+    "service": "adhoc:service",
+    "validate": "health:validate",
+    "vault": "vault:vault",
+}
 
 
 class LazyGroup(HxGroup):

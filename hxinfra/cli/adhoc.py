@@ -73,8 +73,15 @@ def ping(env_name: str, pattern: str, serial: str | None, as_json: bool, keyring
 @SERIAL
 @JSON
 @vault_options()
-def run_cmd(pattern: str, command: tuple[str, ...], env_name: str, become: bool, serial: str | None, as_json: bool,
-            keyring: Keyring) -> None:  # fmt: skip
+def run_cmd(
+    pattern: str,
+    command: tuple[str, ...],
+    env_name: str,
+    become: bool,
+    serial: str | None,
+    as_json: bool,
+    keyring: Keyring,
+) -> None:
     """Run COMMAND (after ``--``) on the hosts of PATTERN: per-host output and exit code
     (``ansible PATTERN -m shell -a COMMAND``)."""
     line = " ".join(command)
@@ -101,8 +108,9 @@ def facts(pattern: str, fact: tuple[str, ...], env_name: str, as_json: bool, key
 @SERIAL
 @JSON
 @vault_options()
-def service(pattern: str, name: str, state: str, env_name: str, serial: str | None, as_json: bool,
-            keyring: Keyring) -> None:  # fmt: skip
+def service(
+    pattern: str, name: str, state: str, env_name: str, serial: str | None, as_json: bool, keyring: Keyring
+) -> None:
     """Start, stop, restart or reload a systemd service on the hosts of PATTERN, as root
     (``ansible PATTERN -m service -a "name=NAME state=STATE" --become``)."""
     verb = {"started": "start", "stopped": "stop", "restarted": "restart", "reloaded": "reload"}[state]

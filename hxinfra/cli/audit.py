@@ -22,16 +22,39 @@ GUIDE = {"security_policy": "standard", "target_hosts": "limit"}
 @click.command("audit")
 @ENV_OPTION
 @click.option("--limit", "-l", "pattern", default=None, metavar="PATTERN", help="Ansible host pattern [default: all].")
-@click.option("--standard", type=click.Choice(sorted(STANDARDS)), default=None, envvar="HXINFRA_STANDARD",
-              help="Only the controls of this standard, each with its requirement [default: every control].")
-@click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Also write a standalone HTML report (a chart, every control with its evidence).")
-@click.option("--extra-vars", "-e", "extra", multiple=True, metavar="VARS",
-              help="The guide's variables: security_policy=cis_basic|pci_dss|soc2, target_hosts=PATTERN.")
+@click.option(
+    "--standard",
+    type=click.Choice(sorted(STANDARDS)),
+    default=None,
+    envvar="HXINFRA_STANDARD",
+    help="Only the controls of this standard, each with its requirement [default: every control].",
+)
+@click.option(
+    "--html",
+    "html_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write a standalone HTML report (a chart, every control with its evidence).",
+)
+@click.option(
+    "--extra-vars",
+    "-e",
+    "extra",
+    multiple=True,
+    metavar="VARS",
+    help="The guide's variables: security_policy=cis_basic|pci_dss|soc2, target_hosts=PATTERN.",
+)
 @click.option("--json", "as_json_out", is_flag=True, help="Print the results as JSON to stdout.")
 @vault_options()
-def audit(env_name: str, pattern: str | None, standard: str | None, html_file: Path | None, extra: tuple[str, ...],
-          as_json_out: bool, keyring: Keyring) -> None:  # fmt: skip
+def audit(
+    env_name: str,
+    pattern: str | None,
+    standard: str | None,
+    html_file: Path | None,
+    extra: tuple[str, ...],
+    as_json_out: bool,
+    keyring: Keyring,
+) -> None:
     """Audit the hosts, read-only: files, accounts, sudoers, pending security updates, services
     listening as root, and each component's controls (sshd's effective settings, the firewall
     against the ports its components need, pg_hba without trust...). Exit 1 when a control fails.
@@ -47,14 +70,17 @@ def audit(env_name: str, pattern: str | None, standard: str | None, html_file: P
         raise click.UsageError(f"security_policy {standard!r}: one of {', '.join(sorted(STANDARDS))}")
     env = _load(env_name)
     hosts = select_hosts(env, [pattern or guide.get("limit") or "all"])
-    plans = {h: select(host_controls(env.components, env.host_groups(env.host(h)), plan_data(env, h), h), standard)
-             for h in hosts}  # fmt: skip
+    plans = {
+        h: select(host_controls(env.components, env.host_groups(env.host(h)), plan_data(env, h), h), standard)
+        for h in hosts
+    }
     results: list[HostAudit] = []
     with Session(env, hosts) as session:
         for r in session.run_each({h: script(c) for h, c in plans.items()}, become=None):
             results.append(parse(r.host, plans[r.host], r.stdout) if r.reachable else HostAudit(r.host, False))
-            click.echo(f"audit: {len(results)}/{len(hosts)} hosts, {sum(1 for x in results if x.failed)} failing",
-                       err=True)  # fmt: skip
+            click.echo(
+                f"audit: {len(results)}/{len(hosts)} hosts, {sum(1 for x in results if x.failed)} failing", err=True
+            )
     if as_json_out:
         click.echo(redact(as_json(results, standard)))
     else:

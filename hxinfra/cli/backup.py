@@ -58,17 +58,39 @@ def _finish(results: list[dict[str, Any]], as_json: bool) -> None:
 @backup.command("run")
 @ENV_OPTION
 @click.option("--limit", "-l", "pattern", default=None, metavar="PATTERN", help="Ansible host pattern [default: all].")
-@click.option("--services", default="", metavar="LIST",
-              help="Only the hosts running these services (postgresql, nginx, litellm, hx-webui, sssd...).")
-@click.option("--dest", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where the copies go: DEST/<host>/<backup id>/ [default: backups/<env>].")  # fmt: skip
+@click.option(
+    "--services",
+    default="",
+    metavar="LIST",
+    help="Only the hosts running these services (postgresql, nginx, litellm, hx-webui, sssd...).",
+)
+@click.option(
+    "--dest",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the copies go: DEST/<host>/<backup id>/ [default: backups/<env>].",
+)
 @click.option("--no-copy", is_flag=True, help="Leave the backups on the hosts only.")
-@click.option("--extra-vars", "-e", "extra", multiple=True, metavar="VARS",
-              help="The guide's variables: target_hosts=PATTERN, backup_services=a,b.")
+@click.option(
+    "--extra-vars",
+    "-e",
+    "extra",
+    multiple=True,
+    metavar="VARS",
+    help="The guide's variables: target_hosts=PATTERN, backup_services=a,b.",
+)
 @JSON
 @vault_options()
-def backup_run(env_name: str, pattern: str | None, services: str, dest: Path | None, no_copy: bool,
-               extra: tuple[str, ...], as_json: bool, keyring: Keyring) -> None:  # fmt: skip
+def backup_run(
+    env_name: str,
+    pattern: str | None,
+    services: str,
+    dest: Path | None,
+    no_copy: bool,
+    extra: tuple[str, ...],
+    as_json: bool,
+    keyring: Keyring,
+) -> None:
     """Make a backup on every selected host now, copy it to the controller, check its checksums.
 
     A host's backup holds everything its components keep (databases, WAL base backup, config
@@ -88,12 +110,15 @@ def backup_run(env_name: str, pattern: str | None, services: str, dest: Path | N
     dest = dest or Path("backups") / env_name
     out: list[dict[str, Any]] = []
     with Session(env, hosts) as session:
-        made = session.run_each({h: f"systemctl start hx-backup.service && {PROGRAM} list | tail -n1" for h in hosts},
-                                become=None)  # fmt: skip
+        made = session.run_each(
+            {h: f"systemctl start hx-backup.service && {PROGRAM} list | tail -n1" for h in hosts}, become=None
+        )
         for r in made:
             backup_id = r.stdout[-1].strip() if r.ok and r.stdout else ""
             if not backup_id:
-                out.append({"host": r.host, "ok": False, "id": None, "detail": " / ".join(r.stderr[-3:]) or "no backup"})
+                out.append(
+                    {"host": r.host, "ok": False, "id": None, "detail": " / ".join(r.stderr[-3:]) or "no backup"}
+                )
                 continue
             entry: dict[str, Any] = {"host": r.host, "ok": True, "id": backup_id, "detail": backup_id}
             if not no_copy:
@@ -113,7 +138,9 @@ def _copy(session: Session, env: Any, host: str, backup_id: str, dest: Path) -> 
         target = session.fetch_one(host, f"{directory}/{name}", local / name)
         if target is None:
             return {"ok": False, "detail": f"{backup_id}: could not copy {name}"}
-    sums = {line.split()[1]: line.split()[0] for line in (local / "SHA256SUMS").read_text().splitlines() if line.strip()}
+    sums = {
+        line.split()[1]: line.split()[0] for line in (local / "SHA256SUMS").read_text().splitlines() if line.strip()
+    }
     bad = [n for n, digest in sums.items() if hashlib.sha256((local / n).read_bytes()).hexdigest() != digest]
     if bad:
         return {"ok": False, "detail": f"{backup_id}: copy differs from its checksum: {', '.join(bad)}"}
@@ -123,8 +150,13 @@ def _copy(session: Session, env: Any, host: str, backup_id: str, dest: Path) -> 
 @backup.command("push")
 @ENV_OPTION
 @click.option("--limit", "-l", "pattern", required=True, metavar="HOST", help="The host to give the backup to.")
-@click.option("--from", "source", type=click.Path(file_okay=False, exists=True, path_type=Path), required=True,
-              help="A copy made by backup run: DEST/<host>/<backup id>/.")  # fmt: skip
+@click.option(
+    "--from",
+    "source",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    required=True,
+    help="A copy made by backup run: DEST/<host>/<backup id>/.",
+)
 @JSON
 @vault_options()
 def backup_push(env_name: str, pattern: str, source: Path, as_json: bool, keyring: Keyring) -> None:
@@ -144,11 +176,24 @@ def backup_push(env_name: str, pattern: str, source: Path, as_json: bool, keyrin
             ok = session.run_on(host, f"umask 077; rm -rf {shlex.quote(partial)}; mkdir -p {shlex.quote(partial)}").ok
             for f in sorted(source.iterdir()) if ok else []:
                 ok = ok and session.put_one(host, f, f"{partial}/{f.name}")
-            check = session.run_on(host, f"cd {shlex.quote(partial)} && sha256sum --quiet -c SHA256SUMS && "
-                                         f"mv {shlex.quote(partial)} {shlex.quote(directory)} && echo pushed") if ok else None
+            check = (
+                session.run_on(
+                    host,
+                    f"cd {shlex.quote(partial)} && sha256sum --quiet -c SHA256SUMS && "
+                    f"mv {shlex.quote(partial)} {shlex.quote(directory)} && echo pushed",
+                )
+                if ok
+                else None
+            )
             good = bool(check and check.ok)
-            out.append({"host": host, "ok": good, "id": source.name,
-                        "detail": f"{source.name} -> {directory}" if good else "copy failed or differs from its checksums"})
+            out.append(
+                {
+                    "host": host,
+                    "ok": good,
+                    "id": source.name,
+                    "detail": f"{source.name} -> {directory}" if good else "copy failed or differs from its checksums",
+                }
+            )
     _finish(out, as_json)
 
 
@@ -160,8 +205,10 @@ def backup_push(env_name: str, pattern: str, source: Path, as_json: bool, keyrin
 def backup_list(env_name: str, pattern: str, as_json: bool, keyring: Keyring) -> None:
     """The backups on each host, oldest first."""
     _, results = _session_run(env_name, pattern, f"{PROGRAM} list")
-    _finish([{"host": r.host, "ok": r.ok, "backups": r.stdout, "detail": " ".join(r.stdout) or "none"}
-             for r in results], as_json)  # fmt: skip
+    _finish(
+        [{"host": r.host, "ok": r.ok, "backups": r.stdout, "detail": " ".join(r.stdout) or "none"} for r in results],
+        as_json,
+    )
 
 
 @backup.command("verify")
@@ -182,18 +229,45 @@ def backup_verify(env_name: str, pattern: str, backup_id: str, as_json: bool, ke
 @click.option("--limit", "-l", "pattern", default=None, metavar="PATTERN", help="The host(s) to restore.")
 @click.option("--db", "database", default="", help="Recreate this database from its dump.")
 @click.option("--path", "path", default="", help="Put this configuration path back from the archive.")
-@click.option("--to-time", "to_time", default="", metavar="'YYYY-MM-DD HH:MM:SS'",
-              help="Point-in-time recovery of the whole cluster to this UTC time (base backup + archived WAL).")
-@click.option("--config", "component", default="", metavar="COMPONENT",
-              help="Put this component's config back to its previous deployed version (checked, then live).")
+@click.option(
+    "--to-time",
+    "to_time",
+    default="",
+    metavar="'YYYY-MM-DD HH:MM:SS'",
+    help="Point-in-time recovery of the whole cluster to this UTC time (base backup + archived WAL).",
+)
+@click.option(
+    "--config",
+    "component",
+    default="",
+    metavar="COMPONENT",
+    help="Put this component's config back to its previous deployed version (checked, then live).",
+)
 @click.option("--id", "backup_id", default="", help="The backup to restore from (default: the newest).")
 @click.option("--yes", is_flag=True, help="Needed on production and staging: a restore overwrites.")
-@click.option("--extra-vars", "-e", "extra", multiple=True, metavar="VARS",
-              help="The guide's variables: target_hosts=PATTERN, recovery_point='YYYY-MM-DD HH:MM:SS'.")
+@click.option(
+    "--extra-vars",
+    "-e",
+    "extra",
+    multiple=True,
+    metavar="VARS",
+    help="The guide's variables: target_hosts=PATTERN, recovery_point='YYYY-MM-DD HH:MM:SS'.",
+)
 @JSON
 @vault_options()
-def restore(env_name: str, pattern: str | None, database: str, path: str, to_time: str, component: str,
-            backup_id: str, yes: bool, extra: tuple[str, ...], as_json: bool, keyring: Keyring) -> None:  # fmt: skip
+def restore(
+    env_name: str,
+    pattern: str | None,
+    database: str,
+    path: str,
+    to_time: str,
+    component: str,
+    backup_id: str,
+    yes: bool,
+    extra: tuple[str, ...],
+    as_json: bool,
+    keyring: Keyring,
+) -> None:
     """Restore a database (dropped and recreated from its dump), a configuration path, from a
     backup on the host (the newest by default), the whole cluster to a point in time, or a
     component's config to the version before its last deployed change.
@@ -260,18 +334,32 @@ def _restore_config(env_name: str, pattern: str, name: str, as_json: bool) -> No
         commands[h] = undo_script([i.path for i in host_items(env, h, only=name)], validate, apply, name)
     with Session(env, hosts) as session:
         results = session.run_each(commands, become=None)
-    _finish([{"host": r.host, "ok": r.ok, "restored": [x.split(" ", 1)[1] for x in r.stdout if x.startswith("restored ")],
-              "detail": " / ".join((r.stdout + r.stderr)[-3:])} for r in results], as_json)  # fmt: skip
+    _finish(
+        [
+            {
+                "host": r.host,
+                "ok": r.ok,
+                "restored": [x.split(" ", 1)[1] for x in r.stdout if x.startswith("restored ")],
+                "detail": " / ".join((r.stdout + r.stderr)[-3:]),
+            }
+            for r in results
+        ],
+        as_json,
+    )
 
 
 def _running(env: Any, hosts: list[str], wanted: set[str]) -> list[str]:
     """The hosts whose components run one of the ``wanted`` services (their health checks' names)."""
     from hxinfra.health import component_checks
 
-    by_host = {h: {c.service for c in component_checks(env.components, env.host_groups(env.host(h)),
-                                                       plan_data(env, h), h)} for h in hosts}  # fmt: skip
+    by_host = {
+        h: {c.service for c in component_checks(env.components, env.host_groups(env.host(h)), plan_data(env, h), h)}
+        for h in hosts
+    }
     known = set().union(*by_host.values()) if by_host else set()
     if wanted - known:
-        raise click.UsageError(f"--services: {', '.join(sorted(wanted - known))} unknown here; "
-                               f"the selected hosts run {', '.join(sorted(known))}")  # fmt: skip
+        raise click.UsageError(
+            f"--services: {', '.join(sorted(wanted - known))} unknown here; "
+            f"the selected hosts run {', '.join(sorted(known))}"
+        )
     return [h for h in hosts if by_host[h] & wanted]

@@ -1,6 +1,5 @@
 """What every verb of the ``hxinfra`` CLI shares: one-line errors, masking, the environment option."""
 
-
 import sys
 from typing import Any
 
@@ -62,12 +61,15 @@ class HxGroup(click.Group):
             sys.exit(1 if detailed and e.exit_code == 2 else e.exit_code)
 
 
-
-
 ENV_OPTION = click.option(
-    "--env", "-E", "env_name", envvar="HXINFRA_ENV", show_envvar=True, required=True,
+    "--env",
+    "-E",
+    "env_name",
+    envvar="HXINFRA_ENV",
+    show_envvar=True,
+    required=True,
     help="Environment: production, staging, development, testing or lab.",
-)  # fmt: skip
+)
 
 
 def _load(env_name: str, extra: tuple[str, ...] = ()) -> Environment:

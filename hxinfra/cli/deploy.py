@@ -1,6 +1,5 @@
 """``hxinfra deploy``: run a deploy on an environment and report per host."""
 
-
 import contextlib
 import json
 import sys
@@ -44,12 +43,24 @@ from hxinfra.vault import Keyring
     default=0.0,
     help="Stop the rollout when a batch fails on more than this share of its hosts.",
 )
-@click.option("--shard", "shard_spec", envvar="HXINFRA_SHARD", show_envvar=True, metavar="K/N",
-              help="Only shard K of N of the selected hosts (stable by host name): N CI jobs, one rollout.")
+@click.option(
+    "--shard",
+    "shard_spec",
+    envvar="HXINFRA_SHARD",
+    show_envvar=True,
+    metavar="K/N",
+    help="Only shard K of N of the selected hosts (stable by host name): N CI jobs, one rollout.",
+)
 @click.option("--tags", "-t", "tags", multiple=True, metavar="TAG[,TAG]", help="Only steps with these tags.")
 @click.option("--skip-tags", "skip_tags", multiple=True, metavar="TAG[,TAG]", help="Skip steps with these tags.")
-@click.option("--yes", "-y", is_flag=True, envvar="HXINFRA_YES", show_envvar=True,
-              help="Do not ask before changing production or staging.")  # fmt: skip
+@click.option(
+    "--yes",
+    "-y",
+    is_flag=True,
+    envvar="HXINFRA_YES",
+    show_envvar=True,
+    help="Do not ask before changing production or staging.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON to stdout.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when changes were made or are pending.")
 @click.option(
@@ -96,17 +107,38 @@ def deploy(
         click.confirm(f"Apply {deploy} to {env_name}?", abort=True, err=True)
     runlog = RunLog(Path(log_file)) if log_file else None
     if runlog is not None:
-        runlog.start("hxinfra deploy " + deploy, env_name, [
-            ("check", check), ("diff", diff), ("limit", ",".join(limit)), ("serial", serial),
-            ("max-fail-percentage", max_fail_percentage), ("tags", ",".join(tags)), ("skip-tags", ",".join(skip_tags)),
-            ("extra-vars", ",".join(_extra_names(extra))),
-        ])  # fmt: skip
+        runlog.start(
+            "hxinfra deploy " + deploy,
+            env_name,
+            [
+                ("check", check),
+                ("diff", diff),
+                ("limit", ",".join(limit)),
+                ("serial", serial),
+                ("max-fail-percentage", max_fail_percentage),
+                ("tags", ",".join(tags)),
+                ("skip-tags", ",".join(skip_tags)),
+                ("extra-vars", ",".join(_extra_names(extra))),
+            ],
+        )
     with runlog if runlog is not None else contextlib.nullcontext():
         report = run_deploy(
-            root, env_name, deploy, check=check, diff=diff, limit=limit, extra_args=extra, keyring=keyring,
-            verbosity=verbosity, serial=serial, max_fail_percentage=max_fail_percentage,
-            tags=_split(tags), skip_tags=_split(skip_tags), log=Tee(sys.stderr, runlog), shard_spec=shard_spec,
-        )  # fmt: skip
+            root,
+            env_name,
+            deploy,
+            check=check,
+            diff=diff,
+            limit=limit,
+            extra_args=extra,
+            keyring=keyring,
+            verbosity=verbosity,
+            serial=serial,
+            max_fail_percentage=max_fail_percentage,
+            tags=_split(tags),
+            skip_tags=_split(skip_tags),
+            log=Tee(sys.stderr, runlog),
+            shard_spec=shard_spec,
+        )
         if as_json:
             click.echo(json.dumps(report.as_dict(), indent=2))
         _print_table(report, runlog)
@@ -125,8 +157,14 @@ def _split(values: tuple[str, ...]) -> list[str]:
     return [t.strip() for v in values for t in v.split(",") if t.strip()]
 
 
-COLOURS = {"ok": "green", "changed": "yellow", "pending": "yellow", "failed": "red", "unreachable": "red",
-           "skipped": "magenta"}  # fmt: skip
+COLOURS = {
+    "ok": "green",
+    "changed": "yellow",
+    "pending": "yellow",
+    "failed": "red",
+    "unreachable": "red",
+    "skipped": "magenta",
+}
 
 
 def _print_table(report: Any, runlog: RunLog | None = None) -> None:
@@ -185,8 +223,15 @@ def report_merge(files: tuple[Path, ...], as_json: bool, detailed_exitcode: bool
         for h in hosts:
             if h["host"] in merged.hosts:
                 raise HxError(f"{path}: host {h['host']} is in two reports (shards overlap?)")
-            merged.hosts[h["host"]] = HostReport(h["host"], h.get("changed", 0), h.get("ok", 0), h.get("failed", 0),
-                                                 h.get("status", "failed"), h.get("batch", 0), h.get("changes", []))
+            merged.hosts[h["host"]] = HostReport(
+                h["host"],
+                h.get("changed", 0),
+                h.get("ok", 0),
+                h.get("failed", 0),
+                h.get("status", "failed"),
+                h.get("batch", 0),
+                h.get("changes", []),
+            )
     if as_json:
         click.echo(json.dumps({**merged.as_dict(), "reports": [str(f) for f in files]}, indent=2))
     _print_table(merged)

@@ -23,20 +23,49 @@ GUIDE_KEYS = {"target_hosts": "limit", "services": "services", "disk_threshold":
 @click.command("health")
 @ENV_OPTION
 @click.option("--limit", "-l", "pattern", default=None, metavar="PATTERN", help="Ansible host pattern [default: all].")
-@click.option("--services", envvar="HXINFRA_SERVICES", default="", metavar="LIST",
-              help="Only these services' checks, comma-separated (nginx, postgresql, litellm, hx-webui, sssd, "
-                   "ca_trust, system).")  # fmt: skip
-@click.option("--disk-threshold", type=click.IntRange(1, 100), default=None, envvar="HXINFRA_DISK_THRESHOLD",
-              help="A filesystem at or above this use (%) fails [default: 90].")  # fmt: skip
-@click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Also write a self-contained HTML report (a chart and every check with its evidence).")  # fmt: skip
+@click.option(
+    "--services",
+    envvar="HXINFRA_SERVICES",
+    default="",
+    metavar="LIST",
+    help="Only these services' checks, comma-separated (nginx, postgresql, litellm, hx-webui, sssd, ca_trust, system).",
+)
+@click.option(
+    "--disk-threshold",
+    type=click.IntRange(1, 100),
+    default=None,
+    envvar="HXINFRA_DISK_THRESHOLD",
+    help="A filesystem at or above this use (%) fails [default: 90].",
+)
+@click.option(
+    "--html",
+    "html_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write a self-contained HTML report (a chart and every check with its evidence).",
+)
 @click.option("--serial", envvar="HXINFRA_SERIAL", metavar="N|N%", help="Hosts in batches (one connection each).")
-@click.option("--extra-vars", "-e", "extra", multiple=True, metavar="VARS",
-              help="The guide's variables: target_hosts=PATTERN, services=a,b, disk_threshold=N.")  # fmt: skip
+@click.option(
+    "--extra-vars",
+    "-e",
+    "extra",
+    multiple=True,
+    metavar="VARS",
+    help="The guide's variables: target_hosts=PATTERN, services=a,b, disk_threshold=N.",
+)
 @click.option("--json", "as_json_out", is_flag=True, help="Print the results as JSON to stdout.")
 @vault_options()
-def health(env_name: str, pattern: str | None, services: str, disk_threshold: int | None, html_file: Path | None,
-           serial: str | None, extra: tuple[str, ...], as_json_out: bool, keyring: Keyring) -> None:  # fmt: skip
+def health(
+    env_name: str,
+    pattern: str | None,
+    services: str,
+    disk_threshold: int | None,
+    html_file: Path | None,
+    serial: str | None,
+    extra: tuple[str, ...],
+    as_json_out: bool,
+    keyring: Keyring,
+) -> None:
     """Check the hosts: uptime, load, memory, disks, failed units, and each component's services,
     ports and real probes (HTTPS through nginx, PostgreSQL's TLS, the gateway, the web UI, the
     domain). Exit 1 naming every failure.
@@ -48,21 +77,33 @@ def health(env_name: str, pattern: str | None, services: str, disk_threshold: in
       hxinfra health --env staging -e target_hosts=web_servers -e services=nginx
     """
     guide = guide_vars(extra, GUIDE_KEYS, "health")
-    _check(env_name, pattern or guide.get("limit") or "all", services or guide.get("services", ""),
-           disk_threshold or int(guide.get("disk_threshold", 90)), html_file, serial, as_json_out)
+    _check(
+        env_name,
+        pattern or guide.get("limit") or "all",
+        services or guide.get("services", ""),
+        disk_threshold or int(guide.get("disk_threshold", 90)),
+        html_file,
+        serial,
+        as_json_out,
+    )
 
 
 @click.command("validate")
 @ENV_OPTION
-@click.option("--pre", "phase", flag_value="pre", help="Before a deployment: every host reachable, disks, no failed "
-              "units, the services already running.")  # fmt: skip
+@click.option(
+    "--pre",
+    "phase",
+    flag_value="pre",
+    help="Before a deployment: every host reachable, disks, no failed units, the services already running.",
+)
 @click.option("--post", "phase", flag_value="post", help="After it: every check of hxinfra health, probes included.")
 @click.option("--limit", "-l", "pattern", default="all", metavar="PATTERN", help="Ansible host pattern.")
 @click.option("--disk-threshold", type=click.IntRange(1, 100), default=90, envvar="HXINFRA_DISK_THRESHOLD")
 @click.option("--json", "as_json_out", is_flag=True, help="Print the results as JSON to stdout.")
 @vault_options()
-def validate(env_name: str, phase: str | None, pattern: str, disk_threshold: int, as_json_out: bool,
-             keyring: Keyring) -> None:  # fmt: skip
+def validate(
+    env_name: str, phase: str | None, pattern: str, disk_threshold: int, as_json_out: bool, keyring: Keyring
+) -> None:
     """The gates of a promotion (make promote): --pre before deploying, --post after. Exit 1 when
     a gate is closed, naming why."""
     if phase is None:
@@ -71,8 +112,15 @@ def validate(env_name: str, phase: str | None, pattern: str, disk_threshold: int
     _check(env_name, pattern, "system" if phase == "pre" else "", disk_threshold, None, None, as_json_out)
 
 
-def _check(env_name: str, pattern: str, services: str, threshold: int, html_file: Path | None, serial: str | None,
-           as_json_out: bool) -> None:  # fmt: skip
+def _check(
+    env_name: str,
+    pattern: str,
+    services: str,
+    threshold: int,
+    html_file: Path | None,
+    serial: str | None,
+    as_json_out: bool,
+) -> None:
     env = _load(env_name)
     hosts = select_hosts(env, [pattern])
     results: list[HostHealth] = []
@@ -106,5 +154,3 @@ def _check(env_name: str, pattern: str, services: str, threshold: int, html_file
     if bad:
         click.echo("hxinfra: health failures: " + "; ".join(bad), err=True)
         sys.exit(1)
-
-

@@ -17,8 +17,12 @@ from hxinfra.paths import project_root
 @click.command("import-ansible")
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option("--env", "-E", "env_name", required=True, help="Name of the environment to write.")
-@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path),
-              help="The inventories directory (default: the project's inventories/).")  # fmt: skip
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The inventories directory (default: the project's inventories/).",
+)
 @click.option("--force", is_flag=True, help="Replace an environment that exists and differs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON to stdout.")
 def import_ansible(path: Path, env_name: str, out: Path | None, force: bool, as_json: bool) -> None:
@@ -40,16 +44,22 @@ def import_ansible(path: Path, env_name: str, out: Path | None, force: bool, as_
     env = load_environment(inventories / f"{env_name}.py")
     _warn(env)
     data = {
-        "environment": env_name, "hosts": len(env.hosts), "written": report.written, "unchanged": report.unchanged,
+        "environment": env_name,
+        "hosts": len(env.hosts),
+        "written": report.written,
+        "unchanged": report.unchanged,
         "mapped": [{"from": a, "to": b, "file": f} for a, b, f in report.mapped],
         "kept": [{"name": n, "file": f, "why": w} for n, f, w in report.kept],
         "flagged": [{"name": n, "file": f, "defect": d} for n, f, d in report.flagged],
-    }  # fmt: skip
+    }
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
-    click.echo(f"imported {len(env.hosts)} host(s) as environment {env_name}: {len(report.written)} file(s) written, "
-               f"{len(report.unchanged)} unchanged", err=True)  # fmt: skip
+    click.echo(
+        f"imported {len(env.hosts)} host(s) as environment {env_name}: {len(report.written)} file(s) written, "
+        f"{len(report.unchanged)} unchanged",
+        err=True,
+    )
     for a, b, f in report.mapped:
         click.echo(f"  mapped   {a} -> {b}  ({f})", err=True)
     for n, f, w in report.kept:

@@ -1,6 +1,5 @@
 """``hxinfra inventory``: hosts, groups and merged host data (secrets masked)."""
 
-
 import json
 from typing import Any
 
@@ -23,8 +22,13 @@ def inventory() -> None:
 @inventory.command("list")
 @ENV_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print JSON to stdout.")
-@click.option("--format", "fmt", type=click.Choice(["table", "ansible"]), default="table",
-              help="ansible: the JSON of ansible-inventory --list (hosts, groups, children, merged vars).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "ansible"]),
+    default="table",
+    help="ansible: the JSON of ansible-inventory --list (hosts, groups, children, merged vars).",
+)
 @vault_options()
 def inventory_list(env_name: str, as_json: bool, fmt: str, keyring: Keyring) -> None:
     """List the hosts of an environment with their address and groups."""

@@ -34,7 +34,9 @@ def _targets(env_name: str, limit: tuple[str, ...]) -> tuple[Path, list[dict[str
     for name in select_hosts(env, limit):
         data = env.host_data(name)
         if str(data.get(STRICT_KEY, "")).lower() not in ("yes", "true"):
-            raise HxError(f"host {name}: {STRICT_KEY} is {data.get(STRICT_KEY)!r}; environments check host keys strictly")
+            raise HxError(
+                f"host {name}: {STRICT_KEY} is {data.get(STRICT_KEY)!r}; environments check host keys strictly"
+            )
         files.add(str(data[FILE_KEY]))
         address = str(data.get("ssh_hostname") or name)
         rows.append({"host": name, "address": address, "port": int(data.get("ssh_port") or 22)})
@@ -50,7 +52,9 @@ def _targets(env_name: str, limit: tuple[str, ...]) -> tuple[Path, list[dict[str
 @click.option("--yes", "-y", is_flag=True, help="With --record: do not ask (you checked the fingerprints).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON to stdout.")
 @vault_options()
-def scan_cmd(env_name: str, limit: tuple[str, ...], do_record: bool, yes: bool, as_json: bool, keyring: Keyring) -> None:
+def scan_cmd(
+    env_name: str, limit: tuple[str, ...], do_record: bool, yes: bool, as_json: bool, keyring: Keyring
+) -> None:
     """Fetch each host's SSH host keys and compare them with the environment's known_hosts.
 
     A CHANGED key is never replaced here: check the host, then remove its old line by hand
@@ -65,8 +69,12 @@ def scan_cmd(env_name: str, limit: tuple[str, ...], do_record: bool, yes: bool, 
         row["status"] = status(known.get(entry, set()) | known.get(row["host"], set()), keys)
         row["fingerprints"] = [f"{k.kind} {k.fingerprint}" for k in keys]
     if as_json:
-        click.echo(json.dumps({"known_hosts": str(path), "hosts": [
-            {k: v for k, v in r.items() if k != "keys"} for r in rows]}, indent=2))  # fmt: skip
+        click.echo(
+            json.dumps(
+                {"known_hosts": str(path), "hosts": [{k: v for k, v in r.items() if k != "keys"} for r in rows]},
+                indent=2,
+            )
+        )
     else:
         click.echo(f"known_hosts: {path}", err=True)
         for row in rows:

@@ -1,6 +1,5 @@
 """``hxinfra lab``: the local lab fleet of real Debian hosts."""
 
-
 import json
 import os
 from typing import Any
@@ -12,8 +11,14 @@ from hxinfra.runner import inventory_file
 
 
 @click.group()
-@click.option("--lab", "lab_name", envvar="HXINFRA_LAB", show_envvar=True, default="default",
-              help="Name of the lab (several labs can coexist).")  # fmt: skip
+@click.option(
+    "--lab",
+    "lab_name",
+    envvar="HXINFRA_LAB",
+    show_envvar=True,
+    default="default",
+    help="Name of the lab (several labs can coexist).",
+)
 @click.pass_context
 def lab(ctx: click.Context, lab_name: str) -> None:
     """The local lab fleet: real Debian hosts (systemd-nspawn) on this machine. Needs root."""

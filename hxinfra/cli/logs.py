@@ -67,8 +67,16 @@ def logs() -> None:
 @click.option("--disk-threshold", type=click.IntRange(1, 100), default=90, help="Disk use (%) at or above this.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON to stdout.")
 @vault_options()
-def analyze(env_name: str, pattern: str, hours: int, max_errors: int, max_auth_failures: int, disk_threshold: int,
-            as_json: bool, keyring: Keyring) -> None:  # fmt: skip
+def analyze(
+    env_name: str,
+    pattern: str,
+    hours: int,
+    max_errors: int,
+    max_auth_failures: int,
+    disk_threshold: int,
+    as_json: bool,
+    keyring: Keyring,
+) -> None:
     """Errors, authentication failures and disk use of the last --hours on each host; exit 1 naming
     every host over a threshold (the guide's: 50 errors, 20 auth failures, 90 % disk)."""
     env = _load(env_name)
@@ -76,7 +84,9 @@ def analyze(env_name: str, pattern: str, hours: int, max_errors: int, max_auth_f
     results = []
     with Session(env, hosts) as session:
         for r in session.run_each({h: analysis_script(hours) for h in hosts}, become=None):
-            found = parse(r.stdout) if r.reachable else {"errors": 0, "auth_failures": 0, "latest_errors": [], "disks": {}}
+            found = (
+                parse(r.stdout) if r.reachable else {"errors": 0, "auth_failures": 0, "latest_errors": [], "disks": {}}
+            )
             problems = over(found, max_errors, max_auth_failures, disk_threshold) if r.reachable else ["unreachable"]
             results.append({"host": r.host, "ok": not problems, "problems": problems, **found})
     if as_json:
@@ -84,8 +94,12 @@ def analyze(env_name: str, pattern: str, hours: int, max_errors: int, max_auth_f
     else:
         for row in results:
             worst = max(row["disks"].values(), default=0)
-            click.echo(redact(f"{row['host']:<14} {'ok' if row['ok'] else 'OVER':<5} errors {row['errors']:<5} "
-                              f"auth failures {row['auth_failures']:<4} disk max {worst}%"))  # fmt: skip
+            click.echo(
+                redact(
+                    f"{row['host']:<14} {'ok' if row['ok'] else 'OVER':<5} errors {row['errors']:<5} "
+                    f"auth failures {row['auth_failures']:<4} disk max {worst}%"
+                )
+            )
             for line in row["latest_errors"] if not row["ok"] else []:
                 click.echo(redact(f"  {line}"))
     bad = [f"{row['host']}: {', '.join(row['problems'])}" for row in results if not row["ok"]]

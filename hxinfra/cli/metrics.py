@@ -26,15 +26,24 @@ PERIOD = re.compile(r"([0-9]+)([hdw])")
 
 
 def store_option(f: Any) -> Any:
-    return click.option("--store", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                        help="The JSON-lines store [default: metrics/<env>.jsonl].")(f)  # fmt: skip
+    return click.option(
+        "--store",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="The JSON-lines store [default: metrics/<env>.jsonl].",
+    )(f)
 
 
 def sample(host: str, lines: list[str], now: float) -> dict[str, Any]:
     b = basics(lines)
-    return {"time": round(now, 1), "host": host, "load1": (b.get("load") or [0.0])[0],
-            "mem_used_pct": b.get("mem_used_pct", 0), "disk_max_pct": max(b["disks"].values(), default=0),
-            "uptime_s": b.get("uptime", 0)}  # fmt: skip
+    return {
+        "time": round(now, 1),
+        "host": host,
+        "load1": (b.get("load") or [0.0])[0],
+        "mem_used_pct": b.get("mem_used_pct", 0),
+        "disk_max_pct": max(b["disks"].values(), default=0),
+        "uptime_s": b.get("uptime", 0),
+    }
 
 
 def period_seconds(text: str) -> int:
@@ -52,8 +61,10 @@ def summary(samples: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         out[s["host"]]["samples"] += 1
         for m in METRICS:
             out[s["host"]][m].append(float(s[m]))
-    return {h: {"samples": v["samples"], **{m: {"avg": round(sum(v[m]) / len(v[m]), 2), "max": max(v[m])}
-                                            for m in METRICS}} for h, v in sorted(out.items())}  # fmt: skip
+    return {
+        h: {"samples": v["samples"], **{m: {"avg": round(sum(v[m]) / len(v[m]), 2), "max": max(v[m])} for m in METRICS}}
+        for h, v in sorted(out.items())
+    }
 
 
 def plot(samples: list[dict[str, Any]], metric: str, width: int = 640, height: int = 160) -> str:
@@ -65,16 +76,26 @@ def plot(samples: list[dict[str, Any]], metric: str, width: int = 640, height: i
     colours = ["#1e88e5", "#e53935", "#43a047", "#fb8c00", "#8e24aa", "#00897b", "#6d4c41", "#546e7a"]
     lines = []
     for i, host in enumerate(sorted({s["host"] for s in samples})):
-        pts = [(40 + (s["time"] - t0) / max(t1 - t0, 1) * (width - 50), height - 20 - float(s[metric]) / top * (height - 30))
-               for s in samples if s["host"] == host]  # fmt: skip
+        pts = [
+            (
+                40 + (s["time"] - t0) / max(t1 - t0, 1) * (width - 50),
+                height - 20 - float(s[metric]) / top * (height - 30),
+            )
+            for s in samples
+            if s["host"] == host
+        ]
         path = " ".join(f"{x:.1f},{y:.1f}" for x, y in pts)
         c = colours[i % len(colours)]
-        lines.append(f'<polyline fill="none" stroke="{c}" stroke-width="2" points="{path}"/>'
-                     f'<text x="{width - 120}" y="{14 + 12 * i}" font-size="11" fill="{c}">{html.escape(host)}</text>')
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
-            f'aria-label="{metric} over time"><text x="0" y="12" font-size="12">{metric} (max {top:g})</text>'
-            f'<line x1="40" y1="{height - 20}" x2="{width - 10}" y2="{height - 20}" stroke="#999"/>'
-            f'{"".join(lines)}</svg>')  # fmt: skip
+        lines.append(
+            f'<polyline fill="none" stroke="{c}" stroke-width="2" points="{path}"/>'
+            f'<text x="{width - 120}" y="{14 + 12 * i}" font-size="11" fill="{c}">{html.escape(host)}</text>'
+        )
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+        f'aria-label="{metric} over time"><text x="0" y="12" font-size="12">{metric} (max {top:g})</text>'
+        f'<line x1="40" y1="{height - 20}" x2="{width - 10}" y2="{height - 20}" stroke="#999"/>'
+        f"{''.join(lines)}</svg>"
+    )
 
 
 @click.group("metrics")
@@ -111,8 +132,13 @@ def collect(env_name: str, pattern: str, store: Path | None, keyring: Keyring) -
 @ENV_OPTION
 @click.option("--period", default="7d", help="How far back: 24h, 7d, 2w...")
 @store_option
-@click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Also write a self-contained HTML report with a plot per metric.")  # fmt: skip
+@click.option(
+    "--html",
+    "html_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write a self-contained HTML report with a plot per metric.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON to stdout.")
 def report(env_name: str, period: str, store: Path | None, html_file: Path | None, as_json: bool) -> None:
     """Samples of the period per host: their number, each metric's average and maximum."""
@@ -120,18 +146,24 @@ def report(env_name: str, period: str, store: Path | None, html_file: Path | Non
     if not store.is_file():
         raise click.ClickException(f"no samples yet in {store} (hxinfra metrics collect --env {env_name})")
     since = time.time() - period_seconds(period)
-    samples = [s for s in (json.loads(line) for line in store.read_text().splitlines() if line.strip())
-               if s["time"] >= since]  # fmt: skip
+    samples = [
+        s for s in (json.loads(line) for line in store.read_text().splitlines() if line.strip()) if s["time"] >= since
+    ]
     result = summary(samples)
     if as_json:
         click.echo(json.dumps({"period": period, "hosts": result}, indent=2))
     else:
         for host, v in result.items():
-            click.echo(f"{host:<14} samples {v['samples']:<4} " + "  ".join(
-                f"{m} avg {v[m]['avg']:g} max {v[m]['max']:g}" for m in METRICS))
+            click.echo(
+                f"{host:<14} samples {v['samples']:<4} "
+                + "  ".join(f"{m} avg {v[m]['avg']:g} max {v[m]['max']:g}" for m in METRICS)
+            )
     if html_file:
         body = "".join(f"<h2>{m}</h2>{plot(samples, m)}" for m in METRICS)
-        html_file.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>metrics {html.escape(env_name)}"
-                             f"</title></head><body><h1>{html.escape(env_name)}: {html.escape(period)}, "
-                             f"{len(samples)} samples</h1>{body}</body></html>", encoding="utf-8")  # fmt: skip
+        html_file.write_text(
+            f"<!doctype html><html><head><meta charset='utf-8'><title>metrics {html.escape(env_name)}"
+            f"</title></head><body><h1>{html.escape(env_name)}: {html.escape(period)}, "
+            f"{len(samples)} samples</h1>{body}</body></html>",
+            encoding="utf-8",
+        )
         click.echo(f"report: {html_file}", err=True)

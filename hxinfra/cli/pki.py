@@ -10,9 +10,13 @@ import click
 from hxinfra.pki import LocalCA, colon_fingerprint, load_certificate, verify_ca
 
 DIR_OPTION = click.option(
-    "--dir", "directory", envvar="HXINFRA_PKI_DIR", show_envvar=True, type=click.Path(file_okay=False),
+    "--dir",
+    "directory",
+    envvar="HXINFRA_PKI_DIR",
+    show_envvar=True,
+    type=click.Path(file_okay=False),
     help="The CA directory (default: the current lab's CA).",
-)  # fmt: skip
+)
 
 
 def _ca(directory: str | None) -> LocalCA:
@@ -66,18 +70,32 @@ def verify_cmd(file: str, pin: str | None, as_json: bool) -> None:
     info = verify_ca(Path(file).read_bytes(), file, pin=pin)
     cert = load_certificate(Path(file).read_bytes(), file)
     if as_json:
-        click.echo(json.dumps({"subject": info.subject, "sha256": info.sha256, "not_after": info.not_after.isoformat(),
-                               "days_left": info.days_left, "warning": info.warning}, indent=2))  # fmt: skip
+        click.echo(
+            json.dumps(
+                {
+                    "subject": info.subject,
+                    "sha256": info.sha256,
+                    "not_after": info.not_after.isoformat(),
+                    "days_left": info.days_left,
+                    "warning": info.warning,
+                },
+                indent=2,
+            )
+        )
         return
-    click.echo(f"{file}: OK  {info.subject}\n  sha256 {colon_fingerprint(cert)}\n  valid until "
-               f"{info.not_after:%Y-%m-%d} ({info.days_left} days)")  # fmt: skip
+    click.echo(
+        f"{file}: OK  {info.subject}\n  sha256 {colon_fingerprint(cert)}\n  valid until "
+        f"{info.not_after:%Y-%m-%d} ({info.days_left} days)"
+    )
     if info.warning:
         click.echo(f"warning: {info.warning}", err=True)
 
 
 # the service certificates of each host, read on the host itself: "<name> <notAfter as epoch>" lines
-_EXPIRY = ("for f in {files}; do [ -e \"$f\" ] && echo \"$f $(date -d \"$(openssl x509 -enddate -noout -in \"$f\" | "
-           "cut -d= -f2)\" +%s)\"; done; true")
+_EXPIRY = (
+    'for f in {files}; do [ -e "$f" ] && echo "$f $(date -d "$(openssl x509 -enddate -noout -in "$f" | '
+    'cut -d= -f2)" +%s)"; done; true'
+)
 
 
 def expiry_table(env_name: str, pattern: str) -> list[dict[str, object]]:
@@ -102,15 +120,24 @@ def expiry_table(env_name: str, pattern: str) -> list[dict[str, object]]:
                 entries.setdefault(h, {})[f"{cert_dir}/{e['name']}.crt"] = {"name": e["name"], "source": local}
     rows: list[dict[str, object]] = []
     with Session(env, hosts) as session:
-        commands = {h: _EXPIRY.format(files=" ".join(shlex.quote(f) for f in entries.get(h, {})) or "''") for h in hosts}
+        commands = {
+            h: _EXPIRY.format(files=" ".join(shlex.quote(f) for f in entries.get(h, {})) or "''") for h in hosts
+        }
         for r in session.run_each(commands, become=None):
             seen = dict(line.split() for line in r.stdout if len(line.split()) == 2 and line.split()[1].isdigit())
             for path, info in entries.get(r.host, {}).items():
                 end = int(seen[path]) if path in seen else None
-                rows.append({"host": r.host, "name": info["name"], "path": path, "reachable": r.reachable,
-                             "not_after": time.strftime("%Y-%m-%d", time.gmtime(end)) if end else None,
-                             "days_left": (end - int(time.time())) // 86400 if end else None,
-                             "source": str(info["source"]) if info["source"] else "vault or inline PEM"})  # fmt: skip
+                rows.append(
+                    {
+                        "host": r.host,
+                        "name": info["name"],
+                        "path": path,
+                        "reachable": r.reachable,
+                        "not_after": time.strftime("%Y-%m-%d", time.gmtime(end)) if end else None,
+                        "days_left": (end - int(time.time())) // 86400 if end else None,
+                        "source": str(info["source"]) if info["source"] else "vault or inline PEM",
+                    }
+                )
     return rows
 
 
@@ -125,15 +152,23 @@ def _print_rows(rows: list[dict[str, object]], threshold: int) -> None:
     for r in rows:
         days = r["days_left"]
         flag = "  <-- renew" if _due(r, threshold) else ""
-        click.echo(f"{r['host']!s:<14} {r['name']!s:<12} {r['not_after'] or 'missing'!s:<11} "
-                   f"{days if days is not None else '-'!s:>5}  {r['source']}{flag}")  # fmt: skip
+        click.echo(
+            f"{r['host']!s:<14} {r['name']!s:<12} {r['not_after'] or 'missing'!s:<11} "
+            f"{days if days is not None else '-'!s:>5}  {r['source']}{flag}"
+        )
 
 
 @pki.command("expiry")
 @click.option("--env", "-E", "env_name", envvar="HXINFRA_ENV", required=True, help="Environment.")
 @click.option("--limit", "-l", "pattern", default="all", metavar="PATTERN", help="Ansible host pattern.")
-@click.option("--days", "threshold", default=30, show_default=True, type=click.IntRange(1),
-              help="A certificate with fewer days left is flagged, and exit 1.")
+@click.option(
+    "--days",
+    "threshold",
+    default=30,
+    show_default=True,
+    type=click.IntRange(1),
+    help="A certificate with fewer days left is flagged, and exit 1.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
 def expiry_cmd(env_name: str, pattern: str, threshold: int, as_json: bool) -> None:
     """The service certificates of every host as the host has them: days left, where they come from."""
@@ -149,8 +184,14 @@ def expiry_cmd(env_name: str, pattern: str, threshold: int, as_json: bool) -> No
 @pki.command("renew")
 @click.option("--env", "-E", "env_name", envvar="HXINFRA_ENV", required=True, help="Environment.")
 @click.option("--limit", "-l", "pattern", default="all", metavar="PATTERN", help="Ansible host pattern.")
-@click.option("--days", "threshold", default=30, show_default=True, type=click.IntRange(1),
-              help="Renew the certificates with fewer days left than this.")
+@click.option(
+    "--days",
+    "threshold",
+    default=30,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Renew the certificates with fewer days left than this.",
+)
 @click.option("--valid-days", default=397, show_default=True, type=click.IntRange(1), help="Validity of a renewal.")
 @click.option("--check", is_flag=True, help="Only say what would be renewed.")
 def renew_cmd(env_name: str, pattern: str, threshold: int, valid_days: int, check: bool) -> None:
@@ -176,8 +217,10 @@ def renew_cmd(env_name: str, pattern: str, threshold: int, valid_days: int, chec
             continue
         if not check:
             cert = renew(ca, source.stem, valid_days)
-            click.echo(f"renewed {source.stem} ({r['host']}: {r['name']}), valid until {cert.not_valid_after_utc:%Y-%m-%d}",
-                       err=True)  # fmt: skip
+            click.echo(
+                f"renewed {source.stem} ({r['host']}: {r['name']}), valid until {cert.not_valid_after_utc:%Y-%m-%d}",
+                err=True,
+            )
         hosts.append(str(r["host"]))
     if hosts and not check:
         report = run_deploy(project_root(), env_name, "ca_trust", limit=sorted(set(hosts)))
@@ -186,6 +229,7 @@ def renew_cmd(env_name: str, pattern: str, threshold: int, valid_days: int, chec
             raise SystemExit(1)
         _print_rows(expiry_table(env_name, pattern), threshold)
     if by_hand:
-        click.echo("renew by hand (issue from the HX CA, hxinfra vault edit, deploy ca_trust): " + ", ".join(by_hand),
-                   err=True)  # fmt: skip
+        click.echo(
+            "renew by hand (issue from the HX CA, hxinfra vault edit, deploy ca_trust): " + ", ".join(by_hand), err=True
+        )
         raise SystemExit(1)

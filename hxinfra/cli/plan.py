@@ -1,6 +1,5 @@
 """``hxinfra plan``: every file the deploys would write, offline, and diffs between plans."""
 
-
 import sys
 from pathlib import Path
 
@@ -13,20 +12,34 @@ from hxinfra.vault import Keyring
 
 @click.command("plan")
 @ENV_OPTION
-@click.option("--out", type=click.Path(file_okay=False),
-              help="Write the plan here (an earlier plan there is replaced; any other directory is refused).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    help="Write the plan here (an earlier plan there is replaced; any other directory is refused).",
+)
 @click.option("--against", type=click.Path(file_okay=False), help="Print a unified diff against this earlier plan.")
 @click.option("--limit", "-l", multiple=True, metavar="PATTERN", help="Only these hosts (Ansible pattern).")
 @click.option("-e", "--extra-vars", "extra", multiple=True, help="key=value or @file.yml (highest precedence).")
 @click.option("--detailed-exitcode", is_flag=True, help="With --against: exit 2 when the plans differ.")
-@click.option("--jobs", "-j", type=click.IntRange(min=1), envvar="HXINFRA_PLAN_JOBS", show_envvar=True,
-              help="Processes that plan hosts side by side (default: one per core for large fleets; "
-                   "the plan is the same).")  # fmt: skip
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    envvar="HXINFRA_PLAN_JOBS",
+    show_envvar=True,
+    help="Processes that plan hosts side by side (default: one per core for large fleets; the plan is the same).",
+)
 @vault_options()
 def plan_cmd(
-    env_name: str, out: str | None, against: str | None, limit: tuple[str, ...], extra: tuple[str, ...],
-    detailed_exitcode: bool, jobs: int | None, keyring: Keyring,
-) -> None:  # fmt: skip
+    env_name: str,
+    out: str | None,
+    against: str | None,
+    limit: tuple[str, ...],
+    extra: tuple[str, ...],
+    detailed_exitcode: bool,
+    jobs: int | None,
+    keyring: Keyring,
+) -> None:
     """Render every file the deploys would write, for every host, offline (no SSH).
 
     \b
@@ -54,8 +67,6 @@ def plan_cmd(
             click.echo(f"{'no differences' if not lines else 'plans differ'} from {against}", err=True)
             if lines and detailed_exitcode:
                 sys.exit(2)
-
-
 
 
 # ---------------------------------------------------------------------------- lab

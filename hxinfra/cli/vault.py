@@ -52,14 +52,22 @@ def vault_options(confirm: bool = False) -> Callable[[Callable[..., Any]], Calla
             "--ask-vault-pass", "-J", "ask", is_flag=True, help="Ask for the vault password on the terminal."
         )(wrapper)
         wrapper = click.option(
-            "--vault-password-file", "password_files", multiple=True, metavar="PATH",
+            "--vault-password-file",
+            "password_files",
+            multiple=True,
+            metavar="PATH",
             help="Vault password file, or an executable printing it. Default: $HXINFRA_VAULT_PASSWORD_FILE, "
             "then .vault_pass in the project root, then a prompt.",
-        )(wrapper)  # fmt: skip
+        )(wrapper)
         wrapper = click.option(
-            "--vault-id", "vault_ids", multiple=True, metavar="LABEL@SOURCE", envvar="HXINFRA_VAULT_ID",
-            show_envvar=True, help="A vault id and its password source (file, script or 'prompt'); repeatable.",
-        )(wrapper)  # fmt: skip
+            "--vault-id",
+            "vault_ids",
+            multiple=True,
+            metavar="LABEL@SOURCE",
+            envvar="HXINFRA_VAULT_ID",
+            show_envvar=True,
+            help="A vault id and its password source (file, script or 'prompt'); repeatable.",
+        )(wrapper)
         return wrapper
 
     return decorate
@@ -258,8 +266,12 @@ def rekey(
         source = PasswordSource(DEFAULT_ID, new_vault_password_file or "prompt")
     label_override = source.vault_id if new_vault_id else None
     password = source.load(confirm=True)
-    write_all([(f, encrypt(data, password, label_override or label).encode(), None)
-               for f, (data, label, _old) in zip(files, plain, strict=True)])  # fmt: skip
+    write_all(
+        [
+            (f, encrypt(data, password, label_override or label).encode(), None)
+            for f, (data, label, _old) in zip(files, plain, strict=True)
+        ]
+    )
     click.echo(f"Rekeyed {len(files)} file(s)", err=True)
 
 

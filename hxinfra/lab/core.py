@@ -56,10 +56,13 @@ from hxinfra.lab.system import (  # noqa: F401
 )
 
 SSH_OPTIONS = (
-    "-o", "StrictHostKeyChecking=yes",
-    "-o", "LogLevel=ERROR",
-    "-o", "ConnectTimeout=10",
-)  # fmt: skip
+    "-o",
+    "StrictHostKeyChecking=yes",
+    "-o",
+    "LogLevel=ERROR",
+    "-o",
+    "ConnectTimeout=10",
+)
 
 
 class Lab:
@@ -162,8 +165,9 @@ class Lab:
         index = next((i for i in range(1, MAX_INDEX) if i not in used), None)
         if index is None:
             raise LabError("no free lab address left")
-        return LabHost(self.name, name, index, f"{net_prefix()}.{10 + index}",
-                       f"02:68:78:00:{index // 256:02x}:{index % 256:02x}")  # fmt: skip
+        return LabHost(
+            self.name, name, index, f"{net_prefix()}.{10 + index}", f"02:68:78:00:{index // 256:02x}:{index % 256:02x}"
+        )
 
     def _create(self, name: str, base: Path, suite: str = SUITE) -> LabHost:
         host = self._allocate(name)
@@ -203,8 +207,17 @@ class Lab:
         if _is_mount(root):
             return
         base = (hdir / "base").read_text().strip()
-        _run(["mount", "-t", "overlay", "overlay", "-o",
-              f"lowerdir={base},upperdir={hdir / 'upper'},workdir={hdir / 'work'}", str(root)])  # fmt: skip
+        _run(
+            [
+                "mount",
+                "-t",
+                "overlay",
+                "overlay",
+                "-o",
+                f"lowerdir={base},upperdir={hdir / 'upper'},workdir={hdir / 'work'}",
+                str(root),
+            ]
+        )
 
     def _start(self, host: LabHost) -> None:
         hdir = self.host_dir(host.name)
@@ -222,7 +235,7 @@ class Lab:
                     host.netns,
                     "--cgroup",
                     host.cgroup,
-                ],  # fmt: skip
+                ],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -367,8 +380,15 @@ class Lab:
 
     def ssh_command(self, name: str, command: str | None = None) -> list[str]:
         host = self.get(name)
-        cmd = ["ssh", "-i", str(self.key), *SSH_OPTIONS, "-o", f"UserKnownHostsFile={self.known_hosts}",
-               f"root@{host.ip}"]  # fmt: skip
+        cmd = [
+            "ssh",
+            "-i",
+            str(self.key),
+            *SSH_OPTIONS,
+            "-o",
+            f"UserKnownHostsFile={self.known_hosts}",
+            f"root@{host.ip}",
+        ]
         return [*cmd, command] if command else cmd
 
     def ssh(
@@ -377,10 +397,22 @@ class Lab:
         """Run a command on a lab host as root (``input`` on its stdin); never raises on a non-zero exit."""
         try:
             if input is not None:
-                return subprocess.run(self.ssh_command(name, command), capture_output=True, text=True,
-                                      timeout=timeout, input=input, check=False)  # fmt: skip
-            return subprocess.run(self.ssh_command(name, command), capture_output=True, text=True,
-                                  timeout=timeout, stdin=subprocess.DEVNULL, check=False)  # fmt: skip
+                return subprocess.run(
+                    self.ssh_command(name, command),
+                    capture_output=True,
+                    text=True,
+                    timeout=timeout,
+                    input=input,
+                    check=False,
+                )
+            return subprocess.run(
+                self.ssh_command(name, command),
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                stdin=subprocess.DEVNULL,
+                check=False,
+            )
         except subprocess.TimeoutExpired as e:
             return subprocess.CompletedProcess(e.cmd, 124, "", f"timed out after {timeout} s")
 

@@ -64,5 +64,3 @@ class LabHost:
     @property
     def cgroup(self) -> str:
         return f"{CGROUP_PARENT}/{self.lab}-{self.name}"
-
-

@@ -23,6 +23,7 @@ BASE_INCLUDE = (
 )
 # command -> Debian package that provides it
 
+
 def _apt_sources() -> tuple[str, str]:
     """The main and security mirror URLs of this machine's own apt configuration."""
     main = security = ""
@@ -91,7 +92,6 @@ def mirrors() -> tuple[str, str]:
     return main, security
 
 
-
 def recipe_hash(suite: str = SUITE) -> str:
     return hashlib.sha256(f"{suite}|{BASE_INCLUDE}|{BASE_RECIPE}".encode()).hexdigest()[:12]
 
@@ -123,22 +123,36 @@ def ensure_base(lab_root: Path, log: LogFn, suite: str = SUITE) -> Path:
     tmp.mkdir(parents=True)
     if tar.is_file():
         log(f"unpacking cached base image {tar.name}")
-        _run(["tar", "--zstd", "-xpf", str(tar), "-C", str(tmp), "--numeric-owner",
-              "--xattrs", "--xattrs-include=*"])  # fmt: skip
+        _run(["tar", "--zstd", "-xpf", str(tar), "-C", str(tmp), "--numeric-owner", "--xattrs", "--xattrs-include=*"])
     else:
         mirror, _ = mirrors()
         log(f"building the base image with debootstrap ({suite} from {mirror}, about a minute)")
         keyring = [f"--keyring={DEBIAN_KEYRING}"] if DEBIAN_KEYRING.is_file() else []
-        r = _run(["debootstrap", "--variant=minbase", *keyring, f"--include={BASE_INCLUDE}", suite,
-                  str(tmp), mirror], check=False)  # fmt: skip
+        r = _run(
+            ["debootstrap", "--variant=minbase", *keyring, f"--include={BASE_INCLUDE}", suite, str(tmp), mirror],
+            check=False,
+        )
         if r.returncode != 0:
             shutil.rmtree(tmp, ignore_errors=True)
             raise LabError(f"debootstrap failed: {r.stdout[-2000:]}{r.stderr[-2000:]}")
         customise_base(tmp)
         tar.parent.mkdir(parents=True, exist_ok=True)
         part = tar.with_name(tar.name + ".part")
-        _run(["tar", "--zstd", "-cpf", str(part), "-C", str(tmp), "--numeric-owner",
-              "--xattrs", "--xattrs-include=*", "--one-file-system", "."])  # fmt: skip
+        _run(
+            [
+                "tar",
+                "--zstd",
+                "-cpf",
+                str(part),
+                "-C",
+                str(tmp),
+                "--numeric-owner",
+                "--xattrs",
+                "--xattrs-include=*",
+                "--one-file-system",
+                ".",
+            ]
+        )
         part.rename(tar)
         log(f"cached base image at {tar}")
     tmp.rename(base)
@@ -165,8 +179,13 @@ def customise_base(root: Path) -> None:
     )
     for key in root.glob("etc/ssh/ssh_host_*"):
         key.unlink()
-    units = ["systemd-timesyncd.service", "getty@tty1.service", "serial-getty@ttyS0.service",
-             "console-getty.service", "systemd-networkd-wait-online.service"]  # fmt: skip
+    units = [
+        "systemd-timesyncd.service",
+        "getty@tty1.service",
+        "serial-getty@ttyS0.service",
+        "console-getty.service",
+        "systemd-networkd-wait-online.service",
+    ]
     _run(["chroot", str(root), "systemctl", "mask", *units], check=False)
     (root / "etc/apt/apt.conf.d/90lab").write_text(
         'Acquire::Languages "none";\nAPT::Keep-Downloaded-Packages "false";\n'

@@ -86,8 +86,9 @@ def lab_vault(lab: Lab | None = None, create: bool = False, names: Iterable[str]
         have = load_yaml_mapping(path) if path.exists() else {}
         body = "".join(
             f"{name}: " + vault_block(encrypt(_generated(name).encode(), password, VAULT_ID), 2)
-            for name in sorted(set(names) | set(LAB_INFRA_SECRETS)) if name not in have
-        )  # fmt: skip
+            for name in sorted(set(names) | set(LAB_INFRA_SECRETS))
+            if name not in have
+        )
         if body or not path.exists():
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             with os.fdopen(fd, "a") as f:
@@ -130,10 +131,17 @@ def lab_environment(
         return env
     lab = existing_lab()
     lab_vault(lab)  # its password joins the keyring: the vault's values open like any other
-    hosts = {h.name: {"address": h.ip, "groups": list(topology.get(h.name, []))}
-             for h in lab.hosts() if h.state == "running"}  # fmt: skip
-    env = Environment(file, hosts=hosts, data={**lab.ssh_data(), **(data or {})}, components=components,
-                      name="lab", files=[vault_file(lab)])  # fmt: skip
+    hosts = {
+        h.name: {"address": h.ip, "groups": list(topology.get(h.name, []))} for h in lab.hosts() if h.state == "running"
+    }
+    env = Environment(
+        file,
+        hosts=hosts,
+        data={**lab.ssh_data(), **(data or {})},
+        components=components,
+        name="lab",
+        files=[vault_file(lab)],
+    )
     env.validate()
     return env
 
@@ -156,7 +164,11 @@ def prepare_dc(lab: Lab, name: str, log: LogFn = print) -> None:
     crt, key = ca.ensure_issued(f"{name}-dc", [f"{name}.{LAB_DOMAIN}", name], [host.ip])
     vault = lab_vault(lab)
     provision_dc(
-        lab, name, LAB_DOMAIN.upper(), str(vault["vault_lab_dc_admin_password"].reveal()),
+        lab,
+        name,
+        LAB_DOMAIN.upper(),
+        str(vault["vault_lab_dc_admin_password"].reveal()),
         tls=(crt.read_text(), key.read_text(), ca.cert_path.read_text()),
-        users={"alice": str(vault["vault_lab_ad_user_password"].reveal())}, log=log,
-    )  # fmt: skip
+        users={"alice": str(vault["vault_lab_ad_user_password"].reveal())},
+        log=log,
+    )

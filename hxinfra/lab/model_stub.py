@@ -1,4 +1,5 @@
 """OpenAI-compatible stand-in of the hxinfra lab: /v1/models and /v1/chat/completions."""
+
 import json
 import sys
 import time
@@ -29,12 +30,17 @@ class Handler(BaseHTTPRequestHandler):
             return
         last = (body.get("messages") or [{}])[-1].get("content", "")
         text = "hx-lab-model says: " + str(last)[:200]
-        self._send(200, {
-            "id": "chatcmpl-hxlab", "object": "chat.completion", "created": int(time.time()),
-            "model": body.get("model", MODEL),
-            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
-            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-        })
+        self._send(
+            200,
+            {
+                "id": "chatcmpl-hxlab",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body.get("model", MODEL),
+                "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
+                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+            },
+        )
 
     def log_message(self, *args: object) -> None:
         pass

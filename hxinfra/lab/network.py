@@ -90,8 +90,7 @@ def attach(host: LabHost) -> None:
     _run(["ip", "neigh", "flush", "to", host.ip, "dev", BRIDGE], check=False)
     _run(["ip", "link", "del", host.veth], check=False)
     _run(["ip", "netns", "add", ns])
-    _run(["ip", "link", "add", host.veth, "type", "veth", "peer", "name", "eth0",
-          "address", host.mac, "netns", ns])  # fmt: skip
+    _run(["ip", "link", "add", host.veth, "type", "veth", "peer", "name", "eth0", "address", host.mac, "netns", ns])
     _run(["ip", "link", "set", host.veth, "master", BRIDGE, "up"])
     _run(["ip", "-n", ns, "addr", "add", f"{host.ip}/24", "dev", "eth0"])
     _run(["ip", "-n", ns, "link", "set", "lo", "up"])

@@ -47,22 +47,29 @@ def provision_dc(
     domain, workgroup = realm.lower(), realm.split(".")[0]
     q = shlex.quote
     log(f"{name}: installing Samba AD DC packages")
-    r = lab.ssh(name, "export DEBIAN_FRONTEND=noninteractive; apt-get update -qq >/tmp/apt.log 2>&1 && "
-                      f"apt-get install -y -qq {PACKAGES} >>/tmp/apt.log 2>&1 || {{ tail -20 /tmp/apt.log; exit 1; }}",
-                timeout=900)  # fmt: skip
+    r = lab.ssh(
+        name,
+        "export DEBIAN_FRONTEND=noninteractive; apt-get update -qq >/tmp/apt.log 2>&1 && "
+        f"apt-get install -y -qq {PACKAGES} >>/tmp/apt.log 2>&1 || {{ tail -20 /tmp/apt.log; exit 1; }}",
+        timeout=900,
+    )
     if r.returncode != 0:
         raise LabError(f"{name}: installing Samba failed: {r.stdout[-2000:]}{r.stderr[-500:]}")
     tls_conf = ""
     tls_files = ""
     if tls:
         cert, key, ca = tls
-        tls_files = (f"install -d -m 0700 {TLS_DIR}\n"
-                     f"umask 077\ncat > {TLS_DIR}/hx.key <<'EOF'\n{key.strip()}\nEOF\n"
-                     f"cat > {TLS_DIR}/hx.crt <<'EOF'\n{cert.strip()}\nEOF\n"
-                     f"cat > {TLS_DIR}/hx-ca.crt <<'EOF'\n{ca.strip()}\nEOF\n")  # fmt: skip
+        tls_files = (
+            f"install -d -m 0700 {TLS_DIR}\n"
+            f"umask 077\ncat > {TLS_DIR}/hx.key <<'EOF'\n{key.strip()}\nEOF\n"
+            f"cat > {TLS_DIR}/hx.crt <<'EOF'\n{cert.strip()}\nEOF\n"
+            f"cat > {TLS_DIR}/hx-ca.crt <<'EOF'\n{ca.strip()}\nEOF\n"
+        )
         # SASL binds without sign/seal inside TLS (what clients with StartTLS do), as Windows AD allows
-        tls_conf = (f"tls enabled = yes\\n\\ttls keyfile = {TLS_DIR}/hx.key\\n\\ttls certfile = {TLS_DIR}/hx.crt\\n"
-                    f"\\ttls cafile = {TLS_DIR}/hx-ca.crt\\n\\tldap server require strong auth = allow_sasl_over_tls\\n")  # fmt: skip
+        tls_conf = (
+            f"tls enabled = yes\\n\\ttls keyfile = {TLS_DIR}/hx.key\\n\\ttls certfile = {TLS_DIR}/hx.crt\\n"
+            f"\\ttls cafile = {TLS_DIR}/hx-ca.crt\\n\\tldap server require strong auth = allow_sasl_over_tls\\n"
+        )
     user_cmds = "".join(
         f"samba-tool user create {q(u)} {q(pw)} --given-name={q(u)} --surname=Lab >/dev/null\n"
         for u, pw in (users or {}).items()

@@ -24,6 +24,7 @@ REQUIRED_COMMANDS = {
     "unshare": "util-linux",
 }
 
+
 def _run(cmd: list[str], check: bool = True, **kw: object) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(cmd, capture_output=True, text=True, check=False, **kw)  # type: ignore[call-overload]
     if check and result.returncode != 0:
@@ -72,8 +73,10 @@ def ensure_inotify_limits(hosts: int, log: Callable[[str], None]) -> None:
         try:
             path.write_text(f"{needed}\n")
         except OSError as e:
-            raise LabError(f"{hosts} lab hosts need fs.inotify.{name} >= {needed} (now {current}) and it cannot be "
-                           f"raised here ({e.strerror}): sysctl -w fs.inotify.{name}={needed}") from None
+            raise LabError(
+                f"{hosts} lab hosts need fs.inotify.{name} >= {needed} (now {current}) and it cannot be "
+                f"raised here ({e.strerror}): sysctl -w fs.inotify.{name}={needed}"
+            ) from None
         log(f"raised fs.inotify.{name} from {current} to {needed} for {hosts} host(s)")
 
 

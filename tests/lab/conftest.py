@@ -13,8 +13,18 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 LAB_NAME = "pytest"
 LAB_DOMAIN = "lab.hxinfra.test"
-HOSTS = ("hx-web-01", "hx-web-02", "hx-web-03", "hx-web-04", "hx-db-01", "hx-db-02", "hx-app-01", "hx-app-02",
-         "hx-api-01", "hx-dc-01")
+HOSTS = (
+    "hx-web-01",
+    "hx-web-02",
+    "hx-web-03",
+    "hx-web-04",
+    "hx-db-01",
+    "hx-db-02",
+    "hx-app-01",
+    "hx-app-02",
+    "hx-api-01",
+    "hx-dc-01",
+)
 # the application tier every web front end proxies to, deployed once per session
 STACK = ("hx-db-01", "hx-api-01", "hx-app-01", "hx-app-02")
 
@@ -38,15 +48,19 @@ class LabSession:
 
         if name not in self._hosts:
             extra = f"-o StrictHostKeyChecking=yes -o UserKnownHostsFile={self.lab.known_hosts} -o LogLevel=ERROR"
-            self._hosts[name] = testinfra.get_host(f"ssh://root@{self.ip(name)}", ssh_identity_file=str(self.lab.key),
-                                                   ssh_extra_args=extra)  # fmt: skip
+            self._hosts[name] = testinfra.get_host(
+                f"ssh://root@{self.ip(name)}", ssh_identity_file=str(self.lab.key), ssh_extra_args=extra
+            )
         return self._hosts[name]
 
     def apt_install(self, name: str, *packages: str) -> None:
         """Test tools on a host (once: skipped when already installed)."""
         pkgs = " ".join(packages)
-        self.ssh(name, f"dpkg -s {pkgs} >/dev/null 2>&1 || {{ apt-get update -qq && "
-                       f"DEBIAN_FRONTEND=noninteractive apt-get install -y -qq {pkgs} >/dev/null; }}")
+        self.ssh(
+            name,
+            f"dpkg -s {pkgs} >/dev/null 2>&1 || {{ apt-get update -qq && "
+            f"DEBIAN_FRONTEND=noninteractive apt-get install -y -qq {pkgs} >/dev/null; }}",
+        )
 
     @property
     def ca_file(self) -> str:
@@ -57,9 +71,22 @@ class LabSession:
     def curl_https(self, name: str, path: str = "/", *args: str) -> subprocess.CompletedProcess[str]:
         """curl from this machine to https://<fqdn><path>, trusting only the lab CA."""
         fqdn = f"{name}.{LAB_DOMAIN}"
-        return subprocess.run(["curl", "-sS", "--max-time", "10", "--cacert", self.ca_file, "--resolve",
-                               f"{fqdn}:443:{self.ip(name)}", *args, f"https://{fqdn}{path}"],
-                              capture_output=True, text=True)  # fmt: skip
+        return subprocess.run(
+            [
+                "curl",
+                "-sS",
+                "--max-time",
+                "10",
+                "--cacert",
+                self.ca_file,
+                "--resolve",
+                f"{fqdn}:443:{self.ip(name)}",
+                *args,
+                f"https://{fqdn}{path}",
+            ],
+            capture_output=True,
+            text=True,
+        )
 
     def ssh(self, name: str, command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         r = self.lab.ssh(name, command)
@@ -68,8 +95,9 @@ class LabSession:
         return r
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        r = subprocess.run(list(args), cwd=ROOT, env=self.env, capture_output=True, text=True,
-                           stdin=subprocess.DEVNULL, timeout=900)
+        r = subprocess.run(
+            list(args), cwd=ROOT, env=self.env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=900
+        )
         if check and r.returncode != 0:
             raise AssertionError(f"{args} rc={r.returncode}\nSTDOUT:\n{r.stdout}\nSTDERR:\n{r.stderr[-6000:]}")
         return r
@@ -86,8 +114,14 @@ class LabSession:
 
     def build_release(self, version: str, broken: bool = False) -> str:
         """A web UI release in the lab's artifacts/ (the lab inventory lists its checksum)."""
-        r = self.run(sys.executable, str(ROOT / "apps/hx-webui/build.py"), version, "--out",
-                     str(self.lab.dir / "artifacts"), *(["--broken"] if broken else []))  # fmt: skip
+        r = self.run(
+            sys.executable,
+            str(ROOT / "apps/hx-webui/build.py"),
+            version,
+            "--out",
+            str(self.lab.dir / "artifacts"),
+            *(["--broken"] if broken else []),
+        )
         return r.stdout.split()[1]
 
     def secret(self, name: str) -> str:
@@ -114,8 +148,9 @@ def lab():
         from hxinfra.inventory import topology_suites
 
         # hx-db-01 on Debian 13 (PostgreSQL 17), as inventories/fleet.yml says, the others on Debian 12
-        session.lab.up(list(HOSTS), log=lambda m: print(f"lab: {m}"),
-                       suites=topology_suites(ROOT / "inventories/lab.py"))  # fmt: skip
+        session.lab.up(
+            list(HOSTS), log=lambda m: print(f"lab: {m}"), suites=topology_suites(ROOT / "inventories/lab.py")
+        )
         issue_host_certificates(session.lab)
         start_model_stub(session.lab, "hx-api-01")  # as `lab up` does on the API hosts
         session.build_release("1.0.0")

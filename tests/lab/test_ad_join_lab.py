@@ -39,7 +39,9 @@ def test_join_then_users_resolve_and_a_second_run_changes_nothing(lab, ad):
     assert "configured: kerberos-member" in lab.ssh(MEMBER, "realm list").stdout
     assert lab.ssh(MEMBER, "getent passwd administrator").stdout.startswith("administrator:")
     assert "domain users" in lab.ssh(MEMBER, "id alice").stdout
-    kinit = lab.ssh(MEMBER, f"echo {shlex.quote(ad['vault_lab_ad_user_password'])} | kinit alice@{REALM} >/dev/null && klist")
+    kinit = lab.ssh(
+        MEMBER, f"echo {shlex.quote(ad['vault_lab_ad_user_password'])} | kinit alice@{REALM} >/dev/null && klist"
+    )
     assert f"Default principal: alice@{REALM}" in kinit.stdout
     member = lab.host(MEMBER)
     sssd_conf = member.file("/etc/sssd/sssd.conf")
@@ -69,9 +71,16 @@ def secret_vars(tmp_path, **values):
 
 
 def test_dc_unreachable_is_a_clear_error(lab, ad, tmp_path):
-    r, report = lab.hx_deploy("ad_join", "--limit", FRESH, "-e", "{ad_join_dns_servers: [10.231.0.254]}",
-                              "-e", secret_vars(tmp_path, ad_join_admin_password="Some-Pass-2026x"),
-                              check=False)  # fmt: skip
+    r, report = lab.hx_deploy(
+        "ad_join",
+        "--limit",
+        FRESH,
+        "-e",
+        "{ad_join_dns_servers: [10.231.0.254]}",
+        "-e",
+        secret_vars(tmp_path, ad_join_admin_password="Some-Pass-2026x"),
+        check=False,
+    )
     assert r.returncode == 1
     assert f"cannot discover AD domain {DOMAIN}: no domain controller answered (DNS servers: 10.231.0.254)" in r.stderr
 
@@ -79,12 +88,23 @@ def test_dc_unreachable_is_a_clear_error(lab, ad, tmp_path):
 def test_wrong_admin_password_leaves_the_host_as_it_was(lab, ad, tmp_path):
     dc_ip = lab.ip(DC)
     wrong = "Wrong-Pass-2026x"
-    r, report = lab.hx_deploy("ad_join", "--limit", FRESH, "-e", f"{{ad_join_dns_servers: [{dc_ip}]}}",
-                              "-e", secret_vars(tmp_path, ad_join_admin_password=wrong), check=False)  # fmt: skip
+    r, report = lab.hx_deploy(
+        "ad_join",
+        "--limit",
+        FRESH,
+        "-e",
+        f"{{ad_join_dns_servers: [{dc_ip}]}}",
+        "-e",
+        secret_vars(tmp_path, ad_join_admin_password=wrong),
+        check=False,
+    )
     assert r.returncode == 1 and f"joining {DOMAIN} as administrator failed" in r.stderr
     assert wrong not in r.stdout + r.stderr
-    state = lab.ssh(FRESH, "realm list --name-only; ls /etc/krb5.keytab /etc/sssd/sssd.conf /root/.hxinfra-join-* 2>&1 | "
-                           "grep -c 'No such file'")  # fmt: skip
+    state = lab.ssh(
+        FRESH,
+        "realm list --name-only; ls /etc/krb5.keytab /etc/sssd/sssd.conf /root/.hxinfra-join-* 2>&1 | "
+        "grep -c 'No such file'",
+    )
     assert state.stdout.split() == ["3"]  # not listed, no keytab, no sssd.conf, no password file
 
 
@@ -108,12 +128,17 @@ def test_join_beside_systemd_resolved_keeps_its_stub(lab, ad, tmp_path):
         started = lab.ssh(FRESH, "systemctl show systemd-resolved -p ActiveEnterTimestampMonotonic --value").stdout
         r, again = lab.hx_deploy("ad_join", "--limit", FRESH, "-e", f"@{extra}")
         assert again["hosts"][0]["changed"] == 0, r.stderr[-3000:]
-        assert lab.ssh(FRESH, "systemctl show systemd-resolved -p ActiveEnterTimestampMonotonic --value").stdout == started
+        assert (
+            lab.ssh(FRESH, "systemctl show systemd-resolved -p ActiveEnterTimestampMonotonic --value").stdout == started
+        )
         lab.hx_deploy("ad_join", "--limit", FRESH, "-e", f"@{extra}", "-e", "ad_join_present=false")
         assert lab.ssh(FRESH, "realm list --name-only").stdout.strip() == ""
     finally:  # later tests expect the lab's plain resolver on this host
-        lab.ssh(FRESH, "DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq systemd-resolved >/dev/null; "
-                       "rm -f /etc/resolv.conf /etc/systemd/resolved.conf.d/hx-ad.conf; : > /etc/resolv.conf")  # fmt: skip
+        lab.ssh(
+            FRESH,
+            "DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq systemd-resolved >/dev/null; "
+            "rm -f /etc/resolv.conf /etc/systemd/resolved.conf.d/hx-ad.conf; : > /etc/resolv.conf",
+        )
 
 
 def test_leave(lab, ad):
@@ -141,11 +166,19 @@ def test_kerberos_login_to_postgresql_with_a_ticket_and_refused_without(lab, ad)
     password = ad["vault_lab_ad_user_password"]
     conninfo = f"host={DB_FQDN} dbname=postgres user=alice gssencmode=require connect_timeout=5"
     sql = "SELECT current_user, gss_authenticated, encrypted FROM pg_stat_gssapi WHERE pid = pg_backend_pid()"
-    ok = lab.ssh(APP, f"printf '%s\\n' {shlex.quote(password)} | kinit alice@LAB.HXINFRA.TEST >/dev/null && "
-                      f"psql -X -At {shlex.quote(conninfo)} -c {shlex.quote(sql)}", check=False)  # fmt: skip
+    ok = lab.ssh(
+        APP,
+        f"printf '%s\\n' {shlex.quote(password)} | kinit alice@LAB.HXINFRA.TEST >/dev/null && "
+        f"psql -X -At {shlex.quote(conninfo)} -c {shlex.quote(sql)}",
+        check=False,
+    )
     assert ok.returncode == 0 and ok.stdout.strip() == "alice|t|t", ok.stderr
-    refused = lab.ssh(APP, f"kdestroy -A; psql -X -At {shlex.quote(conninfo.replace('gssencmode=require', 'sslmode=disable'))}"
-                           " -c 'SELECT 1'", check=False)  # fmt: skip
+    refused = lab.ssh(
+        APP,
+        f"kdestroy -A; psql -X -At {shlex.quote(conninfo.replace('gssencmode=require', 'sslmode=disable'))}"
+        " -c 'SELECT 1'",
+        check=False,
+    )
     assert refused.returncode != 0 and "rejects connection" in refused.stderr
     no_ticket = lab.ssh(APP, f"psql -X -At {shlex.quote(conninfo)} -c 'SELECT 1'", check=False)
     assert no_ticket.returncode != 0 and "GSSAPI encryption required" in no_ticket.stderr

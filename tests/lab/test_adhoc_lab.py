@@ -14,9 +14,14 @@ TWO = "hx-web-01:hx-web-02"
 def test_ping_and_run_report_each_host_and_its_exit_code(lab):
     r = lab.hxinfra("ping", "--env", "lab", "--limit", TWO, "--json")
     assert [(h["host"], h["reachable"], h["ok"]) for h in json.loads(r.stdout)] == [
-        ("hx-web-01", True, True), ("hx-web-02", True, True)]  # fmt: skip
+        ("hx-web-01", True, True),
+        ("hx-web-02", True, True),
+    ]
     r = lab.hxinfra("run", TWO, "--env", "lab", "--json", "--", "hostname")
-    assert {h["host"]: h["stdout"] for h in json.loads(r.stdout)} == {"hx-web-01": ["hx-web-01"], "hx-web-02": ["hx-web-02"]}
+    assert {h["host"]: h["stdout"] for h in json.loads(r.stdout)} == {
+        "hx-web-01": ["hx-web-01"],
+        "hx-web-02": ["hx-web-02"],
+    }
     r = lab.hxinfra("run", "hx-web-01", "--env", "lab", "--json", "--", "echo out; echo err >&2; exit 3", check=False)
     assert r.returncode == 1
     (result,) = json.loads(r.stdout)

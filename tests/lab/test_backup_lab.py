@@ -15,7 +15,7 @@ ROWS = "SELECT count(*) || ' ' || md5(string_agg(body, ',' ORDER BY id)) FROM no
 
 
 def psql(lab, sql: str, db: str = "litellm") -> str:
-    return lab.ssh(DB, f"cd / && runuser -u postgres -- psql -XAtq -d {db} -c \"{sql}\"").stdout.strip()
+    return lab.ssh(DB, f'cd / && runuser -u postgres -- psql -XAtq -d {db} -c "{sql}"').stdout.strip()
 
 
 def backup(lab, *args: str, check: bool = False):
@@ -29,16 +29,25 @@ def test_backup_drop_restore_gives_back_the_same_rows(lab, tmp_path):
     assert host.service("hx-backup.timer").is_enabled and host.service("hx-backup.timer").is_running
     key = host.file("/etc/hx-backup/key")
     assert (key.user, key.mode) == ("root", 0o600)
-    psql(lab, "CREATE TABLE IF NOT EXISTS notes (id serial PRIMARY KEY, body text); "
-              "INSERT INTO notes (body) SELECT md5(i::text) FROM generate_series(1, 1000) i")  # fmt: skip
+    psql(
+        lab,
+        "CREATE TABLE IF NOT EXISTS notes (id serial PRIMARY KEY, body text); "
+        "INSERT INTO notes (body) SELECT md5(i::text) FROM generate_series(1, 1000) i",
+    )
     before = psql(lab, ROWS)
     r = backup(lab, "backup", "run", "--dest", str(tmp_path), "--json")
     made = json.loads(r.stdout)[0]
     assert r.returncode == 0 and made["ok"], r.stderr
     copy = tmp_path / DB / made["id"]
     assert sorted(p.name for p in copy.iterdir()) == [
-        "SHA256SUMS", "config.tar.gz.gpg", "pg-base-wal.tar.gz.gpg", "pg-base.tar.gz.gpg",  # base backup: WAL archived
-        "pg-hx_webui.dump.gpg", "pg-litellm.dump.gpg", "pg-roles.sql.gpg"]
+        "SHA256SUMS",
+        "config.tar.gz.gpg",
+        "pg-base-wal.tar.gz.gpg",
+        "pg-base.tar.gz.gpg",  # base backup: WAL archived
+        "pg-hx_webui.dump.gpg",
+        "pg-litellm.dump.gpg",
+        "pg-roles.sql.gpg",
+    ]
     assert b"notes" not in (copy / "pg-litellm.dump.gpg").read_bytes()  # encrypted at rest
     assert lab.secret("vault_lab_backup_key") not in r.stdout + r.stderr
     psql(lab, "DROP DATABASE litellm", db="postgres")
@@ -99,10 +108,12 @@ def test_disaster_recovery_drill_a_lost_database_server_rebuilt_from_the_control
 
     lost = "hx-db-02"
     lab.hx_deploy("site", "--limit", lost)
-    sql = ("CREATE TABLE IF NOT EXISTS notes (id serial PRIMARY KEY, body text); "
-           "INSERT INTO notes (body) SELECT md5(i::text) FROM generate_series(1, 777) i")  # fmt: skip
-    lab.ssh(lost, f"cd / && runuser -u postgres -- psql -XAtq -d hx_webui -c \"{sql}\"")
-    rows = f"cd / && runuser -u postgres -- psql -XAtq -d hx_webui -c \"{ROWS}\""
+    sql = (
+        "CREATE TABLE IF NOT EXISTS notes (id serial PRIMARY KEY, body text); "
+        "INSERT INTO notes (body) SELECT md5(i::text) FROM generate_series(1, 777) i"
+    )
+    lab.ssh(lost, f'cd / && runuser -u postgres -- psql -XAtq -d hx_webui -c "{sql}"')
+    rows = f'cd / && runuser -u postgres -- psql -XAtq -d hx_webui -c "{ROWS}"'
     before = lab.ssh(lost, rows).stdout.strip()
     r = lab.hxinfra("backup", "run", "--env", "lab", "--limit", lost, "--dest", str(tmp_path), "--json", check=True)
     copy = tmp_path / lost / json.loads(r.stdout)[0]["id"]

@@ -60,8 +60,11 @@ def test_a_drift_after_batched_reads_is_found_and_mended(lab):
     """Two managed files of two components and a stopped unit: the one batched read of the run sees
     all three, and each is put back (the read after a change is a new one, not the stale answer)."""
     name = "hx-app-01"
-    lab.ssh(name, "chmod 0600 /etc/sysctl.d/90-hxinfra.conf; "
-                  "chmod 0640 /usr/local/sbin/hx-ca-trust-expiry && systemctl stop hx-ca-trust-expiry.timer")  # fmt: skip
+    lab.ssh(
+        name,
+        "chmod 0600 /etc/sysctl.d/90-hxinfra.conf; "
+        "chmod 0640 /usr/local/sbin/hx-ca-trust-expiry && systemctl stop hx-ca-trust-expiry.timer",
+    )
     r, report = lab.hx_deploy("site", "--limit", name)
     host = report["hosts"][0]
     assert host["status"] == "changed", r.stderr[-3000:]

@@ -18,8 +18,11 @@ ANCHORS = "/usr/local/share/ca-certificates"
 
 def client_curl(lab, *args: str):
     url = f"https://{FQDN}/"
-    return lab.ssh(CLIENT, shlex.join(["curl", "-sS", "--max-time", "10", "--resolve", f"{FQDN}:443:{lab.ip(WEB)}",
-                                       *args, url]), check=False)  # fmt: skip
+    return lab.ssh(
+        CLIENT,
+        shlex.join(["curl", "-sS", "--max-time", "10", "--resolve", f"{FQDN}:443:{lab.ip(WEB)}", *args, url]),
+        check=False,
+    )
 
 
 def test_curl_trusts_the_web_host_only_after_ca_trust(lab):
@@ -33,8 +36,12 @@ def test_curl_trusts_the_web_host_only_after_ca_trust(lab):
     assert first["hosts"][0]["status"] == "changed", r.stderr[-3000:]
     after = client_curl(lab)
     assert after.returncode == 0 and "HX web UI" in after.stdout, after.stderr
-    handshake = lab.ssh(CLIENT, f"openssl s_client -connect {lab.ip(WEB)}:443 -servername {FQDN} "
-                                f"-verify_hostname {FQDN} -verify_return_error </dev/null 2>&1", check=False)
+    handshake = lab.ssh(
+        CLIENT,
+        f"openssl s_client -connect {lab.ip(WEB)}:443 -servername {FQDN} "
+        f"-verify_hostname {FQDN} -verify_return_error </dev/null 2>&1",
+        check=False,
+    )
     assert handshake.returncode == 0 and "Verify return code: 0 (ok)" in handshake.stdout
     # the web host's own certificate verifies against the system store, and TLS < 1.2 is refused
     assert lab.ssh(WEB, "openssl verify /etc/ssl/hx/webui.crt").stdout.strip() == "/etc/ssl/hx/webui.crt: OK"
@@ -81,7 +88,9 @@ def test_rotating_the_ca_replaces_the_old_one(lab, tmp_path):
     assert report["hosts"][0]["status"] == "changed"
     listing = lab.ssh(CLIENT, f"ls {ANCHORS}").stdout.split()
     assert "hx-rotated-ca.crt" in listing and "hx-lab-root-ca.crt" not in listing
-    link = lab.ssh(CLIENT, f"readlink -f /etc/ssl/certs/$(openssl x509 -noout -subject_hash -in {ANCHORS}/hx-rotated-ca.crt).0")
+    link = lab.ssh(
+        CLIENT, f"readlink -f /etc/ssl/certs/$(openssl x509 -noout -subject_hash -in {ANCHORS}/hx-rotated-ca.crt).0"
+    )
     assert link.stdout.strip() == f"{ANCHORS}/hx-rotated-ca.crt"
     assert client_curl(lab).returncode == 60  # the web host's issuer is no longer trusted
     r, back = lab.hx_deploy("site", "--limit", CLIENT)  # and back to the lab CA
@@ -95,15 +104,32 @@ def test_ca_fetched_from_the_ca_host_by_the_controller(lab):
     pem = Path(lab.ca_file).read_text()
     lab.ssh(ca_host, f"mkdir -p /root/pki && cat > /root/pki/ca.crt <<'EOF'\n{pem}EOF")
     entry = "{ca_trust_certificates: [{name: hx-fetched-ca, from_ca_host: true}]}"
-    r, report = lab.hx_deploy("ca_trust", "--limit", target, "-e", entry, "-e", f"ca_trust_ca_host={ca_host}",
-                              "-e", "ca_trust_ca_host_path=/root/pki/ca.crt")  # fmt: skip
+    r, report = lab.hx_deploy(
+        "ca_trust",
+        "--limit",
+        target,
+        "-e",
+        entry,
+        "-e",
+        f"ca_trust_ca_host={ca_host}",
+        "-e",
+        "ca_trust_ca_host_path=/root/pki/ca.crt",
+    )
     assert report["hosts"][0]["status"] == "changed"
     assert lab.ssh(target, f"tail -n +3 {ANCHORS}/hx-fetched-ca.crt").stdout.strip() == pem.strip()
     # a pin that does not match what the CA host serves: refused, nothing installed
-    r, report = lab.hx_deploy("ca_trust", "--limit", target, "-e",
-                              f"{{ca_trust_certificates: [{{name: hx-other-ca, from_ca_host: true, sha256: '{'ab' * 32}'}}]}}",
-                              "-e", f"ca_trust_ca_host={ca_host}", "-e", "ca_trust_ca_host_path=/root/pki/ca.crt",
-                              check=False)  # fmt: skip
+    r, report = lab.hx_deploy(
+        "ca_trust",
+        "--limit",
+        target,
+        "-e",
+        f"{{ca_trust_certificates: [{{name: hx-other-ca, from_ca_host: true, sha256: '{'ab' * 32}'}}]}}",
+        "-e",
+        f"ca_trust_ca_host={ca_host}",
+        "-e",
+        "ca_trust_ca_host_path=/root/pki/ca.crt",
+        check=False,
+    )
     assert r.returncode == 1 and "does not match the pin" in r.stderr
     assert "hx-other-ca.crt" not in lab.ssh(target, f"ls {ANCHORS}").stdout
     lab.hx_deploy("ca_trust", "--limit", target)  # back to the lab CA
@@ -115,8 +141,13 @@ def served_days(lab, name: str) -> int:
     import subprocess
 
     fqdn = lab.lab.get(name).fqdn
-    pem = subprocess.run(["openssl", "s_client", "-connect", f"{lab.ip(name)}:443", "-servername", fqdn],
-                         input="", capture_output=True, text=True, timeout=30).stdout  # fmt: skip
+    pem = subprocess.run(
+        ["openssl", "s_client", "-connect", f"{lab.ip(name)}:443", "-servername", fqdn],
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout
     end = subprocess.run(["openssl", "x509", "-noout", "-enddate"], input=pem, capture_output=True, text=True).stdout
     when = dt.datetime.strptime(end.strip().split("=", 1)[1], "%b %d %H:%M:%S %Y %Z").replace(tzinfo=dt.UTC)
     return (when - dt.datetime.now(dt.UTC)).days

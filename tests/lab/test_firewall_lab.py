@@ -31,8 +31,9 @@ def test_each_service_is_reachable_from_its_users_only(lab):
     assert reaches(lab, DB, WEB, 443)  # nginx from anywhere
     assert not reaches(lab, APP, DB, 22)  # SSH from the admin network (the controller) only
     assert "HX web UI" in lab.curl_https(WEB).stdout  # the whole chain still works through it
-    r, again = lab.hx_deploy("firewall", *[a for h in (DB, API, APP, WEB) for a in ("--limit", h)],
-                             "--detailed-exitcode")  # fmt: skip
+    r, again = lab.hx_deploy(
+        "firewall", *[a for h in (DB, API, APP, WEB) for a in ("--limit", h)], "--detailed-exitcode"
+    )
     assert r.returncode == 0 and sum(h["changed"] for h in again["hosts"]) == 0, r.stderr[-3000:]
 
 
@@ -46,8 +47,9 @@ def test_a_flushed_rule_set_is_loaded_again(lab):
 def test_rules_that_cut_off_the_controller_put_themselves_back(lab):
     lab.hx_deploy("firewall", "--limit", SPARE)
     before = lab.ssh(SPARE, "sha256sum /etc/nftables.conf").stdout
-    cut = json.dumps({"hx_admin_networks": ["192.0.2.0/24"], "firewall_trusted_sources": [],
-                      "firewall_rollback_seconds": 30})  # fmt: skip
+    cut = json.dumps(
+        {"hx_admin_networks": ["192.0.2.0/24"], "firewall_trusted_sources": [], "firewall_rollback_seconds": 30}
+    )
     started = time.monotonic()
     r, report = lab.hx_deploy("firewall", "--limit", SPARE, "-e", cut, check=False)
     assert r.returncode == 1 and report["hosts"][0]["status"] == "failed"

@@ -25,7 +25,8 @@ def test_the_converged_stack_is_healthy_with_real_probes(lab, tmp_path):
     checks = {h["host"]: {c["name"]: c for c in h["checks"]} for h in report["hosts"]}
     assert checks[WEB]["the site answers /health through nginx"]["ok"]
     assert checks["hx-db-01"]["TLS handshake verifies against the system's CAs"]["output"] == [
-        "Verify return code: 0 (ok)"]
+        "Verify return code: 0 (ok)"
+    ]
     assert checks["hx-api-01"]["the gateway answers /health/liveliness"]["ok"]
     assert checks["hx-app-01"]["the serving colour answers its health path"]["ok"]
     assert any(name.startswith("certificate /etc/ssl/hx/webui.crt") for name in checks[WEB])
@@ -60,13 +61,25 @@ def test_unknown_guide_variable_is_a_usage_error(lab):
 def test_logs_analyze_counts_authentication_failures(lab):
     for _ in range(4):
         lab.ssh(WEB, "logger -t sshd 'Failed password for invalid user mallory from 192.0.2.7 port 4242 ssh2'")
-    r = lab.hxinfra("logs", "analyze", "--env", "lab", "--limit", WEB, "--max-auth-failures", "2", "--json",
-                    check=False)  # fmt: skip
+    r = lab.hxinfra(
+        "logs", "analyze", "--env", "lab", "--limit", WEB, "--max-auth-failures", "2", "--json", check=False
+    )
     found = json.loads(r.stdout)[0]
     assert r.returncode == 1 and found["auth_failures"] >= 4 and not found["ok"]
     assert f"{WEB}: " in r.stderr and "SSH authentication failures (> 2)" in r.stderr
-    r = lab.hxinfra("logs", "analyze", "--env", "lab", "--limit", WEB, "--max-auth-failures", "1000",
-                    "--max-errors", "100000", check=False)  # fmt: skip
+    r = lab.hxinfra(
+        "logs",
+        "analyze",
+        "--env",
+        "lab",
+        "--limit",
+        WEB,
+        "--max-auth-failures",
+        "1000",
+        "--max-errors",
+        "100000",
+        check=False,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
 
 
@@ -74,8 +87,20 @@ def test_metrics_collect_twice_then_report(lab, tmp_path):
     store = tmp_path / "lab.jsonl"
     for _ in range(2):
         lab.hxinfra("metrics", "collect", "--env", "lab", "--limit", ":".join(STACK), "--store", str(store), check=True)
-    r = lab.hxinfra("metrics", "report", "--env", "lab", "--store", str(store), "--period", "1h", "--json",
-                    "--html", str(tmp_path / "m.html"), check=True)  # fmt: skip
+    r = lab.hxinfra(
+        "metrics",
+        "report",
+        "--env",
+        "lab",
+        "--store",
+        str(store),
+        "--period",
+        "1h",
+        "--json",
+        "--html",
+        str(tmp_path / "m.html"),
+        check=True,
+    )
     hosts = json.loads(r.stdout)["hosts"]
     assert set(hosts) == set(STACK) and all(h["samples"] == 2 for h in hosts.values())
     assert all(0 < h["mem_used_pct"]["max"] <= 100 for h in hosts.values())

@@ -30,8 +30,14 @@ def test_lab_cli_up_ssh_status_recover_down(lab):
     env = {**lab.env, "HXINFRA_LAB": "pytest-life"}
 
     def hx(*args, check=True):
-        r = subprocess.run([sys.executable, "-m", "hxinfra", "lab", *args], env=env, capture_output=True, text=True,
-                           stdin=subprocess.DEVNULL, timeout=300)
+        r = subprocess.run(
+            [sys.executable, "-m", "hxinfra", "lab", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=300,
+        )
         assert not check or r.returncode == 0, r.stderr
         return r
 
@@ -59,6 +65,11 @@ def test_lab_cli_up_ssh_status_recover_down(lab):
 
 
 def test_lab_up_refuses_unknown_host_names(lab):
-    r = subprocess.run([sys.executable, "-m", "hxinfra", "lab", "up", "Bad_Name"], env=lab.env, capture_output=True,
-                       text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "hxinfra", "lab", "up", "Bad_Name"],
+        env=lab.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 1 and "invalid host name 'Bad_Name'" in r.stderr

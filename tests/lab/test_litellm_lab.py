@@ -33,7 +33,9 @@ def test_gateway_converged_listens_on_its_address_and_second_run_changes_nothing
     assert not host.socket("tcp://0.0.0.0:4000").is_listening
     assert host.user("litellm").shell == "/usr/sbin/nologin"
     assert host.file("/opt/litellm/.hxinfra-requirements").content_string.split() == [
-        "litellm[proxy]==1.106.2", "prisma==0.15.0"]
+        "litellm[proxy]==1.106.2",
+        "prisma==0.15.0",
+    ]
     for path in ("/etc/litellm/config.yaml", "/etc/litellm/litellm.env"):
         f = host.file(path)
         assert (f.user, f.group, f.mode) == ("root", "litellm", 0o640), path
@@ -47,8 +49,9 @@ def test_master_key_is_needed_and_a_completion_goes_through(lab):
     assert code == 200 and "hx-chat" in text
     assert gateway(lab, "/v1/models")[0] == 401
     assert gateway(lab, "/v1/models", "sk-not-the-master-key")[0] in (400, 401)  # no key database: refused
-    code, text = gateway(lab, "/v1/chat/completions", key,
-                         {"model": "hx-chat", "messages": [{"role": "user", "content": "ping"}]})
+    code, text = gateway(
+        lab, "/v1/chat/completions", key, {"model": "hx-chat", "messages": [{"role": "user", "content": "ping"}]}
+    )
     assert code == 200 and json.loads(text)["choices"][0]["message"]["content"] == "hx-lab-model says: ping"
 
 
@@ -59,8 +62,15 @@ def test_no_secret_in_the_config_or_the_deploy_output(lab):
     assert key not in config and provider not in config and "os.environ/LITELLM_MASTER_KEY" in config
     env = lab.ssh(API, "cat /etc/litellm/litellm.env").stdout
     assert key in env and provider in env  # where they belong: the 0640 environment file
-    r, _ = lab.hx_deploy("litellm", "--limit", API, "--check", "--diff", "-e",
-                         '{"litellm_provider_keys": {"LAB_MODEL_API_KEY": "sk-another-provider-key"}}')
+    r, _ = lab.hx_deploy(
+        "litellm",
+        "--limit",
+        API,
+        "--check",
+        "--diff",
+        "-e",
+        '{"litellm_provider_keys": {"LAB_MODEL_API_KEY": "sk-another-provider-key"}}',
+    )
     assert "litellm.env" in r.stderr
     for secret in (key, provider, "sk-another-provider-key"):
         assert secret not in r.stdout + r.stderr
@@ -68,8 +78,14 @@ def test_no_secret_in_the_config_or_the_deploy_output(lab):
 
 def test_config_litellm_rejects_is_refused_and_the_gateway_keeps_serving(lab):
     before = lab.ssh(API, "sha256sum /etc/litellm/config.yaml; systemctl show litellm -p MainPID").stdout
-    r, report = lab.hx_deploy("litellm", "--limit", API, "-e",
-                              '{"litellm_router_settings": {"routing_strategy": "no-such-strategy"}}', check=False)
+    r, report = lab.hx_deploy(
+        "litellm",
+        "--limit",
+        API,
+        "-e",
+        '{"litellm_router_settings": {"routing_strategy": "no-such-strategy"}}',
+        check=False,
+    )
     assert r.returncode == 1 and report["hosts"][0]["status"] == "failed"
     assert "Invalid routing_strategy" in r.stderr  # LiteLLM's own words, from the trial start's log
     assert "validation failed (a trial start of LiteLLM" in r.stderr and "previous config restored" in r.stderr
@@ -84,10 +100,14 @@ def test_gateway_database_role_logs_in_from_the_api_host_only(lab):
     password = lab.secret("vault_lab_pg_litellm_password")
     for host in (API, APP):
         lab.apt_install(host, "postgresql-client-15")
-    conninfo = (f"host={lab.ip(DB)} port=5432 dbname=litellm user=litellm sslmode=verify-full "
-                "sslrootcert=/etc/ssl/certs/ca-certificates.crt connect_timeout=5 gssencmode=disable")  # fmt: skip
-    cmd = f"PGPASSWORD='{password}' psql -X -At '{conninfo}' -c 'SELECT current_user, ssl FROM pg_stat_ssl " \
-          "WHERE pid = pg_backend_pid()'"
+    conninfo = (
+        f"host={lab.ip(DB)} port=5432 dbname=litellm user=litellm sslmode=verify-full "
+        "sslrootcert=/etc/ssl/certs/ca-certificates.crt connect_timeout=5 gssencmode=disable"
+    )
+    cmd = (
+        f"PGPASSWORD='{password}' psql -X -At '{conninfo}' -c 'SELECT current_user, ssl FROM pg_stat_ssl "
+        "WHERE pid = pg_backend_pid()'"
+    )
     ok = lab.ssh(API, cmd, check=False)
     assert ok.returncode == 0 and ok.stdout.strip() == "litellm|t", ok.stderr
     refused = lab.ssh(APP, cmd, check=False)

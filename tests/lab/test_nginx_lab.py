@@ -44,8 +44,12 @@ def test_curl_reaches_upstream_and_health_follows_it(lab):
     page = lab.curl_https("hx-web-01", "/", "-i")
     assert "HTTP/2 200" in page.stdout and "HX web UI 1.0.0" in page.stdout, page.stderr
     headers = page.stdout.lower()
-    for header in ("x-frame-options: deny", "x-content-type-options: nosniff", "content-security-policy:",
-                   "strict-transport-security: max-age="):
+    for header in (
+        "x-frame-options: deny",
+        "x-content-type-options: nosniff",
+        "content-security-policy:",
+        "strict-transport-security: max-age=",
+    ):
         assert f"\n{header}" in headers
     assert "\nserver: nginx\n" in headers  # server_tokens off: no version
     redirect = curl(f"http://{lab.ip('hx-web-01')}/x", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}")
@@ -65,8 +69,9 @@ def test_broken_value_fails_validation_and_old_config_keeps_serving(lab):
     r, report = lab.hx_deploy("nginx", "--limit", "hx-web-01", "-e", "nginx_client_max_body_size=lots", check=False)
     assert r.returncode == 1 and "nginx_client_max_body_size" in r.stderr and "Connecting" not in r.stderr
     # a well-formed value that nginx itself rejects (no certificate there): nginx -t, then rollback
-    r, report = lab.hx_deploy("nginx", "--limit", "hx-web-01", "-e", "nginx_tls_cert=/etc/ssl/hx/missing.crt",
-                              check=False)  # fmt: skip
+    r, report = lab.hx_deploy(
+        "nginx", "--limit", "hx-web-01", "-e", "nginx_tls_cert=/etc/ssl/hx/missing.crt", check=False
+    )
     assert r.returncode == 1
     assert "validation failed (nginx -t" in r.stderr and "previous config restored" in r.stderr
     assert report["hosts"][0]["status"] == "failed"
@@ -99,7 +104,9 @@ def test_config_restore_puts_back_the_previous_deployed_version_and_forward_agai
 
 def test_check_diff_shows_changes_and_changes_nothing(lab):
     before = lab.ssh("hx-web-01", f"sha256sum {SITE}; stat -c %Y {SITE}").stdout
-    r, report = lab.hx_deploy("site", "--limit", "hx-web-01", "--check", "--diff", "-e", "nginx_client_max_body_size=32m")
+    r, report = lab.hx_deploy(
+        "site", "--limit", "hx-web-01", "--check", "--diff", "-e", "nginx_client_max_body_size=32m"
+    )
     assert report["hosts"][0]["status"] == "pending"
     assert f"--- a{SITE}" in r.stderr and f"+++ b{SITE}" in r.stderr
     assert "-    client_max_body_size 16m;" in r.stderr and "+    client_max_body_size 32m;" in r.stderr
@@ -118,7 +125,7 @@ def test_plain_pyinfra_cli_converges_and_is_idempotent(lab):
     assert "Welcome to nginx" not in curl(f"http://{lab.ip('hx-web-02')}/").stdout  # default site removed
 
 
-API_SCRIPT = textwrap.dedent('''
+API_SCRIPT = textwrap.dedent("""
     import json, sys
     from pyinfra.api import Config, Inventory, State
     from pyinfra.api.connect import connect_all, disconnect_all
@@ -139,7 +146,7 @@ API_SCRIPT = textwrap.dedent('''
     print(json.dumps({"changed": sum(1 for m in metas if m.did_change()),
                       "ok": all(m.did_succeed() for m in metas), "ops": len(metas)}))
     disconnect_all(state)
-''')
+""")
 
 
 def test_python_import_of_the_deploy(lab):

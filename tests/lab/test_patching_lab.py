@@ -26,7 +26,10 @@ def test_the_audit_fails_a_broken_host_and_passes_it_hardened_and_patched(lab, t
     finally:
         lab.ssh(HOST, "rm -f /etc/hx-broken; userdel nopass")
     assert r.returncode == 1 and "audit failures: hx-web-03:" in r.stderr
-    assert not controls["config-not-world-writable"]["passed"] and "/etc/hx-broken" in controls["config-not-world-writable"]["evidence"]
+    assert (
+        not controls["config-not-world-writable"]["passed"]
+        and "/etc/hx-broken" in controls["config-not-world-writable"]["evidence"]
+    )
     assert not controls["no-empty-passwords"]["passed"] and controls["no-empty-passwords"]["evidence"] == ["nopass"]
     assert controls["ssh-no-passwords"]["passed"] and controls["firewall-rules-as-derived"]["passed"]
     page = (tmp_path / "audit.html").read_text()

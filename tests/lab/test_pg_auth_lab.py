@@ -28,8 +28,10 @@ def pg(lab):
 
 
 def login(lab, client: str, password: str, user: str = "hx_webui", sslmode: str = "verify-full", db: str = "hx_webui"):
-    conninfo = (f"host={FQDN} hostaddr={lab.ip(DB)} port=5432 dbname={db} user={user} sslmode={sslmode} "
-                "sslrootcert=/etc/ssl/certs/ca-certificates.crt connect_timeout=5 gssencmode=disable")  # fmt: skip
+    conninfo = (
+        f"host={FQDN} hostaddr={lab.ip(DB)} port=5432 dbname={db} user={user} sslmode={sslmode} "
+        "sslrootcert=/etc/ssl/certs/ca-certificates.crt connect_timeout=5 gssencmode=disable"
+    )
     sql = "SELECT current_user || ' ssl=' || ssl || ' ' || version FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
     cmd = f"PGPASSWORD={shlex.quote(password)} psql -X -At {shlex.quote(conninfo)} -c {shlex.quote(sql)}"
     return lab.ssh(client, cmd, check=False)
@@ -46,8 +48,11 @@ def test_app_role_logs_in_with_verified_tls_and_second_run_changes_nothing(lab, 
     assert again["hosts"][0]["changed"] == 0, r.stderr[-3000:]
     assert pg not in r.stdout + r.stderr
     # drop-in, not a rewritten postgresql.conf; no trust anywhere; SQL files gone
-    source = lab.ssh(DB, "runuser -u postgres -- psql -XAtc \"SELECT setting || ' from ' || sourcefile FROM pg_settings "
-                         "WHERE name = 'ssl_cert_file'\"").stdout.strip()  # fmt: skip
+    source = lab.ssh(
+        DB,
+        "runuser -u postgres -- psql -XAtc \"SELECT setting || ' from ' || sourcefile FROM pg_settings "
+        "WHERE name = 'ssl_cert_file'\"",
+    ).stdout.strip()
     assert source == "/etc/ssl/hx/postgresql.crt from /etc/postgresql/15/main/conf.d/hx-auth.conf"
     host = lab.host(DB)
     assert not host.file("/etc/postgresql/15/main/postgresql.conf").contains("managed by hxinfra")
@@ -59,8 +64,14 @@ def test_app_role_logs_in_with_verified_tls_and_second_run_changes_nothing(lab, 
     assert lab.ssh(DB, "ls /var/lib/postgresql/.hxinfra-* 2>/dev/null | wc -l").stdout.strip() == "0"
     dumps = lab.ssh(DB, "stat -c '%a %U' /var/backups/hxinfra/postgresql/roles-*.sql | sort -u").stdout.split("\n")
     assert dumps[0] == "600 root"  # pg_dumpall --roles-only before the role changes, private
-    assert lab.ssh(DB, "runuser -u postgres -- psql -XAtc \"SELECT rolpassword LIKE 'SCRAM-SHA-256$%' FROM pg_authid "
-                       "WHERE rolname = 'hx_webui'\"").stdout.strip() == "t"  # fmt: skip
+    assert (
+        lab.ssh(
+            DB,
+            "runuser -u postgres -- psql -XAtc \"SELECT rolpassword LIKE 'SCRAM-SHA-256$%' FROM pg_authid "
+            "WHERE rolname = 'hx_webui'\"",
+        ).stdout.strip()
+        == "t"
+    )
 
 
 def test_refusals(lab, pg):
@@ -77,15 +88,29 @@ def test_refusals(lab, pg):
 
 
 def test_bad_hba_data_is_refused_and_the_cluster_keeps_its_rules(lab, pg):
-    r = lab.hxinfra("deploy", "site", "--env", "lab", "--limit", DB, "-e",
-                    "{pg_auth_hba: [{database: hx_webui, user: hx_webui, address: 10.0.0.300/32}]}", check=False)  # fmt: skip
+    r = lab.hxinfra(
+        "deploy",
+        "site",
+        "--env",
+        "lab",
+        "--limit",
+        DB,
+        "-e",
+        "{pg_auth_hba: [{database: hx_webui, user: hx_webui, address: 10.0.0.300/32}]}",
+        check=False,
+    )
     assert r.returncode == 1 and "not a network in CIDR form" in r.stderr and "Connecting" not in r.stderr
     before = lab.ssh(DB, f"sha256sum {HBA}").stdout
     app_ip = lab.ip(APP)
-    r, report = lab.hx_deploy("site", "--limit", DB, "-e",
-                              # passes hxinfra's checks (a known option), but PostgreSQL refuses map= with scram
-                              f"{{pg_auth_hba: [{{database: hx_webui, user: hx_webui, address: {app_ip}/32, options: map=x}}]}}",
-                              check=False)  # fmt: skip
+    r, report = lab.hx_deploy(
+        "site",
+        "--limit",
+        DB,
+        "-e",
+        # passes hxinfra's checks (a known option), but PostgreSQL refuses map= with scram
+        f"{{pg_auth_hba: [{{database: hx_webui, user: hx_webui, address: {app_ip}/32, options: map=x}}]}}",
+        check=False,
+    )
     assert r.returncode == 1 and "validation failed" in r.stderr and "previous config restored" in r.stderr
     assert "pg_hba.conf line" in r.stderr  # PostgreSQL's own message names the line
     assert lab.ssh(DB, f"sha256sum {HBA}").stdout == before
@@ -94,8 +119,10 @@ def test_bad_hba_data_is_refused_and_the_cluster_keeps_its_rules(lab, pg):
 
 def test_hba_change_reloads_listen_change_restarts(lab, pg):
     t0 = start_time(lab)
-    rules = f"{{pg_auth_hba: [{{database: hx_webui, user: hx_webui, address: {lab.ip(APP)}/32}}, " \
-            f"{{database: hx_webui, user: hx_webui, address: {lab.ip(OTHER)}/32}}]}}"
+    rules = (
+        f"{{pg_auth_hba: [{{database: hx_webui, user: hx_webui, address: {lab.ip(APP)}/32}}, "
+        f"{{database: hx_webui, user: hx_webui, address: {lab.ip(OTHER)}/32}}]}}"
+    )
     r, report = lab.hx_deploy("site", "--limit", DB, "-e", rules)
     assert "Reload PostgreSQL after a validated change" in r.stderr and "restart needed for" not in r.stderr
     assert start_time(lab) == t0
@@ -106,4 +133,3 @@ def test_hba_change_reloads_listen_change_restarts(lab, pg):
     assert login(lab, OTHER, pg).returncode != 0 and login(lab, APP, pg).returncode == 0
     r, back = lab.hx_deploy("site", "--limit", DB)  # back to the inventory's settings
     assert back["hosts"][0]["status"] == "changed" and "restart needed for listen_addresses" in r.stderr
-

@@ -23,14 +23,27 @@ def test_serial_1_stops_at_the_failing_host_and_never_touches_the_rest(lab):
     run = uuid.uuid4().hex
     lab.ssh("hx-web-02", "mkdir -p /etc/hx-test && touch /etc/hx-test/fail-here")
     try:
-        r, report = lab.hx_deploy(MARKER, "--limit", "~hx-web-0[1-4]", "--serial", "1", "-e", f"fake_run={run}",
-                                  "--detailed-exitcode", check=False)  # fmt: skip
+        r, report = lab.hx_deploy(
+            MARKER,
+            "--limit",
+            "~hx-web-0[1-4]",
+            "--serial",
+            "1",
+            "-e",
+            f"fake_run={run}",
+            "--detailed-exitcode",
+            check=False,
+        )
     finally:
         lab.ssh("hx-web-02", "rm -f /etc/hx-test/fail-here")
     assert r.returncode == 1
     status = {h["host"]: (h["status"], h["batch"]) for h in report["hosts"]}
-    assert status == {"hx-web-01": ("changed", 1), "hx-web-02": ("failed", 2),
-                      "hx-web-03": ("skipped", 0), "hx-web-04": ("skipped", 0)}  # fmt: skip
+    assert status == {
+        "hx-web-01": ("changed", 1),
+        "hx-web-02": ("failed", 2),
+        "hx-web-03": ("skipped", 0),
+        "hx-web-04": ("skipped", 0),
+    }
     assert report["batches"] == [[h] for h in FOUR]
     assert "never started: hx-web-03, hx-web-04" in report["stopped"]
     assert "rollout stopped" in r.stderr and "== batch 2/4: hx-web-02" in r.stderr and "batch 3/4" not in r.stderr
@@ -45,8 +58,18 @@ def test_max_fail_percentage_lets_the_rollout_continue(lab):
     run = uuid.uuid4().hex
     lab.ssh("hx-web-02", "mkdir -p /etc/hx-test && touch /etc/hx-test/fail-here")
     try:
-        r, report = lab.hx_deploy(MARKER, "--limit", "hx-web-0[!5]", "--serial", "50%", "--max-fail-percentage",
-                                  "50", "-e", f"fake_run={run}", check=False)  # fmt: skip
+        r, report = lab.hx_deploy(
+            MARKER,
+            "--limit",
+            "hx-web-0[!5]",
+            "--serial",
+            "50%",
+            "--max-fail-percentage",
+            "50",
+            "-e",
+            f"fake_run={run}",
+            check=False,
+        )
     finally:
         lab.ssh("hx-web-02", "rm -f /etc/hx-test/fail-here")
     assert r.returncode == 1 and report["stopped"] is None  # 1 of 2 failed: 50% is not above 50%
@@ -100,17 +123,28 @@ def test_unknown_limit_is_an_error_before_connecting(lab):
     assert r.returncode == 1 and "matches no host or group" in r.stderr and "Connecting" not in r.stderr
 
 
-SNAPSHOT = ("find /etc /usr/local /var/backups /var/log/hx -xdev \\( -type f -o -type l \\) "
-            "-printf '%p %m %U %G %s %T@ %l\\n' 2>/dev/null | sort | sha256sum; "
-            "find /etc /usr/local -xdev -type f -print0 | sort -z | xargs -0 cat | sha256sum")
+SNAPSHOT = (
+    "find /etc /usr/local /var/backups /var/log/hx -xdev \\( -type f -o -type l \\) "
+    "-printf '%p %m %U %G %s %T@ %l\\n' 2>/dev/null | sort | sha256sum; "
+    "find /etc /usr/local -xdev -type f -print0 | sort -z | xargs -0 cat | sha256sum"
+)
 
 
 def test_check_diff_on_changed_hosts_leaves_them_byte_for_byte_unchanged(lab):
     lab.hx_deploy("site", "--limit", "hx-web-01")
     lab.ssh("hx-web-01", "chmod 600 /etc/nginx/conf.d/hx-webui.conf")  # drift: owner/mode only
     before = {n: lab.ssh(n, SNAPSHOT).stdout for n in FOUR}
-    r, report = lab.hx_deploy("site", "--limit", "~hx-web-0[1-4]", "--check", "--diff", "-e",
-                              "nginx_client_max_body_size=99m", "-e", "nginx_tls=false")  # fmt: skip
+    r, report = lab.hx_deploy(
+        "site",
+        "--limit",
+        "~hx-web-0[1-4]",
+        "--check",
+        "--diff",
+        "-e",
+        "nginx_client_max_body_size=99m",
+        "-e",
+        "nginx_tls=false",
+    )
     assert report["hosts"][0]["status"] == "pending" and report["hosts"][0]["changes"]
     assert "--- a/etc/nginx/sites-available/webui.conf" in r.stderr and "+    client_max_body_size 99m;" in r.stderr
     assert "-    listen 443 ssl http2;" in r.stderr  # TLS off would drop the HTTPS server block
@@ -122,8 +156,15 @@ def test_check_diff_on_changed_hosts_leaves_them_byte_for_byte_unchanged(lab):
 
 def test_promotion_flow_check_deploy_validate(lab):
     """The documented promotion command, on the lab (it only ever reaches lab hosts here)."""
-    r = lab.run("make", "--no-print-directory", "promote", "PROMOTE_ENVS=lab", "LIMIT=hx-web-03", "SERIAL=1",
-                f"HX={sys.executable} -m hxinfra")  # fmt: skip
+    r = lab.run(
+        "make",
+        "--no-print-directory",
+        "promote",
+        "PROMOTE_ENVS=lab",
+        "LIMIT=hx-web-03",
+        "SERIAL=1",
+        f"HX={sys.executable} -m hxinfra",
+    )
     assert "== lab: check" in r.stdout and "== lab: deploy" in r.stdout and "== lab: validate" in r.stdout
     assert "== lab: gate before" in r.stdout and "== lab: gate after" in r.stdout
     assert "promoted site through: lab" in r.stdout

@@ -18,7 +18,9 @@ HOSTILE = {
     "nginx_server_name": f"$(touch {CANARY})",
     "nginx_upstream_host": f"127.0.0.1:3000; `touch {CANARY}`",
     "pg_auth_cluster": f"main'; touch {CANARY}; echo '",
-    "pg_auth_hba": [{"database": "a", "user": "b", "address": "10.0.0.1/32", "options": "\nhost all all 0.0.0.0/0 trust"}],
+    "pg_auth_hba": [
+        {"database": "a", "user": "b", "address": "10.0.0.1/32", "options": "\nhost all all 0.0.0.0/0 trust"}
+    ],
     "ad_join_sudo_rules": [{"group": "ops,ALL", "commands": "ALL"}],
     "ad_join_domain": f"x`touch {CANARY}`",
     "ad_join_dns_servers": ["10.0.0.1\nnameserver 6.6.6.6"],
@@ -64,17 +66,23 @@ def test_lab_hosts_are_checked_against_the_keys_recorded_at_creation(lab, tmp_pa
     assert scanned[2] in text
     # an unknown key: that host is unreachable with a clear message, and nothing runs on it
     forged = tmp_path / "known_hosts"
-    forged.write_text("".join(
-        line.replace(line.split()[2], "AAAAC3NzaC1lZDI1NTE5AAAAIB7h1f2vbeVlO2Z9vX0m0bq2rG3bUuQm6mO0b1b3c4d5")
-        if line.startswith(f"{ip},") else line for line in text.splitlines(keepends=True)
-    ))  # fmt: skip
-    r, report = lab.hx_deploy("nginx", "--limit", TARGET, "-e", json.dumps({"ssh_known_hosts_file": str(forged)}),
-                              check=False)  # fmt: skip
+    forged.write_text(
+        "".join(
+            line.replace(line.split()[2], "AAAAC3NzaC1lZDI1NTE5AAAAIB7h1f2vbeVlO2Z9vX0m0bq2rG3bUuQm6mO0b1b3c4d5")
+            if line.startswith(f"{ip},")
+            else line
+            for line in text.splitlines(keepends=True)
+        )
+    )
+    r, report = lab.hx_deploy(
+        "nginx", "--limit", TARGET, "-e", json.dumps({"ssh_known_hosts_file": str(forged)}), check=False
+    )
     assert r.returncode == 1 and report["hosts"][0]["status"] == "unreachable", r.stderr[-3000:]
     assert "host key" in r.stderr and TARGET in r.stderr
     forged.write_text("")  # no key at all: refused too, never learned
-    r, report = lab.hx_deploy("nginx", "--limit", TARGET, "-e", json.dumps({"ssh_known_hosts_file": str(forged)}),
-                              check=False)  # fmt: skip
+    r, report = lab.hx_deploy(
+        "nginx", "--limit", TARGET, "-e", json.dumps({"ssh_known_hosts_file": str(forged)}), check=False
+    )
     assert r.returncode == 1 and report["hosts"][0]["status"] == "unreachable"
     assert forged.read_text() == ""
 

@@ -20,9 +20,26 @@ def keypair(tmp_path, name: str) -> tuple[str, str]:
 
 
 def login(lab, user: str, key: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o",
-                           f"UserKnownHostsFile={lab.lab.known_hosts}", "-o", "IdentitiesOnly=yes", "-i", key,
-                           f"{user}@{lab.ip(HOST)}", "id -nG"], capture_output=True, text=True, timeout=60)  # fmt: skip
+    return subprocess.run(
+        [
+            "ssh",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            f"UserKnownHostsFile={lab.lab.known_hosts}",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-i",
+            key,
+            f"{user}@{lab.ip(HOST)}",
+            "id -nG",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_a_user_is_added_rotated_and_removed_with_the_guides_variables(lab, tmp_path):

@@ -63,13 +63,18 @@ def test_the_primary_runs_the_fleets_postgresql_17_on_debian_13(lab, front):
     version = lab.ssh(DB, "runuser -u postgres -- psql -XAtc 'SHOW server_version_num'").stdout.strip()
     assert version.startswith("17"), version
     host = lab.host(DB)
-    assert host.service("postgresql@17-main").is_running and host.file("/etc/postgresql/17/main/conf.d/hx-auth.conf").exists
+    assert (
+        host.service("postgresql@17-main").is_running
+        and host.file("/etc/postgresql/17/main/conf.d/hx-auth.conf").exists
+    )
 
 
 def test_web_ui_role_logs_in_from_application_servers_only(lab, front):
     password = lab.secret("vault_lab_pg_webui_password")
-    conninfo = (f"host={lab.ip(DB)} dbname=hx_webui user=hx_webui sslmode=verify-full connect_timeout=5 "
-                "sslrootcert=/etc/ssl/certs/ca-certificates.crt gssencmode=disable")  # fmt: skip
+    conninfo = (
+        f"host={lab.ip(DB)} dbname=hx_webui user=hx_webui sslmode=verify-full connect_timeout=5 "
+        "sslrootcert=/etc/ssl/certs/ca-certificates.crt gssencmode=disable"
+    )
     cmd = f"PGPASSWORD='{password}' psql -X -At '{conninfo}' -c 'SELECT current_user'"
     for host in (*APPS, WEB):
         lab.apt_install(host, "postgresql-client-15")
@@ -119,7 +124,10 @@ def test_a_broken_release_never_takes_traffic(lab, front):
     status = {h["host"]: h["status"] for h in report["hosts"]}
     assert status[APPS[0]] == status[APPS[1]] == status[WEB] == "failed"
     assert "not ready after 10s: HTTP Error 503" in r.stderr  # the app server's own check, with the unit's log
-    assert "validation failed (nginx -t and the new backends' health" in r.stderr and "previous config restored" in r.stderr
+    assert (
+        "validation failed (nginx -t and the new backends' health" in r.stderr
+        and "previous config restored" in r.stderr
+    )
     assert lab.ssh(WEB, f"cat {POOL}").stdout == pool  # the switch undid itself: the old colour serves
     assert requests.failures == [] and requests.total > 0, requests.failures[:3]
     assert "HX web UI 1.0.0 (blue)" in lab.curl_https(WEB).stdout

@@ -21,7 +21,10 @@ def data(**kw):
 
 def test_computer_names_fit_netbios_and_never_collide():
     assert computer_name(data(), "hx-web-01") == "HX-WEB-01"
-    long_a, long_b = computer_name(data(), "hx-application-server-01"), computer_name(data(), "hx-application-server-02")
+    long_a, long_b = (
+        computer_name(data(), "hx-application-server-01"),
+        computer_name(data(), "hx-application-server-02"),
+    )
     assert len(long_a) <= 15 and len(long_b) <= 15 and long_a != long_b
     assert computer_name(data(ad_join_computer_name="web1"), "x") == "WEB1"
     assert check_data(data(ad_join_computer_name="much-too-long-name-1"))[0][0] == "ad_join_computer_name"
@@ -29,7 +32,10 @@ def test_computer_names_fit_netbios_and_never_collide():
 
 def test_sudo_rules_follow_the_name_format():
     rules = [{"group": "hx admins", "commands": "ALL"}, {"user": "alice", "commands": "/usr/bin/systemctl"}]
-    assert sudoers(data(ad_join_sudo_rules=rules)) == "%hx\\ admins ALL=(ALL:ALL) ALL\nalice ALL=(ALL:ALL) /usr/bin/systemctl\n"
+    assert (
+        sudoers(data(ad_join_sudo_rules=rules))
+        == "%hx\\ admins ALL=(ALL:ALL) ALL\nalice ALL=(ALL:ALL) /usr/bin/systemctl\n"
+    )
     fq = sudoers(data(ad_join_sudo_rules=rules, ad_join_use_fqdn=True))
     assert fq.startswith("%hx\\ admins@dev-test.hana-x.ai ALL=") and "alice@dev-test.hana-x.ai ALL=" in fq
     assert check_data(data(ad_join_sudo_rules=[{"group": "a", "user": "b"}]))[0][0] == "ad_join_sudo_rules"
@@ -41,7 +47,9 @@ def test_fallback_homedir_never_tmp(home):
 
 
 def test_nsswitch_adds_sss_and_keeps_the_distros_sources():
-    current = DEBIAN_NSSWITCH.replace("hosts:          files dns", "hosts:          files mdns4_minimal [NOTFOUND=return] dns myhostname")
+    current = DEBIAN_NSSWITCH.replace(
+        "hosts:          files dns", "hosts:          files mdns4_minimal [NOTFOUND=return] dns myhostname"
+    )
     out = nsswitch(current)
     assert "passwd:         files systemd sss" in out and "group:          files systemd sss" in out
     assert "hosts:          files mdns4_minimal [NOTFOUND=return] dns myhostname" in out
@@ -49,7 +57,10 @@ def test_nsswitch_adds_sss_and_keeps_the_distros_sources():
 
 
 def test_files_for_required_encryption():
-    files = {f.path: f for f in desired_config(data(ad_join_sudo_rules=[{"group": "hx admins", "commands": "ALL"}]), "hx-web-01")}
+    files = {
+        f.path: f
+        for f in desired_config(data(ad_join_sudo_rules=[{"group": "hx admins", "commands": "ALL"}]), "hx-web-01")
+    }
     krb5, sssd = files["/etc/krb5.conf"].content, files["/etc/sssd/sssd.conf"]
     assert "default_realm = DEV-TEST.HANA-X.AI" in krb5 and "rdns = false" in krb5
     assert "permitted_enctypes = aes256-cts-hmac-sha1-96 aes128-cts-hmac-sha1-96" in krb5 and "rc4" not in krb5
@@ -58,7 +69,9 @@ def test_files_for_required_encryption():
     assert "ad_hostname = hx-web-01.dev-test.hana-x.ai" in sssd.content
     assert files["/etc/sudoers.d/hx-ad"].mode == "0440"
     relaxed = {f.path: f for f in desired_config(data(ad_join_require_encryption=False), "h")}
-    assert "start_tls" not in relaxed["/etc/sssd/sssd.conf"].content and "aes256" not in relaxed["/etc/krb5.conf"].content
+    assert (
+        "start_tls" not in relaxed["/etc/sssd/sssd.conf"].content and "aes256" not in relaxed["/etc/krb5.conf"].content
+    )
 
 
 def test_resolver_drop_in_under_systemd_resolved_else_resolv_conf():
@@ -72,7 +85,9 @@ def test_resolver_drop_in_under_systemd_resolved_else_resolv_conf():
     assert "DNS=10.0.0.5 10.0.0.6\n" in drop_in.content and "Domains=dev-test.hana-x.ai\n" in drop_in.content
     (plain,) = resolver_files(dns, resolved=False)
     assert plain.path == "/etc/resolv.conf"
-    assert "nameserver 10.0.0.5\nnameserver 10.0.0.6\n" in plain.content and "search dev-test.hana-x.ai" in plain.content
+    assert (
+        "nameserver 10.0.0.5\nnameserver 10.0.0.6\n" in plain.content and "search dev-test.hana-x.ai" in plain.content
+    )
 
 
 def test_sssd_conf_mode_is_the_one_the_hosts_sssd_keeps():

@@ -39,13 +39,16 @@ def test_the_program_refuses_unknown_verbs_and_bad_ids(tmp_path):
     assert bad.returncode == 1 and "no backup ../etc" in bad.stderr
 
 
-@pytest.mark.parametrize(("key", "value", "message"), [
-    ("backup_key", "short", "at least 24"),
-    ("backup_dir", "relative/dir", "absolute"),
-    ("backup_retention_days", 0, ">= 1"),
-    ("backup_schedule", "daily; rm -rf /", "calendar"),
-    ("backup_paths", ["/etc", "x"], "absolute"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("backup_key", "short", "at least 24"),
+        ("backup_dir", "relative/dir", "absolute"),
+        ("backup_retention_days", 0, ">= 1"),
+        ("backup_schedule", "daily; rm -rf /", "calendar"),
+        ("backup_paths", ["/etc", "x"], "absolute"),
+    ],
+)
 def test_values_of_the_wrong_shape_are_refused(key, value, message):
     problems = dict(check_data({**BASE, key: value}))
     assert key in problems and message in problems[key]
@@ -56,15 +59,27 @@ def test_component_needs_a_key_on_every_backed_up_host():
     assert check_data(BASE) == []
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["restore", "-e", "target_hosts=hx-web-01", "--config", "ad_join"], "--config 'ad_join': one of firewall, hardening, litellm, nginx, pg_auth"),
-    (["restore", "-e", "bogus=1", "--config", "nginx"], "-e: restore takes target_hosts, recovery_point; not bogus"),
-    (["restore", "--config", "nginx"], "say which hosts: --limit PATTERN (or -e target_hosts=PATTERN)"),
-    (["restore", "-l", "hx-db-01", "--config", "nginx"], "--config nginx: no host of 'hx-db-01' runs it"),
-    (["restore", "-e", "target_hosts=hx-db-01", "-e", "recovery_point=yesterday"], "--to-time 'yesterday'"),
-    (["backup", "run", "-e", "backup_services=redis"], "--services: redis unknown here"),
-    (["backup", "run", "-e", "recovery_point=x"], "-e: backup run takes target_hosts, backup_services; not recovery_point"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["restore", "-e", "target_hosts=hx-web-01", "--config", "ad_join"],
+            "--config 'ad_join': one of firewall, hardening, litellm, nginx, pg_auth",
+        ),
+        (
+            ["restore", "-e", "bogus=1", "--config", "nginx"],
+            "-e: restore takes target_hosts, recovery_point; not bogus",
+        ),
+        (["restore", "--config", "nginx"], "say which hosts: --limit PATTERN (or -e target_hosts=PATTERN)"),
+        (["restore", "-l", "hx-db-01", "--config", "nginx"], "--config nginx: no host of 'hx-db-01' runs it"),
+        (["restore", "-e", "target_hosts=hx-db-01", "-e", "recovery_point=yesterday"], "--to-time 'yesterday'"),
+        (["backup", "run", "-e", "backup_services=redis"], "--services: redis unknown here"),
+        (
+            ["backup", "run", "-e", "recovery_point=x"],
+            "-e: backup run takes target_hosts, backup_services; not recovery_point",
+        ),
+    ],
+)
 def test_the_guides_variables_and_config_restore_are_checked_before_connecting(args, message):
     from click.testing import CliRunner
 

@@ -53,8 +53,9 @@ def test_bad_cas_are_refused(ca, tmp_path):
 def test_ca_files_manage_only_their_own_and_remove_dropped(ca):
     d = data(ca_trust_certificates=[{"name": "hx-root-ca", "file": str(ca.cert_path)}])
     cas = resolve_cas(d)
-    items = ca_files(d, cas, ["/usr/local/share/ca-certificates/hx-old-ca.crt",
-                              "/usr/local/share/ca-certificates/hx-root-ca.crt"])  # fmt: skip
+    items = ca_files(
+        d, cas, ["/usr/local/share/ca-certificates/hx-old-ca.crt", "/usr/local/share/ca-certificates/hx-root-ca.crt"]
+    )
     assert isinstance(items[0], ManagedFile) and items[0].path == "/usr/local/share/ca-certificates/hx-root-ca.crt"
     assert items[0].content.startswith("# managed by hxinfra (ca_trust)") and "BEGIN CERTIFICATE" in items[0].content
     assert items[1:] == [Absent("/usr/local/share/ca-certificates/hx-old-ca.crt")]
@@ -77,12 +78,15 @@ def test_host_certs_private_key_is_sensitive_and_must_match(ca, tmp_path):
 
 def test_inventory_refuses_a_wrong_pin_before_connecting(project, ca):
     project("inventories/demo.py", INVENTORY)
-    project("inventories/group_vars/all.yml", f"""
+    project(
+        "inventories/group_vars/all.yml",
+        f"""
         ca_trust_certificates:
           - name: hx-root-ca
             file: {ca.cert_path}
-            sha256: "{'AB:' * 31}AB"
-    """)
+            sha256: "{"AB:" * 31}AB"
+    """,
+    )
     with pytest.raises(InventoryError, match=r"key ca_trust_certificates: CA hx-root-ca: SHA-256 fingerprint .* pin"):
         load_environment(project.root / "inventories/demo.py").validate()
 
@@ -90,9 +94,16 @@ def test_inventory_refuses_a_wrong_pin_before_connecting(project, ca):
 def test_monitor_script_keeps_its_shebang_first(tmp_path):
     from deploys.common import templates_root
 
-    text = render(templates_root(), "ca_trust/usr/local/sbin/hx-ca-trust-expiry.j2",
-                  {"ca_trust_warn_days": 30, "ca_trust_log_dir": "/var/log/hx/ca-trust",
-                   "ca_trust_dir": "/usr/local/share/ca-certificates", "header": "# managed"})  # fmt: skip
+    text = render(
+        templates_root(),
+        "ca_trust/usr/local/sbin/hx-ca-trust-expiry.j2",
+        {
+            "ca_trust_warn_days": 30,
+            "ca_trust_log_dir": "/var/log/hx/ca-trust",
+            "ca_trust_dir": "/usr/local/share/ca-certificates",
+            "header": "# managed",
+        },
+    )
     assert text.startswith("#!/bin/sh\n# managed by hxinfra")
 
 
@@ -131,6 +142,10 @@ def test_ca_pem_from_a_vaulted_value(project, ca):
     assert not vault.default_keyring().resolved  # validating the inventory decrypts nothing
     assert resolve_cas(env.host_data("web1", with_defaults=True)) == []  # still encrypted: checked at deploy
     ((name, pem, info),) = resolve_cas(vault.reveal(env.host_data("web1", with_defaults=True)))
-    assert name == "hx-root-ca" and pem == ca.cert_path.read_text().strip() + "\n" and info.subject.startswith("CN=HX Test Root CA")
+    assert (
+        name == "hx-root-ca"
+        and pem == ca.cert_path.read_text().strip() + "\n"
+        and info.subject.startswith("CN=HX Test Root CA")
+    )
     (anchor,) = [f for f in ca_files(data(), [(name, pem, info)], []) if isinstance(f, ManagedFile)]
     assert anchor.path == "/usr/local/share/ca-certificates/hx-root-ca.crt" and pem in anchor.content

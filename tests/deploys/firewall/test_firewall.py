@@ -14,15 +14,27 @@ from deploys.pg_auth.config import DEFAULTS as PG
 from deploys.webui.config import DEFAULTS as WEBUI
 
 MEMBERS = {
-    "application_servers": [{"name": "hx-app-01", "address": "10.1.0.40"}, {"name": "hx-app-02", "address": "10.1.0.41"}],
+    "application_servers": [
+        {"name": "hx-app-01", "address": "10.1.0.40"},
+        {"name": "hx-app-02", "address": "10.1.0.41"},
+    ],
     "web_servers": [{"name": "hx-web-01", "address": "10.1.0.50"}],
     "api_servers": [{"name": "hx-api-01", "address": "10.1.0.20"}],
-}  # fmt: skip
+}
 
 
 def data(**kw):
-    return {**PG, **WEBUI, **LITELLM, **NGINX, **DEFAULTS, "hx_subnet": "10.1.0.0/24", "hx_members": MEMBERS,
-            "pg_auth_hba": [{"database": "hx_webui", "user": "hx_webui", "group": "application_servers"}], **kw}
+    return {
+        **PG,
+        **WEBUI,
+        **LITELLM,
+        **NGINX,
+        **DEFAULTS,
+        "hx_subnet": "10.1.0.0/24",
+        "hx_members": MEMBERS,
+        "pg_auth_hba": [{"database": "hx_webui", "user": "hx_webui", "group": "application_servers"}],
+        **kw,
+    }
 
 
 def by_port(d, groups):
@@ -53,7 +65,9 @@ def test_without_any_admin_network_ssh_stays_open_rather_than_locked():
 
 
 def test_rule_set_replaces_only_its_own_table_and_nft_accepts_it(tmp_path):
-    text = ruleset(data(firewall_trusted_sources=["10.1.0.1/32"], nginx_tls=True), {"web_servers", "domain_controllers"})
+    text = ruleset(
+        data(firewall_trusted_sources=["10.1.0.1/32"], nginx_tls=True), {"web_servers", "domain_controllers"}
+    )
     assert "ip saddr { 10.1.0.0/24 } tcp dport 49152-65535 accept" in text and "udp dport 88 accept" in text
     assert text.index("table inet hxinfra\ndelete table inet hxinfra\n") < text.index("policy drop")
     assert "flush ruleset" not in text  # fail2ban's table stays
@@ -65,14 +79,17 @@ def test_rule_set_replaces_only_its_own_table_and_nft_accepts_it(tmp_path):
     assert r.returncode == 0, r.stderr
 
 
-@pytest.mark.parametrize(("values", "message"), [
-    ({"firewall_rules": [{"port": 99999}]}, "port"),
-    ({"firewall_rules": [{"port": 8080, "proto": "icmp"}]}, "tcp, udp"),
-    ({"firewall_rules": [{"port": 8080, "sources": ["10.0.0.0/8; flush ruleset"]}]}, "firewall_rules[0].sources"),
-    ({"firewall_rules": [{"port": 8080, "why": "a\nb"}]}, "newline"),
-    ({"firewall_trusted_sources": ["everyone"]}, "firewall_trusted_sources"),
-    ({"firewall_rollback_seconds": 5}, "30 to 3600"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"firewall_rules": [{"port": 99999}]}, "port"),
+        ({"firewall_rules": [{"port": 8080, "proto": "icmp"}]}, "tcp, udp"),
+        ({"firewall_rules": [{"port": 8080, "sources": ["10.0.0.0/8; flush ruleset"]}]}, "firewall_rules[0].sources"),
+        ({"firewall_rules": [{"port": 8080, "why": "a\nb"}]}, "newline"),
+        ({"firewall_trusted_sources": ["everyone"]}, "firewall_trusted_sources"),
+        ({"firewall_rollback_seconds": 5}, "30 to 3600"),
+    ],
+)
 def test_malformed_rules_are_refused(values, message):
     problems = check_data(data(**values))
     assert problems and any(message in p for _, p in problems), problems

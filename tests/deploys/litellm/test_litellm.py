@@ -17,12 +17,21 @@ from hxinfra.wheelhouse import Target, missing
 MASTER = "sk-master-0123456789abcdef"
 PROVIDER = 'pr0v"ider\\key$HOME'
 BASE = {
-    **DEFAULTS, "hx_domain": "lab.test", "hx_environment": "lab", "ssh_hostname": "10.0.0.20",
+    **DEFAULTS,
+    "hx_domain": "lab.test",
+    "hx_environment": "lab",
+    "ssh_hostname": "10.0.0.20",
     "litellm_master_key": MASTER,
-    "litellm_models": [{"name": "hx-chat", "model": "openai/hx-lab-model", "api_base": "http://127.0.0.1:8000/v1",
-                        "api_key_env": "OPENAI_API_KEY"}],
+    "litellm_models": [
+        {
+            "name": "hx-chat",
+            "model": "openai/hx-lab-model",
+            "api_base": "http://127.0.0.1:8000/v1",
+            "api_key_env": "OPENAI_API_KEY",
+        }
+    ],
     "litellm_provider_keys": {"OPENAI_API_KEY": PROVIDER},
-}  # fmt: skip
+}
 
 
 def files(data):
@@ -34,8 +43,16 @@ def test_config_is_litellm_schema_and_names_secrets_only_by_environment():
     assert item.content.startswith("# managed by hxinfra")
     doc = yaml.safe_load(item.content)
     assert list(doc) == ["model_list", "litellm_settings", "router_settings", "general_settings"]
-    assert doc["model_list"] == [{"model_name": "hx-chat", "litellm_params": {
-        "model": "openai/hx-lab-model", "api_base": "http://127.0.0.1:8000/v1", "api_key": "os.environ/OPENAI_API_KEY"}}]
+    assert doc["model_list"] == [
+        {
+            "model_name": "hx-chat",
+            "litellm_params": {
+                "model": "openai/hx-lab-model",
+                "api_base": "http://127.0.0.1:8000/v1",
+                "api_key": "os.environ/OPENAI_API_KEY",
+            },
+        }
+    ]
     assert doc["general_settings"]["master_key"] == "os.environ/LITELLM_MASTER_KEY"
     assert "database_url" not in doc["general_settings"]
     assert MASTER not in item.content and "pr0v" not in item.content
@@ -62,8 +79,14 @@ def test_systemd_environment_refuses_what_would_add_a_line_or_a_variable():
 def test_unit_is_hardened_and_listens_on_the_hosts_address():
     unit = files(BASE)["/etc/systemd/system/litellm.service"].content
     assert "--host 10.0.0.20 --port 4000" in unit and "0.0.0.0" not in unit
-    for line in ("NoNewPrivileges=yes", "ProtectSystem=strict", "PrivateTmp=yes", "User=litellm",
-                 "EnvironmentFile=/etc/litellm/litellm.env", "StateDirectory=litellm"):
+    for line in (
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "PrivateTmp=yes",
+        "User=litellm",
+        "EnvironmentFile=/etc/litellm/litellm.env",
+        "StateDirectory=litellm",
+    ):
         assert line in unit.splitlines()
     explicit = files({**BASE, "litellm_listen_address": "0.0.0.0"})["/etc/systemd/system/litellm.service"].content
     assert "--host 0.0.0.0" in explicit
@@ -81,19 +104,26 @@ def test_requirements_are_pinned():
     assert requirements(BASE) == ["litellm[proxy]==1.106.2", "prisma==0.15.0"]
 
 
-@pytest.mark.parametrize(("key", "value", "message"), [
-    ("litellm_master_key", "not-a-key", "must start with 'sk-'"),
-    ("litellm_models", [{"name": "x", "model": "openai/m; rm -rf /"}], "provider/model"),
-    ("litellm_models", [{"name": "x", "model": "openai/m", "api_key_env": "NOPE"}], "not a key of litellm_provider_keys"),
-    ("litellm_models", [{"name": "x", "model": "openai/m", "api_base": "http://u:p@h/v1"}], "not an http"),
-    ("litellm_models", [{"name": "x", "modle": "openai/m"}], "unknown field"),
-    ("litellm_provider_keys", {"bad name": "v"}, "variable name"),
-    ("litellm_listen_address", "host; id", "IP"),
-    ("litellm_settings", {"api_key": "sk-inline"}, "looks like a secret"),
-    ("litellm_general_settings", {"x": "a\nb"}, "one line"),
-    ("litellm_extra_requirements", ["prisma>=0.15"], "pinned"),
-    ("litellm_install", "curl", "one of"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("litellm_master_key", "not-a-key", "must start with 'sk-'"),
+        ("litellm_models", [{"name": "x", "model": "openai/m; rm -rf /"}], "provider/model"),
+        (
+            "litellm_models",
+            [{"name": "x", "model": "openai/m", "api_key_env": "NOPE"}],
+            "not a key of litellm_provider_keys",
+        ),
+        ("litellm_models", [{"name": "x", "model": "openai/m", "api_base": "http://u:p@h/v1"}], "not an http"),
+        ("litellm_models", [{"name": "x", "modle": "openai/m"}], "unknown field"),
+        ("litellm_provider_keys", {"bad name": "v"}, "variable name"),
+        ("litellm_listen_address", "host; id", "IP"),
+        ("litellm_settings", {"api_key": "sk-inline"}, "looks like a secret"),
+        ("litellm_general_settings", {"x": "a\nb"}, "one line"),
+        ("litellm_extra_requirements", ["prisma>=0.15"], "pinned"),
+        ("litellm_install", "curl", "one of"),
+    ],
+)
 def test_values_of_the_wrong_shape_are_refused(key, value, message):
     problems = dict(check_data({**BASE, key: value}))
     assert key in problems and message in problems[key]
@@ -107,7 +137,8 @@ def test_component_requires_a_master_key_and_targets_api_servers():
 def _wheel(directory: Path, name: str, version: str, requires: list[str]) -> None:
     path = directory / f"{name}-{version}-py3-none-any.whl"
     meta = "Metadata-Version: 2.1\nName: {}\nVersion: {}\n{}".format(
-        name, version, "".join(f"Requires-Dist: {r}\n" for r in requires))
+        name, version, "".join(f"Requires-Dist: {r}\n" for r in requires)
+    )
     with zipfile.ZipFile(path, "w") as z:
         z.writestr(f"{name}-{version}.dist-info/METADATA", meta)
 

@@ -31,14 +31,17 @@ def test_scram_verifier_matches_rfc7677_example():
     assert base64.b64encode(signature).decode() == "6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
 
 
-@pytest.mark.parametrize(("rule", "message"), [
-    ({"database": "a", "user": "b", "address": "10.0.0.300/32"}, "not a network in CIDR form"),
-    ({"database": "a", "user": "b", "address": "10.0.0.1/24"}, "not a network in CIDR form"),  # host bits set
-    ({"database": "a", "user": "b", "address": "10.0.0.0/24", "method": "trust"}, "never trust"),
-    ({"database": "a", "user": "b", "address": "10.0.0.0/24", "type": "host"}, "type 'host' not allowed"),
-    ({"database": "a b", "user": "b", "address": "10.0.0.0/24"}, "characters pg_hba.conf cannot take"),
-    ({"database": "a", "user": "b"}, "needs database, user and either address or group"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        ({"database": "a", "user": "b", "address": "10.0.0.300/32"}, "not a network in CIDR form"),
+        ({"database": "a", "user": "b", "address": "10.0.0.1/24"}, "not a network in CIDR form"),  # host bits set
+        ({"database": "a", "user": "b", "address": "10.0.0.0/24", "method": "trust"}, "never trust"),
+        ({"database": "a", "user": "b", "address": "10.0.0.0/24", "type": "host"}, "type 'host' not allowed"),
+        ({"database": "a b", "user": "b", "address": "10.0.0.0/24"}, "characters pg_hba.conf cannot take"),
+        ({"database": "a", "user": "b"}, "needs database, user and either address or group"),
+    ],
+)
 def test_bad_hba_rules(rule, message):
     with pytest.raises(PgAuthError, match=message):
         hba_rules(data(pg_auth_hba=[rule]))
@@ -72,9 +75,15 @@ def converged(password: str = "s3cret-pw") -> dict:
     role = {"login": True, "connlimit": -1, "iterations": "4096", "salt": base64.b64encode(salt).decode()}
     return {
         "roles": {name: {**role, "verifier_sha256": digest[name]} for name in digest},
-        "databases": {"hxapp": {"owner": "hx_app", "public_connect": False, "connect": ["hx_app", "hx_read"],
-                                "schema": {"hx_app": (True, True), "hx_read": (True, False)}}},
-    }  # fmt: skip
+        "databases": {
+            "hxapp": {
+                "owner": "hx_app",
+                "public_connect": False,
+                "connect": ["hx_app", "hx_read"],
+                "schema": {"hx_app": (True, True), "hx_read": (True, False)},
+            }
+        },
+    }
 
 
 def test_sql_plan_from_nothing_puts_roles_before_databases():
@@ -82,8 +91,11 @@ def test_sql_plan_from_nothing_puts_roles_before_databases():
     create_db = stmts.index('CREATE DATABASE "hxapp" OWNER "hx_app";')
     assert all(s.startswith("CREATE ROLE") for s in stmts[:2]) and create_db == 2
     assert 'REVOKE CONNECT, TEMPORARY ON DATABASE "hxapp" FROM PUBLIC;' in stmts
-    assert stmts[-3:] == ['\\connect "hxapp"', 'GRANT USAGE, CREATE ON SCHEMA public TO "hx_app";',
-                          'GRANT USAGE ON SCHEMA public TO "hx_read";']  # fmt: skip
+    assert stmts[-3:] == [
+        '\\connect "hxapp"',
+        'GRANT USAGE, CREATE ON SCHEMA public TO "hx_app";',
+        'GRANT USAGE ON SCHEMA public TO "hx_read";',
+    ]
     assert "s3cret-pw" not in "".join(stmts) and "SCRAM-SHA-256$4096:" in stmts[0]
     assert all("SCRAM" not in s for s in masked_sql(stmts))
 
@@ -98,8 +110,11 @@ def test_sql_plan_is_empty_when_converged_and_sees_a_new_password():
 
 
 def test_restart_only_for_postmaster_settings_that_differ():
-    running = {"listen_addresses": ("postmaster", "*"), "port": ("postmaster", "5432"),
-               "ssl_ciphers": ("sighup", "HIGH")}  # fmt: skip
+    running = {
+        "listen_addresses": ("postmaster", "*"),
+        "port": ("postmaster", "5432"),
+        "ssl_ciphers": ("sighup", "HIGH"),
+    }
     desired = settings(data(pg_auth_listen_addresses=["localhost", "10.0.0.5"], pg_auth_ssl_ciphers="OTHER"))
     assert restart_reasons(desired, running) == ["listen_addresses ('*' -> 'localhost,10.0.0.5')"]
     assert restart_reasons(settings(data()), running) == []
@@ -109,20 +124,30 @@ def test_tls_paths_derive_from_the_ca_trust_service_certificate():
     """Written once, in ca_trust: a service certificate's name gives PostgreSQL its paths."""
     from deploys.ca_trust.config import DEFAULTS as CA_TRUST
 
-    derived = settings(data(pg_auth_ssl_host_cert="postgresql", ca_trust_host_cert_dir=CA_TRUST["ca_trust_host_cert_dir"]))
+    derived = settings(
+        data(pg_auth_ssl_host_cert="postgresql", ca_trust_host_cert_dir=CA_TRUST["ca_trust_host_cert_dir"])
+    )
     assert derived["ssl_cert_file"] == "'/etc/ssl/hx/postgresql.crt'"
     assert derived["ssl_key_file"] == "'/etc/ssl/hx/private/postgresql.key'"
     assert settings(data())["ssl_cert_file"] == "'/etc/ssl/certs/ssl-cert-snakeoil.pem'"  # none: Debian's pair
 
 
 def test_group_rules_allow_each_member_host_only():
-    members = {"application_servers": [{"name": "app1", "address": "10.0.0.40"}, {"name": "app2", "address": "fd00::41"}]}
-    rules = hba_rules(data(hx_members=members, pg_auth_hba=[{"database": "w", "user": "w", "group": "application_servers"}]))
+    members = {
+        "application_servers": [{"name": "app1", "address": "10.0.0.40"}, {"name": "app2", "address": "fd00::41"}]
+    }
+    rules = hba_rules(
+        data(hx_members=members, pg_auth_hba=[{"database": "w", "user": "w", "group": "application_servers"}])
+    )
     assert [r["address"] for r in rules] == ["10.0.0.40/32", "fd00::41/128"]
     assert hba_rules(data(hx_members={}, pg_auth_hba=[{"database": "w", "user": "w", "group": "nobody"}])) == []
     with pytest.raises(PgAuthError, match="has no IP address"):
-        hba_rules(data(hx_members={"g": [{"name": "h", "address": "h.example"}]},
-                       pg_auth_hba=[{"database": "w", "user": "w", "group": "g"}]))
+        hba_rules(
+            data(
+                hx_members={"g": [{"name": "h", "address": "h.example"}]},
+                pg_auth_hba=[{"database": "w", "user": "w", "group": "g"}],
+            )
+        )
     with pytest.raises(PgAuthError, match="either address or group"):
         hba_rules(data(pg_auth_hba=[{"database": "w", "user": "w", "group": "g", "address": "10.0.0.0/24"}]))
 
@@ -130,15 +155,26 @@ def test_group_rules_allow_each_member_host_only():
 def test_kerberos_rules_come_before_the_reject_and_the_keytab_is_postgres_own():
     from deploys.pg_auth.config import keytab_command, service_principal
 
-    gss = {"type": "hostgssenc", "database": "postgres", "user": "alice", "address": "10.0.0.40/32",
-           "method": "gss", "options": "include_realm=0 krb_realm=X.TEST"}
-    d = data(pg_auth_kerberos=True, hx_realm="X.TEST",
-             pg_auth_hba=[{"database": "w", "user": "w", "address": "10.0.0.40/32"}, gss])
+    gss = {
+        "type": "hostgssenc",
+        "database": "postgres",
+        "user": "alice",
+        "address": "10.0.0.40/32",
+        "method": "gss",
+        "options": "include_realm=0 krb_realm=X.TEST",
+    }
+    d = data(
+        pg_auth_kerberos=True,
+        hx_realm="X.TEST",
+        pg_auth_hba=[{"database": "w", "user": "w", "address": "10.0.0.40/32"}, gss],
+    )
     dropin, hba = desired_config(d, "db1")
     assert "krb_server_keyfile = '/etc/postgresql/krb5.keytab'" in dropin.content
     assert "krb_server_keyfile" not in desired_config(data(), "db1")[0].content
     lines = [line.split() for line in hba.content.splitlines() if line and not line.startswith("#")]
-    gss_at = lines.index(["hostgssenc", "postgres", "alice", "10.0.0.40/32", "gss", "include_realm=0", "krb_realm=X.TEST"])
+    gss_at = lines.index(
+        ["hostgssenc", "postgres", "alice", "10.0.0.40/32", "gss", "include_realm=0", "krb_realm=X.TEST"]
+    )
     assert gss_at < lines.index(["hostnossl", "all", "all", "0.0.0.0/0", "reject"])  # only encrypted GSS matches it
     assert lines[-1][0] == "hostssl"
     assert service_principal(d, "db1") == "postgres/db1.x.test"

@@ -15,8 +15,12 @@ def data(**kw):
 
 
 def test_accounts_give_exact_key_files_and_sudo_rules():
-    d = data(users_accounts=[{"name": "ops", "groups": ["hx-ssh"], "keys": [KEY1], "sudo": True},
-                             {"name": "old", "present": False}])  # fmt: skip
+    d = data(
+        users_accounts=[
+            {"name": "ops", "groups": ["hx-ssh"], "keys": [KEY1], "sudo": True},
+            {"name": "old", "present": False},
+        ]
+    )
     items = {i.path: i for i in desired_config(d)}
     keys = items["/home/ops/.ssh/authorized_keys"]
     assert isinstance(keys, ManagedFile) and keys.content == KEY1 + "\n" and keys.mode == "0600" and keys.user == "ops"
@@ -39,16 +43,19 @@ def test_the_guides_one_user_form_adds_rotates_and_removes():
     assert eve["groups"] == ["hx-ssh", "devs"] and eve["keys"] == [KEY1]
 
 
-@pytest.mark.parametrize(("values", "message"), [
-    ({"users_accounts": [{"name": "Bad Name"}]}, "not a local user or group name"),
-    ({"users_accounts": [{"name": "root"}]}, "root is a system account"),
-    ({"users_accounts": [{"name": "ok", "keys": ["ssh-ed25519 AAAAnotakey"]}]}, "not an OpenSSH public key"),
-    ({"users_accounts": [{"name": "ok", "keys": [KEY1 + "\nssh-rsa AAAA"]}]}, "newline"),
-    ({"users_accounts": [{"name": "ok", "comment": "a:b"}]}, "no ':'"),
-    ({"users_accounts": [{"name": "ok", "shell": "bash; rm -rf /"}]}, "users_accounts[0].shell"),
-    ({"users_username": "x", "users_action": "purge"}, "add or remove"),
-    ({"users_accounts": [{"name": "ok", "sudo_rules": "ALL"}]}, "sudo_rules"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"users_accounts": [{"name": "Bad Name"}]}, "not a local user or group name"),
+        ({"users_accounts": [{"name": "root"}]}, "root is a system account"),
+        ({"users_accounts": [{"name": "ok", "keys": ["ssh-ed25519 AAAAnotakey"]}]}, "not an OpenSSH public key"),
+        ({"users_accounts": [{"name": "ok", "keys": [KEY1 + "\nssh-rsa AAAA"]}]}, "newline"),
+        ({"users_accounts": [{"name": "ok", "comment": "a:b"}]}, "no ':'"),
+        ({"users_accounts": [{"name": "ok", "shell": "bash; rm -rf /"}]}, "users_accounts[0].shell"),
+        ({"users_username": "x", "users_action": "purge"}, "add or remove"),
+        ({"users_accounts": [{"name": "ok", "sudo_rules": "ALL"}]}, "sudo_rules"),
+    ],
+)
 def test_hostile_or_malformed_values_are_refused(values, message):
     problems = check_data(data(**values))
     assert problems and any(message in p for _, p in problems), problems
@@ -57,7 +64,20 @@ def test_hostile_or_malformed_values_are_refused(values, message):
 def test_the_guides_names_reach_the_users_keys_and_never_shadow_pyinfras():
     from hxinfra.inventory import load_environment
 
-    env = load_environment("inventories/development.py", extra_vars={
-        "username": "bob", "user_groups": "hx-ssh", "action": "remove", "ssh_public_key": KEY1, "ssh_key": "/tmp/k"})
-    assert env.extra_vars == {"users_username": "bob", "users_user_groups": "hx-ssh", "users_action": "remove",
-                              "users_ssh_key": KEY1, "ssh_key": "/tmp/k"}  # fmt: skip
+    env = load_environment(
+        "inventories/development.py",
+        extra_vars={
+            "username": "bob",
+            "user_groups": "hx-ssh",
+            "action": "remove",
+            "ssh_public_key": KEY1,
+            "ssh_key": "/tmp/k",
+        },
+    )
+    assert env.extra_vars == {
+        "users_username": "bob",
+        "users_user_groups": "hx-ssh",
+        "users_action": "remove",
+        "users_ssh_key": KEY1,
+        "ssh_key": "/tmp/k",
+    }

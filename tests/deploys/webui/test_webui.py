@@ -16,10 +16,22 @@ from hxinfra.artifacts import ArtifactError, checksums, fetch
 from hxinfra.validate import DataError
 
 SHA = "a" * 64
-SECRETS = {"webui_db_password": "p@ss:w/rd 1#?", "webui_gateway_key": "sk-gateway-key-123",
-           "webui_session_secret": "session-secret-0123", "webui_jwt_secret": "jwt-secret-0123456"}
-BASE = {**DEFAULTS, **SECRETS, "hx_domain": "lab.test", "ssh_hostname": "10.0.0.40", "webui_version": "1.0.0",
-        "webui_releases": {"1.0.0": SHA}, "webui_db_host": "10.0.0.30", "webui_gateway_url": "http://10.0.0.20:4000"}
+SECRETS = {
+    "webui_db_password": "p@ss:w/rd 1#?",
+    "webui_gateway_key": "sk-gateway-key-123",
+    "webui_session_secret": "session-secret-0123",
+    "webui_jwt_secret": "jwt-secret-0123456",
+}
+BASE = {
+    **DEFAULTS,
+    **SECRETS,
+    "hx_domain": "lab.test",
+    "ssh_hostname": "10.0.0.40",
+    "webui_version": "1.0.0",
+    "webui_releases": {"1.0.0": SHA},
+    "webui_db_host": "10.0.0.30",
+    "webui_gateway_url": "http://10.0.0.20:4000",
+}
 
 
 def files(data):
@@ -29,8 +41,10 @@ def files(data):
 def test_environment_file_holds_secrets_privately_with_an_encoded_database_url():
     env = files(BASE)["/etc/hx-webui/webui.env"]
     assert env.sensitive and env.mode == "0640" and env.group == "hx-webui"
-    assert ('HX_DATABASE_URL="postgresql://hx_webui:p%40ss%3Aw%2Frd%201%23%3F@10.0.0.30:5432/hx_webui'
-            '?sslmode=verify-full&sslrootcert=/etc/ssl/certs/ca-certificates.crt"') in env.content.splitlines()
+    assert (
+        'HX_DATABASE_URL="postgresql://hx_webui:p%40ss%3Aw%2Frd%201%23%3F@10.0.0.30:5432/hx_webui'
+        '?sslmode=verify-full&sslrootcert=/etc/ssl/certs/ca-certificates.crt"'
+    ) in env.content.splitlines()
     assert 'HX_GATEWAY_URL="http://10.0.0.20:4000"' in env.content and 'HX_LISTEN="10.0.0.40"' in env.content
     for name in ("blue", "green"):
         colour = files(BASE)[f"/etc/hx-webui/{name}.env"]
@@ -41,20 +55,34 @@ def test_environment_file_holds_secrets_privately_with_an_encoded_database_url()
 
 def test_unit_is_a_hardened_template_per_colour():
     unit = files(BASE)["/etc/systemd/system/hx-webui@.service"].content.splitlines()
-    for line in ("User=hx-webui", "EnvironmentFile=/etc/hx-webui/webui.env", "EnvironmentFile=/etc/hx-webui/%i.env",
-                 "WorkingDirectory=/opt/hx-webui/%i", "ExecStart=/usr/bin/python3 app.py", "NoNewPrivileges=yes",
-                 "ProtectSystem=strict", "PrivateTmp=yes"):
+    for line in (
+        "User=hx-webui",
+        "EnvironmentFile=/etc/hx-webui/webui.env",
+        "EnvironmentFile=/etc/hx-webui/%i.env",
+        "WorkingDirectory=/opt/hx-webui/%i",
+        "ExecStart=/usr/bin/python3 app.py",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "PrivateTmp=yes",
+    ):
         assert line in unit
 
 
-@pytest.mark.parametrize(("state", "version", "expected"), [
-    ({}, "1.0.0", ("blue", "1.0.0")),                                                    # a new host
-    ({"active": "blue", "slots": {"blue": "1.0.0"}}, "1.0.0", ("blue", "1.0.0")),          # as it is
-    ({"active": "blue", "slots": {"blue": "1.0.0"}}, "1.1.0", ("green", "1.1.0")),         # to the idle colour
-    ({"active": "green", "slots": {"blue": "1.0.0", "green": "1.1.0"}}, "1.2.0", ("blue", "1.2.0")),
-    ({"active": "green", "slots": {"blue": "1.0.0", "green": "1.1.0"}}, "1.0.0", ("blue", "1.0.0")),  # a switch back
-    ({"active": "green", "slots": {"blue": "1.0.0", "green": "1.1.0"}}, "previous", ("blue", "1.0.0")),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("state", "version", "expected"),
+    [
+        ({}, "1.0.0", ("blue", "1.0.0")),  # a new host
+        ({"active": "blue", "slots": {"blue": "1.0.0"}}, "1.0.0", ("blue", "1.0.0")),  # as it is
+        ({"active": "blue", "slots": {"blue": "1.0.0"}}, "1.1.0", ("green", "1.1.0")),  # to the idle colour
+        ({"active": "green", "slots": {"blue": "1.0.0", "green": "1.1.0"}}, "1.2.0", ("blue", "1.2.0")),
+        (
+            {"active": "green", "slots": {"blue": "1.0.0", "green": "1.1.0"}},
+            "1.0.0",
+            ("blue", "1.0.0"),
+        ),  # a switch back
+        ({"active": "green", "slots": {"blue": "1.0.0", "green": "1.1.0"}}, "previous", ("blue", "1.0.0")),
+    ],
+)
 def test_a_release_goes_to_the_colour_that_does_not_serve(state, version, expected):
     assert target(state, version) == expected
 
@@ -71,20 +99,23 @@ def test_pruning_keeps_the_newest_and_never_a_colours_release():
     assert to_prune(state, 2, {"0.9", "1.0", "1.3"}) == ["1.2", "1.1"]
 
 
-@pytest.mark.parametrize(("key", "value", "message"), [
-    ("webui_session_secret", "change-me-in-production", "placeholder"),
-    ("webui_jwt_secret", "short", "too short"),
-    ("webui_version", "../../etc", "not a version"),
-    ("webui_version", "9.9.9", "not in webui_releases"),
-    ("webui_releases", {"1.0.0": "abc"}, "not a sha256"),
-    ("webui_ports", {"blue": 3000, "green": 3000}, "two different ports"),
-    ("webui_ports", {"blue": 3000, "red": 3001}, "not one of blue, green"),
-    ("webui_exec", "python3 app.py; rm -rf /", "absolute program"),
-    ("webui_artifact", "http://example.test/x.tar.gz", "https"),
-    ("webui_artifact", "../outside/{version}.tgz", "plain path"),
-    ("webui_gateway_url", "http://user:pw@h:4000", "not an http"),
-    ("webui_db_host", "db; id", "webui_db_host"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("webui_session_secret", "change-me-in-production", "placeholder"),
+        ("webui_jwt_secret", "short", "too short"),
+        ("webui_version", "../../etc", "not a version"),
+        ("webui_version", "9.9.9", "not in webui_releases"),
+        ("webui_releases", {"1.0.0": "abc"}, "not a sha256"),
+        ("webui_ports", {"blue": 3000, "green": 3000}, "two different ports"),
+        ("webui_ports", {"blue": 3000, "red": 3001}, "not one of blue, green"),
+        ("webui_exec", "python3 app.py; rm -rf /", "absolute program"),
+        ("webui_artifact", "http://example.test/x.tar.gz", "https"),
+        ("webui_artifact", "../outside/{version}.tgz", "plain path"),
+        ("webui_gateway_url", "http://user:pw@h:4000", "not an http"),
+        ("webui_db_host", "db; id", "webui_db_host"),
+    ],
+)
 def test_values_of_the_wrong_shape_are_refused(key, value, message):
     problems = dict(check_data({**BASE, key: value}))
     assert key in problems and message in problems[key]
@@ -135,5 +166,6 @@ def test_the_guides_deployment_color_names_the_colour():
     with pytest.raises(DataError, match="green colour holds no release"):
         target({"active": "blue", "slots": {"blue": "1.0.0"}}, "previous", "green")
     assert dict(check_data({**BASE, "webui_deployment_color": "red"}))["webui_deployment_color"].endswith(
-        "is not one of , blue, green")
+        "is not one of , blue, green"
+    )
     assert COMPONENT.ansible["deployment_color"] == COMPONENT.ansible["active_color"] == "webui_deployment_color"

@@ -8,6 +8,9 @@ from hxinfra.vault import reveal
 token = reveal(host.data.get("vault_lab_token"))
 config_set(
     name="Upload /etc/hx-test/token.conf",
-    items=[ManagedFile("/etc/hx-test/token.conf", f"# managed by hxinfra (test)\ntoken = {token}\n", mode="0640",
-                       group="adm")],
-)  # fmt: skip
+    items=[
+        ManagedFile(
+            "/etc/hx-test/token.conf", f"# managed by hxinfra (test)\ntoken = {token}\n", mode="0640", group="adm"
+        )
+    ],
+)

@@ -11,7 +11,7 @@ PROMOTE_ENVS ?= development staging production
 LIMIT ?=
 SERIAL ?=
 
-.PHONY: help install apt venv lint test test-fast demo lab-down prod-deploy promote clean
+.PHONY: help install apt venv lint format test test-fast demo lab-down prod-deploy promote clean
 
 help: ## List the targets
 	@awk -F':.*## ' '/^[a-z-]+:.*## /{printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -33,10 +33,17 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install -q -e '.[dev]'
 	touch $@
 
-lint: venv ## ruff + mypy
-	$(VENV)/bin/ruff check hxinfra deploys inventories tests bench
+LINT_PATHS := hxinfra deploys inventories tests bench apps
+
+lint: venv ## The one quality gate (CI and the pre-commit hook run it): format, lint, types
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
+	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(VENV)/bin/mypy
-	$(VENV)/bin/mypy bench
+	$(VENV)/bin/mypy bench apps
+
+format: venv ## Format the tree (ruff format) and apply ruff's safe fixes
+	$(VENV)/bin/ruff format $(LINT_PATHS)
+	$(VENV)/bin/ruff check --fix $(LINT_PATHS)
 
 test: install ## Every test, lab tests included (needs root, as CI has)
 	$(VENV)/bin/pytest

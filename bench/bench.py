@@ -338,8 +338,8 @@ def report(results: dict[str, Any]) -> str:
     parts += [
         f"## Offline plan (commit {results.get('plan', {}).get('commit', '?')})\n",
         "`hxinfra plan --out DIR` of every environment and of synthetic fleets (one host of each role of the HX "
-        "topology, repeated), in a fresh process each time and into a new directory (a first plan), with its default of one "
-        "process per core (each with 250 hosts or more); "
+        "topology, repeated), in a fresh process each time and into a new directory (a first plan), "
+        "with its default of one process per core (each with 250 hosts or more); "
         "memory is the peak resident size of the largest of its processes.\n",
         _table(
             ["what", "hosts", "runs", "median s", "min s", "max s", "ms per host", "peak MB"],

@@ -263,7 +263,7 @@ def commands_per_host(tool: str, out: str, hosts: list[str], ips: dict[str, str]
 # ---------------------------------------------------------------------------- the curve
 
 
-def curve(
+def curve(  # noqa: C901 - one benchmark run, step by step, in the order it happens
     sizes: Sequence[int], repeat: int, cold_repeat: int, log: Any = print, tools: Sequence[str] = TOOLS
 ) -> list[dict[str, Any]]:
     """Every run of ``tools`` (all three by default) at every size; the rows of the results."""

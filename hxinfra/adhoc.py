@@ -61,7 +61,7 @@ class Session:
             # the connector needs real strings: decrypt the connection keys (and only those)
             data.update({k: reveal(v) for k, v in data.items() if k.startswith(("ssh_", "_"))})
             entries.append((name, data))
-        self.state = State(Inventory((entries, {})), Config())
+        self.state = State(Inventory((entries, {})), Config())  # type: ignore[no-untyped-call]  # pyinfra's  # type: ignore[no-untyped-call]  # pyinfra's
 
     def __enter__(self) -> Session:
         connect_all(self.state)

@@ -107,7 +107,7 @@ BASE: tuple[Control, ...] = (
         "Network services running as root are only the expected ones",
         "l=$(ss -ltnpH 2>/dev/null | awk '$4 !~ /^(127\\.|\\[::1\\])/' | grep -o 'pid=[0-9]*' | cut -d= -f2 | "
         'sort -u | while read -r p; do echo "$(ps -o user= -p "$p") $(ps -o comm= -p "$p")"; done | sort -u); '
-        'echo "${l:-no network service outside loopback}"; bad=$(echo "$l" | awk \'$1 == "root" && $2 !~ /^(sshd|nginx|systemd|systemd-resolve|chronyd|smbd|samba|[a-z_]+(\\[[^]]*\\]|\\([0-9]+\\)))$/\'); '
+        'echo "${l:-no network service outside loopback}"; bad=$(echo "$l" | awk \'$1 == "root" && $2 !~ /^(sshd|nginx|systemd|systemd-resolve|chronyd|smbd|samba|[a-z_]+(\\[[^]]*\\]|\\([0-9]+\\)))$/\'); '  # noqa: E501
         '[ -z "$bad" ]',
         {"cis_basic": "2.1.22", "pci_dss": "2.2.4", "soc2": "CC6.8"},
     ),
@@ -204,4 +204,4 @@ vertical-align:top}} tr.fail td{{background:#fdecea}} tr.pass td{{background:#ed
 <svg width="{width + 180}" height="{height}" role="img">{"".join(svg)}</svg>
 <table><tr><th>host</th><th>control</th><th>what</th><th>requirement</th><th>result</th><th>evidence</th></tr>
 {"".join(rows)}</table></body></html>
-"""
+"""  # noqa: E501

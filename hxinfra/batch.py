@@ -192,7 +192,7 @@ _exit_hook = False
 
 def _per_state() -> dict[str, _HostCache]:
     global _exit_hook
-    run = ctx_state.get()
+    run = ctx_state.get()  # type: ignore[no-untyped-call]  # pyinfra's
     if run not in _caches:
         if not _exit_hook:
             _exit_hook = True
@@ -210,7 +210,7 @@ def _host_cache(target: Any) -> _HostCache:
 
 def _cache(target: Any = None) -> _HostCache:
     """The run's cache of ``target`` (the current host by default), emptied when something changed it."""
-    target = ctx_host.get() if target is None else target
+    target = ctx_host.get() if target is None else target  # type: ignore[no-untyped-call]  # pyinfra's
     cache = _host_cache(target)
     epoch = _epoch(target)
     if epoch != cache.epoch:  # something changed the host: what was read before may be stale
@@ -229,7 +229,7 @@ def _epoch(target: Any) -> int:
 
 def want(kind: str, keys: Iterable[str]) -> None:
     """Name what an operation will look at (called when the deploy code calls the operation)."""
-    _host_cache(ctx_host.get()).wanted[kind].update(keys)
+    _host_cache(ctx_host.get()).wanted[kind].update(keys)  # type: ignore[no-untyped-call]  # pyinfra's
 
 
 def _fact(kind: str) -> type[FactBase[Any]]:
@@ -266,7 +266,8 @@ def fact(cls: type[FactBase[Any]], on: Any = None, **kwargs: Any) -> Any:
     host): for a fact several steps of a run read (the distribution, a file another component
     also looks at, an application server's release state every web host's pool asks for).
     ``on``: another host of the run (its own cache)."""
-    target = ctx_host.get() if on is None or on is host else on  # the proxy of the current host, unwrapped
+    # the proxy of the current host, unwrapped
+    target = ctx_host.get() if on is None or on is host else on  # type: ignore[no-untyped-call]  # pyinfra's
     cache = _cache(target)
     key = (cls, tuple(sorted((k, repr(v)) for k, v in kwargs.items())))
     if key not in cache.facts:

@@ -30,7 +30,7 @@ read -r up _ < /proc/uptime; echo "uptime=${up%.*}"
 read -r l1 l5 l15 _ < /proc/loadavg; echo "load=$l1 $l5 $l15"
 echo "cpus=$(nproc)"
 awk '/^MemTotal:/ {t=$2} /^MemAvailable:/ {a=$2} END {printf "mem_total_mb=%d\nmem_used_pct=%d\n", t/1024, (t-a)*100/t}' /proc/meminfo
-"""
+"""  # noqa: E501
     + DISKS
     + r"""
 systemctl list-units --state=failed --no-legend --plain 2>/dev/null | awk '{print "failed_unit=" $1}'

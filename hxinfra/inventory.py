@@ -354,7 +354,7 @@ class Environment:
             self._shared_cache[key] = (layers, merged, [layer.sealed for layer in layers if layer.sealed], refs)
         return self._shared_cache[key]
 
-    def _group_layers(self, groups: tuple[str, ...], with_defaults: bool) -> list[Layer]:
+    def _group_layers(self, groups: tuple[str, ...], with_defaults: bool) -> list[Layer]:  # noqa: C901 - Ansible's group order, read as one walk
         layers: list[Layer] = []
         if with_defaults:
             for comp in self.components:
@@ -667,8 +667,9 @@ def topology_hosts(
     file: str | Path, subnet: str | None = None, counts: Mapping[str, int] | None = None
 ) -> dict[str, dict[str, Any]]:
     """Host entries from the topology file beside the inventory (``fleet.yml``): ``<role>-01``...
-    per role, ``counts`` of each (else the file's ``counts:`` for this inventory; 1 by default), at ``<subnet prefix>.<octet + i>`` when a /24
-    ``subnet`` is given. One description of the fleet for every environment and the lab."""
+    per role, ``counts`` of each (else the file's ``counts:`` for this inventory; 1 by default), at
+    ``<subnet prefix>.<octet + i>`` when a /24 ``subnet`` is given. One description of the fleet
+    for every environment and the lab."""
     path = Path(file).resolve().parent / "fleet.yml"
     topology = load_yaml_mapping(path)
     roles = topology.get("roles")

@@ -20,7 +20,7 @@ import re
 import shlex
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass
 from io import BytesIO, StringIO
 from typing import Any
@@ -287,7 +287,7 @@ def _config_set(  # the operation itself; config_set() below names its paths fir
     validate: str | None = None,
     backup_dir: str = DEFAULT_BACKUP_DIR,
     validate_label: str | None = None,
-):  # type: ignore[no-untyped-def]
+) -> Generator[Any, Any, None]:
     """
     Converge a set of config paths as one validated transaction.
 
@@ -396,7 +396,7 @@ def _service(  # the operation itself; service() below names its unit first
     restarted: bool = False,
     reloaded: bool = False,
     daemon_reload: bool = False,
-):  # type: ignore[no-untyped-def]
+) -> Generator[Any, Any, None]:
     """
     Manage a systemd unit as ``systemd.service`` does, from one batched read of the run's units.
 
@@ -444,7 +444,7 @@ def _packages(  # the operation itself; packages() below names its packages firs
     packages: list[str],
     update: bool = False,
     cache_time: int | None = None,
-):  # type: ignore[no-untyped-def]
+) -> Generator[Any, Any, None]:
     """
     Install Debian packages: nothing is read or run when all are installed (one batched
     ``dpkg-query`` of the run's packages), else pyinfra's ``apt.packages`` does the work.
@@ -471,7 +471,7 @@ def packages(packages: list[str], **kwargs: Any) -> Any:
 
 
 @operation()
-def _directory(path: str, user: str, group: str, mode: str):  # type: ignore[no-untyped-def]
+def _directory(path: str, user: str, group: str, mode: str) -> Generator[Any, Any, None]:
     """
     A directory with this owner and mode (created with its parents when missing), read with the
     run's other paths in one batched command.
@@ -504,7 +504,7 @@ def directory(path: str, user: str, group: str, mode: str, **kwargs: Any) -> Any
 
 
 @operation()
-def _system_user(user: str, home: str, shell: str = "/usr/sbin/nologin"):  # type: ignore[no-untyped-def]
+def _system_user(user: str, home: str, shell: str = "/usr/sbin/nologin") -> Generator[Any, Any, None]:
     """
     A system account for a service (its own group, no home created), read with the run's other
     accounts in one batched ``getent``.
@@ -573,7 +573,7 @@ def probe_command(url: str, timeout: int = 60, cafile: str = "", unit: str = "")
 
 
 @operation(is_idempotent=False)
-def http_ready(url: str, timeout: int = 60, cafile: str = "", unit: str = ""):  # type: ignore[no-untyped-def]
+def http_ready(url: str, timeout: int = 60, cafile: str = "", unit: str = "") -> Generator[Any, Any, None]:
     """
     Wait until ``url`` answers 200 from the host itself; fail with the unit's last log lines.
 
@@ -606,7 +606,7 @@ def venv_install(
     requirements: list[str],
     wheelhouse: bool = True,
     pip_env: dict[str, str] | None = None,
-):  # type: ignore[no-untyped-def]
+) -> Generator[Any, Any, None]:
     """
     Install pinned ``requirements`` into a venv, once: ``<venv>/.hxinfra-requirements`` records
     them, so a re-run does nothing and a new pin installs again (the caller restarts on change).
@@ -652,7 +652,9 @@ def venv_install(
 
 
 @operation(is_idempotent=False)
-def verify_or_restore(check: str, paths: list[str], then: str, backup_dir: str = DEFAULT_BACKUP_DIR):  # type: ignore[no-untyped-def]
+def verify_or_restore(
+    check: str, paths: list[str], then: str, backup_dir: str = DEFAULT_BACKUP_DIR
+) -> Generator[Any, Any, None]:
     """
     Run ``check`` after a change went live; when it fails, put back the previous version of
     ``paths`` (kept by the ``config_set`` that changed them in this run), run ``then`` (a reload)
@@ -673,7 +675,7 @@ def verify_or_restore(check: str, paths: list[str], then: str, backup_dir: str =
 
 
 @operation(is_idempotent=True)
-def barrier():  # type: ignore[no-untyped-def]
+def barrier() -> Generator[Any, Any, None]:
     """
     A step every host takes at the same point: no command, but no operation called after it
     (on any host) runs before every operation called before it (on every host) has run.
@@ -740,7 +742,9 @@ def restore_commands(paths: Sequence[str], backup_dir: str = DEFAULT_BACKUP_DIR)
 
 
 @operation(is_idempotent=False)
-def arm_rollback(unit: str, paths: list[str], then: str, seconds: int = 120, backup_dir: str = DEFAULT_BACKUP_DIR):  # type: ignore[no-untyped-def]
+def arm_rollback(
+    unit: str, paths: list[str], then: str, seconds: int = 120, backup_dir: str = DEFAULT_BACKUP_DIR
+) -> Generator[Any, Any, None]:
     """
     Before a change that could cut the controller off (sshd, the firewall) goes live: a systemd
     timer on the host that, in ``seconds``, puts back the previous versions of ``paths`` and runs
@@ -792,7 +796,7 @@ def _reconnect(state: Any, host: Any, attempts: int = 3) -> None:
 
 
 @operation(is_idempotent=False)
-def confirm_reconnect(unit: str):  # type: ignore[no-untyped-def]
+def confirm_reconnect(unit: str) -> Generator[Any, Any, None]:
     """
     After ``arm_rollback`` and the change: the controller logs in anew (a fresh SSH connection),
     and only then is the rollback timer cancelled. When it cannot, the operation fails and the

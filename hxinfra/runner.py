@@ -137,7 +137,7 @@ HOST_KEY = re.compile(
 )
 
 
-def _summarise(
+def _summarise(  # noqa: C901 - one branch per kind of pyinfra report entry
     batch_hosts: Iterable[str], raw: Mapping[str, Any] | None, check: bool, rc: int, unreachable: set[str]
 ) -> DeployReport:
     """The per-host report of one pyinfra run. ``raw`` is its ``--json`` report, ``None`` when that

@@ -15,7 +15,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 from hxinfra.errors import HxError
 from hxinfra.vault import Vaulted
@@ -37,8 +37,9 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "...'"
 
 
-def _sealed(value: Any) -> bool:
-    """A vault value not decrypted yet: inventory checks pass it; the deploy checks it decrypted."""
+def _sealed(value: Any) -> TypeGuard[str]:
+    """A vault value not decrypted yet (a string once decrypted): inventory checks pass it; the
+    deploy checks it decrypted."""
     return isinstance(value, Vaulted)
 
 

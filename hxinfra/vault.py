@@ -508,9 +508,9 @@ class Secret(str):
 
     def hidden(self) -> Any:
         """The value wrapped for a pyinfra command: pyinfra prints it as ``*MASKED*``."""
-        from pyinfra.api import HiddenValue  # type: ignore[attr-defined]
+        from pyinfra.api.hiddenvalue import HiddenValue
 
-        return HiddenValue(str.__str__(self))
+        return HiddenValue(str.__str__(self))  # type: ignore[no-untyped-call]  # pyinfra's
 
 
 class Placeholder(Secret):

@@ -43,7 +43,10 @@ def run(*args: str, input: str | None = None):
 
 
 # ------------------------------------------------------------------ secrets never printed
-NESTED = "pg_auth_roles:\n  - name: hx_app\n    password: Nested-Role-Pass-1\nvault_admin: {user: admin, pass: Dict-Pass-22}\n"
+NESTED = (
+    "pg_auth_roles:\n  - name: hx_app\n    password: Nested-Role-Pass-1\n"
+    "vault_admin: {user: admin, pass: Dict-Pass-22}\n"
+)
 
 
 @pytest.fixture
@@ -148,7 +151,7 @@ def test_references_to_vault_values(project):
     write_raw(
         project,
         "inventories/group_vars/all.yml",
-        f"vault_db_password: {block}nginx_server_name: '{{{{ hx_domain }}}}'\nad_join_ou: 'OU={{{{ vault_db_password }}}}'\n",
+        f"vault_db_password: {block}nginx_server_name: '{{{{ hx_domain }}}}'\nad_join_ou: 'OU={{{{ vault_db_password }}}}'\n",  # noqa: E501
     )
     pwfile(project.root / ".vault_pass", "pw")
     env = load_environment(project.root / "inventories/demo.py")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import html
 import json
 import os
-import sys
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -25,7 +24,7 @@ BROKEN = (HERE / "BROKEN").exists()  # a test build whose health always fails
 COLOR = os.environ.get("HX_COLOR", "")
 
 
-def database() -> dict:
+def database() -> dict[str, object]:
     """Who we are on the database, and whether the session is TLS (pg_stat_ssl)."""
     try:
         with psycopg2.connect(os.environ["HX_DATABASE_URL"], connect_timeout=5) as conn, conn.cursor() as cur:
@@ -36,7 +35,7 @@ def database() -> dict:
         return {"ok": False, "error": type(e).__name__}
 
 
-def completion() -> dict:
+def completion() -> dict[str, object]:
     """One chat completion through the gateway."""
     body = json.dumps(
         {
@@ -44,13 +43,16 @@ def completion() -> dict:
             "messages": [{"role": "user", "content": f"hello from hx-webui {VERSION}"}],
         }
     ).encode()
-    req = urllib.request.Request(
-        os.environ["HX_GATEWAY_URL"].rstrip("/") + "/v1/chat/completions",
+    url = os.environ["HX_GATEWAY_URL"].rstrip("/") + "/v1/chat/completions"
+    if not url.startswith(("http://", "https://")):  # the unit sets it; never a file: or custom scheme
+        return {"ok": False, "error": "GatewayURLScheme"}
+    req = urllib.request.Request(  # noqa: S310 - the scheme is checked above
+        url,
         data=body,
         headers={"Authorization": "Bearer " + os.environ["HX_GATEWAY_KEY"], "Content-Type": "application/json"},
     )
     try:
-        with urllib.request.urlopen(req, timeout=10) as r:
+        with urllib.request.urlopen(req, timeout=10) as r:  # noqa: S310 - checked above
             answer = json.load(r)["choices"][0]["message"]["content"]
             return {"ok": True, "answer": answer}
     except Exception as e:  # noqa: BLE001
@@ -100,4 +102,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

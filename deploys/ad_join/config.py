@@ -47,7 +47,7 @@ _AD_CLIENT_PACKAGES = (
     "packagekit",
     "sudo",
     "bind9-dnsutils",
-)  # fmt: skip  (nsupdate and dig: the host's own DNS record)
+)  # nsupdate and dig: the host's own DNS record
 
 
 DEFAULTS: dict[str, Any] = {

@@ -47,7 +47,7 @@ class DnsRecord(FactBase[dict[str, Any]]):
         at = f"@{q(server)}" if server else ""
         toward = q(server) if server else "$(awk '/^nameserver/{print $2; exit}' /etc/resolv.conf)"
         return (
-            f"printf 'src=%s\\n' \"$(ip -4 route get {toward} 2>/dev/null | sed -n 's/.* src \\([0-9.]*\\).*/\\1/p')\"; "
+            f"printf 'src=%s\\n' \"$(ip -4 route get {toward} 2>/dev/null | sed -n 's/.* src \\([0-9.]*\\).*/\\1/p')\"; "  # noqa: E501
             f"printf 'a=%s\\n' \"$(dig +short +time=2 +tries=2 {at} {q(fqdn)} A 2>/dev/null | xargs)\""
         )
 

@@ -108,7 +108,7 @@ def dns_registration(fqdn: str, principal: str, server: str = "", timeout: int =
         f"i=0; while [ $i -lt {int(timeout)} ]; do "
         f'if dig +short +time=2 +tries=1 {at} {q(fqdn)} A | grep -qxF "$src"; then rm -f "$out"; exit 0; fi; '
         "sleep 1; i=$((i+1)); done; "
-        f'printf "hxinfra: %s does not resolve to %s after %ss; nsupdate said:\\n" {q(fqdn)} "$src" {int(timeout)} >&2; '
+        f'printf "hxinfra: %s does not resolve to %s after %ss; nsupdate said:\\n" {q(fqdn)} "$src" {int(timeout)} >&2; '  # noqa: E501
         'cat "$out" >&2; rm -f "$out"; exit 1'
     )
     yield StringCommand("sh", "-c", q(script))

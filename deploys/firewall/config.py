@@ -247,7 +247,7 @@ def audit(data: Mapping[str, Any], host_name: str) -> list[Any]:
             Control(
                 "firewall-rules-as-derived",
                 "Open ports are exactly those derived from the host's components",
-                f"echo 'rules:'; nft list chain inet hxinfra input 2>/dev/null | grep -o 'comment \"[^\"]*\"' | sort -u; "
+                f"echo 'rules:'; nft list chain inet hxinfra input 2>/dev/null | grep -o 'comment \"[^\"]*\"' | sort -u; "  # noqa: E501
                 f"sha256sum {CONF} | grep -q '^{want} '",
                 {"pci_dss": "1.2.5", "soc2": "CC6.6"},
             ),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -151,7 +151,7 @@ def _model(entry: Any, i: int, keys: Mapping[str, Any]) -> Mapping[str, Any]:
     env = entry.get("api_key_env")
     if env and env not in keys:
         raise DataError(f"{what}.api_key_env: {env!r} is not a key of litellm_provider_keys")
-    return entry
+    return cast(Mapping[str, Any], entry)  # checked above: a mapping of known keys
 
 
 def _settings(value: Any, what: str) -> None:
@@ -275,7 +275,7 @@ def check_command(data: Mapping[str, Any]) -> str:
     run = (
         f"systemd-run --quiet --unit={unit} -p User={q(data['litellm_user'])} -p EnvironmentFile={q(p['env'])} "
         f"-p StateDirectory=litellm -p WorkingDirectory=/var/lib/litellm -E HOME=/var/lib/litellm "
-        f"{q(data['litellm_venv'])}/bin/litellm --config {q(p['config'])} --host 127.0.0.1 --port {int(data['litellm_check_port'])}"
+        f"{q(data['litellm_venv'])}/bin/litellm --config {q(p['config'])} --host 127.0.0.1 --port {int(data['litellm_check_port'])}"  # noqa: E501
     )
     probe = probe_command(
         f"http://127.0.0.1:{int(data['litellm_check_port'])}/health/liveliness",

@@ -136,7 +136,7 @@ def backend_check(data: Mapping[str, Any], pool: list[Member]) -> str:
     for address, port_, _ in pool:
         checks.append(
             f"s=$(timeout 5 bash -c {q(ask)} {q(address)} {int(port_)} {path} 2>/dev/null); "
-            f'case "$s" in "HTTP/1."?" 200"*) ;; *) echo "backend {address}:{int(port_)}: ${{s:-no answer}}" >&2; exit 1;; esac'
+            f'case "$s" in "HTTP/1."?" 200"*) ;; *) echo "backend {address}:{int(port_)}: ${{s:-no answer}}" >&2; exit 1;; esac'  # noqa: E501
         )
     return "; ".join(checks) or "true"
 

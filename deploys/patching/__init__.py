@@ -52,7 +52,7 @@ def patching() -> None:
         )
     if step(COMPONENT, host.data, "verify"):
         comps = components()
-        merged = {**{k: v for c in comps for k, v in c.defaults.items()}, **host.data.dict()}
+        merged = {**{k: v for c in comps for k, v in c.defaults.items()}, **host.data.dict()}  # type: ignore[no-untyped-call]  # pyinfra's
         checks = component_checks(comps, host.groups, merged, host.name)
         server.shell(
             name="Check every health check of the host's components passes",

@@ -497,7 +497,7 @@ def audit(data: Mapping[str, Any], host_name: str) -> list[Any]:
             "postgresql-no-trust",
             "pg_hba.conf has no trust rule (the cluster's own view of it)",
             f"n=$({psql} {q(NO_TRUST_SQL)}) "
-            f'&& echo "trust rules: $n" && [ "$n" = 0 ] && ! grep -qE \'^[^#]*[[:space:]]trust([[:space:]]|$)\' {q(p["hba"])}',
+            f'&& echo "trust rules: $n" && [ "$n" = 0 ] && ! grep -qE \'^[^#]*[[:space:]]trust([[:space:]]|$)\' {q(p["hba"])}',  # noqa: E501
             {"cis_basic": "PostgreSQL 4.1", "pci_dss": "8.3.1", "soc2": "CC6.1"},
         ),
         Control(

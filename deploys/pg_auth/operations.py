@@ -39,5 +39,5 @@ def pg_sql(statements: list[str], port: int = 5432, backup_roles: bool = True): 
         if backup_roles
         else ""
     )
-    script = f"cd / && {backup}runuser -u postgres -- psql -X -q -p {int(port)} -d postgres -f {q(path)}; rc=$?; rm -f {q(path)}; exit $rc"
+    script = f"cd / && {backup}runuser -u postgres -- psql -X -q -p {int(port)} -d postgres -f {q(path)}; rc=$?; rm -f {q(path)}; exit $rc"  # noqa: E501
     yield StringCommand("sh", "-c", q(script))

@@ -69,7 +69,10 @@ COMPONENT = Component(
 def release_state(app_host: Any) -> dict[str, Any]:
     """An application server's releases and colours (WebuiState), read once per run and host:
     its own deploy and every web host's pool ask for it."""
-    return batch.fact(WebuiState, on=app_host, directory=app_host.data.get("webui_dir") or DEFAULTS["webui_dir"])
+    state: dict[str, Any] = batch.fact(
+        WebuiState, on=app_host, directory=app_host.data.get("webui_dir") or DEFAULTS["webui_dir"]
+    )
+    return state
 
 
 def serving(app_host: Any) -> tuple[str, str]:

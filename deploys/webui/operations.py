@@ -30,7 +30,7 @@ def release(directory: str, version: str, artifact: str, sha256: str, present: b
     script = (
         f"set -e; trap 'rm -rf {q(remote)} {q(final)}.partial' EXIT; "
         f"printf '%s  %s\\n' {q(sha256)} {q(remote)} | sha256sum -c --quiet; "
-        f"install -d -m 0755 {q(directory)}/releases; rm -rf {q(final)}.partial; install -d -m 0755 {q(final)}.partial; "
+        f"install -d -m 0755 {q(directory)}/releases; rm -rf {q(final)}.partial; install -d -m 0755 {q(final)}.partial; "  # noqa: E501
         f"tar -xzf {q(remote)} -C {q(final)}.partial --no-same-owner --no-same-permissions; "
         f"chmod -R go-w,a+rX {q(final)}.partial; mv {q(final)}.partial {q(final)}"
     )

@@ -25,7 +25,7 @@ def analysis_script(hours: int) -> str:
     since = f"-{int(hours)}h"
     return (
         f"echo errors=$(journalctl -q -p err --since {since} -o cat 2>/dev/null | wc -l); "
-        f"journalctl -q -p err --since {since} -o short-iso --no-pager 2>/dev/null | tail -n 5 | sed 's/^/error_line=/'; "
+        f"journalctl -q -p err --since {since} -o short-iso --no-pager 2>/dev/null | tail -n 5 | sed 's/^/error_line=/'; "  # noqa: E501
         f"echo auth_failures=$(journalctl -q -t sshd -t sshd-session --since {since} -o cat 2>/dev/null "
         f"| grep -cE '{AUTH_FAILURE}'); "
     ) + DISKS

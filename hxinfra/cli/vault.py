@@ -43,7 +43,9 @@ def vault_options(confirm: bool = False) -> Callable[[Callable[..., Any]], Calla
 
     def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(f)
-        def wrapper(*args: Any, vault_ids: tuple[str, ...], password_files: tuple[str, ...], ask: bool, **kw: Any):
+        def wrapper(
+            *args: Any, vault_ids: tuple[str, ...], password_files: tuple[str, ...], ask: bool, **kw: Any
+        ) -> Any:
             keyring = keyring_from_sources(vault_ids, password_files, ask, find_project_root(), confirm=confirm)
             set_default_keyring(keyring)
             return f(*args, keyring=keyring, **kw)

@@ -17,7 +17,8 @@ from hxinfra.components import Component
 from hxinfra.datafiles import load_yaml_mapping
 from hxinfra.errors import InventoryError, LabError
 from hxinfra.inventory import Environment, reused
-from hxinfra.lab.core import LAB_DOMAIN, Lab, LogFn
+from hxinfra.lab.core import Lab
+from hxinfra.lab.host import LAB_DOMAIN, LogFn
 from hxinfra.pki import LocalCA
 from hxinfra.vault import default_keyring, encrypt, read_password_file, vault_block
 

@@ -9,7 +9,7 @@ MODEL = "hx-lab-model"
 
 
 class Handler(BaseHTTPRequestHandler):
-    def _send(self, code: int, body: dict) -> None:
+    def _send(self, code: int, body: dict[str, object]) -> None:
         data = json.dumps(body).encode()
         self.send_response(code)
         self.send_header("Content-Type", "application/json")

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hxinfra.errors import LabError
-from hxinfra.lab.core import LAB_DOMAIN, Lab
+from hxinfra.lab.core import Lab
+from hxinfra.lab.host import LAB_DOMAIN
 
 PACKAGES = "samba-ad-dc samba winbind krb5-user bind9-host smbclient ldb-tools"
 TLS_DIR = "/var/lib/samba/private/tls"
@@ -89,7 +90,7 @@ systemctl unmask samba-ad-dc >/dev/null 2>&1; systemctl enable --now samba-ad-dc
 for i in $(seq 100); do host -W1 -t SRV _ldap._tcp.{domain} 127.0.0.1 >/dev/null 2>&1 && break; sleep 0.2; done
 host -t SRV _ldap._tcp.{domain} 127.0.0.1 >/dev/null
 samba-tool domain passwordsettings set --max-pwd-age=0 >/dev/null
-{user_cmds}"""
+{user_cmds}"""  # noqa: E501
     log(f"{name}: provisioning {realm} (Samba AD DC, internal DNS)")
     r = lab.ssh(name, "sh -s", input=script, timeout=300)
     if r.returncode != 0:

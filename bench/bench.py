@@ -111,6 +111,9 @@ def plan_rows(sizes: list[int], repeat: int, log: Any = print) -> list[dict[str,
         for n in sizes:
             project = synthetic_project(tmp, n)
             cases.append(("plan, synthetic fleet", n, {**os.environ, "HXINFRA_PROJECT": str(project)}, "bench"))
+            if n <= 1000:  # what the caches buy: the same plan with every cache off (HXINFRA_MEMO=off)
+                off = {**os.environ, "HXINFRA_PROJECT": str(project), "HXINFRA_MEMO": "off"}
+                cases.append(("plan, synthetic fleet, caches off", n, off, "bench"))
         for rep in range(repeat):
             for what, n, env, env_name in cases:
                 numbers = measure(

@@ -12,11 +12,12 @@ import contextlib
 import difflib
 import functools
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from hxinfra.datafiles import ExtraStr
+from hxinfra.frozen import freeze
 from hxinfra.memo import IdentityCache, TraceMemo
 from hxinfra.validate import CONTROL
 from hxinfra.vault import Vaulted
@@ -77,6 +78,11 @@ class Component:
     multiline: tuple[str, ...] = ()
     # The old Ansible roles' variables this component takes: old name -> key (hxinfra import-ansible).
     ansible: Mapping[str, str] = field(default_factory=dict)
+    # Files the data names (a certificate given as a path), read on the controller once, when the
+    # inventory loads (and by component_data for data from elsewhere): (its keys' data, read) ->
+    # the keys whose values change, each file's path replaced by what the file holds. Checks and
+    # plans are kept by the values they read, so they must read data only, never files.
+    load: Callable[[Mapping[str, Any], Callable[[str], str]], Mapping[str, Any]] | None = None
 
     @property
     def prefix(self) -> str:
@@ -100,6 +106,11 @@ class Component:
         bad = sorted(k for k in self.all_keys() if not k.startswith(self.prefix))
         if bad:
             raise ValueError(f"component {self.name}: keys must start with {self.prefix!r}: {bad}")
+        # the defaults are host data too (pyinfra's data_defaults): frozen where they are written, so
+        # the module's DEFAULTS, the schema and every host see the same read-only values
+        if isinstance(self.defaults, MutableMapping):
+            for key, value in self.defaults.items():
+                self.defaults[key] = freeze(value, key)
 
 
 SECRET_WORDS = ("password", "secret", "token", "passphrase", "private_key", "master_key")
@@ -196,6 +207,9 @@ ENGINE = Component(
         # Set by the inventory: each group's hosts as {name, address} (Ansible's groups and
         # their hostvars' addresses), e.g. the members of a load balancer's pool.
         "hx_members": {},
+        # Set by the inventory: when its data was loaded (UTC, ISO 8601), the "now" checks compare
+        # certificates' dates with (a check is a function of data: it never reads the clock).
+        "hx_now": "",
     },
     types={"hx_tags": (list, str), "hx_skip_tags": (list, str)},
 )

@@ -6,15 +6,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from hxinfra.components import Component, one_line_problems
+from hxinfra.frozen import FrozenDict, freeze_values
 from hxinfra.inventory import SEALED_KEY
+from hxinfra.paths import read_project_file
 from hxinfra.validate import DataError
 from hxinfra.vault import VaultError, iter_vaulted, reveal
 
 
 def component_data(
     component: Component, data: Any, extra_keys: tuple[str, ...] = (), defaults: Mapping[str, Any] | None = None
-) -> dict[str, Any]:
-    """A plain dict of the component's keys (plus ``extra_keys``) from pyinfra host data.
+) -> FrozenDict:
+    """A read-only dict of the component's keys (plus ``extra_keys``) from pyinfra host data.
 
     Inside a ``@deploy`` the component's ``data_defaults`` are part of ``host.data``; outside
     one (the offline plan) the caller passes an already merged mapping. Vaulted values are
@@ -31,12 +33,14 @@ def component_data(
     merged = {**component.defaults, **data} if isinstance(data, Mapping) else data
     fallback = dict(defaults or {})
     out = {k: reveal(v if (v := merged.get(k)) is not None else fallback.get(k)) for k in keys}
+    if component.load is not None:  # data from elsewhere (a library user's inventory): its files read now
+        out.update(component.load({k: out[k] for k in component.all_keys()}, read_project_file))
     problems = [p for k, v in out.items() if k not in component.multiline for p in one_line_problems(k, v)]
     if not problems and component.check is not None and any(iter_vaulted(merged.get(k)) for k in keys):
         problems = component.check(out)  # vault values, checked now that they are decrypted
     if problems:
         raise DataError("; ".join(f"{key}: {problem}" for key, problem in problems))
-    return out
+    return freeze_values(out)  # read-only, as the inventory's data: a deploy derives, never changes
 
 
 def is_deploy_file(namespace: Mapping[str, Any]) -> bool:

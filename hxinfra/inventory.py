@@ -37,6 +37,7 @@ error naming the file and the vault id.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import difflib
 import functools
 import ipaddress
@@ -48,15 +49,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hxinfra import memo
 from hxinfra.components import ENGINE, VAULT_PREFIX, Component, check_host_data, coerce, owner_of, pyinfra_keys
 from hxinfra.datafiles import load_yaml_mapping, parse_extra_vars
-from hxinfra.errors import InventoryError
+from hxinfra.errors import HxError, InventoryError
+from hxinfra.frozen import FrozenDict, FrozenList, freeze, freeze_values
 from hxinfra.known_hosts import FILE_KEY, STRICT_KEY
 from hxinfra.memo import Generations, IdentityCache
+from hxinfra.paths import read_project_file
 from hxinfra.vault import Composite, NoPassword, Sealed, Vaulted
 
 MEMBERS_KEY = "hx_members"
 REF = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+NOW_KEY = "hx_now"  # when the data was loaded: the one "now" of every check (set by the inventory)
 SEALED_KEY = "hx_sealed_vaults"  # the vault files a host's data could not open (set by the inventory)
 PRIORITY_KEY = "hx_group_priority"
 
@@ -152,11 +157,11 @@ class Environment:
         self.files = [Path(f) for f in files]  # more data files of the environment (the lab's vault)
         # group vars of the inventory itself (an imported Ansible inventory's inline vars): below every
         # group_vars file, as Ansible ranks "inventory file group vars" below "group_vars/*"
-        self.group_vars = {g: dict(v) for g, v in (group_vars or {}).items()}
+        self.group_vars = {g: freeze_values(v) for g, v in (group_vars or {}).items()}
         self.name = name or self.file.stem
         self.dir = self.file.parent
         self.env_dir = self.dir / self.name
-        self.data = dict(data or {})
+        self.data = freeze_values(data or {})
         self.components = (ENGINE, *(c for c in components if c is not ENGINE))
         extra = dict(extra_vars_from_env() if extra_vars is None else extra_vars)
         # the seed guide's -e names (a component's ``ansible`` table): -e username=bob is users_username
@@ -165,9 +170,9 @@ class Environment:
             (aliases[k] if k in aliases and owner_of(k, self.components) is None and k not in pyinfra_keys() else k): v
             for k, v in extra.items()
         }
-        self.extra_vars = {
-            k: coerce(v, o.type_of(k) if (o := owner_of(k, self.components)) else None) for k, v in extra.items()
-        }
+        self.extra_vars = freeze_values(
+            {k: coerce(v, o.type_of(k) if (o := owner_of(k, self.components)) else None) for k, v in extra.items()}
+        )
         # group -> its child groups (a host of a child is a host of the parent, as in Ansible)
         self.children = {g: list(c) for g, c in (children or {}).items()}
         self.hosts: dict[str, HostEntry] = {}
@@ -186,6 +191,9 @@ class Environment:
         self._referenced: set[str] = set()  # every key a {{ reference }} names, over all hosts
         self._vault_keys: set[str] = set()  # every vault_* key defined, over all hosts
         self.warnings: list[str] = []  # keys kept that no component reads (filled by validate)
+        # the run's "now", one value every host shares: checks read it, never the clock
+        self.now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        self._loaded: dict[tuple[str, tuple[int, ...]], tuple[list[Any], Mapping[str, Any]]] = {}
         self._check_children()
 
     # ------------------------------------------------------------------ structure
@@ -221,7 +229,7 @@ class Environment:
         data = entry.get("data", {})
         if not isinstance(data, Mapping):
             raise self._err(name, "data", "must be a dict")
-        return HostEntry(name, address, list(groups), dict(data))
+        return HostEntry(name, address, list(groups), freeze_values(data))
 
     def _check_children(self) -> None:
         """A cycle in ``children`` is an error (as in Ansible), found before anything else runs."""
@@ -273,10 +281,14 @@ class Environment:
     def members(self) -> dict[str, list[dict[str, str]]]:
         """Group -> its hosts as ``{name, address}`` (address: the inventory's, else the name);
         one shared mapping for every host's ``hx_members``."""
-        return {
-            group: [{"name": n, "address": self.hosts[n].address or n} for n in names]
-            for group, names in self.groups.items()
-        }
+        members: dict[str, list[dict[str, str]]] = freeze(
+            {
+                group: [{"name": n, "address": self.hosts[n].address or n} for n in names]
+                for group, names in self.groups.items()
+            },
+            MEMBERS_KEY,
+        )
+        return members
 
     @property
     def groups(self) -> dict[str, list[str]]:
@@ -307,6 +319,8 @@ class Environment:
         """``base.yml``/``base.yaml`` and/or the YAML files of directory ``base/`` (or the file ``base``
         itself with ``exact``): (path, data, why it is sealed)."""
         key = (base, exact)
+        if not memo.ENABLED:
+            return self._read_layer(base, exact)
         if key not in self._layer_cache:
             self._layer_cache[key] = self._read_layer(base, exact)
         return self._layer_cache[key]
@@ -321,9 +335,9 @@ class Environment:
                 paths += sorted(p for p in base.iterdir() if p.suffix in (".yml", ".yaml") and p.is_file())
         out: list[tuple[Path, dict[str, Any], str]] = []
         for p in paths:
-            if p not in self._file_cache:
+            if p not in self._file_cache or not memo.ENABLED:
                 try:
-                    self._file_cache[p] = load_yaml_mapping(p)
+                    self._file_cache[p] = freeze_values(load_yaml_mapping(p))
                 except NoPassword as e:  # kept sealed: only a deploy that needs it fails
                     self._file_cache[p] = e
             loaded = self._file_cache[p]
@@ -345,7 +359,7 @@ class Environment:
         why any of them is sealed, and the keys whose values reference others: built once per set of
         groups, not once per host."""
         key = (groups, with_defaults)
-        if key not in self._shared_cache:
+        if key not in self._shared_cache or not memo.ENABLED:
             layers = self._group_layers(groups, with_defaults)
             merged: dict[str, Any] = {}
             for layer in layers:
@@ -442,6 +456,10 @@ class Environment:
                 sealed.append(layer.sealed)
         resolver = _Resolver(merged, sealed, f"host {host_name}")
         resolved = resolver.all(dict.fromkeys([*refs, *own]))
+        resolved[NOW_KEY] = self.now
+        for comp in self.components:
+            if comp.load is not None:
+                resolved.update(self._load_files(comp, resolved, host_name))
         if sealed:
             resolved[SEALED_KEY] = sealed
         # built from the inventory itself, one mapping shared by every host (never copied, never
@@ -457,6 +475,25 @@ class Environment:
         self._referenced |= resolver.referenced
         self._vault_keys |= {k for k in merged if k.startswith(VAULT_PREFIX)}
         return resolved
+
+    def _load_files(self, comp: Component, data: Mapping[str, Any], host_name: str) -> Mapping[str, Any]:
+        """The files ``comp``'s data names, read once per set of its values (hosts share a group's
+        values: a fleet reads each file once); an unreadable file is an error naming host and key."""
+        keys = [k for k in comp.all_keys() if k in data]
+        values = [data[k] for k in keys]
+        ident = (comp.name, tuple(map(id, values)))
+        found = self._loaded.get(ident)
+        if found is None or not memo.ENABLED or any(a is not b for a, b in zip(found[0], values, strict=True)):
+            assert comp.load is not None
+            try:
+                changed = comp.load(dict(zip(keys, values, strict=True)), read_project_file)
+            except OSError as e:  # read_project_file names the file
+                raise self._err(host_name, None, f"component {comp.name}: {e.strerror}") from None
+            except HxError as e:
+                raise self._err(host_name, None, f"component {comp.name}: {e}") from None
+            found = (values, {k: freeze(v, k) for k, v in changed.items()})
+            self._loaded[ident] = found
+        return found[1]
 
     def _typo_warnings(self) -> list[str]:
         """A vault key nothing references, close to a name a reference uses: most likely a typo."""
@@ -566,7 +603,7 @@ def _names(value: Any) -> tuple[str, ...]:
 def _sealed(name: str, kind: str, reason: str) -> Sealed:
     """One masked value per key and reason, shared by the hosts (so what is derived from it is too)."""
     key = (name, kind, reason)
-    if key not in _SEALED:
+    if key not in _SEALED or not memo.ENABLED:
         _SEALED[key] = Sealed(name, kind, reason)
     return _SEALED[key]
 
@@ -637,9 +674,10 @@ class _Resolver:
         return self._scalar(value, stack)
 
     def _container(self, value: dict[str, Any] | list[Any], stack: tuple[str, ...]) -> Any:
+        where = stack[-1] if stack else ""
         if isinstance(value, dict):
-            return {k: self.value(v, stack) for k, v in value.items()}
-        return [self.value(v, stack) for v in value]
+            return FrozenDict(((k, self.value(v, stack)) for k, v in value.items()), where)
+        return FrozenList((self.value(v, stack) for v in value), where)
 
     def _scalar(self, value: Any, stack: tuple[str, ...]) -> Any:
         if not isinstance(value, str) or "{{" not in value:

@@ -9,17 +9,26 @@ are read-only by the project's convention (desired state is a pure function of h
 :class:`TraceMemo` (and :func:`by_reads`) go one step further for pure functions of a host's data:
 a result is kept with the keys the function read and the objects it found there, so the hosts that
 hold those same objects share it, without anyone declaring what the function reads.
+
+``HXINFRA_MEMO=off`` (read when this module is imported) turns every cache of the project into a
+pass-through: these classes, the render memo, the inventory's merges and :func:`lru`. A test plans
+every environment both ways and holds the files byte-identical, so a cache can never change what a
+plan or a deploy writes, only how fast.
 """
 
 from __future__ import annotations
 
 import functools
 import operator
+import os
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from itertools import repeat
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
+
+# every cache on (the default) or off: HXINFRA_MEMO=off, for the equality test and for debugging
+ENABLED = os.environ.get("HXINFRA_MEMO", "on").strip().lower() not in ("off", "0", "false", "no")
 
 
 class Generations(Generic[T]):
@@ -33,12 +42,16 @@ class Generations(Generic[T]):
         self._older: dict[Hashable, T] = {}
 
     def get(self, key: Hashable) -> T | None:
+        if not ENABLED:
+            return None
         found = self._entries.get(key)
         if found is None and (found := self._older.get(key)) is not None:
             self.put(key, found)
         return found
 
     def put(self, key: Hashable, value: T) -> None:
+        if not ENABLED:
+            return
         if self.limit is not None and len(self._entries) >= self.limit:
             self._older, self._entries = self._entries, {}
         self._entries[key] = value
@@ -117,6 +130,8 @@ class TraceMemo(Generic[T]):
 
     def call(self, fn: Callable[..., T], data: Mapping[str, Any], *args: Hashable) -> T:
         """``fn(data, *args)``, or the result kept for the same ``args`` and the same values read."""
+        if not ENABLED:
+            return fn(data, *args)
         entries = self._entries.setdefault((fn, args), [])
         get = data.get
         for keys, values, result in entries:
@@ -145,3 +160,13 @@ def by_reads(fn: F) -> F:
         return memo.call(fn, data, *args)
 
     return shared  # type: ignore[return-value]
+
+
+def lru(maxsize: int) -> Callable[[F], F]:
+    """``functools.lru_cache(maxsize)`` for a pure function of hashable values (an address parsed
+    once per run), switched off with the rest (``HXINFRA_MEMO=off``)."""
+
+    def wrap(fn: F) -> F:
+        return functools.lru_cache(maxsize=maxsize)(fn) if ENABLED else fn  # type: ignore[return-value]
+
+    return wrap

@@ -33,3 +33,16 @@ def cache_root() -> Path:
     if os.environ.get("HXINFRA_CACHE"):
         return Path(os.environ["HXINFRA_CACHE"])
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hxinfra"
+
+
+def read_project_file(path: str) -> str:
+    """A file the data names (a CA certificate, a key), read on the controller when the inventory
+    loads: relative to the project root (else the working directory). A component's ``load`` hook
+    gets this function, so its checks and plans read data, never files."""
+    p = Path(path)
+    if not p.is_absolute():
+        p = (find_project_root() or Path.cwd()) / p
+    try:
+        return p.read_text()
+    except OSError as e:
+        raise OSError(e.errno, f"cannot read {p}: {e.strerror}") from e

@@ -20,6 +20,7 @@ from typing import Any
 
 import jinja2
 
+from hxinfra import memo
 from hxinfra.errors import HxError
 from hxinfra.memo import Generations, IdentityCache
 
@@ -45,6 +46,7 @@ def _environment(root: str) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         autoescape=False,  # noqa: S701 - renders config files, not HTML
+        cache_size=400 if memo.ENABLED else 0,  # HXINFRA_MEMO=off: every template compiled anew
     )
     # every data value a template puts into a shell script goes through this filter
     env.filters["shquote"] = lambda value: shlex.quote(str(value))
@@ -58,7 +60,7 @@ def _variables(root: str, name: str) -> tuple[str, ...] | None:
     key = (root, name)
     cached = _VARIABLES.get(key)
     now = time.monotonic()
-    if cached is not None and now - _CHECKED.get(key, 0.0) < 1.0:
+    if cached is not None and memo.ENABLED and now - _CHECKED.get(key, 0.0) < 1.0:
         return cached[1]  # looked at less than a second ago: a plan renders thousands of files a second
     path = os.path.join(root, name)
     try:
@@ -66,7 +68,7 @@ def _variables(root: str, name: str) -> tuple[str, ...] | None:
     except OSError:
         return None
     _CHECKED[key] = now
-    if cached is None or cached[0] != stamp:
+    if cached is None or cached[0] != stamp or not memo.ENABLED:
         from jinja2 import meta
 
         env = _environment(root)

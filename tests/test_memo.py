@@ -173,3 +173,72 @@ def test_full_caches_keep_what_is_in_use_and_drop_what_is_not():
         assert kept.get("a") == "A"  # read each time: never dropped
         kept.put(key, key.upper())
     assert kept.get("b") is None and kept.get("f") == "F"
+
+
+def _plans(out, memo: str, project=None) -> dict[str, bytes]:
+    """Every file of the plans of ``envs`` made in a fresh process with HXINFRA_MEMO=``memo``."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    env = {**os.environ, "HXINFRA_MEMO": memo}
+    names = ("production", "staging", "development", "testing")
+    if project is not None:
+        env["HXINFRA_PROJECT"], names = str(project), ("bench",)
+    files: dict[str, bytes] = {}
+    for name in names:
+        target = out / f"{memo}-{name}"
+        cmd = [sys.executable, "-m", "hxinfra", "plan", "--env", name, "--out", str(target), "--jobs", "1"]
+        r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+        assert r.returncode == 0, r.stderr
+        files |= {f"{name}/{p.name}": p.read_bytes() for p in sorted(target.iterdir())}
+    return files
+
+
+def test_every_cache_off_plans_the_same_bytes(tmp_path):
+    """HXINFRA_MEMO=off turns every cache into a pass-through; the plans of every environment and of
+    a synthetic fleet (hosts of every role, sharing their groups' values) stay byte for byte."""
+    import sys
+
+    from conftest import ROOT
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import bench
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    fleet = bench.synthetic_project(tmp_path, 60)
+    for project in (None, fleet):
+        on, off = _plans(tmp_path, "on", project), _plans(tmp_path, "off", project)
+        assert len(on) > 5 and on.keys() == off.keys()
+        assert [name for name in on if on[name] != off[name]] == []
+
+
+def test_off_means_every_call_computes(monkeypatch):
+    import subprocess
+    import sys
+
+    from hxinfra import memo
+
+    off = subprocess.run(
+        [sys.executable, "-c", "from hxinfra import memo; print(memo.ENABLED)"],
+        env={**__import__("os").environ, "HXINFRA_MEMO": "off"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert off.stdout.strip() == "False"
+    monkeypatch.setattr(memo, "ENABLED", False)
+    traced, counted = TraceMemo(), []
+    data = {"a": [1]}
+    for _ in range(3):
+        traced.call(lambda d: counted.append(d["a"]) or len(counted), data)
+    assert len(counted) == 3  # no result kept: the function ran each time
+    ident, computed = memo.IdentityCache(), []
+    assert [ident.get(data, lambda: computed.append(1) or len(computed)) for _ in range(2)] == [1, 2]
+    lru_calls = []
+    parse = memo.lru(8)(lambda x: lru_calls.append(x) or x)
+    parse("a"), parse("a")
+    assert lru_calls == ["a", "a"]

@@ -134,14 +134,35 @@ def test_against_reads_a_plan_of_the_earlier_layout(at_root, tmp_path):
 
 
 def test_plan_processes_write_the_same_files(at_root, tmp_path):
-    one = run("plan", "--env", "development", "--out", str(tmp_path / "one"), "--jobs", "1")
-    three = run("plan", "--env", "development", "--out", str(tmp_path / "three"), "--jobs", "3")
-    assert one.exit_code == 0 and three.exit_code == 0, one.output + three.output
-    files = sorted(p.name for p in (tmp_path / "one").iterdir())
-    assert files == sorted(p.name for p in (tmp_path / "three").iterdir()) and len(files) > 3
-    assert all((tmp_path / "one" / f).read_bytes() == (tmp_path / "three" / f).read_bytes() for f in files)
-    summary = [r.output.splitlines()[-1].split(" in ")[0] for r in (one, three)]
-    assert summary[0] == summary[1] and "managed path(s) on" in summary[0]
+    """In a fresh interpreter (an earlier test's deploy may have let gevent patch this one, and then
+    the planner does not fork): --jobs 3 really forks, and writes the files --jobs 1 writes."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os, sys\n"
+        "from hxinfra.cli import main\n"
+        "forks, real = [], os.fork\n"
+        "def counted():\n"
+        "    pid = real()\n"
+        "    if pid: forks.append(pid)\n"
+        "    return pid\n"
+        "os.fork = counted\n"
+        "main(sys.argv[1:])\n"
+        "print('forks', len(forks))\n"
+    )
+    outs = {}
+    for jobs in ("1", "3"):
+        args = ["plan", "--env", "development", "--out", str(tmp_path / jobs), "--jobs", jobs]
+        r = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        summary = next(line for line in r.stderr.splitlines() if "managed path(s) on" in line)
+        outs[jobs] = r.stdout + summary.split(" in ")[0]
+    assert outs["1"].startswith("forks 0\n") and outs["3"].startswith("forks 2\n"), outs  # two children, and itself
+    assert outs["1"].split("\n")[1] == outs["3"].split("\n")[1]  # the same count of paths and hosts
+    files = sorted(p.name for p in (tmp_path / "1").iterdir())
+    assert files == sorted(p.name for p in (tmp_path / "3").iterdir()) and len(files) > 3
+    assert all((tmp_path / "1" / f).read_bytes() == (tmp_path / "3" / f).read_bytes() for f in files)
 
 
 def test_a_failure_in_a_plan_process_is_the_plan_s_error(project, tmp_path, monkeypatch):

@@ -5,7 +5,6 @@ computed from host data (nsswitch.conf also from the host's current file, given 
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import re
 from collections.abc import Mapping
@@ -13,7 +12,7 @@ from typing import Any
 
 from deploys.common import templates_root
 from hxinfra.errors import HxError
-from hxinfra.memo import by_reads
+from hxinfra.memo import by_reads, lru
 from hxinfra.operations import ConfigItem, ManagedFile
 from hxinfra.render import render, template_context
 from hxinfra.validate import (
@@ -185,7 +184,7 @@ def _homedir(data: Mapping[str, Any]) -> str:
     return home
 
 
-@functools.lru_cache(maxsize=16)  # Debian's default, on every host of a plan
+@lru(16)  # Debian's default, on every host of a plan
 def nsswitch(current: str) -> str:
     """``current`` with ``sss`` after the distro's own sources (which all stay)."""
     out, seen = [], set()

@@ -5,19 +5,19 @@ the unit tests. CA entries given as files are read on the controller, never on t
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import shlex
-from collections.abc import Mapping
-from pathlib import Path
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from deploys.common import templates_root
 from hxinfra.memo import by_reads
 from hxinfra.operations import Absent, ConfigItem, ManagedFile
-from hxinfra.paths import find_project_root
 from hxinfra.pki import CaInfo, PkiError, verify_ca, verify_key_pair
 from hxinfra.render import managed_header, render, template_context
 from hxinfra.validate import (
+    CONTROL,
     DataError,
     abs_path,
     choice,
@@ -73,15 +73,46 @@ LOGROTATE = "/etc/logrotate.d/hx-ca-trust"
 CERT_ENTRY_KEYS = {"name", "pem", "file", "sha256", "from_ca_host"}
 
 
-def _project_file(path: str) -> Path:
-    p = Path(path)
-    if not p.is_absolute():
-        p = (find_project_root() or Path.cwd()) / p
-    return p
+def _is_path(value: Any) -> bool:
+    """A plain string that names a file (PEM text, vault values and placeholders are not read)."""
+    return (
+        isinstance(value, str)
+        and not isinstance(value, Secret)
+        and bool(value.strip())
+        and "-----BEGIN" not in value
+        and not CONTROL.search(value)
+    )
+
+
+def _file_text(read: Callable[[str], str], path: str) -> str:
+    text = read(path)
+    return Secret(text) if "PRIVATE KEY" in text else text  # a key read from a file is a secret
+
+
+def load_files(data: Mapping[str, Any], read: Callable[[str], str]) -> dict[str, Any]:
+    """CA entries (``file``) and service certificates (``cert``, ``key``) given as paths: read on the
+    controller when the inventory loads, so that checks and plans read data, never files."""
+    out: dict[str, Any] = {}
+    cas = data.get("ca_trust_certificates")
+    if isinstance(cas, list) and any(isinstance(e, Mapping) and _is_path(e.get("file")) for e in cas):
+        out["ca_trust_certificates"] = [
+            {**e, "file": _file_text(read, e["file"])} if isinstance(e, Mapping) and _is_path(e.get("file")) else e
+            for e in cas
+        ]
+    certs = data.get("ca_trust_host_certs")
+    fields_ = ("cert", "key")
+    if isinstance(certs, list) and any(
+        isinstance(e, Mapping) and any(_is_path(e.get(f)) for f in fields_) for e in certs
+    ):
+        out["ca_trust_host_certs"] = [
+            {**e, **{f: _file_text(read, e[f]) for f in fields_ if _is_path(e.get(f))}} if isinstance(e, Mapping) else e
+            for e in certs
+        ]
+    return out
 
 
 def _read(value: Any, what: str) -> str | None:
-    """PEM text from an inline value or a file path (a key read from a file becomes a Secret).
+    """PEM text from an inline value or a file the inventory read (:func:`load_files`).
 
     A vault value is never read as a path: it must hold the PEM itself. ``None`` for a value that
     is still encrypted (inventory checks never decrypt) or a plan placeholder: the entry is then
@@ -95,12 +126,14 @@ def _read(value: Any, what: str) -> str | None:
         return value
     if isinstance(value, Secret):
         raise PkiError(f"{what}: a vault value must hold the PEM text itself (it is never read as a file path)")
-    path = _project_file(one_line(value, what))
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise PkiError(f"{what}: cannot read {path}: {e.strerror}") from e
-    return Secret(text) if "PRIVATE KEY" in text else text
+    one_line(value, what)
+    raise PkiError(f"{what}: no PEM text (a file's path is read when the inventory loads)")
+
+
+def _now(data: Mapping[str, Any]) -> dt.datetime | None:
+    """The run's "now" from the data (the inventory sets it); a check never reads the clock."""
+    text = data.get("hx_now")
+    return dt.datetime.fromisoformat(text) if isinstance(text, str) and text else None
 
 
 def _check_name(name: Any, what: str) -> str:
@@ -139,7 +172,9 @@ def resolve_cas(data: Mapping[str, Any], fetch: Any = None) -> list[tuple[str, s
             if read is None:
                 continue
             pem = read
-        info = verify_ca(pem, f"CA {name}", pin=entry.get("sha256"), warn_days=data["ca_trust_warn_days"])
+        info = verify_ca(
+            pem, f"CA {name}", pin=entry.get("sha256"), now=_now(data), warn_days=data["ca_trust_warn_days"]
+        )
         out.append((name, pem.strip() + "\n", info))
     return out
 

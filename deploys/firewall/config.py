@@ -18,7 +18,6 @@ rollback timer that only a fresh login from the controller cancels.
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 from collections import ChainMap
 from collections.abc import Mapping
@@ -26,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from deploys.common import admin_networks, templates_root
-from hxinfra.memo import IdentityCache, by_reads
+from hxinfra.memo import IdentityCache, by_reads, lru
 from hxinfra.operations import ConfigItem, ManagedFile
 from hxinfra.render import render, template_context
 from hxinfra.validate import DataError, choice, collect, fields, network, one_line, port
@@ -97,7 +96,7 @@ def _pg_clients(rules: list[dict[str, str]]) -> tuple[str, ...]:
     )
 
 
-@functools.lru_cache(maxsize=65536)
+@lru(65536)
 def _cidr(address: str) -> str:
     """An address as a network (a host as /32 or /128); parsed once per address per run (a fleet's
     firewall lists the same addresses on many hosts)."""

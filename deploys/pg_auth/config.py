@@ -5,7 +5,6 @@ command, all computed from host data alone.
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import pickle
 import re
@@ -16,7 +15,7 @@ from typing import Any
 from deploys.ca_trust.config import host_cert_paths
 from deploys.common import templates_root
 from hxinfra.errors import HxError
-from hxinfra.memo import IdentityCache
+from hxinfra.memo import IdentityCache, lru
 from hxinfra.operations import Absent, ConfigItem, ManagedFile
 from hxinfra.render import render, template_context
 from hxinfra.validate import (
@@ -181,7 +180,7 @@ def _hba_expand(entry: Mapping[str, Any], members: Mapping[str, Any], what: str)
     return out
 
 
-@functools.lru_cache(maxsize=65536)
+@lru(65536)
 def _host_network(address: str) -> str | None:
     """``address/32`` (or ``/128``) of an IP address, None for a name; parsed once per address."""
     try:

@@ -7,10 +7,11 @@ import datetime as dt
 import pytest
 from conftest import INVENTORY
 
-from deploys.ca_trust.config import DEFAULTS, ca_files, check_data, host_cert_files, resolve_cas
+from deploys.ca_trust.config import DEFAULTS, ca_files, check_data, host_cert_files, load_files, resolve_cas
 from hxinfra.errors import InventoryError
 from hxinfra.inventory import load_environment
 from hxinfra.operations import Absent, ManagedFile
+from hxinfra.paths import read_project_file
 from hxinfra.pki import LocalCA, PkiError, colon_fingerprint, load_certificate, normalize_fingerprint, verify_ca
 from hxinfra.render import render
 
@@ -23,7 +24,9 @@ def ca(tmp_path_factory):
 
 
 def data(**kw):
-    return {**DEFAULTS, **kw}
+    """Host data as the inventory hands it over: files the entries name already read."""
+    merged = {**DEFAULTS, **kw}
+    return {**merged, **load_files(merged, read_project_file)}
 
 
 def test_fingerprint_pins_in_every_spelling(ca):
@@ -74,6 +77,36 @@ def test_host_certs_private_key_is_sensitive_and_must_match(ca, tmp_path):
     assert "does not match the certificate" in check_data(bad)[0][1]
     pg = data(ca_trust_host_certs=[{"name": "pg", "cert": str(crt), "key": str(key), "key_group": "ssl-cert"}])
     assert host_cert_files(pg, resolve_host_certs(pg))[1].mode == "0640"
+
+
+def test_checks_read_data_never_files_or_the_clock(ca, tmp_path):
+    """A file is read once, when the data is loaded; "now" is the data's hx_now, not the clock."""
+    path = tmp_path / "root.crt"
+    path.write_text(ca.cert_path.read_text())
+    d = data(ca_trust_certificates=[{"name": "hx-root-ca", "file": str(path)}])
+    path.unlink()  # the check and the plan keep working from the data alone
+    assert check_data(d) == [] and "BEGIN CERTIFICATE" in ca_files(d, resolve_cas(d), [])[0].content
+    unread = {**DEFAULTS, "ca_trust_certificates": [{"name": "hx-root-ca", "file": str(path)}]}
+    assert "read when the inventory loads" in check_data(unread)[0][1]
+    later = (dt.datetime.now(dt.UTC) + dt.timedelta(days=4000)).isoformat()
+    assert "expired on" in check_data({**d, "hx_now": later})[0][1]
+    with pytest.raises(OSError, match="cannot read"):
+        load_files(unread, read_project_file)
+
+
+def test_inventory_reads_ca_files_once_and_names_an_unreadable_one(project, ca):
+    project("inventories/demo.py", INVENTORY)
+    project("inventories/group_vars/all.yml", "ca_trust_certificates:\n  - {name: hx-root-ca, file: ca/root.crt}\n")
+    (project.root / "ca").mkdir()
+    (project.root / "ca/root.crt").write_text(ca.cert_path.read_text())
+    env = load_environment(project.root / "inventories/demo.py")
+    env.validate()
+    entry = env.host_data("web1")["ca_trust_certificates"][0]
+    assert entry["file"].startswith("-----BEGIN CERTIFICATE")
+    assert env.host_data("db1")["ca_trust_certificates"] is env.host_data("web1")["ca_trust_certificates"]
+    (project.root / "ca/root.crt").unlink()
+    with pytest.raises(InventoryError, match=r"host web1: component ca_trust: cannot read .*root.crt"):
+        load_environment(project.root / "inventories/demo.py").host_data("web1")
 
 
 def test_inventory_refuses_a_wrong_pin_before_connecting(project, ca):

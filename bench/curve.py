@@ -168,9 +168,9 @@ class Ansible:
             trust_update_commands,
         )
         from hxinfra.deploytools import component_data
+        from hxinfra.desired import Absent, ManagedFile
         from hxinfra.inventory import load_environment
         from hxinfra.lab.core import Lab
-        from hxinfra.operations import Absent, ManagedFile
 
         def files(items: list[Any]) -> list[dict[str, str]]:
             return [

@@ -267,6 +267,11 @@ def _dump(data: Mapping[str, Any]) -> str:
     return yaml.dump(dict(data), Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True)
 
 
+def _prefixes(table: Mapping[str, str]) -> tuple[str, ...]:
+    """The old roles' variable prefixes (``litellm_`` of ``litellm_proxy_port``), from the table."""
+    return tuple(sorted({old.split("_", 1)[0] + "_" for old in table if "_" in old}))
+
+
 def map_vars(
     variables: Mapping[str, Any], source: str, table: Mapping[str, str], report: ImportReport
 ) -> dict[str, Any]:
@@ -281,12 +286,12 @@ def map_vars(
             report.mapped.append((key, new, source))
         else:
             out[key] = value
-            if key.startswith("hx_") or key.startswith("litellm_") or key.startswith("ansible_"):
+            if key.startswith(("hx_", "ansible_", *_prefixes(table))):
                 report.kept.append((key, source, "no key of this project takes it (kept as it is)"))
         text = str(value) if not isinstance(value, Vaulted) else ""
         if "home" in key and (text.startswith("/tmp/") or text.rstrip("/") == "/tmp"):
             report.flagged.append(
-                (key, source, "home directories under /tmp (the old SSSD defect): refused by ad_join")
+                (key, source, "home directories under /tmp (the old SSSD defect): refused by the domain join")
             )
         if "hba" in key and re.search(r"\btrust\b", text):
             report.flagged.append((key, source, "a pg_hba rule with trust: hxinfra refuses trust"))

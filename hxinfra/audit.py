@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -101,16 +102,6 @@ BASE: tuple[Control, ...] = (
         '[ -z "$p" ] && echo \'none pending\' || { echo "$p"; false; }',
         {"cis_basic": "1.2.2", "pci_dss": "6.3.3", "soc2": "CC7.1"},
     ),
-    # root may run sshd, nginx's master, systemd, chrony and the Samba AD DC (its tasks: rpc[master], kdc(0)...)
-    Control(
-        "root-listeners-expected",
-        "Network services running as root are only the expected ones",
-        "l=$(ss -ltnpH 2>/dev/null | awk '$4 !~ /^(127\\.|\\[::1\\])/' | grep -o 'pid=[0-9]*' | cut -d= -f2 | "
-        'sort -u | while read -r p; do echo "$(ps -o user= -p "$p") $(ps -o comm= -p "$p")"; done | sort -u); '
-        'echo "${l:-no network service outside loopback}"; bad=$(echo "$l" | awk \'$1 == "root" && $2 !~ /^(sshd|nginx|systemd|systemd-resolve|chronyd|smbd|samba|[a-z_]+(\\[[^]]*\\]|\\([0-9]+\\)))$/\'); '  # noqa: E501
-        '[ -z "$bad" ]',
-        {"cis_basic": "2.1.22", "pci_dss": "2.2.4", "soc2": "CC6.8"},
-    ),
 )
 
 
@@ -119,11 +110,36 @@ def select(controls: Iterable[Control], standard: str | None) -> list[Control]:
     return [c for c in controls if standard is None or standard in c.requirements]
 
 
+# root may always run sshd (the controller's way in), systemd and its resolver, and a Samba AD DC's
+# processes (its tasks: rpc[master], kdc(0)...); each component adds its own (Component.root_listeners)
+ROOT_LISTENERS = ("sshd", "systemd", "systemd-resolve", "smbd", "samba")
+
+
+def root_listeners_control(allowed: Iterable[str]) -> Control:
+    """Network services running as root are only the expected ones: these process names, and a
+    kernel-like task name (``name[...]``, ``name(N)``)."""
+    names = "|".join(n for n in dict.fromkeys(allowed) if re.fullmatch(r"[a-z0-9_.-]+", n))  # literal in awk
+    pattern = f"^({names}|[a-z_]+(\\[[^]]*\\]|\\([0-9]+\\)))$"
+    return Control(
+        "root-listeners-expected",
+        "Network services running as root are only the expected ones",
+        "l=$(ss -ltnpH 2>/dev/null | awk '$4 !~ /^(127\\.|\\[::1\\])/' | grep -o 'pid=[0-9]*' | cut -d= -f2 | "
+        'sort -u | while read -r p; do echo "$(ps -o user= -p "$p") $(ps -o comm= -p "$p")"; done | sort -u); '
+        'echo "${l:-no network service outside loopback}"; '
+        f'bad=$(echo "$l" | awk \'$1 == "root" && $2 !~ /{pattern}/\'); '
+        '[ -z "$bad" ]',
+        {"cis_basic": "2.1.22", "pci_dss": "2.2.4", "soc2": "CC6.8"},
+    )
+
+
 def host_controls(
     components: Iterable[Any], groups: Iterable[str], data: Mapping[str, Any], host: str
 ) -> list[Control]:
     """The shared controls, then each applying component's (in the registry's order)."""
-    return [*BASE, *declared(components, groups, data, host, "audit")]
+    components, groups = list(components), list(groups)
+    own = [n for c in components if c.applies_to(groups) for n in getattr(c, "root_listeners", ())]
+    listeners = root_listeners_control([*ROOT_LISTENERS[:3], *own, *ROOT_LISTENERS[3:]])
+    return [*BASE, listeners, *declared(components, groups, data, host, "audit")]
 
 
 def script(controls: Iterable[Control]) -> str:

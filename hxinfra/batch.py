@@ -36,6 +36,46 @@ from hxinfra.paths import cache_root
 KINDS = ("paths", "units", "packages", "accounts", "contents")
 
 
+class PathStates(FactBase[dict[str, dict[str, Any]]]):
+    """Type, mode, owner, group, sha256 and link target of several paths in one round trip.
+
+    Kinds: F regular file, L symlink, D directory, O anything else, N nothing there.
+    """
+
+    default = dict
+
+    @override
+    def command(self, paths: Sequence[str]) -> str:
+        quoted = " ".join(shlex.quote(p) for p in paths)
+        return (
+            f"for p in {quoted}; do "
+            'if [ -L "$p" ]; then printf "L\\t%s\\t%s\\n" "$p" "$(readlink "$p")"; '
+            'elif [ -f "$p" ]; then printf "F\\t%s\\t%s\\t%s\\n" "$p" "$(stat -c "%a %U %G" "$p")" '
+            '"$(sha256sum < "$p" | cut -d" " -f1)"; '
+            'elif [ -d "$p" ]; then printf "D\\t%s\\t%s\\n" "$p" "$(stat -c "%a %U %G" "$p")"; '
+            'elif [ -e "$p" ]; then printf "O\\t%s\\n" "$p"; '
+            'else printf "N\\t%s\\n" "$p"; fi; done'
+        )
+
+    @override
+    def process(self, output: list[str]) -> dict[str, dict[str, Any]]:
+        states: dict[str, dict[str, Any]] = {}
+        for line in output:
+            parts = line.split("\t")
+            kind, path = parts[0], parts[1]
+            state: dict[str, Any] = {"kind": kind}
+            if kind == "L":
+                state["target"] = parts[2]
+            elif kind == "F":
+                mode, user, group = parts[2].split()
+                state.update(mode=int(mode, 8), user=user, group=group, sha256=parts[3])
+            elif kind == "D":
+                mode, user, group = parts[2].split()
+                state.update(mode=int(mode, 8), user=user, group=group)
+            states[path] = state
+        return states
+
+
 class UnitStates(FactBase[dict[str, dict[str, str]]]):
     """unit -> {"load", "active", "sub", "file"} for several units in one ``systemctl show``."""
 
@@ -233,8 +273,6 @@ def want(kind: str, keys: Iterable[str]) -> None:
 
 
 def _fact(kind: str) -> type[FactBase[Any]]:
-    from hxinfra.operations import PathStates  # it imports this module
-
     facts: dict[str, type[FactBase[Any]]] = {
         "paths": PathStates,
         "units": UnitStates,

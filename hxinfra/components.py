@@ -12,7 +12,7 @@ import contextlib
 import difflib
 import functools
 import re
-from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +37,40 @@ def pyinfra_keys() -> frozenset[str]:
 
 
 TypeSpec = type | tuple[type, ...]
+
+
+@dataclass(frozen=True)
+class Opening:
+    """A port a component listens on, and who may connect: the hosts of ``group``, the networks in
+    ``sources``, or anyone (``anywhere``). With none of them, nobody (the port stays closed)."""
+
+    port: int | str  # a port, or a range "49152-65535"
+    why: str
+    proto: str = "tcp"
+    group: str = ""
+    sources: tuple[str, ...] = ()
+    anywhere: bool = False
+
+
+@dataclass(frozen=True)
+class Backup:
+    """What a host's backups hold for a component: its configuration paths (those that exist on the
+    host are archived), and PostgreSQL databases (dumped one by one) with their cluster's ``port``,
+    ``version``, ``cluster`` and ``wal_archive`` (the archived WAL, for point-in-time recovery)."""
+
+    paths: tuple[str, ...] = ()
+    databases: tuple[str, ...] = ()
+    cluster: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """A certificate a component serves: its name, its path on the host, and the controller's file it
+    is deployed from (empty: it comes from the vault or inline, and is renewed by hand)."""
+
+    name: str
+    path: str
+    source: str = ""
 
 
 @dataclass(frozen=True)
@@ -83,6 +117,18 @@ class Component:
     # the keys whose values change, each file's path replaced by what the file holds. Checks and
     # plans are kept by the values they read, so they must read data only, never files.
     load: Callable[[Mapping[str, Any], Callable[[str], str]], Mapping[str, Any]] | None = None
+    # What other parts need from it, each a pure function of (host data, host name), collected by
+    # those parts (they name no component): the ports it listens on and who may connect (the firewall),
+    # what its host's backups must hold (the backup), the certificates it serves (pki expiry/renew).
+    openings: Callable[[Mapping[str, Any], str], list[Opening]] | None = None
+    backup: Callable[[Mapping[str, Any], str], Backup] | None = None
+    certificates: Callable[[Mapping[str, Any], str], list[Certificate]] | None = None
+    # Processes of it that listen on the network as root by design (sshd, nginx's master): the audit's
+    # "no other root listener" control allows them.
+    root_listeners: tuple[str, ...] = ()
+    # Programs it installs on its hosts that a verb of the engine drives: verb -> path (the backup's
+    # ``hx-backup``, which ``hxinfra backup`` and ``hxinfra restore`` run).
+    programs: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def prefix(self) -> str:
@@ -297,3 +343,85 @@ def _key_problems(
         shown = "" if looks_secret(key) or isinstance(value, Vaulted) else f" ({value!r:.60})"
         problems.append((key, f"expected {_type_name(spec)}, got {type(value).__name__}{shown}"))
     return problems, []
+
+
+REGISTRY_GROUP = "hxinfra"  # the entry point (pyproject.toml) that names the project's component registry
+
+
+@functools.cache
+def registry() -> Any:
+    """The project's component registry: the module named by the ``hxinfra``/``registry`` entry point
+    of the installed project (its ``COMPONENTS`` order, ``component(name)`` and ``components()``).
+    The engine reaches components only through it and through what they declare."""
+    from importlib.metadata import entry_points
+
+    found = entry_points(group=REGISTRY_GROUP, name="registry")
+    if not found:
+        from hxinfra.errors import HxError
+
+        raise HxError("no component registry: the project's pyproject.toml names none ([project.entry-points.hxinfra])")
+    return next(iter(found)).load()
+
+
+def program(verb: str) -> str:
+    """The host program that drives ``verb``, as the component that installs it declares."""
+    from hxinfra.errors import HxError
+
+    for comp in registered():
+        if verb in comp.programs:
+            return comp.programs[verb]
+    raise HxError(f"no component of this project installs a program for {verb!r}")
+
+
+def registered() -> tuple[Component, ...]:
+    """Every component of the registry (the fleet's keys first), in the site's order."""
+    found: tuple[Component, ...] = registry().components()
+    return found
+
+
+class _View(Mapping[str, Any]):
+    """Host data (a mapping, or pyinfra's ``host.data``) over one component's defaults: what a
+    declaration reads, the same in the offline plan and in a deploy (where ``host.data`` holds only
+    the running deploy's defaults)."""
+
+    __slots__ = ("_data", "_defaults")
+
+    def __init__(self, data: Any, defaults: Mapping[str, Any]) -> None:
+        self._data, self._defaults = data, defaults
+
+    def __getitem__(self, key: str) -> Any:
+        value = self._data.get(key)
+        if value is None:
+            if key in self._defaults:
+                return self._defaults[key]
+            if isinstance(self._data, Mapping) and key in self._data:
+                return value
+            raise KeyError(key)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        data = self._data if isinstance(self._data, Mapping) else self._data.dict()
+        return iter({**dict.fromkeys(self._defaults), **dict.fromkeys(data)})
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+def declared(
+    hook: str,
+    data: Any,
+    host_name: str,
+    groups: Iterable[str] | None = None,
+    components: Iterable[Component] | None = None,
+) -> list[tuple[Component, Any]]:
+    """What each component declares through ``hook`` (``openings``, ``backup``, ``certificates``) for
+    this host, in the site's order: of the components the host runs (``groups`` given), else of
+    every component. Each declaration reads the host's data over its own component's defaults."""
+    chosen = registered() if components is None else tuple(components)
+    wanted = None if groups is None else set(groups)
+    out: list[tuple[Component, Any]] = []
+    for comp in chosen:
+        fn = getattr(comp, hook)
+        if fn is not None and (wanted is None or comp.applies_to(wanted)):
+            out.append((comp, fn(_View(data, comp.defaults), host_name)))
+    return out

@@ -249,14 +249,10 @@ def declared(
     components: Iterable[Any], groups: Iterable[str], data: Mapping[str, Any], host: str, field_name: str
 ) -> list[Any]:
     """What every component that applies to a host declares in ``field_name`` (``health``,
-    ``audit``: pure functions of host data), in the registry's order."""
-    out: list[Any] = []
-    groups = list(groups)
-    for comp in components:
-        declare = getattr(comp, field_name, None)
-        if declare is not None and comp.applies_to(groups):
-            out += declare(data, host)
-    return out
+    ``audit``: pure functions of host data), in the registry's order, one list."""
+    from hxinfra.components import declared as collect
+
+    return [x for _component, found in collect(field_name, data, host, list(groups), components) for x in found]
 
 
 def component_checks(

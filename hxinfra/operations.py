@@ -21,7 +21,6 @@ import shlex
 import time
 import uuid
 from collections.abc import Generator, Iterable, Sequence
-from dataclasses import dataclass
 from io import BytesIO, StringIO
 from typing import Any
 
@@ -33,6 +32,7 @@ from pyinfra.facts.files import FileContents
 from typing_extensions import override  # typing.override is 3.12+
 
 from hxinfra import batch
+from hxinfra.desired import ConfigItem, ManagedFile, ManagedLink
 from hxinfra.validate import CONTROL
 from hxinfra.vault import MASK, redact
 
@@ -42,81 +42,6 @@ STAGE_SUFFIX = ".hxinfra-new"
 RUN_STAMP, ABSENT = ".hxinfra-run", ".hxinfra-absent"
 # One id per controller run, the same on every host and operation; sorts by time.
 RUN_ID = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{os.getpid()}"
-
-
-@dataclass(frozen=True)
-class ManagedFile:
-    """A whole file with exact content, owner and mode."""
-
-    path: str
-    content: str
-    mode: str = "0644"
-    user: str = "root"
-    group: str = "root"
-    sensitive: bool = False  # diffs show that it changed, never its lines
-
-    @property
-    def private(self) -> bool:
-        """Not readable by others on the host: its bytes must never be, even mid-upload."""
-        return not int(self.mode, 8) & 0o004 or self.sensitive
-
-
-@dataclass(frozen=True)
-class ManagedLink:
-    """A symlink ``path -> target``."""
-
-    path: str
-    target: str
-
-
-@dataclass(frozen=True)
-class Absent:
-    """A path that must not exist (file or symlink)."""
-
-    path: str
-
-
-ConfigItem = ManagedFile | ManagedLink | Absent
-
-
-class PathStates(FactBase[dict[str, dict[str, Any]]]):
-    """Type, mode, owner, group, sha256 and link target of several paths in one round trip.
-
-    Kinds: F regular file, L symlink, D directory, O anything else, N nothing there.
-    """
-
-    default = dict
-
-    @override
-    def command(self, paths: Sequence[str]) -> str:
-        quoted = " ".join(shlex.quote(p) for p in paths)
-        return (
-            f"for p in {quoted}; do "
-            'if [ -L "$p" ]; then printf "L\\t%s\\t%s\\n" "$p" "$(readlink "$p")"; '
-            'elif [ -f "$p" ]; then printf "F\\t%s\\t%s\\t%s\\n" "$p" "$(stat -c "%a %U %G" "$p")" '
-            '"$(sha256sum < "$p" | cut -d" " -f1)"; '
-            'elif [ -d "$p" ]; then printf "D\\t%s\\t%s\\n" "$p" "$(stat -c "%a %U %G" "$p")"; '
-            'elif [ -e "$p" ]; then printf "O\\t%s\\n" "$p"; '
-            'else printf "N\\t%s\\n" "$p"; fi; done'
-        )
-
-    @override
-    def process(self, output: list[str]) -> dict[str, dict[str, Any]]:
-        states: dict[str, dict[str, Any]] = {}
-        for line in output:
-            parts = line.split("\t")
-            kind, path = parts[0], parts[1]
-            state: dict[str, Any] = {"kind": kind}
-            if kind == "L":
-                state["target"] = parts[2]
-            elif kind == "F":
-                mode, user, group = parts[2].split()
-                state.update(mode=int(mode, 8), user=user, group=group, sha256=parts[3])
-            elif kind == "D":
-                mode, user, group = parts[2].split()
-                state.update(mode=int(mode, 8), user=user, group=group)
-            states[path] = state
-        return states
 
 
 def _sha256(text: str) -> str:

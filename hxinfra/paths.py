@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from hxinfra.errors import HxError
 
@@ -35,6 +36,20 @@ def cache_root() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hxinfra"
 
 
+class FileText(str):
+    """A file's text as data, with the path it was read from (``source``: where a renewal writes)."""
+
+    source: str
+
+    def __new__(cls, text: str, source: str) -> FileText:
+        obj = super().__new__(cls, text)
+        obj.source = source
+        return obj
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (FileText, (str(self), self.source))
+
+
 def read_project_file(path: str) -> str:
     """A file the data names (a CA certificate, a key), read on the controller when the inventory
     loads: relative to the project root (else the working directory). A component's ``load`` hook
@@ -43,6 +58,6 @@ def read_project_file(path: str) -> str:
     if not p.is_absolute():
         p = (find_project_root() or Path.cwd()) / p
     try:
-        return p.read_text()
+        return FileText(p.read_text(), str(p))
     except OSError as e:
         raise OSError(e.errno, f"cannot read {p}: {e.strerror}") from e

@@ -21,10 +21,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from hxinfra.desired import ConfigItem, ManagedFile, ManagedLink
 from hxinfra.errors import HxError
 from hxinfra.inventory import MEMBERS_KEY, Environment
 from hxinfra.memo import IdentityCache
-from hxinfra.operations import ConfigItem, ManagedFile, ManagedLink
 from hxinfra.vault import Placeholder, Vaulted, redact, redaction_epoch
 
 GROUPS_KEY = "hx_groups"

@@ -13,8 +13,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from hxinfra.batch import InstalledPackages, UnitStates
-from hxinfra.operations import PathStates
+from hxinfra.batch import InstalledPackages, PathStates, UnitStates
 
 ROOT = Path(__file__).resolve().parent.parent
 

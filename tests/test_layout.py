@@ -10,18 +10,45 @@ from deploys import COMPONENTS, OPERATIONS, component
 from hxinfra.components import Component
 
 
+def _module(path) -> str:
+    return ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+
+
 def _imports() -> dict[str, set[str]]:
+    """Module -> the project modules it imports, lazy ones included: ``from pkg import name`` is an
+    import of module ``pkg.name`` where that module exists (else of ``pkg``), and a string import
+    (``importlib.import_module("deploys.x")``) counts as the import it is."""
+    paths = [*ROOT.glob("hxinfra/**/*.py"), *ROOT.glob("deploys/**/*.py")]
+    modules = {_module(p) for p in paths}
+    ours = ("hxinfra", "deploys")
     graph: dict[str, set[str]] = {}
-    for path in [*ROOT.glob("hxinfra/**/*.py"), *ROOT.glob("deploys/**/*.py")]:
-        name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+    for path in paths:
         deps: set[str] = set()
         for node in ast.walk(ast.parse(path.read_text())):  # lazy imports inside functions count too
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in ("hxinfra", "deploys"):
-                deps.add(node.module)
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in ours:
+                for alias in node.names:
+                    sub = f"{node.module}.{alias.name}"
+                    deps.add(sub if sub in modules else node.module)
             elif isinstance(node, ast.Import):
-                deps |= {a.name for a in node.names if a.name.split(".")[0] in ("hxinfra", "deploys")}
-        graph[name] = deps
+                deps |= {a.name for a in node.names if a.name.split(".")[0] in ours}
+            elif (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "import_module"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+                and str(node.args[0].value).split(".")[0] in ours
+            ):
+                deps.add(str(node.args[0].value))
+        graph[_module(path)] = deps
     return graph
+
+
+def test_the_import_graph_sees_a_module_imported_from_its_package():
+    """``from hxinfra import batch`` is an import of hxinfra.batch (the loop it once hid is gone)."""
+    graph = _imports()
+    assert "hxinfra.batch" in graph["hxinfra.operations"]
+    assert "hxinfra.operations" not in graph["hxinfra.batch"]
 
 
 def test_the_import_graph_has_no_loop():
@@ -75,3 +102,63 @@ def test_site_calls_every_component_in_registry_order_each_from_its_own_line():
     ]
     assert [name for name, _ in calls] == list(COMPONENTS)
     assert len({line for _, line in calls}) == len(COMPONENTS)
+
+
+def _named(path, others: dict[str, tuple[str, set[int]]]) -> list[str]:
+    """What a file's code (not its docstrings or comments) names of ``others``: a component's name,
+    its key prefix, its package, or one of its default ports."""
+    tree = ast.parse(path.read_text())
+    docs = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    found = []
+    for node in ast.walk(tree):
+        words: list[str] = []  # a string names a component by its name; code by its keys and package
+        text = isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs
+        if text:
+            words = [node.value]
+        elif isinstance(node, ast.Name | ast.alias):
+            words = [node.id if isinstance(node, ast.Name) else node.name]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            words = [node.module]
+        for name, (prefix, ports) in others.items():
+            if any((text and w == name) or prefix in w or f"deploys.{name}" in w for w in words):
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {name}")
+            if isinstance(node, ast.Constant) and type(node.value) is int and node.value in ports:
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}: port {node.value} of {name}")
+    return found
+
+
+def _ports(contract: Component) -> set[int]:
+    out: set[int] = set()
+    for key, value in contract.defaults.items():
+        if key.endswith("_port") and isinstance(value, int):
+            out.add(value)
+        elif key.endswith("_ports") and isinstance(value, dict):
+            out |= {v for v in value.values() if isinstance(v, int)}
+    # below 1024 a port is its protocol's (80, 443) and too common a number (widths, sizes) to tell
+    return {p for p in out if p >= 1024}
+
+
+# the engine's own verbs that share a word with a component (hxinfra backup drives what the backup
+# component installs, through its declared program)
+ENGINE_WORDS = {"backup"}
+
+
+def test_the_engine_the_firewall_and_the_backup_name_no_component():
+    """They collect what components declare (openings, backups, certificates, health, audit, the
+    Ansible variables): a new component needs no edit in them."""
+    contracts = {name: component(name)[0] for name in (*COMPONENTS, *OPERATIONS)}
+    everyone = {n: (f"{n}_", _ports(c)) for n, c in contracts.items()}
+    found = []
+    for path in ROOT.glob("hxinfra/**/*.py"):
+        found += _named(path, {n: v for n, v in everyone.items() if n not in ENGINE_WORDS})
+    for own in ("firewall", "backup"):
+        for path in (ROOT / "deploys" / own).glob("*.py"):
+            found += _named(path, {n: v for n, v in everyone.items() if n != own})
+    assert found == []

@@ -7,17 +7,9 @@ import shlex
 import subprocess
 from pathlib import Path
 
-from hxinfra.operations import (
-    ABSENT,
-    RUN_STAMP,
-    Absent,
-    ManagedFile,
-    ManagedLink,
-    PathStates,
-    _plan,
-    undo_script,
-    unified_diff,
-)
+from hxinfra.batch import PathStates
+from hxinfra.desired import Absent, ManagedFile, ManagedLink
+from hxinfra.operations import ABSENT, RUN_STAMP, _plan, undo_script, unified_diff
 
 
 def sha(text):

@@ -94,7 +94,7 @@ def test_plan_never_contains_secrets(project, tmp_path):
 
 def test_a_host_plan_reads_back_exactly_whatever_the_lines_say():
     """Contents that look like section headers, no final newline, an empty file: read back as written."""
-    from hxinfra.operations import Absent, ManagedFile, ManagedLink
+    from hxinfra.desired import Absent, ManagedFile, ManagedLink
 
     items = [
         ManagedFile("/etc/tricky", "### /etc/passwd  file 0644 root:root x  lines=1\nsecond\n"),

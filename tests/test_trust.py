@@ -235,7 +235,8 @@ def test_no_hostile_value_passes_any_name_or_path_check(value):
 def test_config_paths_must_be_plain():
     from pyinfra.api.exceptions import OperationValueError
 
-    from hxinfra.operations import ManagedFile, _check_items
+    from hxinfra.desired import ManagedFile
+    from hxinfra.operations import _check_items
 
     with pytest.raises(OperationValueError):
         _check_items([ManagedFile("/etc/nginx/sites-available/../../../x.conf", "")])

@@ -24,6 +24,7 @@ from deploys.ad_join.config import (
     DEFAULTS,
     RESPONDERS,
     AdJoinError,
+    backup,
     check_data,
     computer_name,
     desired_config,
@@ -51,6 +52,7 @@ COMPONENT = Component(
     check=check_data,
     plan=plan,
     health=health,
+    backup=backup,
     tags=("packages", "config", "security", "dns", "join", "service"),
     ansible={
         "hx_ad_domain": "ad_join_domain",

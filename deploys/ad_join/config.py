@@ -11,9 +11,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from deploys.common import templates_root
+from hxinfra.components import Backup
+from hxinfra.desired import ConfigItem, ManagedFile
 from hxinfra.errors import HxError
 from hxinfra.memo import by_reads, lru
-from hxinfra.operations import ConfigItem, ManagedFile
 from hxinfra.render import render, template_context
 from hxinfra.validate import (
     abs_path,
@@ -328,3 +329,8 @@ def plan(data: Mapping[str, Any], host_name: str) -> list[ConfigItem]:
     """The offline plan (nsswitch.conf from Debian's default; the resolver as /etc/resolv.conf)."""
     data = dict(data)
     return resolver_files(data, resolved=False) + desired_config(data, host_name)
+
+
+def backup(data: Mapping[str, Any], host_name: str) -> Backup:
+    """SSSD's and Kerberos's configuration (the host's keytab is made again by a join)."""
+    return Backup(paths=("/etc/sssd", "/etc/krb5.conf"))

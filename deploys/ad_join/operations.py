@@ -12,7 +12,8 @@ from pyinfra.api import QuoteString, StringCommand, operation
 from pyinfra.api.exceptions import OperationError
 
 from deploys.ad_join.facts import DnsRecord, DomainMembership
-from hxinfra.operations import ManagedFile, upload_commands
+from hxinfra.desired import ManagedFile
+from hxinfra.operations import upload_commands
 
 
 @operation()

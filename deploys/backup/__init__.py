@@ -1,6 +1,7 @@
 """Backups on every host: configuration directories, and on database servers every pg_auth
 database (``pg_dump -Fc``) and the roles, encrypted with a key from the vault, checksummed, made by
-a systemd timer and kept ``backup_retention_days``. ``hxinfra backup run|list|verify`` and
+a systemd timer and kept ``backup_retention_days``. What it holds, each component declares
+(``Component.backup``): the backup names none of them. ``hxinfra backup run|list|verify`` and
 ``hxinfra restore`` drive the host's ``hx-backup`` program; copies go off the host to the controller.
 """
 
@@ -10,7 +11,7 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import systemd
 
-from deploys.backup.config import DEFAULTS, REQUIRED, check_data, databases, desired_config, health, plan
+from deploys.backup.config import DEFAULTS, PROGRAM, REQUIRED, check_data, desired_config, health, plan
 from hxinfra import operations as hx
 from hxinfra.components import Component
 from hxinfra.deploytools import component_data, step
@@ -25,6 +26,7 @@ COMPONENT = Component(
     plan=plan,
     health=health,
     tags=("packages", "config", "service"),
+    programs={"backup": PROGRAM},
     ansible={"backup_retention_days": "backup_retention_days"},
 )
 
@@ -32,11 +34,7 @@ COMPONENT = Component(
 @deploy("Backups", data_defaults=DEFAULTS)
 def backup() -> None:
     """Install the backup program, its key and its timer; the timer makes the backups."""
-    data = component_data(
-        COMPONENT,
-        host.data,
-        extra_keys=("pg_auth_databases", "pg_auth_port", "pg_auth_wal_archive", "pg_auth_version", "pg_auth_cluster"),
-    )
+    data = component_data(COMPONENT, host.data)
     if step(COMPONENT, host.data, "packages"):
         hx.packages(
             name="Install gnupg for the backups' encryption", packages=["gnupg"], update=True, cache_time=24 * 3600
@@ -52,7 +50,7 @@ def backup() -> None:
         )
         config = config_set(
             name="Write the backup key, the hx-backup program and its timer, the program checked by bash -n",
-            items=desired_config(data, bool(databases(data))),
+            items=desired_config(data, host.data),
             validate="bash -n /usr/local/sbin/hx-backup",
         )
     if step(COMPONENT, host.data, "service"):

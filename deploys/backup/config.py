@@ -1,8 +1,8 @@
 """Backups, desired state: the defaults, and the backup program, its environment and its timer
 computed from host data alone.
 
-Every host backs up its configuration directories; a database server also every database of
-pg_auth and its roles. Each backup is a directory ``<backup_dir>/<UTC time>/`` of files encrypted
+Every host backs up what its components declare (their configuration; a database server also its
+databases and roles). Each backup is a directory ``<backup_dir>/<UTC time>/`` of files encrypted
 with a key from the vault (GnuPG, AES-256, authenticated) and a ``SHA256SUMS``; the timer makes
 one on schedule and drops those older than ``backup_retention_days``. ``hxinfra backup run``
 copies them off the host, to the controller.
@@ -15,7 +15,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from deploys.common import templates_root
-from hxinfra.operations import ConfigItem, ManagedFile
+from hxinfra.components import Backup, declared
+from hxinfra.desired import ConfigItem, ManagedFile
 from hxinfra.render import render, template_context
 from hxinfra.validate import DataError, abs_path, collect, one_line
 
@@ -23,17 +24,9 @@ DEFAULTS: dict[str, Any] = {
     # Where the backups are kept on the host (0700 root), and for how many days.
     "backup_dir": "/var/backups/hx",
     "backup_retention_days": 7,
-    # Configuration directories archived on every host (those that exist there).
-    "backup_paths": [
-        "/etc/nginx",
-        "/etc/postgresql",
-        "/etc/litellm",
-        "/etc/hx-webui",
-        "/etc/sssd",
-        "/etc/ssl/hx",
-        "/etc/krb5.conf",
-        "/usr/local/share/ca-certificates",
-    ],
+    # Paths archived on every host (those that exist there) besides what its components declare
+    # (each component's own configuration: hxinfra.components.Backup).
+    "backup_paths": [],
     # When the timer runs (systemd OnCalendar), spread over this many seconds.
     "backup_schedule": "*-*-* 02:30:00",
     "backup_random_delay": 1800,
@@ -50,29 +43,31 @@ PROGRAM = "/usr/local/sbin/hx-backup"
 CALENDAR = re.compile(r"[A-Za-z0-9*,.:/ ~-]+")
 
 
-def databases(data: Mapping[str, Any]) -> list[str]:
-    """The databases pg_auth manages on this host (none elsewhere)."""
-    return [
-        str(d["name"])
-        for d in data.get("pg_auth_databases") or []
-        if isinstance(d, Mapping) and "name" in d and d.get("present", True)
-    ]
+def contents(host_data: Any) -> Backup:
+    """What the host's backups hold, as the components declare it (every component of the registry:
+    what does not exist on the host is skipped when the backup runs), in the site's order."""
+    declared_ = [found for _component, found in declared("backup", host_data, "")]
+    paths = list(dict.fromkeys(p for b in declared_ for p in b.paths))
+    databases = list(dict.fromkeys(d for b in declared_ for d in b.databases))
+    clusters = [b.cluster for b in declared_ if b.databases] + [b.cluster for b in declared_ if b.cluster]
+    return Backup(tuple(paths), tuple(databases), clusters[0] if clusters else {})
 
 
-def desired_config(data: Mapping[str, Any], is_database_server: bool) -> list[ConfigItem]:
-    """The key (0600), the program and its timer."""
-    from deploys.pg_auth.config import DEFAULTS as PG  # the cluster's own defaults, written once
-
-    pg = {k: data.get(k) or PG[k] for k in ("pg_auth_port", "pg_auth_version", "pg_auth_cluster")}
+def desired_config(data: Mapping[str, Any], host_data: Any = None) -> list[ConfigItem]:
+    """The key (0600), the program and its timer. ``host_data``: what the declarations read
+    (pyinfra's ``host.data`` in a deploy, else ``data``)."""
+    holds = contents(data if host_data is None else host_data)
+    cluster = holds.cluster
     context = template_context(
         data,
         {
             "key_file": KEY_FILE,
-            "pg_port": int(pg["pg_auth_port"]),
-            "databases": databases(data) if is_database_server else [],
-            "wal_archive": (data.get("pg_auth_wal_archive") or "") if is_database_server else "",
-            "pg_version": str(pg["pg_auth_version"]),
-            "pg_cluster": str(pg["pg_auth_cluster"]),
+            "backup_paths": list(dict.fromkeys([*holds.paths, *data["backup_paths"]])),
+            "pg_port": int(cluster.get("port") or 0),
+            "databases": list(holds.databases),
+            "wal_archive": str(cluster.get("wal_archive") or ""),
+            "pg_version": str(cluster.get("version") or ""),
+            "pg_cluster": str(cluster.get("cluster") or ""),
         },
     )
     return [
@@ -123,7 +118,7 @@ def check_data(data: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 def plan(data: Mapping[str, Any], host_name: str) -> list[ConfigItem]:
-    return desired_config(dict(data), bool(databases(data)))
+    return desired_config(data)
 
 
 def health(data: Mapping[str, Any], host_name: str) -> list[Any]:

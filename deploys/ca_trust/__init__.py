@@ -22,7 +22,9 @@ from pyinfra.operations import server, systemd
 from deploys.ca_trust.config import (
     DEFAULTS,
     MONITOR_SCRIPT,
+    backup,
     ca_files,
+    certificates,
     check_data,
     health,
     host_cert_files,
@@ -45,6 +47,8 @@ COMPONENT = Component(
     DEFAULTS,
     check=check_data,
     load=load_files,
+    backup=backup,
+    certificates=certificates,
     tags=("packages", "config", "security", "monitor", "certs"),
     plan=plan,
     health=health,

@@ -12,8 +12,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from deploys.common import templates_root
+from hxinfra.components import Backup, Certificate
+from hxinfra.desired import Absent, ConfigItem, ManagedFile
 from hxinfra.memo import by_reads
-from hxinfra.operations import Absent, ConfigItem, ManagedFile
+from hxinfra.paths import FileText
 from hxinfra.pki import CaInfo, PkiError, verify_ca, verify_key_pair
 from hxinfra.render import managed_header, render, template_context
 from hxinfra.validate import (
@@ -347,3 +349,20 @@ def _planned(data: Mapping[str, Any]) -> tuple[ConfigItem, ...]:
         *monitor_files(data),
         *host_cert_files(data, resolve_host_certs(data)),
     )
+
+
+def backup(data: Mapping[str, Any], host_name: str) -> Backup:
+    """The service certificates and keys, and the trust anchors."""
+    return Backup(paths=(str(data["ca_trust_host_cert_dir"]), str(data["ca_trust_dir"])))
+
+
+def certificates(data: Mapping[str, Any], host_name: str) -> list[Certificate]:
+    """The service certificates it writes (``pki expiry``/``renew``): the path on the host, and the
+    controller's file a certificate given as a file was read from (``renew`` issues it again)."""
+    out = []
+    for entry in data["ca_trust_host_certs"]:
+        if isinstance(entry, Mapping) and isinstance(entry.get("name"), str):
+            source = entry.get("cert")
+            local = source.source if isinstance(source, FileText) else ""
+            out.append(Certificate(entry["name"], host_cert_paths(data, entry["name"])[0], local))
+    return out

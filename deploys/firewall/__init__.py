@@ -38,36 +38,21 @@ COMPONENT = Component(
     tags=("packages", "rules"),
 )
 
-USED = (
-    "ssh_port",
-    "nginx_http_port",
-    "nginx_https_port",
-    "nginx_tls",
-    "pg_auth_port",
-    "pg_auth_hba",
-    "litellm_port",
-    "webui_ports",
-    "hx_members",
-)
+# what the firewall's own rules read besides its keys (the other components' openings read the host's
+# data themselves, through their declarations)
+USED = ("ssh_port", "hx_members")
 
 
 @deploy("Firewall", data_defaults=DEFAULTS)
 def firewall() -> None:
     """Install nftables, write the derived rule set (nft -c), load it; the controller must log in anew."""
-    from deploys.litellm.config import DEFAULTS as LITELLM
-    from deploys.nginx.config import DEFAULTS as NGINX
-    from deploys.pg_auth.config import DEFAULTS as PG
-    from deploys.webui.config import DEFAULTS as WEBUI
-
-    data = component_data(
-        COMPONENT, host.data, extra_keys=(*FLEET.all_keys(), *USED), defaults={**PG, **WEBUI, **LITELLM, **NGINX}
-    )
+    data = component_data(COMPONENT, host.data, extra_keys=(*FLEET.all_keys(), *USED))
     if step(COMPONENT, host.data, "packages"):
         hx.packages(name="Install nftables", packages=["nftables"], update=True, cache_time=24 * 3600)
     if step(COMPONENT, host.data, "rules"):
         rules = config_set(
             name="Write the firewall rule set derived from the host's components, checked by nft -c",
-            items=desired_config(data, set(host.groups)),
+            items=desired_config(data, set(host.groups), host.data),
             validate=f"nft -c -f {CONF}",
             validate_label="nft -c",
         )

@@ -1,19 +1,18 @@
 """Firewall (nftables), desired state: the openings are derived from the components a host runs
 and from who uses them, never listed by hand per host.
 
-| component (group) | port | from |
+| what | port | from |
 | --- | --- | --- |
 | every host | SSH (``ssh_port``, 22) | ``hx_admin_networks`` (the environment's subnet when empty) |
 | domain controllers | DNS, Kerberos, LDAP(S), SMB, kpasswd, GC, NTP, RPC | the environment's subnet |
-| nginx (web_servers) | ``nginx_http_port``, ``nginx_https_port`` | anywhere |
-| pg_auth (database_servers) | ``pg_auth_port`` | the addresses of its ``pg_auth_hba`` rules only |
-| litellm (api_servers) | ``litellm_port`` | the application servers |
-| webui (application_servers) | ``webui_ports`` (both colours) | the web servers |
+| each component it runs | its ``openings`` (``hxinfra.components.Opening``) | anywhere, a group's hosts, or networks |
 
 plus ``firewall_rules`` (extra openings) and ``firewall_trusted_sources`` (monitoring hosts that reach
-every port). The rules are one table, ``inet hxinfra``, replaced atomically by ``nft -f`` after
-``nft -c`` accepted the file; other tables (fail2ban's) are left alone. A change goes live under a
-rollback timer that only a fresh login from the controller cancels.
+every port). The firewall names no other component: it collects their declarations, openings to
+anywhere first (the public front ends), then the others in the site's order. The rules are one table,
+``inet hxinfra``, replaced atomically by ``nft -f`` after ``nft -c`` accepted the file; other tables
+(fail2ban's) are left alone. A change goes live under a rollback timer that only a fresh login from
+the controller cancels.
 """
 
 from __future__ import annotations
@@ -21,12 +20,12 @@ from __future__ import annotations
 import ipaddress
 from collections import ChainMap
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from deploys.common import admin_networks, templates_root
+from hxinfra.components import Opening, declared
+from hxinfra.desired import ConfigItem, ManagedFile
 from hxinfra.memo import IdentityCache, by_reads, lru
-from hxinfra.operations import ConfigItem, ManagedFile
 from hxinfra.render import render, template_context
 from hxinfra.validate import DataError, choice, collect, fields, network, one_line, port
 
@@ -57,17 +56,6 @@ AD_PORTS: dict[str, tuple[int | str, ...]] = {
 }
 
 
-@dataclass(frozen=True)
-class Opening:
-    """One port open to ``sources`` (empty: anywhere), and the component it is for."""
-
-    port: int | str  # a port, or a range "49152-65535"
-    proto: str
-    sources: tuple[str, ...]
-    why: str
-    anywhere: bool = False  # no sources means anywhere (else: nobody yet, nothing opened)
-
-
 def _hosts(data: Mapping[str, Any], group: str) -> tuple[str, ...]:
     """A group's hosts as networks; worked out once per group of the shared members mapping (a fleet
     of N hosts asks it N times)."""
@@ -76,24 +64,6 @@ def _hosts(data: Mapping[str, Any], group: str) -> tuple[str, ...]:
 
 
 _GROUP_HOSTS: IdentityCache[tuple[str, ...]] = IdentityCache(limit=256)
-_CLIENTS: IdentityCache[tuple[str, ...]] = IdentityCache(limit=256)
-
-
-def _pg_clients(rules: list[dict[str, str]]) -> tuple[str, ...]:
-    """The networks of pg_hba's clients, once per rules list (hba_rules keeps one per fleet)."""
-    return _CLIENTS.get(
-        rules,
-        lambda: tuple(
-            sorted(
-                {
-                    _cidr(r["address"])
-                    for r in rules
-                    if r.get("type", "hostssl") != "local"
-                    and r.get("address") not in (None, "", "all", "samehost", "samenet")
-                }
-            )
-        ),
-    )
 
 
 @lru(65536)
@@ -103,58 +73,33 @@ def _cidr(address: str) -> str:
     return str(ipaddress.ip_network(address, strict=False))
 
 
-def openings(data: Mapping[str, Any], groups: set[str]) -> list[Opening]:
-    """Every opening of the host, from its groups (the components it runs) and the data."""
+def openings(data: Mapping[str, Any], groups: set[str], host_data: Any = None) -> list[Opening]:
+    """Every opening of the host: SSH, a DC's Active Directory, what the components it runs declare
+    (read from ``host_data``: pyinfra's ``host.data`` in a deploy, else ``data``), then the data's own."""
     admins = admin_networks(data)  # none known: SSH stays open to all rather than lock everyone out
-    out = [Opening(int(data.get("ssh_port") or 22), "tcp", admins, "SSH from the admin networks", not admins)]
+    out = [Opening(int(data.get("ssh_port") or 22), "SSH from the admin networks", "tcp", "", admins, not admins)]
     if "domain_controllers" in groups:  # Active Directory for the environment's hosts
         subnet = tuple(x for x in [str(data.get("hx_subnet") or "")] if x)
         for proto, ports in AD_PORTS.items():
-            out += [Opening(p, proto, subnet, f"Active Directory ({proto} {p}) from the subnet") for p in ports]
-    if "web_servers" in groups:
-        out.append(Opening(int(data["nginx_http_port"]), "tcp", (), "nginx (HTTP, redirects to HTTPS)", True))
-        if data.get("nginx_tls"):
-            out.append(Opening(int(data["nginx_https_port"]), "tcp", (), "nginx (HTTPS)", True))
-    if "database_servers" in groups:
-        from deploys.pg_auth.config import hba_rules
-
-        out.append(
-            Opening(
-                int(data["pg_auth_port"]), "tcp", _pg_clients(hba_rules(data)), "PostgreSQL from its pg_hba clients"
-            )
-        )
-    if "api_servers" in groups:
-        out.append(
-            Opening(
-                int(data["litellm_port"]),
-                "tcp",
-                _hosts(data, "application_servers"),
-                "LiteLLM from the application servers",
-            )
-        )
-    if "application_servers" in groups:
-        for colour, p in sorted(dict(data["webui_ports"]).items()):
-            out.append(Opening(int(p), "tcp", _hosts(data, "web_servers"), f"web UI ({colour}) from the web servers"))
+            out += [Opening(p, f"Active Directory ({proto} {p}) from the subnet", proto, "", subnet) for p in ports]
+    declarations = declared("openings", data if host_data is None else host_data, "", groups)
+    theirs = [o for _component, found in declarations for o in found]
+    for o in sorted(theirs, key=lambda o: not o.anywhere):  # the public front first, then in the site's order
+        sources = _hosts(data, o.group) if o.group else tuple(sorted({_cidr(str(s)) for s in o.sources}))
+        out.append(Opening(o.port, o.why, o.proto, "", sources, o.anywhere))
     for i, rule in enumerate(data["firewall_rules"]):
         r = fields(rule, f"firewall_rules[{i}]", ("port",), ("proto", "sources", "why"))
         sources = tuple(network(s, f"firewall_rules[{i}].sources") for s in r.get("sources", []))
         why = one_line(r.get("why", "extra rule"), f"firewall_rules[{i}].why").replace('"', "'")
-        out.append(
-            Opening(
-                port(r["port"], f"firewall_rules[{i}].port"),
-                choice(r.get("proto", "tcp"), f"firewall_rules[{i}].proto", ("tcp", "udp")),
-                sources,
-                why,
-                not sources,
-            )
-        )
+        proto = choice(r.get("proto", "tcp"), f"firewall_rules[{i}].proto", ("tcp", "udp"))
+        out.append(Opening(port(r["port"], f"firewall_rules[{i}].port"), why, proto, "", sources, not sources))
     return [o for o in out if o.sources or o.anywhere]
 
 
-def ruleset(data: Mapping[str, Any], groups: set[str]) -> str:
+def ruleset(data: Mapping[str, Any], groups: set[str], host_data: Any = None) -> str:
     """The whole /etc/nftables.conf: the hxinfra table, recreated in one transaction."""
     rules = []
-    for o in openings(data, groups):
+    for o in openings(data, groups, host_data):
         v4 = [s for s in o.sources if ":" not in s]  # sources are normalised networks: ':' only in IPv6
         v6 = [s for s in o.sources if ":" in s]
         if o.anywhere:
@@ -175,14 +120,14 @@ def ruleset(data: Mapping[str, Any], groups: set[str]) -> str:
     return render(templates_root(), "firewall/etc/nftables.conf.j2", context)
 
 
-def desired_config(data: Mapping[str, Any], groups: set[str]) -> list[ConfigItem]:
-    return [ManagedFile(CONF, ruleset(data, groups), mode="0755")] if data["firewall_enabled"] else []
+def desired_config(data: Mapping[str, Any], groups: set[str], host_data: Any = None) -> list[ConfigItem]:
+    return [ManagedFile(CONF, ruleset(data, groups, host_data), mode="0755")] if data["firewall_enabled"] else []
 
 
 def check_data(data: Mapping[str, Any]) -> list[tuple[str, str]]:
     def rules(d: Mapping[str, Any]) -> None:
         # a view, not a copy: the check reads only the keys openings() reads (checked once per role)
-        openings(ChainMap({"nginx_http_port": 80, "webui_ports": {}}, d, DEFAULTS), set())  # type: ignore[arg-type]
+        openings(ChainMap(d, DEFAULTS), set())  # type: ignore[arg-type]
 
     def trusted(d: Mapping[str, Any]) -> None:
         for s in d["firewall_trusted_sources"]:

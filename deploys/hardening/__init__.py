@@ -39,6 +39,7 @@ COMPONENT = Component(
     health=health,
     rollback=rollback,
     audit=audit,
+    root_listeners=("chronyd",),  # the time service it configures (chrony binds as root, then drops)
     tags=("packages", "sshd", "sysctl", "fail2ban", "auditd", "upgrades", "time", "services"),
 )
 

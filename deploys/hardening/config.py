@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from deploys.common import admin_networks, templates_root
+from hxinfra.desired import ConfigItem, ManagedFile
 from hxinfra.memo import by_reads
-from hxinfra.operations import ConfigItem, ManagedFile
 from hxinfra.render import render, template_context
 from hxinfra.validate import DataError, choice, collect, network, one_line
 

@@ -16,8 +16,9 @@ from typing import Any, cast
 import yaml
 
 from deploys.common import templates_root
+from hxinfra.components import Backup, Opening
+from hxinfra.desired import ConfigItem, ManagedFile
 from hxinfra.memo import by_reads
-from hxinfra.operations import ConfigItem, ManagedFile
 from hxinfra.render import managed_header, render, systemd_environment, template_context
 from hxinfra.validate import DataError, abs_path, choice, collect, fields, ip_address, name, one_line, port
 
@@ -290,3 +291,15 @@ def rollback(data: Mapping[str, Any], host_name: str) -> tuple[str, str]:
     """A restored previous config (hxinfra restore --config litellm): a trial start of LiteLLM with
     it, then the unit reloaded and the gateway restarted."""
     return check_command(data), f"systemctl daemon-reload && systemctl restart {UNIT}"
+
+
+# who calls the gateway: the web UI's hosts
+CLIENTS_GROUP = "application_servers"
+
+
+def openings(data: Mapping[str, Any], host_name: str) -> list[Opening]:
+    return [Opening(int(data["litellm_port"]), "LiteLLM from the application servers", group=CLIENTS_GROUP)]
+
+
+def backup(data: Mapping[str, Any], host_name: str) -> Backup:
+    return Backup(paths=("/etc/litellm",))

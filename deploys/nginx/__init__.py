@@ -25,10 +25,12 @@ from deploys.nginx.config import (
     DEFAULTS,
     Member,
     backend_check,
+    backup,
     check_data,
     default_pool,
     desired_config,
     health,
+    openings,
     parse_pool,
     plan,
     pool_config,
@@ -42,7 +44,8 @@ from deploys.webui.config import other
 from hxinfra import operations as hx
 from hxinfra.components import Component
 from hxinfra.deploytools import component_data, step
-from hxinfra.operations import ManagedFile, config_set, verify_or_restore
+from hxinfra.desired import ManagedFile
+from hxinfra.operations import config_set, verify_or_restore
 
 COMPONENT = Component(
     "nginx",
@@ -54,6 +57,9 @@ COMPONENT = Component(
     health=health,
     serves=True,
     rollback=rollback,
+    openings=openings,
+    backup=backup,
+    root_listeners=("nginx",),
     ansible={
         "hx_webui_server_name": "nginx_server_name",
         "hx_webui_ssl_enabled": "nginx_tls",

@@ -10,8 +10,9 @@ from typing import Any
 
 from deploys.ca_trust.config import host_cert_paths
 from deploys.common import templates_root
+from hxinfra.components import Backup, Opening
+from hxinfra.desired import Absent, ConfigItem, ManagedFile, ManagedLink
 from hxinfra.memo import IdentityCache
-from hxinfra.operations import Absent, ConfigItem, ManagedFile, ManagedLink
 from hxinfra.render import render, template_context
 from hxinfra.validate import (
     DataError,
@@ -282,3 +283,15 @@ def health(data: Mapping[str, Any], host_name: str) -> list[Any]:
 def rollback(data: Mapping[str, Any], host_name: str) -> tuple[str, str]:
     """A restored previous config (hxinfra restore --config nginx): nginx's own check, then a reload."""
     return "nginx -t", "systemctl reload nginx.service"
+
+
+def openings(data: Mapping[str, Any], host_name: str) -> list[Opening]:
+    """HTTP (it redirects to HTTPS) and HTTPS, from anywhere: the public front end."""
+    out = [Opening(int(data["nginx_http_port"]), "nginx (HTTP, redirects to HTTPS)", anywhere=True)]
+    if data.get("nginx_tls"):
+        out.append(Opening(int(data["nginx_https_port"]), "nginx (HTTPS)", anywhere=True))
+    return out
+
+
+def backup(data: Mapping[str, Any], host_name: str) -> Backup:
+    return Backup(paths=("/etc/nginx",))

@@ -31,11 +31,13 @@ from deploys.pg_auth.config import (
     PGDG_SOURCES,
     _psql,
     audit,
+    backup,
     check_data,
     databases,
     desired_config,
     health,
     keytab_command,
+    openings,
     paths,
     plan,
     repo_files,
@@ -65,6 +67,8 @@ COMPONENT = Component(
     serves=True,
     rollback=rollback,
     audit=audit,
+    openings=openings,
+    backup=backup,
     ansible={"hx_pg_ca_path": "pg_auth_ssl_ca"},
 )
 

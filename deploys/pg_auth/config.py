@@ -14,9 +14,10 @@ from typing import Any
 
 from deploys.ca_trust.config import host_cert_paths
 from deploys.common import templates_root
+from hxinfra.components import Backup, Opening
+from hxinfra.desired import Absent, ConfigItem, ManagedFile
 from hxinfra.errors import HxError
 from hxinfra.memo import IdentityCache, lru
-from hxinfra.operations import Absent, ConfigItem, ManagedFile
 from hxinfra.render import render, template_context
 from hxinfra.validate import (
     abs_path,
@@ -512,3 +513,39 @@ def audit(data: Mapping[str, Any], host_name: str) -> list[Any]:
             {"pci_dss": "8.3.2", "soc2": "CC6.1"},
         ),
     ]
+
+
+_NOT_A_CLIENT = (None, "", "all", "samehost", "samenet")
+
+
+def openings(data: Mapping[str, Any], host_name: str) -> list[Opening]:
+    """The port, open to the addresses of its own pg_hba rules only (nobody else can log in anyway)."""
+    clients = {
+        str(r["address"])
+        for r in hba_rules(data)
+        if r.get("type", "hostssl") != "local" and r.get("address") not in _NOT_A_CLIENT
+    }
+    return [Opening(int(data["pg_auth_port"]), "PostgreSQL from its pg_hba clients", sources=tuple(sorted(clients)))]
+
+
+def backed_up_databases(data: Mapping[str, Any]) -> list[str]:
+    """The databases the host's backups dump: those of the data (unchecked here: a backup declaration
+    is read on every host, the check stops bad entries before any deploy)."""
+    return [
+        str(d["name"])
+        for d in data.get("pg_auth_databases") or []
+        if isinstance(d, Mapping) and "name" in d and d.get("present", True)
+    ]
+
+
+def backup(data: Mapping[str, Any], host_name: str) -> Backup:
+    """Its configuration, every database it manages (with the roles), and the cluster they live in
+    (its WAL archive, where there are databases, for point-in-time recovery)."""
+    names = backed_up_databases(data)
+    cluster = {
+        "port": int(data["pg_auth_port"]),
+        "version": str(data["pg_auth_version"]),
+        "cluster": str(data["pg_auth_cluster"]),
+        "wal_archive": str(data.get("pg_auth_wal_archive") or "") if names else "",
+    }
+    return Backup(paths=("/etc/postgresql",), databases=tuple(names), cluster=cluster)

@@ -9,7 +9,8 @@ from pyinfra import host, logger, state
 from pyinfra.api import StringCommand, operation
 
 from deploys.pg_auth.sql import masked_sql
-from hxinfra.operations import ManagedFile, upload_commands
+from hxinfra.desired import ManagedFile
+from hxinfra.operations import upload_commands
 
 
 @operation()

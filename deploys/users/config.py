@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from deploys.common import templates_root
-from hxinfra.operations import Absent, ConfigItem, ManagedFile
+from hxinfra.desired import Absent, ConfigItem, ManagedFile
 from hxinfra.render import render
 from hxinfra.validate import DataError, abs_path, collect, fields, one_line
 

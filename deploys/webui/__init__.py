@@ -26,10 +26,12 @@ from deploys.webui.config import (
     DEFAULTS,
     REQUIRED,
     artifact_location,
+    backup,
     check_data,
     desired_config,
     health,
     listen_address,
+    openings,
     other,
     plan,
     target,
@@ -42,7 +44,8 @@ from hxinfra import operations as hx
 from hxinfra.artifacts import fetch
 from hxinfra.components import Component
 from hxinfra.deploytools import component_data, serve, step
-from hxinfra.operations import ManagedFile, ManagedLink, config_set
+from hxinfra.desired import ManagedFile, ManagedLink
+from hxinfra.operations import config_set
 from hxinfra.paths import project_root
 from hxinfra.validate import DataError
 
@@ -55,6 +58,8 @@ COMPONENT = Component(
     plan=plan,
     health=health,
     serves=True,
+    openings=openings,
+    backup=backup,
     tags=("packages", "install", "config", "service"),
     ansible={
         "hx_webui_version": "webui_version",

@@ -16,7 +16,8 @@ from typing import Any
 from urllib.parse import quote
 
 from deploys.common import templates_root
-from hxinfra.operations import ConfigItem, ManagedFile
+from hxinfra.components import Backup, Opening
+from hxinfra.desired import ConfigItem, ManagedFile
 from hxinfra.render import managed_header, render, systemd_environment, template_context
 from hxinfra.validate import Check, DataError, abs_path, choice, collect, host_or_ip, ip_address, name, one_line, port
 from hxinfra.vault import Vaulted
@@ -300,3 +301,19 @@ def health(data: Mapping[str, Any], host_name: str) -> list[Any]:
 def plan(data: Mapping[str, Any], host_name: str) -> list[ConfigItem]:
     """The offline plan: every config path the deploy manages (releases are state, not config)."""
     return desired_config(dict(data))
+
+
+# who calls the web UI: the front ends
+CLIENTS_GROUP = "web_servers"
+
+
+def openings(data: Mapping[str, Any], host_name: str) -> list[Opening]:
+    """Both colours' ports (the idle one too: a switch must not wait for the firewall)."""
+    return [
+        Opening(int(p), f"web UI ({colour}) from the web servers", group=CLIENTS_GROUP)
+        for colour, p in sorted(dict(data["webui_ports"]).items())
+    ]
+
+
+def backup(data: Mapping[str, Any], host_name: str) -> Backup:
+    return Backup(paths=("/etc/hx-webui",))

@@ -1,5 +1,5 @@
 """``hxinfra backup run|list|verify`` and ``hxinfra restore``: the guide's backup and restore
-playbooks, driving the ``hx-backup`` program the backup deploy installs on every host. ``run``
+playbooks, driving the program a component declares for them (``Component.programs``) on every host. ``run``
 also copies the new backup off the host, to the controller, and checks it there."""
 
 from __future__ import annotations
@@ -16,13 +16,12 @@ import click
 from hxinfra.adhoc import HostResult, Session
 from hxinfra.cli.common import ENV_OPTION, _load, guide_vars
 from hxinfra.cli.vault import vault_options
-from hxinfra.components import PROTECTED_ENVIRONMENTS
+from hxinfra.components import PROTECTED_ENVIRONMENTS, program
 from hxinfra.operations import undo_script
 from hxinfra.plan import host_items, plan_data
 from hxinfra.runner import select_hosts
 from hxinfra.vault import Keyring, redact
 
-PROGRAM = "/usr/local/sbin/hx-backup"
 BACKUP_ID = r"^[0-9]{8}T[0-9]{6}Z$"
 LIMIT = click.option("--limit", "-l", "pattern", default="all", metavar="PATTERN", help="Ansible host pattern.")
 # the seed guide's variables, as its backup and restore playbooks took them with -e
@@ -62,7 +61,7 @@ def _finish(results: list[dict[str, Any]], as_json: bool) -> None:
     "--services",
     default="",
     metavar="LIST",
-    help="Only the hosts running these services (postgresql, nginx, litellm, hx-webui, sssd...).",
+    help="Only the hosts running these services (the names of the components' health checks).",
 )
 @click.option(
     "--dest",
@@ -111,7 +110,7 @@ def backup_run(
     out: list[dict[str, Any]] = []
     with Session(env, hosts) as session:
         made = session.run_each(
-            {h: f"systemctl start hx-backup.service && {PROGRAM} list | tail -n1" for h in hosts}, become=None
+            {h: f"systemctl start hx-backup.service && {program('backup')} list | tail -n1" for h in hosts}, become=None
         )
         for r in made:
             backup_id = r.stdout[-1].strip() if r.ok and r.stdout else ""
@@ -204,7 +203,7 @@ def backup_push(env_name: str, pattern: str, source: Path, as_json: bool, keyrin
 @vault_options()
 def backup_list(env_name: str, pattern: str, as_json: bool, keyring: Keyring) -> None:
     """The backups on each host, oldest first."""
-    _, results = _session_run(env_name, pattern, f"{PROGRAM} list")
+    _, results = _session_run(env_name, pattern, f"{program('backup')} list")
     _finish(
         [{"host": r.host, "ok": r.ok, "backups": r.stdout, "detail": " ".join(r.stdout) or "none"} for r in results],
         as_json,
@@ -220,7 +219,7 @@ def backup_list(env_name: str, pattern: str, as_json: bool, keyring: Keyring) ->
 def backup_verify(env_name: str, pattern: str, backup_id: str, as_json: bool, keyring: Keyring) -> None:
     """Checksums and decryption of a backup on each host; exit 1 on any corrupted one."""
     _check_id(backup_id)
-    _, results = _session_run(env_name, pattern, f"{PROGRAM} verify {shlex.quote(backup_id)}")
+    _, results = _session_run(env_name, pattern, f"{program('backup')} verify {shlex.quote(backup_id)}")
     _finish([{"host": r.host, "ok": r.ok, "detail": " / ".join((r.stdout + r.stderr)[-3:])} for r in results], as_json)
 
 
@@ -301,10 +300,10 @@ def restore(
         _restore_config(env_name, pattern, component, as_json)
         return
     if to_time:
-        command = f"{PROGRAM} restore-time {shlex.quote(to_time)}"
+        command = f"{program('backup')} restore-time {shlex.quote(to_time)}"
     else:
         verb = f"restore-db {shlex.quote(database)}" if database else f"restore-path {shlex.quote(path)}"
-        command = f"{PROGRAM} {verb} {shlex.quote(backup_id)}"
+        command = f"{program('backup')} {verb} {shlex.quote(backup_id)}"
     _, results = _session_run(env_name, pattern, command)
     _finish([{"host": r.host, "ok": r.ok, "detail": " / ".join((r.stdout + r.stderr)[-3:])} for r in results], as_json)
 

@@ -28,7 +28,7 @@ GUIDE_KEYS = {"target_hosts": "limit", "services": "services", "disk_threshold":
     envvar="HXINFRA_SERVICES",
     default="",
     metavar="LIST",
-    help="Only these services' checks, comma-separated (nginx, postgresql, litellm, hx-webui, sssd, ca_trust, system).",
+    help="Only these services' checks, comma-separated (the names the components' health checks use, and system).",
 )
 @click.option(
     "--disk-threshold",

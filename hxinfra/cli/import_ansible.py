@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import click
 
 from hxinfra.ansible import import_inventory
 from hxinfra.cli.common import _warn
+from hxinfra.components import registered
 from hxinfra.inventory import load_environment
 from hxinfra.paths import project_root
 
@@ -37,8 +37,8 @@ def import_ansible(path: Path, env_name: str, out: Path | None, force: bool, as_
     """
     root = project_root()
     inventories = out or root / "inventories"
-    # each component says which old variables it takes (a string import: the engine names no component)
-    components = importlib.import_module("deploys").components()
+    # each component says which old variables it takes (through the project's registry: the engine names none)
+    components = registered()
     table = {old: new for c in components for old, new in c.ansible.items()}
     report = import_inventory(path, env_name, inventories, table, force=force)
     env = load_environment(inventories / f"{env_name}.py")

@@ -99,12 +99,14 @@ _EXPIRY = (
 
 
 def expiry_table(env_name: str, pattern: str) -> list[dict[str, object]]:
-    """Every service certificate (ca_trust_host_certs) of the selected hosts, as served from the host."""
+    """Every service certificate the selected hosts' components declare (``Component.certificates``),
+    as served from the host."""
     import shlex
     import time
 
     from hxinfra.adhoc import Session
     from hxinfra.cli.common import _load
+    from hxinfra.components import declared
     from hxinfra.runner import select_hosts
 
     env = _load(env_name)
@@ -112,12 +114,10 @@ def expiry_table(env_name: str, pattern: str) -> list[dict[str, object]]:
     entries: dict[str, dict[str, dict[str, object]]] = {}
     for h in hosts:
         data = env.host_data(h, with_defaults=True)
-        cert_dir = str(data.get("ca_trust_host_cert_dir") or "/etc/ssl/hx")
-        for e in data.get("ca_trust_host_certs") or []:
-            if isinstance(e, dict) and isinstance(e.get("name"), str):
-                source = e.get("cert")
-                local = Path(source) if isinstance(source, str) and source.startswith("/") else None
-                entries.setdefault(h, {})[f"{cert_dir}/{e['name']}.crt"] = {"name": e["name"], "source": local}
+        for comp, certs in declared("certificates", data, h, env.host_groups(env.host(h)), env.components):
+            for cert in certs:
+                source = Path(cert.source) if cert.source else None
+                entries.setdefault(h, {})[cert.path] = {"name": cert.name, "source": source, "deploy": comp.name}
     rows: list[dict[str, object]] = []
     with Session(env, hosts) as session:
         commands = {
@@ -136,6 +136,7 @@ def expiry_table(env_name: str, pattern: str) -> list[dict[str, object]]:
                         "not_after": time.strftime("%Y-%m-%d", time.gmtime(end)) if end else None,
                         "days_left": (end - int(time.time())) // 86400 if end else None,
                         "source": str(info["source"]) if info["source"] else "vault or inline PEM",
+                        "deploy": info["deploy"],
                     }
                 )
     return rows
@@ -196,10 +197,10 @@ def expiry_cmd(env_name: str, pattern: str, threshold: int, as_json: bool) -> No
 @click.option("--check", is_flag=True, help="Only say what would be renewed.")
 def renew_cmd(env_name: str, pattern: str, threshold: int, valid_days: int, check: bool) -> None:
     """Renew the service certificates under --days: issued again by their CA (the same names, a new
-    key), deployed with the ca_trust deploy, their services reloaded; then the table again.
+    key), deployed by the component that declares them, their services reloaded; then the table again.
 
     A certificate kept in the vault (production: issued by the HX CA) is listed to renew by hand:
-    issue it from the HX CA and put it in the vault (hxinfra vault edit), then deploy ca_trust."""
+    issue it from the HX CA and put it in the vault (hxinfra vault edit), then deploy its component."""
     from hxinfra.paths import project_root
     from hxinfra.pki import issuing_ca, renew
     from hxinfra.runner import load_pyinfra_cli, run_deploy
@@ -208,12 +209,13 @@ def renew_cmd(env_name: str, pattern: str, threshold: int, valid_days: int, chec
     rows = expiry_table(env_name, pattern)
     due = [r for r in rows if _due(r, threshold)]
     _print_rows(rows, threshold)
-    by_hand, hosts = [], []
+    by_hand: list[str] = []
+    hosts: dict[str, set[str]] = {}  # the component that deploys the certificate -> its hosts
     for r in due:
         source = Path(str(r["source"]))
         ca = issuing_ca(source) if source.is_absolute() else None
         if ca is None:
-            by_hand.append(f"{r['host']}: {r['name']}")
+            by_hand.append(f"{r['host']}: {r['name']} (deployed by {r['deploy']})")
             continue
         if not check:
             cert = renew(ca, source.stem, valid_days)
@@ -221,15 +223,18 @@ def renew_cmd(env_name: str, pattern: str, threshold: int, valid_days: int, chec
                 f"renewed {source.stem} ({r['host']}: {r['name']}), valid until {cert.not_valid_after_utc:%Y-%m-%d}",
                 err=True,
             )
-        hosts.append(str(r["host"]))
+        hosts.setdefault(str(r["deploy"]), set()).add(str(r["host"]))
     if hosts and not check:
-        report = run_deploy(project_root(), env_name, "ca_trust", limit=sorted(set(hosts)))
-        if any(h.status in ("failed", "unreachable") for h in report.hosts.values()):
-            click.echo("hxinfra: the ca_trust deploy of the renewed certificates failed", err=True)
-            raise SystemExit(1)
+        for name, on in sorted(hosts.items()):
+            report = run_deploy(project_root(), env_name, name, limit=sorted(on))
+            if any(h.status in ("failed", "unreachable") for h in report.hosts.values()):
+                click.echo(f"hxinfra: the {name} deploy of the renewed certificates failed", err=True)
+                raise SystemExit(1)
         _print_rows(expiry_table(env_name, pattern), threshold)
     if by_hand:
         click.echo(
-            "renew by hand (issue from the HX CA, hxinfra vault edit, deploy ca_trust): " + ", ".join(by_hand), err=True
+            "renew by hand (issue from the HX CA, hxinfra vault edit, then deploy the component named): "
+            + ", ".join(by_hand),
+            err=True,
         )
         raise SystemExit(1)

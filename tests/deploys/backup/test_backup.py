@@ -12,8 +12,8 @@ from deploys.backup.config import DEFAULTS, check_data, desired_config
 BASE = {**DEFAULTS, "backup_key": "k" * 32, "pg_auth_databases": [{"name": "hx_webui", "owner": "hx_webui"}]}
 
 
-def files(data, db=True):
-    return {i.path: i for i in desired_config(data, db)}
+def files(data):
+    return {i.path: i for i in desired_config(data)}
 
 
 def test_key_is_private_and_the_program_is_valid_bash(tmp_path):
@@ -25,7 +25,7 @@ def test_key_is_private_and_the_program_is_valid_bash(tmp_path):
     (tmp_path / "hx-backup").write_text(program.content)
     assert subprocess.run(["bash", "-n", str(tmp_path / "hx-backup")]).returncode == 0
     assert "DATABASES=(hx_webui )" in program.content
-    assert "DATABASES=()" in files(BASE, db=False)["/usr/local/sbin/hx-backup"].content
+    assert "DATABASES=()" in files({**BASE, "pg_auth_databases": []})["/usr/local/sbin/hx-backup"].content
     timer = items["/etc/systemd/system/hx-backup.timer"].content
     assert "OnCalendar=*-*-* 02:30:00" in timer and "Persistent=true" in timer
 
@@ -87,3 +87,18 @@ def test_the_guides_variables_and_config_restore_are_checked_before_connecting(a
 
     r = CliRunner().invoke(main, [*args, "--env", "development"], catch_exceptions=False)
     assert r.exit_code == 2 and message in r.output and "Connecting" not in r.output
+
+
+def test_the_backup_holds_what_the_components_declare():
+    """Each component's configuration (its Backup declaration), the data's extra paths after them,
+    and the databases its database component declares with their cluster."""
+    from deploys import COMPONENTS, component
+
+    program = files({**BASE, "backup_paths": ["/srv/extra", "/etc/nginx"]})["/usr/local/sbin/hx-backup"].content
+    declared = [
+        p for name in COMPONENTS if (c := component(name)[0]).backup for p in c.backup({**c.defaults}, "h").paths
+    ]
+    assert "/etc/nginx" in declared and "/etc/postgresql" in declared
+    paths = next(line for line in program.splitlines() if line.startswith("PATHS="))
+    assert paths == "PATHS=(" + " ".join([*dict.fromkeys([*declared, "/srv/extra"])]) + " )"
+    assert "DATABASES=(hx_webui )" in program and "PG_PORT=5432" in program

@@ -8,9 +8,9 @@ import pytest
 from conftest import INVENTORY
 
 from deploys.ca_trust.config import DEFAULTS, ca_files, check_data, host_cert_files, load_files, resolve_cas
+from hxinfra.desired import Absent, ManagedFile
 from hxinfra.errors import InventoryError
 from hxinfra.inventory import load_environment
-from hxinfra.operations import Absent, ManagedFile
 from hxinfra.paths import read_project_file
 from hxinfra.pki import LocalCA, PkiError, colon_fingerprint, load_certificate, normalize_fingerprint, verify_ca
 from hxinfra.render import render

@@ -16,7 +16,7 @@ from deploys.nginx.config import (
     pool_config,
     server_name,
 )
-from hxinfra.operations import Absent, ManagedFile, ManagedLink
+from hxinfra.desired import Absent, ManagedFile, ManagedLink
 from hxinfra.render import TemplateError, render
 
 BASE = {

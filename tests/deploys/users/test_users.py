@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from deploys.users.config import DEFAULTS, SUDOERS, accounts, check_data, desired_config, groups
-from hxinfra.operations import Absent, ManagedFile
+from hxinfra.desired import Absent, ManagedFile
 
 KEY1 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHTEn+nedzC/WsRkBXaHotdEPHb36lN+GeU/2j62A6mh k1"
 

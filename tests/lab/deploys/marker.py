@@ -2,7 +2,8 @@
 
 from pyinfra import host
 
-from hxinfra.operations import ManagedFile, config_set
+from hxinfra.desired import ManagedFile
+from hxinfra.operations import config_set
 
 config_set(
     name="Write /etc/hx-test/marker (fails where /etc/hx-test/fail-here exists)",

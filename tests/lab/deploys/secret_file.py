@@ -2,7 +2,8 @@
 
 from pyinfra import host
 
-from hxinfra.operations import ManagedFile, config_set
+from hxinfra.desired import ManagedFile
+from hxinfra.operations import config_set
 from hxinfra.vault import reveal
 
 token = reveal(host.data.get("vault_lab_token"))

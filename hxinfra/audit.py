@@ -111,7 +111,7 @@ def select(controls: Iterable[Control], standard: str | None) -> list[Control]:
 
 
 # root may always run sshd (the controller's way in), systemd and its resolver, and a Samba AD DC's
-# processes (its tasks: rpc[master], kdc(0)...); each component adds its own (Component.root_listeners)
+# processes (its tasks: rpc[master], kdc(0)...); the components add theirs (Component.root_listeners)
 ROOT_LISTENERS = ("sshd", "systemd", "systemd-resolve", "smbd", "samba")
 
 
@@ -137,7 +137,9 @@ def host_controls(
 ) -> list[Control]:
     """The shared controls, then each applying component's (in the registry's order)."""
     components, groups = list(components), list(groups)
-    own = [n for c in components if c.applies_to(groups) for n in getattr(c, "root_listeners", ())]
+    # every component's, not only those of the host's groups: a component deployed on a host by hand
+    # (hxinfra deploy nginx --limit HOST) runs there all the same
+    own = [n for c in components for n in getattr(c, "root_listeners", ())]
     listeners = root_listeners_control([*ROOT_LISTENERS[:3], *own, *ROOT_LISTENERS[3:]])
     return [*BASE, listeners, *declared(components, groups, data, host, "audit")]
 

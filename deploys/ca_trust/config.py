@@ -86,8 +86,11 @@ def _is_path(value: Any) -> bool:
     )
 
 
-def _file_text(read: Callable[[str], str], path: str) -> str:
-    text = read(path)
+def _file_text(read: Callable[[str], str], path: str, what: str) -> str:
+    try:
+        text = read(path)
+    except OSError as e:  # named by its key, as every data error is
+        raise PkiError(f"{what}: {e.strerror}") from None
     return Secret(text) if "PRIVATE KEY" in text else text  # a key read from a file is a secret
 
 
@@ -98,8 +101,10 @@ def load_files(data: Mapping[str, Any], read: Callable[[str], str]) -> dict[str,
     cas = data.get("ca_trust_certificates")
     if isinstance(cas, list) and any(isinstance(e, Mapping) and _is_path(e.get("file")) for e in cas):
         out["ca_trust_certificates"] = [
-            {**e, "file": _file_text(read, e["file"])} if isinstance(e, Mapping) and _is_path(e.get("file")) else e
-            for e in cas
+            {**e, "file": _file_text(read, e["file"], f"ca_trust_certificates[{i}].file")}
+            if isinstance(e, Mapping) and _is_path(e.get("file"))
+            else e
+            for i, e in enumerate(cas)
         ]
     certs = data.get("ca_trust_host_certs")
     fields_ = ("cert", "key")
@@ -107,8 +112,10 @@ def load_files(data: Mapping[str, Any], read: Callable[[str], str]) -> dict[str,
         isinstance(e, Mapping) and any(_is_path(e.get(f)) for f in fields_) for e in certs
     ):
         out["ca_trust_host_certs"] = [
-            {**e, **{f: _file_text(read, e[f]) for f in fields_ if _is_path(e.get(f))}} if isinstance(e, Mapping) else e
-            for e in certs
+            {**e, **{f: _file_text(read, e[f], f"ca_trust_host_certs[{i}].{f}") for f in fields_ if _is_path(e.get(f))}}
+            if isinstance(e, Mapping)
+            else e
+            for i, e in enumerate(certs)
         ]
     return out
 

@@ -90,7 +90,7 @@ def test_checks_read_data_never_files_or_the_clock(ca, tmp_path):
     assert "read when the inventory loads" in check_data(unread)[0][1]
     later = (dt.datetime.now(dt.UTC) + dt.timedelta(days=4000)).isoformat()
     assert "expired on" in check_data({**d, "hx_now": later})[0][1]
-    with pytest.raises(OSError, match="cannot read"):
+    with pytest.raises(PkiError, match=r"ca_trust_certificates\[0\]\.file: cannot read"):
         load_files(unread, read_project_file)
 
 
@@ -105,7 +105,9 @@ def test_inventory_reads_ca_files_once_and_names_an_unreadable_one(project, ca):
     assert entry["file"].startswith("-----BEGIN CERTIFICATE")
     assert env.host_data("db1")["ca_trust_certificates"] is env.host_data("web1")["ca_trust_certificates"]
     (project.root / "ca/root.crt").unlink()
-    with pytest.raises(InventoryError, match=r"host web1: component ca_trust: cannot read .*root.crt"):
+    with pytest.raises(
+        InventoryError, match=r"host web1: component ca_trust: ca_trust_certificates\[0\]\.file: cannot read .*root.crt"
+    ):
         load_environment(project.root / "inventories/demo.py").host_data("web1")
 
 

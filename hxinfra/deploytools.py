@@ -8,6 +8,7 @@ from typing import Any
 from hxinfra.components import Component, one_line_problems
 from hxinfra.frozen import FrozenDict, freeze_values
 from hxinfra.inventory import SEALED_KEY
+from hxinfra.options import selection_of
 from hxinfra.paths import read_project_file
 from hxinfra.validate import DataError
 from hxinfra.vault import VaultError, iter_vaulted, reveal
@@ -54,37 +55,19 @@ def is_deploy_file(namespace: Mapping[str, Any]) -> bool:
     return "__name__" not in namespace
 
 
-TAGS_KEY = "hx_tags"
-SKIP_TAGS_KEY = "hx_skip_tags"
-
-
-def _tag_list(value: Any) -> set[str]:
-    if not value:
-        return set()
-    if isinstance(value, str):  # pyinfra --data hx_tags=config,service
-        return {t.strip() for t in value.split(",") if t.strip()}
-    return {str(t) for t in value}
-
-
 def step(component: Component, data: Any, *tags: str) -> bool:
     """Whether a deploy step with these tags runs, under ``--tags``/``--skip-tags`` (Ansible's rules).
 
     A step's tags are its component's name plus ``tags`` (``packages``, ``config``, ``service``,
     ``security``...). Selection comes from host data (``hx_tags``/``hx_skip_tags``), so it works
-    the same under ``hxinfra deploy --tags`` and ``pyinfra ... --data hx_tags=config``. A step
-    tagged ``always`` runs unless skipped by name.
+    the same under ``hxinfra deploy --tags`` and ``pyinfra ... --data hx_tags=config``; the rule
+    itself is :meth:`hxinfra.options.TagSelection.runs`. A tag the component does not declare is a
+    programming error, raised on every host whatever the selection.
     """
     unknown = set(tags) - set(component.tags) - {"always"}
     if unknown:
         raise ValueError(f"component {component.name}: step tags {sorted(unknown)} not declared in its tags")
-    step_tags = {component.name, *tags}
-    get = data.get
-    wanted, skipped = _tag_list(get(TAGS_KEY)), _tag_list(get(SKIP_TAGS_KEY))
-    if step_tags & skipped:
-        return False
-    if not wanted or "all" in wanted or "always" in step_tags:
-        return True
-    return bool(step_tags & wanted)
+    return selection_of(data).runs({component.name, *tags})
 
 
 def serve(unit: str, changes: list[Any], url: str, timeout: int, what: str) -> Any:

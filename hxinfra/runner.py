@@ -25,11 +25,10 @@ from typing import Any
 import click
 
 from hxinfra.batch import remember as remember_batched_keys
-from hxinfra.datafiles import absolute_extra_vars, parse_extra_vars
-from hxinfra.deploytools import SKIP_TAGS_KEY, TAGS_KEY
 from hxinfra.errors import HxError
-from hxinfra.inventory import Environment, extra_vars_layer, load_environment, reusing
-from hxinfra.patterns import batches, exceeds, parse_serial, parse_shard, select, shard
+from hxinfra.inventory import Environment, load_environment, reusing
+from hxinfra.options import RunOptions
+from hxinfra.patterns import batches, exceeds, select, shard
 from hxinfra.runlog import Sink
 from hxinfra.vault import (
     Keyring,
@@ -214,58 +213,44 @@ def run_deploy(
     root: Path,
     env_name: str,
     deploy: str,
+    options: RunOptions | None = None,
     *,
-    check: bool = False,
-    diff: bool = False,
-    limit: Iterable[str] = (),
-    extra_args: Sequence[str] = (),
     keyring: Keyring | None = None,
-    verbosity: int = 0,
-    serial: str | None = None,
-    max_fail_percentage: float = 0.0,
-    tags: Sequence[str] = (),
-    skip_tags: Sequence[str] = (),
     log: Sink | None = None,
-    shard_spec: str | None = None,
 ) -> DeployReport:
     """Validate the inventory, run pyinfra on it batch by batch and return a per-host report.
 
-    ``extra_args`` are ``-e`` arguments (``key=value``, ``@file.yml``); ``keyring`` holds the
-    vault passwords (the process default when ``None``). With ``serial`` the WHOLE deploy runs
-    on one batch of hosts after another (Ansible's meaning); a batch whose failure rate is above
-    ``max_fail_percentage`` stops the rollout and later batches are never started.
+    ``options`` is the run as asked (:meth:`RunOptions.from_cli`): its extra vars and tag selection are
+    the top data layer, handed to the environment as they are; ``keyring`` holds the vault passwords
+    (the process default when ``None``). With ``options.serial`` the WHOLE deploy runs on one batch of
+    hosts after another (Ansible's meaning); a batch whose failure rate is above
+    ``options.max_fail_percentage`` stops the rollout and later batches are never started.
     """
+    options = options or RunOptions()
     started = time.monotonic()
     keyring = keyring or default_keyring()
     set_default_keyring(keyring)
-    extra_args = absolute_extra_vars(extra_args)
-    selection = {k: list(v) for k, v in ((TAGS_KEY, tags), (SKIP_TAGS_KEY, skip_tags)) if v}
-    extra_args += [json.dumps(selection)] if selection else []
-    extra_vars = parse_extra_vars(extra_args)
-    serial_items = parse_serial(serial)
     inv = inventory_file(root, env_name)
     dep, deploy_name = deploy_target(root, deploy)
-    # validate in-process first, with the same extra vars: a clear error before anything connects
-    env = load_environment(inv, extra_vars=extra_vars)
+    # validate in-process first, with the run's own top layer: a clear error before anything connects
+    env = load_environment(inv, extra_vars=options.data_layer())
     if not env.hosts:
         raise HxError(f"environment {env_name} has no hosts" + (" (is the lab up?)" if env_name == "lab" else ""))
-    check_tags(env, [*tags, *skip_tags])
-    selected = select_hosts(env, limit)
-    sharded = parse_shard(shard_spec)
-    if sharded is not None:
-        selected = shard(selected, *sharded)
-    plan = batches(selected, serial_items)
+    options.check_tags(known_tags(env))
+    selected = select_hosts(env, options.limit)
+    if options.shard is not None:
+        selected = shard(selected, *options.shard)
+    plan = batches(selected, options.serial)
     _prepare_secrets(env, keyring, selected, deploy_name)
     log = log or sys.stderr
     report = DeployReport(
         0,
-        check,
+        options.check,
         {h: HostReport(h, status="skipped") for h in selected},
         batches=plan,
-        shard=shard_spec and "{}/{}".format(*sharded) if sharded else None,
+        shard=options.shard_label,
     )
     if not selected:  # a shard may hold no host of this selection: nothing to do, nothing failed
-        log = log or sys.stderr
         log.write(f"shard {report.shard}: no host of the selection falls in it\n")
         report.seconds = time.monotonic() - started
         return report
@@ -273,7 +258,7 @@ def run_deploy(
         if len(plan) > 1:
             log.write(f"\n== batch {number}/{len(plan)}: {', '.join(batch)}\n")
             log.flush()
-        sub = _run_pyinfra(root, env, dep, batch, check, diff, verbosity, extra_vars, log)
+        sub = _run_pyinfra(root, env, dep, batch, options, log)
         report.returncode = report.returncode or sub.returncode
         report.operations += [{**op, "batch": number} for op in sub.operations]
         for name, hr in sub.hosts.items():
@@ -289,11 +274,11 @@ def run_deploy(
                 + "\n"
             )
             log.flush()
-        if number < len(plan) and exceeds(failed, len(batch), max_fail_percentage):
+        if number < len(plan) and exceeds(failed, len(batch), options.max_fail_percentage):
             left = [h for b in plan[number:] for h in b]
             report.stopped = (
                 f"batch {number} failed on {failed} of {len(batch)} host(s), above --max-fail-percentage "
-                f"{max_fail_percentage:g}; never started: {', '.join(left)}"
+                f"{options.max_fail_percentage:g}; never started: {', '.join(left)}"
             )
             break
     report.seconds = time.monotonic() - started
@@ -369,10 +354,7 @@ def _run_pyinfra(
     env: Environment,
     dep: str,
     hosts: list[str],
-    check: bool,
-    diff: bool,
-    verbosity: int,
-    extra_vars: Mapping[str, Any],
+    options: RunOptions,
     log: Sink,
 ) -> DeployReport:
     """One run of the pyinfra CLI on exactly ``hosts``, in this process.
@@ -385,9 +367,9 @@ def _run_pyinfra(
     from pyinfra_cli import util as cli_util
     from pyinfra_cli.cli import cli
 
-    args = [str(env.file), dep, "--json", "--dry" if check else "-y"]
-    args += ["--diff"] if diff else []
-    args += ["-" + "v" * min(verbosity, 3)] if verbosity else []
+    args = [str(env.file), dep, "--json", "--dry" if options.check else "-y"]
+    args += ["--diff"] if options.diff else []
+    args += ["-" + "v" * min(options.verbosity, 3)] if options.verbosity else []
     for name in hosts:
         args += ["--limit", name]
     for path in (str(env.file), dep):  # pyinfra keeps compiled files for the process: read them afresh
@@ -397,8 +379,7 @@ def _run_pyinfra(
     rc = 0
     with (
         _pyinfra_process_state(root),
-        reusing(env),
-        extra_vars_layer(extra_vars),
+        reusing(env),  # pyinfra's load of the inventory file gets this environment, top layer and all
         contextlib.redirect_stdout(stdout),
         contextlib.redirect_stderr(stderr),
     ):
@@ -429,7 +410,7 @@ def _run_pyinfra(
             f"hxinfra: {name}: its SSH host key is unknown or changed: unreachable. Check the key with "
             f"`hxinfra known-hosts scan --env ENV --limit {name}` and record it if it is right\n"
         )
-    return _summarise(hosts, raw, check, rc, unreachable)
+    return _summarise(hosts, raw, options.check, rc, unreachable)
 
 
 def parse_report(out: str, rc: int) -> dict[str, Any] | None:
@@ -446,14 +427,9 @@ def parse_report(out: str, rc: int) -> dict[str, Any] | None:
     return raw if isinstance(raw, dict) else None
 
 
-def check_tags(env: Environment, wanted: Sequence[str]) -> None:
-    """Unknown tags are an error (a typo must not silently run nothing)."""
-    known = {"all", "always"}
-    for comp in env.components:
-        known |= {comp.name, *comp.tags}
-    unknown = sorted(set(wanted) - known)
-    if unknown:
-        raise HxError(f"unknown tag(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+def known_tags(env: Environment) -> set[str]:
+    """Every tag a step of this environment's components may carry: component names and their tags."""
+    return {t for comp in env.components for t in (comp.name, *comp.tags)}
 
 
 def select_hosts(env: Environment, limit: Iterable[str]) -> list[str]:

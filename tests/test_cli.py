@@ -105,6 +105,7 @@ def test_report_merge_of_shards(tmp_path):
 def test_deploy_shard_runs_only_its_hosts(project, monkeypatch):
     """--shard K/N hands pyinfra only that shard's hosts (pyinfra itself is replaced here: nothing connects)."""
     from hxinfra import runner
+    from hxinfra.options import RunOptions
     from hxinfra.patterns import shard
 
     project("inventories/demo.py", INVENTORY)
@@ -118,6 +119,7 @@ def test_deploy_shard_runs_only_its_hosts(project, monkeypatch):
     monkeypatch.setattr(runner, "_run_pyinfra", fake)
     everyone = ["web1", "web2", "db1"]
     for k in (1, 2, 3):
-        report = runner.run_deploy(project.root, "demo", "site", check=True, shard_spec=f"{k}/3")
+        options = RunOptions.from_cli(check=True, shard=f"{k}/3")
+        report = runner.run_deploy(project.root, "demo", "site", options)
         assert list(report.hosts) == shard(everyone, k, 3) and report.shard == f"{k}/3"
     assert sorted(h for hosts in seen for h in hosts) == sorted(everyone)

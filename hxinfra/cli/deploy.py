@@ -11,6 +11,7 @@ import click
 from hxinfra.cli.common import ENV_OPTION, PROTECTED_ENVS
 from hxinfra.cli.vault import vault_options
 from hxinfra.errors import HxError
+from hxinfra.options import RunOptions
 from hxinfra.paths import project_root
 from hxinfra.runlog import RunLog, Tee
 from hxinfra.runner import DeployReport, HostReport, load_pyinfra_cli, run_deploy
@@ -105,6 +106,18 @@ def deploy(
         if not sys.stdin.isatty():
             raise HxError(f"refusing to change {env_name} without a terminal to confirm; run --check first, then --yes")
         click.confirm(f"Apply {deploy} to {env_name}?", abort=True, err=True)
+    options = RunOptions.from_cli(
+        extra_args=extra,
+        tags=tags,
+        skip_tags=skip_tags,
+        limit=limit,
+        serial=serial,
+        shard=shard_spec,
+        check=check,
+        diff=diff,
+        max_fail_percentage=max_fail_percentage,
+        verbosity=verbosity,
+    )
     runlog = RunLog(Path(log_file)) if log_file else None
     if runlog is not None:
         runlog.start(
@@ -116,29 +129,13 @@ def deploy(
                 ("limit", ",".join(limit)),
                 ("serial", serial),
                 ("max-fail-percentage", max_fail_percentage),
-                ("tags", ",".join(tags)),
-                ("skip-tags", ",".join(skip_tags)),
+                ("tags", ",".join(options.tags)),
+                ("skip-tags", ",".join(options.skip_tags)),
                 ("extra-vars", ",".join(_extra_names(extra))),
             ],
         )
     with runlog if runlog is not None else contextlib.nullcontext():
-        report = run_deploy(
-            root,
-            env_name,
-            deploy,
-            check=check,
-            diff=diff,
-            limit=limit,
-            extra_args=extra,
-            keyring=keyring,
-            verbosity=verbosity,
-            serial=serial,
-            max_fail_percentage=max_fail_percentage,
-            tags=_split(tags),
-            skip_tags=_split(skip_tags),
-            log=Tee(sys.stderr, runlog),
-            shard_spec=shard_spec,
-        )
+        report = run_deploy(root, env_name, deploy, options, keyring=keyring, log=Tee(sys.stderr, runlog))
         if as_json:
             click.echo(json.dumps(report.as_dict(), indent=2))
         _print_table(report, runlog)
@@ -151,10 +148,6 @@ def deploy(
 def _extra_names(extra: tuple[str, ...]) -> list[str]:
     """What the log says of ``-e``: file names and keys, never values (they may be secrets)."""
     return [e if e.startswith("@") else e.split("=", 1)[0] + "=…" for e in extra]
-
-
-def _split(values: tuple[str, ...]) -> list[str]:
-    return [t.strip() for v in values for t in v.split(",") if t.strip()]
 
 
 COLOURS = {

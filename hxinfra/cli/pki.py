@@ -201,6 +201,7 @@ def renew_cmd(env_name: str, pattern: str, threshold: int, valid_days: int, chec
 
     A certificate kept in the vault (production: issued by the HX CA) is listed to renew by hand:
     issue it from the HX CA and put it in the vault (hxinfra vault edit), then deploy its component."""
+    from hxinfra.options import RunOptions
     from hxinfra.paths import project_root
     from hxinfra.pki import issuing_ca, renew
     from hxinfra.runner import load_pyinfra_cli, run_deploy
@@ -226,7 +227,7 @@ def renew_cmd(env_name: str, pattern: str, threshold: int, valid_days: int, chec
         hosts.setdefault(str(r["deploy"]), set()).add(str(r["host"]))
     if hosts and not check:
         for name, on in sorted(hosts.items()):
-            report = run_deploy(project_root(), env_name, name, limit=sorted(on))
+            report = run_deploy(project_root(), env_name, name, RunOptions(limit=tuple(sorted(on))))
             if any(h.status in ("failed", "unreachable") for h in report.hosts.values()):
                 click.echo(f"hxinfra: the {name} deploy of the renewed certificates failed", err=True)
                 raise SystemExit(1)

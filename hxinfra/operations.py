@@ -369,6 +369,7 @@ def _packages(  # the operation itself; packages() below names its packages firs
     packages: list[str],
     update: bool = False,
     cache_time: int | None = None,
+    no_recommends: bool = False,
 ) -> Generator[Any, Any, None]:
     """
     Install Debian packages: nothing is read or run when all are installed (one batched
@@ -377,6 +378,8 @@ def _packages(  # the operation itself; packages() below names its packages firs
     + packages: package names (``name=version`` pins go straight to ``apt.packages``)
     + update, cache_time: refresh the package lists before an install (when older than ``cache_time``
       seconds), as ``apt.packages`` does
+    + no_recommends: install only what the packages depend on (a small agent whose recommended
+      companions would pull in a language runtime)
     """
     from pyinfra.operations import apt
 
@@ -385,7 +388,7 @@ def _packages(  # the operation itself; packages() below names its packages firs
     if len(names) == len(packages) and all(installed.get(n) for n in names):
         host.noop(f"{len(names)} package(s) installed")
         return
-    yield from apt.packages._inner(packages=packages, update=update, cache_time=cache_time)
+    yield from apt.packages._inner(packages=packages, update=update, cache_time=cache_time, no_recommends=no_recommends)
 
 
 def packages(packages: list[str], **kwargs: Any) -> Any:

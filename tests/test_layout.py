@@ -90,18 +90,29 @@ def test_one_name_per_component_everywhere():
         assert all(k.startswith(f"{name}_") for k in contract.all_keys())
 
 
-def test_site_calls_every_component_in_registry_order_each_from_its_own_line():
-    """pyinfra orders operations by the line numbers of their call stack: one line per component
-    keeps every operation of a component before the next component's (a loop would interleave)."""
-    tree = ast.parse((ROOT / "deploys" / "site.py").read_text())
-    site = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "site")
-    calls = [
-        (c.value.args[0].value, c.lineno)
-        for c in site.body
-        if isinstance(c, ast.Expr) and isinstance(c.value, ast.Call) and getattr(c.value.func, "id", "") == "_apply"
-    ]
-    assert [name for name, _ in calls] == list(COMPONENTS)
-    assert len({line for _, line in calls}) == len(COMPONENTS)
+def test_site_calls_every_component_in_registry_order_each_from_its_own_line(monkeypatch):
+    """pyinfra orders operations by the line numbers of their call stack (its own function reads
+    them here): each component must be called from a line of its own, growing with the registry's
+    order, so that a later component whose operations sit on lower lines of its file still sorts
+    after every earlier one (a plain loop would interleave them)."""
+    from types import SimpleNamespace
+
+    from pyinfra.api.util import get_operation_order_from_stack
+
+    import deploys.site as site_module
+
+    state = SimpleNamespace(current_deploy_filename=site_module.__file__, current_op_file_number=0)
+    seen: list[tuple[list[int], str]] = []
+
+    def fake_apply(name: str) -> None:  # the op of a later component sits on a lower line of its file
+        order = get_operation_order_from_stack(state)
+        seen.append(([*order, 1000 - COMPONENTS.index(name)], name))
+
+    monkeypatch.setattr(site_module, "_apply", fake_apply)
+    site_module.site.__wrapped__()  # the body, without pyinfra's @deploy wrapper (it needs a running state)
+    assert [name for _, name in seen] == list(COMPONENTS)
+    assert [name for _, name in sorted(seen)] == list(COMPONENTS)
+    assert len({tuple(order) for order, _ in seen}) == len(COMPONENTS)
 
 
 def _named(path, others: dict[str, tuple[str, set[int]]]) -> list[str]:

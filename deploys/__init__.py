@@ -17,7 +17,19 @@ from typing import Any
 
 from hxinfra.components import Component
 
-COMPONENTS = ("ca_trust", "ad_join", "users", "pg_auth", "litellm", "webui", "nginx", "hardening", "firewall", "backup")
+COMPONENTS = (
+    "ca_trust",
+    "ad_join",
+    "users",
+    "pg_auth",
+    "litellm",
+    "webui",
+    "nginx",
+    "hardening",
+    "node_exporter",
+    "firewall",
+    "backup",
+)
 # Operational deploys: their data is part of every environment's schema, but only an operator runs
 # them (hxinfra deploy patching --serial 1), never site.
 OPERATIONS = ("patching",)

@@ -46,6 +46,22 @@ class LocalAccounts(FactBase[dict[str, Any]]):
         return out
 
 
+def remove_command(name: str) -> str:
+    """Remove an account as logind would end it: its sessions first and its user manager stopped
+    (``user@UID.service``: killed instead, it stays failed and the host's health fails), then what is
+    left of its processes, then the account with its home; the user's units left in a failed state by
+    an earlier kill are reset, so no failed unit stays behind."""
+    q = shlex.quote(name)
+    return (
+        f"uid=$(id -u {q}) || exit 1; "
+        f"loginctl terminate-user {q} 2>/dev/null; "
+        f'systemctl stop "user@$uid.service" 2>/dev/null; '
+        f"pkill -KILL -u {q}; "
+        f"userdel -r -f {q} 2>/dev/null || userdel -f {q} || exit 1; "
+        f'systemctl reset-failed "user@$uid.service" "user-runtime-dir@$uid.service" 2>/dev/null; exit 0'
+    )
+
+
 @operation()
 def local_accounts(accounts: list[dict[str, Any]], groups: list[str]):  # type: ignore[no-untyped-def]
     """
@@ -62,9 +78,7 @@ def local_accounts(accounts: list[dict[str, Any]], groups: list[str]):  # type: 
         name, now = a["name"], have["accounts"].get(a["name"])
         if not a["present"]:
             if now is not None:
-                cmds.append(
-                    f"pkill -KILL -u {q(name)} || true; userdel -r -f {q(name)} 2>/dev/null || userdel -f {q(name)}"
-                )
+                cmds.append(remove_command(name))
             continue
         if now is None:
             extra = f" -G {q(','.join(a['groups']))}" if a["groups"] else ""

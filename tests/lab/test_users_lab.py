@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 
 import pytest
 
@@ -59,3 +60,46 @@ def test_a_user_is_added_rotated_and_removed_with_the_guides_variables(lab, tmp_
     lab.hx_deploy("users", "--limit", HOST, "-e", json.dumps({"username": "carol", "action": "remove"}))
     assert not lab.host(HOST).user("carol").exists and login(lab, "carol", new).returncode == 255
     assert not lab.host(HOST).file("/home/carol").exists
+
+
+def test_removing_a_user_with_an_open_session_leaves_no_failed_unit(lab, tmp_path):
+    """A user logged in (a session and its user manager running) is removed: its session ends, the
+    account goes, and no user@UID.service is left failed; the host's health stays green."""
+    key, pub = keypair(tmp_path, "dave")
+    lab.hx_deploy(
+        "users", "--limit", HOST, "-e", json.dumps({"username": "dave", "user_groups": "hx-ssh", "ssh_public_key": pub})
+    )
+    ssh = [
+        "ssh",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        f"UserKnownHostsFile={lab.lab.known_hosts}",
+    ]
+    session = subprocess.Popen(
+        [*ssh, "-o", "IdentitiesOnly=yes", "-i", key, f"dave@{lab.ip(HOST)}", "sleep 600"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        uid = ""
+        for _ in range(30):  # until logind has the session and the user manager runs
+            r = lab.ssh(HOST, "id -u dave && systemctl is-active user@$(id -u dave).service", check=False)
+            if r.returncode == 0:
+                uid = r.stdout.split()[0]
+                break
+            time.sleep(1)
+        assert uid, "dave's session never started"
+        r, report = lab.hx_deploy("users", "--limit", HOST, "-e", json.dumps({"username": "dave", "action": "remove"}))
+        assert report["hosts"][0]["status"] == "changed", r.stderr[-3000:]
+        assert session.wait(timeout=30) != 0  # the session was ended
+    finally:
+        if session.poll() is None:
+            session.kill()
+    assert not lab.host(HOST).user("dave").exists
+    failed = lab.ssh(HOST, "systemctl list-units --state=failed --no-legend --plain").stdout
+    assert f"user@{uid}.service" not in failed and failed.strip() == "", failed
+    health = lab.hxinfra("health", "--env", "lab", "--limit", HOST, check=False)
+    assert health.returncode == 0, health.stdout[-3000:] + health.stderr[-2000:]

@@ -81,3 +81,13 @@ def test_the_guides_names_reach_the_users_keys_and_never_shadow_pyinfras():
         "users_ssh_key": KEY1,
         "ssh_key": "/tmp/k",
     }
+
+
+def test_a_removed_account_ends_its_sessions_and_user_manager_before_userdel():
+    """Killed with its processes, user@UID.service would stay failed (and the host's health with it)."""
+    from deploys.users.operations import remove_command
+
+    cmd = remove_command("carol; reboot")
+    order = [cmd.index(part) for part in ("loginctl terminate-user", 'systemctl stop "user@$uid', "pkill", "userdel")]
+    assert order == sorted(order) and "reset-failed" in cmd[cmd.index("userdel") :]
+    assert "'carol; reboot'" in cmd and "carol; reboot " not in cmd.replace("'carol; reboot'", "")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import ast
 import re
 import string
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ import yaml
 
 from hxinfra.datafiles import load_yaml
 from hxinfra.errors import InventoryError
+from hxinfra.inventory import FILL_IN_PREFIX
 from hxinfra.vault import Vaulted, is_encrypted
 
 # Ansible's connection variables and the pyinfra connector keys they become
@@ -250,6 +251,8 @@ class ImportReport:
     mapped: list[tuple[str, str, str]] = field(default_factory=list)  # old name, new name, file
     kept: list[tuple[str, str, str]] = field(default_factory=list)  # name, file, why
     flagged: list[tuple[str, str, str]] = field(default_factory=list)  # name, file, defect
+    # what only the operator can supply: key, the placeholder written, the hosts that need it
+    placeholders: list[tuple[str, str, list[str]]] = field(default_factory=list)
 
 
 class _Dumper(yaml.SafeDumper):
@@ -299,12 +302,102 @@ def map_vars(
 
 
 MARKER = "# written by hxinfra import-ansible"
+SECRET = re.compile(r"password|secret|key|token")
+
+
+def placeholder(key: str) -> str:
+    """What the import writes for a required key it cannot derive: a reference that nothing defines.
+    The environment loads (masked, as a missing vault value is); a deploy of a host that reads it
+    refuses before connecting, naming it. A secret points at the vault, anything else at a value."""
+    return "{{ " + (f"vault_{key}" if SECRET.search(key) else f"{FILL_IN_PREFIX}{key}") + " }}"
+
+
+def _ancestors(inv: AnsibleInventory) -> dict[str, set[str]]:
+    """Each group and the groups it is a child of, to any depth ("all" holds every group)."""
+    parents: dict[str, set[str]] = {}
+    for group, body in inv.groups.items():
+        for child in body["children"]:
+            parents.setdefault(child, set()).add(group)
+
+    def up(group: str, seen: frozenset[str] = frozenset()) -> set[str]:
+        out = {group}
+        for parent in parents.get(group, set()) - seen:
+            out |= up(parent, seen | {group})
+        return out
+
+    return {g: up(g) | {"all"} for g in inv.groups}
+
+
+def _missing_required(
+    inv: AnsibleInventory,
+    hosts: Mapping[str, Mapping[str, Any]],
+    defined: Mapping[tuple[str, str], set[str]],
+    components: Iterable[Any],
+    fleet: Mapping[tuple[str, str], set[str]],
+) -> dict[str, list[str]]:
+    """Required keys (of the fleet and of each component a host runs) that no layer of the host
+    defines: key -> the hosts that need it. ``defined``/``fleet``: (kind, target) -> keys, of the
+    imported files and of the project's own group_vars."""
+    ancestors = _ancestors(inv)
+    out: dict[str, list[str]] = {}
+    for host, entry in hosts.items():
+        groups = set().union(*(ancestors.get(g, {g, "all"}) for g in entry["groups"])) | {"all"}
+        have = set(entry.get("data", {})) | set(inv.groups.get("all", {}).get("vars", {}))
+        for g in groups:
+            have |= set(inv.groups.get(g, {}).get("vars", {}))
+            have |= defined.get(("group_vars", g), set()) | fleet.get(("group_vars", g), set())
+        have |= defined.get(("host_vars", host), set())
+        for comp in components:
+            if comp.applies_to(groups - {"all"}):
+                for key in comp.required:
+                    if key not in have:
+                        out.setdefault(key, []).append(host)
+    return out
+
+
+def _placeholders(
+    inv: AnsibleInventory,
+    name: str,
+    hosts: Mapping[str, Mapping[str, Any]],
+    defined: Mapping[tuple[str, str], set[str]],
+    components: Iterable[Any],
+    fleet: Mapping[tuple[str, str], set[str]],
+    report: ImportReport,
+) -> dict[str, str]:
+    """``<name>/group_vars/all.yml`` where a required key has no value: ``hx_environment`` = the name,
+    a marked placeholder for every other (listed in the report); nothing when none is missing."""
+    out: dict[str, str] = {}
+    required = _missing_required(inv, hosts, defined, components, fleet)
+    if required:
+        # below every imported layer (group_vars/all/*.yml are read after it): only what is missing
+        lines = [
+            f"{MARKER.removeprefix('# ')}: what only the operator can supply.",
+            "Replace each {{ fill_in_... }} with its value, and put each {{ vault_... }} secret into the",
+            f"vault (hxinfra vault edit inventories/{name}/group_vars/all/vault.yml); a deploy refuses to",
+            "run until then, naming them.",
+        ]
+        values = {}
+        for key, needing in sorted(required.items()):
+            values[key] = name if key == "hx_environment" else placeholder(key)
+            if key != "hx_environment":
+                report.placeholders.append((key, values[key], needing))
+        out[f"{name}/group_vars/all.yml"] = "".join(f"# {line}\n" for line in lines) + _dump(values)
+    return out
 
 
 def _plan_outputs(
-    inv: AnsibleInventory, name: str, table: Mapping[str, str], report: ImportReport
+    inv: AnsibleInventory,
+    name: str,
+    table: Mapping[str, str],
+    report: ImportReport,
+    components: Iterable[Any] = (),
+    fleet: Mapping[tuple[str, str], set[str]] | None = None,
 ) -> dict[str, str | bytes]:
-    """Every file the import writes (path relative to ``inventories/``) and its content."""
+    """Every file the import writes (path relative to ``inventories/``) and its content: the inventory,
+    its vars files, and where a required key has no value (of the fleet, of a component one of its
+    hosts runs), ``<name>/group_vars/all.yml`` with ``hx_environment`` = the name and a marked
+    placeholder for each of the others."""
+    fleet = fleet or {}
     base = inv.source.parent
     out: dict[str, str | bytes] = {}
     hosts: dict[str, dict[str, Any]] = {}
@@ -330,6 +423,7 @@ def _plan_outputs(
     out[f"{name}/inventory.yml"] = f"{MARKER} from {inv.source}\n" + _dump(
         {"hosts": hosts, "children": children, "group_vars": group_vars}
     )
+    defined: dict[tuple[str, str], set[str]] = {}
     for kind in ("group_vars", "host_vars"):
         folder = base / kind
         if not folder.is_dir():
@@ -350,13 +444,17 @@ def _plan_outputs(
                 inner = inner if Path(inner).suffix else f"{inner}.yml"  # our layers read *.yml
                 dest = f"{name}/{kind}/{target}/{inner}"
                 if encrypted(f):
+                    defined.setdefault((kind, target), set())  # its keys are unknown until opened
                     out[dest] = f.read_bytes()  # a vault file, as it is: the same passwords open it
                     report.kept.append(("(whole file)", str(f), "a vault file: copied as it is, never decrypted"))
                     continue
                 data = load_yaml(f.read_text(encoding="utf-8"), str(f)) or {}
                 if not isinstance(data, dict):
                     raise InventoryError(f"{f}: a vars file is a mapping of names to values")
-                out[dest] = _dump(map_vars(data, str(f), table, report))
+                mapped_file = map_vars(data, str(f), table, report)
+                defined.setdefault((kind, target), set()).update(mapped_file)
+                out[dest] = _dump(mapped_file)
+    out.update(_placeholders(inv, name, hosts, defined, components, fleet, report))
     py = f'''"""{name}: an environment imported from an Ansible inventory ({inv.source.name}).
 
 {MARKER}: run it again to refresh. The inventory's hosts, groups and inline vars are in
@@ -384,8 +482,27 @@ globals().update(_env.pyinfra_groups())
     return out
 
 
+def _fleet_keys(inventories: Path) -> dict[tuple[str, str], set[str]]:
+    """The keys the project's own ``inventories/group_vars/`` gives each group (every environment
+    reads them: what they define needs no placeholder)."""
+    out: dict[tuple[str, str], set[str]] = {}
+    folder = inventories / "group_vars"
+    if folder.is_dir():
+        for f in sorted(folder.iterdir()):
+            if f.is_file() and f.suffix in (".yml", ".yaml") and not encrypted(f):
+                data = load_yaml(f.read_text(encoding="utf-8"), str(f)) or {}
+                if isinstance(data, dict):
+                    out.setdefault(("group_vars", f.stem), set()).update(data)
+    return out
+
+
 def import_inventory(
-    path: Path, name: str, inventories: Path, table: Mapping[str, str], force: bool = False
+    path: Path,
+    name: str,
+    inventories: Path,
+    table: Mapping[str, str],
+    force: bool = False,
+    components: Iterable[Any] = (),
 ) -> ImportReport:
     """Write ``inventories/<name>.py`` and its data files from an Ansible inventory.
 
@@ -395,7 +512,7 @@ def import_inventory(
     if not re.fullmatch(r"[a-z][a-z0-9_-]*", name):
         raise InventoryError(f"environment name {name!r}: lower-case letters, digits, '_' and '-'")
     report = ImportReport()
-    outputs = _plan_outputs(read_inventory(path), name, table, report)
+    outputs = _plan_outputs(read_inventory(path), name, table, report, components, _fleet_keys(inventories))
     conflicts = []
     for rel, content in outputs.items():
         target = inventories / rel

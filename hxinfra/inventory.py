@@ -64,6 +64,9 @@ REF = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 NOW_KEY = "hx_now"  # when the data was loaded: the one "now" of every check (set by the inventory)
 SEALED_KEY = "hx_sealed_vaults"  # the vault files a host's data could not open (set by the inventory)
 PRIORITY_KEY = "hx_group_priority"
+# {{ fill_in_<key> }}: a value only the operator can supply, written by import-ansible; defined nowhere,
+# it loads masked (as a missing vault value does) and a deploy of a host that reads it refuses, naming it
+FILL_IN_PREFIX = "fill_in_"
 
 EXTRA_VARS_ENV = "HXINFRA_EXTRA_VARS"
 HOST_ENTRY_KEYS = {"address", "groups", "data"}
@@ -454,7 +457,7 @@ class Environment:
             own += layer.data
             if layer.sealed:
                 sealed.append(layer.sealed)
-        resolver = _Resolver(merged, sealed, f"host {host_name}")
+        resolver = _Resolver(merged, sealed, f"host {host_name}", self.name)
         resolved = resolver.all(dict.fromkeys([*refs, *own]))
         resolved[NOW_KEY] = self.now
         for comp in self.components:
@@ -467,7 +470,10 @@ class Environment:
         resolved[MEMBERS_KEY] = self.members
         for name in resolver.missing:
             line = (
-                f"{name} is referenced but not defined: hosts that read it cannot be deployed until the "
+                f"{name} is a placeholder: hosts that read it cannot be deployed until it is replaced with "
+                f"its value in inventories/{self.name}/group_vars/all.yml"
+                if name.startswith(FILL_IN_PREFIX)
+                else f"{name} is referenced but not defined: hosts that read it cannot be deployed until the "
                 f"vault holds it (hxinfra vault edit inventories/{self.name}/group_vars/all/vault.yml)"
             )
             if line not in self.warnings:
@@ -611,8 +617,8 @@ def _sealed(name: str, kind: str, reason: str) -> Sealed:
 class _Resolver:
     """Resolves ``{{ key }}`` references in one host's merged data (cycles and unknown keys are errors)."""
 
-    def __init__(self, merged: Mapping[str, Any], sealed: list[str], where: str) -> None:
-        self.merged, self.sealed, self.where = merged, sealed, where
+    def __init__(self, merged: Mapping[str, Any], sealed: list[str], where: str, env_name: str = "<env>") -> None:
+        self.merged, self.sealed, self.where, self.env_name = merged, sealed, where, env_name
         self.done: dict[str, Any] = {}
         self.missing: list[str] = []  # vault keys referenced but defined nowhere
         self.referenced: set[str] = set()  # every key some value references
@@ -641,6 +647,14 @@ class _Resolver:
                         name,
                         "sealed vault",
                         f"{name} is not defined, and a vault file could not be opened: {'; '.join(self.sealed)}",
+                    )
+                if name.startswith(FILL_IN_PREFIX):  # a value only the operator can supply (import-ansible)
+                    self.missing.append(name)
+                    return _sealed(
+                        name,
+                        "placeholder",
+                        f"{stack[-1] if stack else name} is still a placeholder ({{{{ {name} }}}}): replace it with "
+                        f"its value in inventories/{self.env_name}/group_vars/all.yml",
                     )
                 if name.startswith(VAULT_PREFIX):  # a secret the vault does not hold yet: masked until needed
                     self.missing.append(name)

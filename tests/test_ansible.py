@@ -236,3 +236,79 @@ def test_host_ranges():
     assert expand_range("web[01:03].x") == ["web01.x", "web02.x", "web03.x"]
     assert expand_range("db-[a:c]") == ["db-a", "db-b", "db-c"]
     assert expand_range("n[1:9:4]") == ["n1", "n5", "n9"]
+
+
+def ordinary_layout(root: Path) -> Path:
+    """An ordinary Ansible inventory of the HX groups: hosts and connection variables, no fleet keys."""
+    write(
+        root / "ordinary",
+        {
+            "hosts.ini": """\
+            [api_servers]
+            api1 ansible_host=192.0.2.20
+
+            [application_servers]
+            app1 ansible_host=192.0.2.40
+
+            [web_servers]
+            web1 ansible_host=192.0.2.50 ansible_user=deploy
+
+            [backup_clients:children]
+            web_servers
+            """,
+            "group_vars/web_servers.yml": "nginx_server_name: web.example.test\n",
+        },
+    )
+    return root / "ordinary"
+
+
+def test_an_ordinary_inventory_imports_with_placeholders_and_a_deploy_names_them(tmp_path, monkeypatch):
+    """The import sets hx_environment from --env; every other required key it cannot derive becomes a
+    marked placeholder listed at the end (exit 0, the environment loads); a deploy refuses to run, before
+    connecting, naming the placeholders of the hosts it would touch."""
+    source = ordinary_layout(tmp_path)
+    project, report = imported_project(tmp_path, monkeypatch, source)
+    filled = {f["key"]: f for f in report["fill_in"]}
+    assert set(filled) == {
+        "hx_domain",
+        "litellm_master_key",
+        "webui_db_password",
+        "webui_gateway_key",
+        "webui_session_secret",
+        "webui_jwt_secret",
+        "backup_key",
+    }
+    assert filled["hx_domain"]["placeholder"] == "{{ fill_in_hx_domain }}"
+    assert filled["litellm_master_key"]["placeholder"] == "{{ vault_litellm_master_key }}"
+    assert filled["litellm_master_key"]["hosts"] == ["api1"] and filled["backup_key"]["hosts"] == ["web1"]
+    assert sorted(filled["hx_domain"]["hosts"]) == ["api1", "app1", "web1"]
+    written = (project / "inventories/imported/group_vars/all.yml").read_text()
+    assert written.startswith("# written by hxinfra import-ansible") or "written by hxinfra import-ansible" in written
+    assert "hx_environment: imported" in written and "hx_domain: '{{ fill_in_hx_domain }}'" in written
+    env = load_environment(project / "inventories/imported.py")  # it loads
+    assert env.host_data("web1")["hx_environment"] == "imported"
+    assert any("fill_in_hx_domain is a placeholder" in w for w in env.warnings)
+
+    text = CliRunner().invoke(main, ["import-ansible", str(source), "--env", "imported"])
+    assert text.exit_code == 0 and "to fill in before the first deploy" in text.stderr
+    assert "hx_domain" in text.stderr and "a secret: put it in the vault" in text.stderr
+
+    root = Path(__file__).resolve().parents[1]
+    (project / "deploys").rmdir()
+    for part in ("deploys", "templates"):  # the project's own deploys, as a real checkout has them
+        (project / part).symlink_to(root / part)
+    r = CliRunner().invoke(main, ["deploy", "nginx", "--env", "imported", "--check", "--limit", "web1"])
+    assert r.exit_code == 1, r.output
+    assert "hx_domain is still a placeholder ({{ fill_in_hx_domain }})" in r.output and "Connecting" not in r.output
+
+    # filled in: nothing more to fill, the same import run again replaces nothing it wrote
+    (project / "inventories/imported/group_vars/all.yml").write_text("hx_environment: imported\n")
+    monkeypatch.chdir(project)
+    again = CliRunner().invoke(main, ["import-ansible", str(source), "--env", "imported", "--json"])
+    assert again.exit_code == 1 and "give --force" in again.output  # the operator's file is never overwritten
+
+
+def test_an_inventory_that_has_the_fleet_keys_gets_no_placeholder(tmp_path, monkeypatch):
+    source = guide_layout(tmp_path)
+    project, report = imported_project(tmp_path, monkeypatch, source)
+    assert report["fill_in"] == [] and not (project / "inventories/imported/group_vars/all.yml").exists()

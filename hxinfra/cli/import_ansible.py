@@ -40,7 +40,7 @@ def import_ansible(path: Path, env_name: str, out: Path | None, force: bool, as_
     # each component says which old variables it takes (through the project's registry: the engine names none)
     components = registered()
     table = {old: new for c in components for old, new in c.ansible.items()}
-    report = import_inventory(path, env_name, inventories, table, force=force)
+    report = import_inventory(path, env_name, inventories, table, force=force, components=components)
     env = load_environment(inventories / f"{env_name}.py")
     _warn(env)
     data = {
@@ -51,6 +51,7 @@ def import_ansible(path: Path, env_name: str, out: Path | None, force: bool, as_
         "mapped": [{"from": a, "to": b, "file": f} for a, b, f in report.mapped],
         "kept": [{"name": n, "file": f, "why": w} for n, f, w in report.kept],
         "flagged": [{"name": n, "file": f, "defect": d} for n, f, d in report.flagged],
+        "fill_in": [{"key": k, "placeholder": p, "hosts": h} for k, p, h in report.placeholders],
     }
     if as_json:
         click.echo(json.dumps(data, indent=2))
@@ -66,3 +67,13 @@ def import_ansible(path: Path, env_name: str, out: Path | None, force: bool, as_
         click.echo(f"  kept     {n}  ({f}): {w}", err=True)
     for n, f, d in report.flagged:
         click.echo(click.style(f"  DEFECT   {n}  ({f}): {d}", fg="red"), err=True)
+    if report.placeholders:
+        where = f"inventories/{env_name}/group_vars/all.yml"
+        click.echo(
+            click.style(f"\nto fill in before the first deploy ({where}; a deploy refuses until then):", bold=True),
+            err=True,
+        )
+        for key, value, needing in report.placeholders:
+            what = "a secret: put it in the vault" if "vault_" in value else "its value"
+            hosts = ", ".join(needing[:3]) + (f" and {len(needing) - 3} more" if len(needing) > 3 else "")
+            click.echo(f"  {key:<24} {value:<34} {what} (needed by {hosts})", err=True)

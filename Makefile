@@ -69,7 +69,8 @@ demo: install ## Boot the local lab fleet and deploy the HX site to it
 lab-down: venv ## Destroy the local lab fleet (leaves nothing behind)
 	$(HX) lab down
 
-prod-deploy: venv ## Check $(ENV) with a diff, then ask before deploying (YES=1 to skip the question)
+prod-deploy: venv ## Doctor, then check $(ENV) with a diff, then ask before deploying (YES=1 to skip the question)
+	$(HX) doctor --env $(ENV)
 	$(HX) deploy $(DEPLOY) --env $(ENV) --check --diff
 	@if [ "$(YES)" = 1 ]; then \
 	  $(HX) deploy $(DEPLOY) --env $(ENV) --yes; \

@@ -53,6 +53,16 @@ class Opening:
 
 
 @dataclass(frozen=True)
+class Finding:
+    """One thing that stands between a host and its first deploy (``hxinfra doctor``): which check
+    found it, what is wrong (never a secret's value), and the command that fixes it."""
+
+    check: str
+    problem: str
+    fix: str
+
+
+@dataclass(frozen=True)
 class Backup:
     """What a host's backups hold for a component: its configuration paths (those that exist on the
     host are archived), and PostgreSQL databases (dumped one by one) with their cluster's ``port``,
@@ -123,6 +133,9 @@ class Component:
     openings: Callable[[Mapping[str, Any], str], list[Opening]] | None = None
     backup: Callable[[Mapping[str, Any], str], Backup] | None = None
     certificates: Callable[[Mapping[str, Any], str], list[Certificate]] | None = None
+    # What stands between its hosts and a first deploy that data alone shows (hxinfra doctor): an
+    # unpinned anchor, a certificate close to its end; each Finding with its fix as a command.
+    readiness: Callable[[Mapping[str, Any], str], list[Finding]] | None = None
     # Processes of it that listen on the network as root by design (sshd, nginx's master): the audit's
     # "no other root listener" control allows them.
     root_listeners: tuple[str, ...] = ()

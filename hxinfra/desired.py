@@ -39,6 +39,21 @@ class Absent:
     path: str
 
 
-ConfigItem = ManagedFile | ManagedLink | Absent
+@dataclass(frozen=True)
+class Fetched:
+    """A whole file whose content the deploy reads from elsewhere when it runs (a CA's certificate,
+    from the CA host): the offline plan cannot show its lines, so it names where they come from and
+    the pin they are checked against, and a reviewer still sees every file a deploy will write."""
 
-__all__ = ["Absent", "ConfigItem", "ManagedFile", "ManagedLink"]
+    path: str
+    source: str  # e.g. "the CA certificate of hx-ca-01 (/etc/ssl/hx/ca.crt)"
+    pin: str = ""  # the sha256 it must have; "" = not pinned
+    mode: str = "0644"
+    user: str = "root"
+    group: str = "root"
+
+
+ConfigItem = ManagedFile | ManagedLink | Absent
+PlanItem = ConfigItem | Fetched  # what a component's plan lists: its files, and those fetched at deploy time
+
+__all__ = ["Absent", "ConfigItem", "Fetched", "ManagedFile", "ManagedLink", "PlanItem"]

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from hxinfra.desired import ConfigItem, ManagedFile, ManagedLink
+from hxinfra.desired import Fetched, ManagedFile, ManagedLink, PlanItem
 from hxinfra.errors import HxError
 from hxinfra.inventory import MEMBERS_KEY, Environment
 from hxinfra.memo import IdentityCache
@@ -41,11 +41,11 @@ def plan_data(env: Environment, host: str) -> dict[str, Any]:
     return out
 
 
-def host_items(env: Environment, host: str, only: str | None = None) -> list[ConfigItem]:
+def host_items(env: Environment, host: str, only: str | None = None) -> list[PlanItem]:
     """Every managed path of ``host``, from each component that applies to it (or only ``only``)."""
     groups = env.host_groups(env.host(host))
     data = plan_data(env, host)
-    items: list[ConfigItem] = []
+    items: list[PlanItem] = []
     for comp in env.components:
         if comp.plan is not None and comp.applies_to(groups) and only in (None, comp.name):
             items += comp.plan(data, host)
@@ -79,7 +79,7 @@ def _placed(value: dict[str, Any] | list[Any]) -> Any:
     return value if same else out
 
 
-def _section(item: ConfigItem) -> str:
+def _section(item: PlanItem) -> str:
     """The item's section of a host's plan: its header line (kind, mode, owner, digest, line count),
     then its exact lines. A file whose content many hosts share (a role's rendered config) is
     redacted and digested once."""
@@ -88,6 +88,11 @@ def _section(item: ConfigItem) -> str:
         return _SECTIONS.get(item.content, lambda: _file_section(item), key)
     if isinstance(item, ManagedLink):
         return f"{SECTION}{item.path}  link -> {item.target}\n"
+    if isinstance(item, Fetched):
+        pin = f"pinned sha256 {item.pin}" if item.pin else "NOT pinned (hxinfra doctor says how to pin it)"
+        return (
+            f"{SECTION}{item.path}  fetched {item.mode} {item.user}:{item.group} at deploy time: {item.source}, {pin}\n"
+        )
     return f"{SECTION}{item.path}  absent\n"
 
 
@@ -154,7 +159,7 @@ def _inside(out: str, *parts: str) -> str:
 SECTION = "### "  # a section header line of a host's plan file
 
 
-def host_plan_text(host: str, items: Sequence[ConfigItem]) -> str:
+def host_plan_text(host: str, items: Sequence[PlanItem]) -> str:
     """One host's plan: a section per managed path, sorted, with its kind, mode, owner and digest,
     then the file's exact lines (``lines=N`` of them) or the note that replaces a sensitive file."""
     head = f"# hxinfra plan of {host}: every path the deploys manage there (hxinfra plan --out)\n"

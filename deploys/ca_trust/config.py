@@ -12,11 +12,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from deploys.common import templates_root
-from hxinfra.components import Backup, Certificate
-from hxinfra.desired import Absent, ConfigItem, ManagedFile
+from hxinfra.components import Backup, Certificate, Finding
+from hxinfra.desired import Absent, ConfigItem, Fetched, ManagedFile, PlanItem
 from hxinfra.memo import by_reads
 from hxinfra.paths import FileText
-from hxinfra.pki import CaInfo, PkiError, verify_ca, verify_key_pair
+from hxinfra.pki import CaInfo, PkiError, load_certificate, verify_ca, verify_key_pair
 from hxinfra.render import managed_header, render, template_context
 from hxinfra.validate import (
     CONTROL,
@@ -343,16 +343,31 @@ def health(data: Mapping[str, Any], host_name: str) -> list[Any]:
     return checks
 
 
-def plan(data: Mapping[str, Any], host_name: str) -> list[ConfigItem]:
-    """The offline plan: trust anchors, monitor and service certificates (``from_ca_host`` CAs
-    need SSH and are left out; removals of stale anchors need the host's facts)."""
+def fetched_cas(data: Mapping[str, Any]) -> list[Fetched]:
+    """The anchors a deploy reads from the CA host (``from_ca_host``): in the plan by their source and pin."""
+    d, host = data["ca_trust_dir"], ca_host(data) or "the first host of ca_servers"
+    return [
+        Fetched(
+            f"{d}/{e['name']}.crt",
+            f"the CA certificate of {host} ({data['ca_trust_ca_host_path']})",
+            str(e.get("sha256") or ""),
+        )
+        for e in data["ca_trust_certificates"]
+        if isinstance(e, Mapping) and e.get("from_ca_host") and isinstance(e.get("name"), str)
+    ]
+
+
+def plan(data: Mapping[str, Any], host_name: str) -> list[PlanItem]:
+    """The offline plan: trust anchors (those read from the CA host at deploy time by their source and
+    pin), monitor and service certificates (removals of stale anchors need the host's facts)."""
     return list(_planned(data))  # vault values are placeholders here: the plan never decrypts
 
 
 @by_reads  # the same anchors and certificates on every host of a group: planned once
-def _planned(data: Mapping[str, Any]) -> tuple[ConfigItem, ...]:
+def _planned(data: Mapping[str, Any]) -> tuple[PlanItem, ...]:
     return (
         *ca_files(data, resolve_cas(data), []),
+        *fetched_cas(data),
         *monitor_files(data),
         *host_cert_files(data, resolve_host_certs(data)),
     )
@@ -372,4 +387,61 @@ def certificates(data: Mapping[str, Any], host_name: str) -> list[Certificate]:
             source = entry.get("cert")
             local = source.source if isinstance(source, FileText) else ""
             out.append(Certificate(entry["name"], host_cert_paths(data, entry["name"])[0], local))
+    return out
+
+
+READY_DAYS = 30  # a certificate that ends sooner stands in the way of a first deploy
+
+
+def ca_host(data: Mapping[str, Any]) -> str:
+    """The host ``from_ca_host`` entries are read from: the data's, else the first CA server."""
+    members = data.get("hx_members") or {}
+    first = next(iter(members.get("ca_servers") or []), None)
+    return str(data["ca_trust_ca_host"] or (first["name"] if isinstance(first, Mapping) else "") or "")
+
+
+def readiness(data: Mapping[str, Any], host_name: str) -> list[Finding]:
+    """What data alone shows before a first deploy: CA anchors fetched from the CA host without a
+    pin (a reviewer of the plan cannot see what will be trusted), CAs and service certificates of the
+    data that end within 30 days, and certificate data that does not check at all."""
+    env = data.get("hx_environment") or "ENV"
+    out: list[Finding] = []
+    for i, entry in enumerate(data["ca_trust_certificates"]):
+        if isinstance(entry, Mapping) and entry.get("from_ca_host") and not entry.get("sha256"):
+            source = ca_host(data) or "the CA host"
+            out.append(
+                Finding(
+                    "ca-pin",
+                    f"ca_trust_certificates[{i}] ({entry.get('name')}): read from {source} at deploy time "
+                    "without a sha256 pin",
+                    f"hxinfra run {source} --env {env} -- openssl x509 -noout -fingerprint -sha256 -in "
+                    f"{data['ca_trust_ca_host_path']}   # then set sha256: to it in the entry",
+                )
+            )
+    now = _now(data) or dt.datetime.now(dt.UTC)
+    try:
+        cas = resolve_cas(data)
+        certs = resolve_host_certs(data)
+    except (PkiError, DataError) as e:
+        return [*out, Finding("certificates", str(e), f"hxinfra inventory host {host_name} --env {env} --explain")]
+    for name, _pem, info in cas:
+        if info.days_left < READY_DAYS:
+            out.append(
+                Finding(
+                    "certificates",
+                    f"CA {name} ends in {info.days_left} days ({info.not_after:%Y-%m-%d})",
+                    "replace its certificate in ca_trust_certificates (a new CA: trust both until the old one ends)",
+                )
+            )
+    for entry, cert_pem, _key in certs:
+        end = load_certificate(cert_pem, str(entry["name"])).not_valid_after_utc
+        days = (end - now).days
+        if days < READY_DAYS:
+            out.append(
+                Finding(
+                    "certificates",
+                    f"service certificate {entry['name']} ends in {days} days ({end:%Y-%m-%d})",
+                    f"hxinfra pki renew --env {env} --limit {host_name}",
+                )
+            )
     return out

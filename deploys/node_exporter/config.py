@@ -27,9 +27,9 @@ DEFAULTS: dict[str, Any] = {
     "node_exporter_port": 9100,
     # Who may scrape it (CIDR list): [] = the admin networks (hx_admin_networks).
     "node_exporter_scrapers": [],
-    # Collectors turned on besides the exporter's defaults (systemd: failed units as metrics), and
-    # default collectors turned off. Names as the exporter spells them (--collector.<name>).
-    "node_exporter_collectors": ["systemd"],
+    # Collectors turned on besides the exporter's defaults (e.g. processes), and default collectors
+    # turned off. Names as the exporter spells them (--collector.<name>).
+    "node_exporter_collectors": [],
     "node_exporter_disabled_collectors": [],
     # Where other jobs drop *.prom files for the textfile collector (Debian's directory).
     "node_exporter_textfile_dir": "/var/lib/prometheus/node-exporter",

@@ -20,6 +20,7 @@ VERBS = {
     "audit": "audit:audit",
     "backup": "backup:backup",
     "deploy": "deploy:deploy",
+    "doctor": "doctor:doctor_cmd",
     "facts": "adhoc:facts",
     "fetch": "adhoc:fetch",
     "health": "health:health",

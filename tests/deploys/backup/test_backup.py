@@ -64,7 +64,7 @@ def test_component_needs_a_key_on_every_backed_up_host():
     [
         (
             ["restore", "-e", "target_hosts=hx-web-01", "--config", "ad_join"],
-            "--config 'ad_join': one of firewall, hardening, litellm, nginx, pg_auth",
+            "--config 'ad_join': one of firewall, hardening, litellm, nginx, node_exporter, pg_auth",
         ),
         (
             ["restore", "-e", "bogus=1", "--config", "nginx"],

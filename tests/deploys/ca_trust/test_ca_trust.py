@@ -184,3 +184,22 @@ def test_ca_pem_from_a_vaulted_value(project, ca):
     )
     (anchor,) = [f for f in ca_files(data(), [(name, pem, info)], []) if isinstance(f, ManagedFile)]
     assert anchor.path == "/usr/local/share/ca-certificates/hx-root-ca.crt" and pem in anchor.content
+
+
+def test_an_anchor_read_from_the_ca_host_is_in_the_plan_by_its_source_and_pin():
+    """The offline plan cannot hold the CA host's certificate, but a reviewer still sees the file, where it
+    comes from and whether it is pinned."""
+    from deploys.ca_trust.config import plan
+    from hxinfra.desired import Fetched
+    from hxinfra.plan import host_plan_text
+
+    members = {"ca_servers": [{"name": "hx-ca-01", "address": "10.0.0.15"}]}
+    unpinned = data(ca_trust_certificates=[{"name": "hx-root-ca", "from_ca_host": True}], hx_members=members)
+    (item,) = [i for i in plan(unpinned, "h") if isinstance(i, Fetched)]
+    assert item.path == "/usr/local/share/ca-certificates/hx-root-ca.crt" and item.pin == ""
+    assert item.source == f"the CA certificate of hx-ca-01 ({DEFAULTS['ca_trust_ca_host_path']})"
+    text = host_plan_text("h", [item])
+    assert "fetched 0644 root:root at deploy time: the CA certificate of hx-ca-01" in text and "NOT pinned" in text
+    pinned = data(ca_trust_certificates=[{"name": "hx-root-ca", "from_ca_host": True, "sha256": "AB:CD"}])
+    (item,) = [i for i in plan({**pinned, "ca_trust_ca_host": "ca9"}, "h") if isinstance(i, Fetched)]
+    assert "the CA certificate of ca9" in item.source and "pinned sha256 AB:CD" in host_plan_text("h", [item])

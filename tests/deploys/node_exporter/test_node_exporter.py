@@ -29,19 +29,18 @@ def test_off_by_default_it_manages_declares_and_checks_nothing():
 
 def test_arguments_listen_on_the_hosts_address_with_the_collectors():
     assert args_line(ON) == (
-        'ARGS="--web.listen-address=10.1.0.50:9100 --collector.textfile.directory=/var/lib/prometheus/node-exporter'
-        ' --collector.systemd"'
+        'ARGS="--web.listen-address=10.1.0.50:9100 --collector.textfile.directory=/var/lib/prometheus/node-exporter"'
     )
     custom = {
         **ON,
         "node_exporter_listen_address": "127.0.0.1",
         "node_exporter_port": 9200,
-        "node_exporter_collectors": [],
+        "node_exporter_collectors": ["processes"],
         "node_exporter_disabled_collectors": ["wifi", "infiniband"],
     }
     assert args_line(custom) == (
         'ARGS="--web.listen-address=127.0.0.1:9200 --collector.textfile.directory=/var/lib/prometheus/node-exporter'
-        ' --no-collector.wifi --no-collector.infiniband"'
+        ' --collector.processes --no-collector.wifi --no-collector.infiniband"'
     )
 
 

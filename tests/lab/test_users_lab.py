@@ -20,27 +20,27 @@ def keypair(tmp_path, name: str) -> tuple[str, str]:
     return str(path), path.with_suffix(".pub").read_text().strip()
 
 
+def ssh_as(lab, user: str, key: str, command: str) -> list[str]:
+    """The ssh client's command that logs in to HOST as ``user`` with ``key`` only (strict host keys)."""
+    return [
+        "ssh",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        f"UserKnownHostsFile={lab.lab.known_hosts}",
+        "-o",
+        "IdentitiesOnly=yes",
+        "-i",
+        key,
+        f"{user}@{lab.ip(HOST)}",
+        command,
+    ]
+
+
 def login(lab, user: str, key: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            "ssh",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "StrictHostKeyChecking=yes",
-            "-o",
-            f"UserKnownHostsFile={lab.lab.known_hosts}",
-            "-o",
-            "IdentitiesOnly=yes",
-            "-i",
-            key,
-            f"{user}@{lab.ip(HOST)}",
-            "id -nG",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return subprocess.run(ssh_as(lab, user, key, "id -nG"), capture_output=True, text=True, timeout=60)
 
 
 def test_a_user_is_added_rotated_and_removed_with_the_guides_variables(lab, tmp_path):
@@ -69,17 +69,8 @@ def test_removing_a_user_with_an_open_session_leaves_no_failed_unit(lab, tmp_pat
     lab.hx_deploy(
         "users", "--limit", HOST, "-e", json.dumps({"username": "dave", "user_groups": "hx-ssh", "ssh_public_key": pub})
     )
-    ssh = [
-        "ssh",
-        "-o",
-        "BatchMode=yes",
-        "-o",
-        "StrictHostKeyChecking=yes",
-        "-o",
-        f"UserKnownHostsFile={lab.lab.known_hosts}",
-    ]
     session = subprocess.Popen(
-        [*ssh, "-o", "IdentitiesOnly=yes", "-i", key, f"dave@{lab.ip(HOST)}", "sleep 600"],
+        ssh_as(lab, "dave", key, "sleep 600"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -151,3 +151,23 @@ def test_cli_exit_codes_and_json_shape(demo):
     text = CliRunner().invoke(main, ["doctor", "--env", "demo", "--offline", "--limit", "db1"])
     assert text.exit_code == 1 and "demo is not ready: 1 finding(s)" in text.stderr
     assert "fix: hxinfra known-hosts scan --env demo --limit db1 --record" in text.stderr
+
+
+@pytest.mark.parametrize("env_name", ["production", "staging", "development", "testing"])
+def test_each_environment_lacks_only_what_an_operator_supplies(env_name, monkeypatch):
+    """The repository's environments are complete up to the vault's secrets, the hosts' SSH keys and the
+    CA pin: doctor --offline lists those (every host's key, the one anchor) and nothing else."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.setenv("HXINFRA_PROJECT", str(root))
+    monkeypatch.delenv("HXINFRA_EXTRA_VARS", raising=False)
+    env = load_environment(root / "inventories" / f"{env_name}.py")
+    report = doctor(env, list(env.hosts), offline=True)
+    by_check = found(report)
+    by_check.pop("controller", None)  # this machine's tools, not the environment's data
+    assert set(by_check) == {"vault", "known-hosts", "ca-pin"}
+    assert all(" references vault_" in problem for problem, _fix, _hosts in by_check["vault"])
+    assert sorted(h for _p, _f, hosts in by_check["known-hosts"] for h in hosts) == sorted(env.hosts)
+    ((_problem, _fix, pinned_by),) = by_check["ca-pin"]
+    assert sorted(pinned_by) == sorted(env.hosts)

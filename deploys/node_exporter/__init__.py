@@ -10,7 +10,8 @@ lines. The firewall opens its port to the scrapers only (``node_exporter_scraper
 networks), from this component's declaration; backups hold its arguments file and textfile
 directory; ``hxinfra health`` checks it.
 
-On a host where it is off (the default) every step is skipped: the same operations, none applies.
+On a host where it is off (the default) it does nothing, as a component does on a host outside its
+groups: no operation, so a check run reads nothing for it either.
 """
 
 from __future__ import annotations
@@ -56,26 +57,27 @@ def node_exporter() -> None:
     """Install the exporter, converge its arguments (parsed by the exporter first) and keep it
     serving; restart only after an install or a validated change."""
     data = component_data(COMPONENT, host.data, extra_keys=("ssh_hostname", "hx_admin_networks"))
+    if not enabled(data):  # off: as on a host outside its groups, no operation at all (a check run too)
+        return
     changes = []
-    with host.when(lambda: enabled(data)):
-        if step(COMPONENT, host.data, "packages"):
-            changes.append(
-                hx.packages(
-                    name="Install the Prometheus node exporter, and python3 for the check that it answers",
-                    packages=[PACKAGE, "python3"],
-                    update=True,
-                    cache_time=24 * 3600,
-                    no_recommends=True,
-                )
+    if step(COMPONENT, host.data, "packages"):
+        changes.append(
+            hx.packages(
+                name="Install the Prometheus node exporter, and python3 for the check that it answers",
+                packages=[PACKAGE, "python3"],
+                update=True,
+                cache_time=24 * 3600,
+                no_recommends=True,
             )
-        if step(COMPONENT, host.data, "config"):
-            changes.append(
-                config_set(
-                    name="Write the node exporter's arguments, parsed by the exporter first",
-                    items=desired_config(data),
-                    validate=check_command(data),
-                    validate_label="the exporter's own parse of its arguments",
-                )
+        )
+    if step(COMPONENT, host.data, "config"):
+        changes.append(
+            config_set(
+                name="Write the node exporter's arguments, parsed by the exporter first",
+                items=desired_config(data),
+                validate=check_command(data),
+                validate_label="the exporter's own parse of its arguments",
             )
-        if step(COMPONENT, host.data, "service"):
-            serve(UNIT, changes, url(data), 30, "the node exporter")
+        )
+    if step(COMPONENT, host.data, "service"):
+        serve(UNIT, changes, url(data), 30, "the node exporter")

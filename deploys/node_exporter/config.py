@@ -79,8 +79,9 @@ def plan(data: Mapping[str, Any], host_name: str) -> list[ConfigItem]:
 def check_command(data: Mapping[str, Any]) -> str:
     """The validator of a changed arguments file: the exporter itself parses the arguments as the
     unit would pass them (an unknown flag or collector fails, naming it) and stops at --version;
-    the running exporter is not touched until then."""
-    return f"sh -c '. {ARGS_FILE} && exec {BINARY} $ARGS --version' >/dev/null"
+    the running exporter is not touched until then. What it prints is shown only when it fails: the
+    exporter's own error, naming the flag."""
+    return f"sh -c '. {ARGS_FILE} && exec {BINARY} $ARGS --version'"
 
 
 def rollback(data: Mapping[str, Any], host_name: str) -> tuple[str, str]:

@@ -47,8 +47,7 @@ def test_arguments_listen_on_the_hosts_address_with_the_collectors():
 def test_the_validator_is_the_exporters_own_parse_of_the_file():
     assert check_command(ON) == (
         "sh -c '. /etc/default/prometheus-node-exporter && exec /usr/bin/prometheus-node-exporter $ARGS --version'"
-        " >/dev/null"
-    )
+    )  # no redirection: on a failure config_set shows what it printed, the exporter's own error
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,7 @@ import shlex
 import time
 import uuid
 from collections.abc import Generator, Iterable, Sequence
+from datetime import UTC
 from io import BytesIO, StringIO
 from typing import Any
 
@@ -40,6 +41,7 @@ DEFAULT_BACKUP_DIR = "/var/backups/hxinfra"
 STAGE_SUFFIX = ".hxinfra-new"
 # Beside each kept previous version: the run that replaced it, or a note that the path did not exist.
 RUN_STAMP, ABSENT = ".hxinfra-run", ".hxinfra-absent"
+PART = ".hxinfra-part"  # a kept version being written (see keep_previous_commands)
 # One id per controller run, the same on every host and operation; sorts by time.
 RUN_ID = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{os.getpid()}"
 
@@ -167,6 +169,39 @@ def _check_items(items: Sequence[ConfigItem]) -> None:
             int(item.mode, 8)
 
 
+class StagedUpload(FileUploadCommand):
+    """An upload to a staging file that, when it fails (a full disk, a lost link), removes what it
+    wrote: no truncated ``.hxinfra-new`` file is left beside the path, and the message says why."""
+
+    @override
+    def execute(self, state: Any, host: Any, connector_arguments: Any) -> Any:
+        error: OSError | None = None
+        try:
+            ok = super().execute(state, host, connector_arguments)
+        except OSError as e:
+            ok, error = False, e
+        if ok:
+            return ok
+        removed = [str(self.dest)] + ([self.remote_temp_filename] if self.remote_temp_filename else [])
+        args = {k: v for k, v in connector_arguments.items() if k in CONNECTOR_ARGUMENT_KEYS}
+        space = ""
+        try:
+            host.run_shell_command(StringCommand("rm", "-f", *(QuoteString(p) for p in removed)), **args)
+            parent = str(self.dest).rsplit("/", 1)[0] or "/"
+            status, output = host.run_shell_command(
+                StringCommand("df", "-Pk", QuoteString(parent)), **{k: v for k, v in args.items() if k != "_sudo"}
+            )
+            fields = output.stdout_lines[-1].split() if status and output.stdout_lines else []
+            if len(fields) >= 6 and fields[3] == "0":
+                space = f": no space left on {fields[5]}"
+        except (OSError, EOFError):  # the link is gone too: nothing more can be done from here
+            pass
+        logger.error(f"{host.print_prefix}hxinfra: writing {self.dest} failed{space}; the partial copy was removed")
+        if error is not None:
+            raise error
+        return False
+
+
 def upload_commands(item: ManagedFile, temp: str | None = None) -> list[Any]:
     """Commands that put ``item`` in place through a staging file beside it.
 
@@ -183,8 +218,14 @@ def upload_commands(item: ManagedFile, temp: str | None = None) -> list[Any]:
         cmds.append(
             StringCommand("sh", "-c", q(f"umask 077 && rm -f {q(temp)} && (set -C; : > {q(temp)})"), _sudo=False)
         )
-    cmds.append(StringCommand("sh", "-c", q(f"mkdir -p {q(parent)} && umask 077 && : > {q(stage)}")))
-    cmds.append(FileUploadCommand(StringIO(item.content), stage, remote_temp_filename=temp))
+    cmds.append(
+        StringCommand(
+            "sh",
+            "-c",
+            q(f"mkdir -p {q(parent)} && umask 077 && : > {q(stage)} || {{ rc=$?; rm -f {q(stage)}; exit $rc; }}"),
+        )
+    )
+    cmds.append(StagedUpload(StringIO(item.content), stage, remote_temp_filename=temp))
     if temp:
         cmds.append(StringCommand("rm", "-f", QuoteString(temp), _sudo=False))
     # a failed chown/chmod (unknown group...) removes the staged copy: no secret is left beside the file
@@ -204,6 +245,39 @@ def upload_commands(item: ManagedFile, temp: str | None = None) -> list[Any]:
 def mode_of(item: ManagedFile) -> str:
     """The file's mode as four octal digits (checked: nothing else reaches ``chmod``)."""
     return f"{int(item.mode, 8):04o}"
+
+
+def keep_previous_commands(backups: dict[str, str], run_id: str) -> str:
+    """One shell script that keeps the previous version of each path (``path -> kept copy``).
+
+    Every kept copy, "was absent" note and run stamp is first written beside its final name
+    (``.hxinfra-part``), and only when all of them are complete are they renamed into place. A
+    failure half-way (a full disk) removes the parts and leaves the versions kept by the last run
+    as they were: a truncated copy never takes the place of a good one, so ``restore --config``
+    can always trust what it finds.
+    """
+    q = shlex.quote
+    prepare, commit, parts = [], [], []
+    for path, kept in backups.items():
+        part, absent, stamp = kept + PART, kept + ABSENT + PART, kept + RUN_STAMP + PART
+        parts += [part, absent, stamp]
+        parent = kept.rsplit("/", 1)[0]
+        prepare.append(
+            f"mkdir -p {q(parent)} && rm -f {q(part)} {q(absent)} {q(stamp)} && "
+            f"{{ if [ -e {q(path)} ] || [ -L {q(path)} ]; then cp -a {q(path)} {q(part)}; else : > {q(absent)}; fi; }} "
+            f"&& printf '%s\\n' {q(run_id)} > {q(stamp)}"
+        )
+        commit.append(
+            f"{{ if [ -e {q(part)} ] || [ -L {q(part)} ]; then mv -f {q(part)} {q(kept)} && rm -f {q(kept + ABSENT)}; "
+            f"else rm -f {q(kept)} && mv -f {q(absent)} {q(kept + ABSENT)}; fi; }} "
+            f"&& mv -f {q(stamp)} {q(kept + RUN_STAMP)}"
+        )
+    cleanup = "rm -f " + " ".join(q(p) for p in parts)
+    return (
+        f"umask 077 && out=$( {{ {' && '.join(prepare)} ; }} 2>&1 ) || {{ rc=$?; {cleanup}; "
+        'printf "%s\\n" "$out" >&2; printf "hxinfra: could not keep the previous versions, nothing was changed: '
+        '%s\\n" "$(printf "%s\\n" "$out" | tail -n 1)" >&2; exit $rc; }; ' + " && ".join(commit)
+    )
 
 
 @operation()
@@ -243,15 +317,7 @@ def _config_set(  # the operation itself; config_set() below names its paths fir
 
     q = shlex.quote
     backups = {item.path: f"{backup_dir}{item.path}" for item, _ in changes}
-    backup_cmds = ["umask 077"]
-    for path, backup in backups.items():
-        parent = backup.rsplit("/", 1)[0]
-        backup_cmds.append(  # the previous version (or a note that there was none) and this run's stamp
-            f"mkdir -p {q(parent)} && rm -f {q(backup)} {q(backup + ABSENT)} && "
-            f"{{ if [ -e {q(path)} ] || [ -L {q(path)} ]; then cp -a {q(path)} {q(backup)}; "
-            f"else : > {q(backup + ABSENT)}; fi; }} && printf '%s\\n' {q(RUN_ID)} > {q(backup + RUN_STAMP)}"
-        )
-    yield StringCommand("sh", "-c", q(" && ".join(backup_cmds)))
+    yield StringCommand("sh", "-c", q(keep_previous_commands(backups, RUN_ID)))
 
     for item, change in changes:
         if isinstance(item, ManagedFile) and change == "content":
@@ -388,7 +454,58 @@ def _packages(  # the operation itself; packages() below names its packages firs
     if len(names) == len(packages) and all(installed.get(n) for n in names):
         host.noop(f"{len(names)} package(s) installed")
         return
-    yield from apt.packages._inner(packages=packages, update=update, cache_time=cache_time, no_recommends=no_recommends)
+    if update:
+        yield from _refresh_lists(cache_time)
+    yield from apt.packages._inner(packages=packages, no_recommends=no_recommends)
+
+
+def _refresh_lists(cache_time: int | None) -> Generator[Any, Any, None]:
+    """``apt-get update`` unless the lists are younger than ``cache_time`` seconds, failing when a
+    list could not be fetched.
+
+    Plain ``apt-get update`` exits 0 when its proxy or mirror does not answer, and pyinfra's
+    ``apt.update`` then stamps the lists as fresh: the install fails with "Unable to locate
+    package", and so does every run for a day. Here a failed fetch fails the operation with apt's
+    own line (which names the proxy or mirror), and only a complete refresh is stamped.
+    """
+    from datetime import datetime, timedelta
+
+    from pyinfra.facts.files import File
+    from pyinfra.facts.server import Date
+    from pyinfra.operations.apt import APT_UPDATE_FILENAME
+
+    if cache_time:
+        info = host.get_fact(File, path=APT_UPDATE_FILENAME)
+        mtime = info.get("mtime") if info else None
+        if mtime is not None:
+            # File's mtime is naive (the host's clock read as UTC): compare the host's clock the same way
+            now = datetime.fromtimestamp(host.get_fact(Date).timestamp(), UTC).replace(tzinfo=None)
+            if mtime > now - timedelta(seconds=cache_time):
+                return
+    yield StringCommand("sh", "-c", shlex.quote(refresh_lists_script(APT_UPDATE_FILENAME if cache_time else None)))
+
+
+def refresh_lists_script(stamp: str | None) -> str:
+    """The shell script of :func:`_refresh_lists`: ``apt-get update`` that fails when any list
+    could not be fetched, ends with apt's own first error line (it names the proxy or mirror), and
+    touches ``stamp`` only after a complete refresh."""
+    script = (
+        "out=$(apt-get update -o APT::Update::Error-Mode=any 2>&1) || { rc=$?; printf '%s\\n' \"$out\" >&2; "
+        "printf 'hxinfra: the package lists could not be refreshed, nothing was installed "
+        "(check the apt proxy or mirror in /etc/apt): %s\\n' "
+        "\"$(printf '%s\\n' \"$out\" | grep -E '^E: Failed to fetch|^E:' | head -n 1)\" >&2; exit $rc; }"
+    )
+    return script + (f" && touch {shlex.quote(stamp)}" if stamp else "")
+
+
+@operation()
+def package_lists(cache_time: int | None = None) -> Generator[Any, Any, None]:
+    """
+    Refresh the package lists (see :func:`_refresh_lists`: a fetch that fails fails the run).
+
+    + cache_time: do nothing when the lists were refreshed less than this many seconds ago
+    """
+    yield from _refresh_lists(cache_time)
 
 
 def packages(packages: list[str], **kwargs: Any) -> Any:

@@ -30,6 +30,7 @@ from hxinfra.inventory import Environment, load_environment, reusing
 from hxinfra.options import RunOptions
 from hxinfra.patterns import batches, exceeds, select, shard
 from hxinfra.runlog import Sink
+from hxinfra.sshlink import watching_links
 from hxinfra.vault import (
     Keyring,
     VaultError,
@@ -79,6 +80,7 @@ class HostReport:
     status: str = "ok"
     batch: int = 0
     changes: list[str] = field(default_factory=list)  # names of the operations that changed / would change
+    cause: str = ""  # failed or unreachable: the one line that says why (see cause_of)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -89,6 +91,7 @@ class HostReport:
             "failed": self.failed,
             "batch": self.batch,
             "changes": self.changes,
+            **({"cause": self.cause} if self.cause else {}),
         }
 
 
@@ -127,9 +130,11 @@ class DeployReport:
 
 
 CONNECTED = re.compile(r"\[(?P<host>[^\]\s]+)\]\s+Connected")
+# pyinfra's connect errors, "KIND (detail)" right after the host's prefix (a command's output that
+# mentions a connection, apt's "Could not connect to" its proxy say, is not one)
 UNREACHABLE = re.compile(
-    r"\[(?P<host>[^\]\s]+)\].*(Could not connect|Connection error|Authentication error|timed out|SSH error|"
-    r"SSH host key error|Could not resolve)"
+    r"\[(?P<host>[^\]\s]+)\]\s+(?:\x1b\[[0-9;]*m)*(Could not connect|Connection error|Authentication error|"
+    r"SSH error|SSH host key error|Could not resolve hostname|EOF error) \("
 )
 HOST_KEY = re.compile(
     r"\[(?P<host>[^\]\s]+)\].*(No host key for \S+ found in known_hosts|Host key for \S+ does not match)"
@@ -380,6 +385,7 @@ def _run_pyinfra(
     with (
         _pyinfra_process_state(root),
         reusing(env),  # pyinfra's load of the inventory file gets this environment, top layer and all
+        watching_links() as links,  # a host that stops answering is lost in seconds, not minutes
         contextlib.redirect_stdout(stdout),
         contextlib.redirect_stderr(stderr),
     ):
@@ -405,12 +411,53 @@ def _run_pyinfra(
     connected = {m["host"] for line in seen if (m := CONNECTED.search(line))}
     unreachable = {h for h in hosts if h not in connected} if rc != 0 else set()
     unreachable |= {m["host"] for line in seen if (m := UNREACHABLE.search(line)) and m["host"] in hosts}
-    for name in sorted({m["host"] for line in seen if (m := HOST_KEY.search(line)) and m["host"] in hosts}):
-        log.write(
-            f"hxinfra: {name}: its SSH host key is unknown or changed: unreachable. Check the key with "
-            f"`hxinfra known-hosts scan --env ENV --limit {name}` and record it if it is right\n"
+    own: dict[str, str] = {}  # hxinfra's own word on a host: its cause
+    for name in sorted(links.lost() & set(hosts)):
+        unreachable.add(name)
+        own[name] = (
+            f"hxinfra: {name}: connection lost during the run (no answer for {links.seconds} s): unreachable; "
+            "the other hosts went on. Run again once it answers"
         )
-    return _summarise(hosts, raw, options.check, rc, unreachable)
+        log.write(own[name] + "\n")
+    for name in sorted({m["host"] for line in seen if (m := HOST_KEY.search(line)) and m["host"] in hosts}):
+        own[name] = (
+            f"hxinfra: {name}: its SSH host key is unknown or changed: unreachable. Check the key with "
+            f"`hxinfra known-hosts scan --env ENV --limit {name}` and record it if it is right"
+        )
+        log.write(own[name] + "\n")
+    report = _summarise(hosts, raw, options.check, rc, unreachable)
+    for h in report.hosts.values():
+        if h.status in ("failed", "unreachable"):
+            h.cause = own.get(h.name) or cause_of(h.name, seen)
+    return report
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# pyinfra's own summary lines for a failed host: they say that it failed, not why
+GENERIC = re.compile(
+    r"^(Error: executed \d+ commands?|Error: .*operation.*failed|No changes|Success|Skipped.*|Ready: .*|Connected)$"
+)
+
+
+def cause_of(name: str, seen: Sequence[str]) -> str:
+    """The one line that says why host ``name`` failed: hxinfra's own message for it when there is
+    one (a lost connection, a validation that restored the previous config), else the last thing
+    the host printed before pyinfra's generic "Error: executed N commands"."""
+    prefix = f"[{name}]"
+    lines = []
+    for raw in seen:
+        line = ANSI.sub("", raw).strip()
+        if line.startswith(prefix):
+            text = line[len(prefix) :].strip()
+        elif line.startswith(f"hxinfra: {name}: "):
+            text = line
+        else:
+            continue
+        if text and not GENERIC.match(text):
+            lines.append(text)
+    own = [t for t in lines if t.startswith("hxinfra:")]
+    cause = (own or lines or [""])[-1]
+    return cause if len(cause) <= 300 else cause[:297] + "..."
 
 
 def parse_report(out: str, rc: int) -> dict[str, Any] | None:

@@ -70,7 +70,7 @@ def test_private_file_upload_never_passes_through_a_readable_file():
 
     cmds = upload_commands(ManagedFile("/etc/hx/token", "s3cret\n", mode="0640"), "/tmp/pyinfra-abc")
     kinds = [type(c).__name__ for c in cmds]
-    assert kinds == ["StringCommand", "StringCommand", "FileUploadCommand", "StringCommand", "StringCommand"]
+    assert kinds == ["StringCommand", "StringCommand", "StagedUpload", "StringCommand", "StringCommand"]
     precreate, stage, upload, cleanup, install = cmds
     # the sudo temp file is created 0600 by the login user (no sudo), refusing to reuse an existing one
     assert precreate.connector_arguments == {"_sudo": False}
@@ -82,7 +82,7 @@ def test_private_file_upload_never_passes_through_a_readable_file():
     assert "chmod 0640" in str(install) and "mv -f" in str(install)
     assert [type(c).__name__ for c in upload_commands(ManagedFile("/etc/motd", "hi\n"))] == [
         "StringCommand",
-        "FileUploadCommand",
+        "StagedUpload",
         "StringCommand",
     ]
     assert ManagedFile("/x", "", mode="0600").private and not ManagedFile("/x", "").private

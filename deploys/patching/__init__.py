@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import apt, server
+from pyinfra.operations import server
 from pyinfra.operations.util import any_changed
 
 from deploys.patching.config import DEFAULTS, check_data, verify_script
 from deploys.patching.operations import RebootRequired, upgrades_installed
+from hxinfra import operations as hx
 from hxinfra.components import Component
 from hxinfra.deploytools import component_data, step
 
@@ -35,7 +36,7 @@ def patching() -> None:
     data = component_data(COMPONENT, host.data)
     changes = []
     if step(COMPONENT, host.data, "upgrade"):
-        apt.update(name="Refresh the package lists", cache_time=300)
+        hx.package_lists(name="Refresh the package lists", cache_time=300)
         changes.append(
             upgrades_installed(
                 name="Install the pending security upgrades", security_only=data["patching_security_only"]

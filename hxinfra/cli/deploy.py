@@ -175,6 +175,8 @@ def _print_table(report: Any, runlog: RunLog | None = None) -> None:
         status = click.style(f"{h.status:<11}", fg=COLOURS.get(h.status))
         batch = f"  batch {h.batch}" if len(report.batches) > 1 and h.batch else ""
         echo(f"{status} {h.name:<{width}}  {verb} {h.changed}  ok {h.ok}  failed {h.failed}{batch}")
+        if h.cause:
+            echo(f"{'':<12} {'':<{width}}  cause: {h.cause}")
         if report.check:
             for name in h.changes:
                 echo(f"{'':<12} {'':<{width}}  ~ {name}")

@@ -1,0 +1,126 @@
+"""What a run does when the world misbehaves, as logic: the kept versions are all-or-nothing, a
+failed package refresh fails and stamps nothing, and a failed host's report has one line of cause.
+The same faults on real hosts are in tests/lab/test_faults_lab.py."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from hxinfra.operations import ABSENT, PART, RUN_STAMP, keep_previous_commands, refresh_lists_script
+from hxinfra.runner import UNREACHABLE, cause_of
+from hxinfra.sshlink import DEAD_AFTER_ENV, dead_after
+
+
+def sh(script: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["sh", "-c", script], capture_output=True, text=True, env={**os.environ, **env})
+
+
+def test_the_previous_versions_are_kept_all_together(tmp_path):
+    a, b, gone = tmp_path / "a.conf", tmp_path / "b.conf", tmp_path / "new.conf"
+    a.write_text("a1\n")
+    b.write_text("b1\n")
+    kept = tmp_path / "kept"
+    backups = {str(p): f"{kept}{p}" for p in (a, b, gone)}
+    r = sh(keep_previous_commands(backups, "run-1"))
+    assert r.returncode == 0, r.stderr
+    assert Path(backups[str(a)]).read_text() == "a1\n" and Path(backups[str(b)]).read_text() == "b1\n"
+    assert Path(backups[str(gone)] + ABSENT).exists() and not Path(backups[str(gone)]).exists()
+    assert Path(backups[str(a)] + RUN_STAMP).read_text() == "run-1\n"
+    assert not list(kept.rglob(f"*{PART}"))
+
+
+def test_a_failure_half_way_leaves_the_last_kept_versions_as_they_were(tmp_path):
+    """As on a full disk: the second copy cannot be written. The first path's kept version must
+    still be the previous run's, not this run's (and never a truncated one), and no part is left."""
+    (tmp_path / "sub").mkdir()
+    a, b = tmp_path / "a.conf", tmp_path / "sub" / "b.conf"
+    kept = tmp_path / "kept"
+    backups = {str(a): f"{kept}{a}", str(b): f"{kept}{b}"}
+    a.write_text("a1\n")
+    b.write_text("b1\n")
+    assert sh(keep_previous_commands(backups, "run-1")).returncode == 0
+    a.write_text("a2\n")
+    b.write_text("b2\n")
+    sub = Path(backups[str(b)]).parent  # b's kept copy cannot be written, as on a full disk
+    for f in sub.iterdir():
+        f.unlink()
+    sub.rmdir()
+    sub.write_text("")
+    r = sh(keep_previous_commands(backups, "run-2"))
+    assert r.returncode != 0
+    assert "hxinfra: could not keep the previous versions, nothing was changed: " in r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith("hxinfra: could not keep")  # its cause on the last line
+    assert Path(backups[str(a)]).read_text() == "a1\n"
+    assert Path(backups[str(a)] + RUN_STAMP).read_text() == "run-1\n"
+    assert not list(kept.rglob(f"*{PART}"))
+
+
+@pytest.fixture
+def fake_apt(tmp_path):
+    """An apt-get on PATH that prints what a run against a dead proxy prints, and exits ``$RC``."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    tool = bin_dir / "apt-get"
+    tool.write_text(
+        "#!/bin/sh\necho 'Ign:1 http://deb.debian.org/debian bookworm InRelease'\n"
+        '[ "$RC" = 0 ] && exit 0\n'
+        "echo 'E: Failed to fetch http://deb.debian.org/debian/dists/bookworm/InRelease  "
+        "Could not connect to 10.0.0.1:8888 (10.0.0.1). - connect (111: Connection refused)' >&2\n"
+        "echo 'E: Some index files failed to download.' >&2\nexit 100\n"
+    )
+    tool.chmod(0o755)
+    return {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
+
+
+def test_a_refresh_that_cannot_fetch_fails_with_apts_line_and_stamps_nothing(tmp_path, fake_apt):
+    stamp = tmp_path / "update-success-stamp"
+    r = sh(refresh_lists_script(str(stamp)), RC="100", **fake_apt)
+    assert r.returncode == 100
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("hxinfra: the package lists could not be refreshed, nothing was installed")
+    assert "Could not connect to 10.0.0.1:8888" in last  # apt's own words name the proxy
+    assert not stamp.exists()
+    ok = sh(refresh_lists_script(str(stamp)), RC="0", **fake_apt)
+    assert ok.returncode == 0 and stamp.exists()
+    assert "touch" not in refresh_lists_script(None)
+
+
+def test_the_cause_of_a_failed_host_is_its_last_own_line():
+    seen = [
+        "[web1] Connected\n",
+        "--> Starting operation: Install the site\n",
+        "[web1] \x1b[31mmv: cannot create regular file '/etc/x': No space left on device\x1b[0m\n",
+        "[web2] something else entirely\n",
+        "[web1] Error: executed 3 commands\n",
+    ]
+    assert cause_of("web1", seen) == "mv: cannot create regular file '/etc/x': No space left on device"
+    own = [
+        *seen,
+        "[web1] hxinfra: writing /etc/x.hxinfra-new failed: no space left on /; the partial copy was removed\n",
+    ]
+    assert cause_of("web1", own).startswith("hxinfra: writing /etc/x.hxinfra-new failed")
+    assert len(cause_of("web1", ["[web1] " + "x" * 500])) == 300
+    assert cause_of("web3", seen) == ""
+
+
+def test_only_pyinfras_connect_errors_make_a_host_unreachable():
+    assert UNREACHABLE.search("[web1] Could not connect (timed out)")
+    assert UNREACHABLE.search("[web1] \x1b[31mSSH error (the connection was lost (EOF from the host))")
+    # a command's output that mentions a connection (apt and its proxy) is the command failing, not the host
+    assert not UNREACHABLE.search("[web1] E: Failed to fetch http://x/InRelease  Could not connect to 10.0.0.1:8888")
+    assert not UNREACHABLE.search("[web1] curl: (28) Connection timed out after 5000 ms")
+
+
+def test_the_dead_link_limit_reads_the_environment(monkeypatch):
+    monkeypatch.delenv(DEAD_AFTER_ENV, raising=False)
+    assert dead_after() == 20
+    monkeypatch.setenv(DEAD_AFTER_ENV, "45")
+    assert dead_after() == 45
+    monkeypatch.setenv(DEAD_AFTER_ENV, "1")
+    assert dead_after() == 5  # keepalives need a few seconds between them
+    monkeypatch.setenv(DEAD_AFTER_ENV, "soon")
+    assert dead_after() == 20

@@ -89,7 +89,8 @@ class Lab:
         """Rewrite :attr:`known_hosts` from the host keys each host was given at creation."""
         lines = []
         for h in self.hosts():
-            for pub in sorted((self.host_dir(h.name) / "upper" / "etc" / "ssh").glob("ssh_host_*_key.pub")):
+            upper = self.host_dir(h.name) / ("disk" if h.disk_mb else "") / "upper"
+            for pub in sorted((upper / "etc" / "ssh").glob("ssh_host_*_key.pub")):
                 kind, key = pub.read_text().split()[:2]
                 lines.append(f"{h.ip},{h.name},{h.fqdn} {kind} {key}\n")
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -169,11 +170,16 @@ class Lab:
             self.name, name, index, f"{net_prefix()}.{10 + index}", f"02:68:78:00:{index // 256:02x}:{index % 256:02x}"
         )
 
-    def _create(self, name: str, base: Path, suite: str = SUITE) -> LabHost:
+    def _create(self, name: str, base: Path, suite: str = SUITE, disk_mb: int = 0) -> LabHost:
         host = self._allocate(name)
+        host.disk_mb = disk_mb
         hdir = self.host_dir(name)
-        for sub in ("upper", "work", "root"):
-            (hdir / sub).mkdir(parents=True, exist_ok=True)
+        (hdir / "root").mkdir(parents=True, exist_ok=True)
+        if disk_mb:
+            image = hdir / "disk.img"
+            with open(image, "wb") as fh:  # sparse: only what the host writes takes space here
+                fh.truncate(disk_mb * 1024 * 1024)
+            _run(["mkfs.ext4", "-q", "-F", "-m", "0", str(image)])
         (hdir / "host.json").write_text(json.dumps({k: v for k, v in asdict(host).items() if k != "state"}))
         (hdir / "base").write_text(str(base))
         self._mount(host)
@@ -201,11 +207,26 @@ class Lab:
         )
         return host
 
+    def _layer(self, host: LabHost) -> Path:
+        """Where the host's writable layer lives: its own disk when it has one, mounted first."""
+        hdir = self.host_dir(host.name)
+        if not host.disk_mb:
+            layer = hdir
+        else:
+            layer = hdir / "disk"
+            layer.mkdir(exist_ok=True)
+            if not _is_mount(layer):
+                _run(["mount", "-o", "loop", str(hdir / "disk.img"), str(layer)])
+        for sub in ("upper", "work"):
+            (layer / sub).mkdir(exist_ok=True)
+        return layer
+
     def _mount(self, host: LabHost) -> None:
         hdir = self.host_dir(host.name)
         root = hdir / "root"
         if _is_mount(root):
             return
+        layer = self._layer(host)
         base = (hdir / "base").read_text().strip()
         _run(
             [
@@ -214,7 +235,7 @@ class Lab:
                 "overlay",
                 "overlay",
                 "-o",
-                f"lowerdir={base},upperdir={hdir / 'upper'},workdir={hdir / 'work'}",
+                f"lowerdir={base},upperdir={layer / 'upper'},workdir={layer / 'work'}",
                 str(root),
             ]
         )
@@ -282,8 +303,9 @@ class Lab:
         self._stop(host)
         hdir = self.host_dir(host.name)
         root = hdir / "root"
-        if _is_mount(root) and _run(["umount", str(root)], check=False).returncode != 0:
-            _run(["umount", "-l", str(root)], check=False)
+        for mount in (root, hdir / "disk"):  # the overlay, then the disk under its writable layer
+            if _is_mount(mount) and _run(["umount", str(mount)], check=False).returncode != 0:
+                _run(["umount", "-l", str(mount)], check=False)
         (hdir / ".#root.lck").unlink(missing_ok=True)
         detach(host)
         if remove:
@@ -304,9 +326,16 @@ class Lab:
                     kill_cgroup(f"{CGROUP_PARENT}/{d.name}")
 
     # ----------------------------------------------------------------- public API
-    def up(self, names: list[str], log: LogFn = print, suites: Mapping[str, str] | None = None) -> list[LabHost]:
+    def up(
+        self,
+        names: list[str],
+        log: LogFn = print,
+        suites: Mapping[str, str] | None = None,
+        disks: Mapping[str, int] | None = None,
+    ) -> list[LabHost]:
         """Ensure the named hosts exist and run; return them. Idempotent. ``suites`` gives a host
-        another Debian release than the default (``trixie``: Debian 13) when it is created."""
+        another Debian release than the default (``trixie``: Debian 13) when it is created, ``disks``
+        a disk of its own of that many MiB (a test fills it to see a deploy meet a full disk)."""
         check_prerequisites()
         suites = {n: check_suite(s) for n, s in (suites or {}).items()}
         for n in names:
@@ -333,7 +362,7 @@ class Lab:
                         self._mount(host)
                     else:
                         suite = suites.get(n, SUITE)
-                        host = self._create(n, bases[suite], suite)
+                        host = self._create(n, bases[suite], suite, int((disks or {}).get(n, 0)))
                         created.add(n)
                     attach(host)
                     self._start(host)

@@ -47,6 +47,9 @@ class LabHost:
     index: int
     ip: str
     mac: str
+    # a disk of its own of this many MiB (a loop-mounted ext4 under the overlay's writable layer),
+    # so a test can fill it; 0: the writable layer shares the lab's filesystem
+    disk_mb: int = 0
     state: str = "unknown"
 
     @property

@@ -27,6 +27,10 @@ HOSTS = (
 )
 # the application tier every web front end proxies to, deployed once per session
 STACK = ("hx-db-01", "hx-api-01", "hx-app-01", "hx-app-02")
+# hosts with a disk of their own (MiB) that the fault tests fill: a front end and a database server
+SMALL_DISKS = {"hx-web-02": 3072, "hx-db-02": 3072}
+# set to 1 while iterating: the lab outlives the session and the next one reuses its running hosts
+KEEP = os.environ.get("HXINFRA_TEST_KEEP_LAB") == "1"
 
 
 class LabSession:
@@ -149,7 +153,10 @@ def lab():
 
         # hx-db-01 on Debian 13 (PostgreSQL 17), as inventories/fleet.yml says, the others on Debian 12
         session.lab.up(
-            list(HOSTS), log=lambda m: print(f"lab: {m}"), suites=topology_suites(ROOT / "inventories/lab.py")
+            list(HOSTS),
+            log=lambda m: print(f"lab: {m}"),
+            suites=topology_suites(ROOT / "inventories/lab.py"),
+            disks=SMALL_DISKS,
         )
         issue_host_certificates(session.lab)
         start_model_stub(session.lab, "hx-api-01")  # as `lab up` does on the API hosts
@@ -159,18 +166,20 @@ def lab():
         assert all(h["status"] in ("changed", "ok") for h in report["hosts"]), r.stderr[-4000:]
         yield session
     finally:
-        session.lab.down()
+        if not KEEP:
+            session.lab.down()
 
 
 class RequestLoop:
     """GET ``url`` over and over from this machine (the lab CA trusted) until stopped, or by
-    itself after ``limit`` seconds; counts answers by release and every failure."""
+    itself after ``limit`` seconds; counts answers by release and every failure. With ``rate``,
+    at most that many requests a second (a steady load), else as fast as answers come."""
 
-    def __init__(self, url: str, cafile: str, limit: float = 300) -> None:
+    def __init__(self, url: str, cafile: str, limit: float = 300, rate: float = 0) -> None:
         import collections
         import threading
 
-        self.url, self.cafile, self.limit = url, cafile, limit
+        self.url, self.cafile, self.limit, self.rate = url, cafile, limit, rate
         self.releases: collections.Counter[str] = collections.Counter()
         self.failures: list[str] = []
         self._stop = threading.Event()
@@ -182,8 +191,14 @@ class RequestLoop:
         import urllib.request
 
         ctx = ssl.create_default_context(cafile=self.cafile)
-        end = time.monotonic() + self.limit
+        start = time.monotonic()
+        end, sent = start + self.limit, 0
         while not self._stop.is_set() and time.monotonic() < end:
+            if self.rate:  # the next request's slot: a steady pace, not a burst after a slow answer
+                self._stop.wait(max(0.0, start + sent / self.rate - time.monotonic()))
+                if self._stop.is_set():
+                    break
+            sent += 1
             try:
                 with urllib.request.urlopen(self.url, timeout=10, context=ctx) as r:
                     r.read()
@@ -202,3 +217,34 @@ class RequestLoop:
     @property
     def total(self) -> int:
         return sum(self.releases.values()) + len(self.failures)
+
+
+def run_until(lab: LabSession, args: list[str], marker: str, action, timeout: float = 600):
+    """Run hxinfra ``args`` (``--json``) in a child and call ``action()`` the moment its progress
+    shows ``marker`` (an operation starting): a fault injected in the middle of a real run.
+    Returns the child's result, its JSON report and whether the marker was seen."""
+    import threading
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hxinfra", *args, "--json"],
+        cwd=ROOT,
+        env=lab.env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    out: list[str] = []
+    reader = threading.Thread(target=lambda: out.append(proc.stdout.read()), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    err, seen = [], False
+    for line in proc.stderr:  # type: ignore[union-attr]
+        err.append(line)
+        if not seen and marker in line:
+            seen = True
+            action()
+    proc.wait(timeout)
+    reader.join(30)
+    stdout = "".join(out)
+    result = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, "".join(err))
+    return result, (json.loads(stdout) if stdout.strip() else {}), seen

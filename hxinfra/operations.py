@@ -247,6 +247,14 @@ def mode_of(item: ManagedFile) -> str:
     return f"{int(item.mode, 8):04o}"
 
 
+# The line of a validator's output that says why: the first that reads as an error (nginx's
+# [emerg], psql's "error:", sshd's message), else the last one not indented (not a hint line).
+REASON_AWK = (
+    '{ s = tolower($0) } s ~ /error|emerg|fatal|invalid|fail|denied|refused/ && f == "" { f = $0 } '
+    '/^[^ \t]/ { l = $0 } END { print (f != "" ? f : l) }'
+)
+
+
 def keep_previous_commands(backups: dict[str, str], run_id: str) -> str:
     """One shell script that keeps the previous version of each path (``path -> kept copy``).
 
@@ -342,9 +350,11 @@ def _config_set(  # the operation itself; config_set() below names its paths fir
             for path, b in backups.items()
         )
         script = (
-            f"out=$( {validate} 2>&1 ) || {{ rc=$?; {restore} ; "
+            # the braces: a validator that is a list (a && b || c) has all its output captured, not its last part's
+            f"out=$( {{ {validate} ; }} 2>&1 ) || {{ rc=$?; {restore} ; "
             f'printf "%s\\n" "$out" >&2; '
-            f"printf 'hxinfra: validation failed (%s, rc=%s); previous config restored\\n' {q(label)} \"$rc\" >&2; "
+            f"printf 'hxinfra: validation failed (%s, rc=%s), previous config restored: %s\\n' {q(label)} \"$rc\" "
+            f'"$(printf "%s\\n" "$out" | awk {q(REASON_AWK)})" >&2; '
             "exit 1; }"
         )
         yield StringCommand("sh", "-c", q(script))

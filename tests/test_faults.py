@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hxinfra.operations import ABSENT, PART, RUN_STAMP, keep_previous_commands, refresh_lists_script
+from hxinfra.operations import ABSENT, PART, REASON_AWK, RUN_STAMP, keep_previous_commands, refresh_lists_script
 from hxinfra.runner import UNREACHABLE, cause_of
 from hxinfra.sshlink import DEAD_AFTER_ENV, dead_after
 
@@ -124,3 +124,24 @@ def test_the_dead_link_limit_reads_the_environment(monkeypatch):
     assert dead_after() == 5  # keepalives need a few seconds between them
     monkeypatch.setenv(DEAD_AFTER_ENV, "soon")
     assert dead_after() == 20
+
+
+@pytest.mark.parametrize(
+    ("output", "reason"),
+    [
+        (
+            'psql: error: connection to server on socket "/run/postgresql/.s.PGSQL.5432" failed\n'
+            "\tIs the server running locally and accepting connections on that socket?\n",
+            'psql: error: connection to server on socket "/run/postgresql/.s.PGSQL.5432" failed',
+        ),
+        (
+            'nginx: [emerg] unknown directive "lisen" in /etc/nginx/sites-enabled/webui.conf:3\n'
+            "nginx: configuration file /etc/nginx/nginx.conf test failed\n",
+            'nginx: [emerg] unknown directive "lisen" in /etc/nginx/sites-enabled/webui.conf:3',
+        ),
+        ("starting\n  a detail\nstopped at line 3\n", "stopped at line 3"),
+    ],
+)
+def test_a_failed_validation_is_named_by_the_line_that_says_why(output, reason):
+    r = subprocess.run(["awk", REASON_AWK], input=output, capture_output=True, text=True, check=True)
+    assert r.stdout.strip() == reason

@@ -22,7 +22,7 @@ import shlex
 
 from pyinfra import host, logger
 from pyinfra.api import deploy
-from pyinfra.operations import apt, server
+from pyinfra.operations import server
 
 from deploys.ca_trust.config import CERT_DIR
 from deploys.pg_auth.config import (
@@ -48,7 +48,7 @@ from deploys.pg_auth.config import (
     settings,
     validate_command,
 )
-from deploys.pg_auth.facts import PgAuthState, PgKeytab, PgRunningPort, PgSettings
+from deploys.pg_auth.facts import PgKeytab, PgRunningPort, PgSettings
 from deploys.pg_auth.operations import pg_sql
 from deploys.pg_auth.sql import sql_plan
 from hxinfra import operations as hx
@@ -89,7 +89,7 @@ def pg_auth() -> None:
             cache_time=24 * 3600,
         )
         repo = config_set(name=f"Write {PGDG_SOURCES} (removed unless pg_auth_pgdg)", items=repo_files(data))
-        apt.update(name="Update the apt lists after a repository change", _if=repo.did_change)
+        hx.package_lists(name="Update the apt lists after a repository change", _if=repo.did_change)
         hx.packages(
             name="Install the PostgreSQL server and client of pg_auth_version",
             packages=[f"postgresql-{version}", f"postgresql-client-{version}"],
@@ -97,6 +97,12 @@ def pg_auth() -> None:
     running_port = host.get_fact(PgRunningPort, version=version, cluster=data["pg_auth_cluster"]) or int(
         data["pg_auth_port"]
     )
+    # started before its files are checked: PostgreSQL's own check of pg_hba.conf and the settings
+    # asks the running server, and a cluster found stopped comes back first with its last good config
+    if step(COMPONENT, host.data, "service"):
+        hx.service(
+            name="Start and enable the PostgreSQL cluster's service", service=p["service"], running=True, enabled=True
+        )
     config = None
     if step(COMPONENT, host.data, "config", "security"):
         hx.directory(
@@ -111,10 +117,7 @@ def pg_auth() -> None:
             name="Write the PostgreSQL drop-in and pg_hba.conf, validated by PostgreSQL",
             items=desired_config(data, host.name),
             validate=validate_command(data, running_port),
-        )
-    if step(COMPONENT, host.data, "service"):
-        hx.service(
-            name="Start and enable the PostgreSQL cluster's service", service=p["service"], running=True, enabled=True
+            validate_label="PostgreSQL's own check of the files (postgres -C, pg_hba_file_rules, pg_file_settings)",
         )
     if config is not None:
         # PostgreSQL decides: settings it reports pending_restart after the reload force a restart;
@@ -154,13 +157,12 @@ def pg_auth() -> None:
             _if=keytab_missing,
         )
     if step(COMPONENT, host.data, "roles", "databases"):
-        names = [r["name"] for r in roles(data)]
-        dbs = [d["name"] for d in databases(data)]
-        # read on the port that runs now; the SQL runs after a restart, on the configured port
-        current = host.get_fact(PgAuthState, port=running_port, role_names=names, db_names=dbs)
         pg_sql(
             name="Create/alter roles, then databases and their privileges (SQL from a 0600 file)",
-            statements=sql_plan(data, current),
-            port=int(data["pg_auth_port"]),
+            plan=lambda current: sql_plan(data, current),
+            role_names=[r["name"] for r in roles(data)],
+            db_names=[d["name"] for d in databases(data)],
+            version=version,
+            cluster=data["pg_auth_cluster"],
             backup_roles=bool(data["pg_auth_backup_roles"]),
         )

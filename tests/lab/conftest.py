@@ -173,7 +173,11 @@ def lab():
 class RequestLoop:
     """GET ``url`` over and over from this machine (the lab CA trusted) until stopped, or by
     itself after ``limit`` seconds; counts answers by release and every failure. With ``rate``,
-    at most that many requests a second (a steady load), else as fast as answers come."""
+    that many requests a second (a steady load: each request has its time slot, taken by one of
+    a few workers, so a slow answer does not slow the pace), else one after another as fast as
+    answers come."""
+
+    WORKERS = 4
 
     def __init__(self, url: str, cafile: str, limit: float = 300, rate: float = 0) -> None:
         import collections
@@ -183,7 +187,16 @@ class RequestLoop:
         self.releases: collections.Counter[str] = collections.Counter()
         self.failures: list[str] = []
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._lock = threading.Lock()
+        self._sent = 0
+        self._start = 0.0
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(self.WORKERS if rate else 1)]
+
+    def _next_slot(self) -> float:
+        with self._lock:
+            slot = self._start + self._sent / self.rate
+            self._sent += 1
+        return slot
 
     def _run(self) -> None:
         import ssl
@@ -191,38 +204,47 @@ class RequestLoop:
         import urllib.request
 
         ctx = ssl.create_default_context(cafile=self.cafile)
-        start = time.monotonic()
-        end, sent = start + self.limit, 0
+        end = self._start + self.limit
         while not self._stop.is_set() and time.monotonic() < end:
-            if self.rate:  # the next request's slot: a steady pace, not a burst after a slow answer
-                self._stop.wait(max(0.0, start + sent / self.rate - time.monotonic()))
+            if self.rate:
+                self._stop.wait(max(0.0, self._next_slot() - time.monotonic()))
                 if self._stop.is_set():
                     break
-            sent += 1
             try:
                 with urllib.request.urlopen(self.url, timeout=10, context=ctx) as r:
                     r.read()
-                    self.releases[r.headers.get("X-HX-Release", "?")] += 1
+                    release = r.headers.get("X-HX-Release", "?")
+                with self._lock:
+                    self.releases[release] += 1
             except Exception as e:  # noqa: BLE001 - every failure is counted and shown
-                self.failures.append(str(e))
+                with self._lock:
+                    self.failures.append(str(e))
 
     def __enter__(self) -> RequestLoop:
-        self._thread.start()
+        import time
+
+        self._start = time.monotonic()
+        for t in self._threads:
+            t.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        self._thread.join(30)
+        for t in self._threads:
+            t.join(30)
 
     @property
     def total(self) -> int:
         return sum(self.releases.values()) + len(self.failures)
 
 
-def run_until(lab: LabSession, args: list[str], marker: str, action, timeout: float = 600):
-    """Run hxinfra ``args`` (``--json``) in a child and call ``action()`` the moment its progress
-    shows ``marker`` (an operation starting): a fault injected in the middle of a real run.
-    Returns the child's result, its JSON report and whether the marker was seen."""
+def run_until(lab: LabSession, args: list[str], marker: str, action, timeout: float = 600, pause: bool = False):
+    """Run hxinfra ``args`` (``--json``) in a child and call ``action()`` the moment it starts the
+    operation named ``marker``: a fault injected in the middle of a real run. With ``pause`` the
+    child is stopped (SIGSTOP) while ``action`` runs, so the fault is in place before the
+    operation's next command. Returns the child's result, its JSON report and whether the
+    operation started."""
+    import signal
     import threading
 
     proc = subprocess.Popen(
@@ -240,9 +262,15 @@ def run_until(lab: LabSession, args: list[str], marker: str, action, timeout: fl
     err, seen = [], False
     for line in proc.stderr:  # type: ignore[union-attr]
         err.append(line)
-        if not seen and marker in line:
+        if not seen and "Starting operation:" in line and marker in line:
             seen = True
-            action()
+            if pause:
+                os.kill(proc.pid, signal.SIGSTOP)
+            try:
+                action()
+            finally:
+                if pause:
+                    os.kill(proc.pid, signal.SIGCONT)
     proc.wait(timeout)
     reader.join(30)
     stdout = "".join(out)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shlex
+import subprocess
+import time
 
 import pytest
 
@@ -139,6 +141,85 @@ def test_join_beside_systemd_resolved_keeps_its_stub(lab, ad, tmp_path):
             "DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq systemd-resolved >/dev/null; "
             "rm -f /etc/resolv.conf /etc/systemd/resolved.conf.d/hx-ad.conf; : > /etc/resolv.conf",
         )
+
+
+LOCAL = "hx-local-ops"  # a local account with a key, in a group sshd lets in
+
+
+def local_login(lab) -> subprocess.CompletedProcess[str]:
+    """A key login of the local account through sshd (PAM's account and session stacks, NSS)."""
+    cmd = lab.lab.ssh_command(FRESH, "id -un")
+    cmd[-2] = cmd[-2].replace("root@", f"{LOCAL}@")
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+
+def local_accounts(lab) -> str:
+    return lab.ssh(FRESH, f"getent passwd root {LOCAL}; getent shadow root {LOCAL}; getent group hx-ssh").stdout
+
+
+def dc_answers(lab) -> bool:
+    """The DC's own DNS has its LDAP service record and its LDAP and Kerberos ports listen."""
+    r = lab.ssh(
+        DC,
+        f"host -t SRV _ldap._tcp.{DOMAIN} 127.0.0.1 >/dev/null && "
+        "ss -Hltn | grep -q ':389 ' && ss -Hltn | grep -q ':88 '",
+        check=False,
+    )
+    return r.returncode == 0
+
+
+def test_the_dc_down_during_a_join_fails_clearly_and_the_member_keeps_its_local_logins(lab, ad, tmp_path):
+    """Samba stopped on the DC while a new member joins: the run fails on that host with one line
+    of cause, its local accounts, NSS and PAM are as they were (a local login still works), and no
+    half-join is left; with Samba back, one run joins it and the next changes nothing."""
+    dc_ip = lab.ip(DC)
+    password = ad["vault_lab_dc_admin_password"]
+    extra = secret_vars(tmp_path, ad_join_dns_servers=f"[{dc_ip}]", ad_join_admin_password=password)
+    join = ("ad_join", "--limit", FRESH, "-e", extra)
+    resolv = lab.ssh(FRESH, "cat /etc/resolv.conf").stdout
+    lab.ssh(
+        FRESH,
+        f"groupadd -f hx-ssh && useradd -m -G hx-ssh -s /bin/bash {LOCAL} && install -d -m 700 -o {LOCAL} "
+        f"/home/{LOCAL}/.ssh && install -m 600 -o {LOCAL} /root/.ssh/authorized_keys /home/{LOCAL}/.ssh/",
+    )
+    before = local_accounts(lab)
+    assert local_login(lab).stdout.strip() == LOCAL
+    lab.ssh(DC, "systemctl stop samba-ad-dc")
+    try:
+        r, report = lab.hx_deploy(*join, check=False)
+        assert r.returncode == 1
+        (entry,) = report["hosts"]
+        assert entry["host"] == FRESH and entry["status"] == "failed", entry
+        assert f"cannot discover AD domain {DOMAIN}" in entry["cause"] and "\n" not in entry["cause"], entry
+        assert password not in r.stdout + r.stderr
+        assert local_accounts(lab) == before  # the local accounts as they were
+        login = local_login(lab)  # and a local login still works (sshd, PAM, NSS)
+        assert login.returncode == 0 and login.stdout.strip() == LOCAL, login.stderr
+        state = lab.ssh(
+            FRESH,
+            "realm list --name-only; ls /etc/krb5.keytab /etc/sssd/sssd.conf /root/.hxinfra-join-* 2>&1 | "
+            "grep -c 'No such file'",
+        )
+        assert state.stdout.split() == ["3"]  # not a member, no keytab, no sssd.conf, no password file
+    finally:
+        lab.ssh(DC, "systemctl start samba-ad-dc")
+    try:
+        for _ in range(60):
+            if dc_answers(lab):
+                break
+            time.sleep(1)
+        assert dc_answers(lab), "the DC did not come back"
+        r, report = lab.hx_deploy(*join)
+        assert report["hosts"][0]["status"] == "changed", r.stderr[-3000:]
+        assert lab.ssh(FRESH, "realm list --name-only").stdout.strip() == DOMAIN
+        assert lab.ssh(FRESH, "getent passwd administrator").stdout.startswith("administrator:")
+        assert local_login(lab).stdout.strip() == LOCAL  # local logins beside the domain's
+        r, again = lab.hx_deploy(*join, "--detailed-exitcode")
+        assert r.returncode == 0 and again["hosts"][0]["changed"] == 0, r.stderr[-3000:]
+        lab.hx_deploy(*join, "-e", "ad_join_present=false")
+        assert lab.ssh(FRESH, "realm list --name-only").stdout.strip() == ""
+    finally:  # later tests expect this host's own resolver back, and no extra account
+        lab.ssh(FRESH, f"printf %s {shlex.quote(resolv)} > /etc/resolv.conf; userdel -r {LOCAL}", check=False)
 
 
 def test_leave(lab, ad):

@@ -5,6 +5,7 @@ every failed request; a broken release never takes traffic; one app server down 
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -133,3 +134,31 @@ def test_a_broken_release_never_takes_traffic(lab, front):
     assert "HX web UI 1.0.0 (blue)" in lab.curl_https(WEB).stdout
     r, report = deploy_stack(lab)  # the data's release again: back to a converged stack
     assert all(h["status"] in ("ok", "changed") for h in report["hosts"])
+
+
+def test_a_full_site_run_changing_nginx_pg_auth_and_the_web_ui_fails_no_request(lab, front):
+    """20 requests a second against the front end for the whole of one site run that changes
+    nginx (a directive), PostgreSQL (a setting: a reload) and the web UI (a new release, switched
+    blue-green) at once: not one request fails. The counts are printed for the README."""
+    lab.build_release("1.1.0")
+    changes = ("-e", "nginx_client_max_body_size=21m", "-e", "{pg_auth_settings: {log_min_duration_statement: 2500}}")
+    with RequestLoop(front.replace(f"{WEB}.{LAB_DOMAIN}", lab.ip(WEB)), lab.ca_file, limit=600, rate=20) as requests:
+        started = time.monotonic()
+        r, report = deploy_stack(lab, *changes, "-e", "webui_version=1.1.0")
+        took = time.monotonic() - started
+    changed = {h["host"]: h["changed"] for h in report["hosts"]}
+    assert all(h["status"] == "changed" for h in report["hosts"]), r.stderr[-3000:]
+    print(
+        f"load during a site run of {took:.0f} s: {requests.total} requests at 20/s, "
+        f"{len(requests.failures)} failed, answers by release {dict(requests.releases)}, changes {changed}"
+    )
+    assert requests.failures == [], requests.failures[:3]
+    assert requests.total >= 20 * took * 0.8, (requests.total, took)  # the load held for the whole run
+    assert requests.releases["1.0.0 blue"] > 0 and requests.releases["1.1.0 green"] > 0, requests.releases
+    assert "client_max_body_size 21m;" in lab.ssh(WEB, "cat /etc/nginx/sites-available/webui.conf").stdout
+    setting = lab.ssh(DB, "runuser -u postgres -- psql -XAtc 'SHOW log_min_duration_statement'").stdout.strip()
+    assert setting == "2500ms", setting
+    r, again = deploy_stack(lab, *changes, "-e", "webui_version=1.1.0", "--detailed-exitcode")
+    assert r.returncode == 0 and all(h["changed"] == 0 for h in again["hosts"]), r.stderr[-3000:]
+    r, report = deploy_stack(lab)  # the inventory's settings and release again
+    assert "HX web UI 1.0.0" in lab.curl_https(WEB).stdout

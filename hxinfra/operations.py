@@ -32,7 +32,7 @@ from pyinfra.api.exceptions import OperationError, OperationValueError
 from pyinfra.facts.files import FileContents
 from typing_extensions import override  # typing.override is 3.12+
 
-from hxinfra import batch
+from hxinfra import batch, drift
 from hxinfra.desired import ConfigItem, ManagedFile, ManagedLink
 from hxinfra.validate import CONTROL
 from hxinfra.vault import MASK, redact
@@ -127,8 +127,12 @@ def mask_removed_values(lines: list[str]) -> list[str]:
     return out
 
 
-def _log_diff(item: ConfigItem, change: str, state: dict[str, Any]) -> None:
-    prefix = host.print_prefix
+CHANGE_WORDS = {"content": "content", "meta": "owner/mode", "link": "link", "absent": "present, wanted absent"}
+
+
+def _diff(item: ConfigItem, change: str, state: dict[str, Any]) -> tuple[str, str, list[str]]:
+    """What a change of ``item`` is: (what differs, a headline, its masked diff lines): a private
+    file's removed values are masked, a sensitive file's lines hidden, every line redacted."""
     if isinstance(item, ManagedFile) and change == "content":
         old = None
         if state.get("kind") == "F" and item.private:
@@ -137,24 +141,33 @@ def _log_diff(item: ConfigItem, change: str, state: dict[str, Any]) -> None:
             old_lines = host.get_fact(FileContents, path=item.path) or []
             old = "".join(f"{line}\n" for line in old_lines)
         verb = "create" if old is None else "modify"
-        logger.info(f"{prefix}Will {verb} {item.path}")
         lines = unified_diff(item.path, old, item.content)
         if item.private:
             lines = mask_removed_values(lines)
         if item.sensitive:
             changed = sum(1 for line in lines[2:] if line[:1] in "+-")
             lines = [*lines[:2], f"@@ contents hidden: sensitive file, {changed} line(s) differ @@\n"]
-        for line in lines:
-            logger.info(f"    {redact(line.rstrip(chr(10)))}")
-    elif isinstance(item, ManagedFile):
-        logger.info(
-            f"{prefix}Will set {item.path} to {item.user}:{item.group} {item.mode} "
-            f"(was {state['user']}:{state['group']} {state['mode']:04o})"
+        what = "missing" if old is None else "content"
+        return what, f"Will {verb} {item.path}", [redact(line.rstrip(chr(10))) for line in lines]
+    if isinstance(item, ManagedFile):
+        was = f"{state['user']}:{state['group']} {state['mode']:04o}"
+        return (
+            f"owner/mode {was}, wanted {item.user}:{item.group} {item.mode}",
+            f"Will set {item.path} to {item.user}:{item.group} {item.mode} (was {was})",
+            [],
         )
-    elif isinstance(item, ManagedLink):
-        logger.info(f"{prefix}Will link {item.path} -> {item.target}")
-    else:
-        logger.info(f"{prefix}Will remove {item.path}")
+    if isinstance(item, ManagedLink):
+        return f"link, wanted -> {item.target}", f"Will link {item.path} -> {item.target}", []
+    return "present, wanted absent", f"Will remove {item.path}", []
+
+
+def _log_diff(item: ConfigItem, change: str, state: dict[str, Any]) -> tuple[str, list[str]]:
+    """Print a change's diff (``--diff``); returns what differs and the lines, for :mod:`hxinfra.drift`."""
+    what, headline, lines = _diff(item, change, state)
+    logger.info(f"{host.print_prefix}{headline}")
+    for line in lines:
+        logger.info(f"    {line}")
+    return what, lines
 
 
 def _check_items(items: Sequence[ConfigItem]) -> None:
@@ -319,9 +332,16 @@ def _config_set(  # the operation itself; config_set() below names its paths fir
         host.noop(f"{len(items)} config paths already as wanted")
         return
 
-    if state.config.DIFF:
-        for item, change in changes:
-            _log_diff(item, change, states.get(item.path, {}))
+    for item, change in changes:
+        if state.config.DIFF:
+            what, lines = _log_diff(item, change, states.get(item.path, {}))
+        elif drift.active():  # names only: no file is read for a diff nobody asked for
+            missing = states.get(item.path, {}).get("kind", "N") == "N"
+            what = "missing" if missing and change == "content" else CHANGE_WORDS[change]
+            lines = []
+        else:
+            continue
+        drift.note(host.name, "path", item.path, what, lines)
 
     q = shlex.quote
     backups = {item.path: f"{backup_dir}{item.path}" for item, _ in changes}
@@ -412,6 +432,11 @@ def _service(  # the operation itself; service() below names its unit first
     if daemon_reload:
         yield StringCommand("systemctl", "daemon-reload")
     is_running = info.get("sub") in ("running", "waiting", "exited", "listening", "mounted")
+    is_enabled = info.get("file") in ("enabled", "static")
+    if running is not None and running != is_running:
+        drift.note(host.name, "service", unit, "not running" if running else "running, wanted stopped")
+    if enabled is not None and enabled != is_enabled:
+        drift.note(host.name, "service", f"{unit} at boot", "not enabled" if enabled else "enabled, wanted disabled")
     if running is True and not is_running:
         yield StringCommand("systemctl", "start", QuoteString(unit))
     elif running is False and is_running:
@@ -420,7 +445,6 @@ def _service(  # the operation itself; service() below names its unit first
         yield StringCommand("systemctl", "restart", QuoteString(unit))
     if reloaded and is_running:
         yield StringCommand("systemctl", "reload", QuoteString(unit))
-    is_enabled = info.get("file") in ("enabled", "static")
     if enabled is True and not is_enabled:
         yield StringCommand("systemctl", "enable", QuoteString(unit))
     elif enabled is False and is_enabled:
@@ -464,6 +488,9 @@ def _packages(  # the operation itself; packages() below names its packages firs
     if len(names) == len(packages) and all(installed.get(n) for n in names):
         host.noop(f"{len(names)} package(s) installed")
         return
+    for name in names:
+        if not installed.get(name):
+            drift.note(host.name, "package", name, "not installed")
     if update:
         yield from _refresh_lists(cache_time)
     yield from apt.packages._inner(packages=packages, no_recommends=no_recommends)
@@ -543,6 +570,7 @@ def _directory(path: str, user: str, group: str, mode: str) -> Generator[Any, An
     if kind == "D" and (found["mode"], found["user"], found["group"]) == (want_mode, user, group):
         host.noop(f"directory {path} is as wanted")
         return
+    drift.note(host.name, "directory", path, "missing" if kind == "N" else "owner/mode")
     q = shlex.quote
     yield StringCommand(
         "sh",
@@ -570,6 +598,8 @@ def _system_user(user: str, home: str, shell: str = "/usr/sbin/nologin") -> Gene
     """
     found = batch.lookup("accounts", [user])[user]
     q = shlex.quote
+    if found is None or (found["home"], found["shell"]) != (home, shell):
+        drift.note(host.name, "account", user, "missing" if found is None else "home/shell")
     if found is None:  # a group of the same name (left by an earlier account) is reused, not an error
         yield StringCommand(
             "sh",

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_history(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The suite's runs (and its children's) go into a run history of its own, never the operator's."""
+    state = tmp_path_factory.mktemp("state")
+    os.environ["HXINFRA_STATE"] = str(state)
+    return state
 
 
 @pytest.fixture

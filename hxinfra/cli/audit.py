@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from hxinfra import history
 from hxinfra.adhoc import Session
 from hxinfra.audit import STANDARDS, HostAudit, as_json, host_controls, parse, report_html, script, select, table
 from hxinfra.cli.common import ENV_OPTION, _load, guide_vars
@@ -46,6 +47,7 @@ GUIDE = {"security_policy": "standard", "target_hosts": "limit"}
 )
 @click.option("--json", "as_json_out", is_flag=True, help="Print the results as JSON to stdout.")
 @vault_options()
+@history.recorded("audit")
 def audit(
     env_name: str,
     pattern: str | None,
@@ -89,6 +91,19 @@ def audit(
     if html_file:
         html_file.write_text(redact(report_html(results, f"hxinfra audit: {env_name}", standard)), encoding="utf-8")
         click.echo(f"report: {html_file}", err=True)
+    history.set_hosts(
+        [
+            history.HostResult(
+                r.host,
+                "unreachable" if not r.reachable else ("failed" if r.failed else "ok"),
+                ok=sum(x.passed for x in r.results),
+                failed=len(r.failed),
+                cause=", ".join(r.failed),
+                items=[("control", c, "failed") for c in r.failed],
+            )
+            for r in results
+        ]
+    )
     bad = [f"{r.host}: {', '.join(r.failed)}" for r in results if r.failed]
     if bad:
         click.echo("hxinfra: audit failures: " + "; ".join(bad), err=True)

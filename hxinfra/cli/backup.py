@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from hxinfra import history
 from hxinfra.adhoc import HostResult, Session
 from hxinfra.cli.common import ENV_OPTION, _load, guide_vars
 from hxinfra.cli.vault import vault_options
@@ -43,6 +44,18 @@ def _session_run(env_name: str, pattern: str, command: str) -> tuple[Any, list[H
 
 
 def _finish(results: list[dict[str, Any]], as_json: bool) -> None:
+    history.set_hosts(
+        [
+            history.HostResult(
+                r["host"],
+                "ok" if r["ok"] else "failed",
+                cause="" if r["ok"] else str(r.get("detail", "")),
+                items=[("path", p, "restored") for p in r.get("restored", [])]
+                + ([("backup", str(r["id"]), "made")] if r.get("id") else []),
+            )
+            for r in results
+        ]
+    )
     if as_json:
         click.echo(redact(json.dumps(results, indent=2)))
     else:
@@ -80,6 +93,7 @@ def _finish(results: list[dict[str, Any]], as_json: bool) -> None:
 )
 @JSON
 @vault_options()
+@history.recorded("backup", target=lambda kw: "run")
 def backup_run(
     env_name: str,
     pattern: str | None,
@@ -254,6 +268,12 @@ def backup_verify(env_name: str, pattern: str, backup_id: str, as_json: bool, ke
 )
 @JSON
 @vault_options()
+@history.recorded(
+    "restore",
+    target=lambda kw: (
+        "config" if kw.get("component") else "db" if kw.get("database") else "path" if kw.get("path") else "time"
+    ),
+)
 def restore(
     env_name: str,
     pattern: str | None,

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from hxinfra import drift, history
 from hxinfra.cli.common import ENV_OPTION, PROTECTED_ENVS
 from hxinfra.cli.vault import vault_options
 from hxinfra.errors import HxError
@@ -75,6 +76,7 @@ from hxinfra.vault import Keyring
     help="Append this run's output, timestamped and with secrets masked, to a private (0600) log file.",
 )
 @vault_options()
+@history.recorded("deploy", target=lambda kw: str(kw["deploy"]))
 def deploy(
     deploy: str,
     env_name: str,
@@ -135,7 +137,9 @@ def deploy(
             ],
         )
     with runlog if runlog is not None else contextlib.nullcontext():
-        report = run_deploy(root, env_name, deploy, options, keyring=keyring, log=Tee(sys.stderr, runlog))
+        with drift.collecting() as findings:  # what changed, by name, for the history
+            report = run_deploy(root, env_name, deploy, options, keyring=keyring, log=Tee(sys.stderr, runlog))
+        history.set_hosts(history_hosts(report, findings))
         if as_json:
             click.echo(json.dumps(report.as_dict(), indent=2))
         _print_table(report, runlog)
@@ -143,6 +147,17 @@ def deploy(
         sys.exit(1)
     if detailed_exitcode and report.changed:
         sys.exit(2)
+
+
+def history_hosts(report: DeployReport, findings: drift.Findings) -> list[history.HostResult]:
+    """Each host's result for the history: its counts, its cause, and the names of what changed
+    (or would change, in check mode): the engine's findings and the other operations' names."""
+    out = []
+    for h in report.hosts.values():
+        items = [(f.kind, f.name, f.detail) for f in findings.of(h.name)] if h.changed else []
+        items += [("operation", name, "changed" if not report.check else "would change") for name in h.changes]
+        out.append(history.HostResult(h.name, h.status, h.changed, h.ok, h.failed, h.cause, items))
+    return out
 
 
 def _extra_names(extra: tuple[str, ...]) -> list[str]:

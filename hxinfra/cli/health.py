@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from hxinfra import history
 from hxinfra.adhoc import Session
 from hxinfra.cli.common import ENV_OPTION, _load, guide_vars
 from hxinfra.cli.vault import vault_options
@@ -55,6 +56,7 @@ GUIDE_KEYS = {"target_hosts": "limit", "services": "services", "disk_threshold":
 )
 @click.option("--json", "as_json_out", is_flag=True, help="Print the results as JSON to stdout.")
 @vault_options()
+@history.recorded("health")
 def health(
     env_name: str,
     pattern: str | None,
@@ -150,6 +152,19 @@ def _check(
     if html_file:
         html_file.write_text(redact(report_html(results, f"hxinfra health: {env_name}")), encoding="utf-8")
         click.echo(f"report: {html_file}", err=True)
+    history.set_hosts(
+        [
+            history.HostResult(
+                r.host,
+                "ok" if r.ok else ("unreachable" if not r.reachable else "failed"),
+                ok=sum(c.ok for c in r.checks),
+                failed=len(r.failures),
+                cause=", ".join(r.failures),
+                items=[("check", f, "failed") for f in r.failures if r.reachable],
+            )
+            for r in results
+        ]
+    )
     bad = [f"{r.host}: {f}" for r in results for f in r.failures]
     if bad:
         click.echo("hxinfra: health failures: " + "; ".join(bad), err=True)

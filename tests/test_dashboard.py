@@ -1,0 +1,127 @@
+"""The dashboard: a static site built from the run history, read back as a browser's DOM would be."""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+
+import pytest
+from click.testing import CliRunner
+
+from hxinfra import history
+from hxinfra.history import HostResult, Run
+
+
+class Page(HTMLParser):
+    """The rows a page holds (their data-* attributes), its links, and whether it loads anything."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[dict[str, str]] = []
+        self.links: set[str] = set()
+        self.external: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        a = {k: v or "" for k, v in attrs}
+        if tag == "tr" and any(k.startswith("data-") for k in a):
+            self.rows.append(a)
+        if tag == "a" and "href" in a:
+            self.links.add(a["href"].split("#")[0])
+        if tag in ("script", "link", "img", "iframe") or (tag == "a" and "://" in a.get("href", "")):
+            self.external.append(tag)
+
+
+def read(path) -> Page:
+    p = Page()
+    p.feed(path.read_text())
+    return p
+
+
+@pytest.fixture
+def fleet_history(tmp_path, monkeypatch):
+    monkeypatch.setenv(history.STATE_ENV, str(tmp_path / "state"))
+    t = 1_780_000_000.0
+    runs = [
+        (
+            Run(
+                "deploy",
+                env="lab",
+                target="site",
+                started=t,
+                hosts=[HostResult("web1", "changed"), HostResult("db1", "changed")],
+            ),
+            0,
+        ),
+        (
+            Run(
+                "drift",
+                env="lab",
+                target="site",
+                started=t + 60,
+                hosts=[
+                    HostResult("web1", "drifted", items=[("path", "/etc/x", "content")]),
+                    HostResult("db1", "clean"),
+                ],
+            ),
+            2,
+        ),
+        (
+            Run(
+                "health",
+                env="lab",
+                started=t + 120,
+                hosts=[HostResult("web1", "ok"), HostResult("db1", "failed", cause="postgresql")],
+            ),
+            1,
+        ),
+        (
+            Run(
+                "deploy",
+                env="staging",
+                target="nginx",
+                started=t + 180,
+                hosts=[HostResult("s-web1", "failed", cause="No space left")],
+            ),
+            1,
+        ),
+    ]
+    ids = [history.write(r, code, tmp_path) for r, code in runs]
+    return ids
+
+
+def test_the_site_shows_every_environment_host_state_and_run(fleet_history, tmp_path):
+    from hxinfra.cli import main
+
+    out = tmp_path / "site"
+    r = CliRunner().invoke(main, ["dashboard", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [
+        "env-lab.html",
+        "env-staging.html",
+        "host-lab-db1.html",
+        "host-lab-web1.html",
+        "host-staging-s-web1.html",
+        "index.html",
+    ]
+    lab = read(out / "env-lab.html")
+    states = {row["data-host"]: row["data-state"] for row in lab.rows if "data-host" in row}
+    assert states == {"web1": "drifted", "db1": "failed"}  # the worst of the last drift and health
+    assert [row["data-outcome"] for row in lab.rows if "data-run" in row] == ["failed", "drift", "changed"]
+    assert "host-lab-web1.html" in lab.links and "index.html" in lab.links
+    text = (out / "env-lab.html").read_text()
+    assert "1 of 2 host(s) drifted" in text  # the drift chart's bar
+    web1 = read(out / "host-lab-web1.html")
+    assert [row["data-status"] for row in web1.rows] == ["ok", "drifted", "changed"]
+    index = read(out / "index.html")
+    assert {"env-lab.html", "env-staging.html"} <= index.links
+    for page in out.iterdir():
+        assert read(page).external == [], page  # nothing fetched: it opens from a file
+        assert 'name="viewport"' in page.read_text()
+
+
+def test_no_history_is_a_clear_error(tmp_path, monkeypatch):
+    from hxinfra.cli import main
+
+    monkeypatch.setenv(history.STATE_ENV, str(tmp_path / "empty"))
+    r = CliRunner().invoke(main, ["dashboard", "--out", str(tmp_path / "site")])
+    assert r.exit_code == 1 and "no run history yet" in r.output

@@ -63,7 +63,7 @@ globals().update(_env.pyinfra_groups())
 '''
 
 
-def measure(args: list[str], env: dict[str, str] | None = None) -> dict[str, float]:
+def measure(args: list[str], env: dict[str, str] | None = None, ok: tuple[int, ...] = (0,)) -> dict[str, float]:
     """Run one command: wall time, and the peak RSS of the largest process of its tree.
 
     Linux's ``wait4`` reports the maximum over the child and the descendants it waited for,
@@ -77,7 +77,7 @@ def measure(args: list[str], env: dict[str, str] | None = None) -> dict[str, flo
     seconds = time.monotonic() - started
     stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     rc = os.waitstatus_to_exitcode(status)
-    if rc != 0:
+    if rc not in ok:
         raise SystemExit(f"{' '.join(args)} failed (exit {rc}):\n{stderr[-2000:]}")
     return {"seconds": round(seconds, 3), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
 
@@ -144,6 +144,32 @@ def plan_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def drift_rows(lab: str, count: int, repeat: int, log: Any = print) -> list[dict[str, Any]]:
+    """``hxinfra drift`` against ``hxinfra deploy site --check --diff`` on the first ``count``
+    hosts of a running lab, alternating (the order swaps every repetition): what drift costs on
+    top of the check run it is made of (collecting and reporting the findings)."""
+    env = {**os.environ, "HXINFRA_LAB": lab, "HXINFRA_HISTORY": "off"}
+    listed = subprocess.run(
+        [*HXINFRA, "inventory", "list", "--env", "lab"], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    )
+    hosts = [line.split()[0] for line in listed.stdout.splitlines() if line.strip()][:count]
+    if len(hosts) < count:
+        raise SystemExit(f"lab {lab} has {len(hosts)} host(s), {count} wanted (hxinfra lab up first)")
+    limit = [a for h in hosts for a in ("--limit", h)]
+    tools = {
+        "check": [*HXINFRA, "deploy", "site", "--env", "lab", *limit, "--check", "--diff", "--json"],
+        "drift": [*HXINFRA, "drift", "--env", "lab", *limit, "--json"],
+    }
+    measure(tools["check"], env, ok=(0, 2))  # warm: the batched reads' names are kept from here on
+    rows = []
+    for i in range(repeat):
+        for mode in ("check", "drift") if i % 2 == 0 else ("drift", "check"):
+            m = measure(tools[mode], env, ok=(0, 2))
+            rows.append({"mode": mode, "hosts": len(hosts), **m})
+            log(f"drift bench: {mode} on {len(hosts)} hosts: {m['seconds']} s, {m['peak_rss_mb']} MB")
+    return rows
+
+
 def machine() -> dict[str, str]:
     """What the numbers were measured on."""
     import platform
@@ -198,6 +224,12 @@ def main() -> None:
     )
     parser.add_argument("--no-plan", action="store_true", help="skip the offline plan (keep its earlier results)")
     parser.add_argument(
+        "--drift-lab",
+        default="",
+        metavar="LAB",
+        help="also hxinfra drift against a --check of the site on 8 hosts of this running lab (hxinfra lab up)",
+    )
+    parser.add_argument(
         "--report-only",
         action="store_true",
         help="measure nothing: write bench/RESULTS.md and the chart again from results.json",
@@ -229,6 +261,22 @@ def main() -> None:
     if not opts.no_plan:
         plan = plan_rows([int(x) for x in opts.hosts.split(",") if x.strip()], opts.repeat, log)
         results["plan"] = {"runs": plan, "summary": plan_summary(plan), "commit": commit}
+    if opts.drift_lab:
+        rows = drift_rows(opts.drift_lab, 8, opts.repeat, log)
+        summary = []
+        for mode in ("check", "drift"):
+            secs = [r["seconds"] for r in rows if r["mode"] == mode]
+            summary.append(
+                {
+                    "mode": mode,
+                    "runs": len(secs),
+                    "median": round(statistics.median(secs), 2),
+                    "min": min(secs),
+                    "max": max(secs),
+                    "peak_mb": max(r["peak_rss_mb"] for r in rows if r["mode"] == mode),
+                }
+            )
+        results["drift"] = {"runs": rows, "summary": summary, "commit": commit, "hosts": 8}
     if opts.lab:
         import curve
 
@@ -286,6 +334,19 @@ def report(results: dict[str, Any]) -> str:
         "## Machine\n",
         "\n".join(f"- {k}: {v}" for k, v in m.items()) + "\n",
     ]
+    drift = results.get("drift")
+    if drift:
+        by = {r["mode"]: r for r in drift["summary"]}
+        parts += [
+            f"## Drift against a check run ({drift['hosts']} lab hosts, commit {drift['commit']})\n",
+            "`hxinfra drift` is a check run of the site that collects what each operation found; both on the same "
+            "converged lab hosts, alternating. Seconds: median (min-max).\n",
+            _table(
+                ["run", "runs", "median s", "min s", "max s", "peak MB"],
+                [[s["mode"], s["runs"], s["median"], s["min"], s["max"], s["peak_mb"]] for s in drift["summary"]],
+            ),
+            f"drift / check: {by['drift']['median'] / by['check']['median']:.2f}\n",
+        ]
     lab = results.get("lab")
     if lab:
         parts += [

@@ -13,7 +13,7 @@ A run outside such a block (the plain pyinfra CLI, the deploys as a library) not
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,7 +70,7 @@ def active() -> bool:
     return _active is not None
 
 
-def note(host: str, kind: str, name: str, detail: str, diff: list[str] | tuple[str, ...] = ()) -> None:
+def note(host: str, kind: str, name: str, detail: str, diff: Sequence[str] = ()) -> None:
     """Note one finding of ``host`` (nothing when no :func:`collecting` block is open)."""
     if _active is not None:
         _active.add(host, Finding(kind, name, detail, tuple(line.rstrip("\n") for line in diff)))

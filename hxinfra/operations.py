@@ -127,6 +127,16 @@ def mask_removed_values(lines: list[str]) -> list[str]:
     return out
 
 
+def _note(kind: str, name: str, detail: str, diff: Sequence[str] = ()) -> None:
+    """A finding of the running operation (see :mod:`hxinfra.drift`). An operation under ``_if``
+    (a handler: restart after a change) is judged when it runs: in a check its condition is not
+    known, and what would trigger it is a finding of its own."""
+    arguments: Any = host.current_op_global_arguments or {}
+    conditional = bool(arguments.get("_if"))
+    if not conditional or state.is_executing:
+        drift.note(host.name, kind, name, detail, diff)
+
+
 CHANGE_WORDS = {"content": "content", "meta": "owner/mode", "link": "link", "absent": "present, wanted absent"}
 
 
@@ -341,7 +351,7 @@ def _config_set(  # the operation itself; config_set() below names its paths fir
             lines = []
         else:
             continue
-        drift.note(host.name, "path", item.path, what, lines)
+        _note("path", item.path, what, lines)
 
     q = shlex.quote
     backups = {item.path: f"{backup_dir}{item.path}" for item, _ in changes}
@@ -434,9 +444,9 @@ def _service(  # the operation itself; service() below names its unit first
     is_running = info.get("sub") in ("running", "waiting", "exited", "listening", "mounted")
     is_enabled = info.get("file") in ("enabled", "static")
     if running is not None and running != is_running:
-        drift.note(host.name, "service", unit, "not running" if running else "running, wanted stopped")
+        _note("service", unit, "not running" if running else "running, wanted stopped")
     if enabled is not None and enabled != is_enabled:
-        drift.note(host.name, "service", f"{unit} at boot", "not enabled" if enabled else "enabled, wanted disabled")
+        _note("service", f"{unit} at boot", "not enabled" if enabled else "enabled, wanted disabled")
     if running is True and not is_running:
         yield StringCommand("systemctl", "start", QuoteString(unit))
     elif running is False and is_running:
@@ -490,7 +500,7 @@ def _packages(  # the operation itself; packages() below names its packages firs
         return
     for name in names:
         if not installed.get(name):
-            drift.note(host.name, "package", name, "not installed")
+            _note("package", name, "not installed")
     if update:
         yield from _refresh_lists(cache_time)
     yield from apt.packages._inner(packages=packages, no_recommends=no_recommends)
@@ -570,7 +580,7 @@ def _directory(path: str, user: str, group: str, mode: str) -> Generator[Any, An
     if kind == "D" and (found["mode"], found["user"], found["group"]) == (want_mode, user, group):
         host.noop(f"directory {path} is as wanted")
         return
-    drift.note(host.name, "directory", path, "missing" if kind == "N" else "owner/mode")
+    _note("directory", path, "missing" if kind == "N" else "owner/mode")
     q = shlex.quote
     yield StringCommand(
         "sh",
@@ -599,7 +609,7 @@ def _system_user(user: str, home: str, shell: str = "/usr/sbin/nologin") -> Gene
     found = batch.lookup("accounts", [user])[user]
     q = shlex.quote
     if found is None or (found["home"], found["shell"]) != (home, shell):
-        drift.note(host.name, "account", user, "missing" if found is None else "home/shell")
+        _note("account", user, "missing" if found is None else "home/shell")
     if found is None:  # a group of the same name (left by an earlier account) is reused, not an error
         yield StringCommand(
             "sh",

@@ -96,11 +96,17 @@ def hardening() -> None:
             validate=F2B_CHECK,
             validate_label="fail2ban-client --test",
         )
+        # started whenever it is not running (a stopped fail2ban protects nothing), restarted
+        # only after a jail change
         hx.service(
-            name="Start and enable fail2ban, restarted after a jail change",
+            name="Start and enable fail2ban",
             service="fail2ban.service",
             running=data["hardening_fail2ban"],
             enabled=data["hardening_fail2ban"],
+        )
+        hx.service(
+            name="Restart fail2ban after a jail change",
+            service="fail2ban.service",
             restarted=data["hardening_fail2ban"],
             _if=jail.did_change,
         )

@@ -38,6 +38,8 @@ class LabSession:
         from hxinfra.lab import Lab
 
         self.lab = Lab(LAB_NAME)
+        self.root = ROOT
+        self.hxinfra_argv = [sys.executable, "-m", "hxinfra"]
         self.env = {**os.environ, "HXINFRA_LAB": LAB_NAME, "HXINFRA_PROJECT": str(ROOT)}
         self.env.pop("HXINFRA_EXTRA_VARS", None)
         self._hosts: dict[str, object] = {}

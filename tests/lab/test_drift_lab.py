@@ -50,8 +50,14 @@ def test_drift_names_exactly_the_hand_changes_and_a_deploy_puts_them_back(lab, c
     assert r.returncode == 0, r.stdout + r.stderr[-3000:]
     assert {h["host"]: h["status"] for h in clean["hosts"]} == {A: "clean", B: "clean"}
 
-    lab.ssh(A, f"echo {EDIT!r} >> {MONITOR}; systemctl stop fail2ban; apt-get remove -y -qq unattended-upgrades >/dev/null 2>&1")
-    lab.ssh(B, f"echo {EDIT!r} >> {SSHD}; systemctl disable -q nftables; apt-get remove -y -qq unattended-upgrades >/dev/null 2>&1")
+    lab.ssh(
+        A,
+        f"echo {EDIT!r} >> {MONITOR}; systemctl stop fail2ban; apt-get remove -y -qq unattended-upgrades >/dev/null 2>&1",
+    )
+    lab.ssh(
+        B,
+        f"echo {EDIT!r} >> {SSHD}; systemctl disable -q nftables; apt-get remove -y -qq unattended-upgrades >/dev/null 2>&1",
+    )
     before = {h: lab.ssh(h, f"sha256sum {MONITOR} {SSHD}").stdout for h in (A, B)}
     r, report = drift(lab)
     assert r.returncode == 2, r.stdout + r.stderr[-3000:]

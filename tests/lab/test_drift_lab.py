@@ -20,6 +20,7 @@ LIMIT = ("--limit", A, "--limit", B)
 MONITOR = "/usr/local/sbin/hx-ca-trust-expiry"
 SSHD = "/etc/ssh/sshd_config.d/00-hxinfra.conf"
 EDIT = "# edited by hand on the host"
+REMOVE = "apt-get remove -y -qq unattended-upgrades >/dev/null 2>&1"
 
 
 def drift(lab, *args: str, env: dict | None = None):
@@ -52,11 +53,11 @@ def test_drift_names_exactly_the_hand_changes_and_a_deploy_puts_them_back(lab, c
 
     lab.ssh(
         A,
-        f"echo {EDIT!r} >> {MONITOR}; systemctl stop fail2ban; apt-get remove -y -qq unattended-upgrades >/dev/null 2>&1",
+        f"echo {EDIT!r} >> {MONITOR}; systemctl stop fail2ban; {REMOVE}",
     )
     lab.ssh(
         B,
-        f"echo {EDIT!r} >> {SSHD}; systemctl disable -q nftables; apt-get remove -y -qq unattended-upgrades >/dev/null 2>&1",
+        f"echo {EDIT!r} >> {SSHD}; systemctl disable -q nftables; {REMOVE}",
     )
     before = {h: lab.ssh(h, f"sha256sum {MONITOR} {SSHD}").stdout for h in (A, B)}
     r, report = drift(lab)

@@ -257,7 +257,10 @@ def main() -> None:
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
     ).stdout.strip()
     commit = commit or "?"
-    results.update({"machine": {**results.get("machine", {}), **machine()}, "date": time.strftime("%Y-%m-%d")})
+    here = machine()
+    if not opts.no_plan or opts.lab:  # the machine section describes the plan's and the curve's runs
+        results["machine"] = {**results.get("machine", {}), **here}
+    results["date"] = time.strftime("%Y-%m-%d")
     if not opts.no_plan:
         plan = plan_rows([int(x) for x in opts.hosts.split(",") if x.strip()], opts.repeat, log)
         results["plan"] = {"runs": plan, "summary": plan_summary(plan), "commit": commit}
@@ -276,7 +279,7 @@ def main() -> None:
                     "peak_mb": max(r["peak_rss_mb"] for r in rows if r["mode"] == mode),
                 }
             )
-        results["drift"] = {"runs": rows, "summary": summary, "commit": commit, "hosts": 8}
+        results["drift"] = {"runs": rows, "summary": summary, "commit": commit, "hosts": 8, "machine": here}
     if opts.lab:
         import curve
 
@@ -340,7 +343,9 @@ def report(results: dict[str, Any]) -> str:
         parts += [
             f"## Drift against a check run ({drift['hosts']} lab hosts, commit {drift['commit']})\n",
             "`hxinfra drift` is a check run of the site that collects what each operation found; both on the same "
-            "converged lab hosts, alternating. Seconds: median (min-max).\n",
+            "converged lab hosts, alternating. Seconds: median (min-max). Measured on: "
+            + ", ".join(f"{k} {v}" for k, v in drift.get("machine", {}).items() if k in ("cpu", "memory", "kernel"))
+            + ".\n",
             _table(
                 ["run", "runs", "median s", "min s", "max s", "peak MB"],
                 [[s["mode"], s["runs"], s["median"], s["min"], s["max"], s["peak_mb"]] for s in drift["summary"]],

@@ -27,7 +27,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -347,6 +347,18 @@ def parse_since(text: str) -> float:
     return time.time() - int(m["n"]) * UNITS[m["unit"]]
 
 
+@contextlib.contextmanager
+def _reading(path: Path | None) -> Iterator[sqlite3.Connection]:
+    """The history opened to read (it must exist); a database error is a :class:`HistoryError`."""
+    conn = connect(path, create=False)
+    try:
+        yield conn
+    except sqlite3.Error as e:
+        raise HistoryError(f"cannot read the run history: {e}") from None
+    finally:
+        conn.close()
+
+
 def _row(cur: sqlite3.Cursor, row: Sequence[Any]) -> dict[str, Any]:
     return {d[0]: v for d, v in zip(cur.description, row, strict=True)}
 
@@ -359,8 +371,7 @@ def runs(
     path: Path | None = None,
 ) -> list[dict[str, Any]]:
     """Runs, newest first, each with its hosts' results (no items)."""
-    conn = connect(path, create=False)
-    try:
+    with _reading(path) as conn:
         where: list[str] = []
         args: list[Any] = []
         if env:
@@ -380,28 +391,18 @@ def runs(
             hc = conn.execute("SELECT * FROM run_hosts WHERE run_id = ? ORDER BY host", (r["id"],))
             r["hosts"] = [_row(hc, h) for h in hc.fetchall()]
         return out
-    except sqlite3.Error as e:
-        raise HistoryError(f"cannot read the run history: {e}") from None
-    finally:
-        conn.close()
 
 
 def item_counts(path: Path | None = None) -> dict[tuple[int, str], int]:
     """How many things each (run, host) changed or found."""
-    conn = connect(path, create=False)
-    try:
+    with _reading(path) as conn:
         rows = conn.execute("SELECT run_id, host, count(*) FROM run_items GROUP BY run_id, host").fetchall()
         return {(int(r), str(h)): int(n) for r, h, n in rows}
-    except sqlite3.Error as e:
-        raise HistoryError(f"cannot read the run history: {e}") from None
-    finally:
-        conn.close()
 
 
 def show(run_id: int, path: Path | None = None) -> dict[str, Any]:
     """One run, with every host's result and items."""
-    conn = connect(path, create=False)
-    try:
+    with _reading(path) as conn:
         cur = conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,))
         row = cur.fetchone()
         if row is None:
@@ -416,10 +417,6 @@ def show(run_id: int, path: Path | None = None) -> dict[str, Any]:
             )
             h["items"] = [_row(ic, i) for i in ic.fetchall()]
         return run
-    except sqlite3.Error as e:
-        raise HistoryError(f"cannot read the run history: {e}") from None
-    finally:
-        conn.close()
 
 
 def as_json(data: Any) -> str:

@@ -217,6 +217,11 @@ def test_the_dc_down_during_a_join_fails_clearly_and_the_member_keeps_its_local_
         r, report = lab.hx_deploy(*join)
         assert report["hosts"][0]["status"] == "changed", r.stderr[-3000:]
         assert lab.ssh(FRESH, "realm list --name-only").stdout.strip() == DOMAIN
+        # sssd, restarted by the join, goes online against a DC that has just started: a few seconds
+        for _ in range(60):
+            if lab.ssh(FRESH, "getent passwd administrator", check=False).stdout.startswith("administrator:"):
+                break
+            time.sleep(1)
         assert lab.ssh(FRESH, "getent passwd administrator").stdout.startswith("administrator:")
         assert local_login(lab).stdout.strip() == LOCAL  # local logins beside the domain's
         r, again = lab.hx_deploy(*join, "--detailed-exitcode")

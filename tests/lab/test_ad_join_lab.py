@@ -143,12 +143,14 @@ def test_join_beside_systemd_resolved_keeps_its_stub(lab, ad, tmp_path):
         )
 
 
+# a front end that no other test here joins: a first join, as a new member's is
+SPARE = "hx-web-04"
 LOCAL = "hx-local-ops"  # a local account with a key, in a group sshd lets in
 
 
 def local_login(lab) -> subprocess.CompletedProcess[str]:
     """A key login of the local account through sshd (PAM's account and session stacks, NSS)."""
-    cmd = lab.lab.ssh_command(FRESH, "id -un")
+    cmd = lab.lab.ssh_command(SPARE, "id -un")
     cmd[-2] = cmd[-2].replace("root@", f"{LOCAL}@")
     return subprocess.run(cmd, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
 
@@ -156,12 +158,12 @@ def local_login(lab) -> subprocess.CompletedProcess[str]:
 def join_files(lab) -> str:
     """What a join writes, with checksums: the keytab, sssd.conf, the join's password file."""
     return lab.ssh(
-        FRESH, "sha256sum /etc/krb5.keytab /etc/sssd/sssd.conf /root/.hxinfra-join-* 2>/dev/null; true"
+        SPARE, "sha256sum /etc/krb5.keytab /etc/sssd/sssd.conf /root/.hxinfra-join-* 2>/dev/null; true"
     ).stdout
 
 
 def local_accounts(lab) -> str:
-    return lab.ssh(FRESH, f"getent passwd root {LOCAL}; getent shadow root {LOCAL}; getent group hx-ssh").stdout
+    return lab.ssh(SPARE, f"getent passwd root {LOCAL}; getent shadow root {LOCAL}; getent group hx-ssh").stdout
 
 
 def dc_answers(lab) -> bool:
@@ -182,10 +184,10 @@ def test_the_dc_down_during_a_join_fails_clearly_and_the_member_keeps_its_local_
     dc_ip = lab.ip(DC)
     password = ad["vault_lab_dc_admin_password"]
     extra = secret_vars(tmp_path, ad_join_dns_servers=f"[{dc_ip}]", ad_join_admin_password=password)
-    join = ("ad_join", "--limit", FRESH, "-e", extra)
-    resolv = lab.ssh(FRESH, "cat /etc/resolv.conf").stdout
+    join = ("ad_join", "--limit", SPARE, "-e", extra)
+    resolv = lab.ssh(SPARE, "cat /etc/resolv.conf").stdout
     lab.ssh(
-        FRESH,
+        SPARE,
         f"groupadd -f hx-ssh && useradd -m -G hx-ssh -s /bin/bash {LOCAL} && install -d -m 700 -o {LOCAL} "
         f"/home/{LOCAL}/.ssh && install -m 600 -o {LOCAL} /root/.ssh/authorized_keys /home/{LOCAL}/.ssh/",
     )
@@ -198,13 +200,13 @@ def test_the_dc_down_during_a_join_fails_clearly_and_the_member_keeps_its_local_
         r, report = lab.hx_deploy(*join, check=False)
         assert r.returncode == 1
         (entry,) = report["hosts"]
-        assert entry["host"] == FRESH and entry["status"] == "failed", entry
+        assert entry["host"] == SPARE and entry["status"] == "failed", entry
         assert f"cannot discover AD domain {DOMAIN}" in entry["cause"] and "\n" not in entry["cause"], entry
         assert password not in r.stdout + r.stderr
         assert local_accounts(lab) == before  # the local accounts as they were
         login = local_login(lab)  # and a local login still works (sshd, PAM, NSS)
         assert login.returncode == 0 and login.stdout.strip() == LOCAL, login.stderr
-        assert lab.ssh(FRESH, "realm list --name-only").stdout.strip() == ""  # not a member
+        assert lab.ssh(SPARE, "realm list --name-only").stdout.strip() == ""  # not a member
         assert join_files(lab) == files  # no new keytab or sssd.conf (an earlier test's may stay), no password file
     finally:
         lab.ssh(DC, "systemctl start samba-ad-dc")
@@ -216,20 +218,20 @@ def test_the_dc_down_during_a_join_fails_clearly_and_the_member_keeps_its_local_
         assert dc_answers(lab), "the DC did not come back"
         r, report = lab.hx_deploy(*join)
         assert report["hosts"][0]["status"] == "changed", r.stderr[-3000:]
-        assert lab.ssh(FRESH, "realm list --name-only").stdout.strip() == DOMAIN
+        assert lab.ssh(SPARE, "realm list --name-only").stdout.strip() == DOMAIN
         # sssd, restarted by the join, goes online against a DC that has just started: a few seconds
         for _ in range(60):
-            if lab.ssh(FRESH, "getent passwd administrator", check=False).stdout.startswith("administrator:"):
+            if lab.ssh(SPARE, "getent passwd administrator", check=False).stdout.startswith("administrator:"):
                 break
             time.sleep(1)
-        assert lab.ssh(FRESH, "getent passwd administrator").stdout.startswith("administrator:")
+        assert lab.ssh(SPARE, "getent passwd administrator").stdout.startswith("administrator:")
         assert local_login(lab).stdout.strip() == LOCAL  # local logins beside the domain's
         r, again = lab.hx_deploy(*join, "--detailed-exitcode")
         assert r.returncode == 0 and again["hosts"][0]["changed"] == 0, r.stderr[-3000:]
         lab.hx_deploy(*join, "-e", "ad_join_present=false")
-        assert lab.ssh(FRESH, "realm list --name-only").stdout.strip() == ""
+        assert lab.ssh(SPARE, "realm list --name-only").stdout.strip() == ""
     finally:  # later tests expect this host's own resolver back, and no extra account
-        lab.ssh(FRESH, f"printf %s {shlex.quote(resolv)} > /etc/resolv.conf; userdel -r {LOCAL}", check=False)
+        lab.ssh(SPARE, f"printf %s {shlex.quote(resolv)} > /etc/resolv.conf; userdel -r {LOCAL}", check=False)
 
 
 def test_leave(lab, ad):

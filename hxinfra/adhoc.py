@@ -18,6 +18,7 @@ from typing import Any
 from pyinfra.api import Config, Inventory, State, StringCommand
 from pyinfra.api.connect import connect_all, disconnect_all
 
+from hxinfra import guard
 from hxinfra.errors import HxError
 from hxinfra.inventory import Environment
 from hxinfra.vault import reveal
@@ -50,10 +51,31 @@ class HostResult:
         }
 
 
+def inside(base: Path, *parts: str) -> Path:
+    """``base/parts...`` on the controller, refused unless it stays inside ``base`` (resolved: no
+    ``..``, no absolute part, no link out). Every controller path built from what a host or the data
+    says goes through here."""
+    for part in parts:
+        if not part or part.startswith("/") or any(p in ("..", ".") for p in Path(part).parts) or "\0" in part:
+            raise HxError(f"refusing a controller path from {part!r}: not a relative name inside {base}")
+    target = base.joinpath(*parts)
+    root = base.resolve()
+    resolved = target.resolve()
+    if resolved != root and root not in resolved.parents:
+        raise HxError(f"refusing to write {target}: it resolves outside {base}")
+    return target
+
+
 class Session:
     """Connected hosts of an environment (``with Session(env, hosts) as s: s.run(...)``)."""
 
-    def __init__(self, env: Environment, hosts: Iterable[str]) -> None:
+    def __init__(
+        self, env: Environment, hosts: Iterable[str], *, change: str | None = None, confirm: guard.Confirm = None
+    ) -> None:
+        """``change``: what the session does to the hosts (``run a command``), None for one that only
+        reads; a changing session of a protected environment needs ``confirm`` (:mod:`hxinfra.guard`)."""
+        if change is not None:
+            guard.require(env, confirm, change)
         self.names = list(hosts)
         entries = []
         for name in self.names:
@@ -109,6 +131,8 @@ class Session:
         host = dict(self._each()).get(name)
         if host is None:
             return None
+        if target.is_symlink():  # a link left there must not be written through
+            raise HxError(f"{target}: a symbolic link; refusing to write through it")
         target.parent.mkdir(parents=True, exist_ok=True)
         ok = host.get_file(src, str(target), _sudo=bool(host.data.get("_sudo")))
         return target if ok else None
@@ -146,7 +170,7 @@ class Session:
             if host is None:
                 results.append(HostResult(name, reachable=False, rc=-1))
                 continue
-            target = dest / name / src.lstrip("/")
+            target = inside(dest, name, src.lstrip("/"))
             target.parent.mkdir(parents=True, exist_ok=True)
             ok = host.get_file(src, str(target), _sudo=become)
             results.append(HostResult(name, rc=0 if ok else 1, value=str(target) if ok else None))

@@ -22,7 +22,7 @@ import yaml
 
 from hxinfra.datafiles import load_yaml
 from hxinfra.errors import InventoryError
-from hxinfra.inventory import FILL_IN_PREFIX
+from hxinfra.inventory import FILL_IN_PREFIX, host_name_problem
 from hxinfra.vault import Vaulted, is_encrypted
 
 # Ansible's connection variables and the pyinfra connector keys they become
@@ -402,6 +402,9 @@ def _plan_outputs(
     out: dict[str, str | bytes] = {}
     hosts: dict[str, dict[str, Any]] = {}
     for host, variables in inv.hosts.items():
+        problem = host_name_problem(host)
+        if problem:  # a host name names files on the controller: refused before anything is written
+            raise InventoryError(f"{inv.source}: {problem}")
         variables = dict(variables)
         entry: dict[str, Any] = {
             "groups": [g for g, body in inv.groups.items() if g not in ("all", "ungrouped") and host in body["hosts"]]

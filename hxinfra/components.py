@@ -269,11 +269,14 @@ ENGINE = Component(
         # Set by the inventory: when its data was loaded (UTC, ISO 8601), the "now" checks compare
         # certificates' dates with (a check is a function of data: it never reads the clock).
         "hx_now": "",
+        # Set by the engine from the environment, never by hand: its name when its changes need a confirmation
+        # (hxinfra.guard). hx_confirm is that confirmation, on pyinfra's command line only
+        # (--data hx_confirm=production); in a data file it is an error.
+        "hx_protected": "",
+        "hx_confirm": "",
     },
     types={"hx_tags": (list, str), "hx_skip_tags": (list, str)},
 )
-# Environments whose changes need a confirmation (or --yes).
-PROTECTED_ENVIRONMENTS = ("production", "staging")
 
 
 def check_host_data(

@@ -7,6 +7,7 @@ from typing import Any
 
 from hxinfra.components import Component, one_line_problems
 from hxinfra.frozen import FrozenDict, freeze_values
+from hxinfra.guard import PROTECTED_KEY, check_plain
 from hxinfra.inventory import SEALED_KEY
 from hxinfra.options import selection_of
 from hxinfra.paths import read_project_file
@@ -23,10 +24,14 @@ def component_data(
     one (the offline plan) the caller passes an already merged mapping. Vaulted values are
     decrypted here, only for the keys the component reads, into masked-repr ``Secret`` strings,
     and then held to the one-line rule like every other value (an error names the key, never
-    the value). A host whose vault files could not be opened stops here, naming them.
+    the value). A host whose vault files could not be opened stops here, naming them, and so does a
+    run on a protected environment that nobody confirmed (:func:`hxinfra.guard.check_plain`).
     ``defaults`` are the defaults of ``extra_keys`` that another component owns (inside this deploy,
     only this component's defaults are part of the host data).
     """
+    protected = data.get(PROTECTED_KEY)
+    if protected:  # the plain pyinfra CLI or pyinfra's API on a protected environment: confirmed?
+        check_plain(str(protected), data)
     sealed = data.get(SEALED_KEY)
     if sealed:
         raise VaultError(f"component {component.name} needs this host's vault data: {'; '.join(sealed)}")

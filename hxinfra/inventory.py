@@ -54,6 +54,7 @@ from hxinfra.components import ENGINE, VAULT_PREFIX, Component, check_host_data,
 from hxinfra.datafiles import load_yaml_mapping, parse_extra_vars
 from hxinfra.errors import HxError, InventoryError
 from hxinfra.frozen import FrozenDict, FrozenList, freeze, freeze_values
+from hxinfra.guard import CONFIRM_KEY, PROTECTED_KEY, check_plain, is_protected
 from hxinfra.known_hosts import FILE_KEY, STRICT_KEY
 from hxinfra.memo import Generations, IdentityCache
 from hxinfra.paths import read_project_file
@@ -70,6 +71,26 @@ FILL_IN_PREFIX = "fill_in_"
 
 EXTRA_VARS_ENV = "HXINFRA_EXTRA_VARS"
 HOST_ENTRY_KEYS = {"address", "groups", "data"}
+# a host's inventory name is a DNS name (RFC 1123): labels of letters, digits and inner hyphens
+HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+# keys only the engine sets (the host-key trust and the guard): a data layer may not lower them
+TRUST_VALUES = {STRICT_KEY: "yes"}
+TRUST_SOURCE = "hxinfra (host key trust)"
+
+
+def host_name_problem(name: object) -> str | None:
+    """Why ``name`` cannot be a host's inventory name (None when it can): it names files on the
+    controller (fetch, backups, plans, dashboard pages), so it must be a DNS name, RFC 1123."""
+    if not isinstance(name, str) or not name:
+        return "a host name must be a non-empty string"
+    if name == "@local":  # pyinfra's connector for this machine itself
+        return None
+    if len(name) > 253 or not all(HOST_LABEL.fullmatch(label) for label in name.split(".")):
+        return (
+            f"host name {name[:64]!r} is not a DNS name (RFC 1123: dot-separated labels of letters, "
+            "digits and inner hyphens, 63 characters each at most)"
+        )
+    return None
 
 
 @dataclass(frozen=True)
@@ -154,6 +175,7 @@ class Environment:
         children: Mapping[str, Iterable[str]] | None = None,
         files: Iterable[str | Path] = (),
         group_vars: Mapping[str, Mapping[str, Any]] | None = None,
+        protected: bool | None = None,
     ) -> None:
         self.file = Path(file).resolve()
         self._rel_cache: dict[Path, Path] = {}
@@ -165,6 +187,8 @@ class Environment:
         self.dir = self.file.parent
         self.env_dir = self.dir / self.name
         self.data = freeze_values(data or {})
+        # decided by the environment itself (hxinfra.guard), never by how someone spelled its name
+        self.protected = is_protected(self.name, protected, self.data)
         self.components = (ENGINE, *(c for c in components if c is not ENGINE))
         extra = dict(extra_vars_from_env() if extra_vars is None else extra_vars)
         # the seed guide's -e names (a component's ``ansible`` table): -e username=bob is users_username
@@ -218,6 +242,9 @@ class Environment:
         return self._rel_cache[path]
 
     def _parse_entry(self, name: str, entry: Mapping[str, Any]) -> HostEntry:
+        problem = host_name_problem(name)
+        if problem:
+            raise self._err(None, None, problem)
         if not isinstance(entry, Mapping):
             raise self._err(name, None, "a host entry must be a dict with address/groups/data")
         unknown = set(entry) - HOST_ENTRY_KEYS
@@ -387,8 +414,12 @@ class Environment:
             Layer(
                 "environment",
                 f"environment {self.name}",
-                "hxinfra (host key trust)",
-                {STRICT_KEY: "yes", FILE_KEY: str(self.env_dir / "known_hosts")},
+                TRUST_SOURCE,
+                {
+                    **TRUST_VALUES,
+                    FILE_KEY: str(self.env_dir / "known_hosts"),
+                    **({PROTECTED_KEY: self.name} if self.protected else {}),
+                },
             )
         )
         for path, data, sealed in self._file_layer(self.dir / "group_vars" / "all"):
@@ -537,7 +568,16 @@ class Environment:
         """
         messages: list[str] = []
         self.warnings = []
+        trust_seen: set[tuple[str, str, str]] = set()
         for name, entry in self.hosts.items():
+            for source, key, problem, fatal in self._trust_problems(name):
+                if (source, key, problem) in trust_seen:
+                    continue
+                trust_seen.add((source, key, problem))
+                if fatal:
+                    messages.append(f"{source}: key {key}: {problem}")
+                else:
+                    self.warnings.append(f"{source}: key {key}: {problem}")
             try:
                 merged = self.host_data(name)
             except InventoryError as e:
@@ -562,6 +602,43 @@ class Environment:
         self.warnings += [w for w in self._typo_warnings() if w not in self.warnings]
         if messages:
             raise InventoryError(f"invalid inventory data for environment {self.name}:\n  " + "\n  ".join(messages))
+
+    def _trust_problems(self, host_name: str) -> list[tuple[str, str, str, bool]]:
+        """Data layers that would lower the engine's trust keys for a host: ``(source, key, problem,
+        fatal)``. Strict host-key checking off, or another known_hosts file, is an error in a protected
+        environment and a warning elsewhere; the guard's own keys are the engine's alone everywhere."""
+        out: list[tuple[str, str, str, bool]] = []
+        own_file = str(self.env_dir / "known_hosts")
+        for layer in self.layers(host_name, with_defaults=False):
+            if layer.source == TRUST_SOURCE:
+                continue
+            where = f"{layer.source} ({layer.label})"
+            for key in (PROTECTED_KEY, CONFIRM_KEY):
+                if key in layer.data:
+                    problem = (
+                        "set by the engine only" if key == PROTECTED_KEY else "a confirmation on the command line only"
+                    )
+                    out.append((where, key, f"{problem}; remove it from the data", True))
+            if STRICT_KEY in layer.data and str(layer.data[STRICT_KEY]).lower() not in ("yes", "true"):
+                out.append(
+                    (
+                        where,
+                        STRICT_KEY,
+                        f"{layer.data[STRICT_KEY]!r} lowers strict host-key checking"
+                        + (f" of protected environment {self.name}" if self.protected else " (warning: MITM risk)"),
+                        self.protected,
+                    )
+                )
+            if FILE_KEY in layer.data and self.protected and str(layer.data[FILE_KEY]) != own_file:
+                out.append(
+                    (
+                        where,
+                        FILE_KEY,
+                        f"protected environment {self.name} trusts only {self._rel(Path(own_file))}",
+                        True,
+                    )
+                )
+        return out
 
     # ------------------------------------------------------------------ pyinfra
     def pyinfra_groups(self) -> dict[str, Any]:
@@ -773,13 +850,27 @@ def environment(
     name: str | None = None,
     children: Mapping[str, Iterable[str]] | None = None,
     group_vars: Mapping[str, Mapping[str, Any]] | None = None,
+    protected: bool | None = None,
 ) -> Environment:
-    """Build and validate an environment (validation fails before any connection)."""
+    """Build and validate an environment (validation fails before any connection).
+
+    ``protected=True``: its changes need a confirmation (:mod:`hxinfra.guard`); production and
+    staging are protected whatever this says. Loaded by the plain pyinfra CLI, a protected
+    environment refuses a run that is neither ``--dry`` nor confirmed (``--data hx_confirm=NAME``)."""
     if (env := reused(file)) is not None:
         return env
     env = Environment(
-        file, hosts=hosts, data=data, components=components, name=name, children=children, group_vars=group_vars
+        file,
+        hosts=hosts,
+        data=data,
+        components=components,
+        name=name,
+        children=children,
+        group_vars=group_vars,
+        protected=protected,
     )
+    if env.protected and not _own_load:
+        check_plain(env.name)
     env.validate()
     return env
 

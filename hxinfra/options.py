@@ -59,6 +59,24 @@ class TagSelection:
         return sorted((self.tags | self.skip_tags) - set(known) - {"all", "always"})
 
 
+# the seed guide's playbooks ran on ``hosts: "{{ target_hosts }}"``: -e target_hosts=P selects like --limit P
+TARGET_KEY = "target_hosts"
+
+
+def target_limit(target: Any, limit: tuple[str, ...]) -> tuple[str, ...]:
+    """The host patterns of a run given ``-e target_hosts=P`` and ``--limit``: P alone, or, with both,
+    the hosts of P that ``--limit`` also selects (as a play's hosts narrowed by ``--limit``)."""
+    if target is None or target == "":
+        return limit
+    if isinstance(target, list | tuple):
+        target = ",".join(str(t) for t in target)
+    if not isinstance(target, str) or any(c in target for c in "\n\r\0"):
+        raise HxError(f"-e {TARGET_KEY}: a host pattern (one line)")
+    if not limit:
+        return (target,)
+    return tuple(f"{target}:&{p}" for p in limit)
+
+
 def selection_of(data: Mapping[str, Any]) -> TagSelection:
     """The tag selection that host data carries (``hx_tags``/``hx_skip_tags``: set by ``hxinfra deploy``
     as lists, or by pyinfra's ``--data hx_tags=a,b`` as a comma list)."""
@@ -103,13 +121,14 @@ class RunOptions:
             given = tags if name == "tags" else skip_tags
             if isinstance(given, str):
                 raise TypeError(f"{name}: give a sequence of words, not one string")
+        extra = parse_extra_vars(absolute_extra_vars(extra_args))
         return cls(
             check=check,
             diff=diff,
-            limit=tuple(limit),
+            limit=target_limit(extra.pop(TARGET_KEY, None), tuple(limit)),
             tags=split_tags(tags),
             skip_tags=split_tags(skip_tags),
-            extra_vars=freeze_values(parse_extra_vars(absolute_extra_vars(extra_args))),
+            extra_vars=freeze_values(extra),
             serial=tuple(parse_serial(serial)),
             shard=parse_shard(shard),
             max_fail_percentage=max_fail_percentage,

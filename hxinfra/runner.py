@@ -24,6 +24,7 @@ from typing import Any
 
 import click
 
+from hxinfra import guard
 from hxinfra.batch import remember as remember_batched_keys
 from hxinfra.errors import HxError
 from hxinfra.inventory import Environment, load_environment, reusing
@@ -41,11 +42,17 @@ from hxinfra.vault import (
 )
 
 
+def known_environments(root: Path) -> list[str]:
+    """The environment names of a project: its ``inventories/<name>.py`` files."""
+    return sorted(p.stem for p in (root / "inventories").glob("*.py") if guard.NAME.fullmatch(p.stem))
+
+
 def inventory_file(root: Path, env: str) -> Path:
+    """The inventory file of environment ``env``: a name only (``./production`` is none)."""
+    guard.check_name(env, known_environments(root))
     path = root / "inventories" / f"{env}.py"
     if not path.is_file():
-        known = sorted(p.stem for p in (root / "inventories").glob("*.py") if not p.stem.startswith("_"))
-        raise HxError(f"unknown environment {env!r} (known: {', '.join(known)})")
+        raise HxError(f"unknown environment {env!r} (known: {', '.join(known_environments(root))})")
     return path
 
 
@@ -222,6 +229,7 @@ def run_deploy(
     *,
     keyring: Keyring | None = None,
     log: Sink | None = None,
+    confirm: guard.Confirm = None,
 ) -> DeployReport:
     """Validate the inventory, run pyinfra on it batch by batch and return a per-host report.
 
@@ -230,6 +238,10 @@ def run_deploy(
     (the process default when ``None``). With ``options.serial`` the WHOLE deploy runs on one batch of
     hosts after another (Ansible's meaning); a batch whose failure rate is above
     ``options.max_fail_percentage`` stops the rollout and later batches are never started.
+
+    A run that changes a protected environment needs ``confirm``: the environment's name, or a
+    function of the loaded environment that returns it (the CLI's prompt); it is settled before
+    host selection and before anything connects (:mod:`hxinfra.guard`).
     """
     options = options or RunOptions()
     started = time.monotonic()
@@ -241,6 +253,8 @@ def run_deploy(
     env = load_environment(inv, extra_vars=options.data_layer())
     if not env.hosts:
         raise HxError(f"environment {env_name} has no hosts" + (" (is the lab up?)" if env_name == "lab" else ""))
+    if not options.check:  # before host selection, before anything connects
+        guard.require(env, confirm, f"deploy {deploy_name}")
     options.check_tags(known_tags(env))
     selected = select_hosts(env, options.limit)
     if options.shard is not None:
@@ -263,7 +277,8 @@ def run_deploy(
         if len(plan) > 1:
             log.write(f"\n== batch {number}/{len(plan)}: {', '.join(batch)}\n")
             log.flush()
-        sub = _run_pyinfra(root, env, dep, batch, options, log)
+        with guard.engine_run(env.name):  # confirmed above, or a check: the deploys' own guard lets it run
+            sub = _run_pyinfra(root, env, dep, batch, options, log)
         report.returncode = report.returncode or sub.returncode
         report.operations += [{**op, "batch": number} for op in sub.operations]
         for name, hr in sub.hosts.items():

@@ -11,6 +11,7 @@ from hxinfra.inventory import topology_hosts as _topology_hosts
 
 _env = _environment(
     __file__,
+    protected=True,  # every change needs a confirmation (hxinfra.guard)
     data={
         "hx_environment": "production",
         "hx_domain": "hana-x.ai",

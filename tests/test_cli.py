@@ -64,12 +64,6 @@ def test_errors_exit_1_with_one_line_and_usage_exits_2(project):
     assert r.exit_code == 1 and "is not key=value" in r.output
 
 
-def test_production_refuses_without_a_terminal(project):
-    project("inventories/production.py", INVENTORY)
-    r = CliRunner().invoke(main, ["deploy", "site", "--env", "production"], input="")
-    assert r.exit_code == 1 and "refusing to change production" in r.output
-
-
 def test_report_merge_of_shards(tmp_path):
     import json
 

@@ -11,8 +11,9 @@ from typing import Any
 
 import click
 
+from hxinfra import guard
 from hxinfra.adhoc import HostResult, Session
-from hxinfra.cli.common import ENV_OPTION, _load
+from hxinfra.cli.common import ENV_OPTION, YES_OPTION, _load
 from hxinfra.cli.vault import vault_options
 from hxinfra.patterns import batches, parse_serial
 from hxinfra.runner import select_hosts
@@ -23,12 +24,17 @@ JSON = click.option("--json", "as_json", is_flag=True, help="Print the results a
 BECOME = click.option("--become", "-b", is_flag=True, help="Run as root through sudo (Ansible's --become).")
 
 
-def _results(env_name: str, pattern: str, serial: str | None, work: Any) -> list[HostResult]:
+def _results(
+    env_name: str, pattern: str, serial: str | None, work: Any, change: str | None = None, yes: bool = False
+) -> list[HostResult]:
+    """``work`` on the hosts of ``pattern``, batch by batch. A ``change`` (what it does to the hosts)
+    is confirmed on a protected environment before hosts are selected or anything connects."""
     env = _load(env_name)
+    confirmed = guard.require(env, guard.confirmation(yes, change), change) if change else None
     hosts = select_hosts(env, [pattern])
     out: list[HostResult] = []
     for batch in batches(hosts, parse_serial(serial)):
-        with Session(env, batch) as session:
+        with Session(env, batch, change=change, confirm=confirmed) as session:
             out += work(session)
     return out
 
@@ -71,6 +77,7 @@ def ping(env_name: str, pattern: str, serial: str | None, as_json: bool, keyring
 @ENV_OPTION
 @BECOME
 @SERIAL
+@YES_OPTION
 @JSON
 @vault_options()
 def run_cmd(
@@ -79,13 +86,18 @@ def run_cmd(
     env_name: str,
     become: bool,
     serial: str | None,
+    yes: bool,
     as_json: bool,
     keyring: Keyring,
 ) -> None:
     """Run COMMAND (after ``--``) on the hosts of PATTERN: per-host output and exit code
-    (``ansible PATTERN -m shell -a COMMAND``)."""
+    (``ansible PATTERN -m shell -a COMMAND``). A command may change anything: on production and
+    staging it is confirmed first."""
     line = " ".join(command)
-    _report(_results(env_name, pattern, serial, lambda s: s.run(line, become=become)), as_json)
+    _report(
+        _results(env_name, pattern, serial, lambda s: s.run(line, become=become), change="run a command", yes=yes),
+        as_json,
+    )
 
 
 @click.command()
@@ -106,10 +118,11 @@ def facts(pattern: str, fact: tuple[str, ...], env_name: str, as_json: bool, key
 @click.option("--state", type=click.Choice(["started", "stopped", "restarted", "reloaded"]), required=True)
 @ENV_OPTION
 @SERIAL
+@YES_OPTION
 @JSON
 @vault_options()
 def service(
-    pattern: str, name: str, state: str, env_name: str, serial: str | None, as_json: bool, keyring: Keyring
+    pattern: str, name: str, state: str, env_name: str, serial: str | None, yes: bool, as_json: bool, keyring: Keyring
 ) -> None:
     """Start, stop, restart or reload a systemd service on the hosts of PATTERN, as root
     (``ansible PATTERN -m service -a "name=NAME state=STATE" --become``)."""
@@ -117,7 +130,8 @@ def service(
     unit = shlex.quote(name if "." in name else f"{name}.service")
     # the state the unit is in afterwards is the output; a failed systemctl is the host's rc
     command = f"systemctl {verb} {unit} && systemctl show -p ActiveState --value {unit}"
-    _report(_results(env_name, pattern, serial, lambda s: s.run(command, become=True)), as_json)
+    work = lambda s: s.run(command, become=True)  # noqa: E731 - one line, read where it is used
+    _report(_results(env_name, pattern, serial, work, change=f"{verb} {name}", yes=yes), as_json)
 
 
 @click.command()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -13,11 +14,12 @@ from typing import Any
 
 import click
 
-from hxinfra import history
-from hxinfra.adhoc import HostResult, Session
-from hxinfra.cli.common import ENV_OPTION, _load, guide_vars
+from hxinfra import guard, history
+from hxinfra.adhoc import HostResult, Session, inside
+from hxinfra.cli.common import ENV_OPTION, YES_OPTION, _load, guide_vars
 from hxinfra.cli.vault import vault_options
-from hxinfra.components import PROTECTED_ENVIRONMENTS, program
+from hxinfra.components import program
+from hxinfra.errors import HxError
 from hxinfra.operations import undo_script
 from hxinfra.plan import host_items, plan_data
 from hxinfra.runner import select_hosts
@@ -36,10 +38,13 @@ def backup() -> None:
     """Backups made by the hosts' hx-backup (the backup deploy): run, list, verify."""
 
 
-def _session_run(env_name: str, pattern: str, command: str) -> tuple[Any, list[HostResult]]:
+def _session_run(
+    env_name: str, pattern: str, command: str, change: str | None = None, yes: bool = False
+) -> tuple[Any, list[HostResult]]:
     env = _load(env_name)
+    confirmed = guard.require(env, guard.confirmation(yes, change), change) if change else None
     hosts = select_hosts(env, [pattern])
-    with Session(env, hosts) as session:
+    with Session(env, hosts, change=change, confirm=confirmed) as session:
         return env, session.run_each({h: command for h in hosts}, become=None)
 
 
@@ -91,6 +96,7 @@ def _finish(results: list[dict[str, Any]], as_json: bool) -> None:
     metavar="VARS",
     help="The guide's variables: target_hosts=PATTERN, backup_services=a,b.",
 )
+@YES_OPTION
 @JSON
 @vault_options()
 @history.recorded("backup", target=lambda kw: "run")
@@ -101,6 +107,7 @@ def backup_run(
     dest: Path | None,
     no_copy: bool,
     extra: tuple[str, ...],
+    yes: bool,
     as_json: bool,
     keyring: Keyring,
 ) -> None:
@@ -116,13 +123,15 @@ def backup_run(
     """
     guide = guide_vars(extra, BACKUP_GUIDE, "backup run")
     env = _load(env_name)
+    action = "make a backup"
+    confirmed = guard.require(env, guard.confirmation(yes, action), action)
     hosts = select_hosts(env, [pattern or guide.get("limit") or "all"])
     wanted = {s.strip() for s in (services or str(guide.get("services", ""))).split(",") if s.strip()}
     if wanted:
         hosts = _running(env, hosts, wanted)
-    dest = dest or Path("backups") / env_name
+    dest = dest or Path("backups") / env.name
     out: list[dict[str, Any]] = []
-    with Session(env, hosts) as session:
+    with Session(env, hosts, change=action, confirm=confirmed) as session:
         made = session.run_each(
             {h: f"systemctl start hx-backup.service && {program('backup')} list | tail -n1" for h in hosts}, become=None
         )
@@ -133,6 +142,9 @@ def backup_run(
                     {"host": r.host, "ok": False, "id": None, "detail": " / ".join(r.stderr[-3:]) or "no backup"}
                 )
                 continue
+            if not re.fullmatch(BACKUP_ID, backup_id):  # what a host prints never becomes a path unchecked
+                out.append({"host": r.host, "ok": False, "id": None, "detail": f"not a backup id: {backup_id[:40]!r}"})
+                continue
             entry: dict[str, Any] = {"host": r.host, "ok": True, "id": backup_id, "detail": backup_id}
             if not no_copy:
                 entry.update(_copy(session, env, r.host, backup_id, dest))
@@ -140,20 +152,51 @@ def backup_run(
     _finish(out, as_json)
 
 
+# a file of a backup: one path component of safe characters (what sha256sum lists and ls prints)
+FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,200}")
+
+
 def _copy(session: Session, env: Any, host: str, backup_id: str, dest: Path) -> dict[str, Any]:
-    """Fetch every file of one backup and check it against the backup's own SHA256SUMS."""
+    """Fetch every file of one backup and check it against the backup's own SHA256SUMS.
+
+    The host may be hostile: the id was checked by the caller; each name it lists must be a single
+    file name, the names must be exactly those SHA256SUMS lists (plus itself), and every target must
+    resolve inside ``dest``. Anything else fails the host, and nothing is written outside ``dest``."""
+    try:
+        return _copy_checked(session, env, host, backup_id, dest)
+    except HxError as e:
+        return {"ok": False, "detail": f"{backup_id}: {e}"}
+
+
+def _copy_checked(session: Session, env: Any, host: str, backup_id: str, dest: Path) -> dict[str, Any]:
     directory = f"{env.host_data(host, with_defaults=True).get('backup_dir', '/var/backups/hx')}/{backup_id}"
     names = session.run_on(host, f"ls -1 {shlex.quote(directory)}").stdout
-    local = dest / host / backup_id
+    odd = [n for n in names if not FILE_NAME.fullmatch(n)]
+    if odd:
+        raise HxError(f"the host lists file names that are not single file names: {', '.join(map(repr, odd[:3]))}")
+    if "SHA256SUMS" not in names:
+        raise HxError("the backup has no SHA256SUMS")
+    dest.mkdir(parents=True, exist_ok=True)
+    local = inside(dest, host, backup_id)
     local.mkdir(parents=True, exist_ok=True)
     local.chmod(0o700)
-    for name in names:
-        target = session.fetch_one(host, f"{directory}/{name}", local / name)
-        if target is None:
-            return {"ok": False, "detail": f"{backup_id}: could not copy {name}"}
-    sums = {
-        line.split()[1]: line.split()[0] for line in (local / "SHA256SUMS").read_text().splitlines() if line.strip()
-    }
+    sums_file = session.fetch_one(host, f"{directory}/SHA256SUMS", inside(dest, host, backup_id, "SHA256SUMS"))
+    if sums_file is None:
+        raise HxError("could not copy SHA256SUMS")
+    sums: dict[str, str] = {}
+    for line in sums_file.read_text(errors="replace").splitlines():
+        digest, _, name = line.strip().partition("  ")
+        if not line.strip():
+            continue
+        if not re.fullmatch(r"[0-9a-f]{64}", digest) or not FILE_NAME.fullmatch(name):
+            raise HxError(f"SHA256SUMS has a line that is not '<sha256>  <file name>': {line[:60]!r}")
+        sums[name] = digest
+    if set(sums) != set(names) - {"SHA256SUMS"}:
+        extra, missing = sorted(set(names) - set(sums) - {"SHA256SUMS"}), sorted(set(sums) - set(names))
+        raise HxError(f"files and SHA256SUMS differ (not listed: {extra or '-'}; listed, absent: {missing or '-'})")
+    for name in sorted(sums):
+        if session.fetch_one(host, f"{directory}/{name}", inside(dest, host, backup_id, name)) is None:
+            raise HxError(f"could not copy {name}")
     bad = [n for n, digest in sums.items() if hashlib.sha256((local / n).read_bytes()).hexdigest() != digest]
     if bad:
         return {"ok": False, "detail": f"{backup_id}: copy differs from its checksum: {', '.join(bad)}"}
@@ -170,19 +213,20 @@ def _copy(session: Session, env: Any, host: str, backup_id: str, dest: Path) -> 
     required=True,
     help="A copy made by backup run: DEST/<host>/<backup id>/.",
 )
+@YES_OPTION
 @JSON
 @vault_options()
-def backup_push(env_name: str, pattern: str, source: Path, as_json: bool, keyring: Keyring) -> None:
+def backup_push(env_name: str, pattern: str, source: Path, yes: bool, as_json: bool, keyring: Keyring) -> None:
     """Give a host a backup from the controller's copy (a rebuilt host, a disaster recovery); it is
     checked against its checksums on the host before it counts."""
-    import re
-
     if not re.fullmatch(BACKUP_ID.strip("^$"), source.name) or not (source / "SHA256SUMS").is_file():
         raise click.UsageError(f"--from {source}: not a backup copy (<id>/ with SHA256SUMS)")
     env = _load(env_name)
+    action = f"give backup {source.name} to the host"
+    confirmed = guard.require(env, guard.confirmation(yes, action), action)
     hosts = select_hosts(env, [pattern])
     out = []
-    with Session(env, hosts) as session:
+    with Session(env, hosts, change=action, confirm=confirmed) as session:
         for host in hosts:
             directory = f"{env.host_data(host, with_defaults=True).get('backup_dir', '/var/backups/hx')}/{source.name}"
             partial = f"{directory}.partial"
@@ -257,7 +301,7 @@ def backup_verify(env_name: str, pattern: str, backup_id: str, as_json: bool, ke
     help="Put this component's config back to its previous deployed version (checked, then live).",
 )
 @click.option("--id", "backup_id", default="", help="The backup to restore from (default: the newest).")
-@click.option("--yes", is_flag=True, help="Needed on production and staging: a restore overwrites.")
+@YES_OPTION
 @click.option(
     "--extra-vars",
     "-e",
@@ -298,8 +342,6 @@ def restore(
       hxinfra restore --env lab --limit web_servers --config nginx
       hxinfra restore --env staging -e target_hosts=hx-db-01 -e recovery_point='2026-12-01 02:30:00' --yes
     """
-    import re
-
     guide = guide_vars(extra, RESTORE_GUIDE, "restore")
     pattern = pattern or guide.get("limit")
     to_time = to_time or str(guide.get("to_time", ""))
@@ -314,31 +356,29 @@ def restore(
         raise click.UsageError(f"--db {database!r}: a database name")
     if path and (not path.startswith("/") or "/../" in f"{path}/"):
         raise click.UsageError(f"--path {path!r}: an absolute path without '..'")
-    if env_name in PROTECTED_ENVIRONMENTS and not yes:
-        raise click.UsageError(f"restoring on {env_name} overwrites what is there: add --yes")
     if component:
-        _restore_config(env_name, pattern, component, as_json)
+        _restore_config(env_name, pattern, component, as_json, yes)
         return
     if to_time:
         command = f"{program('backup')} restore-time {shlex.quote(to_time)}"
     else:
         verb = f"restore-db {shlex.quote(database)}" if database else f"restore-path {shlex.quote(path)}"
         command = f"{program('backup')} {verb} {shlex.quote(backup_id)}"
-    _, results = _session_run(env_name, pattern, command)
+    _, results = _session_run(env_name, pattern, command, change="restore (it overwrites what is there)", yes=yes)
     _finish([{"host": r.host, "ok": r.ok, "detail": " / ".join((r.stdout + r.stderr)[-3:])} for r in results], as_json)
 
 
 def _check_id(backup_id: str) -> None:
-    import re
-
     if backup_id and not re.fullmatch(BACKUP_ID, backup_id):
         raise click.UsageError(f"--id {backup_id!r}: a backup id such as 20261201T023000Z")
 
 
-def _restore_config(env_name: str, pattern: str, name: str, as_json: bool) -> None:
+def _restore_config(env_name: str, pattern: str, name: str, as_json: bool, yes: bool) -> None:
     """Each host's config of one component back to the version before its last deployed change:
     the versions ``config_set`` kept, checked by the component's own validator, then made live."""
     env = _load(env_name)
+    action = f"restore the previous {name} config"
+    confirmed = guard.require(env, guard.confirmation(yes, action), action)
     comp = next((c for c in env.components if c.name == name), None)
     able = sorted(c.name for c in env.components if c.rollback is not None and c.plan is not None)
     if comp is None or comp.rollback is None or comp.plan is None:
@@ -351,7 +391,7 @@ def _restore_config(env_name: str, pattern: str, name: str, as_json: bool) -> No
         data = plan_data(env, h)
         validate, apply = comp.rollback(data, h)
         commands[h] = undo_script([i.path for i in host_items(env, h, only=name)], validate, apply, name)
-    with Session(env, hosts) as session:
+    with Session(env, hosts, change=action, confirm=confirmed) as session:
         results = session.run_each(commands, become=None)
     _finish(
         [

@@ -5,15 +5,14 @@ from typing import Any
 
 import click
 
-from hxinfra.components import PROTECTED_ENVIRONMENTS, looks_secret
+from hxinfra.components import looks_secret
 from hxinfra.datafiles import parse_extra_vars
 from hxinfra.errors import HxError
+from hxinfra.guard import CONFIRM_VAR, GuardError, check_name
 from hxinfra.inventory import Environment, load_environment
-from hxinfra.paths import project_root
-from hxinfra.runner import inventory_file
+from hxinfra.paths import find_project_root, project_root
+from hxinfra.runner import inventory_file, known_environments
 from hxinfra.vault import MASK, mask, redact
-
-PROTECTED_ENVS = PROTECTED_ENVIRONMENTS
 
 
 def _mask(key: str, value: Any) -> Any:
@@ -61,6 +60,18 @@ class HxGroup(click.Group):
             sys.exit(1 if detailed and e.exit_code == 2 else e.exit_code)
 
 
+def env_name_check(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``--env`` takes an environment's name only: anything else (``./production``) is a usage error
+    that lists the names, before anything is loaded."""
+    if value is None:
+        return None
+    try:
+        root = find_project_root()
+        return check_name(value, known_environments(root) if root else ())
+    except GuardError as e:
+        raise click.BadParameter(str(e), ctx=ctx, param=param) from None
+
+
 ENV_OPTION = click.option(
     "--env",
     "-E",
@@ -68,7 +79,15 @@ ENV_OPTION = click.option(
     envvar="HXINFRA_ENV",
     show_envvar=True,
     required=True,
+    callback=env_name_check,
     help="Environment: production, staging, development, testing or lab.",
+)
+# --yes on a verb that changes hosts: that command line confirms a protected environment (hxinfra.guard)
+YES_OPTION = click.option(
+    "--yes",
+    "-y",
+    is_flag=True,
+    help=f"Confirm a change of production or staging on this command line ({CONFIRM_VAR}=<env name> does too).",
 )
 
 

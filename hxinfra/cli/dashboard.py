@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from hxinfra import history
+from hxinfra.cli.common import env_name_check
 from hxinfra.dashboard import build_states, render_site
 from hxinfra.errors import HxError
 
@@ -19,7 +20,7 @@ from hxinfra.errors import HxError
     required=True,
     help="The directory to write the site into (index.html and a page per environment and host).",
 )
-@click.option("--env", "-E", "env_name", default=None, help="Only this environment.")
+@click.option("--env", "-E", "env_name", default=None, callback=env_name_check, help="Only this environment.")
 @click.option("--last", "count", type=click.IntRange(1, 100000), default=2000, help="At most this many runs.")
 def dashboard(out: Path, env_name: str | None, count: int) -> None:
     """Write a self-contained HTML site of the fleet: per environment each host's last drift,

@@ -8,14 +8,14 @@ from typing import Any
 
 import click
 
-from hxinfra import drift, history
-from hxinfra.cli.common import ENV_OPTION, PROTECTED_ENVS
+from hxinfra import drift, guard, history
+from hxinfra.cli.common import ENV_OPTION, YES_OPTION
 from hxinfra.cli.vault import vault_options
 from hxinfra.errors import HxError
 from hxinfra.options import RunOptions
 from hxinfra.paths import project_root
 from hxinfra.runlog import RunLog, Tee
-from hxinfra.runner import DeployReport, HostReport, load_pyinfra_cli, run_deploy
+from hxinfra.runner import DeployReport, HostReport, load_pyinfra_cli, run_deploy, select_hosts
 from hxinfra.vault import Keyring
 
 
@@ -55,14 +55,7 @@ from hxinfra.vault import Keyring
 )
 @click.option("--tags", "-t", "tags", multiple=True, metavar="TAG[,TAG]", help="Only steps with these tags.")
 @click.option("--skip-tags", "skip_tags", multiple=True, metavar="TAG[,TAG]", help="Skip steps with these tags.")
-@click.option(
-    "--yes",
-    "-y",
-    is_flag=True,
-    envvar="HXINFRA_YES",
-    show_envvar=True,
-    help="Do not ask before changing production or staging.",
-)
+@YES_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON to stdout.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when changes were made or are pending.")
 @click.option(
@@ -104,10 +97,6 @@ def deploy(
     """
     root = project_root()
     load_pyinfra_cli()
-    if env_name in PROTECTED_ENVS and not check and not yes:
-        if not sys.stdin.isatty():
-            raise HxError(f"refusing to change {env_name} without a terminal to confirm; run --check first, then --yes")
-        click.confirm(f"Apply {deploy} to {env_name}?", abort=True, err=True)
     options = RunOptions.from_cli(
         extra_args=extra,
         tags=tags,
@@ -138,7 +127,15 @@ def deploy(
         )
     with runlog if runlog is not None else contextlib.nullcontext():
         with drift.collecting() as findings:  # what changed, by name, for the history
-            report = run_deploy(root, env_name, deploy, options, keyring=keyring, log=Tee(sys.stderr, runlog))
+            report = run_deploy(
+                root,
+                env_name,
+                deploy,
+                options,
+                keyring=keyring,
+                log=Tee(sys.stderr, runlog),
+                confirm=guard.confirmation(yes, f"apply {deploy}", lambda env: select_hosts(env, options.limit)),
+            )
         history.set_hosts(history_hosts(report, findings))
         if as_json:
             click.echo(json.dumps(report.as_dict(), indent=2))

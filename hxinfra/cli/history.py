@@ -7,6 +7,7 @@ import time
 import click
 
 from hxinfra import history
+from hxinfra.cli.common import env_name_check
 from hxinfra.errors import HxError
 
 
@@ -15,7 +16,15 @@ def _when(ts: float) -> str:
 
 
 @click.group("history", invoke_without_command=True)
-@click.option("--env", "-E", "env_name", default=None, envvar="HXINFRA_ENV", help="Only this environment's runs.")
+@click.option(
+    "--env",
+    "-E",
+    "env_name",
+    default=None,
+    callback=env_name_check,
+    envvar="HXINFRA_ENV",
+    help="Only this environment's runs.",
+)
 @click.option("--host", default=None, help="Only the runs that touched this host.")
 @click.option("--since", default=None, metavar="AGE", help="Only runs newer than this: 30m, 12h, 7d, 2w.")
 @click.option("--last", "count", type=click.IntRange(1, 10000), default=50, help="At most this many runs.")

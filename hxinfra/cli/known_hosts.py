@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from hxinfra.cli.common import ENV_OPTION
 from hxinfra.cli.vault import vault_options
 from hxinfra.errors import HxError
 from hxinfra.known_hosts import FILE_KEY, STRICT_KEY, entry_name, read_known, record, scan, status
@@ -46,7 +47,7 @@ def _targets(env_name: str, limit: tuple[str, ...]) -> tuple[Path, list[dict[str
 
 
 @known_hosts.command("scan")
-@click.option("--env", "-E", "env_name", envvar="HXINFRA_ENV", show_envvar=True, required=True)
+@ENV_OPTION
 @click.option("--limit", "-l", multiple=True, metavar="PATTERN", help="Only these hosts (Ansible pattern).")
 @click.option("--record", "do_record", is_flag=True, help="Record the keys of hosts that have none (asks per host).")
 @click.option("--yes", "-y", is_flag=True, help="With --record: do not ask (you checked the fingerprints).")

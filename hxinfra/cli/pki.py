@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from hxinfra import guard
+from hxinfra.cli.common import ENV_OPTION, YES_OPTION, _load
 from hxinfra.pki import LocalCA, colon_fingerprint, load_certificate, verify_ca
 
 DIR_OPTION = click.option(
@@ -160,7 +162,7 @@ def _print_rows(rows: list[dict[str, object]], threshold: int) -> None:
 
 
 @pki.command("expiry")
-@click.option("--env", "-E", "env_name", envvar="HXINFRA_ENV", required=True, help="Environment.")
+@ENV_OPTION
 @click.option("--limit", "-l", "pattern", default="all", metavar="PATTERN", help="Ansible host pattern.")
 @click.option(
     "--days",
@@ -183,7 +185,7 @@ def expiry_cmd(env_name: str, pattern: str, threshold: int, as_json: bool) -> No
 
 
 @pki.command("renew")
-@click.option("--env", "-E", "env_name", envvar="HXINFRA_ENV", required=True, help="Environment.")
+@ENV_OPTION
 @click.option("--limit", "-l", "pattern", default="all", metavar="PATTERN", help="Ansible host pattern.")
 @click.option(
     "--days",
@@ -195,7 +197,8 @@ def expiry_cmd(env_name: str, pattern: str, threshold: int, as_json: bool) -> No
 )
 @click.option("--valid-days", default=397, show_default=True, type=click.IntRange(1), help="Validity of a renewal.")
 @click.option("--check", is_flag=True, help="Only say what would be renewed.")
-def renew_cmd(env_name: str, pattern: str, threshold: int, valid_days: int, check: bool) -> None:
+@YES_OPTION
+def renew_cmd(env_name: str, pattern: str, threshold: int, valid_days: int, check: bool, yes: bool) -> None:
     """Renew the service certificates under --days: issued again by their CA (the same names, a new
     key), deployed by the component that declares them, their services reloaded; then the table again.
 
@@ -207,6 +210,11 @@ def renew_cmd(env_name: str, pattern: str, threshold: int, valid_days: int, chec
     from hxinfra.runner import load_pyinfra_cli, run_deploy
 
     load_pyinfra_cli()  # before expiry_table connects: this command deploys afterwards
+    confirmed = None
+    if not check:  # before anything is issued or connects: renewing deploys to the hosts
+        env = _load(env_name)
+        action = "renew and deploy certificates"
+        confirmed = guard.require(env, guard.confirmation(yes, action), action)
     rows = expiry_table(env_name, pattern)
     due = [r for r in rows if _due(r, threshold)]
     _print_rows(rows, threshold)
@@ -227,7 +235,7 @@ def renew_cmd(env_name: str, pattern: str, threshold: int, valid_days: int, chec
         hosts.setdefault(str(r["deploy"]), set()).add(str(r["host"]))
     if hosts and not check:
         for name, on in sorted(hosts.items()):
-            report = run_deploy(project_root(), env_name, name, RunOptions(limit=tuple(sorted(on))))
+            report = run_deploy(project_root(), env_name, name, RunOptions(limit=tuple(sorted(on))), confirm=confirmed)
             if any(h.status in ("failed", "unreachable") for h in report.hosts.values()):
                 click.echo(f"hxinfra: the {name} deploy of the renewed certificates failed", err=True)
                 raise SystemExit(1)

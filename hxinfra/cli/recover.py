@@ -10,8 +10,9 @@ from typing import Any
 
 import click
 
+from hxinfra import guard
 from hxinfra.adhoc import Session
-from hxinfra.cli.common import ENV_OPTION, _load
+from hxinfra.cli.common import ENV_OPTION, YES_OPTION, _load
 from hxinfra.cli.vault import vault_options
 from hxinfra.runner import select_hosts
 from hxinfra.vault import Keyring, redact
@@ -41,14 +42,17 @@ def site_order(env: Any, hosts: list[str]) -> list[str]:
 @click.command("recover")
 @ENV_OPTION
 @click.option("--limit", "-l", "pattern", default="all", metavar="PATTERN", help="Ansible host pattern.")
+@YES_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON to stdout.")
 @vault_options()
-def recover(env_name: str, pattern: str, as_json: bool, keyring: Keyring) -> None:
+def recover(env_name: str, pattern: str, yes: bool, as_json: bool, keyring: Keyring) -> None:
     """Restart failed units, hosts in the site's order; exit 1 naming what stays failed."""
     env = _load(env_name)
+    action = "restart failed units"
+    confirmed = guard.require(env, guard.confirmation(yes, action), action)
     hosts = site_order(env, select_hosts(env, [pattern]))
     results: list[dict[str, Any]] = []
-    with Session(env, hosts) as session:
+    with Session(env, hosts, change=action, confirm=confirmed) as session:
         for host in hosts:  # one by one: a database is back before what needs it restarts
             r = session.run_on(host, RECOVER)
             results.append({"host": host, "ok": r.ok, "detail": " / ".join(r.stdout[-2:]) or "unreachable"})

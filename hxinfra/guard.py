@@ -87,7 +87,7 @@ def require(env: Environment, confirm: Confirm, action: str) -> str | None:
     return given
 
 
-def confirmation(yes: bool, action: str, hosts: Callable[[Environment], Sequence[str]] | None = None) -> Confirm:
+def confirmation(yes: bool, action: str, hosts: Callable[[Any], Sequence[str]] | None = None) -> Confirm:
     """The CLI's confirmation for :func:`require`, asked once the environment is loaded.
 
     ``--yes`` on this command line confirms; so does ``HXINFRA_YES=<the environment's name>``; else a

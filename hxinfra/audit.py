@@ -11,14 +11,14 @@ data. All controls of a host run in one script, one round trip, the health check
 
 from __future__ import annotations
 
-import html
 import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hxinfra.health import MARK, declared, marked
+from hxinfra.health import MARK, declared, integer, marked
+from hxinfra.vault import escape_html
 
 STANDARDS = {
     "cis_basic": "CIS-style Debian baseline (level 1)",
@@ -152,8 +152,8 @@ def script(controls: Iterable[Control]) -> str:
 def parse(host: str, controls: list[Control], lines: Iterable[str]) -> HostAudit:
     result = HostAudit(host)
     for which, rc, chunk in marked(lines):
-        if which.isdigit() and int(which) < len(controls):
-            c = controls[int(which)]
+        if (index := integer(which)) is not None and index < len(controls):
+            c = controls[index]
             result.results.append(
                 ControlResult(c.id, c.title, rc == "0", [x for x in chunk if x][-20:], c.requirements)
             )
@@ -188,7 +188,7 @@ def as_json(audits: list[HostAudit], standard: str | None) -> str:
 def report_html(audits: list[HostAudit], title: str, standard: str | None) -> str:
     """A standalone page: a bar per host (controls passed / failed), then every control with its
     requirement and evidence."""
-    e = html.escape
+    e = escape_html  # redacted, then escaped
     bar, width = 20, 520
     svg = []
     for i, a in enumerate(audits):

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMappin
 from dataclasses import dataclass, field
 from typing import Any
 
-from hxinfra.datafiles import ExtraStr
+from hxinfra.datafiles import ExtraStr, looks_secret
 from hxinfra.frozen import freeze
 from hxinfra.memo import IdentityCache, TraceMemo
 from hxinfra.validate import CONTROL
@@ -170,14 +170,6 @@ class Component:
         if isinstance(self.defaults, MutableMapping):
             for key, value in self.defaults.items():
                 self.defaults[key] = freeze(value, key)
-
-
-SECRET_WORDS = ("password", "secret", "token", "passphrase", "private_key", "master_key")
-
-
-def looks_secret(key: str) -> bool:
-    """Keys whose values are never echoed, even in error messages."""
-    return key.startswith("vault_") or any(w in key.lower() for w in SECRET_WORDS)
 
 
 def _type_name(spec: TypeSpec) -> str:

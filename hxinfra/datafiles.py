@@ -12,14 +12,22 @@ one argument (``-e 'a=1 b=2'``), and ``-e '{"json": ...}'`` or ``-e @file.yml`` 
 from __future__ import annotations
 
 import shlex
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from hxinfra.errors import HxError, InventoryError
-from hxinfra.vault import Vaulted, VaultError, default_keyring, is_encrypted, iter_vaulted, mark_secret
+from hxinfra.vault import (
+    Vaulted,
+    VaultError,
+    default_keyring,
+    is_encrypted,
+    iter_vaulted,
+    mark_secret,
+    register_secret,
+)
 
 
 class _Loader(yaml.SafeLoader):
@@ -94,6 +102,32 @@ def load_yaml_mapping(path: Path) -> dict[str, Any]:
     return mark_secret(value, str(path)) if encrypted else value
 
 
+SECRET_WORDS = ("password", "secret", "token", "passphrase", "private_key", "master_key")
+
+
+def looks_secret(key: str) -> bool:
+    """Keys whose values are never echoed, even in error messages."""
+    return key.startswith("vault_") or any(w in key.lower() for w in SECRET_WORDS)
+
+
+def _register_secrets(value: Any, key: str = "") -> None:
+    """Values of secret-looking keys (at any depth) are registered, so every output masks them."""
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            _register_secrets(v, str(k) if looks_secret(str(k)) else key)
+    elif isinstance(value, list):
+        for v in value:
+            _register_secrets(v, key)
+    elif key and isinstance(value, str) and value:
+        register_secret(value)
+
+
+def _key_of(word: str) -> str:
+    """What an error may say of an ``-e`` word: its key when it has one, never its value."""
+    key, sep, _ = word.partition("=")
+    return repr(key.strip()[:40]) if sep and key.strip().isidentifier() else "(not shown: it may hold a secret)"
+
+
 class ExtraStr(str):
     """A string from ``-e key=value``: a string, as in Ansible, until a component's schema says
     the key is a number or a boolean (then it is converted, as Ansible modules convert arguments)."""
@@ -106,6 +140,9 @@ def parse_extra_vars(values: Iterable[str]) -> dict[str, Any]:
 
     ``@file.yml`` may be a vault or hold ``!vault`` values, as with ``ansible-playbook``; it is the
     way to pass a secret (a ``key=value`` argument is visible to every user in ``ps``).
+
+    Values of secret-looking keys are registered as secrets (masked in every output), and an error
+    names the key at most, never a value.
     """
     out: dict[str, Any] = {}
     for raw in values:
@@ -114,21 +151,27 @@ def parse_extra_vars(values: Iterable[str]) -> dict[str, Any]:
             out.update(load_yaml_mapping(Path(text[1:])))
             continue
         if text.startswith(("{", "[")):
-            value = load_yaml(text, "-e")
+            try:
+                value = load_yaml(text, "-e")
+            except InventoryError:
+                raise HxError("extra vars: a JSON/YAML argument that does not parse (not shown)") from None
             if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-                raise HxError(f"extra vars {raw[:40]!r}: a JSON/YAML argument must be a mapping of names to values")
+                raise HxError("extra vars: a JSON/YAML argument must be a mapping of names to values")
+            _register_secrets(value)
             out.update(value)
             continue
         try:
             words = shlex.split(text)
         except ValueError as e:
-            raise HxError(f"extra vars {raw[:40]!r}: {e}") from None
+            raise HxError(f"extra vars {_key_of(text)}: {e} (the value is not shown)") from None
         if not words:
             raise HxError("empty extra vars argument (give key=value, a JSON mapping or @file.yml)")
         for word in words:
             key, sep, value = word.partition("=")
             if not sep or not key.strip().isidentifier():
-                raise HxError(f"extra var {word.split('=')[0][:40]!r} is not key=value, a JSON mapping or @file.yml")
+                raise HxError(f"extra var {_key_of(word)} is not key=value, a JSON mapping or @file.yml")
+            if looks_secret(key.strip()):
+                register_secret(value)
             out[key.strip()] = ExtraStr(value)
     return out
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass, field
 from typing import Any
 
 from hxinfra.drift import Finding, Findings
 from hxinfra.history import HostResult
+from hxinfra.vault import escape_html
 
 STATUS = {"pending": "drifted", "ok": "clean", "changed": "drifted", "failed": "failed", "unreachable": "unreachable"}
 
@@ -79,7 +79,7 @@ COLOURS = {"clean": "#2e7d32", "drifted": "#ef6c00", "failed": "#c62828", "unrea
 
 def report_html(hosts: list[DriftHost], title: str) -> str:
     """A standalone page: a summary bar per status, then each host's findings with their diffs."""
-    e = html.escape
+    e = escape_html  # redacted, then escaped
     sections = []
     for h in hosts:
         items = []

@@ -9,12 +9,14 @@ as a pure function of host data (``Component.health``).
 
 from __future__ import annotations
 
-import html
 import json
+import re
 import shlex
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from hxinfra.vault import escape_html
 
 MARK = "@@hxinfra-check"
 BASICS = "basics"
@@ -134,8 +136,8 @@ def parse(host: str, checks: list[Check], lines: Iterable[str], disk_threshold: 
     for which, rc, chunk in marked(lines):
         if which == BASICS:
             result.basics = basics(chunk)
-        elif which.isdigit() and int(which) < len(checks):
-            check = checks[int(which)]
+        elif (index := integer(which)) is not None and index < len(checks):
+            check = checks[index]
             result.checks.append(CheckResult(check.name, check.service, rc == "0", [c for c in chunk if c]))
     for mount, pct in result.basics.get("disks", {}).items():
         result.checks.insert(
@@ -143,32 +145,67 @@ def parse(host: str, checks: list[Check], lines: Iterable[str], disk_threshold: 
         )
     failed = result.basics.get("failed_units", [])
     result.checks.insert(0, CheckResult("no failed systemd units", "system", not failed, failed))
+    unparsed = result.basics.get("unparsed", [])
+    if unparsed:
+        result.checks.insert(0, CheckResult("the host's basics read as numbers", "system", False, unparsed))
     return result
 
 
-def disks(lines: list[str]) -> dict[str, int]:
-    """Mount -> use (%) from the ``disk=`` lines of :data:`DISKS`."""
+# what a host prints is read as ASCII numbers only: ``str.isdigit()`` takes "²", which int() refuses
+INTEGER = re.compile(r"[0-9]{1,18}", re.ASCII)
+DECIMAL = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,12})?", re.ASCII)
+
+
+def integer(text: str) -> int | None:
+    """``text`` as a whole number when it is one in ASCII digits, else None (never an exception)."""
+    text = text.strip()
+    return int(text) if INTEGER.fullmatch(text) else None
+
+
+def decimals(text: str) -> list[float] | None:
+    """Space-separated ASCII decimals (``0.10 0.20 0.30``), else None."""
+    words = text.split()
+    return [float(w) for w in words] if words and all(DECIMAL.fullmatch(w) for w in words) else None
+
+
+def disks(lines: list[str], bad: list[str] | None = None) -> dict[str, int]:
+    """Mount -> use (%) from the ``disk=`` lines of :data:`DISKS` (a line that is not one goes to ``bad``)."""
     out: dict[str, int] = {}
     for line in lines:
         key, _, value = line.partition("=")
-        if key == "disk" and " " in value:
-            mount, pct = value.rsplit(" ", 1)
-            if pct.isdigit():
-                out[mount] = int(pct)
+        if key == "disk":
+            mount, _, pct = value.rpartition(" ")
+            number = integer(pct)
+            if mount and number is not None:
+                out[mount] = number
+            elif bad is not None:
+                bad.append(line[:120])
     return out
 
 
 def basics(lines: list[str]) -> dict[str, Any]:
-    """The basics of :data:`BASICS_SCRIPT`'s output."""
-    out: dict[str, Any] = {"disks": disks(lines), "failed_units": []}
+    """The basics of :data:`BASICS_SCRIPT`'s output. The host may print anything: a line that does not
+    parse is kept in ``unparsed`` (a finding for that host), never an exception for the run."""
+    bad: list[str] = []
+    out: dict[str, Any] = {"disks": disks(lines, bad), "failed_units": []}
     for line in lines:
         key, _, value = line.partition("=")
         if key == "failed_unit":
             out["failed_units"].append(value)
-        elif key in ("uptime", "cpus", "mem_total_mb", "mem_used_pct") and value.isdigit():
-            out[key] = int(value)
+        elif key in ("uptime", "cpus", "mem_total_mb", "mem_used_pct"):
+            number = integer(value)
+            if number is None:
+                bad.append(line[:120])
+            else:
+                out[key] = number
         elif key == "load":
-            out["load"] = [float(x) for x in value.split()]
+            load = decimals(value)
+            if load is None:
+                bad.append(line[:120])
+            else:
+                out["load"] = load
+    if bad:
+        out["unparsed"] = bad
     return out
 
 
@@ -201,7 +238,7 @@ def report_table(results: list[HostHealth]) -> list[str]:
 
 def report_html(results: list[HostHealth], title: str) -> str:
     """A self-contained page: a chart of memory and worst disk use per host, then every check."""
-    e = html.escape
+    e = escape_html  # redacted, then escaped
     width, bar = 640, 18
     rows = []
     for i, r in enumerate(results):

@@ -99,15 +99,34 @@ def db_path() -> Path:
     return state_dir() / FILE
 
 
+def private(path: Path) -> None:
+    """The history's directory 0700 and its file 0600, made so or tightened (an older hxinfra or a
+    umask left them readable); a symbolic link in place of either is refused, never followed."""
+    for item in (path.parent, path):
+        if item.is_symlink():
+            raise HistoryError(f"{item} is a symbolic link; the run history is not kept through one")
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if path.parent.stat().st_mode & 0o077:
+        path.parent.chmod(0o700)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    for side in ("-wal", "-shm", "-journal"):  # sqlite's own files beside it
+        extra = path.with_name(path.name + side)
+        if extra.is_file() and not extra.is_symlink() and extra.stat().st_mode & 0o077:
+            extra.chmod(0o600)
+
+
 def connect(path: Path | None = None, create: bool = True) -> sqlite3.Connection:
     """The history database, migrated to this hxinfra's schema. Raises :class:`HistoryError`."""
     path = path or db_path()
     if not create and not path.exists():
         raise HistoryError(f"no run history yet ({path})")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if not path.exists():
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))
+        private(path)
         conn = sqlite3.connect(path, timeout=LOCK_WAIT, isolation_level=None)
     except (OSError, sqlite3.Error) as e:
         raise HistoryError(f"cannot open the run history {path}: {e}") from None

@@ -21,6 +21,7 @@ import contextlib
 import functools
 import getpass
 import hashlib
+import html
 import json
 import os
 import re
@@ -286,6 +287,11 @@ class Keyring:
             return self._resolved_all
         return []
 
+    def unattended(self) -> Keyring:
+        """These passwords less any a person would be asked for (redacting a report must not prompt)."""
+        sources = [s for s in self._sources if s[2] != "prompt"]
+        return Keyring(secrets=self.known(), resolver=self._resolver, sources=sources)
+
     def known(self) -> list[tuple[str, bytes]]:
         """What can be handed on without asking anyone: added and already-read passwords."""
         read = [(self._sources[i][0], v) for i, v in sorted(self._loaded.items()) if isinstance(v, bytes)]
@@ -450,6 +456,7 @@ def _variants(value: str) -> set[str]:
     """The forms a secret takes on its way into files and commands: as typed, shell-quoted,
     SQL/postgresql.conf-quoted (``'`` doubled), JSON/C-escaped, upper and lower case."""
     forms = {value, shlex.quote(value), value.replace("'", "''"), json.dumps(value)[1:-1], value.upper(), value.lower()}
+    forms |= {html.escape(value), html.escape(value, quote=False)}  # as an HTML report shows it
     forms.add(value.replace("\\", "\\\\").replace('"', '\\"'))
     return forms
 
@@ -487,6 +494,11 @@ def redact(text: str) -> str:
         if secret in text:
             text = re.sub(rf"(?<=[=:'\"\s]){re.escape(secret)}(?=$|[\s'\",;])", MASK, text)
     return text
+
+
+def escape_html(text: object) -> str:
+    """``text`` for an HTML page: redacted first, then escaped (an escaped secret is another string)."""
+    return html.escape(redact(str(text)))
 
 
 def registered_secrets() -> frozenset[str]:

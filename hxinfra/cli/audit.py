@@ -70,7 +70,7 @@ def audit(
     standard = standard or guide.get("standard")
     if standard is not None and standard not in STANDARDS:
         raise click.UsageError(f"security_policy {standard!r}: one of {', '.join(sorted(STANDARDS))}")
-    env = _load(env_name)
+    env = _load(env_name, keyring=keyring)
     hosts = select_hosts(env, [pattern or guide.get("limit") or "all"])
     plans = {
         h: select(host_controls(env.components, env.host_groups(env.host(h)), plan_data(env, h), h), standard)

@@ -5,14 +5,13 @@ from typing import Any
 
 import click
 
-from hxinfra.components import looks_secret
-from hxinfra.datafiles import parse_extra_vars
+from hxinfra.datafiles import looks_secret, parse_extra_vars
 from hxinfra.errors import HxError
 from hxinfra.guard import CONFIRM_VAR, GuardError, check_name
 from hxinfra.inventory import Environment, load_environment
 from hxinfra.paths import find_project_root, project_root
 from hxinfra.runner import inventory_file, known_environments
-from hxinfra.vault import MASK, mask, redact
+from hxinfra.vault import MASK, Keyring, Vaulted, VaultError, iter_vaulted, mask, redact
 
 
 def _mask(key: str, value: Any) -> Any:
@@ -91,10 +90,31 @@ YES_OPTION = click.option(
 )
 
 
-def _load(env_name: str, extra: tuple[str, ...] = ()) -> Environment:
+def _load(env_name: str, extra: tuple[str, ...] = (), keyring: Keyring | None = None) -> Environment:
+    """The environment, validated, its warnings shown; with ``keyring``, its secrets registered."""
     env = load_environment(inventory_file(project_root(), env_name), extra_vars=parse_extra_vars(extra))
     _warn(env)
+    if keyring is not None:
+        register_secrets(env, keyring)
     return env
+
+
+def register_secrets(env: Environment, keyring: Keyring) -> int:
+    """Open every vault value of ``env`` that the given passwords open (none is asked for), so that
+    whatever a host or a report echoes of one is masked (health, audit, dashboard). How many."""
+    quiet = keyring.unattended()
+    seen: dict[int, Vaulted] = {}
+    for name in env.hosts:
+        for value in iter_vaulted(env.host_data(name)):
+            seen.setdefault(id(value), value)
+    opened = 0
+    for value in seen.values():
+        try:
+            value.reveal(quiet)
+            opened += 1
+        except VaultError:  # no password for it here: it cannot be in anything this run shows either
+            continue
+    return opened
 
 
 # ---------------------------------------------------------------------------- inventory

@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import click
 
 from hxinfra import history
-from hxinfra.cli.common import env_name_check
+from hxinfra.cli.common import env_name_check, register_secrets
+from hxinfra.cli.vault import vault_options
 from hxinfra.dashboard import build_states, render_site
 from hxinfra.errors import HxError
+from hxinfra.inventory import load_environment
+from hxinfra.paths import find_project_root
+from hxinfra.runner import inventory_file, known_environments
+from hxinfra.vault import Keyring
+
+
+def _register(names: Iterable[str], keyring: Keyring) -> None:
+    """The secrets of every environment the pages show, where this project has it and the given
+    passwords open them (nothing is asked for): a secret that reached the history is masked too."""
+    root = find_project_root()
+    known = set(known_environments(root)) if root else set()
+    for name in sorted(set(names) & known):
+        try:
+            register_secrets(load_environment(inventory_file(root, name), extra_vars={}), keyring)  # type: ignore[arg-type]
+        except HxError:  # an environment that does not load now (a lab that is down) shows what it had
+            continue
 
 
 @click.command("dashboard")
@@ -22,7 +40,8 @@ from hxinfra.errors import HxError
 )
 @click.option("--env", "-E", "env_name", default=None, callback=env_name_check, help="Only this environment.")
 @click.option("--last", "count", type=click.IntRange(1, 100000), default=2000, help="At most this many runs.")
-def dashboard(out: Path, env_name: str | None, count: int) -> None:
+@vault_options()
+def dashboard(out: Path, env_name: str | None, count: int, keyring: Keyring) -> None:
     """Write a self-contained HTML site of the fleet: per environment each host's last drift,
     deploy and health, a timeline of runs, drift over time; a page per host with its runs.
 
@@ -35,5 +54,7 @@ def dashboard(out: Path, env_name: str | None, count: int) -> None:
         items = history.item_counts()
     except history.HistoryError as e:
         raise HxError(str(e)) from None
-    files = render_site(build_states(runs, items), out)
+    states = build_states(runs, items)
+    _register(states, keyring)
+    files = render_site(states, out)
     click.echo(f"dashboard: {len(files)} page(s) in {out} ({out / 'index.html'})", err=True)

@@ -12,7 +12,17 @@ from hxinfra import history
 from hxinfra.adhoc import Session
 from hxinfra.cli.common import ENV_OPTION, _load, guide_vars
 from hxinfra.cli.vault import vault_options
-from hxinfra.health import HostHealth, as_json, component_checks, parse, report_html, report_table, script, select
+from hxinfra.health import (
+    HostHealth,
+    as_json,
+    component_checks,
+    integer,
+    parse,
+    report_html,
+    report_table,
+    script,
+    select,
+)
 from hxinfra.patterns import batches, parse_serial
 from hxinfra.runner import select_hosts
 from hxinfra.vault import Keyring, redact
@@ -79,14 +89,18 @@ def health(
       hxinfra health --env staging -e target_hosts=web_servers -e services=nginx
     """
     guide = guide_vars(extra, GUIDE_KEYS, "health")
+    threshold = disk_threshold or integer(str(guide.get("disk_threshold", 90)))
+    if threshold is None or not 1 <= threshold <= 100:
+        raise click.UsageError("-e disk_threshold: a whole number from 1 to 100")
     _check(
         env_name,
         pattern or guide.get("limit") or "all",
         services or guide.get("services", ""),
-        disk_threshold or int(guide.get("disk_threshold", 90)),
+        threshold,
         html_file,
         serial,
         as_json_out,
+        keyring,
     )
 
 
@@ -111,7 +125,7 @@ def validate(
     if phase is None:
         raise click.UsageError("say --pre or --post")
     # before: the hosts and what already runs (a first deployment has no service yet to probe)
-    _check(env_name, pattern, "system" if phase == "pre" else "", disk_threshold, None, None, as_json_out)
+    _check(env_name, pattern, "system" if phase == "pre" else "", disk_threshold, None, None, as_json_out, keyring)
 
 
 def _check(
@@ -122,8 +136,9 @@ def _check(
     html_file: Path | None,
     serial: str | None,
     as_json_out: bool,
+    keyring: Keyring,
 ) -> None:
-    env = _load(env_name)
+    env = _load(env_name, keyring=keyring)
     hosts = select_hosts(env, [pattern])
     results: list[HostHealth] = []
     tty = sys.stderr.isatty()

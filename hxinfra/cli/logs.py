@@ -13,7 +13,7 @@ import click
 from hxinfra.adhoc import Session
 from hxinfra.cli.common import ENV_OPTION, _load
 from hxinfra.cli.vault import vault_options
-from hxinfra.health import DISKS, disks
+from hxinfra.health import DISKS, disks, integer
 from hxinfra.runner import select_hosts
 from hxinfra.vault import Keyring, redact
 
@@ -35,8 +35,10 @@ def parse(lines: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {"errors": 0, "auth_failures": 0, "latest_errors": [], "disks": disks(lines)}
     for line in lines:
         key, _, value = line.partition("=")
-        if key in ("errors", "auth_failures") and value.strip().isdigit():
-            out[key] = int(value)
+        if key in ("errors", "auth_failures") and (number := integer(value)) is not None:
+            out[key] = number
+        elif key in ("errors", "auth_failures"):
+            out.setdefault("unparsed", []).append(line[:120])
         elif key == "error_line":
             out["latest_errors"].append(value)
     return out

@@ -19,7 +19,7 @@ from hxinfra.cli.common import ENV_OPTION, _load
 from hxinfra.cli.vault import vault_options
 from hxinfra.health import BASICS_SCRIPT, basics
 from hxinfra.runner import select_hosts
-from hxinfra.vault import Keyring
+from hxinfra.vault import Keyring, redact
 
 METRICS = ("load1", "mem_used_pct", "disk_max_pct")
 PERIOD = re.compile(r"([0-9]+)([hdw])")
@@ -112,7 +112,7 @@ def collect(env_name: str, pattern: str, store: Path | None, keyring: Keyring) -
     """One sample per host (load, memory, worst disk, uptime), appended to the store."""
     env = _load(env_name)
     hosts = select_hosts(env, [pattern])
-    store = store or Path("metrics") / f"{env_name}.jsonl"
+    store = store or Path("metrics") / f"{env.name}.jsonl"
     store.parent.mkdir(parents=True, exist_ok=True)
     now = time.time()
     with Session(env, hosts) as session:
@@ -122,6 +122,8 @@ def collect(env_name: str, pattern: str, store: Path | None, keyring: Keyring) -
         for r in results:
             if r.reachable:
                 f.write(json.dumps(sample(r.host, r.stdout, now)) + "\n")
+                for line in basics(r.stdout).get("unparsed", []):  # a finding for that host, not a crash
+                    click.echo(redact(f"hxinfra: {r.host}: not a number, left out of its sample: {line}"), err=True)
     click.echo(f"{len(results) - len(missing)} sample(s) added to {store}", err=True)
     if missing:
         click.echo(f"hxinfra: unreachable: {', '.join(missing)}", err=True)

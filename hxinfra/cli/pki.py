@@ -109,6 +109,7 @@ def expiry_table(env_name: str, pattern: str) -> list[dict[str, object]]:
     from hxinfra.adhoc import Session
     from hxinfra.cli.common import _load
     from hxinfra.components import declared
+    from hxinfra.health import INTEGER
     from hxinfra.runner import select_hosts
 
     env = _load(env_name)
@@ -126,7 +127,9 @@ def expiry_table(env_name: str, pattern: str) -> list[dict[str, object]]:
             h: _EXPIRY.format(files=" ".join(shlex.quote(f) for f in entries.get(h, {})) or "''") for h in hosts
         }
         for r in session.run_each(commands, become=None):
-            seen = dict(line.split() for line in r.stdout if len(line.split()) == 2 and line.split()[1].isdigit())
+            seen = {
+                w[0]: w[1] for line in r.stdout if len(w := line.split()) == 2 and INTEGER.fullmatch(w[1])
+            }  # a line that is not "<path> <epoch>" is no certificate read
             for path, info in entries.get(r.host, {}).items():
                 end = int(seen[path]) if path in seen else None
                 rows.append(

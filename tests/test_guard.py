@@ -269,3 +269,10 @@ def test_import_ansible_refuses_a_host_that_is_no_dns_name(project, tmp_path):
     r = invoke("import-ansible", str(source), "--env", "evil")
     assert r.exit_code == 1 and "not a DNS name" in r.output and "hosts.ini" in r.output, r.output
     assert not (project.root / "inventories/evil.py").exists()
+
+
+def test_target_hosts_selects_like_limit_on_deploy(prod):
+    r = invoke("deploy", SITE, "--env", "development", "--check", "-e", "target_hosts=nosuchhost")
+    assert r.exit_code == 1 and "nosuchhost" in r.output and "matches no host" in r.output, r.output
+    r = invoke("deploy", SITE, "--env", "development", "--check", "-e", "target_hosts=web1", "--limit", "db1")
+    assert r.exit_code == 1 and "web1:&db1" in r.output, r.output

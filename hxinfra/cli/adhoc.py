@@ -17,7 +17,7 @@ from hxinfra.cli.common import ENV_OPTION, YES_OPTION, _load
 from hxinfra.cli.vault import vault_options
 from hxinfra.patterns import batches, parse_serial
 from hxinfra.runner import select_hosts
-from hxinfra.vault import Keyring, mask, redact
+from hxinfra.vault import Keyring, default_keyring, mask, redact
 
 SERIAL = click.option("--serial", envvar="HXINFRA_SERIAL", metavar="N|N%|1,5,25%", help="Hosts in batches.")
 JSON = click.option("--json", "as_json", is_flag=True, help="Print the results as JSON to stdout.")
@@ -29,7 +29,7 @@ def _results(
 ) -> list[HostResult]:
     """``work`` on the hosts of ``pattern``, batch by batch. A ``change`` (what it does to the hosts)
     is confirmed on a protected environment before hosts are selected or anything connects."""
-    env = _load(env_name)
+    env = _load(env_name, keyring=default_keyring())
     confirmed = guard.require(env, guard.confirmation(yes, change), change) if change else None
     hosts = select_hosts(env, [pattern])
     out: list[HostResult] = []

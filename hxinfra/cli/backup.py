@@ -23,7 +23,7 @@ from hxinfra.errors import HxError
 from hxinfra.operations import undo_script
 from hxinfra.plan import host_items, plan_data
 from hxinfra.runner import select_hosts
-from hxinfra.vault import Keyring, redact
+from hxinfra.vault import Keyring, default_keyring, redact
 
 BACKUP_ID = r"^[0-9]{8}T[0-9]{6}Z$"
 LIMIT = click.option("--limit", "-l", "pattern", default="all", metavar="PATTERN", help="Ansible host pattern.")
@@ -41,7 +41,7 @@ def backup() -> None:
 def _session_run(
     env_name: str, pattern: str, command: str, change: str | None = None, yes: bool = False
 ) -> tuple[Any, list[HostResult]]:
-    env = _load(env_name)
+    env = _load(env_name, keyring=default_keyring())
     confirmed = guard.require(env, guard.confirmation(yes, change), change) if change else None
     hosts = select_hosts(env, [pattern])
     with Session(env, hosts, change=change, confirm=confirmed) as session:
@@ -122,7 +122,7 @@ def backup_run(
       hxinfra backup run --env staging -e backup_services=postgresql
     """
     guide = guide_vars(extra, BACKUP_GUIDE, "backup run")
-    env = _load(env_name)
+    env = _load(env_name, keyring=keyring)
     action = "make a backup"
     confirmed = guard.require(env, guard.confirmation(yes, action), action)
     hosts = select_hosts(env, [pattern or guide.get("limit") or "all"])
@@ -221,7 +221,7 @@ def backup_push(env_name: str, pattern: str, source: Path, yes: bool, as_json: b
     checked against its checksums on the host before it counts."""
     if not re.fullmatch(BACKUP_ID.strip("^$"), source.name) or not (source / "SHA256SUMS").is_file():
         raise click.UsageError(f"--from {source}: not a backup copy (<id>/ with SHA256SUMS)")
-    env = _load(env_name)
+    env = _load(env_name, keyring=keyring)
     action = f"give backup {source.name} to the host"
     confirmed = guard.require(env, guard.confirmation(yes, action), action)
     hosts = select_hosts(env, [pattern])
@@ -376,7 +376,7 @@ def _check_id(backup_id: str) -> None:
 def _restore_config(env_name: str, pattern: str, name: str, as_json: bool, yes: bool) -> None:
     """Each host's config of one component back to the version before its last deployed change:
     the versions ``config_set`` kept, checked by the component's own validator, then made live."""
-    env = _load(env_name)
+    env = _load(env_name, keyring=default_keyring())
     action = f"restore the previous {name} config"
     confirmed = guard.require(env, guard.confirmation(yes, action), action)
     comp = next((c for c in env.components if c.name == name), None)

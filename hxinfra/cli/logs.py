@@ -81,7 +81,7 @@ def analyze(
 ) -> None:
     """Errors, authentication failures and disk use of the last --hours on each host; exit 1 naming
     every host over a threshold (the guide's: 50 errors, 20 auth failures, 90 % disk)."""
-    env = _load(env_name)
+    env = _load(env_name, keyring=keyring)
     hosts = select_hosts(env, [pattern])
     results = []
     with Session(env, hosts) as session:

@@ -110,7 +110,7 @@ def metrics() -> None:
 @vault_options()
 def collect(env_name: str, pattern: str, store: Path | None, keyring: Keyring) -> None:
     """One sample per host (load, memory, worst disk, uptime), appended to the store."""
-    env = _load(env_name)
+    env = _load(env_name, keyring=keyring)
     hosts = select_hosts(env, [pattern])
     store = store or Path("metrics") / f"{env.name}.jsonl"
     store.parent.mkdir(parents=True, exist_ok=True)

@@ -47,7 +47,7 @@ def site_order(env: Any, hosts: list[str]) -> list[str]:
 @vault_options()
 def recover(env_name: str, pattern: str, yes: bool, as_json: bool, keyring: Keyring) -> None:
     """Restart failed units, hosts in the site's order; exit 1 naming what stays failed."""
-    env = _load(env_name)
+    env = _load(env_name, keyring=keyring)
     action = "restart failed units"
     confirmed = guard.require(env, guard.confirmation(yes, action), action)
     hosts = site_order(env, select_hosts(env, [pattern]))

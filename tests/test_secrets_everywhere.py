@@ -13,7 +13,6 @@ import secrets
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 from conftest import ROOT

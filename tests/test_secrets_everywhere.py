@@ -142,7 +142,7 @@ def test_a_secret_is_found_in_no_output(world):
     assert (w.state / "history.sqlite3").stat().st_mode & 0o777 == 0o600
 
 
-def test_the_html_reports_redact_before_they_escape(world):
+def test_the_html_reports_redact_before_they_escape(world, fresh_keyring):
     """health, audit and drift reports, fed the secret by a host, with the environment's secrets
     registered the way those verbs register them (the vault opened, nothing asked)."""
     from hxinfra import audit, driftreport, health
@@ -154,6 +154,7 @@ def test_the_html_reports_redact_before_they_escape(world):
     os.environ["HXINFRA_PROJECT"] = str(w.project)
     try:
         keyring = vault.keyring_from_sources(project=w.project)
+        vault.set_default_keyring(keyring)  # as the verbs' vault options set it
         env = load_environment(w.project / "inventories/demo.py", extra_vars={})
         assert register_secrets(env, keyring) == 1
     finally:

@@ -26,11 +26,11 @@ from deploys.litellm.config import (
     check_data,
     desired_config,
     health,
-    listen_address,
     openings,
     plan,
     requirements,
     rollback,
+    url,
 )
 from hxinfra import operations as hx
 from hxinfra.components import Component
@@ -58,7 +58,7 @@ COMPONENT = Component(
 def litellm() -> None:
     """Install the pinned gateway, converge its config (validated by a trial start) and keep it
     answering; restart only after an install or a validated change."""
-    data = component_data(COMPONENT, host.data, extra_keys=("ssh_hostname",))
+    data = component_data(COMPONENT, host.data, extra_keys=("ssh_hostname", "ca_trust_host_cert_dir"))
     changes = []
     if step(COMPONENT, host.data, "packages"):
         hx.packages(
@@ -96,7 +96,7 @@ def litellm() -> None:
         serve(
             UNIT,
             changes,
-            f"http://{listen_address(data)}:{int(data['litellm_port'])}/health/liveliness",
+            url(data, "/health/liveliness"),
             int(data["litellm_start_timeout"]),
             "the gateway",
         )

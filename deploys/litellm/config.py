@@ -58,6 +58,11 @@ DEFAULTS: dict[str, Any] = {
     # PostgreSQL URL of its database ("" = none). LiteLLM's database layer (Prisma) downloads
     # engines at start; hosts without internet run without it (the role and database still exist).
     "litellm_database_url": "",
+    # The service certificate it serves HTTPS with: the name of a ca_trust_host_certs entry (its
+    # key_group ssl-cert, key_mode "0640": the gateway reads its key as itself). The certificate
+    # names the host's FQDN and its address (clients use the one, the deploy's probe the other).
+    # "" = plain HTTP, for a gateway that only its own host's loopback reaches.
+    "litellm_tls_host_cert": "",
     # Seconds the service has to answer /health/liveliness after a (re)start.
     "litellm_start_timeout": 120,
     # A changed config is first started on 127.0.0.1:<this port>; it replaces the running one
@@ -79,6 +84,24 @@ UNIT = "litellm.service"
 def listen_address(data: Mapping[str, Any]) -> str:
     """Where it listens: explicit, else the host's own address (its ssh_hostname when an IP)."""
     return str(data["litellm_listen_address"] or data.get("ssh_hostname") or "127.0.0.1")
+
+
+def tls_files(data: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The certificate and key the gateway serves HTTPS with (None: plain HTTP)."""
+    from deploys.ca_trust.config import DEFAULTS as CA_DEFAULTS
+    from deploys.ca_trust.config import host_cert_paths
+
+    name = data["litellm_tls_host_cert"]
+    if not name:
+        return None
+    directory = data.get("ca_trust_host_cert_dir") or CA_DEFAULTS["ca_trust_host_cert_dir"]
+    return host_cert_paths({"ca_trust_host_cert_dir": directory}, str(name))
+
+
+def url(data: Mapping[str, Any], path: str = "") -> str:
+    """The gateway as its own host reaches it (https when it serves TLS)."""
+    scheme = "https" if tls_files(data) else "http"
+    return f"{scheme}://{listen_address(data)}:{int(data['litellm_port'])}{path}"
 
 
 def requirements(data: Mapping[str, Any]) -> list[str]:
@@ -127,7 +150,17 @@ def desired_config(data: Mapping[str, Any]) -> list[ConfigItem]:
     """config.yaml (0640: it names the models and upstreams), the 0640 environment file with the
     secrets, and the hardened unit."""
     p, user = paths(data), data["litellm_user"]
-    context = template_context(data, {"listen": listen_address(data), "env_file": p["env"], "config_file": p["config"]})
+    tls = tls_files(data) or ("", "")
+    context = template_context(
+        data,
+        {
+            "listen": listen_address(data),
+            "env_file": p["env"],
+            "config_file": p["config"],
+            "tls_cert": tls[0],
+            "tls_key": tls[1],
+        },
+    )
     return [
         ManagedFile(p["config"], config_yaml(data), mode="0640", group=user),
         ManagedFile(
@@ -206,6 +239,9 @@ def check_data(data: Mapping[str, Any]) -> list[tuple[str, str]]:
             # required where the gateway runs (checked there); a host outside api_servers has none
             "litellm_master_key": lambda d: _master_key(d.get("litellm_master_key")),
             "litellm_database_url": lambda d: one_line(d["litellm_database_url"], "litellm_database_url"),
+            "litellm_tls_host_cert": lambda d: (
+                d["litellm_tls_host_cert"] and name(d["litellm_tls_host_cert"], "litellm_tls_host_cert")
+            ),
         },
     )
 
@@ -251,11 +287,11 @@ def health(data: Mapping[str, Any], host_name: str) -> list[Any]:
     from hxinfra.health import Check, port_listening, service_active
     from hxinfra.operations import probe_command
 
-    url = f"http://{listen_address(data)}:{int(data['litellm_port'])}/health/liveliness"
+    live = url(data, "/health/liveliness")  # over TLS, checked against the system's trust store
     return [
         service_active(UNIT, "litellm"),
         port_listening(int(data["litellm_port"]), "litellm", listen_address(data)),
-        Check("the gateway answers /health/liveliness", f"{probe_command(url, 5)} && echo '200 {url}'", "litellm"),
+        Check("the gateway answers /health/liveliness", f"{probe_command(live, 5)} && echo '200 {live}'", "litellm"),
     ]
 
 
@@ -273,13 +309,18 @@ def check_command(data: Mapping[str, Any]) -> str:
     from hxinfra.operations import probe_command
 
     p, unit = paths(data), "litellm-config-check"
+    tls = tls_files(data)
+    # with TLS, the trial serves the same certificate and key as itself (the key readable, the pair valid)
+    ssl_args = f" --ssl_certfile_path {q(tls[0])} --ssl_keyfile_path {q(tls[1])}" if tls else ""
+    groups = " -p SupplementaryGroups=ssl-cert" if tls else ""
     run = (
-        f"systemd-run --quiet --unit={unit} -p User={q(data['litellm_user'])} -p EnvironmentFile={q(p['env'])} "
+        f"systemd-run --quiet --unit={unit} -p User={q(data['litellm_user'])}{groups} -p EnvironmentFile={q(p['env'])} "
         f"-p StateDirectory=litellm -p WorkingDirectory=/var/lib/litellm -E HOME=/var/lib/litellm "
         f"{q(data['litellm_venv'])}/bin/litellm --config {q(p['config'])} --host 127.0.0.1 --port {int(data['litellm_check_port'])}"  # noqa: E501
+        f"{ssl_args}"
     )
     probe = probe_command(
-        f"http://127.0.0.1:{int(data['litellm_check_port'])}/health/liveliness",
+        f"{'https' if tls else 'http'}://127.0.0.1:{int(data['litellm_check_port'])}/health/liveliness",
         int(data["litellm_start_timeout"]),
         unit=unit,
     )

@@ -56,8 +56,11 @@ DEFAULTS: dict[str, Any] = {
     "webui_db_name": "hx_webui",
     "webui_db_user": "hx_webui",
     "webui_db_ca_file": "/etc/ssl/certs/ca-certificates.crt",
-    # The LiteLLM gateway it asks, and the model it asks for.
+    # The LiteLLM gateway it asks (https://: TLS, its certificate checked against the bundle below,
+    # where ca_trust puts the HX CA; plain http only to a gateway on the host's own loopback), and
+    # the model it asks for.
     "webui_gateway_url": "",
+    "webui_gateway_ca_file": "/etc/ssl/certs/ca-certificates.crt",
     "webui_gateway_model": "hx-chat",
 }
 
@@ -103,6 +106,7 @@ def environment(data: Mapping[str, Any]) -> dict[str, str]:
     return {
         "HX_DATABASE_URL": database_url(data),
         "HX_GATEWAY_URL": str(data["webui_gateway_url"]),
+        "HX_GATEWAY_CA": str(data["webui_gateway_ca_file"]),
         "HX_GATEWAY_KEY": str(data["webui_gateway_key"]),
         "HX_GATEWAY_MODEL": str(data["webui_gateway_model"]),
         "HX_SESSION_SECRET": str(data["webui_session_secret"]),
@@ -231,6 +235,7 @@ def check_data(data: Mapping[str, Any]) -> list[tuple[str, str]]:
             "webui_db_user": lambda d: name(d["webui_db_user"], "webui_db_user"),
             "webui_db_ca_file": lambda d: abs_path(d["webui_db_ca_file"], "webui_db_ca_file"),
             "webui_gateway_url": lambda d: _url(d["webui_gateway_url"]) if d["webui_gateway_url"] else None,
+            "webui_gateway_ca_file": lambda d: abs_path(d["webui_gateway_ca_file"], "webui_gateway_ca_file"),
             "webui_gateway_model": lambda d: name(d["webui_gateway_model"], "webui_gateway_model"),
             **{key: _secret_check(key) for key in REQUIRED},
         },
@@ -265,6 +270,8 @@ def _path(value: Any) -> None:
 def _url(value: Any) -> None:
     if not URL.fullmatch(one_line(value, "webui_gateway_url")):
         raise DataError("webui_gateway_url: not an http(s) URL without query or credentials")
+    if not str(value).startswith(("https://", "http://127.0.0.1:", "http://localhost:")):
+        raise DataError("webui_gateway_url: the gateway is reached over TLS (https://), plain http only on loopback")
 
 
 def _at_least(value: Any, low: int, what: str) -> int:

@@ -30,7 +30,7 @@ BASE = {
     "webui_version": "1.0.0",
     "webui_releases": {"1.0.0": SHA},
     "webui_db_host": "10.0.0.30",
-    "webui_gateway_url": "http://10.0.0.20:4000",
+    "webui_gateway_url": "https://10.0.0.20:4000",
 }
 
 
@@ -45,7 +45,7 @@ def test_environment_file_holds_secrets_privately_with_an_encoded_database_url()
         'HX_DATABASE_URL="postgresql://hx_webui:p%40ss%3Aw%2Frd%201%23%3F@10.0.0.30:5432/hx_webui'
         '?sslmode=verify-full&sslrootcert=/etc/ssl/certs/ca-certificates.crt"'
     ) in env.content.splitlines()
-    assert 'HX_GATEWAY_URL="http://10.0.0.20:4000"' in env.content and 'HX_LISTEN="10.0.0.40"' in env.content
+    assert 'HX_GATEWAY_URL="https://10.0.0.20:4000"' in env.content and 'HX_LISTEN="10.0.0.40"' in env.content
     for name in ("blue", "green"):
         colour = files(BASE)[f"/etc/hx-webui/{name}.env"]
         assert not colour.sensitive and f'HX_COLOR="{name}"' in colour.content
@@ -113,6 +113,8 @@ def test_pruning_keeps_the_newest_and_never_a_colours_release():
         ("webui_artifact", "http://example.test/x.tar.gz", "https"),
         ("webui_artifact", "../outside/{version}.tgz", "plain path"),
         ("webui_gateway_url", "http://user:pw@h:4000", "not an http"),
+        ("webui_gateway_url", "http://10.0.0.20:4000", "over TLS"),
+        ("webui_gateway_ca_file", "relative.pem", "webui_gateway_ca_file"),
         ("webui_db_host", "db; id", "webui_db_host"),
     ],
 )

@@ -76,6 +76,7 @@ HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 # keys only the engine sets (the host-key trust and the guard): a data layer may not lower them
 TRUST_VALUES = {STRICT_KEY: "yes"}
 TRUST_SOURCE = "hxinfra (host key trust)"
+TRUST_KEYS = {STRICT_KEY, FILE_KEY, PROTECTED_KEY, CONFIRM_KEY}
 
 
 def host_name_problem(name: object) -> str | None:
@@ -215,6 +216,7 @@ class Environment:
             tuple[tuple[str, ...], bool], tuple[list[Layer], dict[str, Any], list[str], list[str]]
         ] = {}
         self._host_vars: set[str] | None = None
+        self._trust_cache: dict[tuple[str, ...], list[tuple[str, str, str, bool]]] = {}
         self._referenced: set[str] = set()  # every key a {{ reference }} names, over all hosts
         self._vault_keys: set[str] = set()  # every vault_* key defined, over all hosts
         self.warnings: list[str] = []  # keys kept that no component reads (filled by validate)
@@ -607,10 +609,17 @@ class Environment:
         """Data layers that would lower the engine's trust keys for a host: ``(source, key, problem,
         fatal)``. Strict host-key checking off, or another known_hosts file, is an error in a protected
         environment and a warning elsewhere; the guard's own keys are the engine's alone everywhere."""
+        groups = tuple(self.host_groups(self.host(host_name)))
+        shared = self._trust_cache.get(groups)
+        if shared is None:  # the layers hosts of these groups share: looked at once
+            shared = self._trust_cache[groups] = self._layer_trust(self._shared(groups, False)[0])
+        return shared + self._layer_trust(self._own_layers(host_name))
+
+    def _layer_trust(self, layers: Iterable[Layer]) -> list[tuple[str, str, str, bool]]:
         out: list[tuple[str, str, str, bool]] = []
         own_file = str(self.env_dir / "known_hosts")
-        for layer in self.layers(host_name, with_defaults=False):
-            if layer.source == TRUST_SOURCE:
+        for layer in layers:
+            if layer.source == TRUST_SOURCE or not (layer.data.keys() & TRUST_KEYS):
                 continue
             where = f"{layer.source} ({layer.label})"
             for key in (PROTECTED_KEY, CONFIRM_KEY):

@@ -71,7 +71,7 @@ def test_a_host_printing_junk_numbers_is_a_finding_not_a_crash(lab, tmp_path):
         r = lab.hxinfra(
             "health", "--env", "lab", "--limit", f"{WEB}:hx-web-02", "--services", "system", "--json", check=False
         )
-        results = {h["host"]: h for h in json.loads(r.stdout)}
+        results = {h["host"]: h for h in json.loads(r.stdout)["hosts"]}
         assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
         assert "the host's basics read as numbers" in results[WEB]["failures"]
         assert results[WEB]["basics"]["unparsed"] == ["cpus=²"]

@@ -19,7 +19,9 @@ def gateway(lab, path: str, key: str | None = None, body: dict | None = None) ->
         args += ["-H", f"Authorization: Bearer {key}"]
     if body is not None:
         args += ["-H", "Content-Type: application/json", "-d", json.dumps(body)]
-    r = subprocess.run([*args, f"http://{lab.ip(API)}:4000{path}"], capture_output=True, text=True)
+    # HTTPS only, its certificate checked against the lab CA alone (curl's own store is not used)
+    args += ["--cacert", lab.ca_file, "--capath", "/nonexistent"]
+    r = subprocess.run([*args, f"https://{lab.ip(API)}:4000{path}"], capture_output=True, text=True)
     text, _, code = r.stdout.rpartition("\n")
     return int(code or 0), text
 
@@ -31,6 +33,15 @@ def test_gateway_converged_listens_on_its_address_and_second_run_changes_nothing
     assert host.service("litellm").is_running and host.service("litellm").is_enabled
     assert host.socket(f"tcp://{lab.ip(API)}:4000").is_listening
     assert not host.socket("tcp://0.0.0.0:4000").is_listening
+    assert gateway(lab, "/health/liveliness")[0] == 200  # over TLS, verified against the lab CA
+    plain = subprocess.run(
+        ["curl", "-sS", "--max-time", "10", "-o", "/dev/null", "-w", "%{http_code}", f"http://{lab.ip(API)}:4000/"],
+        capture_output=True,
+        text=True,
+    )
+    assert plain.stdout.strip() in ("000", "400"), plain  # no plain-HTTP gateway
+    key = host.file("/etc/ssl/hx/private/gateway.key")
+    assert (key.user, key.group, key.mode) == ("root", "ssl-cert", 0o640)
     assert host.user("litellm").shell == "/usr/sbin/nologin"
     assert host.file("/opt/litellm/.hxinfra-requirements").content_string.split() == [
         "litellm[proxy]==1.106.2",

@@ -17,13 +17,20 @@ pytestmark = pytest.mark.lab
 DB = "hx-db-01"
 WEB = "hx-web-01"
 BACKUP = "/usr/local/sbin/hx-backup"
+# lists the backups as ever, after planting a file in the newest one
+SMUGGLER = """#!/bin/sh
+if [ "$1" = list ]; then
+  newest=$({real} list | tail -n1); touch "/var/backups/hx/$newest/"{planted}; {real} list; exit 0
+fi
+exec {real} "$@"
+"""
 WRAPPER = """#!/bin/sh
 if [ "$1" = list ]; then {real} list; echo '{climbing}'; exit 0; fi
 exec {real} "$@"
 """
 
 
-def test_a_climbing_backup_id_and_smuggled_names_write_nothing_outside_dest(lab, tmp_path, monkeypatch):
+def test_a_climbing_backup_id_and_smuggled_names_write_nothing_outside_dest(lab, tmp_path):
     token = secrets.token_hex(4)
     target = Path("/tmp") / f"hx-pwned-{token}"
     climbing = f"../../../../../../..{target}"
@@ -39,29 +46,20 @@ def test_a_climbing_backup_id_and_smuggled_names_write_nothing_outside_dest(lab,
         assert not list(Path("/tmp").glob(f"hx-pwned-{token}*"))
     finally:
         lab.ssh(DB, f"mv -f {BACKUP}.real {BACKUP}")
-    # a real backup whose directory then holds a name ls prints as "..", and a file SHA256SUMS does not list
+    # a real backup, then a listing that smuggles in a name ls prints as "..", or a file SHA256SUMS lacks
+    for planted, reason in (("\"$(printf 'a\\n..')\"", "not single file names"), ("unlisted.bin", "not listed")):
+        lab.ssh(DB, f"cp -p {BACKUP} {BACKUP}.real")
+        try:
+            script = SMUGGLER.format(real=f"{BACKUP}.real", planted=planted)
+            lab.ssh(DB, f"printf '%s' {shlex.quote(script)} > {BACKUP} && chmod 0755 {BACKUP}")
+            r = lab.hxinfra("backup", "run", "--env", "lab", "--limit", DB, "--dest", str(dest), "--json", check=False)
+            result = json.loads(r.stdout)[0]
+            assert r.returncode == 1 and not result["ok"] and reason in result["detail"], r.stdout + r.stderr
+        finally:
+            lab.ssh(DB, f"mv -f {BACKUP}.real {BACKUP}; rm -f /var/backups/hx/*/a* /var/backups/hx/*/unlisted.bin")
+    assert all(p.resolve().is_relative_to(tmp_path) for p in tmp_path.rglob("*"))
     r = lab.hxinfra("backup", "run", "--env", "lab", "--limit", DB, "--dest", str(dest), "--json", check=False)
     assert r.returncode == 0 and json.loads(r.stdout)[0]["ok"], r.stdout + r.stderr  # a clean one copies as ever
-    made = json.loads(r.stdout)[0]["id"]
-    directory = f"/var/backups/hx/{made}"
-    from hxinfra.adhoc import Session  # the copy of that backup again, as backup run copies it
-    from hxinfra.cli.backup import _copy
-    from hxinfra.inventory import load_environment
-
-    monkeypatch.setenv("HXINFRA_LAB", lab.lab.name)
-    env = load_environment(lab.root / "inventories/lab.py", extra_vars={})
-    try:
-        lab.ssh(DB, f"touch {directory}/\"$(printf 'a\\n..')\" {directory}/unlisted.bin")
-        with Session(env, [DB]) as session:
-            result = _copy(session, env, DB, made, tmp_path / "again")
-        assert result["ok"] is False and "not single file names" in result["detail"], result
-        lab.ssh(DB, f"rm -f {directory}/a*")
-        with Session(env, [DB]) as session:
-            result = _copy(session, env, DB, made, tmp_path / "again")
-        assert result["ok"] is False and "not listed: ['unlisted.bin']" in result["detail"], result
-        assert all(p.resolve().is_relative_to(tmp_path) for p in tmp_path.rglob("*"))
-    finally:
-        lab.ssh(DB, f"rm -f {directory}/a* {directory}/unlisted.bin", check=False)
 
 
 def test_a_host_printing_junk_numbers_is_a_finding_not_a_crash(lab, tmp_path):

@@ -115,6 +115,12 @@ def confirmation(yes: bool, action: str, hosts: Callable[[Any], Sequence[str]] |
     return ask
 
 
+def settle(env: Environment, yes: bool, action: str) -> str | None:
+    """A CLI verb's confirmation, settled now (before host selection): the name to hand the engine's
+    ``confirm=``, None for an environment that needs none; refused or aborted otherwise."""
+    return require(env, confirmation(yes, action), action)
+
+
 # ---------------------------------------------------------------------------- pyinfra's own runs
 
 # while hxinfra runs pyinfra in this process: the environment it confirmed (or checks, changing nothing)

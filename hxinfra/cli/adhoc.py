@@ -30,7 +30,7 @@ def _results(
     """``work`` on the hosts of ``pattern``, batch by batch. A ``change`` (what it does to the hosts)
     is confirmed on a protected environment before hosts are selected or anything connects."""
     env = _load(env_name, keyring=default_keyring())
-    confirmed = guard.require(env, guard.confirmation(yes, change), change) if change else None
+    confirmed = guard.settle(env, yes, change) if change else None
     hosts = select_hosts(env, [pattern])
     out: list[HostResult] = []
     for batch in batches(hosts, parse_serial(serial)):

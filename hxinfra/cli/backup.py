@@ -42,7 +42,7 @@ def _session_run(
     env_name: str, pattern: str, command: str, change: str | None = None, yes: bool = False
 ) -> tuple[Any, list[HostResult]]:
     env = _load(env_name, keyring=default_keyring())
-    confirmed = guard.require(env, guard.confirmation(yes, change), change) if change else None
+    confirmed = guard.settle(env, yes, change) if change else None
     hosts = select_hosts(env, [pattern])
     with Session(env, hosts, change=change, confirm=confirmed) as session:
         return env, session.run_each({h: command for h in hosts}, become=None)
@@ -124,7 +124,7 @@ def backup_run(
     guide = guide_vars(extra, BACKUP_GUIDE, "backup run")
     env = _load(env_name, keyring=keyring)
     action = "make a backup"
-    confirmed = guard.require(env, guard.confirmation(yes, action), action)
+    confirmed = guard.settle(env, yes, action)
     hosts = select_hosts(env, [pattern or guide.get("limit") or "all"])
     wanted = {s.strip() for s in (services or str(guide.get("services", ""))).split(",") if s.strip()}
     if wanted:
@@ -223,7 +223,7 @@ def backup_push(env_name: str, pattern: str, source: Path, yes: bool, as_json: b
         raise click.UsageError(f"--from {source}: not a backup copy (<id>/ with SHA256SUMS)")
     env = _load(env_name, keyring=keyring)
     action = f"give backup {source.name} to the host"
-    confirmed = guard.require(env, guard.confirmation(yes, action), action)
+    confirmed = guard.settle(env, yes, action)
     hosts = select_hosts(env, [pattern])
     out = []
     with Session(env, hosts, change=action, confirm=confirmed) as session:
@@ -378,7 +378,7 @@ def _restore_config(env_name: str, pattern: str, name: str, as_json: bool, yes: 
     the versions ``config_set`` kept, checked by the component's own validator, then made live."""
     env = _load(env_name, keyring=default_keyring())
     action = f"restore the previous {name} config"
-    confirmed = guard.require(env, guard.confirmation(yes, action), action)
+    confirmed = guard.settle(env, yes, action)
     comp = next((c for c in env.components if c.name == name), None)
     able = sorted(c.name for c in env.components if c.rollback is not None and c.plan is not None)
     if comp is None or comp.rollback is None or comp.plan is None:

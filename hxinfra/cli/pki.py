@@ -217,7 +217,7 @@ def renew_cmd(env_name: str, pattern: str, threshold: int, valid_days: int, chec
     if not check:  # before anything is issued or connects: renewing deploys to the hosts
         env = _load(env_name)
         action = "renew and deploy certificates"
-        confirmed = guard.require(env, guard.confirmation(yes, action), action)
+        confirmed = guard.settle(env, yes, action)
     rows = expiry_table(env_name, pattern)
     due = [r for r in rows if _due(r, threshold)]
     _print_rows(rows, threshold)

@@ -49,7 +49,7 @@ def recover(env_name: str, pattern: str, yes: bool, as_json: bool, keyring: Keyr
     """Restart failed units, hosts in the site's order; exit 1 naming what stays failed."""
     env = _load(env_name, keyring=keyring)
     action = "restart failed units"
-    confirmed = guard.require(env, guard.confirmation(yes, action), action)
+    confirmed = guard.settle(env, yes, action)
     hosts = site_order(env, select_hosts(env, [pattern]))
     results: list[dict[str, Any]] = []
     with Session(env, hosts, change=action, confirm=confirmed) as session:

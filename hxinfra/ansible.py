@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import re
+import shlex
 import string
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ import yaml
 
 from hxinfra.datafiles import load_yaml
 from hxinfra.errors import InventoryError
-from hxinfra.inventory import FILL_IN_PREFIX, host_name_problem
+from hxinfra.inventory import FILL_IN_PREFIX, PRIORITY_KEY, descendants, group_name_problem, host_name_problem
 from hxinfra.vault import Vaulted, is_encrypted
 
 # Ansible's connection variables and the pyinfra connector keys they become
@@ -51,6 +52,8 @@ class AnsibleInventory:
     groups: dict[str, dict[str, Any]] = field(default_factory=dict)  # group -> {hosts, vars, children}
 
     def group(self, name: str) -> dict[str, Any]:
+        if name not in self.groups and (problem := group_name_problem(name)):
+            raise InventoryError(f"{self.source}: {problem}")
         return self.groups.setdefault(name, {"hosts": [], "vars": {}, "children": []})
 
     def add_host(self, group: str, host: str, variables: Mapping[str, Any]) -> None:
@@ -111,14 +114,33 @@ def read_inventory(path: Path) -> AnsibleInventory:
             _yaml_group(inv, str(name), body, hosts_file)
     else:
         _ini(inv, text, hosts_file)
-    # hosts in no group but all are ungrouped; every top group is a child of all
-    grouped = {h for g, body in inv.groups.items() if g not in ("all", "ungrouped") for h in body["hosts"]}
-    for host in inv.group("all")["hosts"]:
-        if host not in grouped:
-            inv.add_host("ungrouped", host, {})
-    inv.group("all")["hosts"] = []
+    _reconcile(inv)
     _check_cycles(inv)
     return inv
+
+
+def _reconcile(inv: AnsibleInventory) -> None:
+    """What ansible-core does once every source is read: a group that is nobody's child becomes a
+    child of ``all`` (in the order the groups were first named); a host in no group but ``all`` is
+    ``ungrouped``, and a host that is in another group is not."""
+    top = inv.groups["all"]["children"]
+    for name in inv.groups:
+        if name != "all" and name not in top and not any(name in other["children"] for other in inv.groups.values()):
+            top.append(name)
+    ungrouped = inv.groups["ungrouped"]["hosts"]
+    for host in inv.hosts:
+        member = {g for g, body in inv.groups.items() if host in body["hosts"]}
+        if "ungrouped" in member and member - {"all", "ungrouped"}:
+            ungrouped.remove(host)
+        elif not member - {"all"}:
+            ungrouped.append(host)
+
+
+def hosts_of(inv: AnsibleInventory, group: str) -> list[str]:
+    """The hosts of ``group`` in ansible-core's order (``Group.get_hosts``): its own hosts, then the
+    hosts of its children, of their children..., level by level, each host once."""
+    children = {g: body["children"] for g, body in inv.groups.items()}
+    return list(dict.fromkeys(h for g in descendants(group, children) for h in inv.groups[g]["hosts"]))
 
 
 def _yaml_group(inv: AnsibleInventory, name: str, body: Any, source: Path) -> None:
@@ -130,14 +152,30 @@ def _yaml_group(inv: AnsibleInventory, name: str, body: Any, source: Path) -> No
     unknown = set(body) - {"hosts", "vars", "children"}
     if unknown:
         raise InventoryError(f"{source}: group {name}: unknown section(s) {', '.join(sorted(unknown))}")
-    for pattern, variables in (body.get("hosts") or {}).items():
+    for key, section in body.items():  # in the file's order, as ansible-core reads them
+        if section is None:
+            continue
+        if isinstance(section, str):  # "hosts: web01" is allowed, as in ansible-core
+            section = {section: None}
+        if not isinstance(section, dict):
+            raise InventoryError(f"{source}: group {name}: {key}: expected a mapping, got {type(section).__name__}")
+        if key == "vars":
+            group["vars"].update(section)
+        elif key == "hosts":
+            _yaml_hosts(inv, name, section, source)
+        else:
+            for child, child_body in section.items():
+                _yaml_group(inv, str(child), child_body, source)
+                if str(child) not in group["children"]:
+                    group["children"].append(str(child))
+
+
+def _yaml_hosts(inv: AnsibleInventory, group: str, section: Mapping[Any, Any], source: Path) -> None:
+    for pattern, variables in section.items():
+        if variables is not None and not isinstance(variables, dict):
+            raise InventoryError(f"{source}: group {group}: host {pattern}: its vars must be a mapping")
         for host in expand_range(str(pattern)):
-            inv.add_host(name, host, variables or {})
-    group["vars"].update(body.get("vars") or {})
-    for child, child_body in (body.get("children") or {}).items():
-        if str(child) not in group["children"]:
-            group["children"].append(str(child))
-        _yaml_group(inv, str(child), child_body, source)
+            inv.add_host(group, host, variables or {})
 
 
 def _literal(value: str) -> Any:
@@ -171,15 +209,23 @@ def _ini(inv: AnsibleInventory, text: str, source: Path) -> None:
             if line not in inv.group(section)["children"]:
                 inv.group(section)["children"].append(line)
         else:
-            words = line.split()
-            variables = {}
-            for word in words[1:]:
-                key, sep, value = word.partition("=")
-                if not sep:
-                    raise InventoryError(f"{source}: line {number}: expected key=value after the host, got {word!r}")
-                variables[key] = _literal(value)
-            for host in expand_range(words[0]):
-                inv.add_host(section if section != "ungrouped" else "all", host, variables)
+            _ini_host(inv, section, line, f"{source}: line {number}")
+
+
+def _ini_host(inv: AnsibleInventory, group: str, line: str, where: str) -> None:
+    """``web[1:3] ansible_port=2222 role='a b'``: words as ansible-core splits them (shell-like)."""
+    try:
+        words = shlex.split(line, comments=True)
+    except ValueError as e:
+        raise InventoryError(f"{where}: {e}") from None
+    variables = {}
+    for word in words[1:]:
+        key, sep, value = word.partition("=")
+        if not sep:
+            raise InventoryError(f"{where}: expected key=value after the host, got {word!r}")
+        variables[key] = _literal(value)
+    for host in expand_range(words[0]):
+        inv.add_host(group, host, variables)
 
 
 def _check_cycles(inv: AnsibleInventory) -> None:
@@ -301,6 +347,19 @@ def map_vars(
     return out
 
 
+def _priority(variables: Mapping[str, Any]) -> dict[str, Any]:
+    """A group's inventory vars with ``ansible_group_priority`` as this project's key: ansible-core
+    reads it there alone (in a group_vars file it is an ordinary variable, read by nothing)."""
+    out = {k: v for k, v in variables.items() if k != "ansible_group_priority"}
+    if "ansible_group_priority" in variables:
+        value = variables["ansible_group_priority"]
+        try:  # ansible-core takes int(value): "10" from an INI file is 10
+            out[PRIORITY_KEY] = int(value)
+        except (TypeError, ValueError):
+            raise InventoryError(f"ansible_group_priority: {str(value)[:40]!r} is not a whole number") from None
+    return out
+
+
 MARKER = "# written by hxinfra import-ansible"
 SECRET = re.compile(r"password|secret|key|token")
 
@@ -401,13 +460,13 @@ def _plan_outputs(
     base = inv.source.parent
     out: dict[str, str | bytes] = {}
     hosts: dict[str, dict[str, Any]] = {}
-    for host, variables in inv.hosts.items():
+    for host in hosts_of(inv, "all"):  # the hosts of all in ansible-core's order
         problem = host_name_problem(host)
         if problem:  # a host name names files on the controller: refused before anything is written
             raise InventoryError(f"{inv.source}: {problem}")
-        variables = dict(variables)
+        variables = dict(inv.hosts[host])
         entry: dict[str, Any] = {
-            "groups": [g for g, body in inv.groups.items() if g not in ("all", "ungrouped") and host in body["hosts"]]
+            "groups": [g for g, body in inv.groups.items() if g != "all" and host in body["hosts"]]
         }
         address = variables.pop("ansible_host", None)
         if address is not None:
@@ -418,13 +477,20 @@ def _plan_outputs(
         hosts[host] = entry
     children = {g: list(body["children"]) for g, body in inv.groups.items() if g != "all" and body["children"]}
     group_vars = {
-        g: map_vars(body["vars"], f"{inv.source.name} (group {g})", table, report)
+        g: map_vars(_priority(body["vars"]), f"{inv.source.name} (group {g})", table, report)
         for g, body in inv.groups.items()
         if body["vars"]
     }
+    # a group whose own hosts are listed in another order than all's keeps its order (group[0])
+    rank = {h: i for i, h in enumerate(hosts)}
+    order = {
+        g: list(body["hosts"])
+        for g, body in inv.groups.items()
+        if g != "all" and body["hosts"] != sorted(body["hosts"], key=rank.__getitem__)
+    }
     # the inventory's own hosts, children and inline vars, as YAML (a !vault value stays one)
     out[f"{name}/inventory.yml"] = f"{MARKER} from {inv.source}\n" + _dump(
-        {"hosts": hosts, "children": children, "group_vars": group_vars}
+        {"hosts": hosts, "children": children, "group_vars": group_vars, **({"order": order} if order else {})}
     )
     defined: dict[tuple[str, str], set[str]] = {}
     for kind in ("group_vars", "host_vars"):
@@ -476,6 +542,7 @@ _env = _environment(
     hosts=_inventory["hosts"],
     children=_inventory["children"],
     group_vars=_inventory["group_vars"],
+    order=_inventory.get("order"),
     components=_components(),
 )
 

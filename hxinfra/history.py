@@ -389,7 +389,9 @@ def runs(
     limit: int = 100,
     path: Path | None = None,
 ) -> list[dict[str, Any]]:
-    """Runs, newest first, each with its hosts' results (no items)."""
+    """Runs, newest first, each with its hosts' results (no items); none before the first run."""
+    if not (path or db_path()).exists():
+        return []
     with _reading(path) as conn:
         where: list[str] = []
         args: list[Any] = []

@@ -44,7 +44,7 @@ import ipaddress
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,6 +90,33 @@ def host_name_problem(name: object) -> str | None:
         return (
             f"host name {name[:64]!r} is not a DNS name (RFC 1123: dot-separated labels of letters, "
             "digits and inner hyphens, 63 characters each at most)"
+        )
+    return None
+
+
+def descendants(group: str, children: Mapping[str, Sequence[str]]) -> list[str]:
+    """``group`` and the groups below it as ansible-core walks them for ``Group.get_hosts``: level by
+    level (its children, then theirs...), each once. (Below the first level ansible-core takes the
+    parents of a level in the order of a Python set, which changes from one run to the next; here
+    they keep the inventory's order, one of the orders it may give.)"""
+    out, level, seen = [group], [group], {group}
+    while level:
+        level = [c for g in level for c in children.get(g, ()) if c not in seen]
+        level = list(dict.fromkeys(level))
+        seen.update(level)
+        out += level
+    return out
+
+
+def group_name_problem(name: object) -> str | None:
+    """Why ``name`` cannot be a group's name (None when it can). Ansible takes nearly any name
+    (``web-servers``, ``1st``, ``web.eu``), and so does this: only a name that cannot name the file
+    ``group_vars/<group>.yml`` (a ``/``, a control character, ``.`` or ``..``) is refused."""
+    if not isinstance(name, str) or not name.strip():
+        return "a group name must be a non-empty string"
+    if "/" in name or "\\" in name or name in (".", "..") or any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return (
+            f"group name {name[:64]!r} cannot name a file group_vars/<group>.yml (no '/', control character, . or ..)"
         )
     return None
 
@@ -177,6 +204,7 @@ class Environment:
         files: Iterable[str | Path] = (),
         group_vars: Mapping[str, Mapping[str, Any]] | None = None,
         protected: bool | None = None,
+        order: Mapping[str, Iterable[str]] | None = None,
     ) -> None:
         self.file = Path(file).resolve()
         self._rel_cache: dict[Path, Path] = {}
@@ -206,6 +234,8 @@ class Environment:
         self.hosts: dict[str, HostEntry] = {}
         for host_name, entry in hosts.items():
             self.hosts[host_name] = self._parse_entry(host_name, entry)
+        # group -> its own hosts in the order the inventory lists them (by default, the hosts' order)
+        self.order = self._check_order(order or {})
         self._file_cache: dict[Path, dict[str, Any] | NoPassword] = {}
         # an environment does not change once built: what is derived from it is computed once
         self._layer_cache: dict[tuple[Path, bool], list[tuple[Path, dict[str, Any], str]]] = {}
@@ -258,6 +288,9 @@ class Environment:
         groups = entry.get("groups", [])
         if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
             raise self._err(name, "groups", "must be a list of group names")
+        for group in groups:
+            if problem := group_name_problem(group):
+                raise self._err(name, "groups", problem)
         data = entry.get("data", {})
         if not isinstance(data, Mapping):
             raise self._err(name, "data", "must be a dict")
@@ -272,8 +305,23 @@ class Environment:
             for child in self.children.get(group, []):
                 walk(child, [*path, group])
 
+        for parent, kids in self.children.items():
+            for group in (parent, *kids):
+                if problem := group_name_problem(group):
+                    raise self._err(None, "children", problem)
         for parent in self.children:
             walk(parent, [])
+
+    def _check_order(self, order: Mapping[str, Iterable[str]]) -> dict[str, list[str]]:
+        """``order`` lists each group's own hosts again, once each: anything else is an error."""
+        out: dict[str, list[str]] = {}
+        for group, names in order.items():
+            listed = list(names)
+            own = [h for h, e in self.hosts.items() if group in e.groups]
+            if sorted(listed) != sorted(own):
+                raise self._err(None, None, f"order of group {group}: lists {listed}, its hosts are {own}")
+            out[group] = listed
+        return out
 
     def parents(self, group: str) -> list[str]:
         """Every group that ``group`` is a (direct or indirect) child of."""
@@ -301,7 +349,10 @@ class Environment:
         return self._priorities[group]
 
     def _read_priority(self, group: str) -> int:
-        value = 1
+        """``hx_group_priority`` of the group's inventory vars (where ansible-core reads
+        ``ansible_group_priority``), then of its group_vars files."""
+        inline: Mapping[str, Any] = self.group_vars.get(group) or {}
+        value: Any = inline.get(PRIORITY_KEY, 1)
         for base in (self.dir / "group_vars" / group, self.env_dir / "group_vars" / group):
             for _path, data, _sealed in self._file_layer(base):
                 value = data.get(PRIORITY_KEY, value)
@@ -324,19 +375,18 @@ class Environment:
 
     @property
     def groups(self) -> dict[str, list[str]]:
-        """Group name -> host names (the group's own hosts, then its children's), groups by name."""
+        """Group name -> host names in ansible-core's order (``group[0]``): the group's own hosts,
+        then its children's, their children's..., level by level, each host once; groups by name."""
         own: dict[str, list[str]] = {}
         for h in self.hosts.values():
             for g in h.groups:
                 own.setdefault(g, []).append(h.name)
+        own.update(self.order)
         for g in self.children:
             own.setdefault(g, [])
 
         def members(group: str) -> list[str]:
-            found = list(own.get(group, []))
-            for child in self.children.get(group, []):
-                found += members(child)
-            return list(dict.fromkeys(found))
+            return list(dict.fromkeys(h for g in descendants(group, self.children) for h in own.get(g, [])))
 
         return {g: members(g) for g in sorted(own)}
 
@@ -860,12 +910,15 @@ def environment(
     children: Mapping[str, Iterable[str]] | None = None,
     group_vars: Mapping[str, Mapping[str, Any]] | None = None,
     protected: bool | None = None,
+    order: Mapping[str, Iterable[str]] | None = None,
 ) -> Environment:
     """Build and validate an environment (validation fails before any connection).
 
     ``protected=True``: its changes need a confirmation (:mod:`hxinfra.guard`); production and
     staging are protected whatever this says. Loaded by the plain pyinfra CLI, a protected
-    environment refuses a run that is neither ``--dry`` nor confirmed (``--data hx_confirm=NAME``)."""
+    environment refuses a run that is neither ``--dry`` nor confirmed (``--data hx_confirm=NAME``).
+    ``order``: group -> its own hosts, where they are not in the order of ``hosts`` (an imported Ansible
+    inventory keeps each group's order, so ``group[0]`` is the host Ansible would pick)."""
     if (env := reused(file)) is not None:
         return env
     env = Environment(
@@ -877,6 +930,7 @@ def environment(
         children=children,
         group_vars=group_vars,
         protected=protected,
+        order=order,
     )
     if env.protected and not _own_load:
         check_plain(env.name)

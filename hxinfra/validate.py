@@ -17,8 +17,9 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeGuard
 
+from hxinfra.datafiles import looks_secret
 from hxinfra.errors import HxError
-from hxinfra.vault import Vaulted
+from hxinfra.vault import Vaulted, iter_vaulted
 
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
@@ -149,11 +150,22 @@ Check = Callable[[Mapping[str, Any]], object]
 
 
 def collect(data: Mapping[str, Any], checks: Mapping[str, Check]) -> list[tuple[str, str]]:
-    """Run ``{key: check(data)}`` and return ``(key, problem)`` for each that raised an HxError."""
+    """Run ``{key: check(data)}`` and return ``(key, problem)`` for each that raised an HxError.
+
+    A check written for plain values may meet a vault value anywhere an operator put one (an
+    imported Ansible inventory does): a value holding one is passed over here and checked by the
+    deploy once decrypted (:func:`hxinfra.deploytools.component_data`). Any other value a check
+    could not even read is a problem of that key, said as one, never an internal exception."""
     problems = []
     for key, check in checks.items():
         try:
             check(data)
         except HxError as e:
             problems.append((key, str(e)))
+        except (TypeError, AttributeError, ValueError, KeyError, IndexError) as e:
+            value = data.get(key)
+            if any(iter_vaulted(value)):
+                continue
+            shown = "a value" if looks_secret(key) else _shown(value)
+            problems.append((key, f"{shown} of the wrong shape ({type(e).__name__}: {e})"))
     return problems

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -312,3 +313,68 @@ def test_an_inventory_that_has_the_fleet_keys_gets_no_placeholder(tmp_path, monk
     source = guide_layout(tmp_path)
     project, report = imported_project(tmp_path, monkeypatch, source)
     assert report["fill_in"] == [] and not (project / "inventories/imported/group_vars/all.yml").exists()
+
+
+GUIDE_GROUPS = (
+    "domain_controllers",
+    "ca_servers",
+    "api_servers",
+    "database_servers",
+    "primary_db",
+    "application_servers",
+    "web_servers",
+    "domain_members",
+    "backup_clients",
+)
+
+
+def test_every_group_of_the_guide_imports_beside_the_fleets_data(tmp_path, monkeypatch):
+    """The project's own inventories (the fleet's group_vars, whose values reference keys only an
+    environment defines) with an ordinary inventory that uses every group of the guide: it imports,
+    loads, and lists; a group the fleet gives data to (api_servers, application_servers) included."""
+    root = Path(__file__).resolve().parents[1]
+    project = tmp_path / "project"
+    shutil.copytree(root / "inventories", project / "inventories", ignore=shutil.ignore_patterns("lab*"))
+    for part in ("deploys", "templates"):
+        (project / part).symlink_to(root / part)
+    lines = []
+    for i, group in enumerate(GUIDE_GROUPS):
+        lines += [f"[{group}]", f"hx-{group.replace('_', '-')}-01 ansible_host=192.0.2.{10 + i}", ""]
+    lines += ["[all:vars]", "hx_domain=example.test"]
+    write(tmp_path / "guide", {"hosts.ini": "\n".join(lines) + "\n"})
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("HXINFRA_PROJECT", str(project))
+    monkeypatch.delenv("HXINFRA_EXTRA_VARS", raising=False)
+    r = CliRunner().invoke(main, ["import-ansible", str(tmp_path / "guide"), "--env", "guide", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["hosts"] == len(GUIDE_GROUPS)
+    env = load_environment(project / "inventories/guide.py")
+    assert set(GUIDE_GROUPS) <= set(env.groups)
+    api = env.host_data("hx-api-servers-01")
+    assert api["litellm_models"][0]["api_base"] == "http://llm.example.test:11434"  # the fleet's value, resolved
+    listed = CliRunner().invoke(main, ["inventory", "list", "--env", "guide"])
+    assert listed.exit_code == 0 and "hx-application-servers-01" in listed.output
+
+
+@pytest.mark.parametrize("group", ["web-servers", "web.eu", "1st", "_hidden", "class", "WEB", "grüppe", "has space"])
+def test_any_group_name_ansible_takes_imports(tmp_path, monkeypatch, group):
+    write(
+        tmp_path / "inv",
+        {"hosts.yml": f"all:\n  children:\n    '{group}':\n      hosts: {{h1: }}\n      vars: {{probe: x}}\n"},
+    )
+    write(tmp_path / "inv", {f"group_vars/{group}.yml": "probe: from-file\n"})
+    project, _ = imported_project(tmp_path, monkeypatch, tmp_path / "inv")
+    env = load_environment(project / "inventories/imported.py")
+    assert env.groups[group] == ["h1"] and env.host_data("h1")["probe"] == "from-file"
+    from hxinfra.patterns import select
+
+    assert select(group, list(env.hosts), env.groups) == ["h1"]
+
+
+@pytest.mark.parametrize(
+    ("name", "why"), [("../etc", "cannot name a file"), ("a/b", "cannot name a file"), ("..", "cannot name a file")]
+)
+def test_a_group_name_that_cannot_name_a_file_is_one_clear_error(tmp_path, name, why):
+    write(tmp_path / "inv", {"hosts.yml": f"all:\n  children:\n    '{name}':\n      hosts: {{h1: }}\n"})
+    with pytest.raises(InventoryError, match=f"hosts.yml: group name '{re.escape(name)}' {why}"):
+        read_inventory(tmp_path / "inv")

@@ -13,7 +13,7 @@ import click
 
 from hxinfra import guard
 from hxinfra.adhoc import HostResult, Session
-from hxinfra.cli.common import ENV_OPTION, YES_OPTION, _load
+from hxinfra.cli.common import ENV_OPTION, YES_OPTION, _load, echo_json
 from hxinfra.cli.vault import vault_options
 from hxinfra.patterns import batches, parse_serial
 from hxinfra.runner import select_hosts
@@ -42,14 +42,14 @@ def _results(
 def _report(results: list[HostResult], as_json: bool, show: str = "output") -> None:
     """Per-host lines (or JSON), redacted; exit 1 when a host was unreachable or a command failed."""
     if as_json:
-        click.echo(redact(json.dumps([mask(r.as_dict()) for r in results], indent=2, default=str)))
+        echo_json(redact(json.dumps([mask(r.as_dict()) for r in results], indent=2, default=str)))
     else:
         for r in results:
             state = "UNREACHABLE" if not r.reachable else ("ok" if r.ok else f"rc={r.rc}")
             colour = "green" if r.ok else "red"
             click.echo(click.style(f"{r.host} | {state}", fg=colour))
             if show == "value" and r.value is not None:
-                click.echo(redact(json.dumps(mask(r.value), indent=2, default=str)))
+                echo_json(redact(json.dumps(mask(r.value), indent=2, default=str)))
             for line in r.stdout:
                 click.echo(redact(f"  {line}"))
             for line in r.stderr:

@@ -11,7 +11,7 @@ import click
 from hxinfra import history
 from hxinfra.adhoc import Session
 from hxinfra.audit import STANDARDS, HostAudit, as_json, host_controls, parse, report_html, script, select, table
-from hxinfra.cli.common import ENV_OPTION, _load, guide_vars
+from hxinfra.cli.common import ENV_OPTION, _load, echo_json, guide_vars
 from hxinfra.cli.vault import vault_options
 from hxinfra.plan import plan_data
 from hxinfra.runner import select_hosts
@@ -84,7 +84,7 @@ def audit(
                 f"audit: {len(results)}/{len(hosts)} hosts, {sum(1 for x in results if x.failed)} failing", err=True
             )
     if as_json_out:
-        click.echo(redact(as_json(results, standard)))
+        echo_json(redact(as_json(results, standard)))
     else:
         for line in table(results, standard):
             click.echo(redact(line))

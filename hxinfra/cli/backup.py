@@ -16,7 +16,7 @@ import click
 
 from hxinfra import guard, history
 from hxinfra.adhoc import HostResult, Session, inside
-from hxinfra.cli.common import ENV_OPTION, YES_OPTION, _load, guide_vars
+from hxinfra.cli.common import ENV_OPTION, YES_OPTION, _load, echo_json, guide_vars
 from hxinfra.cli.vault import vault_options
 from hxinfra.components import program
 from hxinfra.errors import HxError
@@ -62,7 +62,7 @@ def _finish(results: list[dict[str, Any]], as_json: bool) -> None:
         ]
     )
     if as_json:
-        click.echo(redact(json.dumps(results, indent=2)))
+        echo_json(redact(json.dumps(results, indent=2)))
     else:
         for r in results:
             click.echo(redact(f"{r['host']:<14} {'ok' if r['ok'] else 'FAILED'}  {r['detail']}"))

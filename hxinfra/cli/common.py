@@ -1,5 +1,7 @@
 """What every verb of the ``hxinfra`` CLI shares: one-line errors, masking, the environment option."""
 
+import contextvars
+import json
 import sys
 from typing import Any
 
@@ -25,6 +27,26 @@ def _err(message: str) -> None:
     click.echo(click.style("hxinfra: error: ", fg="red", bold=True) + redact(message), err=True)
 
 
+_ARGV: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("hx_argv", default=())  # this run's words
+JSON_PRINTED = "hx_json_printed"  # click context meta: this run has printed its --json document
+
+
+def echo_json(text: str) -> None:
+    """Print a ``--json`` document (already redacted where it may hold secrets) to stdout, once."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.meta[JSON_PRINTED] = True
+    click.echo(text)
+
+
+def _json_error(argv: tuple[str, ...] | list[str], message: str, code: int, ctx: click.Context | None) -> None:
+    """With ``--json``, a run that fails before printing its document prints one all the same:
+    ``{"error": ..., "exit_code": ...}``, so stdout is JSON in every case (the line on stderr stays)."""
+    if "--json" not in argv or (ctx is not None and ctx.meta.get(JSON_PRINTED)):
+        return
+    click.echo(json.dumps({"error": redact(message), "exit_code": code}, indent=2))
+
+
 def _warn(env: Environment) -> None:
     lines = env.warnings + [f"{why}: its values stay masked/unknown here" for why in env.sealed(env.hosts)]
     for line in lines:
@@ -43,10 +65,12 @@ class HxGroup(click.Group):
             return super().invoke(ctx)
         except HxError as e:
             _err(str(e))
+            _json_error(_ARGV.get(), str(e), 1, ctx)
             sys.exit(1)
 
     def main(self, args: Any = None, prog_name: str | None = None, **extra: Any) -> Any:  # type: ignore[override]
         argv = list(sys.argv[1:] if args is None else args)
+        _ARGV.set(tuple(argv))
         extra.pop("standalone_mode", None)
         try:
             return super().main(args=argv, prog_name=prog_name, standalone_mode=False, **extra)
@@ -56,7 +80,9 @@ class HxGroup(click.Group):
         except click.ClickException as e:
             e.show()
             detailed = "--detailed-exitcode" in argv
-            sys.exit(1 if detailed and e.exit_code == 2 else e.exit_code)
+            code = 1 if detailed and e.exit_code == 2 else e.exit_code
+            _json_error(argv, e.format_message(), code, None)
+            sys.exit(code)
 
 
 def env_name_check(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:

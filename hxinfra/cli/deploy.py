@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from hxinfra import drift, guard, history
-from hxinfra.cli.common import ENV_OPTION, YES_OPTION
+from hxinfra.cli.common import ENV_OPTION, YES_OPTION, echo_json
 from hxinfra.cli.vault import vault_options
 from hxinfra.errors import HxError
 from hxinfra.options import RunOptions
@@ -138,7 +138,7 @@ def deploy(
             )
         history.set_hosts(history_hosts(report, findings))
         if as_json:
-            click.echo(json.dumps(report.as_dict(), indent=2))
+            echo_json(json.dumps(report.as_dict(), indent=2))
         _print_table(report, runlog)
     if report.failed:
         sys.exit(1)
@@ -240,7 +240,7 @@ def report_merge(files: tuple[Path, ...], as_json: bool, detailed_exitcode: bool
                 h.get("changes", []),
             )
     if as_json:
-        click.echo(json.dumps({**merged.as_dict(), "reports": [str(f) for f in files]}, indent=2))
+        echo_json(json.dumps({**merged.as_dict(), "reports": [str(f) for f in files]}, indent=2))
     _print_table(merged)
     if merged.failed:
         sys.exit(1)

@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from hxinfra.cli.common import ENV_OPTION, _load
+from hxinfra.cli.common import ENV_OPTION, _load, echo_json
 from hxinfra.cli.vault import vault_options
 from hxinfra.doctor import doctor, unloadable
 from hxinfra.errors import InventoryError
@@ -46,7 +46,7 @@ def doctor_cmd(env_name: str, limit: tuple[str, ...], offline: bool, as_json: bo
             click.echo(f"doctor: logging in to {len(hosts)} host(s) of {env_name}...", err=True)
         report = doctor(env, hosts, offline=offline)
     if as_json:
-        click.echo(redact(json.dumps(report.as_dict(), indent=2)))
+        echo_json(redact(json.dumps(report.as_dict(), indent=2)))
     else:
         _print(report)
     sys.exit(0 if report.ready else 1)

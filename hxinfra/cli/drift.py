@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 
 from hxinfra import drift, history
-from hxinfra.cli.common import ENV_OPTION
+from hxinfra.cli.common import ENV_OPTION, echo_json
 from hxinfra.cli.vault import vault_options
 from hxinfra.driftreport import DriftHost, drift_hosts, report_html, report_table
 from hxinfra.options import RunOptions
@@ -63,7 +63,7 @@ def drift_cmd(env_name: str, limit: tuple[str, ...], as_json: bool, html_file: P
     hosts = drift_hosts(report, findings)
     history.set_hosts([h.as_history() for h in hosts])
     if as_json:
-        click.echo(redact(json.dumps({"env": env_name, "hosts": [h.as_dict() for h in hosts]}, indent=2)))
+        echo_json(redact(json.dumps({"env": env_name, "hosts": [h.as_dict() for h in hosts]}, indent=2)))
     else:
         for line in report_table(hosts):
             click.echo(redact(line))

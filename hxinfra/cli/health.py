@@ -10,7 +10,7 @@ import click
 
 from hxinfra import history
 from hxinfra.adhoc import Session
-from hxinfra.cli.common import ENV_OPTION, _load, guide_vars
+from hxinfra.cli.common import ENV_OPTION, _load, echo_json, guide_vars
 from hxinfra.cli.vault import vault_options
 from hxinfra.health import (
     HostHealth,
@@ -160,7 +160,7 @@ def _check(
     if tty:
         click.echo("", err=True)
     if as_json_out:
-        click.echo(redact(as_json(results)))
+        echo_json(redact(as_json(results)))
     else:
         for line in report_table(results):
             click.echo(redact(line))

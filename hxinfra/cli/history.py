@@ -7,7 +7,7 @@ import time
 import click
 
 from hxinfra import history
-from hxinfra.cli.common import env_name_check
+from hxinfra.cli.common import echo_json, env_name_check
 from hxinfra.errors import HxError
 
 
@@ -52,7 +52,7 @@ def history_cmd(
     except history.HistoryError as e:
         raise HxError(str(e)) from None
     if as_json:
-        click.echo(history.as_json(rows))
+        echo_json(history.as_json(rows))
         return
     if not rows:
         click.echo("no runs recorded" + (" for that selection" if env_name or host or since else ""), err=True)
@@ -81,7 +81,7 @@ def history_show(run_id: int, as_json: bool) -> None:
     except history.HistoryError as e:
         raise HxError(str(e)) from None
     if as_json:
-        click.echo(history.as_json(run))
+        echo_json(history.as_json(run))
         return
     commit = (run["commit_id"] + (" (dirty)" if run["dirty"] else "")) if run["commit_id"] else "-"
     for key, value in (

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from hxinfra.ansible import import_inventory
-from hxinfra.cli.common import _warn
+from hxinfra.cli.common import _warn, echo_json
 from hxinfra.components import registered
 from hxinfra.inventory import load_environment
 from hxinfra.paths import project_root
@@ -54,7 +54,7 @@ def import_ansible(path: Path, env_name: str, out: Path | None, force: bool, as_
         "fill_in": [{"key": k, "placeholder": p, "hosts": h} for k, p, h in report.placeholders],
     }
     if as_json:
-        click.echo(json.dumps(data, indent=2))
+        echo_json(json.dumps(data, indent=2))
         return
     click.echo(
         f"imported {len(env.hosts)} host(s) as environment {env_name}: {len(report.written)} file(s) written, "

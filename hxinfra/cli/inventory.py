@@ -6,7 +6,7 @@ from typing import Any
 import click
 
 from hxinfra.ansible import host_vars
-from hxinfra.cli.common import ENV_OPTION, _load, _mask
+from hxinfra.cli.common import ENV_OPTION, _load, _mask, echo_json
 from hxinfra.cli.vault import vault_options
 from hxinfra.components import ENGINE
 from hxinfra.inventory import MEMBERS_KEY, Environment
@@ -34,12 +34,12 @@ def inventory_list(env_name: str, as_json: bool, fmt: str, keyring: Keyring) -> 
     """List the hosts of an environment with their address and groups."""
     env = _load(env_name)
     if fmt == "ansible":
-        click.echo(json.dumps(ansible_list(env), indent=4, sort_keys=True))
+        echo_json(json.dumps(ansible_list(env), indent=4, sort_keys=True))
         return
     hosts = list(env.hosts.values())
     if as_json:
         rows = [{"host": h.name, "address": h.address, "groups": h.groups} for h in hosts]
-        click.echo(json.dumps({"environment": env.name, "hosts": rows}, indent=2))
+        echo_json(json.dumps({"environment": env.name, "hosts": rows}, indent=2))
         return
     width = max([len(h.name) for h in hosts] + [4])
     for h in hosts:
@@ -81,7 +81,7 @@ def inventory_host(
         info = env.explain(host)
         data = {k: {**v, "value": _mask(k, v["value"])} for k, v in info.items()}
         if as_json:
-            click.echo(json.dumps(data, indent=2, default=str))
+            echo_json(json.dumps(data, indent=2, default=str))
             return
         for key, v in data.items():
             click.echo(f"{key} = {json.dumps(v['value'], default=str)}")
@@ -92,7 +92,7 @@ def inventory_host(
     # hx_members is the whole inventory's groups (see `inventory list`), not this host's data
     merged = {k: _mask(k, v) for k, v in sorted(env.host_data(host, with_defaults=True).items()) if k != MEMBERS_KEY}
     if as_json:
-        click.echo(json.dumps(merged, indent=2, default=str))
+        echo_json(json.dumps(merged, indent=2, default=str))
     else:
         for key, value in merged.items():
             click.echo(f"{key}: {json.dumps(value, default=str)}")

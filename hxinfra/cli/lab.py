@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from hxinfra.cli.common import echo_json
 from hxinfra.paths import project_root
 from hxinfra.runner import inventory_file
 
@@ -76,7 +77,7 @@ def lab_status(lab_obj: Any, as_json: bool) -> None:
     """List the lab's hosts, addresses and whether they run."""
     hosts = lab_obj.hosts()
     if as_json:
-        click.echo(json.dumps([{"name": h.name, "ip": h.ip, "state": h.state} for h in hosts], indent=2))
+        echo_json(json.dumps([{"name": h.name, "ip": h.ip, "state": h.state} for h in hosts], indent=2))
         return
     if not hosts:
         click.echo(f"lab {lab_obj.name}: no hosts", err=True)

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from hxinfra.adhoc import Session
-from hxinfra.cli.common import ENV_OPTION, _load
+from hxinfra.cli.common import ENV_OPTION, _load, echo_json
 from hxinfra.cli.vault import vault_options
 from hxinfra.health import DISKS, disks, integer
 from hxinfra.runner import select_hosts
@@ -92,7 +92,7 @@ def analyze(
             problems = over(found, max_errors, max_auth_failures, disk_threshold) if r.reachable else ["unreachable"]
             results.append({"host": r.host, "ok": not problems, "problems": problems, **found})
     if as_json:
-        click.echo(redact(json.dumps(results, indent=2)))
+        echo_json(redact(json.dumps(results, indent=2)))
     else:
         for row in results:
             worst = max(row["disks"].values(), default=0)

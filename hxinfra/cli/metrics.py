@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from hxinfra.adhoc import Session
-from hxinfra.cli.common import ENV_OPTION, _load
+from hxinfra.cli.common import ENV_OPTION, _load, echo_json
 from hxinfra.cli.vault import vault_options
 from hxinfra.health import BASICS_SCRIPT, basics
 from hxinfra.runner import select_hosts
@@ -153,7 +153,7 @@ def report(env_name: str, period: str, store: Path | None, html_file: Path | Non
     ]
     result = summary(samples)
     if as_json:
-        click.echo(json.dumps({"period": period, "hosts": result}, indent=2))
+        echo_json(json.dumps({"period": period, "hosts": result}, indent=2))
     else:
         for host, v in result.items():
             click.echo(

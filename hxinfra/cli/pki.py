@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from hxinfra import guard
-from hxinfra.cli.common import ENV_OPTION, YES_OPTION, _load
+from hxinfra.cli.common import ENV_OPTION, YES_OPTION, _load, echo_json
 from hxinfra.pki import LocalCA, colon_fingerprint, load_certificate, verify_ca
 
 DIR_OPTION = click.option(
@@ -180,7 +180,7 @@ def expiry_cmd(env_name: str, pattern: str, threshold: int, as_json: bool) -> No
     """The service certificates of every host as the host has them: days left, where they come from."""
     rows = expiry_table(env_name, pattern)
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        echo_json(json.dumps(rows, indent=2))
     else:
         _print_rows(rows, threshold)
     if any(_due(r, threshold) for r in rows):

@@ -12,7 +12,7 @@ import click
 
 from hxinfra import guard
 from hxinfra.adhoc import Session
-from hxinfra.cli.common import ENV_OPTION, YES_OPTION, _load
+from hxinfra.cli.common import ENV_OPTION, YES_OPTION, _load, echo_json
 from hxinfra.cli.vault import vault_options
 from hxinfra.runner import select_hosts
 from hxinfra.vault import Keyring, redact
@@ -59,7 +59,7 @@ def recover(env_name: str, pattern: str, yes: bool, as_json: bool, keyring: Keyr
             if not as_json:
                 click.echo(redact(f"{host:<14} {'ok' if r.ok else 'FAILED'}  {results[-1]['detail']}"))
     if as_json:
-        click.echo(redact(json.dumps(results, indent=2)))
+        echo_json(redact(json.dumps(results, indent=2)))
     bad = [r["host"] for r in results if not r["ok"]]
     if bad:
         click.echo(f"hxinfra: still failed on {', '.join(bad)}", err=True)

@@ -11,7 +11,7 @@ PROMOTE_ENVS ?= development staging production
 LIMIT ?=
 SERIAL ?=
 
-.PHONY: help install apt venv lint format test test-fast demo lab-down prod-deploy promote clean
+.PHONY: help install apt venv lock lock-check lint format test test-fast demo lab-down prod-deploy promote clean
 
 help: ## List the targets
 	@awk -F':.*## ' '/^[a-z-]+:.*## /{printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -27,13 +27,29 @@ apt:
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
-	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[dev]'
+# Everything installs from uv.lock, every file checked against its hash: pip installs uv itself as the
+# lock pins it (--require-hashes), uv installs the rest (--locked: a lock that no longer matches
+# pyproject.toml is an error, never a silent re-resolve), then hxinfra itself (editable).
+UV := $(VENV)/bin/uv
+export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
+
+$(VENV)/.installed: pyproject.toml uv.lock
+	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
+	python3 scripts/locked-requirement.py uv.lock uv > $(VENV)/uv-requirement.txt
+	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps --require-hashes -r $(VENV)/uv-requirement.txt
+	$(UV) sync -q --locked --extra dev --no-install-project
+	$(UV) sync -q --locked --extra dev
 	touch $@
 
-LINT_PATHS := hxinfra deploys inventories tests bench apps
+lock: ## Refresh uv.lock after pyproject.toml's dependencies changed (UPGRADE=1: the newest they allow)
+	@test -x $(UV) || { echo "run make venv first"; exit 1; }
+	$(UV) lock $(if $(filter 1,$(UPGRADE)),--upgrade)
+
+lock-check: ## Fail when uv.lock does not match pyproject.toml (CI runs it)
+	@test -x $(UV) || { echo "run make venv first"; exit 1; }
+	$(UV) lock --check
+
+LINT_PATHS := hxinfra deploys inventories tests bench apps scripts
 
 lint: venv ## The one quality gate (CI and the pre-commit hook run it): format, lint, types
 	$(VENV)/bin/ruff format --check $(LINT_PATHS)

@@ -4,4 +4,14 @@ The engine (this package) knows inventories, data layers, the lab and the CLI; i
 nothing of nginx or PostgreSQL. Components live in the ``deploys`` package.
 """
 
-__version__ = "0.1.0"
+
+def __getattr__(name: str) -> str:
+    """``hxinfra.__version__``: the installed package's version (pyproject.toml says it, once)."""
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("hxinfra")
+        except PackageNotFoundError:  # a source tree on sys.path, never installed
+            return "0+unknown"
+    raise AttributeError(f"module 'hxinfra' has no attribute {name!r}")

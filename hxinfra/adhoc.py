@@ -9,6 +9,7 @@ connection keys only); host keys are checked as the environment says (strict).
 from __future__ import annotations
 
 import importlib
+import logging
 import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Any
 
 from pyinfra.api import Config, Inventory, State, StringCommand
 from pyinfra.api.connect import connect_all, disconnect_all
+from pyinfra.api.exceptions import PyinfraError
 
 from hxinfra import guard
 from hxinfra.errors import HxError
@@ -86,7 +88,16 @@ class Session:
         self.state = State(Inventory((entries, {})), Config())  # type: ignore[no-untyped-call]  # pyinfra's  # type: ignore[no-untyped-call]  # pyinfra's
 
     def __enter__(self) -> Session:
-        connect_all(self.state)
+        # paramiko logs a failed handshake with its traceback to stderr when nobody configured logging;
+        # the result says which host was unreachable, once, as a line (HostResult.reachable)
+        logging.getLogger("paramiko").addHandler(logging.NullHandler())
+        logging.getLogger("paramiko").propagate = False
+        try:
+            connect_all(self.state)
+        except PyinfraError as e:
+            if "No hosts remaining" not in str(e):
+                raise HxError(f"cannot connect: {e}") from None
+            # no host answered: each is reported unreachable, as one host alone would be
         return self
 
     def __exit__(self, *exc: object) -> None:

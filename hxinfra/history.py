@@ -415,7 +415,9 @@ def runs(
 
 
 def item_counts(path: Path | None = None) -> dict[tuple[int, str], int]:
-    """How many things each (run, host) changed or found."""
+    """How many things each (run, host) changed or found (none before the first run)."""
+    if not (path or db_path()).exists():
+        return {}
     with _reading(path) as conn:
         rows = conn.execute("SELECT run_id, host, count(*) FROM run_items GROUP BY run_id, host").fetchall()
         return {(int(r), str(h)): int(n) for r, h, n in rows}

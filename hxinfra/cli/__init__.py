@@ -11,7 +11,6 @@ import importlib
 
 import click
 
-from hxinfra import __version__
 from hxinfra.cli.common import HxGroup
 
 # verb -> "module:attribute": a verb's module (and what it imports: pyinfra, cryptography, the
@@ -62,7 +61,7 @@ class LazyGroup(HxGroup):
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
-@click.version_option(__version__, prog_name="hxinfra")
+@click.version_option(package_name="hxinfra", prog_name="hxinfra")
 def main() -> None:
     """Deploy and check the HX fleet (pyinfra underneath).
 

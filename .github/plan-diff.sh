@@ -7,11 +7,15 @@ envs="production staging development testing"
 work=$(mktemp -d)
 trap 'git worktree remove --force "$work/base" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 
-python3 -m venv "$work/head-venv" && "$work/head-venv/bin/pip" install -q -e .
+# each side installs as its own tree says: from its uv.lock (hashes checked), or, for a base older
+# than the lock, with pip
+install() {  # install TREE VENV
+  if [ -f "$1/uv.lock" ]; then make -s -C "$1" venv VENV="$2"; else python3 -m venv "$2" && "$2/bin/pip" install -q -e "$1"; fi
+}
+install "$PWD" "$work/head-venv"
 git worktree add --detach "$work/base" "$base" >/dev/null
-python3 -m venv "$work/base-venv"
 base_has_plan=0
-if "$work/base-venv/bin/pip" install -q -e "$work/base" && (cd "$work/base" && "$work/base-venv/bin/hxinfra" plan --help >/dev/null 2>&1); then
+if install "$work/base" "$work/base-venv" && (cd "$work/base" && "$work/base-venv/bin/hxinfra" plan --help >/dev/null 2>&1); then
   base_has_plan=1
 fi
 

@@ -21,7 +21,7 @@ from pyinfra.api import deploy
 
 from deploys import COMPONENTS, component
 from hxinfra.deploytools import is_deploy_file
-from hxinfra.operations import barrier
+from hxinfra.ops.system import barrier
 
 
 def _apply(name: str) -> None:

@@ -3,7 +3,7 @@
 pyinfra 3 reads a fact every time an operation asks for it: a no-op site run paid ~6 commands
 per host per component (the apt stamp, ``date`` and ``dpkg -l`` for every ``apt.packages``, two
 ``systemctl show`` for every ``systemd.service``, one stat per config set). Here the operations
-of :mod:`hxinfra.operations` name what they will look at when the deploy code calls them
+of :mod:`hxinfra.ops` name what they will look at when the deploy code calls them
 (``want``); the first of them to run on a host then fetches everything named so far of that kind
 in one command, and the others read the answer (``lookup``).
 

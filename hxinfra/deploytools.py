@@ -85,7 +85,8 @@ def serve(unit: str, changes: list[Any], url: str, timeout: int, what: str) -> A
     from pyinfra.operations import systemd
     from pyinfra.operations.util import any_changed
 
-    from hxinfra.operations import http_ready, service
+    from hxinfra.ops.probe import http_ready
+    from hxinfra.ops.system import service
 
     changed = any_changed(*changes) if changes else (lambda: False)
     systemd.daemon_reload(name="Reload systemd after a unit change", _if=changed)
@@ -114,7 +115,7 @@ def guarded(what: str, unit: str, paths: list[str], apply: str, undo: str, secon
     ``_if`` of all three (the config change)."""
     from pyinfra.operations import server
 
-    from hxinfra.operations import arm_rollback, confirm_reconnect
+    from hxinfra.ops.rollback import arm_rollback, confirm_reconnect
 
     arm_rollback(
         name=f"Arm a timer that puts the previous {what} back unless the controller logs in again",

@@ -1,6 +1,6 @@
 """Desired state: the paths a component's pure functions return, and the deploy and the offline
 plan share. Plain data (no pyinfra): a component's ``config.py`` and the plan import this module,
-not the operations that converge it (``hxinfra.operations.config_set``)."""
+not the operations that converge it (``hxinfra.ops.config_set``)."""
 
 from __future__ import annotations
 

@@ -74,3 +74,14 @@ def note(host: str, kind: str, name: str, detail: str, diff: Sequence[str] = ())
     """Note one finding of ``host`` (nothing when no :func:`collecting` block is open)."""
     if _active is not None:
         _active.add(host, Finding(kind, name, detail, tuple(line.rstrip("\n") for line in diff)))
+
+
+def note_op(kind: str, name: str, detail: str, diff: Sequence[str] = ()) -> None:
+    """A finding of the operation pyinfra is running, on its host. An operation under ``_if`` (a
+    handler: restart after a change) is judged when it runs: in a check its condition is not known,
+    and what would trigger it is a finding of its own."""
+    from pyinfra import host, state
+
+    arguments: Any = host.current_op_global_arguments or {}
+    if not arguments.get("_if") or state.is_executing:
+        note(host.name, kind, name, detail, diff)

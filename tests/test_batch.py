@@ -24,7 +24,8 @@ SCRIPT = textwrap.dedent("""
     from pyinfra.api.host import Host
     from pyinfra.api.operation import add_op
     from pyinfra.api.operations import run_ops
-    from hxinfra import operations as hx
+    from hxinfra.desired import ManagedFile
+    from hxinfra.ops import configset, system
 
     base = sys.argv[1]
     user, group = pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name
@@ -38,10 +39,10 @@ SCRIPT = textwrap.dedent("""
     state = State(Inventory((["@local"], {})), Config(), check_for_changes=False)  # as `pyinfra -y` runs
     connect_all(state)
     for name in ("a", "b", "c"):
-        add_op(state, hx.directory, name=f"Create {name}", path=f"{base}/{name}", user=user, group=group,
+        add_op(state, system.directory, name=f"Create {name}", path=f"{base}/{name}", user=user, group=group,
                mode="0750")
-    add_op(state, hx.config_set, name="Write f", items=[hx.ManagedFile(f"{base}/a/f", "hello\\n", "0640", user,
-                                                                        group)])
+    add_op(state, configset.config_set, name="Write f", items=[ManagedFile(f"{base}/a/f", "hello\\n", "0640", user,
+                                                                     group)])
     run_ops(state)
     host = state.inventory.get_host("@local")
     changed = [state.ops[host][h].operation_meta.did_change() for h in state.get_op_order()]

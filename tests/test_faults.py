@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from hxinfra.operations import ABSENT, PART, REASON_AWK, RUN_STAMP, keep_previous_commands, refresh_lists_script
+from hxinfra.ops.configset import REASON_AWK
+from hxinfra.ops.kept import ABSENT, PART, RUN_STAMP, keep_previous_commands
+from hxinfra.ops.system import refresh_lists_script
 from hxinfra.runner import UNREACHABLE, cause_of
 from hxinfra.sshlink import DEAD_AFTER_ENV, dead_after
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from hxinfra.batch import PathStates
 from hxinfra.desired import Absent, ManagedFile, ManagedLink
-from hxinfra.operations import ABSENT, RUN_STAMP, _plan, undo_script, unified_diff
+from hxinfra.ops.configset import _plan, unified_diff
+from hxinfra.ops.kept import ABSENT, RUN_STAMP, undo_script
 
 
 def sha(text):
@@ -66,7 +67,7 @@ def test_unified_diff_has_file_headers():
 def test_private_file_upload_never_passes_through_a_readable_file():
     from pyinfra.api import FileUploadCommand, StringCommand
 
-    from hxinfra.operations import upload_commands
+    from hxinfra.ops.configset import upload_commands
 
     cmds = upload_commands(ManagedFile("/etc/hx/token", "s3cret\n", mode="0640"), "/tmp/pyinfra-abc")
     kinds = [type(c).__name__ for c in cmds]
@@ -90,7 +91,7 @@ def test_private_file_upload_never_passes_through_a_readable_file():
 
 
 def test_private_diff_masks_old_values_that_disappear():
-    from hxinfra.operations import mask_removed_values
+    from hxinfra.ops.configset import mask_removed_values
 
     old = "# header\ntoken = old-secret-123\ncache = False\nurl = https://dc.example\n"
     new = "# header\ntoken = new-secret-456\ncache = True\nurl = https://dc.example\n"
@@ -104,7 +105,7 @@ def test_probe_command_waits_for_200_and_fails_naming_why(http_health):
     """The readiness probe a host runs (its own python3), run here against a real local server."""
     import subprocess
 
-    from hxinfra.operations import probe_command
+    from hxinfra.ops.probe import probe_command
 
     base = f"http://127.0.0.1:{http_health}"
     ok = subprocess.run(["sh", "-c", probe_command(f"{base}/ok", 5)], capture_output=True, text=True)

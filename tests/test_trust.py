@@ -236,7 +236,7 @@ def test_config_paths_must_be_plain():
     from pyinfra.api.exceptions import OperationValueError
 
     from hxinfra.desired import ManagedFile
-    from hxinfra.operations import _check_items
+    from hxinfra.ops.configset import _check_items
 
     with pytest.raises(OperationValueError):
         _check_items([ManagedFile("/etc/nginx/sites-available/../../../x.conf", "")])

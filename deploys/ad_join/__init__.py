@@ -39,10 +39,10 @@ from deploys.ad_join.config import (
 from deploys.ad_join.operations import dns_registration, realm_membership
 from deploys.common import FLEET
 from hxinfra import batch
-from hxinfra import operations as hx
 from hxinfra.components import Component
 from hxinfra.deploytools import component_data, step
-from hxinfra.operations import config_set
+from hxinfra.ops import system
+from hxinfra.ops.configset import config_set
 from hxinfra.vault import reveal
 
 COMPONENT = Component(
@@ -82,7 +82,7 @@ def ad_join() -> None:
         packages = data["ad_join_packages"].get(distro)
         if packages is None:
             raise AdJoinError(f"ad_join_packages has no entry for distribution {distro!r}")
-        hx.packages(
+        system.packages(
             name="Install the AD client packages of the host's distribution",
             packages=packages,
             update=True,
@@ -94,7 +94,7 @@ def ad_join() -> None:
             name="Point the resolver at ad_join_dns_servers (unchanged when empty)",
             items=resolver_files(data, resolved),
         )
-        hx.service(
+        system.service(
             name="Restart systemd-resolved after a DNS change",
             service="systemd-resolved",
             restarted=True,
@@ -143,9 +143,9 @@ def ad_join() -> None:
                 for i in batch.lookup("units", sockets).values()
             ),
         )
-        hx.service(name="Start and enable sssd.service", service="sssd.service", running=True, enabled=True)
+        system.service(name="Start and enable sssd.service", service="sssd.service", running=True, enabled=True)
         changed = [op.did_change for op in (config, joined) if op is not None]
-        hx.service(
+        system.service(
             name="Restart sssd.service after a join or a config change (never otherwise; caches kept)",
             service="sssd.service",
             restarted=True,

@@ -13,7 +13,7 @@ from pyinfra.api.exceptions import OperationError
 
 from deploys.ad_join.facts import DnsRecord, DomainMembership
 from hxinfra.desired import ManagedFile
-from hxinfra.operations import upload_commands
+from hxinfra.ops.configset import upload_commands
 
 
 @operation()

@@ -12,10 +12,10 @@ from pyinfra.api import deploy
 from pyinfra.operations import systemd
 
 from deploys.backup.config import DEFAULTS, PROGRAM, REQUIRED, check_data, desired_config, health, plan
-from hxinfra import operations as hx
 from hxinfra.components import Component
 from hxinfra.deploytools import component_data, step
-from hxinfra.operations import config_set
+from hxinfra.ops import system
+from hxinfra.ops.configset import config_set
 
 COMPONENT = Component(
     "backup",
@@ -36,12 +36,12 @@ def backup() -> None:
     """Install the backup program, its key and its timer; the timer makes the backups."""
     data = component_data(COMPONENT, host.data)
     if step(COMPONENT, host.data, "packages"):
-        hx.packages(
+        system.packages(
             name="Install gnupg for the backups' encryption", packages=["gnupg"], update=True, cache_time=24 * 3600
         )
     config = None
     if step(COMPONENT, host.data, "config"):
-        hx.directory(
+        system.directory(
             name="Create the backup directory (0700 root)",
             path=data["backup_dir"],
             mode="0700",
@@ -57,4 +57,4 @@ def backup() -> None:
         systemd.daemon_reload(
             name="Reload systemd after a unit change", _if=config.did_change if config else lambda: False
         )
-        hx.service(name="Start and enable hx-backup.timer", service="hx-backup.timer", running=True, enabled=True)
+        system.service(name="Start and enable hx-backup.timer", service="hx-backup.timer", running=True, enabled=True)

@@ -38,10 +38,10 @@ from deploys.ca_trust.config import (
     trust_update_commands,
 )
 from deploys.ca_trust.facts import ManagedCaFiles, fetch_from_ca_host
-from hxinfra import operations as hx
 from hxinfra.components import Component
 from hxinfra.deploytools import component_data, step
-from hxinfra.operations import config_set
+from hxinfra.ops import system
+from hxinfra.ops.configset import config_set
 
 COMPONENT = Component(
     "ca_trust",
@@ -76,7 +76,7 @@ def ca_trust() -> None:
     cert_dir = data["ca_trust_host_cert_dir"]
 
     if step(COMPONENT, host.data, "packages"):
-        hx.packages(
+        system.packages(
             name="Install ca-certificates, openssl and ssl-cert",
             packages=["ca-certificates", "openssl", "ssl-cert"],
             update=True,
@@ -98,7 +98,7 @@ def ca_trust() -> None:
             items=monitor_files(data),
         )
         systemd.daemon_reload(name="Reload systemd units after a monitor change", _if=monitor.did_change)
-        hx.service(
+        system.service(
             name="Start and enable hx-ca-trust-expiry.timer",
             service="hx-ca-trust-expiry.timer",
             running=True,
@@ -106,7 +106,7 @@ def ca_trust() -> None:
             _if=lambda: bool(data["ca_trust_monitor"]),
         )
     if step(COMPONENT, host.data, "certs", "security"):
-        hx.directory(
+        system.directory(
             name="Create the service certificate directory's private/ (0710 root:ssl-cert)",
             path=f"{cert_dir}/private",
             user="root",

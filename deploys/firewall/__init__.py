@@ -22,10 +22,10 @@ from deploys.firewall.config import (
     rollback,
 )
 from deploys.firewall.facts import TableLoaded
-from hxinfra import operations as hx
 from hxinfra.components import Component
 from hxinfra.deploytools import component_data, guarded, step
-from hxinfra.operations import config_set
+from hxinfra.ops import system
+from hxinfra.ops.configset import config_set
 
 COMPONENT = Component(
     "firewall",
@@ -48,7 +48,7 @@ def firewall() -> None:
     """Install nftables, write the derived rule set (nft -c), load it; the controller must log in anew."""
     data = component_data(COMPONENT, host.data, extra_keys=(*FLEET.all_keys(), *USED))
     if step(COMPONENT, host.data, "packages"):
-        hx.packages(name="Install nftables", packages=["nftables"], update=True, cache_time=24 * 3600)
+        system.packages(name="Install nftables", packages=["nftables"], update=True, cache_time=24 * 3600)
     if step(COMPONENT, host.data, "rules"):
         rules = config_set(
             name="Write the firewall rule set derived from the host's components, checked by nft -c",
@@ -59,7 +59,7 @@ def firewall() -> None:
         loaded = host.get_fact(TableLoaded) if data["firewall_enabled"] else True
         live = rules.did_change if loaded else (lambda: True)
         guarded("firewall rule set", ROLLBACK_UNIT, [CONF], APPLY, UNDO, data["firewall_rollback_seconds"], live)
-        hx.service(
+        system.service(
             name="Enable nftables.service (the rule set at boot)",
             service="nftables.service",
             enabled=data["firewall_enabled"],

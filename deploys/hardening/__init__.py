@@ -26,10 +26,10 @@ from deploys.hardening.config import (
     rollback,
 )
 from deploys.hardening.operations import units_disabled
-from hxinfra import operations as hx
 from hxinfra.components import Component
 from hxinfra.deploytools import component_data, guarded, step
-from hxinfra.operations import config_set
+from hxinfra.ops import system
+from hxinfra.ops.configset import config_set
 
 COMPONENT = Component(
     "hardening",
@@ -61,7 +61,7 @@ def hardening() -> None:
     joined = "domain_members" in host.groups and data.get("ad_join_present") is not False
     files = desired_config(data, joined, "web_servers" in host.groups, host.name)
     if step(COMPONENT, host.data, "packages"):
-        hx.packages(
+        system.packages(
             name="Install openssh-server and the hardening tools (fail2ban, auditd, unattended-upgrades, chrony)",
             packages=packages(data),
             update=True,
@@ -98,13 +98,13 @@ def hardening() -> None:
         )
         # started whenever it is not running (a stopped fail2ban protects nothing), restarted
         # only after a jail change
-        hx.service(
+        system.service(
             name="Start and enable fail2ban",
             service="fail2ban.service",
             running=data["hardening_fail2ban"],
             enabled=data["hardening_fail2ban"],
         )
-        hx.service(
+        system.service(
             name="Restart fail2ban after a jail change",
             service="fail2ban.service",
             restarted=data["hardening_fail2ban"],
@@ -131,7 +131,7 @@ def hardening() -> None:
             items=files["time"],
             validate="chronyd -p -f /etc/chrony/chrony.conf >/dev/null",
         )
-        hx.service(
+        system.service(
             name="Restart chrony after a change",
             service="chrony.service",
             restarted=True,

@@ -5,7 +5,7 @@ in place without ``sshd -t``, only ports 22/80/443 left open. Here each area is 
 file (an sshd drop-in that wins over the distribution's config, a sysctl drop-in, a fail2ban jail
 file, audit rules, unattended-upgrades settings, chrony's config), each checked by its service's
 own validator; the sshd change goes live under a rollback timer that only a fresh login from the
-controller cancels (``hxinfra.operations.arm_rollback``/``confirm_reconnect``).
+controller cancels (``hxinfra.ops.arm_rollback``/``confirm_reconnect``).
 """
 
 from __future__ import annotations

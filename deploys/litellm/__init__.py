@@ -32,10 +32,11 @@ from deploys.litellm.config import (
     rollback,
     url,
 )
-from hxinfra import operations as hx
 from hxinfra.components import Component
 from hxinfra.deploytools import component_data, serve, step
-from hxinfra.operations import config_set, venv_install
+from hxinfra.ops import system
+from hxinfra.ops.configset import config_set
+from hxinfra.ops.python import venv_install
 
 COMPONENT = Component(
     "litellm",
@@ -61,14 +62,14 @@ def litellm() -> None:
     data = component_data(COMPONENT, host.data, extra_keys=("ssh_hostname", "ca_trust_host_cert_dir"))
     changes = []
     if step(COMPONENT, host.data, "packages"):
-        hx.packages(
+        system.packages(
             name="Install python3-venv for the gateway's venv",
             packages=["python3-venv"],
             update=True,
             cache_time=24 * 3600,
         )
     if step(COMPONENT, host.data, "install"):
-        hx.system_user(name="Create the litellm system user", user=data["litellm_user"], home="/var/lib/litellm")
+        system.system_user(name="Create the litellm system user", user=data["litellm_user"], home="/var/lib/litellm")
         pip_env = {
             "HTTPS_PROXY": data["litellm_pip_proxy"],
             "HTTP_PROXY": data["litellm_pip_proxy"],

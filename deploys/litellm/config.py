@@ -285,7 +285,7 @@ def _master_key(value: Any) -> None:
 def health(data: Mapping[str, Any], host_name: str) -> list[Any]:
     """The gateway runs, listens on its address and answers /health/liveliness."""
     from hxinfra.health import Check, port_listening, service_active
-    from hxinfra.operations import probe_command
+    from hxinfra.ops.probe import probe_command
 
     live = url(data, "/health/liveliness")  # over TLS, checked against the system's trust store
     return [
@@ -306,7 +306,7 @@ def check_command(data: Mapping[str, Any]) -> str:
     must answer /health/liveliness; the running gateway is not touched until then."""
     from shlex import quote as q
 
-    from hxinfra.operations import probe_command
+    from hxinfra.ops.probe import probe_command
 
     p, unit = paths(data), "litellm-config-check"
     tls = tls_files(data)

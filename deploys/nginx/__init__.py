@@ -41,11 +41,12 @@ from deploys.nginx.config import (
 from deploys.webui import serving
 from deploys.webui.config import DEFAULTS as WEBUI_DEFAULTS
 from deploys.webui.config import other
-from hxinfra import operations as hx
 from hxinfra.components import Component
 from hxinfra.deploytools import component_data, step
 from hxinfra.desired import ManagedFile
-from hxinfra.operations import config_set, verify_or_restore
+from hxinfra.ops import system
+from hxinfra.ops.configset import config_set
+from hxinfra.ops.rollback import verify_or_restore
 
 COMPONENT = Component(
     "nginx",
@@ -78,7 +79,7 @@ def nginx() -> None:
     items = desired_config(data, host.name)
     pool = live_pool(data)
     if step(COMPONENT, host.data, "packages"):
-        hx.packages(
+        system.packages(
             name="Install the nginx package and curl (for the check after a pool switch)",
             packages=[data["nginx_package"], "curl"],
             update=True,
@@ -100,10 +101,10 @@ def nginx() -> None:
             validate="nginx -t",
         )
     if step(COMPONENT, host.data, "service"):
-        hx.service(name="Start and enable nginx.service", service="nginx.service", running=True, enabled=True)
+        system.service(name="Start and enable nginx.service", service="nginx.service", running=True, enabled=True)
     changed = [op for op in (config, switch) if op is not None]
     if changed:  # the handler of the config steps: runs with them, and only after a validated change
-        hx.service(
+        system.service(
             name="Reload nginx.service after a validated config change",
             service="nginx.service",
             reloaded=True,

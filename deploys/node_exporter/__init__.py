@@ -34,10 +34,10 @@ from deploys.node_exporter.config import (
     rollback,
     url,
 )
-from hxinfra import operations as hx
 from hxinfra.components import Component
 from hxinfra.deploytools import component_data, serve, step
-from hxinfra.operations import config_set
+from hxinfra.ops import system
+from hxinfra.ops.configset import config_set
 
 COMPONENT = Component(
     "node_exporter",
@@ -62,7 +62,7 @@ def node_exporter() -> None:
     changes = []
     if step(COMPONENT, host.data, "packages"):
         changes.append(
-            hx.packages(
+            system.packages(
                 name="Install the Prometheus node exporter, and python3 for the check that it answers",
                 packages=[PACKAGE, "python3"],
                 update=True,

@@ -13,9 +13,9 @@ from pyinfra.operations.util import any_changed
 
 from deploys.patching.config import DEFAULTS, check_data, verify_script
 from deploys.patching.operations import RebootRequired, upgrades_installed
-from hxinfra import operations as hx
 from hxinfra.components import Component
 from hxinfra.deploytools import component_data, step
+from hxinfra.ops import system
 
 COMPONENT = Component("patching", DEFAULTS, check=check_data, tags=("upgrade", "reboot", "verify"))
 
@@ -36,7 +36,7 @@ def patching() -> None:
     data = component_data(COMPONENT, host.data)
     changes = []
     if step(COMPONENT, host.data, "upgrade"):
-        hx.package_lists(name="Refresh the package lists", cache_time=300)
+        system.package_lists(name="Refresh the package lists", cache_time=300)
         changes.append(
             upgrades_installed(
                 name="Install the pending security upgrades", security_only=data["patching_security_only"]

@@ -51,10 +51,10 @@ from deploys.pg_auth.config import (
 from deploys.pg_auth.facts import PgKeytab, PgRunningPort, PgSettings
 from deploys.pg_auth.operations import pg_sql
 from deploys.pg_auth.sql import sql_plan
-from hxinfra import operations as hx
 from hxinfra.components import Component
 from hxinfra.deploytools import component_data, step
-from hxinfra.operations import config_set
+from hxinfra.ops import system
+from hxinfra.ops.configset import config_set
 
 COMPONENT = Component(
     "pg_auth",
@@ -82,15 +82,15 @@ def pg_auth() -> None:
     p = paths(data)
     version = int(data["pg_auth_version"])
     if step(COMPONENT, host.data, "packages"):
-        hx.packages(
+        system.packages(
             name="Install postgresql-common and ssl-cert (the PGDG key ships in postgresql-common)",
             packages=["postgresql-common", "ssl-cert"],
             update=True,
             cache_time=24 * 3600,
         )
         repo = config_set(name=f"Write {PGDG_SOURCES} (removed unless pg_auth_pgdg)", items=repo_files(data))
-        hx.package_lists(name="Update the apt lists after a repository change", _if=repo.did_change)
-        hx.packages(
+        system.package_lists(name="Update the apt lists after a repository change", _if=repo.did_change)
+        system.packages(
             name="Install the PostgreSQL server and client of pg_auth_version",
             packages=[f"postgresql-{version}", f"postgresql-client-{version}"],
         )
@@ -100,12 +100,12 @@ def pg_auth() -> None:
     # started before its files are checked: PostgreSQL's own check of pg_hba.conf and the settings
     # asks the running server, and a cluster found stopped comes back first with its last good config
     if step(COMPONENT, host.data, "service"):
-        hx.service(
+        system.service(
             name="Start and enable the PostgreSQL cluster's service", service=p["service"], running=True, enabled=True
         )
     config = None
     if step(COMPONENT, host.data, "config", "security"):
-        hx.directory(
+        system.directory(
             name="Create the WAL archive directory (0700 postgres) when pg_auth_wal_archive is set",
             path=data["pg_auth_wal_archive"] or "/nonexistent",
             user="postgres",

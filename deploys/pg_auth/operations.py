@@ -13,7 +13,7 @@ from pyinfra.api import StringCommand, operation
 from deploys.pg_auth.facts import PgAuthState, PgRunningPort
 from deploys.pg_auth.sql import masked_sql
 from hxinfra.desired import ManagedFile
-from hxinfra.operations import upload_commands
+from hxinfra.ops.configset import upload_commands
 
 
 @operation()

@@ -10,7 +10,7 @@ from deploys.users.config import DEFAULTS, accounts, check_data, desired_config,
 from deploys.users.operations import local_accounts
 from hxinfra.components import Component
 from hxinfra.deploytools import component_data, step
-from hxinfra.operations import config_set
+from hxinfra.ops.configset import config_set
 
 COMPONENT = Component(
     "users",

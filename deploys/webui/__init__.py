@@ -40,12 +40,12 @@ from deploys.webui.config import (
 from deploys.webui.facts import WebuiState
 from deploys.webui.operations import prune, release
 from hxinfra import batch
-from hxinfra import operations as hx
 from hxinfra.artifacts import fetch
 from hxinfra.components import Component
 from hxinfra.deploytools import component_data, serve, step
 from hxinfra.desired import ManagedFile, ManagedLink
-from hxinfra.operations import config_set
+from hxinfra.ops import system
+from hxinfra.ops.configset import config_set
 from hxinfra.paths import project_root
 from hxinfra.validate import DataError
 
@@ -110,14 +110,14 @@ def webui() -> None:
     has_standby = bool(state["slots"].get(other(color)))
     changes = []
     if step(COMPONENT, host.data, "packages"):
-        hx.packages(
+        system.packages(
             name="Install the web UI's runtime packages",
             packages=data["webui_packages"],
             update=True,
             cache_time=24 * 3600,
         )
     if step(COMPONENT, host.data, "install"):
-        hx.system_user(name="Create the hx-webui system user", user=data["webui_user"], home=d)
+        system.system_user(name="Create the hx-webui system user", user=data["webui_user"], home=d)
         changes.append(
             release(
                 name="Unpack the web UI release (checksum verified)",
@@ -146,14 +146,14 @@ def webui() -> None:
             int(data["webui_start_timeout"]),
             "the target colour",
         )
-        standby_up = hx.service(
+        standby_up = system.service(
             name="Keep the standby colour running (a switch back is instant)",
             service=standby,
             running=True,
             enabled=True,
             _if=lambda: has_standby,
         )
-        hx.service(
+        system.service(
             name="Restart the standby colour after a config change",
             service=standby,
             restarted=True,

@@ -20,7 +20,7 @@ from hxinfra.cli.common import ENV_OPTION, YES_OPTION, _load, echo_json, guide_v
 from hxinfra.cli.vault import vault_options
 from hxinfra.components import program
 from hxinfra.errors import HxError
-from hxinfra.operations import undo_script
+from hxinfra.ops.kept import undo_script
 from hxinfra.plan import host_items, plan_data
 from hxinfra.runner import select_hosts
 from hxinfra.vault import Keyring, default_keyring, redact

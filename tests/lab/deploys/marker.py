@@ -3,7 +3,7 @@
 from pyinfra import host
 
 from hxinfra.desired import ManagedFile
-from hxinfra.operations import config_set
+from hxinfra.ops.configset import config_set
 
 config_set(
     name="Write /etc/hx-test/marker (fails where /etc/hx-test/fail-here exists)",

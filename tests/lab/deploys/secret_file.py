@@ -3,7 +3,7 @@
 from pyinfra import host
 
 from hxinfra.desired import ManagedFile
-from hxinfra.operations import config_set
+from hxinfra.ops.configset import config_set
 from hxinfra.vault import reveal
 
 token = reveal(host.data.get("vault_lab_token"))

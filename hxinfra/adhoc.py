@@ -23,7 +23,7 @@ from pyinfra.api.exceptions import PyinfraError
 from hxinfra import guard
 from hxinfra.errors import HxError
 from hxinfra.inventory import Environment
-from hxinfra.vault import reveal
+from hxinfra.secrets import reveal
 
 RC_MARK = "hxinfra-rc="
 

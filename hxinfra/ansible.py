@@ -24,7 +24,7 @@ import yaml
 from hxinfra.datafiles import load_yaml
 from hxinfra.errors import InventoryError
 from hxinfra.inventory import FILL_IN_PREFIX, PRIORITY_KEY, descendants, group_name_problem, host_name_problem
-from hxinfra.vault import Vaulted, is_encrypted
+from hxinfra.secrets import Vaulted, is_encrypted
 
 # Ansible's connection variables and the pyinfra connector keys they become
 CONNECTION_VARS = {

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hxinfra.health import MARK, declared, integer, marked
-from hxinfra.vault import escape_html
+from hxinfra.secrets import escape_html
 
 STANDARDS = {
     "cis_basic": "CIS-style Debian baseline (level 1)",

@@ -19,8 +19,8 @@ from typing import Any
 from hxinfra.datafiles import ExtraStr, looks_secret
 from hxinfra.frozen import freeze
 from hxinfra.memo import IdentityCache, TraceMemo
+from hxinfra.secrets import Vaulted
 from hxinfra.validate import CONTROL
-from hxinfra.vault import Vaulted
 
 # Keys no component owns: pyinfra's connector data (ssh_*) and global arguments (_sudo...), both
 # checked against pyinfra's own lists, and vault values (vault_*, referenced from other keys).

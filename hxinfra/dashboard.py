@@ -17,7 +17,7 @@ from typing import Any
 
 import jinja2
 
-from hxinfra.vault import redact
+from hxinfra.secrets import redact
 
 TEMPLATES = Path(__file__).parent / "report_templates" / "dashboard"
 COLOURS = {

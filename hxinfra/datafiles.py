@@ -1,8 +1,8 @@
 """Reading data files (group_vars, host_vars, ``-e @file.yml``) with clear errors.
 
-YAML files may hold inline ``!vault |`` values (kept encrypted as :class:`~hxinfra.vault.Vaulted`
+YAML files may hold inline ``!vault |`` values (kept encrypted as :class:`~hxinfra.secrets.Vaulted`
 until a deploy uses them) or be whole-file vaults (``ansible-vault encrypt``), whose string
-values all become opened :class:`~hxinfra.vault.Vaulted` values: masked wherever they are shown.
+values all become opened :class:`~hxinfra.secrets.Vaulted` values: masked wherever they are shown.
 A key given twice in one mapping is an error (YAML would silently keep the last one).
 
 Extra vars follow ``ansible-playbook -e``: ``key=value`` gives strings, several pairs may share
@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from hxinfra.errors import HxError, InventoryError
-from hxinfra.vault import (
+from hxinfra.secrets import (
     Vaulted,
     VaultError,
     default_keyring,

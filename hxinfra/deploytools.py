@@ -11,8 +11,8 @@ from hxinfra.guard import PROTECTED_KEY, check_plain
 from hxinfra.inventory import SEALED_KEY
 from hxinfra.options import selection_of
 from hxinfra.paths import read_project_file
+from hxinfra.secrets import VaultError, iter_vaulted, reveal
 from hxinfra.validate import DataError
-from hxinfra.vault import VaultError, iter_vaulted, reveal
 
 
 def component_data(

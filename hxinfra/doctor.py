@@ -24,7 +24,7 @@ from typing import Any
 from hxinfra.components import Finding, declared
 from hxinfra.inventory import FILL_IN_PREFIX, SEALED_KEY, Environment
 from hxinfra.known_hosts import FILE_KEY, entry_name, read_known
-from hxinfra.vault import Sealed, iter_vaulted
+from hxinfra.secrets import Sealed, iter_vaulted
 
 CHECKS = ("vault", "required", "known-hosts", "components", "ssh", "controller")
 MIN_PYTHON = (3, 11)

@@ -7,7 +7,7 @@ from typing import Any
 
 from hxinfra.drift import Finding, Findings
 from hxinfra.history import HostResult
-from hxinfra.vault import escape_html
+from hxinfra.secrets import escape_html
 
 STATUS = {"pending": "drifted", "ok": "clean", "changed": "drifted", "failed": "failed", "unreachable": "unreachable"}
 

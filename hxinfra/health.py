@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hxinfra.vault import escape_html
+from hxinfra.secrets import escape_html
 
 MARK = "@@hxinfra-check"
 BASICS = "basics"

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from hxinfra.vault import redact
+from hxinfra.secrets import redact
 
 STATE_ENV = "HXINFRA_STATE"
 FILE = "history.sqlite3"

@@ -58,7 +58,7 @@ from hxinfra.guard import CONFIRM_KEY, PROTECTED_KEY, check_plain, is_protected
 from hxinfra.known_hosts import FILE_KEY, STRICT_KEY
 from hxinfra.memo import Generations, IdentityCache
 from hxinfra.paths import read_project_file
-from hxinfra.vault import Composite, NoPassword, Sealed, Vaulted
+from hxinfra.secrets import Composite, NoPassword, Sealed, Vaulted
 
 MEMBERS_KEY = "hx_members"
 REF = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")

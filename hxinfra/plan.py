@@ -25,7 +25,7 @@ from hxinfra.desired import Fetched, ManagedFile, ManagedLink, PlanItem
 from hxinfra.errors import HxError
 from hxinfra.inventory import MEMBERS_KEY, Environment
 from hxinfra.memo import IdentityCache
-from hxinfra.vault import Placeholder, Vaulted, redact, redaction_epoch
+from hxinfra.secrets import Placeholder, Vaulted, redact, redaction_epoch
 
 GROUPS_KEY = "hx_groups"
 SENSITIVE_NOTE = "# (sensitive file: its content is never written to a plan)\n"

@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import IO, Protocol
 
 from hxinfra.errors import HxError
-from hxinfra.vault import redact
+from hxinfra.secrets import redact
 
 
 class Sink(Protocol):

@@ -31,15 +31,8 @@ from hxinfra.inventory import Environment, load_environment, reusing
 from hxinfra.options import RunOptions
 from hxinfra.patterns import batches, exceeds, select, shard
 from hxinfra.runlog import Sink
+from hxinfra.secrets import Keyring, VaultError, default_keyring, iter_vaulted, redact, set_default_keyring
 from hxinfra.sshlink import watching_links
-from hxinfra.vault import (
-    Keyring,
-    VaultError,
-    default_keyring,
-    iter_vaulted,
-    redact,
-    set_default_keyring,
-)
 
 
 def known_environments(root: Path) -> list[str]:

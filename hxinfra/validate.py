@@ -19,7 +19,7 @@ from typing import Any, TypeGuard
 
 from hxinfra.datafiles import looks_secret
 from hxinfra.errors import HxError
-from hxinfra.vault import Vaulted, iter_vaulted
+from hxinfra.secrets import Vaulted, iter_vaulted
 
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")

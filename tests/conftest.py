@@ -22,7 +22,7 @@ def private_history(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def fresh_keyring(monkeypatch: pytest.MonkeyPatch):
     """No vault password from the environment, and a new default keyring before and after the test."""
-    from hxinfra import vault
+    from hxinfra import secrets as vault
 
     for var in (vault.PASSWORD_FILE_ENV, vault.VAULT_IDS_ENV, vault.PASSWORDS_FD_ENV):
         monkeypatch.delenv(var, raising=False)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from hxinfra import vault
+from hxinfra import secrets as vault
 from hxinfra.ansible import expand_range, read_inventory
 from hxinfra.cli import main
 from hxinfra.cli.inventory import ansible_list

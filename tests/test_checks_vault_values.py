@@ -16,7 +16,7 @@ import pytest
 from hxinfra.components import registered
 from hxinfra.inventory import load_environment
 from hxinfra.paths import project_root
-from hxinfra.vault import Composite, Sealed
+from hxinfra.secrets import Composite, Sealed
 
 
 def _leaves(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:

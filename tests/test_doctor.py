@@ -14,7 +14,7 @@ from hxinfra.cli import main
 from hxinfra.doctor import doctor
 from hxinfra.inventory import load_environment
 from hxinfra.pki import LocalCA
-from hxinfra.vault import encrypt
+from hxinfra.secrets import encrypt
 
 pytestmark = pytest.mark.usefixtures("fresh_keyring")
 

@@ -12,8 +12,8 @@ from hxinfra.frozen import FrozenDict, ReadOnlyDataError
 from hxinfra.inventory import SEALED_KEY
 from hxinfra.options import SKIP_TAGS_KEY, TAGS_KEY, RunOptions, TagSelection, selection_of, split_tags
 from hxinfra.patterns import PatternError
+from hxinfra.secrets import Vaulted, VaultError
 from hxinfra.validate import DataError
-from hxinfra.vault import Vaulted, VaultError
 
 WEB = Component(
     name="web",

@@ -12,7 +12,7 @@ from conftest import INVENTORY
 
 from hxinfra.cli import main
 from hxinfra.runlog import RunLog, Tee
-from hxinfra.vault import register_secret
+from hxinfra.secrets import register_secret
 
 STAMPED = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ")
 

@@ -17,7 +17,7 @@ import textwrap
 import pytest
 from conftest import ROOT
 
-from hxinfra import vault
+from hxinfra import secrets as vault
 
 INVENTORY = """
 from deploys import components as _components

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from conftest import INVENTORY
 
 from deploys import ad_join, ca_trust, nginx, pg_auth
-from hxinfra import vault
+from hxinfra import secrets as vault
 from hxinfra.cli import main
 from hxinfra.datafiles import parse_extra_vars
 from hxinfra.errors import HxError, InventoryError

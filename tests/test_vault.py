@@ -15,11 +15,11 @@ import pytest
 from click.testing import CliRunner
 from conftest import INVENTORY
 
-from hxinfra import vault
+from hxinfra import secrets as vault
 from hxinfra.cli import main
 from hxinfra.datafiles import load_yaml_mapping
 from hxinfra.inventory import load_environment
-from hxinfra.vault import Keyring, Secret, Vaulted, VaultError
+from hxinfra.secrets import Keyring, Secret, Vaulted, VaultError
 
 # Written by ansible-vault 2.19 (ANSIBLE_VAULT_ENCRYPT_SALT fixed) from b"hx known answer\n", password "kat-password".
 KAT_SALT = b"hxinfra-known-answer-salt-000001"

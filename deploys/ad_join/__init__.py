@@ -43,7 +43,7 @@ from hxinfra.components import Component
 from hxinfra.deploytools import component_data, step
 from hxinfra.ops import system
 from hxinfra.ops.configset import config_set
-from hxinfra.vault import reveal
+from hxinfra.secrets import reveal
 
 COMPONENT = Component(
     "ad_join",

@@ -85,7 +85,7 @@ def desired_config(data: Mapping[str, Any], host_data: Any = None) -> list[Confi
 
 
 def _key(value: Any) -> None:
-    from hxinfra.vault import Vaulted
+    from hxinfra.secrets import Vaulted
 
     if value is None or isinstance(value, Vaulted):
         return

@@ -18,6 +18,7 @@ from hxinfra.memo import by_reads
 from hxinfra.paths import FileText
 from hxinfra.pki import CaInfo, PkiError, load_certificate, verify_ca, verify_key_pair
 from hxinfra.render import managed_header, render, template_context
+from hxinfra.secrets import Placeholder, Secret, Vaulted
 from hxinfra.validate import (
     CONTROL,
     DataError,
@@ -28,7 +29,6 @@ from hxinfra.validate import (
     one_line,
 )
 from hxinfra.validate import name as validate_name
-from hxinfra.vault import Placeholder, Secret, Vaulted
 
 DEFAULTS: dict[str, Any] = {
     # CA certificates every host trusts, root and intermediates, one entry each:

@@ -273,7 +273,7 @@ def _positive(value: Any, what: str) -> int:
 
 
 def _master_key(value: Any) -> None:
-    from hxinfra.vault import Vaulted
+    from hxinfra.secrets import Vaulted
 
     if value is None or isinstance(value, Vaulted):
         return  # required where it applies (a type check); a vault value is checked once decrypted

@@ -14,6 +14,7 @@ from hxinfra.components import Backup, Opening
 from hxinfra.desired import Absent, ConfigItem, ManagedFile, ManagedLink
 from hxinfra.memo import IdentityCache
 from hxinfra.render import render, template_context
+from hxinfra.secrets import Vaulted
 from hxinfra.validate import (
     DataError,
     abs_path,
@@ -24,7 +25,6 @@ from hxinfra.validate import (
     port,
 )
 from hxinfra.validate import name as validate_name
-from hxinfra.vault import Vaulted
 
 DEFAULTS: dict[str, Any] = {
     # Debian package that provides nginx.

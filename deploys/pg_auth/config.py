@@ -19,6 +19,7 @@ from hxinfra.desired import Absent, ConfigItem, ManagedFile
 from hxinfra.errors import HxError
 from hxinfra.memo import IdentityCache, lru
 from hxinfra.render import render, template_context
+from hxinfra.secrets import Vaulted
 from hxinfra.validate import (
     abs_path,
     choice,
@@ -28,7 +29,6 @@ from hxinfra.validate import (
     port,
 )
 from hxinfra.validate import name as validate_name
-from hxinfra.vault import Vaulted
 
 DEFAULTS: dict[str, Any] = {
     # PostgreSQL major version and cluster (Debian: /etc/postgresql/<version>/<cluster>).

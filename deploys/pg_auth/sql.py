@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from deploys.pg_auth.config import databases, roles
-from hxinfra.vault import MASK, reveal
+from hxinfra.secrets import MASK, reveal
 
 SCRAM_ITERATIONS = 4096
 

@@ -19,8 +19,8 @@ from deploys.common import templates_root
 from hxinfra.components import Backup, Opening
 from hxinfra.desired import ConfigItem, ManagedFile
 from hxinfra.render import managed_header, render, systemd_environment, template_context
+from hxinfra.secrets import Vaulted
 from hxinfra.validate import Check, DataError, abs_path, choice, collect, host_or_ip, ip_address, name, one_line, port
-from hxinfra.vault import Vaulted
 
 DEFAULTS: dict[str, Any] = {
     # The release to serve: a key of webui_releases, or "previous" (the release of the colour

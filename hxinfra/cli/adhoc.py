@@ -17,7 +17,7 @@ from hxinfra.cli.common import ENV_OPTION, YES_OPTION, _load, echo_json
 from hxinfra.cli.vault import vault_options
 from hxinfra.patterns import batches, parse_serial
 from hxinfra.runner import select_hosts
-from hxinfra.vault import Keyring, default_keyring, mask, redact
+from hxinfra.secrets import Keyring, default_keyring, mask, redact
 
 SERIAL = click.option("--serial", envvar="HXINFRA_SERIAL", metavar="N|N%|1,5,25%", help="Hosts in batches.")
 JSON = click.option("--json", "as_json", is_flag=True, help="Print the results as JSON to stdout.")

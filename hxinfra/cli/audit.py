@@ -15,7 +15,7 @@ from hxinfra.cli.common import ENV_OPTION, _load, echo_json, guide_vars
 from hxinfra.cli.vault import vault_options
 from hxinfra.plan import plan_data
 from hxinfra.runner import select_hosts
-from hxinfra.vault import Keyring, redact
+from hxinfra.secrets import Keyring, redact
 
 GUIDE = {"security_policy": "standard", "target_hosts": "limit"}
 

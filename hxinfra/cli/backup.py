@@ -23,7 +23,7 @@ from hxinfra.errors import HxError
 from hxinfra.ops.kept import undo_script
 from hxinfra.plan import host_items, plan_data
 from hxinfra.runner import select_hosts
-from hxinfra.vault import Keyring, default_keyring, redact
+from hxinfra.secrets import Keyring, default_keyring, redact
 
 BACKUP_ID = r"^[0-9]{8}T[0-9]{6}Z$"
 LIMIT = click.option("--limit", "-l", "pattern", default="all", metavar="PATTERN", help="Ansible host pattern.")

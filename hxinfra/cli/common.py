@@ -13,7 +13,7 @@ from hxinfra.guard import CONFIRM_VAR, GuardError, check_name
 from hxinfra.inventory import Environment, load_environment
 from hxinfra.paths import find_project_root, project_root
 from hxinfra.runner import inventory_file, known_environments
-from hxinfra.vault import MASK, Keyring, Vaulted, VaultError, iter_vaulted, mask, redact
+from hxinfra.secrets import MASK, Keyring, Vaulted, VaultError, iter_vaulted, mask, redact
 
 
 def _mask(key: str, value: Any) -> Any:

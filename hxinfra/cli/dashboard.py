@@ -15,7 +15,7 @@ from hxinfra.errors import HxError
 from hxinfra.inventory import load_environment
 from hxinfra.paths import find_project_root
 from hxinfra.runner import inventory_file, known_environments
-from hxinfra.vault import Keyring
+from hxinfra.secrets import Keyring
 
 
 def _register(names: Iterable[str], keyring: Keyring) -> None:

@@ -16,7 +16,7 @@ from hxinfra.options import RunOptions
 from hxinfra.paths import project_root
 from hxinfra.runlog import RunLog, Tee
 from hxinfra.runner import DeployReport, HostReport, load_pyinfra_cli, run_deploy, select_hosts
-from hxinfra.vault import Keyring
+from hxinfra.secrets import Keyring
 
 
 @click.command()

@@ -13,7 +13,7 @@ from hxinfra.cli.vault import vault_options
 from hxinfra.doctor import doctor, unloadable
 from hxinfra.errors import InventoryError
 from hxinfra.runner import select_hosts
-from hxinfra.vault import Keyring, redact
+from hxinfra.secrets import Keyring, redact
 
 
 @click.command("doctor")

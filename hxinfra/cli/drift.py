@@ -23,7 +23,7 @@ from hxinfra.driftreport import DriftHost, drift_hosts, report_html, report_tabl
 from hxinfra.options import RunOptions
 from hxinfra.paths import project_root
 from hxinfra.runner import load_pyinfra_cli, run_deploy
-from hxinfra.vault import Keyring, redact
+from hxinfra.secrets import Keyring, redact
 
 
 @click.command("drift")

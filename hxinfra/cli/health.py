@@ -25,7 +25,7 @@ from hxinfra.health import (
 )
 from hxinfra.patterns import batches, parse_serial
 from hxinfra.runner import select_hosts
-from hxinfra.vault import Keyring, redact
+from hxinfra.secrets import Keyring, redact
 
 # the seed guide's variables, as its health playbook took them with -e
 GUIDE_KEYS = {"target_hosts": "limit", "services": "services", "disk_threshold": "disk_threshold"}

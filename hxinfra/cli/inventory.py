@@ -11,7 +11,7 @@ from hxinfra.cli.vault import vault_options
 from hxinfra.components import ENGINE
 from hxinfra.inventory import MEMBERS_KEY, Environment
 from hxinfra.known_hosts import FILE_KEY, STRICT_KEY
-from hxinfra.vault import Keyring
+from hxinfra.secrets import Keyring
 
 
 @click.group()

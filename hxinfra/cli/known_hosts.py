@@ -13,7 +13,7 @@ from hxinfra.cli.common import ENV_OPTION
 from hxinfra.cli.vault import vault_options
 from hxinfra.errors import HxError
 from hxinfra.known_hosts import FILE_KEY, STRICT_KEY, entry_name, read_known, record, scan, status
-from hxinfra.vault import Keyring
+from hxinfra.secrets import Keyring
 
 
 @click.group("known-hosts")

@@ -19,7 +19,7 @@ from hxinfra.cli.common import ENV_OPTION, _load, echo_json
 from hxinfra.cli.vault import vault_options
 from hxinfra.health import BASICS_SCRIPT, basics
 from hxinfra.runner import select_hosts
-from hxinfra.vault import Keyring, redact
+from hxinfra.secrets import Keyring, redact
 
 METRICS = ("load1", "mem_used_pct", "disk_max_pct")
 PERIOD = re.compile(r"([0-9]+)([hdw])")

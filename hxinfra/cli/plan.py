@@ -7,7 +7,7 @@ import click
 
 from hxinfra.cli.common import ENV_OPTION, _load
 from hxinfra.cli.vault import vault_options
-from hxinfra.vault import Keyring
+from hxinfra.secrets import Keyring
 
 
 @click.command("plan")

@@ -22,7 +22,7 @@ from typing import Any
 import click
 
 from hxinfra.paths import find_project_root
-from hxinfra.vault import (
+from hxinfra.secrets import (
     DEFAULT_ID,
     Keyring,
     PasswordSource,

@@ -20,7 +20,7 @@ from hxinfra.inventory import Environment, reused
 from hxinfra.lab.core import Lab
 from hxinfra.lab.host import LAB_DOMAIN, LogFn
 from hxinfra.pki import LocalCA
-from hxinfra.vault import default_keyring, encrypt, read_password_file, vault_block
+from hxinfra.secrets import default_keyring, encrypt, read_password_file, vault_block
 
 # secrets the lab itself needs (its DC's admin and a test user); the data files may name more
 LAB_INFRA_SECRETS = ("vault_lab_dc_admin_password", "vault_lab_ad_user_password")

@@ -30,8 +30,8 @@ from typing_extensions import override  # typing.override is 3.12+
 from hxinfra import batch, drift
 from hxinfra.desired import ConfigItem, ManagedFile, ManagedLink
 from hxinfra.ops.kept import ABSENT, DEFAULT_BACKUP_DIR, RUN_ID, RUN_STAMP, keep_previous_commands
+from hxinfra.secrets import MASK, redact
 from hxinfra.validate import CONTROL
-from hxinfra.vault import MASK, redact
 
 STAGE_SUFFIX = ".hxinfra-new"
 

@@ -7,7 +7,7 @@ import secrets
 
 import pytest
 
-from hxinfra import vault
+from hxinfra import secrets as vault
 
 pytestmark = pytest.mark.lab
 

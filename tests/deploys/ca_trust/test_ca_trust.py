@@ -164,7 +164,7 @@ def test_pki_cli_init_issue_verify(tmp_path):
 
 def test_ca_pem_from_a_vaulted_value(project, ca):
     """``pem: !vault |``: decrypted lazily with the project's vault password, then verified like any CA."""
-    from hxinfra import vault
+    from hxinfra import secrets as vault
 
     project("inventories/demo.py", INVENTORY)
     pw = project(".vault_pass", "ca-vault-pw\n")

@@ -4,7 +4,7 @@ from pyinfra import host
 
 from hxinfra.desired import ManagedFile
 from hxinfra.ops.configset import config_set
-from hxinfra.vault import reveal
+from hxinfra.secrets import reveal
 
 token = reveal(host.data.get("vault_lab_token"))
 config_set(

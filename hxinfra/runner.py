@@ -27,26 +27,12 @@ import click
 from hxinfra import guard
 from hxinfra.batch import remember as remember_batched_keys
 from hxinfra.errors import HxError
-from hxinfra.inventory import Environment, load_environment, reusing
+from hxinfra.inventory import Environment, inventory_file, load_environment, reusing, select_hosts
 from hxinfra.options import RunOptions
-from hxinfra.patterns import batches, exceeds, select, shard
+from hxinfra.patterns import batches, exceeds, shard
 from hxinfra.runlog import Sink
 from hxinfra.secrets import Keyring, VaultError, default_keyring, iter_vaulted, redact, set_default_keyring
 from hxinfra.sshlink import watching_links
-
-
-def known_environments(root: Path) -> list[str]:
-    """The environment names of a project: its ``inventories/<name>.py`` files."""
-    return sorted(p.stem for p in (root / "inventories").glob("*.py") if guard.NAME.fullmatch(p.stem))
-
-
-def inventory_file(root: Path, env: str) -> Path:
-    """The inventory file of environment ``env``: a name only (``./production`` is none)."""
-    guard.check_name(env, known_environments(root))
-    path = root / "inventories" / f"{env}.py"
-    if not path.is_file():
-        raise HxError(f"unknown environment {env!r} (known: {', '.join(known_environments(root))})")
-    return path
 
 
 def deploy_target(root: Path, deploy: str) -> tuple[str, str]:
@@ -485,11 +471,3 @@ def parse_report(out: str, rc: int) -> dict[str, Any] | None:
 def known_tags(env: Environment) -> set[str]:
     """Every tag a step of this environment's components may carry: component names and their tags."""
     return {t for comp in env.components for t in (comp.name, *comp.tags)}
-
-
-def select_hosts(env: Environment, limit: Iterable[str]) -> list[str]:
-    """Hosts that ``--limit`` selects, with Ansible's pattern grammar (several: a union)."""
-    patterns = list(limit)
-    if not patterns:
-        return list(env.hosts)
-    return select(patterns, list(env.hosts), env.groups)

@@ -173,3 +173,15 @@ def test_the_engine_the_firewall_and_the_backup_name_no_component():
         for path in (ROOT / "deploys" / own).glob("*.py"):
             found += _named(path, {n: v for n, v in everyone.items() if n != own})
     assert found == []
+
+
+def test_no_module_of_the_engine_or_the_deploys_is_over_600_lines():
+    """A module holds one purpose (the engine's ops/, inventory/, secrets/ are packages for that):
+    past 600 lines it is split by purpose, not left to grow."""
+    sizes = {
+        str(p.relative_to(ROOT)): len(p.read_text(encoding="utf-8").splitlines())
+        for base in ("hxinfra", "deploys")
+        for p in (ROOT / base).rglob("*.py")
+    }
+    assert len(sizes) > 50
+    assert {p: n for p, n in sizes.items() if n > 600} == {}

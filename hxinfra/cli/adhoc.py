@@ -15,8 +15,8 @@ from hxinfra import guard
 from hxinfra.adhoc import HostResult, Session
 from hxinfra.cli.common import ENV_OPTION, YES_OPTION, _load, echo_json
 from hxinfra.cli.vault import vault_options
+from hxinfra.inventory import select_hosts
 from hxinfra.patterns import batches, parse_serial
-from hxinfra.runner import select_hosts
 from hxinfra.secrets import Keyring, default_keyring, mask, redact
 
 SERIAL = click.option("--serial", envvar="HXINFRA_SERIAL", metavar="N|N%|1,5,25%", help="Hosts in batches.")

@@ -13,8 +13,8 @@ from hxinfra.adhoc import Session
 from hxinfra.audit import STANDARDS, HostAudit, as_json, host_controls, parse, report_html, script, select, table
 from hxinfra.cli.common import ENV_OPTION, _load, echo_json, guide_vars
 from hxinfra.cli.vault import vault_options
+from hxinfra.inventory import select_hosts
 from hxinfra.plan import plan_data
-from hxinfra.runner import select_hosts
 from hxinfra.secrets import Keyring, redact
 
 GUIDE = {"security_policy": "standard", "target_hosts": "limit"}

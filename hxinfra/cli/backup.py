@@ -20,9 +20,9 @@ from hxinfra.cli.common import ENV_OPTION, YES_OPTION, _load, echo_json, guide_v
 from hxinfra.cli.vault import vault_options
 from hxinfra.components import program
 from hxinfra.errors import HxError
+from hxinfra.inventory import select_hosts
 from hxinfra.ops.kept import undo_script
 from hxinfra.plan import host_items, plan_data
-from hxinfra.runner import select_hosts
 from hxinfra.secrets import Keyring, default_keyring, redact
 
 BACKUP_ID = r"^[0-9]{8}T[0-9]{6}Z$"

@@ -10,9 +10,8 @@ import click
 from hxinfra.datafiles import looks_secret, parse_extra_vars
 from hxinfra.errors import HxError
 from hxinfra.guard import CONFIRM_VAR, GuardError, check_name
-from hxinfra.inventory import Environment, load_environment
+from hxinfra.inventory import Environment, inventory_file, known_environments, load_environment
 from hxinfra.paths import find_project_root, project_root
-from hxinfra.runner import inventory_file, known_environments
 from hxinfra.secrets import MASK, Keyring, Vaulted, VaultError, iter_vaulted, mask, redact
 
 

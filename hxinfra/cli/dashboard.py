@@ -12,9 +12,8 @@ from hxinfra.cli.common import env_name_check, register_secrets
 from hxinfra.cli.vault import vault_options
 from hxinfra.dashboard import build_states, render_site
 from hxinfra.errors import HxError
-from hxinfra.inventory import load_environment
+from hxinfra.inventory import inventory_file, known_environments, load_environment
 from hxinfra.paths import find_project_root
-from hxinfra.runner import inventory_file, known_environments
 from hxinfra.secrets import Keyring
 
 

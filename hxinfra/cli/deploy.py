@@ -12,10 +12,11 @@ from hxinfra import drift, guard, history
 from hxinfra.cli.common import ENV_OPTION, YES_OPTION, echo_json
 from hxinfra.cli.vault import vault_options
 from hxinfra.errors import HxError
+from hxinfra.inventory import select_hosts
 from hxinfra.options import RunOptions
 from hxinfra.paths import project_root
 from hxinfra.runlog import RunLog, Tee
-from hxinfra.runner import DeployReport, HostReport, load_pyinfra_cli, run_deploy, select_hosts
+from hxinfra.runner import DeployReport, HostReport, load_pyinfra_cli, run_deploy
 from hxinfra.secrets import Keyring
 
 

@@ -12,7 +12,7 @@ from hxinfra.cli.common import ENV_OPTION, _load, echo_json
 from hxinfra.cli.vault import vault_options
 from hxinfra.doctor import doctor, unloadable
 from hxinfra.errors import InventoryError
-from hxinfra.runner import select_hosts
+from hxinfra.inventory import select_hosts
 from hxinfra.secrets import Keyring, redact
 
 

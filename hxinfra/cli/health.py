@@ -23,8 +23,8 @@ from hxinfra.health import (
     script,
     select,
 )
+from hxinfra.inventory import select_hosts
 from hxinfra.patterns import batches, parse_serial
-from hxinfra.runner import select_hosts
 from hxinfra.secrets import Keyring, redact
 
 # the seed guide's variables, as its health playbook took them with -e

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from hxinfra.ansible import import_inventory
+from hxinfra.ansible_import import import_inventory
 from hxinfra.cli.common import _warn, echo_json
 from hxinfra.components import registered
 from hxinfra.inventory import load_environment

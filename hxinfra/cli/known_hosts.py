@@ -28,7 +28,7 @@ def known_hosts() -> None:
 
 def _targets(env_name: str, limit: tuple[str, ...]) -> tuple[Path, list[dict[str, Any]]]:
     from hxinfra.cli.common import _load
-    from hxinfra.runner import select_hosts
+    from hxinfra.inventory import select_hosts
 
     env = _load(env_name)
     rows, files = [], set()

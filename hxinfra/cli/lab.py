@@ -7,8 +7,8 @@ from typing import Any
 import click
 
 from hxinfra.cli.common import echo_json
+from hxinfra.inventory import inventory_file
 from hxinfra.paths import project_root
-from hxinfra.runner import inventory_file
 
 
 @click.group()

@@ -14,7 +14,7 @@ from hxinfra.adhoc import Session
 from hxinfra.cli.common import ENV_OPTION, _load, echo_json
 from hxinfra.cli.vault import vault_options
 from hxinfra.health import DISKS, disks, integer
-from hxinfra.runner import select_hosts
+from hxinfra.inventory import select_hosts
 from hxinfra.secrets import Keyring, redact
 
 AUTH_FAILURE = "Failed (password|publickey)|Invalid user|authentication failure|Connection closed by authenticating"

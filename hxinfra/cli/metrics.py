@@ -18,7 +18,7 @@ from hxinfra.adhoc import Session
 from hxinfra.cli.common import ENV_OPTION, _load, echo_json
 from hxinfra.cli.vault import vault_options
 from hxinfra.health import BASICS_SCRIPT, basics
-from hxinfra.runner import select_hosts
+from hxinfra.inventory import select_hosts
 from hxinfra.secrets import Keyring, redact
 
 METRICS = ("load1", "mem_used_pct", "disk_max_pct")

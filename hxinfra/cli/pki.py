@@ -110,7 +110,7 @@ def expiry_table(env_name: str, pattern: str) -> list[dict[str, object]]:
     from hxinfra.cli.common import _load
     from hxinfra.components import declared
     from hxinfra.health import INTEGER
-    from hxinfra.runner import select_hosts
+    from hxinfra.inventory import select_hosts
 
     env = _load(env_name)
     hosts = select_hosts(env, [pattern])

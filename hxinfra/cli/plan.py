@@ -50,8 +50,8 @@ def plan_cmd(
     """
     import tempfile
 
+    from hxinfra.inventory import select_hosts
     from hxinfra.plan import diff_trees, summary, write_plan
-    from hxinfra.runner import select_hosts
 
     env = _load(env_name, extra)
     hosts = select_hosts(env, limit)

@@ -14,7 +14,7 @@ from hxinfra import guard
 from hxinfra.adhoc import Session
 from hxinfra.cli.common import ENV_OPTION, YES_OPTION, _load, echo_json
 from hxinfra.cli.vault import vault_options
-from hxinfra.runner import select_hosts
+from hxinfra.inventory import select_hosts
 from hxinfra.secrets import Keyring, redact
 
 # restart every failed unit (systemd orders their start by their dependencies), then list what failed still

@@ -128,7 +128,7 @@ def lab_environment(
 ) -> Environment:
     """The running hosts with their topology groups (hosts outside it join with no group), the lab's
     connection data, and its vault as a data file of the environment."""
-    if (env := reused(file)) is not None:
+    if isinstance(env := reused(file), Environment):
         return env
     lab = existing_lab()
     lab_vault(lab)  # its password joins the keyring: the vault's values open like any other

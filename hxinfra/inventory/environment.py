@@ -1,124 +1,52 @@
-"""Environments: one Python inventory per environment, with Ansible-style data layers.
-
-An inventory file calls :func:`environment` and exports its groups for pyinfra::
-
-    _env = environment(__file__, data={...}, hosts={...}, components=...)
-    globals().update(_env.pyinfra_groups())
-
-Data layers, lowest first (the same under ``pyinfra`` and ``hxinfra``):
-
-1. deploy defaults (each component's ``DEFAULTS``, pyinfra ``data_defaults``)
-2. ``all``: ``inventories/group_vars/all.yml``
-3. environment: ``data=`` of the inventory file, then ``inventories/<env>/group_vars/all.yml``
-4. group, for each of the host's groups (with their parent groups) in Ansible's order: shallower
-   groups first, deeper (child) groups later, then ``hx_group_priority`` (default 1; higher wins, like
-   ``ansible_group_priority``), then name: ``inventories/group_vars/<group>.yml`` then
-   ``inventories/<env>/group_vars/<group>.yml``
-5. host: ``data`` of the host entry, then ``inventories/<env>/host_vars/<host>.yml``
-6. extra vars (``hxinfra -e``, the top layer of the environment ``hxinfra deploy`` hands to pyinfra;
-   ``-e`` arguments in ``HXINFRA_EXTRA_VARS`` for the plain pyinfra CLI; pyinfra's ``--data`` sits
-   above everything as well)
-
-A ``<name>.yml`` file may also be a directory ``<name>/`` of YAML files (e.g. ``vault.yml``
-beside ``main.yml``), read in name order. Merging replaces whole values, as Ansible's default
-``hash_behaviour = replace`` does.
-
-The merged result is handed to pyinfra as host data, so pyinfra's own group precedence (the
-file-name group last) cannot reorder the layers.
-
-A string value may reference another key as Ansible layouts do (``db_password: "{{ vault_db_password }}"``):
-a whole-value reference takes the referenced value as it is (a vault value stays one), a reference
-inside a longer string builds a string (masked as a whole when it holds a vault value). A vault file
-that cannot be opened (no password for its vault id) is kept *sealed*: the inventory and the offline
-plan show its values as masked placeholders, and a deploy to a host that reads it stops with an
-error naming the file and the vault id.
-"""
+"""An environment: its hosts, groups and layered data, merged and validated."""
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import difflib
 import functools
-import ipaddress
-import json
-import os
-import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hxinfra import memo
 from hxinfra.components import ENGINE, VAULT_PREFIX, Component, check_host_data, coerce, owner_of, pyinfra_keys
-from hxinfra.datafiles import load_yaml_mapping, parse_extra_vars
+from hxinfra.datafiles import load_yaml_mapping
 from hxinfra.errors import HxError, InventoryError
-from hxinfra.frozen import FrozenDict, FrozenList, freeze, freeze_values
-from hxinfra.guard import CONFIRM_KEY, PROTECTED_KEY, check_plain, is_protected
+from hxinfra.frozen import freeze, freeze_values
+from hxinfra.guard import CONFIRM_KEY, PROTECTED_KEY, is_protected
+from hxinfra.inventory.handoff import extra_vars_from_env, is_own_load
+from hxinfra.inventory.refs import FILL_IN_PREFIX, _has_refs, _Resolver
+from hxinfra.inventory.tree import descendants, group_name_problem, host_name_problem
 from hxinfra.known_hosts import FILE_KEY, STRICT_KEY
-from hxinfra.memo import Generations, IdentityCache
+from hxinfra.memo import Generations
 from hxinfra.paths import read_project_file
-from hxinfra.secrets import Composite, NoPassword, Sealed, Vaulted
+from hxinfra.secrets import NoPassword
 
 MEMBERS_KEY = "hx_members"
-REF = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
-NOW_KEY = "hx_now"  # when the data was loaded: the one "now" of every check (set by the inventory)
-SEALED_KEY = "hx_sealed_vaults"  # the vault files a host's data could not open (set by the inventory)
-PRIORITY_KEY = "hx_group_priority"
-# {{ fill_in_<key> }}: a value only the operator can supply, written by import-ansible; defined nowhere,
-# it loads masked (as a missing vault value does) and a deploy of a host that reads it refuses, naming it
-FILL_IN_PREFIX = "fill_in_"
 
-EXTRA_VARS_ENV = "HXINFRA_EXTRA_VARS"
+
+NOW_KEY = "hx_now"  # when the data was loaded: the one "now" of every check (set by the inventory)
+
+
+SEALED_KEY = "hx_sealed_vaults"  # the vault files a host's data could not open (set by the inventory)
+
+
+PRIORITY_KEY = "hx_group_priority"
+
+
 HOST_ENTRY_KEYS = {"address", "groups", "data"}
-# a host's inventory name is a DNS name (RFC 1123): labels of letters, digits and inner hyphens
-HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+
+
 # keys only the engine sets (the host-key trust and the guard): a data layer may not lower them
 TRUST_VALUES = {STRICT_KEY: "yes"}
+
+
 TRUST_SOURCE = "hxinfra (host key trust)"
+
+
 TRUST_KEYS = {STRICT_KEY, FILE_KEY, PROTECTED_KEY, CONFIRM_KEY}
-
-
-def host_name_problem(name: object) -> str | None:
-    """Why ``name`` cannot be a host's inventory name (None when it can): it names files on the
-    controller (fetch, backups, plans, dashboard pages), so it must be a DNS name, RFC 1123."""
-    if not isinstance(name, str) or not name:
-        return "a host name must be a non-empty string"
-    if name == "@local":  # pyinfra's connector for this machine itself
-        return None
-    if len(name) > 253 or not all(HOST_LABEL.fullmatch(label) for label in name.split(".")):
-        return (
-            f"host name {name[:64]!r} is not a DNS name (RFC 1123: dot-separated labels of letters, "
-            "digits and inner hyphens, 63 characters each at most)"
-        )
-    return None
-
-
-def descendants(group: str, children: Mapping[str, Sequence[str]]) -> list[str]:
-    """``group`` and the groups below it as ansible-core walks them for ``Group.get_hosts``: level by
-    level (its children, then theirs...), each once. (Below the first level ansible-core takes the
-    parents of a level in the order of a Python set, which changes from one run to the next; here
-    they keep the inventory's order, one of the orders it may give.)"""
-    out, level, seen = [group], [group], {group}
-    while level:
-        level = [c for g in level for c in children.get(g, ()) if c not in seen]
-        level = list(dict.fromkeys(level))
-        seen.update(level)
-        out += level
-    return out
-
-
-def group_name_problem(name: object) -> str | None:
-    """Why ``name`` cannot be a group's name (None when it can). Ansible takes nearly any name
-    (``web-servers``, ``1st``, ``web.eu``), and so does this: only a name that cannot name the file
-    ``group_vars/<group>.yml`` (a ``/``, a control character, ``.`` or ``..``) is refused."""
-    if not isinstance(name, str) or not name.strip():
-        return "a group name must be a non-empty string"
-    if "/" in name or "\\" in name or name in (".", "..") or any(ord(c) < 32 or ord(c) == 127 for c in name):
-        return (
-            f"group name {name[:64]!r} cannot name a file group_vars/<group>.yml (no '/', control character, . or ..)"
-        )
-    return None
 
 
 @dataclass(frozen=True)
@@ -138,55 +66,6 @@ class HostEntry:
     address: str | None
     groups: list[str]
     data: dict[str, Any] = field(default_factory=dict)
-
-
-def extra_vars_from_env() -> dict[str, Any]:
-    """Extra vars the ``hxinfra`` CLI passes down to the inventory (highest layer).
-
-    ``HXINFRA_EXTRA_VARS`` holds the ``-e`` arguments as a JSON list (so ``@vault.yml`` files are
-    decrypted here, with this process's vault passwords), or a JSON object of plain values.
-    """
-    if _override:
-        return dict(_override[-1])
-    raw = os.environ.get(EXTRA_VARS_ENV)
-    if not raw:
-        return {}
-    try:
-        value = json.loads(raw)
-    except ValueError as e:
-        raise InventoryError(f"{EXTRA_VARS_ENV} is not valid JSON: {e}") from e
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return parse_extra_vars(value)
-    if not isinstance(value, dict):
-        raise InventoryError(f"{EXTRA_VARS_ENV} must be a JSON list of -e arguments or a JSON object")
-    return value
-
-
-# extra vars given to load_environment(), seen by environment() calls inside the inventory file
-_override: list[Mapping[str, Any]] = []
-# environments already built and validated in this process, by inventory file (see reusing())
-_reused: dict[str, Environment] = {}
-
-
-@contextlib.contextmanager
-def reusing(env: Environment) -> Iterator[None]:
-    """While pyinfra runs in this process, its own load of ``env``'s inventory file returns ``env``.
-
-    ``hxinfra deploy`` loads and validates the inventory (and opens its vault values) before anything
-    connects; pyinfra then executes the same file to build its inventory. Handing it the same object
-    means one load, one validation and one decryption per run, whatever the number of batches.
-    """
-    key = str(Path(env.file).resolve())
-    _reused[key] = env
-    try:
-        yield
-    finally:
-        _reused.pop(key, None)
-
-
-def reused(file: str | Path) -> Environment | None:
-    """The environment :func:`reusing` holds for inventory ``file``, if any."""
-    return _reused.get(str(Path(file).resolve())) if _reused else None
 
 
 class Environment:
@@ -705,275 +584,10 @@ class Environment:
         plus one list of host names per group. When hxinfra itself runs the file
         (:func:`load_environment`), nobody reads them: ``all`` is the host names alone (no host's
         data is merged for it; a plan of thousands of hosts merges each host once, not twice)."""
-        own = bool(_own_load)
+        own = is_own_load()
         groups: dict[str, Any] = {
             "all": (list(self.hosts) if own else [(n, self.host_data(n)) for n in self.hosts], {}),
         }  # the hosts' groups below include parent groups (children=)
         for group, names in self.groups.items():
             groups[group] = list(names)
         return groups
-
-
-_REFS: IdentityCache[bool] = IdentityCache(limit=None)
-_own_load: list[bool] = []  # set while load_environment runs an inventory file for hxinfra itself
-
-
-def _has_refs(value: Any) -> bool:
-    """Whether a data value holds a ``{{ name }}`` reference anywhere: worked out once per value
-    (a group's data is shared by a thousand hosts)."""
-    if isinstance(value, dict):
-        return _REFS.get(value, lambda: any(_has_refs(v) for v in value.values()))
-    if isinstance(value, list):
-        return _REFS.get(value, lambda: any(_has_refs(v) for v in value))
-    return isinstance(value, str) and "{{" in value
-
-
-_NAMES: IdentityCache[tuple[str, ...]] = IdentityCache(limit=None)
-_RESOLVED: IdentityCache[list[tuple[tuple[tuple[str, Any], ...], Any]]] = IdentityCache(limit=None)
-_SEALED: dict[tuple[str, str, str], Sealed] = {}
-
-
-def _names(value: Any) -> tuple[str, ...]:
-    """Every name ``value`` references, at any depth, in order (once per shared list or mapping)."""
-    if isinstance(value, dict):
-        return _NAMES.get(value, lambda: tuple(dict.fromkeys(n for v in value.values() for n in _names(v))))
-    if isinstance(value, list):
-        return _NAMES.get(value, lambda: tuple(dict.fromkeys(n for v in value for n in _names(v))))
-    return tuple(REF.findall(value)) if isinstance(value, str) and "{{" in value else ()
-
-
-def _sealed(name: str, kind: str, reason: str) -> Sealed:
-    """One masked value per key and reason, shared by the hosts (so what is derived from it is too)."""
-    key = (name, kind, reason)
-    if key not in _SEALED or not memo.ENABLED:
-        _SEALED[key] = Sealed(name, kind, reason)
-    return _SEALED[key]
-
-
-class _Resolver:
-    """Resolves ``{{ key }}`` references in one host's merged data (cycles and unknown keys are errors)."""
-
-    def __init__(self, merged: Mapping[str, Any], sealed: list[str], where: str, env_name: str = "<env>") -> None:
-        self.merged, self.sealed, self.where, self.env_name = merged, sealed, where, env_name
-        self.done: dict[str, Any] = {}
-        self.missing: list[str] = []  # vault keys referenced but defined nowhere
-        self.referenced: set[str] = set()  # every key some value references
-        self.composites = 0  # vault values joined into a string (made per host)
-
-    def all(self, candidates: Iterable[str] | None = None) -> dict[str, Any]:
-        """Every key resolved. Only ``candidates`` (default: every key) may hold a reference: the
-        others are kept as they are, without a look (most values reference nothing)."""
-        out = dict(self.merged)
-        for k in self.merged if candidates is None else candidates:
-            v = self.merged[k]
-            plain = "{{" not in v if isinstance(v, str) else not isinstance(v, (dict, list)) or not _has_refs(v)
-            if not plain:
-                out[k] = self.key(k, ())
-        return out
-
-    def key(self, name: str, stack: tuple[str, ...]) -> Any:
-        if stack:
-            self.referenced.add(name)
-        if name in stack:
-            raise InventoryError(f"{self.where}: key {stack[0]}: reference cycle {' -> '.join([*stack, name])}")
-        if name not in self.done:
-            if name not in self.merged:
-                if self.sealed:  # most likely in the vault file that could not be opened
-                    return _sealed(
-                        name,
-                        "sealed vault",
-                        f"{name} is not defined, and a vault file could not be opened: {'; '.join(self.sealed)}",
-                    )
-                if name.startswith(FILL_IN_PREFIX):  # a value only the operator can supply (import-ansible)
-                    self.missing.append(name)
-                    return _sealed(
-                        name,
-                        "placeholder",
-                        f"{stack[-1] if stack else name} is still a placeholder ({{{{ {name} }}}}): replace it with "
-                        f"its value in inventories/{self.env_name}/group_vars/all.yml",
-                    )
-                if name.startswith(VAULT_PREFIX):  # a secret the vault does not hold yet: masked until needed
-                    self.missing.append(name)
-                    return _sealed(
-                        name,
-                        "missing",
-                        f"{name} is not defined: add it to the environment's vault "
-                        "(hxinfra vault edit inventories/<env>/group_vars/all/vault.yml)",
-                    )
-                where = f" (referenced by {stack[-1]})" if stack else ""
-                raise InventoryError(f"{self.where}: key {name}{where} is not defined")
-            self.done[name] = self.value(self.merged[name], (*stack, name))
-        return self.done[name]
-
-    def value(self, value: Any, stack: tuple[str, ...]) -> Any:
-        if isinstance(value, (dict, list)):
-            if not _has_refs(value):
-                return value  # nothing to resolve: the layer's own value, shared by every host (never mutated)
-            # what it references, resolved: the same objects as for an earlier host give that host's result
-            refs = tuple((name, self.key(name, stack)) for name in _names(value))
-            kept = _RESOLVED.get(value, list)
-            for earlier, result in kept:
-                if all(a is b for (_, a), (_, b) in zip(earlier, refs, strict=True)):
-                    return result
-            composites = self.composites
-            result = self._container(value, stack)
-            if self.composites == composites:  # a Composite names its host (in errors): never shared
-                kept.insert(0, (refs, result))
-                del kept[8:]
-            return result
-        return self._scalar(value, stack)
-
-    def _container(self, value: dict[str, Any] | list[Any], stack: tuple[str, ...]) -> Any:
-        where = stack[-1] if stack else ""
-        if isinstance(value, dict):
-            return FrozenDict(((k, self.value(v, stack)) for k, v in value.items()), where)
-        return FrozenList((self.value(v, stack) for v in value), where)
-
-    def _scalar(self, value: Any, stack: tuple[str, ...]) -> Any:
-        if not isinstance(value, str) or "{{" not in value:
-            return value
-        parts: list[Any] = []
-        pos = 0
-        for m in REF.finditer(value):
-            parts += [value[pos : m.start()], self.key(m[1], stack)]
-            pos = m.end()
-        parts.append(value[pos:])
-        if any("{{" in p or "}}" in p for p in parts[::2]):
-            raise InventoryError(
-                f"{self.where}: key {stack[-1]}: only {{{{ name }}}} references are supported "
-                f"in data, not {value[:60]!r}"
-            )
-        if len(parts) == 3 and parts[0] == parts[2] == "":
-            return parts[1]  # a whole-value reference keeps the value's type (and its vault wrapping)
-        if any(isinstance(p, Vaulted) for p in parts):
-            self.composites += 1
-            return Composite([p if isinstance(p, Vaulted) else str(p) for p in parts if p != ""], self.where)
-        return "".join(str(p) for p in parts)
-
-
-def topology_hosts(
-    file: str | Path, subnet: str | None = None, counts: Mapping[str, int] | None = None
-) -> dict[str, dict[str, Any]]:
-    """Host entries from the topology file beside the inventory (``fleet.yml``): ``<role>-01``...
-    per role, ``counts`` of each (else the file's ``counts:`` for this inventory; 1 by default), at
-    ``<subnet prefix>.<octet + i>`` when a /24 ``subnet`` is given. One description of the fleet
-    for every environment and the lab."""
-    path = Path(file).resolve().parent / "fleet.yml"
-    topology = load_yaml_mapping(path)
-    roles = topology.get("roles")
-    if counts is None:
-        counts = (topology.get("counts") or {}).get(Path(file).stem)
-    if not isinstance(roles, dict) or not roles:
-        raise InventoryError(f"{path}: needs 'roles:' mapping each role to its octet and groups")
-    prefix = None
-    if subnet is not None:
-        network = ipaddress.ip_network(subnet)
-        if network.version != 4 or network.prefixlen != 24:
-            raise InventoryError(f"{file}: subnet {subnet} must be an IPv4 /24 (the topology gives last octets)")
-        prefix = str(network.network_address).rsplit(".", 1)[0]
-    unknown = set(counts or {}) - set(roles)
-    if unknown:
-        raise InventoryError(f"{file}: counts for unknown role(s) {', '.join(sorted(unknown))} (see {path})")
-    hosts: dict[str, dict[str, Any]] = {}
-    for role, spec in roles.items():
-        if (
-            not isinstance(spec, dict)
-            or not isinstance(spec.get("octet"), int)
-            or not isinstance(spec.get("groups"), list)
-        ):
-            raise InventoryError(f"{path}: role {role}: needs octet (a number) and groups (a list)")
-        for i in range(1, (counts or {}).get(role, 1) + 1):
-            groups = [*spec["groups"], *(spec.get("first", []) if i == 1 else [])]
-            entry: dict[str, Any] = {"groups": groups}
-            if prefix is not None:
-                entry["address"] = f"{prefix}.{spec['octet'] + i - 1}"
-            hosts[f"{role}-{i:02d}"] = entry
-    return hosts
-
-
-def topology_suites(file: str | Path) -> dict[str, str]:
-    """Host -> Debian release, where the topology file's ``suites:`` gives this inventory's hosts
-    another release than the default (the lab boots them so)."""
-    path = Path(file).resolve().parent / "fleet.yml"
-    suites = (load_yaml_mapping(path).get("suites") or {}).get(Path(file).stem) or {}
-    if not isinstance(suites, dict) or not all(isinstance(v, str) for v in suites.values()):
-        raise InventoryError(f"{path}: suites: {Path(file).stem}: must map host names to Debian releases")
-    return dict(suites)
-
-
-def environment(
-    file: str | Path,
-    hosts: Mapping[str, Mapping[str, Any]],
-    data: Mapping[str, Any] | None = None,
-    components: Iterable[Component] = (),
-    name: str | None = None,
-    children: Mapping[str, Iterable[str]] | None = None,
-    group_vars: Mapping[str, Mapping[str, Any]] | None = None,
-    protected: bool | None = None,
-    order: Mapping[str, Iterable[str]] | None = None,
-) -> Environment:
-    """Build and validate an environment (validation fails before any connection).
-
-    ``protected=True``: its changes need a confirmation (:mod:`hxinfra.guard`); production and
-    staging are protected whatever this says. Loaded by the plain pyinfra CLI, a protected
-    environment refuses a run that is neither ``--dry`` nor confirmed (``--data hx_confirm=NAME``).
-    ``order``: group -> its own hosts, where they are not in the order of ``hosts`` (an imported Ansible
-    inventory keeps each group's order, so ``group[0]`` is the host Ansible would pick)."""
-    if (env := reused(file)) is not None:
-        return env
-    env = Environment(
-        file,
-        hosts=hosts,
-        data=data,
-        components=components,
-        name=name,
-        children=children,
-        group_vars=group_vars,
-        protected=protected,
-        order=order,
-    )
-    if env.protected and not _own_load:
-        check_plain(env.name)
-    env.validate()
-    return env
-
-
-@contextlib.contextmanager
-def extra_vars_layer(extra_vars: Mapping[str, Any] | None) -> Iterator[None]:
-    """Make ``extra_vars`` the top layer of environments built while the inventory file runs."""
-    if extra_vars is None:
-        yield
-        return
-    _override.append(extra_vars)
-    try:
-        yield
-    finally:
-        _override.pop()
-
-
-def load_environment(path: str | Path, extra_vars: Mapping[str, Any] | None = None) -> Environment:
-    """Execute an inventory file the way pyinfra does and return its :class:`Environment`.
-
-    ``extra_vars`` (``-e``) become the top data layer; ``None`` keeps whatever
-    ``HXINFRA_EXTRA_VARS`` already says.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise InventoryError(f"no inventory file {path}")
-    namespace: dict[str, Any] = {"__file__": str(path)}
-    code = compile(path.read_text(encoding="utf-8"), str(path), "exec")
-    try:
-        with extra_vars_layer(extra_vars):
-            _own_load.append(True)
-            try:
-                exec(code, namespace)  # noqa: S102 - inventories are Python by design, as in pyinfra
-            finally:
-                _own_load.pop()
-    except InventoryError:
-        raise
-    except Exception as e:  # a broken inventory file is bad input, not a crash
-        raise InventoryError(f"{path}: {type(e).__name__}: {e}") from e
-    envs = [v for v in namespace.values() if isinstance(v, Environment)]
-    if len(envs) != 1:
-        raise InventoryError(f"{path}: expected one hxinfra environment(...) in the file, found {len(envs)}")
-    return envs[0]

@@ -48,6 +48,9 @@ class AnsibleInventory:
     source: Path
     hosts: dict[str, dict[str, Any]] = field(default_factory=dict)  # host -> inline vars
     groups: dict[str, dict[str, Any]] = field(default_factory=dict)  # group -> {hosts, vars, children}
+    # host -> the groups that list it, in the order they did (kept beside the groups' own lists: a
+    # fleet of ten thousand hosts is never searched list by list)
+    memberships: dict[str, dict[str, None]] = field(default_factory=dict)
 
     def group(self, name: str) -> dict[str, Any]:
         if name not in self.groups and (problem := group_name_problem(name)):
@@ -56,9 +59,20 @@ class AnsibleInventory:
 
     def add_host(self, group: str, host: str, variables: Mapping[str, Any]) -> None:
         self.hosts.setdefault(host, {}).update(variables)
-        members = self.group(group)["hosts"]
-        if host not in members:
-            members.append(host)
+        member_of = self.memberships.setdefault(host, {})
+        if group not in member_of:
+            member_of[group] = None
+            self.group(group)["hosts"].append(host)
+
+    def remove_host(self, group: str, host: str) -> None:
+        member_of = self.memberships.get(host, {})
+        if group in member_of:
+            del member_of[group]
+            self.groups[group]["hosts"].remove(host)
+
+    def groups_of(self, host: str) -> list[str]:
+        """The groups that list ``host`` itself (not their parents), in inventory order."""
+        return [g for g in self.groups if g in self.memberships.get(host, {})]
 
 
 def expand_range(pattern: str) -> list[str]:
@@ -125,13 +139,12 @@ def _reconcile(inv: AnsibleInventory) -> None:
     for name in inv.groups:
         if name != "all" and name not in top and not any(name in other["children"] for other in inv.groups.values()):
             top.append(name)
-    ungrouped = inv.groups["ungrouped"]["hosts"]
     for host in inv.hosts:
-        member = {g for g, body in inv.groups.items() if host in body["hosts"]}
+        member = set(inv.memberships.get(host, {}))
         if "ungrouped" in member and member - {"all", "ungrouped"}:
-            ungrouped.remove(host)
+            inv.remove_host("ungrouped", host)
         elif not member - {"all"}:
-            ungrouped.append(host)
+            inv.add_host("ungrouped", host, {})
 
 
 def hosts_of(inv: AnsibleInventory, group: str) -> list[str]:

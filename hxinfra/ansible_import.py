@@ -9,7 +9,7 @@ they are. What only the operator can supply gets a marked placeholder, listed in
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,7 @@ class ImportReport:
     placeholders: list[tuple[str, str, list[str]]] = field(default_factory=list)
 
 
-class _Dumper(yaml.SafeDumper):
+class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]  # libyaml's emitter where there
     """YAML out, with ``!vault`` values written back as they came in (never decrypted)."""
 
 
@@ -55,11 +55,15 @@ def _prefixes(table: Mapping[str, str]) -> tuple[str, ...]:
 
 
 def map_vars(
-    variables: Mapping[str, Any], source: str, table: Mapping[str, str], report: ImportReport
+    variables: Mapping[str, Any],
+    source: str,
+    table: Mapping[str, str],
+    report: ImportReport,
+    known: Collection[str] = (),
 ) -> dict[str, Any]:
     """Ansible variables as this project's keys: connection variables and the HX roles' variables
-    (``table``) are renamed; what does not map is kept under its name and listed; known defects of
-    the old values are flagged."""
+    (``table``) are renamed; a key of this project (``known``: ``hx_domain``...) stays as it is; what
+    does not map is kept under its name and listed; known defects of the old values are flagged."""
     out: dict[str, Any] = {}
     for key, value in variables.items():
         new = CONNECTION_VARS.get(key) or table.get(key)
@@ -68,7 +72,7 @@ def map_vars(
             report.mapped.append((key, new, source))
         else:
             out[key] = value
-            if key.startswith(("hx_", "ansible_", *_prefixes(table))):
+            if key not in known and key.startswith(("hx_", "ansible_", *_prefixes(table))):
                 report.kept.append((key, source, "no key of this project takes it (kept as it is)"))
         text = str(value) if not isinstance(value, Vaulted) else ""
         if "home" in key and (text.startswith("/tmp/") or text.rstrip("/") == "/tmp"):
@@ -190,6 +194,8 @@ def _plan_outputs(
     hosts runs), ``<name>/group_vars/all.yml`` with ``hx_environment`` = the name and a marked
     placeholder for each of the others."""
     fleet = fleet or {}
+    components = tuple(components)
+    known = {k for comp in components for k in comp.all_keys()}
     base = inv.source.parent
     out: dict[str, str | bytes] = {}
     hosts: dict[str, dict[str, Any]] = {}
@@ -198,19 +204,17 @@ def _plan_outputs(
         if problem:  # a host name names files on the controller: refused before anything is written
             raise InventoryError(f"{inv.source}: {problem}")
         variables = dict(inv.hosts[host])
-        entry: dict[str, Any] = {
-            "groups": [g for g, body in inv.groups.items() if g != "all" and host in body["hosts"]]
-        }
+        entry: dict[str, Any] = {"groups": [g for g in inv.groups_of(host) if g != "all"]}
         address = variables.pop("ansible_host", None)
         if address is not None:
             entry["address"] = str(address)
-        mapped = map_vars(variables, f"{inv.source.name} (host {host})", table, report)
+        mapped = map_vars(variables, f"{inv.source.name} (host {host})", table, report, known)
         if mapped:
             entry["data"] = mapped
         hosts[host] = entry
     children = {g: list(body["children"]) for g, body in inv.groups.items() if g != "all" and body["children"]}
     group_vars = {
-        g: map_vars(_priority(body["vars"]), f"{inv.source.name} (group {g})", table, report)
+        g: map_vars(_priority(body["vars"]), f"{inv.source.name} (group {g})", table, report, known)
         for g, body in inv.groups.items()
         if body["vars"]
     }
@@ -253,7 +257,7 @@ def _plan_outputs(
                 data = load_yaml(f.read_text(encoding="utf-8"), str(f)) or {}
                 if not isinstance(data, dict):
                     raise InventoryError(f"{f}: a vars file is a mapping of names to values")
-                mapped_file = map_vars(data, str(f), table, report)
+                mapped_file = map_vars(data, str(f), table, report, known)
                 defined.setdefault((kind, target), set()).update(mapped_file)
                 out[dest] = _dump(mapped_file)
     out.update(_placeholders(inv, name, hosts, defined, components, fleet, report))

@@ -191,6 +191,8 @@ def test_import_report_maps_keeps_flags_and_copies_vaults_as_they_are(tmp_path, 
     } in report["mapped"]
     assert any(m["from"] == "ansible_user" and m["to"] == "ssh_user" for m in report["mapped"])
     assert any(k["why"].startswith("a vault file") for k in report["kept"])
+    # hx_environment and hx_domain are this project's own keys: taken as they are, never "kept"
+    assert not any(k["name"] in ("hx_environment", "hx_domain") for k in report["kept"]), report["kept"]
     assert any(f["name"] == "sssd_home" and "/tmp" in f["defect"] for f in report["flagged"])
     (source / "group_vars/canary/main.yml").write_text("canary_flag: false\n")
     r = CliRunner().invoke(main, ["import-ansible", str(source), "--env", "imported"])

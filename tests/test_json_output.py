@@ -89,3 +89,12 @@ def test_a_printed_document_is_never_followed_by_another(tmp_path, monkeypatch) 
     assert r.exit_code == 1 and json.loads(r.stdout) == {"partial": True}
     r = CliRunner().invoke(group, ["probe", "--json"])
     assert r.exit_code == 1 and json.loads(r.stdout) == {"error": "failed", "exit_code": 1}
+
+
+def test_no_samples_yet_is_an_empty_report(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(main, ["metrics", "report", "--env", "testing", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout) == {"period": "7d", "hosts": {}} and "no samples yet" in r.stderr
+    r = CliRunner().invoke(main, ["metrics", "report", "--env", "testing", "--json", "--store", "typo.jsonl"])
+    assert r.exit_code == 1 and "no such samples file" in json.loads(r.stdout)["error"]

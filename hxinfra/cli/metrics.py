@@ -144,13 +144,15 @@ def collect(env_name: str, pattern: str, store: Path | None, keyring: Keyring) -
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON to stdout.")
 def report(env_name: str, period: str, store: Path | None, html_file: Path | None, as_json: bool) -> None:
     """Samples of the period per host: their number, each metric's average and maximum."""
+    given = store is not None
     store = store or Path("metrics") / f"{env_name}.jsonl"
-    if not store.is_file():
-        raise click.ClickException(f"no samples yet in {store} (hxinfra metrics collect --env {env_name})")
+    if given and not store.is_file():  # a path typed by hand that names nothing: a typo, never "no samples"
+        raise click.ClickException(f"no such samples file {store}")
     since = time.time() - period_seconds(period)
-    samples = [
-        s for s in (json.loads(line) for line in store.read_text().splitlines() if line.strip()) if s["time"] >= since
-    ]
+    lines = store.read_text().splitlines() if store.is_file() else []
+    if not lines:  # before the first collect: an empty report (and --json an empty document), not a failure
+        click.echo(f"no samples yet in {store} (hxinfra metrics collect --env {env_name})", err=True)
+    samples = [s for s in (json.loads(line) for line in lines if line.strip()) if s["time"] >= since]
     result = summary(samples)
     if as_json:
         echo_json(json.dumps({"period": period, "hosts": result}, indent=2))

@@ -91,6 +91,54 @@ def synthetic_project(tmp: Path, n: int) -> Path:
     return project
 
 
+# An ordinary Ansible inventory of the guide's groups, as a large fleet has it: two domain
+# controllers and one CA, the rest web, application, API and database servers (the first database
+# server the primary), every host a backup client and all but the DCs domain members.
+FIXED_ROLES = [
+    ("hx-dc-01", ["domain_controllers", "backup_clients"]),
+    ("hx-dc-02", ["domain_controllers", "backup_clients"]),
+    ("hx-ca-01", ["ca_servers", "domain_members", "backup_clients"]),
+]
+MEMBER = ["domain_members", "backup_clients"]
+FLEET_ROLES = [
+    ("api", "api_servers"),
+    ("db", "database_servers"),
+    ("app", "application_servers"),
+    ("web", "web_servers"),
+]
+
+
+def ansible_inventory(path: Path, n: int) -> None:
+    """``hosts.yml`` of ``n`` hosts in the guide's groups (YAML, as ansible-inventory reads it)."""
+    hosts = list(FIXED_ROLES) + [
+        (f"hx-{role}-{i:05d}", [group, *MEMBER])
+        for i, (role, group) in ((i, FLEET_ROLES[i % len(FLEET_ROLES)]) for i in range(n - len(FIXED_ROLES)))
+    ]
+    groups: dict[str, list[str]] = {}
+    lines = ["all:", "  vars: {hx_domain: big.example, hx_realm: BIG.EXAMPLE, hx_subnet: 10.0.0.0/8}", "  children:"]
+    for i, (name, names) in enumerate(hosts):
+        for g in names:
+            groups.setdefault(g, []).append(
+                f"        {name}: {{ansible_host: 10.{i // 65536}.{i // 256 % 256}.{i % 256}}}"
+            )
+    groups["primary_db"] = groups["database_servers"][:1]
+    for g, entries in groups.items():
+        lines += [f"    {g}:", "      hosts:", *entries]
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "hosts.yml").write_text("\n".join(lines) + "\n")
+
+
+def imported_project(tmp: Path, n: int) -> tuple[Path, dict[str, float]]:
+    """A project with the project's own group_vars whose environment ``big`` is an Ansible inventory
+    of ``n`` hosts brought in by ``hxinfra import-ansible`` (timed: the import is part of the move)."""
+    project = tmp / f"imported-{n}"
+    (project / "inventories").mkdir(parents=True)
+    shutil.copytree(ROOT / "inventories" / "group_vars", project / "inventories" / "group_vars")
+    ansible_inventory(tmp / f"ansible-{n}", n)
+    env = {**os.environ, "HXINFRA_PROJECT": str(project)}
+    return project, measure([*HXINFRA, "import-ansible", str(tmp / f"ansible-{n}"), "--env", "big"], env)
+
+
 def plan_rows(sizes: list[int], repeat: int, log: Any = print) -> list[dict[str, Any]]:
     """The offline plan of every real environment and of synthetic fleets, ``repeat`` times each."""
     rows: list[dict[str, Any]] = []
@@ -114,6 +162,13 @@ def plan_rows(sizes: list[int], repeat: int, log: Any = print) -> list[dict[str,
             if n <= 1000:  # what the caches buy: the same plan with every cache off (HXINFRA_MEMO=off)
                 off = {**os.environ, "HXINFRA_PROJECT": str(project), "HXINFRA_MEMO": "off"}
                 cases.append(("plan, synthetic fleet, caches off", n, off, "bench"))
+        for n in [s for s in sizes if s >= 1000]:  # an Ansible inventory moved over, then planned
+            project, numbers = imported_project(tmp, n)
+            rows.append({"what": "import-ansible, guide's groups", "hosts": n, "rep": 0, **numbers})
+            log(f"{'import-ansible':<32} {n:>6} host(s) {numbers['seconds']:>8.2f} s {numbers['peak_rss_mb']:>8.1f} MB")
+            cases.append(
+                ("plan, imported Ansible inventory", n, {**os.environ, "HXINFRA_PROJECT": str(project)}, "big")
+            )
         for rep in range(repeat):
             for what, n, env, env_name in cases:
                 numbers = measure(

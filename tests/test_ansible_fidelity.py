@@ -354,19 +354,11 @@ def _one_of(ours: Any, theirs: list[Any], what: str) -> None:
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_the_same_as_ansible_core(
-    name: str, answers: dict[str, list[dict[str, Any]]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_same_as_ansible_core(name: str, answers: dict[str, list[dict[str, Any]]], project: Any) -> None:
     files, limits, extra = CASES[name]
-    project = tmp_path / "project"
-    (project / "inventories").mkdir(parents=True)
-    (project / "deploys").mkdir()
-    monkeypatch.chdir(project)
-    monkeypatch.setenv("HXINFRA_PROJECT", str(project))
-    monkeypatch.delenv("HXINFRA_EXTRA_VARS", raising=False)
     r = CliRunner().invoke(main, ["import-ansible", str(case_dir(name)), "--env", "imported"])
     assert r.exit_code == 0, r.output
-    env = load_environment(project / "inventories/imported.py", extra_vars=extra)
+    env = load_environment(project.root / "inventories/imported.py", extra_vars=extra)
     seeds = answers[name]
     _one_of(list(env.hosts), [s["all"] for s in seeds], "hosts of all")
     for host in env.hosts:

@@ -357,10 +357,12 @@ REGISTRY_GROUP = "hxinfra"  # the entry point (pyproject.toml) that names the pr
 
 
 @functools.cache
+@functools.cache
 def registry() -> Any:
     """The project's component registry: the module named by the ``hxinfra``/``registry`` entry point
     of the installed project (its ``COMPONENTS`` order, ``component(name)`` and ``components()``).
-    The engine reaches components only through it and through what they declare."""
+    The engine reaches components only through it and through what they declare. Looked up once
+    per process (reading the installed packages' entry points costs more than a host's plan)."""
     from importlib.metadata import entry_points
 
     found = entry_points(group=REGISTRY_GROUP, name="registry")

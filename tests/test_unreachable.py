@@ -5,8 +5,12 @@ reported unreachable, host by host, by every verb that connects: never a traceba
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -72,3 +76,51 @@ def test_no_host_answers_each_is_reported_unreachable(project, ports, verb):
     assert r.exit_code == 1, r.output
     results = {h["host"]: h for h in json.loads(r.stdout)}
     assert set(results) == {"closed", "hangup"} and not any(h["reachable"] for h in results.values())
+
+
+DRIVER = """
+import json, sys
+from click.testing import CliRunner
+from hxinfra.cli import main
+from hxinfra.inventory import core
+
+built = []
+real_init = core.Environment.__init__
+
+def counting(self, *args, **kwargs):
+    built.append(self)
+    real_init(self, *args, **kwargs)
+
+core.Environment.__init__ = counting
+r = CliRunner().invoke(main, sys.argv[1:])
+print(json.dumps({"rc": r.exit_code, "report": r.stdout, "built": len(built),
+                  "extra": [dict(e.extra_vars) for e in built]}))
+"""
+
+
+def test_pyinfra_loads_the_environment_hxinfra_built_once(project, ports, tmp_path):
+    """hxinfra deploy loads and validates the environment (with its -e layer), and pyinfra, run in the
+    same process, gets that very object when it runs the inventory file (handoff.reusing): one build,
+    and the -e values are the run's, not a stale HXINFRA_EXTRA_VARS'. (In a process of its own:
+    pyinfra's CLI patches the standard library for gevent, which a test process must not see.)"""
+    closed, hangup = ports
+    project("inventories/demo.py", INVENTORY.format(closed=closed, hangup=hangup))
+    (project.root / "inventories/demo").mkdir(exist_ok=True)
+    (project.root / "inventories/demo/known_hosts").write_text("")
+    (project.root / "deploys").rmdir()
+    for part in ("deploys", "templates"):  # the project's own deploys, as a real checkout has them
+        (project.root / part).symlink_to(Path(__file__).resolve().parents[1] / part)
+    env = {**os.environ, "HXINFRA_EXTRA_VARS": '{"nginx_upstream_port": 1}'}  # what a stale shell may hold
+    args = ["deploy", "nginx", "--env", "demo", "--check", "-e", "nginx_upstream_port=3999", "--json"]
+    out = subprocess.run(
+        [sys.executable, "-c", DRIVER, *args], cwd=project.root, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["rc"] == 1  # no host answers
+    assert {h["host"]: h["status"] for h in json.loads(result["report"])["hosts"]} == {
+        "closed": "unreachable",
+        "hangup": "unreachable",
+    }
+    assert result["built"] == 1, f"the environment was built {result['built']} times"
+    assert result["extra"][0]["nginx_upstream_port"] == 3999

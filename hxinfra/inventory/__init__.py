@@ -33,14 +33,14 @@ that cannot be opened (no password for its vault id) is kept *sealed*: the inven
 plan show its values as masked placeholders, and a deploy to a host that reads it stops with an
 error naming the file and the vault id.
 
-One module per purpose: :mod:`~hxinfra.inventory.environment` (hosts, groups, layers, merge,
+One module per purpose: :mod:`~hxinfra.inventory.core` (hosts, groups, layers, merge,
 validation), :mod:`~hxinfra.inventory.loading` (``environment()``, ``load_environment``),
 :mod:`~hxinfra.inventory.refs` (``{{ references }}``), :mod:`~hxinfra.inventory.tree` (names and the
 group tree), :mod:`~hxinfra.inventory.topology` (``fleet.yml``), :mod:`~hxinfra.inventory.select`
 (``--limit`` on an environment) and :mod:`~hxinfra.inventory.handoff` (the one place of hidden state).
 """
 
-from hxinfra.inventory.environment import (
+from hxinfra.inventory.core import (
     MEMBERS_KEY,
     NOW_KEY,
     PRIORITY_KEY,

@@ -10,7 +10,7 @@ from hxinfra import guard
 from hxinfra.components import Component
 from hxinfra.errors import HxError, InventoryError
 from hxinfra.guard import check_plain
-from hxinfra.inventory.environment import Environment
+from hxinfra.inventory.core import Environment
 from hxinfra.inventory.handoff import extra_vars_layer, is_own_load, own_load, reused
 
 

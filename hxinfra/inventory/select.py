@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from hxinfra.inventory.environment import Environment
+from hxinfra.inventory.core import Environment
 from hxinfra.patterns import select
 
 

@@ -179,7 +179,7 @@ class RequestLoop:
     a few workers, so a slow answer does not slow the pace), else one after another as fast as
     answers come."""
 
-    WORKERS = 4
+    WORKERS = 8  # enough that answers of a quarter second (a busy controller's TLS) keep the pace
 
     def __init__(self, url: str, cafile: str, limit: float = 300, rate: float = 0) -> None:
         import collections
@@ -188,6 +188,7 @@ class RequestLoop:
         self.url, self.cafile, self.limit, self.rate = url, cafile, limit, rate
         self.releases: collections.Counter[str] = collections.Counter()
         self.failures: list[str] = []
+        self.answered: list[float] = []  # when each request was answered (or failed), monotonic
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._sent = 0
@@ -218,9 +219,11 @@ class RequestLoop:
                     release = r.headers.get("X-HX-Release", "?")
                 with self._lock:
                     self.releases[release] += 1
+                    self.answered.append(time.monotonic())
             except Exception as e:  # noqa: BLE001 - every failure is counted and shown
                 with self._lock:
                     self.failures.append(str(e))
+                    self.answered.append(time.monotonic())
 
     def __enter__(self) -> RequestLoop:
         import time
@@ -238,6 +241,13 @@ class RequestLoop:
     @property
     def total(self) -> int:
         return sum(self.releases.values()) + len(self.failures)
+
+    def longest_gap(self, start: float, end: float) -> float:
+        """The longest time within ``start``..``end`` in which no request was answered: small when
+        the load held for the whole of it, whatever pace the controller could keep."""
+        times = sorted(t for t in self.answered if start <= t <= end)
+        edges = [start, *times, end]
+        return max(b - a for a, b in zip(edges, edges[1:], strict=False))
 
 
 def run_until(lab: LabSession, args: list[str], marker: str, action, timeout: float = 600, pause: bool = False):

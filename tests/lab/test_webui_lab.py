@@ -153,7 +153,9 @@ def test_a_full_site_run_changing_nginx_pg_auth_and_the_web_ui_fails_no_request(
         f"{len(requests.failures)} failed, answers by release {dict(requests.releases)}, changes {changed}"
     )
     assert requests.failures == [], requests.failures[:3]
-    assert requests.total >= 20 * took * 0.8, (requests.total, took)  # the load held for the whole run
+    # the load held for the whole run: answers all along it (a busy controller keeps a slower pace)
+    gap = requests.longest_gap(started, started + took)
+    assert gap < 3.0 and requests.total >= 10 * took, (requests.total, took, gap)
     assert requests.releases["1.0.0 blue"] > 0 and requests.releases["1.1.0 green"] > 0, requests.releases
     assert "client_max_body_size 21m;" in lab.ssh(WEB, "cat /etc/nginx/sites-available/webui.conf").stdout
     setting = lab.ssh(DB, "runuser -u postgres -- psql -XAtc 'SHOW log_min_duration_statement'").stdout.strip()

@@ -358,7 +358,9 @@ def test_every_group_of_the_guide_imports_beside_the_fleets_data(tmp_path, monke
     assert listed.exit_code == 0 and "hx-application-servers-01" in listed.output
 
 
-@pytest.mark.parametrize("group", ["web-servers", "web.eu", "1st", "_hidden", "class", "WEB", "grüppe", "has space"])
+@pytest.mark.parametrize(
+    "group", ["web-servers", "web.eu", "1st", "_hidden", "_env", "__file__", "class", "WEB", "grüppe", "has space"]
+)
 def test_any_group_name_ansible_takes_imports(tmp_path, monkeypatch, group):
     write(
         tmp_path / "inv",

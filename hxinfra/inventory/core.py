@@ -583,11 +583,14 @@ class Environment:
         """Module-level names for a pyinfra inventory file: ``all`` with merged host data,
         plus one list of host names per group. When hxinfra itself runs the file
         (:func:`load_environment`), nobody reads them: ``all`` is the host names alone (no host's
-        data is merged for it; a plan of thousands of hosts merges each host once, not twice)."""
+        data is merged for it; a plan of thousands of hosts merges each host once, not twice).
+        A group whose name starts with ``_`` is not one of them: pyinfra reads no such name as a
+        group, and it would overwrite the file's own (``_env``); hxinfra selects it all the same."""
         own = is_own_load()
         groups: dict[str, Any] = {
             "all": (list(self.hosts) if own else [(n, self.host_data(n)) for n in self.hosts], {}),
         }  # the hosts' groups below include parent groups (children=)
         for group, names in self.groups.items():
-            groups[group] = list(names)
+            if not group.startswith("_"):
+                groups[group] = list(names)
         return groups

@@ -32,6 +32,8 @@ venv: $(VENV)/.installed
 # pyproject.toml is an error, never a silent re-resolve), then hxinfra itself (editable).
 UV := $(VENV)/bin/uv
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
+# the certificates this machine trusts (a proxy's CA installed in it, as pip here already uses them)
+export UV_SYSTEM_CERTS ?= 1
 
 $(VENV)/.installed: pyproject.toml uv.lock
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)

@@ -174,6 +174,8 @@ def test_every_host_and_key_matches_ansible_inventory(tmp_path, monkeypatch, lay
             continue
         assert set(body.get("hosts", [])) == set(listed.get(group, {}).get("hosts", [])), group
         assert set(body.get("children", [])) == set(listed.get(group, {}).get("children", [])), group
+        children = listed.get(group, {}).get("children", [])
+        assert len(children) == len(set(children)), (group, children)  # each child once
 
 
 def test_import_report_maps_keeps_flags_and_copies_vaults_as_they_are(tmp_path, monkeypatch):

@@ -121,5 +121,6 @@ def ansible_list(env: Environment) -> dict[str, Any]:
     ungrouped = [h.name for h in env.hosts.values() if not h.groups]
     if ungrouped:
         out["ungrouped"] = {"hosts": ungrouped}
-    out["all"] = {"children": ["ungrouped", *[g for g in groups if g not in nested]]}
+    top = dict.fromkeys(["ungrouped", *[g for g in groups if g not in nested]])  # once each (an import has ungrouped)
+    out["all"] = {"children": list(top)}
     return out

@@ -1,6 +1,6 @@
 """The one place of hidden state: what ``load_environment`` hands to the inventory file it runs.
 
-An inventory file is Python that pyinfra (or hxinfra) executes; it calls :func:`~hxinfra.inventory.core`,
+An inventory file is Python that pyinfra (or hxinfra) executes; it calls :func:`~hxinfra.inventory.environment`,
 which cannot be given arguments by the one who runs the file. The run's extra vars (``-e``), an
 environment already built for this run, and whether hxinfra itself is the loader reach it here, set
 only for the time of one load (context managers), never as lasting module state elsewhere."""

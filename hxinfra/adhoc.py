@@ -8,6 +8,7 @@ connection keys only); host keys are checked as the environment says (strict).
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import shlex
@@ -68,6 +69,15 @@ def inside(base: Path, *parts: str) -> Path:
     return target
 
 
+@functools.cache
+def _quiet_paramiko() -> None:
+    """paramiko logs a failed handshake with its traceback to stderr when nobody configured logging;
+    the result says which host was unreachable, once, as a line (HostResult.reachable). Set once
+    per process, however many sessions it opens."""
+    logging.getLogger("paramiko").addHandler(logging.NullHandler())
+    logging.getLogger("paramiko").propagate = False
+
+
 class Session:
     """Connected hosts of an environment (``with Session(env, hosts) as s: s.run(...)``)."""
 
@@ -88,10 +98,7 @@ class Session:
         self.state = State(Inventory((entries, {})), Config())  # type: ignore[no-untyped-call]  # pyinfra's  # type: ignore[no-untyped-call]  # pyinfra's
 
     def __enter__(self) -> Session:
-        # paramiko logs a failed handshake with its traceback to stderr when nobody configured logging;
-        # the result says which host was unreachable, once, as a line (HostResult.reachable)
-        logging.getLogger("paramiko").addHandler(logging.NullHandler())
-        logging.getLogger("paramiko").propagate = False
+        _quiet_paramiko()
         try:
             connect_all(self.state)
         except PyinfraError as e:

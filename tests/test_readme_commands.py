@@ -158,13 +158,9 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     env.pop("HXINFRA_ENV", None)
     from hxinfra import history
 
-    os.environ["HXINFRA_STATE"], saved = str(base / "state"), os.environ.get("HXINFRA_STATE")
-    try:
-        for i in range(42):
-            history.write(history.Run("deploy", env="production", target="site", check=i % 2 == 0), 0, project)
-    finally:
-        if saved is not None:
-            os.environ["HXINFRA_STATE"] = saved
+    for i in range(42):  # the history the commands read (HXINFRA_STATE above)
+        run = history.Run("deploy", env="production", target="site", check=i % 2 == 0)
+        history.write(run, 0, project, path=base / "state" / history.FILE)
     return {"project": project, "env": env}
 
 

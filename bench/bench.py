@@ -225,6 +225,119 @@ def drift_rows(lab: str, count: int, repeat: int, log: Any = print) -> list[dict
     return rows
 
 
+def lab_hosts(lab: str, count: int) -> tuple[dict[str, str], list[str]]:
+    """The environment of lab ``lab`` and the first ``count`` of its hosts (an error if it has fewer)."""
+    env = {**os.environ, "HXINFRA_LAB": lab, "HXINFRA_HISTORY": "off", "PYINFRA_PROGRESS": "off"}
+    listed = subprocess.run(
+        [*HXINFRA, "inventory", "list", "--env", "lab"], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    )
+    hosts = [line.split()[0] for line in listed.stdout.splitlines() if line.strip()][:count]
+    if len(hosts) < count:
+        raise SystemExit(f"lab {lab} has {len(hosts)} host(s), {count} wanted (hxinfra lab up first)")
+    return env, hosts
+
+
+SITE_RUNS = ("hxinfra noop", "pyinfra noop", "hxinfra check", "pyinfra check")
+
+
+def site_rows(lab: str, count: int, repeat: int, log: Any = print) -> list[dict[str, Any]]:
+    """The whole site on the first ``count`` hosts of a converged lab, side by side: ``hxinfra deploy
+    site`` (no-op, then ``--check --diff``) against the plain ``pyinfra`` command on the same deploy
+    file and inventory (``-y``, then ``--dry --diff``), alternating (the order rotates every
+    repetition). Each no-op must change nothing."""
+    env, hosts = lab_hosts(lab, count)
+    limit = [a for h in hosts for a in ("--limit", h)]
+    pyinfra = [sys.executable, "-m", "pyinfra", "inventories/lab.py", "deploys/site.py", *limit]
+    runs = {
+        "hxinfra noop": [*HXINFRA, "deploy", "site", "--env", "lab", *limit, "--detailed-exitcode"],
+        "hxinfra check": [
+            *HXINFRA,
+            "deploy",
+            "site",
+            "--env",
+            "lab",
+            *limit,
+            "--check",
+            "--diff",
+            "--detailed-exitcode",
+        ],
+        "pyinfra noop": [*pyinfra, "-y"],
+        "pyinfra check": [*pyinfra, "--dry", "--diff"],
+    }
+    measure(runs["hxinfra noop"], env)  # warm: converged, and the batched reads' names are kept from here on
+    rows = []
+    for i in range(repeat):
+        order = SITE_RUNS[i % len(SITE_RUNS) :] + SITE_RUNS[: i % len(SITE_RUNS)]
+        for run in order:
+            m = measure(runs[run], env)  # exit 0: an hxinfra no-op with changes exits 2 and stops the bench
+            tool, mode = run.split()
+            rows.append({"tool": tool, "mode": mode, "hosts": len(hosts), **m})
+            log(f"site bench: {run} on {len(hosts)} hosts: {m['seconds']} s, {m['peak_rss_mb']} MB")
+    return rows
+
+
+def component_rows(lab: str, count: int, log: Any = print) -> list[dict[str, Any]]:
+    """Each component's own no-op deploy on the first ``count`` hosts of a converged lab: its time
+    and the commands it sends per host it applies to (``-vv`` echoes each command), so the next
+    component's price is visible."""
+    from deploys import COMPONENTS
+
+    env, hosts = lab_hosts(lab, count)
+    limit = [a for h in hosts for a in ("--limit", h)]
+    rows = []
+    for name in COMPONENTS:
+        started = time.monotonic()
+        r = subprocess.run(
+            [*HXINFRA, "deploy", name, "--env", "lab", *limit, "-vv", "--json"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
+        seconds = round(time.monotonic() - started, 2)
+        if r.returncode != 0:
+            raise SystemExit(f"deploy {name} failed (exit {r.returncode}):\n{r.stderr[-2000:]}")
+        report = json.loads(r.stdout)
+        applied = [h["host"] for h in report["hosts"] if h["ok"] or h["changed"]]
+        changed = sum(h["changed"] for h in report["hosts"])
+        counts = [r.stderr.count(f"[{h}] >>> ") for h in applied]
+        per_host = round(statistics.mean(counts), 1) if counts else 0.0
+        rows.append(
+            {
+                "component": name,
+                "seconds": seconds,
+                "hosts": len(applied),
+                "commands_per_host": per_host,
+                "changed": changed,
+            }
+        )
+        log(f"component bench: {name} on {len(applied)} hosts: {seconds} s, {per_host} commands per host")
+    return rows
+
+
+def site_results(lab: str, repeat: int, log: Any = print) -> dict[str, Any]:
+    """The site bench and the component bench on 8 hosts of ``lab``, summarised."""
+    rows = site_rows(lab, 8, repeat, log)
+    summary = []
+    for run in SITE_RUNS:
+        tool, mode = run.split()
+        picked = [r for r in rows if (r["tool"], r["mode"]) == (tool, mode)]
+        secs = [r["seconds"] for r in picked]
+        summary.append(
+            {
+                "tool": tool,
+                "mode": mode,
+                "runs": len(secs),
+                "median": round(statistics.median(secs), 2),
+                "min": min(secs),
+                "max": max(secs),
+                "peak_mb": max(r["peak_rss_mb"] for r in picked),
+            }
+        )
+    return {"runs": rows, "summary": summary, "components": component_rows(lab, 8, log), "hosts": 8}
+
+
 def machine() -> dict[str, str]:
     """What the numbers were measured on."""
     import platform
@@ -285,6 +398,12 @@ def main() -> None:
         help="also hxinfra drift against a --check of the site on 8 hosts of this running lab (hxinfra lab up)",
     )
     parser.add_argument(
+        "--site-lab",
+        default="",
+        metavar="LAB",
+        help="also the site against plain pyinfra, and each component's no-op, on 8 hosts of this converged lab",
+    )
+    parser.add_argument(
         "--report-only",
         action="store_true",
         help="measure nothing: write bench/RESULTS.md and the chart again from results.json",
@@ -335,6 +454,8 @@ def main() -> None:
                 }
             )
         results["drift"] = {"runs": rows, "summary": summary, "commit": commit, "hosts": 8, "machine": here}
+    if opts.site_lab:
+        results["site"] = {**site_results(opts.site_lab, opts.repeat, log), "commit": commit, "machine": here}
     if opts.lab:
         import curve
 
@@ -406,6 +527,33 @@ def report(results: dict[str, Any]) -> str:
                 [[s["mode"], s["runs"], s["median"], s["min"], s["max"], s["peak_mb"]] for s in drift["summary"]],
             ),
             f"drift / check: {by['drift']['median'] / by['check']['median']:.2f}\n",
+        ]
+    site = results.get("site")
+    if site:
+        by = {(r["tool"], r["mode"]): r for r in site["summary"]}
+        parts += [
+            f"## The site against plain pyinfra ({site['hosts']} lab hosts, commit {site['commit']})\n",
+            "`hxinfra deploy site` and the plain `pyinfra inventories/lab.py deploys/site.py` on the same converged "
+            "lab hosts (no-op: `-y`, every run changes nothing; check: `--check --diff` / `--dry --diff`), the four "
+            "runs alternating. Seconds: median (min-max). Measured on: "
+            + ", ".join(f"{k} {v}" for k, v in site.get("machine", {}).items() if k in ("cpu", "memory", "kernel"))
+            + ".\n",
+            _table(
+                ["tool", "run", "runs", "median s", "min s", "max s", "peak MB"],
+                [
+                    [s["tool"], s["mode"], s["runs"], s["median"], s["min"], s["max"], s["peak_mb"]]
+                    for s in site["summary"]
+                ],
+            ),
+            "hxinfra / pyinfra: no-op "
+            f"{by[('hxinfra', 'noop')]['median'] / by[('pyinfra', 'noop')]['median']:.2f}, check "
+            f"{by[('hxinfra', 'check')]['median'] / by[('pyinfra', 'check')]['median']:.2f}\n",
+            "Each component's own no-op deploy on the same hosts (one run each, `-vv`): seconds, the hosts it "
+            "applies to and the commands it sends to each.\n",
+            _table(
+                ["component", "seconds", "hosts", "commands/host"],
+                [[c["component"], c["seconds"], c["hosts"], c["commands_per_host"]] for c in site["components"]],
+            ),
         ]
     lab = results.get("lab")
     if lab:

@@ -110,7 +110,7 @@ def test_deploy_shard_runs_only_its_hosts(project, monkeypatch):
         seen.append(list(hosts))
         return runner.DeployReport(0, True, {h: runner.HostReport(h) for h in hosts})
 
-    monkeypatch.setattr(runner, "_run_pyinfra", fake)
+    monkeypatch.setattr(runner, "run_batch", fake)
     everyone = ["web1", "web2", "db1"]
     for k in (1, 2, 3):
         options = RunOptions.from_cli(check=True, shard=f"{k}/3")

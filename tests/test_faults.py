@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from hxinfra.engine import HOST_KEY, cause_from_output
 from hxinfra.ops.configset import REASON_AWK
 from hxinfra.ops.kept import ABSENT, PART, RUN_STAMP, keep_previous_commands
 from hxinfra.ops.system import refresh_lists_script
-from hxinfra.runner import UNREACHABLE, cause_of
 from hxinfra.sshlink import DEAD_AFTER_ENV, dead_after
 
 
@@ -91,30 +91,24 @@ def test_a_refresh_that_cannot_fetch_fails_with_apts_line_and_stamps_nothing(tmp
     assert "touch" not in refresh_lists_script(None)
 
 
-def test_the_cause_of_a_failed_host_is_its_last_own_line():
-    seen = [
-        "[web1] Connected\n",
-        "--> Starting operation: Install the site\n",
-        "[web1] \x1b[31mmv: cannot create regular file '/etc/x': No space left on device\x1b[0m\n",
-        "[web2] something else entirely\n",
-        "[web1] Error: executed 3 commands\n",
-    ]
-    assert cause_of("web1", seen) == "mv: cannot create regular file '/etc/x': No space left on device"
-    own = [
-        *seen,
-        "[web1] hxinfra: writing /etc/x.hxinfra-new failed: no space left on /; the partial copy was removed\n",
-    ]
-    assert cause_of("web1", own).startswith("hxinfra: writing /etc/x.hxinfra-new failed")
-    assert len(cause_of("web1", ["[web1] " + "x" * 500])) == 300
-    assert cause_of("web3", seen) == ""
+def test_the_cause_of_a_failed_operation_is_its_last_own_line():
+    out = ["unpacking...", "done"]
+    err = ["\x1b[31mmv: cannot create regular file '/etc/x': No space left on device\x1b[0m", ""]
+    assert cause_from_output(err, out) == "mv: cannot create regular file '/etc/x': No space left on device"
+    own = [*err, "hxinfra: writing /etc/x.hxinfra-new failed: no space left on /; the partial copy was removed"]
+    assert cause_from_output(["later noise"], ["hxinfra: a line of ours"]) == "hxinfra: a line of ours"
+    assert cause_from_output(own, out).startswith("hxinfra: writing /etc/x.hxinfra-new failed")
+    assert cause_from_output([], out) == "done"  # nothing on stderr: the last thing it printed
+    assert len(cause_from_output(["x" * 500])) == 300
+    assert cause_from_output(["a\tb\r"]) == "a b"  # one line, whatever the output held
+    assert cause_from_output([], []) == ""
 
 
-def test_only_pyinfras_connect_errors_make_a_host_unreachable():
-    assert UNREACHABLE.search("[web1] Could not connect (timed out)")
-    assert UNREACHABLE.search("[web1] \x1b[31mSSH error (the connection was lost (EOF from the host))")
-    # a command's output that mentions a connection (apt and its proxy) is the command failing, not the host
-    assert not UNREACHABLE.search("[web1] E: Failed to fetch http://x/InRelease  Could not connect to 10.0.0.1:8888")
-    assert not UNREACHABLE.search("[web1] curl: (28) Connection timed out after 5000 ms")
+def test_only_host_key_errors_name_the_host_key():
+    assert HOST_KEY.search("No host key for 10.0.0.5 found in known_hosts")
+    assert HOST_KEY.search("Host key for 10.0.0.5 does not match")
+    assert not HOST_KEY.search("Could not connect (timed out)")
+    assert not HOST_KEY.search("Authentication error (no valid key)")
 
 
 def test_the_dead_link_limit_reads_the_environment(monkeypatch):

@@ -20,7 +20,7 @@ from hxinfra.datafiles import parse_extra_vars
 from hxinfra.errors import HxError, InventoryError
 from hxinfra.inventory import load_environment
 from hxinfra.known_hosts import HostKey, read_known, status
-from hxinfra.runner import _prepare_secrets, _summarise, parse_report
+from hxinfra.runner import _prepare_secrets
 
 pytestmark = pytest.mark.usefixtures("fresh_keyring")
 
@@ -320,22 +320,6 @@ def test_usage_errors_exit_1_with_detailed_exitcode(project):
     assert run("plan", "--env", "demo", "--detailed-exitcode").exit_code == 1  # neither --out nor --against
 
 
-# ------------------------------------------------------------------ correct results
-def test_unreadable_pyinfra_report_is_a_failure_never_no_changes():
-    good = json.dumps(
-        {"results": {"operations": [{"name": "nginx | Write", "success": ["web1"], "no_change": [], "error": []}]}}
-    )
-    report = _summarise(["web1"], parse_report(good, 0), False, 0, set())
-    assert report.changed and not report.failed and report.hosts["web1"].status == "changed"
-    for out in ("debug print\n" + good, "", "[1, 2]"):
-        report = _summarise(["web1"], parse_report(out, 0), False, 0, set())
-        assert report.failed and report.hosts["web1"].status == "failed"
-    failed = json.dumps(
-        {"results": {"operations": [{"name": "nginx | Write", "success": [], "no_change": [], "error": ["web1"]}]}}
-    )
-    assert _summarise(["web1"], parse_report(failed, 1), False, 1, set()).hosts["web1"].status == "failed"
-
-
 # ------------------------------------------------------------------ SSH host keys
 def test_environments_check_host_keys_strictly_against_their_own_file(project):
     project("inventories/demo.py", INVENTORY)
@@ -436,24 +420,6 @@ def test_lab_mirror_setting_then_apt_sources_then_debootstraps_default(monkeypat
     monkeypatch.setattr(core, "_apt_sources", lambda: ("", ""))  # an Ubuntu runner: no Debian mirror in apt
     monkeypatch.setattr(core, "_debootstrap_default", lambda: "http://default.invalid/debian")
     assert core.mirrors() == ("http://default.invalid/debian", "http://default.invalid/debian-security")
-
-
-@pytest.mark.parametrize(("command", "status"), [("true", "changed"), ("false", "failed")])
-def test_summary_of_a_recorded_pyinfra_report(tmp_path, command, status):
-    """A real pyinfra --json report (on @local), read the way hxinfra reads its child's."""
-    r = subprocess.run(
-        [sys.executable, "-m", "pyinfra", "@local", "--json", "-y", "exec", "--", command],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-        stdin=subprocess.DEVNULL,
-    )
-    report = _summarise(["@local"], parse_report(r.stdout, r.returncode), False, r.returncode, set())
-    assert report.hosts["@local"].status == status, r.stdout + r.stderr[-2000:]
-    assert report.failed == (status == "failed")
-    polluted = _summarise(["@local"], parse_report("print from a deploy\n" + r.stdout, 0), False, 0, set())
-    assert polluted.failed and polluted.hosts["@local"].status == "failed"
 
 
 def test_lab_raises_inotify_limits_up_front_for_many_hosts(tmp_path, monkeypatch):

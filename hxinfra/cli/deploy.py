@@ -16,7 +16,7 @@ from hxinfra.inventory import select_hosts
 from hxinfra.options import RunOptions
 from hxinfra.paths import project_root
 from hxinfra.runlog import RunLog, Tee
-from hxinfra.runner import DeployReport, HostReport, load_pyinfra_cli, run_deploy
+from hxinfra.runner import DeployReport, HostReport, patch_for_gevent, run_deploy
 from hxinfra.secrets import Keyring
 
 
@@ -97,7 +97,7 @@ def deploy(
     never started, 2 usage error, or changes made/pending with --detailed-exitcode.
     """
     root = project_root()
-    load_pyinfra_cli()
+    patch_for_gevent()
     options = RunOptions.from_cli(
         extra_args=extra,
         tags=tags,

@@ -22,7 +22,7 @@ from hxinfra.cli.vault import vault_options
 from hxinfra.driftreport import DriftHost, drift_hosts, report_html, report_table
 from hxinfra.options import RunOptions
 from hxinfra.paths import project_root
-from hxinfra.runner import load_pyinfra_cli, run_deploy
+from hxinfra.runner import patch_for_gevent, run_deploy
 from hxinfra.secrets import Keyring, redact
 
 
@@ -54,7 +54,7 @@ def drift_cmd(env_name: str, limit: tuple[str, ...], as_json: bool, html_file: P
       hxinfra drift --env production --html drift.html
     """
     root = project_root()
-    load_pyinfra_cli()
+    patch_for_gevent()
     options = RunOptions.from_cli(limit=limit, check=True, diff=True)
     click.echo(f"drift: checking {env_name} (a check run of the site, nothing is changed)", err=True)
     quiet = io.StringIO()  # pyinfra's own lines: the findings below say it once, per host

@@ -210,9 +210,9 @@ def renew_cmd(env_name: str, pattern: str, threshold: int, valid_days: int, chec
     from hxinfra.options import RunOptions
     from hxinfra.paths import project_root
     from hxinfra.pki import issuing_ca, renew
-    from hxinfra.runner import load_pyinfra_cli, run_deploy
+    from hxinfra.runner import patch_for_gevent, run_deploy
 
-    load_pyinfra_cli()  # before expiry_table connects: this command deploys afterwards
+    patch_for_gevent()  # before expiry_table connects: this command deploys afterwards
     confirmed = None
     if not check:  # before anything is issued or connects: renewing deploys to the hosts
         env = _load(env_name)

@@ -61,8 +61,8 @@ def load_environment(path: str | Path, extra_vars: Mapping[str, Any] | None = No
     if not path.is_file():
         raise InventoryError(f"no inventory file {path}")
     namespace: dict[str, Any] = {"__file__": str(path)}
-    code = compile(path.read_text(encoding="utf-8"), str(path), "exec")
     try:
+        code = compile(path.read_text(encoding="utf-8"), str(path), "exec")
         with extra_vars_layer(extra_vars), own_load():
             exec(code, namespace)  # noqa: S102 - inventories are Python by design, as in pyinfra
     except InventoryError:

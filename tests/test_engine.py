@@ -1,0 +1,144 @@
+"""hxinfra's runs through pyinfra's API, on this machine itself (pyinfra's ``@local``) and on
+loopback ports that answer no SSH: each host's outcome read from pyinfra's state, never from its
+printed output. Each run is a process of its own (``python -m hxinfra``), as an operator runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+INVENTORY = """
+from deploys import components as _components
+from hxinfra.inventory import environment as _environment
+
+_env = _environment(
+    __file__,
+    data={{"hx_environment": "demo", "hx_domain": "demo.example"}},
+    hosts={{"@local": {{"groups": []}}{more}}},
+    components=_components(),
+)
+globals().update(_env.pyinfra_groups())
+"""
+CLOSED = ', "closed": {"address": "127.0.0.1", "groups": [], "data": {"ssh_port": PORT}}'
+
+GOOD = """
+from pyinfra.operations import files
+
+files.directory(name="Make the output directory", path="{out}")
+files.put(name="Put the greeting", src="{src}", dest="{out}/greeting")
+"""
+FAILING = """
+from pyinfra.operations import files, server
+
+files.put(name="Put the greeting", src="{src}", dest="{out}/greeting")
+server.shell(name="Check the greeting, then fail", commands=["echo checked; echo 'greeting is stale' >&2; exit 3"])
+server.shell(name="Never reached", commands=["touch {out}/reached"])
+"""
+RAISING = """
+print("a stray print from the deploy")
+raise ValueError("the deploy's data is wrong")
+"""
+@pytest.fixture
+def world(tmp_path: Path):
+    project, out = tmp_path / "project", tmp_path / "out"
+    (project / "inventories/demo").mkdir(parents=True)
+    (project / "inventories/demo/known_hosts").write_text("")
+    (project / "deploys").mkdir()
+    src = tmp_path / "greeting.txt"
+    src.write_text("hello\n")
+    values = {"src": src, "out": out}
+    for name, body in (("good", GOOD), ("failing", FAILING), ("raising", RAISING)):
+        (project / f"deploys/{name}.py").write_text(body.format(**values))
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "HXINFRA_PROJECT": str(project),
+        "HXINFRA_STATE": str(tmp_path / "state"),
+        "PYINFRA_PROGRESS": "off",
+    }
+
+    def inventory(more: str = "") -> None:
+        (project / "inventories/demo.py").write_text(INVENTORY.format(more=more))
+
+    def hx(*args: str) -> tuple[subprocess.CompletedProcess[str], dict]:
+        r = subprocess.run(
+            [sys.executable, "-m", "hxinfra", "deploy", *args, "--env", "demo", "--json"],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            stdin=subprocess.DEVNULL,
+        )
+        assert "Traceback" not in r.stderr, r.stderr
+        return r, json.loads(r.stdout)  # stdout is the report, whatever the deploy printed
+
+    inventory()
+    return type("World", (), {"hx": staticmethod(hx), "inventory": staticmethod(inventory), "out": out})
+
+
+def hosts(report: dict) -> dict[str, dict]:
+    return {h["host"]: h for h in report["hosts"]}
+
+
+def test_a_run_changes_then_a_second_changes_nothing_and_check_names_the_change(world):
+    r, report = world.hx("good")
+    assert r.returncode == 0, r.stderr
+    local = hosts(report)["@local"]
+    assert local["status"] == "changed" and local["changes"] == ["Make the output directory", "Put the greeting"]
+    assert (world.out / "greeting").read_text() == "hello\n"
+    assert [op["changed"] for op in report["operations"]] == [["@local"], ["@local"]]
+    r, report = world.hx("good", "--detailed-exitcode")
+    assert r.returncode == 0 and hosts(report)["@local"] | {"batch": 1} == {
+        "host": "@local",
+        "status": "ok",
+        "changed": 0,
+        "ok": 2,
+        "failed": 0,
+        "batch": 1,
+        "changes": [],
+    }
+    (world.out / "greeting").write_text("edited by hand\n")
+    r, report = world.hx("good", "--check", "--diff", "--detailed-exitcode")
+    assert r.returncode == 2, r.stderr  # changes to make
+    assert hosts(report)["@local"]["status"] == "pending" and hosts(report)["@local"]["changes"] == ["Put the greeting"]
+    assert "- edited by hand" in r.stderr and "+ hello" in r.stderr  # the diff, as pyinfra shows it
+    assert (world.out / "greeting").read_text() == "edited by hand\n"  # a check changes nothing
+
+
+def test_a_failed_operation_fails_its_host_with_the_line_it_wrote(world):
+    r, report = world.hx("failing")
+    assert r.returncode == 1
+    local = hosts(report)["@local"]
+    assert local["status"] == "failed" and local["cause"] == "greeting is stale", local
+    assert local["changes"] == ["Put the greeting"]
+    assert not (world.out / "reached").exists()  # nothing after the failure ran
+    assert "cause: greeting is stale" in r.stderr
+
+
+def test_a_deploy_that_raises_runs_nowhere_and_names_the_error(world):
+    r, report = world.hx("raising")
+    assert r.returncode == 1
+    local = hosts(report)["@local"]
+    assert local["status"] == "failed" and local["cause"] == "ValueError: the deploy's data is wrong", local
+    assert report["operations"] == []
+    assert "a stray print from the deploy" in r.stderr  # a print is log text, never the report
+
+
+def test_a_host_that_does_not_answer_is_unreachable_and_the_others_run(world):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    world.inventory(CLOSED.replace("PORT", str(port)))
+    r, report = world.hx("good")
+    assert r.returncode == 1
+    closed, local = hosts(report)["closed"], hosts(report)["@local"]
+    assert closed["status"] == "unreachable" and "Could not connect" in closed["cause"], closed
+    assert local["status"] == "changed" and (world.out / "greeting").is_file()

@@ -45,6 +45,8 @@ RAISING = """
 print("a stray print from the deploy")
 raise ValueError("the deploy's data is wrong")
 """
+
+
 @pytest.fixture
 def world(tmp_path: Path):
     project, out = tmp_path / "project", tmp_path / "out"

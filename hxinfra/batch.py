@@ -18,6 +18,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import re
 import shlex
 import weakref
 from collections.abc import Iterable, Sequence
@@ -36,6 +37,10 @@ from hxinfra.paths import cache_root
 KINDS = ("paths", "units", "packages", "accounts", "contents")
 
 
+# a line of sha256sum: the digest, two spaces (text mode) or a space and a star, the name
+SHA256_LINE = re.compile(r"^(?P<escaped>\\?)(?P<sha256>[0-9a-f]{64}) [ *](?P<path>.*)$")
+
+
 class PathStates(FactBase[dict[str, dict[str, Any]]]):
     """Type, mode, owner, group, sha256 and link target of several paths in one round trip.
 
@@ -46,33 +51,42 @@ class PathStates(FactBase[dict[str, dict[str, Any]]]):
 
     @override
     def command(self, paths: Sequence[str]) -> str:
+        # links, directories and the rest one by one (few); every regular file in one stat and one
+        # sha256sum at the end: a process or two per file made this the costliest read of a no-op
         quoted = " ".join(shlex.quote(p) for p in paths)
         return (
-            f"for p in {quoted}; do "
+            f"set --; for p in {quoted}; do "
             'if [ -L "$p" ]; then printf "L\\t%s\\t%s\\n" "$p" "$(readlink "$p")"; '
-            'elif [ -f "$p" ]; then printf "F\\t%s\\t%s\\t%s\\n" "$p" "$(stat -c "%a %U %G" "$p")" '
-            '"$(sha256sum < "$p" | cut -d" " -f1)"; '
+            'elif [ -f "$p" ]; then set -- "$@" "$p"; '
             'elif [ -d "$p" ]; then printf "D\\t%s\\t%s\\n" "$p" "$(stat -c "%a %U %G" "$p")"; '
             'elif [ -e "$p" ]; then printf "O\\t%s\\n" "$p"; '
-            'else printf "N\\t%s\\n" "$p"; fi; done'
+            'else printf "N\\t%s\\n" "$p"; fi; done; '
+            'if [ $# -gt 0 ]; then stat --printf "F\\t%n\\t%a %U %G\\n" -- "$@"; sha256sum -- "$@"; fi; true'
         )
 
     @override
     def process(self, output: list[str]) -> dict[str, dict[str, Any]]:
         states: dict[str, dict[str, Any]] = {}
+        sums: dict[str, str] = {}
         for line in output:
+            if hashed := SHA256_LINE.match(line):
+                name = hashed["path"]
+                if hashed["escaped"]:  # sha256sum's escaping of a name with a backslash or a newline
+                    name = re.sub(r"\\(.)", lambda m: "\n" if m[1] == "n" else m[1], name)
+                sums[name] = hashed["sha256"]
+                continue
             parts = line.split("\t")
             kind, path = parts[0], parts[1]
             state: dict[str, Any] = {"kind": kind}
             if kind == "L":
                 state["target"] = parts[2]
-            elif kind == "F":
-                mode, user, group = parts[2].split()
-                state.update(mode=int(mode, 8), user=user, group=group, sha256=parts[3])
-            elif kind == "D":
+            elif kind in ("F", "D"):
                 mode, user, group = parts[2].split()
                 state.update(mode=int(mode, 8), user=user, group=group)
             states[path] = state
+        for path, state in states.items():
+            if state["kind"] == "F":
+                state["sha256"] = sums.get(path, "")  # "" when it could not be read: a content change
         return states
 
 

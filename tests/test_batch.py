@@ -97,6 +97,31 @@ def test_path_states_reads_directories_here(tmp_path):
     assert out[str(tmp_path / "none")] == {"kind": "N"}
 
 
+def test_path_states_reads_every_kind_of_path_here(tmp_path):
+    """Files (one with a space, one with a backslash, which sha256sum escapes, one empty), a link
+    to a file, a directory, a missing path: each as stat and a digest computed here say."""
+    import hashlib
+    import os
+
+    files = {"plain.conf": b"a = 1\n", "with space": b"x", "back\\slash": b"\\n", "empty": b""}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+        (tmp_path / name).chmod(0o640)
+    (tmp_path / "link").symlink_to(tmp_path / "plain.conf")
+    (tmp_path / "dir").mkdir()
+    paths = [str(tmp_path / n) for n in [*files, "link", "dir", "gone"]]
+    cmd = PathStates().command(paths)
+    out = PathStates().process(subprocess.run(["sh", "-c", cmd], capture_output=True, text=True).stdout.splitlines())
+    assert set(out) == set(paths)
+    for name, data in files.items():
+        state = out[str(tmp_path / name)]
+        assert state["kind"] == "F" and state["mode"] == 0o640, name
+        assert state["sha256"] == hashlib.sha256(data).hexdigest(), name
+        assert state["user"] == (tmp_path / name).owner()
+    assert out[str(tmp_path / "link")] == {"kind": "L", "target": os.readlink(tmp_path / "link")}
+    assert out[str(tmp_path / "dir")]["kind"] == "D" and out[str(tmp_path / "gone")] == {"kind": "N"}
+
+
 def test_unit_states_parse_one_block_per_unit():
     output = [
         "Id=nginx.service",

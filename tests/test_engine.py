@@ -144,3 +144,66 @@ def test_a_host_that_does_not_answer_is_unreachable_and_the_others_run(world):
     closed, local = hosts(report)["closed"], hosts(report)["@local"]
     assert closed["status"] == "unreachable" and "Could not connect" in closed["cause"], closed
     assert local["status"] == "changed" and (world.out / "greeting").is_file()
+
+
+# ------------------------------------------------------------------ pyinfra's helpers, replaced
+def _orders(state):
+    """pyinfra's own operation order and hxinfra's, asked from the same frame (one line)."""
+    from pyinfra.api.util import get_operation_order_from_stack
+
+    from hxinfra.engine import stack_order
+
+    return get_operation_order_from_stack(state), stack_order(state)
+
+
+def _nested(depth, state):
+    return _nested(depth - 1, state) if depth else _orders(state)
+
+
+@pytest.mark.parametrize("cli", [True, False])
+@pytest.mark.parametrize("deploy_file", [__file__, "", "/no/such/deploy.py"])
+def test_stack_order_is_pyinfras_own_answer(monkeypatch, cli, deploy_file):
+    """The same list as pyinfra's ``get_operation_order_from_stack`` from any depth: with the deploy
+    file on the stack, with none set, and with one that is not on the stack (pyinfra's loop then
+    keeps only the innermost frame)."""
+    import types
+
+    import pyinfra
+
+    monkeypatch.setattr(pyinfra, "is_cli", cli)
+    state = types.SimpleNamespace(current_deploy_filename=deploy_file, current_op_file_number=7)
+    for depth in (0, 1, 5):
+        theirs, ours = _nested(depth, state)
+        assert ours == theirs
+        if deploy_file == "/no/such/deploy.py":  # no frame: only the CLI's operation number
+            assert theirs == ([7] if cli else [])
+        else:  # this file's frames at least, innermost last
+            assert len(theirs) >= depth + 2 and theirs[-1] == _orders.__code__.co_firstlineno + 6
+
+
+def test_cached_global_arguments_are_pyinfras_and_put_back():
+    """During a run pyinfra's ``all_global_arguments`` answers from a cache: the same pairs, a new
+    list each call (pyinfra's callers may keep it); after the run the originals are back."""
+    import importlib
+
+    from pyinfra.api import arguments, facts, operation
+
+    from hxinfra.engine import _faster_pyinfra
+
+    op_module = importlib.import_module("pyinfra.api.operation")
+    before = (arguments.all_global_arguments, facts.all_global_arguments, op_module.get_operation_order_from_stack)
+    expected = arguments.all_global_arguments()
+    replaced = _faster_pyinfra()
+    try:
+        first, second = arguments.all_global_arguments(), facts.all_global_arguments()
+        assert first == second == expected and first is not second
+        assert arguments.all_global_arguments is not before[0]
+    finally:
+        for module, name, original in replaced:
+            setattr(module, name, original)
+    assert (
+        arguments.all_global_arguments,
+        facts.all_global_arguments,
+        op_module.get_operation_order_from_stack,
+    ) == before
+    assert operation is not op_module  # pyinfra.api.operation is the decorator; the module is imported by name

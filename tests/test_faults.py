@@ -111,6 +111,30 @@ def test_only_host_key_errors_name_the_host_key():
     assert not HOST_KEY.search("Authentication error (no valid key)")
 
 
+def test_a_watched_link_sends_at_once_and_gives_up_on_silence():
+    """A watched connection's socket: no Nagle delay (TCP_NODELAY), a user timeout of the limit,
+    and SSH keepalives at a quarter of it; set on a real TCP connection over loopback."""
+    import socket
+
+    from hxinfra.sshlink import watch
+
+    class Transport:
+        def __init__(self, sock):
+            self.sock, self.keepalive = sock, None
+
+        def set_keepalive(self, seconds):
+            self.keepalive = seconds
+
+    with socket.create_server(("127.0.0.1", 0)) as server, socket.create_connection(server.getsockname()) as sock:
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 0  # the kernel's default
+        transport = Transport(sock)
+        watch(transport, 20)
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 20_000
+        assert transport.keepalive == 5
+    watch(Transport(None), 20)  # a proxy command's pipe: nothing to set, no error
+
+
 def test_the_dead_link_limit_reads_the_environment(monkeypatch):
     monkeypatch.delenv(DEAD_AFTER_ENV, raising=False)
     assert dead_after() == 20

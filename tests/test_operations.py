@@ -51,7 +51,7 @@ def test_path_states_fact_parses_its_own_output():
     fact = PathStates()
     cmd = fact.command(["/etc/a b", "/x"])
     assert "'/etc/a b'" in cmd
-    out = fact.process(["F\t/etc/a b\t640 root www-data\t" + "ab" * 32, "L\t/l\t/t", "N\t/x", "O\t/d"])
+    out = fact.process(["L\t/l\t/t", "N\t/x", "O\t/d", "F\t/etc/a b\t640 root www-data", "ab" * 32 + "  /etc/a b"])
     assert out["/etc/a b"] == {"kind": "F", "mode": 0o640, "user": "root", "group": "www-data", "sha256": "ab" * 32}
     assert out["/l"] == {"kind": "L", "target": "/t"} and out["/x"]["kind"] == "N" and out["/d"]["kind"] == "O"
 

@@ -1,7 +1,8 @@
 """Active Directory domain join with realmd, SSSD and Kerberos.
 
 The old role's join command was broken and it wiped the SSSD cache on every run. Here the join
-happens only when ``adcli testjoin`` says the host is not a member; the admin password goes
+happens only when the host is not a member (not listed by realm, or the KDC refuses its machine
+key); the admin password goes
 through a 0600 file on stdin, never argv or output. A joined host is never disturbed: no cache
 wipes, and sssd restarts only when its configuration changed. ``ad_join_present: false`` leaves.
 
@@ -103,7 +104,7 @@ def ad_join() -> None:
     joined = None
     if step(COMPONENT, host.data, "join"):
         joined = realm_membership(
-            name="Join the domain if not a member (adcli testjoin), or leave it when ad_join_present is false",
+            name="Join the domain unless its KDC accepts the machine key, or leave it when ad_join_present is false",
             domain=dom,
             present=bool(data["ad_join_present"]),
             admin_user=data["ad_join_admin_user"],

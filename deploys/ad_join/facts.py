@@ -1,4 +1,4 @@
-"""AD join, host side: membership (realm list, adcli testjoin), systemd-resolved, and the host's
+"""AD join, host side: membership (realm list, the KDC accepting the machine key), systemd-resolved, and the host's
 own A record in the domain's DNS.
 """
 
@@ -13,17 +13,26 @@ from typing_extensions import override
 
 # ------------------------------------------------------------------------------ host side
 class DomainMembership(FactBase[dict[str, Any]]):
-    """``realm list`` and ``adcli testjoin``: is this host a working member of the domain?"""
+    """``realm list``, and the domain's KDC accepting the machine account's key from
+    ``/etc/krb5.keytab``: is this host a working member of the domain?
+
+    The KDC is asked with ``kinit -k`` into a memory credential cache (nothing written): it
+    accepts the key only while the computer account exists and its password is the keytab's. That
+    is what ``adcli testjoin`` proves too, at 20 times the cost (its CLDAP ping took 0.4 s of every
+    run's 0.45 s on the lab), in the critical path of every run on every member."""
 
     default = dict
 
     @override
     def command(self, domain: str) -> str:
         d = shlex.quote(domain)
+        realm = shlex.quote("@" + domain.upper())
         return (
             f"printf 'realm=%s\\n' \"$(realm list --name-only 2>/dev/null | grep -ix {d} || true)\"; "
-            f"if [ -f /etc/krb5.keytab ] && adcli testjoin -D {d} >/dev/null 2>&1; then echo testjoin=ok; "
-            "else echo testjoin=no; fi"
+            f"p=$(klist -k /etc/krb5.keytab 2>/dev/null | awk -v r={realm} "
+            "'index($2, \"$\" r) && substr($2, length($2) - length(r) + 1) == r {print $2; exit}'); "
+            'if [ -n "$p" ] && KRB5CCNAME=MEMORY: kinit -k -t /etc/krb5.keytab "$p" >/dev/null 2>&1; '
+            "then echo testjoin=ok; else echo testjoin=no; fi"
         )
 
     @override

@@ -37,7 +37,7 @@ def realm_membership(  # type: ignore[no-untyped-def]
     member = host.get_fact(DomainMembership, domain=domain)
     q = shlex.quote
     if present and member.get("valid"):
-        host.noop(f"already a member of {domain} (adcli testjoin ok)")
+        host.noop(f"already a member of {domain} (its KDC accepts the machine key)")
         return
     if not present and not member.get("listed"):
         host.noop(f"not a member of {domain}")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -203,13 +204,7 @@ def drift_rows(lab: str, count: int, repeat: int, log: Any = print) -> list[dict
     """``hxinfra drift`` against ``hxinfra deploy site --check --diff`` on the first ``count``
     hosts of a running lab, alternating (the order swaps every repetition): what drift costs on
     top of the check run it is made of (collecting and reporting the findings)."""
-    env = {**os.environ, "HXINFRA_LAB": lab, "HXINFRA_HISTORY": "off"}
-    listed = subprocess.run(
-        [*HXINFRA, "inventory", "list", "--env", "lab"], cwd=ROOT, env=env, capture_output=True, text=True, check=True
-    )
-    hosts = [line.split()[0] for line in listed.stdout.splitlines() if line.strip()][:count]
-    if len(hosts) < count:
-        raise SystemExit(f"lab {lab} has {len(hosts)} host(s), {count} wanted (hxinfra lab up first)")
+    env, hosts, _groups = lab_hosts(lab, count)
     limit = [a for h in hosts for a in ("--limit", h)]
     tools = {
         "check": [*HXINFRA, "deploy", "site", "--env", "lab", *limit, "--check", "--diff", "--json"],
@@ -225,70 +220,77 @@ def drift_rows(lab: str, count: int, repeat: int, log: Any = print) -> list[dict
     return rows
 
 
-def lab_hosts(lab: str, count: int) -> tuple[dict[str, str], list[str]]:
-    """The environment of lab ``lab`` and the first ``count`` of its hosts (an error if it has fewer)."""
+def spread(secs: list[float]) -> dict[str, Any]:
+    """How many runs, their median (rounded as the tables show it), min and max."""
+    return {"runs": len(secs), "median": round(statistics.median(secs), 2), "min": min(secs), "max": max(secs)}
+
+
+def lab_hosts(lab: str, count: int) -> tuple[dict[str, str], list[str], dict[str, list[str]]]:
+    """The environment of lab ``lab``, the first ``count`` of its hosts (an error if it has fewer)
+    and each host's groups."""
     env = {**os.environ, "HXINFRA_LAB": lab, "HXINFRA_HISTORY": "off", "PYINFRA_PROGRESS": "off"}
     listed = subprocess.run(
         [*HXINFRA, "inventory", "list", "--env", "lab"], cwd=ROOT, env=env, capture_output=True, text=True, check=True
     )
-    hosts = [line.split()[0] for line in listed.stdout.splitlines() if line.strip()][:count]
+    rows = [line.split(None, 2) for line in listed.stdout.splitlines() if line.strip()]
+    groups = {row[0]: row[2].split(", ") if len(row) > 2 else [] for row in rows}
+    hosts = list(groups)[:count]
     if len(hosts) < count:
         raise SystemExit(f"lab {lab} has {len(hosts)} host(s), {count} wanted (hxinfra lab up first)")
-    return env, hosts
+    return env, hosts, groups
 
 
 SITE_RUNS = ("hxinfra noop", "pyinfra noop", "hxinfra check", "pyinfra check")
+# what runs side by side: the whole site on every host, and the nginx deploy (pyinfra's CLI takes a
+# @deploy function by its dotted name) on the hosts of the web servers' group
+SIDE_BY_SIDE = (("site", "deploys/site.py", ""), ("nginx", "deploys.nginx.nginx", "web_servers"))
 
 
 def site_rows(lab: str, count: int, repeat: int, log: Any = print) -> list[dict[str, Any]]:
-    """The whole site on the first ``count`` hosts of a converged lab, side by side: ``hxinfra deploy
-    site`` (no-op, then ``--check --diff``) against the plain ``pyinfra`` command on the same deploy
-    file and inventory (``-y``, then ``--dry --diff``), alternating (the order rotates every
-    repetition). Each no-op must change nothing."""
-    env, hosts = lab_hosts(lab, count)
-    limit = [a for h in hosts for a in ("--limit", h)]
-    pyinfra = [sys.executable, "-m", "pyinfra", "inventories/lab.py", "deploys/site.py", *limit]
-    runs = {
-        "hxinfra noop": [*HXINFRA, "deploy", "site", "--env", "lab", *limit, "--detailed-exitcode"],
-        "hxinfra check": [
-            *HXINFRA,
-            "deploy",
-            "site",
-            "--env",
-            "lab",
-            *limit,
-            "--check",
-            "--diff",
-            "--detailed-exitcode",
-        ],
-        "pyinfra noop": [*pyinfra, "-y"],
-        "pyinfra check": [*pyinfra, "--dry", "--diff"],
-    }
-    measure(runs["hxinfra noop"], env)  # warm: converged, and the batched reads' names are kept from here on
+    """The whole site on the first ``count`` hosts of a converged lab, and the nginx deploy on its
+    web servers among them, side by side: ``hxinfra deploy`` (no-op, then ``--check --diff``)
+    against the plain ``pyinfra`` command on the same deploy and inventory (``-y``, then ``--dry
+    --diff``), alternating (the order rotates every repetition). Each no-op must change nothing."""
+    env, hosts, groups = lab_hosts(lab, count)
     rows = []
-    for i in range(repeat):
-        order = SITE_RUNS[i % len(SITE_RUNS) :] + SITE_RUNS[: i % len(SITE_RUNS)]
-        for run in order:
-            m = measure(runs[run], env)  # exit 0: an hxinfra no-op with changes exits 2 and stops the bench
-            tool, mode = run.split()
-            rows.append({"tool": tool, "mode": mode, "hosts": len(hosts), **m})
-            log(f"site bench: {run} on {len(hosts)} hosts: {m['seconds']} s, {m['peak_rss_mb']} MB")
+    for name, pyinfra_target, group in SIDE_BY_SIDE:
+        on = [h for h in hosts if not group or group in groups[h]]
+        limit = [a for h in on for a in ("--limit", h)]
+        pyinfra = [sys.executable, "-m", "pyinfra", "inventories/lab.py", pyinfra_target, *limit]
+        hx = [*HXINFRA, "deploy", name, "--env", "lab", *limit, "--detailed-exitcode"]
+        runs = {
+            "hxinfra noop": hx,
+            "hxinfra check": [*hx, "--check", "--diff"],
+            "pyinfra noop": [*pyinfra, "-y"],
+            "pyinfra check": [*pyinfra, "--dry", "--diff"],
+        }
+        measure(runs["hxinfra noop"], env)  # warm: converged, and the batched reads' names are kept from here on
+        for i in range(repeat):
+            order = SITE_RUNS[i % len(SITE_RUNS) :] + SITE_RUNS[: i % len(SITE_RUNS)]
+            for run in order:
+                m = measure(runs[run], env)  # exit 0: an hxinfra no-op with changes exits 2 and stops the bench
+                tool, mode = run.split()
+                rows.append({"deploy": name, "tool": tool, "mode": mode, "hosts": len(on), **m})
+                log(f"side by side: {name} {run} on {len(on)} hosts: {m['seconds']} s, {m['peak_rss_mb']} MB")
     return rows
 
 
 def component_rows(lab: str, count: int, log: Any = print) -> list[dict[str, Any]]:
-    """Each component's own no-op deploy on the first ``count`` hosts of a converged lab: its time
-    and the commands it sends per host it applies to (``-vv`` echoes each command), so the next
-    component's price is visible."""
-    from deploys import COMPONENTS
+    """Each component's own no-op deploy on those of the first ``count`` hosts of a converged lab
+    that are in its groups (as the site applies it): its time and the commands it sends per host
+    (``-vv`` echoes each command), so the next component's price is visible."""
+    from deploys import COMPONENTS, components
 
-    env, hosts = lab_hosts(lab, count)
-    limit = [a for h in hosts for a in ("--limit", h)]
+    env, hosts, groups = lab_hosts(lab, count)
+    contracts = {c.name: c for c in components()}
     rows = []
     for name in COMPONENTS:
+        on = [h for h in hosts if contracts[name].applies_to(groups[h])]
+        if not on:
+            continue
         started = time.monotonic()
         r = subprocess.run(
-            [*HXINFRA, "deploy", name, "--env", "lab", *limit, "-vv", "--json"],
+            [*HXINFRA, "deploy", name, "--env", "lab", *[a for h in on for a in ("--limit", h)], "-vv", "--json"],
             cwd=ROOT,
             env=env,
             capture_output=True,
@@ -299,42 +301,34 @@ def component_rows(lab: str, count: int, log: Any = print) -> list[dict[str, Any
         if r.returncode != 0:
             raise SystemExit(f"deploy {name} failed (exit {r.returncode}):\n{r.stderr[-2000:]}")
         report = json.loads(r.stdout)
-        applied = [h["host"] for h in report["hosts"] if h["ok"] or h["changed"]]
         changed = sum(h["changed"] for h in report["hosts"])
-        counts = [r.stderr.count(f"[{h}] >>> ") for h in applied]
-        per_host = round(statistics.mean(counts), 1) if counts else 0.0
+        counts = [len(re.findall(rf"^\s*\[{re.escape(h)}\]\s+>>> ", r.stderr, re.M)) for h in on]
+        per_host = round(statistics.mean(counts), 1)
         rows.append(
-            {
-                "component": name,
-                "seconds": seconds,
-                "hosts": len(applied),
-                "commands_per_host": per_host,
-                "changed": changed,
-            }
+            {"component": name, "seconds": seconds, "hosts": len(on), "commands_per_host": per_host, "changed": changed}
         )
-        log(f"component bench: {name} on {len(applied)} hosts: {seconds} s, {per_host} commands per host")
+        log(f"component bench: {name} on {len(on)} hosts: {seconds} s, {per_host} commands per host")
     return rows
 
 
 def site_results(lab: str, repeat: int, log: Any = print) -> dict[str, Any]:
-    """The site bench and the component bench on 8 hosts of ``lab``, summarised."""
+    """The side-by-side bench and the component bench on 8 hosts of ``lab``, summarised."""
     rows = site_rows(lab, 8, repeat, log)
     summary = []
-    for run in SITE_RUNS:
-        tool, mode = run.split()
-        picked = [r for r in rows if (r["tool"], r["mode"]) == (tool, mode)]
-        secs = [r["seconds"] for r in picked]
-        summary.append(
-            {
-                "tool": tool,
-                "mode": mode,
-                "runs": len(secs),
-                "median": round(statistics.median(secs), 2),
-                "min": min(secs),
-                "max": max(secs),
-                "peak_mb": max(r["peak_rss_mb"] for r in picked),
-            }
-        )
+    for name, _target, _group in SIDE_BY_SIDE:
+        for run in SITE_RUNS:
+            tool, mode = run.split()
+            picked = [r for r in rows if (r["deploy"], r["tool"], r["mode"]) == (name, tool, mode)]
+            summary.append(
+                {
+                    "deploy": name,
+                    "hosts": picked[0]["hosts"],
+                    "tool": tool,
+                    "mode": mode,
+                    **spread([r["seconds"] for r in picked]),
+                    "peak_mb": max(r["peak_rss_mb"] for r in picked),
+                }
+            )
     return {"runs": rows, "summary": summary, "components": component_rows(lab, 8, log), "hosts": 8}
 
 
@@ -530,24 +524,41 @@ def report(results: dict[str, Any]) -> str:
         ]
     site = results.get("site")
     if site:
-        by = {(r["tool"], r["mode"]): r for r in site["summary"]}
+        by = {(r.get("deploy", "site"), r["tool"], r["mode"]): r for r in site["summary"]}
+        ratios = [
+            f"{name}: no-op {by[(name, 'hxinfra', 'noop')]['median'] / by[(name, 'pyinfra', 'noop')]['median']:.2f}, "
+            f"check {by[(name, 'hxinfra', 'check')]['median'] / by[(name, 'pyinfra', 'check')]['median']:.2f}"
+            for name in dict.fromkeys(r.get("deploy", "site") for r in site["summary"])
+        ]
         parts += [
-            f"## The site against plain pyinfra ({site['hosts']} lab hosts, commit {site['commit']})\n",
-            "`hxinfra deploy site` and the plain `pyinfra inventories/lab.py deploys/site.py` on the same converged "
-            "lab hosts (no-op: `-y`, every run changes nothing; check: `--check --diff` / `--dry --diff`), the four "
-            "runs alternating. Seconds: median (min-max). Measured on: "
+            f"## The site and nginx against plain pyinfra ({site['hosts']} lab hosts, commit {site['commit']})\n",
+            "`hxinfra deploy site` against the plain `pyinfra inventories/lab.py deploys/site.py` on the same "
+            "converged lab hosts, and `hxinfra deploy nginx` against `pyinfra inventories/lab.py "
+            "deploys.nginx.nginx` on their web servers (no-op: `-y`, every run changes nothing; check: `--check "
+            "--diff` / `--dry --diff`), the four runs of each alternating. Both send the same commands; "
+            "hxinfra's connections set `TCP_NODELAY` (pyinfra's paramiko leaves Nagle's algorithm on, 40 ms per "
+            "command) and it computes pyinfra's operation order without `inspect.stack` (see "
+            "`hxinfra/engine.py`). Seconds: median (min-max). Measured on: "
             + ", ".join(f"{k} {v}" for k, v in site.get("machine", {}).items() if k in ("cpu", "memory", "kernel"))
             + ".\n",
             _table(
-                ["tool", "run", "runs", "median s", "min s", "max s", "peak MB"],
+                ["deploy", "hosts", "tool", "run", "runs", "median s", "min s", "max s", "peak MB"],
                 [
-                    [s["tool"], s["mode"], s["runs"], s["median"], s["min"], s["max"], s["peak_mb"]]
+                    [
+                        s.get("deploy", "site"),
+                        s.get("hosts", site["hosts"]),
+                        s["tool"],
+                        s["mode"],
+                        s["runs"],
+                        s["median"],
+                        s["min"],
+                        s["max"],
+                        s["peak_mb"],
+                    ]
                     for s in site["summary"]
                 ],
             ),
-            "hxinfra / pyinfra: no-op "
-            f"{by[('hxinfra', 'noop')]['median'] / by[('pyinfra', 'noop')]['median']:.2f}, check "
-            f"{by[('hxinfra', 'check')]['median'] / by[('pyinfra', 'check')]['median']:.2f}\n",
+            "hxinfra / pyinfra (medians): " + "; ".join(ratios) + "\n",
             "Each component's own no-op deploy on the same hosts (one run each, `-vv`): seconds, the hosts it "
             "applies to and the commands it sends to each.\n",
             _table(

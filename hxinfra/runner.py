@@ -112,12 +112,12 @@ def run_deploy(
     if not options.check:  # before host selection, before anything connects
         guard.require(env, confirm, f"deploy {deploy_name}")
     options.check_tags(known_tags(env))
-    selected = select_hosts(env, options.limit)
+    log = log or sys.stderr
+    selected = _of_its_groups(env, deploy_name, select_hosts(env, options.limit), bool(options.limit), log)
     if options.shard is not None:
         selected = shard(selected, *options.shard)
     plan = batches(selected, options.serial)
     _prepare_secrets(env, keyring, selected, deploy_name)
-    log = log or sys.stderr
     report = DeployReport(
         0,
         options.check,
@@ -125,8 +125,9 @@ def run_deploy(
         batches=plan,
         shard=options.shard_label,
     )
-    if not selected:  # a shard may hold no host of this selection: nothing to do, nothing failed
-        log.write(f"shard {report.shard}: no host of the selection falls in it\n")
+    if not selected:  # a shard, or a component's groups, may hold no host of the selection: nothing to do
+        if options.shard is not None:
+            log.write(f"shard {report.shard}: no host of the selection falls in it\n")
         report.seconds = time.monotonic() - started
         return report
     for number, batch in enumerate(plan, 1):
@@ -162,6 +163,30 @@ def run_deploy(
             break
     report.seconds = time.monotonic() - started
     return report
+
+
+def _of_its_groups(env: Environment, deploy: str, selected: list[str], limited: bool, log: Sink) -> list[str]:
+    """Without ``--limit``, a component's own deploy runs on the hosts of its groups, as the site
+    applies it and an Ansible play runs on its ``hosts:`` (an AD join on a domain controller would
+    try to join it to its own domain); the others are named, left out. A host that ``--limit``
+    names runs it wherever it is (a spare host outside the topology, on purpose), with a note."""
+    contract = next((c for c in env.components if c.name == deploy), None)
+    if contract is None:
+        return selected
+    kept = [h for h in selected if contract.applies_to(env.host_groups(env.host(h)))]
+    outside = [h for h in selected if h not in kept]
+    if outside:
+        groups = ", ".join(contract.groups)
+        log.write(
+            f"{deploy} applies to the hosts of {groups}; --limit names hosts outside them, which run it: "
+            f"{', '.join(outside)}\n"
+            if limited
+            else f"{deploy} applies to the hosts of {groups}: left out {', '.join(outside)}"
+            + ("" if kept else " (no host is in them)")
+            + "\n"
+        )
+        log.flush()
+    return selected if limited else kept
 
 
 def known_tags(env: Environment) -> set[str]:

@@ -83,7 +83,9 @@ def world(tmp_path: Path):
         return r, json.loads(r.stdout)  # stdout is the report, whatever the deploy printed
 
     inventory()
-    return type("World", (), {"hx": staticmethod(hx), "inventory": staticmethod(inventory), "out": out})
+    return type(
+        "World", (), {"hx": staticmethod(hx), "inventory": staticmethod(inventory), "out": out, "project": project}
+    )
 
 
 def hosts(report: dict) -> dict[str, dict]:
@@ -207,3 +209,20 @@ def test_cached_global_arguments_are_pyinfras_and_put_back():
         op_module.get_operation_order_from_stack,
     ) == before
     assert operation is not op_module  # pyinfra.api.operation is the decorator; the module is imported by name
+
+
+def test_a_component_runs_on_the_hosts_of_its_groups_only(world):
+    """``hxinfra deploy nginx`` in an environment without a web server: every host left out and
+    named, nothing connects, nothing fails (an Ansible play whose ``hosts:`` match no host)."""
+    world.inventory(CLOSED.replace("PORT", "1"))  # a host that would be unreachable, were it tried
+    (world.project / "deploys/nginx").mkdir()
+    (world.project / "deploys/nginx/__init__.py").write_text("")  # the name resolves; nothing imports it here
+    r, report = world.hx("nginx")
+    assert r.returncode == 0, r.stderr
+    assert report["hosts"] == [] and report["operations"] == []
+    assert "nginx applies to the hosts of web_servers: left out @local, closed (no host is in them)" in r.stderr
+    assert "Connected" not in r.stderr
+    # a host that --limit names runs it wherever it is (the lab's spare hosts), with a note: here it is tried
+    r, report = world.hx("nginx", "--limit", "closed")
+    assert r.returncode == 1 and [(h["host"], h["status"]) for h in report["hosts"]] == [("closed", "unreachable")]
+    assert "--limit names hosts outside them, which run it: closed" in r.stderr

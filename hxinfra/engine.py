@@ -83,6 +83,7 @@ class _Watch:
     connect_errors: dict[str, str] = field(default_factory=dict)
     failed_ops: dict[str, list[str]] = field(default_factory=dict)  # host -> op hashes, in order
     logged: dict[str, list[str]] = field(default_factory=dict)  # host -> its warning/error records
+    refused: dict[str, str] = field(default_factory=dict)  # host -> an operation's refusal in Prepare
 
     def callbacks(self) -> Any:
         from pyinfra.api.state import BaseStateCallback
@@ -276,12 +277,17 @@ def _process_state(root: Path, out: _Output, hosts: Sequence[Any], watch: _Watch
         pyinfra.is_cli = was_cli
 
 
-def _prepare(state: Any, run: Callable[[], Any], label: str) -> dict[str, str]:
+def _prepare(state: Any, run: Callable[[], Any], label: str, watch: _Watch) -> dict[str, str]:
     """Prepare the deploy on every connected host in parallel (pyinfra's Prepare stage: facts
     gathered, operations collected, changes detected). Returns the hosts whose preparation raised,
-    each with its one-line cause."""
+    each with its one-line cause.
+
+    An operation's own refusal (pyinfra's ``OperationError``: this host cannot be brought to the
+    state asked, e.g. its domain controllers do not answer) fails that host alone, as it does when
+    the operation runs: it goes to ``watch.refused`` and the other hosts go on."""
     import gevent
     from pyinfra import logger
+    from pyinfra.api.exceptions import OperationError
     from pyinfra.context import ctx_config, ctx_host
 
     def load(host: Any) -> str | None:
@@ -289,12 +295,18 @@ def _prepare(state: Any, run: Callable[[], Any], label: str) -> dict[str, str]:
             with ctx_config.use(state.config.copy()), ctx_host.use(host):
                 run()
             logger.info(f"{host.print_prefix}{click.style('Ready:', 'green')} {click.style(label, bold=True)}")
+        except OperationError as e:  # the words a run's failing command says too (hxinfra.ops.refusal)
+            watch.refused[host.name] = one_line(f"hxinfra: {e}")
+            logger.error(f"{host.print_prefix}{click.style(watch.refused[host.name], 'red')}")
         except Exception as e:  # noqa: BLE001 - the deploy's own error, reported as the host's cause
             return f"{type(e).__name__}: {e}"
         return None
 
     spawned = {state.pool.spawn(load, host): host for host in state.inventory.get_active_hosts()}
     gevent.joinall(list(spawned))
+    refused = [host for host in spawned.values() if host.name in watch.refused]
+    if refused:
+        state.fail_hosts(set(refused))
     return {host.name: one_line(msg) for g, host in spawned.items() if (msg := g.get())}
 
 
@@ -347,7 +359,7 @@ def run_batch(
             state.current_deploy_filename = target if target.endswith(".py") else None
             state.current_exec_filename = target if target.endswith(".py") else None
             state.current_op_file_number = 0
-            raised = _prepare(state, _deploy_callable(target), label)
+            raised = _prepare(state, _deploy_callable(target), label, watch)
             config.reset_locked_state()
             if raised:  # as pyinfra's CLI: a deploy that raised on a host runs nowhere
                 for name, cause in raised.items():
@@ -394,6 +406,8 @@ def _report(  # noqa: C901 - one branch per kind of host outcome
             )
             report.operations.append({"name": name, "changes": changes})
             for host_name in changes:
+                if host_name in watch.refused:  # failed: what it would change is not known
+                    continue
                 report.hosts[host_name].changed += 1
                 report.hosts[host_name].changes.append(name)
             continue
@@ -441,7 +455,7 @@ def _report(  # noqa: C901 - one branch per kind of host outcome
         else:
             hr.status = "failed" if hr.failed or hr.name in failed_hosts else ("changed" if hr.changed else "ok")
         if hr.status == "failed" and not hr.cause:
-            hr.cause = _cause(state, activated[hr.name], watch) or one_line(stopped)
+            hr.cause = watch.refused.get(hr.name) or _cause(state, activated[hr.name], watch) or one_line(stopped)
     bad = ("failed", "unreachable")
     report.returncode = 1 if stopped or raised or any(h.status in bad for h in report.hosts.values()) else 0
     return report

@@ -41,6 +41,22 @@ files.put(name="Put the greeting", src="{src}", dest="{out}/greeting")
 server.shell(name="Check the greeting, then fail", commands=["echo checked; echo 'greeting is stale' >&2; exit 3"])
 server.shell(name="Never reached", commands=["touch {out}/reached"])
 """
+REFUSING = """
+from pyinfra.api import operation
+from pyinfra.operations import files
+
+from hxinfra.ops.refusal import refuse
+
+
+@operation()
+def refusing():
+    yield from refuse("domain controller(s) 10.0.0.1 unreachable: membership not verified")
+
+
+files.directory(name="Make the output directory", path="{out}")
+refusing(name="Refuse to go on")
+files.put(name="Put the greeting", src="{src}", dest="{out}/greeting")
+"""
 RAISING = """
 print("a stray print from the deploy")
 raise ValueError("the deploy's data is wrong")
@@ -56,7 +72,7 @@ def world(tmp_path: Path):
     src = tmp_path / "greeting.txt"
     src.write_text("hello\n")
     values = {"src": src, "out": out}
-    for name, body in (("good", GOOD), ("failing", FAILING), ("raising", RAISING)):
+    for name, body in (("good", GOOD), ("failing", FAILING), ("raising", RAISING), ("refusing", REFUSING)):
         (project / f"deploys/{name}.py").write_text(body.format(**values))
     env = {
         **os.environ,
@@ -226,3 +242,19 @@ def test_a_component_runs_on_the_hosts_of_its_groups_only(world):
     r, report = world.hx("nginx", "--limit", "closed")
     assert r.returncode == 1 and [(h["host"], h["status"]) for h in report["hosts"]] == [("closed", "unreachable")]
     assert "--limit names hosts outside them, which run it: closed" in r.stderr
+
+
+@pytest.mark.parametrize("check", [False, True])
+def test_an_operations_refusal_fails_its_host_with_its_words(world, check):
+    """An operation's refusal (the host cannot be brought to the state asked): that host fails with
+    the operation's own line, in a run (a command that fails with it) and in a check (pyinfra's
+    OperationError while changes are detected, which the engine keeps to that host), and nothing
+    after it runs there."""
+    r, report = world.hx("refusing", *(["--check"] if check else []))
+    assert r.returncode == 1, r.stderr
+    local = hosts(report)["@local"]
+    assert local["status"] == "failed", local
+    assert local["cause"] == "hxinfra: domain controller(s) 10.0.0.1 unreachable: membership not verified", local
+    assert "the deploy raised" not in r.stderr
+    assert not (world.out / "greeting").exists()
+    assert (world.out).is_dir() != check  # the run made the directory before the refusal; a check made nothing

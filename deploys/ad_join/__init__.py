@@ -111,6 +111,7 @@ def ad_join() -> None:
             admin_password=str(reveal(data["ad_join_admin_password"]) or ""),
             computer_name=computer_name(data, host.name),
             ou=data["ad_join_ou"],
+            controllers=[str(s) for s in data["ad_join_dns_servers"]],
         )
     config = None
     if step(COMPONENT, host.data, "config", "security"):

@@ -301,20 +301,26 @@ def resolver_files(data: Mapping[str, Any], resolved: bool) -> list[ConfigItem]:
 
 # ------------------------------------------------------------------------------ deploy
 def health(data: Mapping[str, Any], host_name: str) -> list[Any]:
-    """The host is a working member (realm list, adcli testjoin), SSSD runs, and a domain user
-    resolves through it."""
+    """The host is a working member (realm list, its KDC accepting the machine key), SSSD runs,
+    and a domain user resolves through it. Domain controllers that do not answer are named as
+    such: the membership is then not verified, not lost."""
     from shlex import quote as q
 
     from hxinfra.health import Check, service_active
 
     if not data["ad_join_present"]:
         return []
+    from deploys.ad_join.facts import membership_script, unverified
+
     dom = domain(data)
+    silent = unverified(dom, [str(s) for s in data["ad_join_dns_servers"]], "")
     checks = [
         service_active("sssd.service", "sssd"),
         Check(
-            f"member of {dom} (realm list, adcli testjoin)",
-            f"realm list --name-only | grep -ix {q(dom)} && adcli testjoin -D {q(dom)}",
+            f"member of {dom} (realm list, its KDC accepts the machine key)",
+            f"out=$( {{ {membership_script(dom)}; }} ); printf '%s\\n' \"$out\"; "
+            f"case \"$out\" in *kdc=unreachable*) printf '%s\\n' {q(silent)}; exit 1;; esac; "
+            f"printf '%s\\n' \"$out\" | grep -qix {q('realm=' + dom)} && printf '%s\\n' \"$out\" | grep -qx kdc=ok",
             "sssd",
         ),
     ]

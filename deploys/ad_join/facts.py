@@ -10,35 +10,64 @@ from typing import Any
 from pyinfra.api import FactBase
 from typing_extensions import override
 
-
 # ------------------------------------------------------------------------------ host side
-class DomainMembership(FactBase[dict[str, Any]]):
-    """``realm list``, and the domain's KDC accepting the machine account's key from
-    ``/etc/krb5.keytab``: is this host a working member of the domain?
+# kinit's words when the KDC answered and said no: the account is gone or its key is not the keytab's
+# (or the keytab itself holds no usable key). Anything else (no KDC found or answering, a clock
+# too far off) is no answer, and a host is never joined again on no answer.
+REFUSED = ("not found in Kerberos database", "Preauthentication failed", "Password incorrect", "no suitable keys")
 
-    The KDC is asked with ``kinit -k`` into a memory credential cache (nothing written): it
-    accepts the key only while the computer account exists and its password is the keytab's. That
-    is what ``adcli testjoin`` proves too, at 20 times the cost (its CLDAP ping took 0.4 s of every
-    run's 0.45 s on the lab), in the critical path of every run on every member."""
+
+def membership_script(domain: str) -> str:
+    """What the host and its domain's KDC say of its membership, one ``key=value`` a line:
+    ``realm`` (the domain when ``realm list`` lists it), ``key`` (the machine principal in
+    ``/etc/krb5.keytab``), ``kdc`` (``ok``: the KDC accepts that key; ``refused``: it says no;
+    ``unreachable``: no answer) and ``why`` (kinit's own line when it is not ``ok``).
+
+    The KDC is asked with ``kinit -k`` into a memory credential cache (nothing written): it accepts
+    the key only while the computer account exists and its password is the keytab's, what
+    ``adcli testjoin`` proves too at 20 times the cost (its CLDAP ping took 0.4 s of every run's
+    0.45 s on the lab, in the critical path of every run on every member)."""
+    q = shlex.quote
+    realm = q("@" + domain.upper())
+    refused = "|".join(f"*{q(w)}*" for w in REFUSED)
+    return (
+        f"printf 'realm=%s\\n' \"$(realm list --name-only 2>/dev/null | grep -ix {q(domain)} || true)\"; "
+        f"p=$(klist -k /etc/krb5.keytab 2>/dev/null | awk -v r={realm} "
+        "'index($2, \"$\" r) && substr($2, length($2) - length(r) + 1) == r {print $2; exit}'); "
+        'printf "key=%s\\n" "$p"; '
+        'if [ -n "$p" ]; then '
+        'if err=$(KRB5CCNAME=MEMORY: kinit -k -t /etc/krb5.keytab "$p" 2>&1 >/dev/null); then echo kdc=ok; '
+        f'else case "$err" in ({refused}) echo kdc=refused;; (*) echo kdc=unreachable;; esac; '
+        'printf "why=%s\\n" "$(printf "%s\\n" "$err" | head -n 1)"; fi; fi'
+    )
+
+
+def unverified(domain: str, controllers: list[str], why: str) -> str:
+    """The one line of a member whose domain controllers did not answer."""
+    who = ", ".join(controllers) if controllers else f"of {domain}"
+    return f"domain controller(s) {who} unreachable: membership not verified" + (f" ({why})" if why else "")
+
+
+class DomainMembership(FactBase[dict[str, Any]]):
+    """Is this host a working member of the domain, in the words of its KDC (see
+    :func:`membership_script`)? ``valid``: the KDC accepts its machine key; ``unverified``: the
+    host holds a machine key and no KDC answered, so nobody can say."""
 
     default = dict
 
     @override
     def command(self, domain: str) -> str:
-        d = shlex.quote(domain)
-        realm = shlex.quote("@" + domain.upper())
-        return (
-            f"printf 'realm=%s\\n' \"$(realm list --name-only 2>/dev/null | grep -ix {d} || true)\"; "
-            f"p=$(klist -k /etc/krb5.keytab 2>/dev/null | awk -v r={realm} "
-            "'index($2, \"$\" r) && substr($2, length($2) - length(r) + 1) == r {print $2; exit}'); "
-            'if [ -n "$p" ] && KRB5CCNAME=MEMORY: kinit -k -t /etc/krb5.keytab "$p" >/dev/null 2>&1; '
-            "then echo testjoin=ok; else echo testjoin=no; fi"
-        )
+        return membership_script(domain)
 
     @override
     def process(self, output: list[str]) -> dict[str, Any]:
         kv = dict(line.split("=", 1) for line in output if "=" in line)
-        return {"listed": bool(kv.get("realm")), "valid": kv.get("testjoin") == "ok"}
+        return {
+            "listed": bool(kv.get("realm")),
+            "valid": kv.get("kdc") == "ok",
+            "unverified": kv.get("kdc") == "unreachable",
+            "why": kv.get("why", "").strip(),
+        }
 
 
 class DnsRecord(FactBase[dict[str, Any]]):

@@ -9,11 +9,11 @@ import uuid
 
 from pyinfra import host, logger, state
 from pyinfra.api import QuoteString, StringCommand, operation
-from pyinfra.api.exceptions import OperationError
 
-from deploys.ad_join.facts import DnsRecord, DomainMembership
+from deploys.ad_join.facts import DnsRecord, DomainMembership, unverified
 from hxinfra.desired import ManagedFile
 from hxinfra.ops.configset import upload_commands
+from hxinfra.ops.refusal import refuse
 
 
 @operation()
@@ -24,20 +24,29 @@ def realm_membership(  # type: ignore[no-untyped-def]
     admin_password: str = "",
     computer_name: str = "",
     ou: str = "",
+    controllers: list[str] | None = None,
 ):
     """
     Join (or leave) the domain only when the host's state differs; the password goes on stdin.
+
+    A host is joined again only when the domain's KDC itself refuses its machine key (or it holds
+    none): a member whose domain controllers do not answer is never joined again, and its run
+    fails with one line that says so, changing nothing there.
 
     + domain: the AD DNS domain
     + present: member (true) or not (false)
     + admin_user/admin_password: the joining account (the password never reaches argv or output)
     + computer_name: NetBIOS name of the computer account
     + ou: organisational unit for the account
+    + controllers: the domain controllers to name when none answers (the resolvers, ad_join_dns_servers)
     """
     member = host.get_fact(DomainMembership, domain=domain)
     q = shlex.quote
     if present and member.get("valid"):
         host.noop(f"already a member of {domain} (its KDC accepts the machine key)")
+        return
+    if present and member.get("unverified"):
+        yield from refuse(unverified(domain, list(controllers or []), str(member.get("why") or "")))
         return
     if not present and not member.get("listed"):
         host.noop(f"not a member of {domain}")
@@ -46,10 +55,11 @@ def realm_membership(  # type: ignore[no-untyped-def]
         yield StringCommand("realm", "leave", QuoteString(domain))
         return
     if not admin_password:  # only a host that must join needs it
-        raise OperationError(
+        yield from refuse(
             f"joining {domain} needs ad_join_admin_password (a !vault value, e.g. in "
             "inventories/<env>/group_vars/domain_members/vault.yml)"
         )
+        return
     if state.config.DIFF:
         logger.info(f"{host.print_prefix}Will join {domain} as {computer_name} (user {admin_user})")
     discover = (
@@ -63,8 +73,11 @@ def realm_membership(  # type: ignore[no-untyped-def]
     yield from upload_commands(ManagedFile(secret, f"{admin_password}\n", mode="0600", sensitive=True), temp)
     ou_arg = f" --computer-ou={q(ou)}" if ou else ""
     # the join's output goes to a private temp file (mktemp: 0600, unpredictable name), removed in every case
+    # realm still lists a domain whose KDC refused the key: leave it here first (only this host's
+    # configuration; the account is the DC's) or realm join stops at "Already joined to this domain"
+    stale = f"realm leave {q(domain)} >/dev/null 2>&1; " if member.get("listed") else ""
     join = (
-        "log=$(mktemp) || exit 1; "
+        f"{stale}log=$(mktemp) || exit 1; "
         f"realm join --verbose --membership-software=adcli --client-software=sssd --user={q(admin_user)} "
         f'--computer-name={q(computer_name)}{ou_arg} {q(domain)} < {q(secret)} > "$log" 2>&1; '
         f"rc=$?; rm -f {q(secret)}; if [ $rc -ne 0 ]; then "

@@ -23,13 +23,14 @@ from typing import Any
 from pyinfra import host, logger, state
 from pyinfra.api import FileUploadCommand, QuoteString, StringCommand, operation
 from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS
-from pyinfra.api.exceptions import OperationError, OperationValueError
+from pyinfra.api.exceptions import OperationValueError
 from pyinfra.facts.files import FileContents
 from typing_extensions import override  # typing.override is 3.12+
 
 from hxinfra import batch, drift
 from hxinfra.desired import ConfigItem, ManagedFile, ManagedLink
 from hxinfra.ops.kept import ABSENT, DEFAULT_BACKUP_DIR, RUN_ID, RUN_STAMP, keep_previous_commands
+from hxinfra.ops.refusal import refuse
 from hxinfra.secrets import MASK, redact
 from hxinfra.validate import CONTROL
 
@@ -283,7 +284,8 @@ def _config_set(  # the operation itself; config_set() below names its paths fir
     states = {path: st for path, st in found.items() if st is not None}
     odd = [i.path for i in items if states.get(i.path, {}).get("kind") in ("D", "O")]
     if odd:  # a directory (or device...) where a file belongs: never copied, never removed
-        raise OperationError(f"not a regular file or symlink, refusing to replace it: {', '.join(odd)}")
+        yield from refuse(f"not a regular file or symlink, refusing to replace it: {', '.join(odd)}")
+        return
     changes = _plan(items, states)
     if not changes:
         host.noop(f"{len(items)} config paths already as wanted")

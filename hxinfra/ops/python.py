@@ -11,9 +11,11 @@ from typing import Any
 
 from pyinfra import host
 from pyinfra.api import FactBase, FileUploadCommand, StringCommand, operation
-from pyinfra.api.exceptions import OperationError, OperationValueError
+from pyinfra.api.exceptions import OperationValueError
 from pyinfra.facts.files import FileContents
 from typing_extensions import override  # typing.override is 3.12+
+
+from hxinfra.ops.refusal import refuse
 
 
 class _PythonTarget(FactBase[str]):
@@ -68,7 +70,8 @@ def venv_install(
     if wheelhouse:
         version, _, machine = host.get_fact(_PythonTarget).partition(" ")
         if not version:
-            raise OperationError("python3 does not run on the host: cannot build a wheelhouse for it")
+            yield from refuse("python3 does not run on the host: cannot build a wheelhouse for it")
+            return
         tar = build(list(requirements), Target(version, machine or "x86_64"))
         remote = host.get_temp_filename(f"hxinfra-wheels-{uuid.uuid4()}")
         yield FileUploadCommand(str(tar), remote)

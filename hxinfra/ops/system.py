@@ -12,9 +12,10 @@ from typing import Any
 
 from pyinfra import host
 from pyinfra.api import QuoteString, StringCommand, operation
-from pyinfra.api.exceptions import OperationError, OperationValueError
+from pyinfra.api.exceptions import OperationValueError
 
 from hxinfra import batch, drift
+from hxinfra.ops.refusal import refuse
 
 
 def _unit_name(service: str) -> str:
@@ -192,7 +193,8 @@ def _directory(path: str, user: str, group: str, mode: str) -> Generator[Any, An
     found = batch.lookup("paths", [path])[path] or {}
     kind = found.get("kind", "N")
     if kind not in ("D", "N"):
-        raise OperationError(f"{path} exists and is not a directory")
+        yield from refuse(f"{path} exists and is not a directory")
+        return
     if kind == "D" and (found["mode"], found["user"], found["group"]) == (want_mode, user, group):
         host.noop(f"directory {path} is as wanted")
         return

@@ -148,6 +148,69 @@ SPARE = "hx-web-04"
 LOCAL = "hx-local-ops"  # a local account with a key, in a group sshd lets in
 
 
+def membership_files(lab) -> str:
+    """What a join leaves on the member, with checksums (the keytab, sssd.conf), and realm's word."""
+    return lab.ssh(
+        MEMBER, "sha256sum /etc/krb5.keytab /etc/sssd/sssd.conf; realm list --name-only; ls /root/.hxinfra-join-* 2>&1"
+    ).stdout
+
+
+def test_a_member_whose_dc_is_down_is_never_joined_again_and_says_so(lab, ad):
+    """Samba stopped on the DC under a joined member: the AD join fails on the member with one
+    line naming the unreachable DC, it is not joined again (nothing of its join changes), and
+    health says the same; with Samba back, a run changes nothing and AD users resolve within 60 s."""
+    lab.hx_deploy("site", "--limit", MEMBER)  # a working member
+    before = membership_files(lab)
+    said = f"domain controller(s) {lab.ip(DC)} unreachable: membership not verified"
+    lab.ssh(DC, "systemctl stop samba-ad-dc")
+    try:
+        r, report = lab.hx_deploy("ad_join", "--limit", MEMBER, check=False)
+        assert r.returncode == 1
+        (entry,) = report["hosts"]
+        assert entry["status"] == "failed" and said in entry["cause"], entry
+        assert "Already joined" not in r.stderr and "needs ad_join_admin_password" not in r.stderr
+        assert membership_files(lab) == before  # keytab, sssd.conf and realm's word as they were
+        lab.ssh(MEMBER, "getent passwd nobody-in-ad-$$ || true")  # sssd asks the DC, finds it gone: offline
+        r, report = lab.hx_deploy("ad_join", "--limit", MEMBER, "--check", check=False)  # a check says the same
+        assert r.returncode == 1 and said in report["hosts"][0]["cause"], report
+        health = lab.hxinfra("health", "--env", "lab", "--limit", MEMBER, "--services", "sssd", check=False)
+        assert health.returncode == 1 and said in health.stdout + health.stderr, health.stdout[-2000:]
+    finally:
+        lab.ssh(DC, "systemctl start samba-ad-dc")
+    for _ in range(60):
+        if dc_answers(lab):
+            break
+        time.sleep(1)
+    assert dc_answers(lab), "the DC did not come back"
+    # sssd back online by itself within 60 s (its cached users resolve offline too: online is the proof)
+    online = f"sssctl domain-status -o {DOMAIN}"
+    started = time.monotonic()
+    while time.monotonic() - started < 60 and "Online" not in lab.ssh(MEMBER, online, check=False).stdout:
+        time.sleep(2)
+    assert "Online status: Online" in lab.ssh(MEMBER, online).stdout, f"offline {time.monotonic() - started:.0f} s"
+    assert lab.ssh(MEMBER, "getent passwd administrator").stdout.startswith("administrator:")
+    r, report = lab.hx_deploy("ad_join", "--limit", MEMBER, "--detailed-exitcode")
+    assert r.returncode == 0 and report["hosts"][0]["changed"] == 0, r.stderr[-3000:]
+    assert membership_files(lab) == before
+
+
+def test_a_member_the_dc_no_longer_knows_is_joined_again(lab, ad):
+    """The member's computer account deleted on the DC: the KDC refuses its machine key, so the
+    next run joins it again (realm's stale configuration left first); the one after changes nothing."""
+    lab.hx_deploy("site", "--limit", MEMBER)
+    account = lab.ssh(MEMBER, "klist -k /etc/krb5.keytab | awk '$2 ~ /\\$@/ {print $2; exit}'").stdout.strip()
+    assert account.endswith(f"$@{REALM}"), account
+    lab.ssh(DC, f"samba-tool computer delete {shlex.quote(account.split('$')[0])}")
+    refused = lab.ssh(MEMBER, f"KRB5CCNAME=MEMORY: kinit -k {shlex.quote(account)}", check=False)
+    assert refused.returncode != 0 and "not found in Kerberos database" in refused.stderr, refused.stderr
+    r, report = lab.hx_deploy("ad_join", "--limit", MEMBER)
+    assert report["hosts"][0]["status"] == "changed", r.stderr[-3000:]
+    assert lab.ssh(MEMBER, f"KRB5CCNAME=MEMORY: kinit -k {shlex.quote(account)}", check=False).returncode == 0
+    assert lab.ssh(MEMBER, "realm list --name-only").stdout.strip() == DOMAIN
+    r, report = lab.hx_deploy("ad_join", "--limit", MEMBER, "--detailed-exitcode")
+    assert r.returncode == 0 and report["hosts"][0]["changed"] == 0, r.stderr[-3000:]
+
+
 def local_login(lab) -> subprocess.CompletedProcess[str]:
     """A key login of the local account through sshd (PAM's account and session stacks, NSS)."""
     cmd = lab.lab.ssh_command(SPARE, "id -un")

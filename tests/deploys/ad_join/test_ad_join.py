@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shlex
+import subprocess
+
 import pytest
 
 from deploys.ad_join.config import (
@@ -97,3 +101,73 @@ def test_sssd_conf_mode_is_the_one_the_hosts_sssd_keeps():
     assert sssd_conf_mode("Debian", 13) == "0640"  # SSSD 2.10's unit makes it group-readable at each start
     assert sssd_conf_mode("Ubuntu", 24) == "0600" and sssd_conf_mode("Ubuntu", 25) == "0640"
     assert sssd_conf_mode("Debian", None) == "0600"
+
+
+# what kinit says, as MIT Kerberos words it, for each answer of the domain's KDC
+KINIT = {
+    "ok": "",
+    "refused": "kinit: Client 'HX-APP-01$@LAB.HXINFRA.TEST' not found in Kerberos database while getting "
+    "initial credentials",
+    "wrong key": "kinit: Preauthentication failed while getting initial credentials",
+    "unreachable": "kinit: Cannot contact any KDC for realm 'LAB.HXINFRA.TEST' while getting initial credentials",
+    "no KDC in DNS": 'kinit: Cannot find KDC for realm "LAB.HXINFRA.TEST" while getting initial credentials',
+    "clock": "kinit: Clock skew too great while getting initial credentials",
+}
+
+
+@pytest.fixture
+def host_tools(tmp_path, monkeypatch):
+    """realm, klist and kinit as a joined member's, answering as ``answer`` says (a PATH of fakes)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+
+    def answer(kinit: str, keytab: bool = True) -> None:
+        scripts = {
+            "realm": "echo lab.hxinfra.test",
+            "klist": "printf 'Keytab name: FILE:/etc/krb5.keytab\\nKVNO Principal\\n---- ----\\n"
+            + ("   2 HX-APP-01$@LAB.HXINFRA.TEST\\n   2 host/HX-APP-01@LAB.HXINFRA.TEST\\n" if keytab else "")
+            + "'",
+            "kinit": f"printf '%s\\n' {shlex.quote(KINIT[kinit])} >&2; exit {0 if kinit == 'ok' else 1}",
+        }
+        for name, body in scripts.items():
+            (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+            (bin_dir / name).chmod(0o755)
+
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    return answer
+
+
+@pytest.mark.parametrize(
+    ("kinit", "keytab", "valid", "unverified"),
+    [
+        ("ok", True, True, False),
+        ("refused", True, False, False),  # the DC says the account is gone: join again
+        ("wrong key", True, False, False),
+        ("unreachable", True, False, True),  # nobody answered: never join again
+        ("no KDC in DNS", True, False, True),
+        ("clock", True, False, True),
+        ("unreachable", False, False, False),  # no machine key here: not a member, whatever the DC
+    ],
+)
+def test_membership_is_the_kdcs_word_and_silence_is_no_answer(host_tools, kinit, keytab, valid, unverified):
+    from deploys.ad_join.facts import DomainMembership
+
+    host_tools(kinit, keytab)
+    fact = DomainMembership()
+    out = subprocess.run(["sh", "-c", fact.command("lab.hxinfra.test")], capture_output=True, text=True, check=True)
+    state = fact.process(out.stdout.splitlines())
+    assert (state["listed"], state["valid"], state["unverified"]) == (True, valid, unverified)
+    assert state["why"] == ("" if valid or not keytab else KINIT[kinit])
+
+
+@pytest.mark.parametrize("kinit", ["ok", "refused", "unreachable"])
+def test_health_names_unreachable_controllers_as_not_verified(host_tools, kinit):
+    from deploys.ad_join.config import DEFAULTS, health
+
+    host_tools(kinit)
+    data = {**DEFAULTS, "ad_join_domain": "lab.hxinfra.test", "ad_join_dns_servers": ["10.0.0.1", "10.0.0.2"]}
+    (check,) = [c for c in health(data, "hx-app-01") if c.name.startswith("member of")]
+    r = subprocess.run(["sh", "-c", check.command], capture_output=True, text=True)
+    assert (r.returncode == 0) == (kinit == "ok")
+    said = "domain controller(s) 10.0.0.1, 10.0.0.2 unreachable: membership not verified"
+    assert (said in r.stdout) == (kinit == "unreachable"), r.stdout

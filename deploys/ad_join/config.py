@@ -76,6 +76,11 @@ DEFAULTS: dict[str, Any] = {
     "ad_join_mkhomedir": True,
     # sudo rules for domain groups/users: [{group: "hx admins", commands: "ALL"}] or {user: ...}.
     "ad_join_sudo_rules": [],
+    # AD groups whose members may log in at all (sssd's simple access provider: every PAM service,
+    # sshd, su and the console alike, whatever sshd allows). The groups and users of
+    # ad_join_sudo_rules are always allowed; none at all: no AD account logs in. Local accounts are
+    # not sssd's and keep logging in.
+    "ad_join_allowed_groups": [],
     # Point the resolver at these DNS servers (the DCs); [] leaves DNS alone. With
     # systemd-resolved a drop-in is used, else /etc/resolv.conf.
     "ad_join_dns_servers": [],
@@ -207,6 +212,23 @@ def nsswitch(current: str) -> str:
     return "\n".join(line for line in out if not line.startswith("# managed by hxinfra")).strip("\n")
 
 
+def allowed(data: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """The AD groups and users that may log in: ``ad_join_allowed_groups`` and the groups and
+    users of ``ad_join_sudo_rules`` (those whom sudo trusts must be able to log in), in order,
+    each once; names as sssd compares them (``name@domain`` under fully qualified names)."""
+    groups = [validate_name(g, "ad_join_allowed_groups[]", SUDO_NAME) for g in data["ad_join_allowed_groups"]]
+    users: list[str] = []
+    for entry in data["ad_join_sudo_rules"] or []:
+        if isinstance(entry, Mapping):
+            if "group" in entry:
+                groups.append(validate_name(entry["group"], "ad_join_sudo_rules[]: group", SUDO_NAME))
+            elif "user" in entry:
+                users.append(validate_name(entry["user"], "ad_join_sudo_rules[]: user", SUDO_NAME))
+    if data["ad_join_use_fqdn"]:
+        groups, users = ([f"{n}@{domain(data)}" for n in names] for names in (groups, users))
+    return list(dict.fromkeys(groups)), list(dict.fromkeys(users))
+
+
 def check_data(data: Mapping[str, Any]) -> list[tuple[str, str]]:
     """Every value that reaches krb5.conf, sssd.conf, sudoers, resolv.conf or a command has its shape."""
     return collect(
@@ -220,6 +242,7 @@ def check_data(data: Mapping[str, Any]) -> list[tuple[str, str]]:
             "ad_join_default_shell": lambda d: abs_path(d["ad_join_default_shell"], "ad_join_default_shell"),
             "ad_join_dns_servers": lambda d: [ip_address(s, "ad_join_dns_servers[]") for s in d["ad_join_dns_servers"]],
             "ad_join_sudo_rules": sudoers,
+            "ad_join_allowed_groups": allowed,
             "ad_join_computer_name": lambda d: computer_name(d, "x"),
             "ad_join_packages": lambda d: [
                 validate_name(p, "ad_join_packages", PACKAGE) for pkgs in d["ad_join_packages"].values() for p in pkgs
@@ -259,6 +282,8 @@ def desired_config(
             "realm": realm(data),
             "computer_name": computer_name(data, host_name),
             "fqdn": f"{host_name}.{domain(data)}",
+            "allowed_groups": allowed(data)[0],
+            "allowed_users": allowed(data)[1],
         },
     )
     tpl = "ad_join/etc"

@@ -148,6 +148,37 @@ SPARE = "hx-web-04"
 LOCAL = "hx-local-ops"  # a local account with a key, in a group sshd lets in
 
 
+def ad_login(lab, user: str) -> subprocess.CompletedProcess[str]:
+    """A key login of AD account ``user`` to the member through sshd (its key put in its home first)."""
+    lab.ssh(
+        MEMBER,
+        f"install -d -m 700 -o {user} /home/{user} /home/{user}/.ssh && "
+        f"install -m 600 -o {user} /root/.ssh/authorized_keys /home/{user}/.ssh/authorized_keys",
+    )
+    cmd = lab.lab.ssh_command(MEMBER, "id -un")
+    cmd[-2] = cmd[-2].replace("root@", f"{user}@")
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+
+def test_only_the_allowed_ad_groups_log_in_and_sssd_itself_says_so(lab, ad):
+    """The lab allows the AD group of its sudo rule (domain admins): administrator logs in over SSH
+    and through su; alice, a plain domain user, is refused by both, su being PAM's account check
+    in sssd itself (as root, nothing else asks); root still logs in."""
+    lab.hx_deploy("site", "--limit", MEMBER)
+    sssd_conf = lab.ssh(MEMBER, "grep -E '^(access_provider|simple_allow)' /etc/sssd/sssd.conf").stdout.split("\n")
+    assert sssd_conf[:2] == ["access_provider = simple", "simple_allow_groups = domain admins"], sssd_conf
+    allowed = ad_login(lab, "administrator")
+    assert allowed.returncode == 0 and allowed.stdout.strip() == "administrator", allowed.stderr
+    refused = ad_login(lab, "alice")
+    assert refused.returncode != 0 and refused.stdout == "", refused.stdout
+    su_ok = lab.ssh(MEMBER, "su -s /bin/sh administrator -c 'id -un'", check=False)
+    assert su_ok.returncode == 0 and su_ok.stdout.strip() == "administrator", su_ok.stderr
+    su_no = lab.ssh(MEMBER, "su -s /bin/sh alice -c 'id -un'", check=False)
+    assert su_no.returncode != 0 and "alice" not in su_no.stdout, su_no.stdout + su_no.stderr
+    assert "Permission denied" in su_no.stderr, su_no.stderr  # PAM's account phase: pam_sss said no
+    assert lab.ssh(MEMBER, "id -un").stdout.strip() == "root"  # a local admin still logs in
+
+
 def membership_files(lab) -> str:
     """What a join leaves on the member, with checksums (the keytab, sssd.conf), and realm's word."""
     return lab.ssh(

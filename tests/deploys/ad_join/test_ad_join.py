@@ -171,3 +171,29 @@ def test_health_names_unreachable_controllers_as_not_verified(host_tools, kinit)
     assert (r.returncode == 0) == (kinit == "ok")
     said = "domain controller(s) 10.0.0.1, 10.0.0.2 unreachable: membership not verified"
     assert (said in r.stdout) == (kinit == "unreachable"), r.stdout
+
+
+def _sssd(**kw):
+    return {f.path: f for f in desired_config(data(**kw), "hx-web-01")}["/etc/sssd/sssd.conf"].content
+
+
+def test_logins_are_limited_in_sssd_to_the_allowed_groups_and_the_sudo_rules_names():
+    sssd = _sssd(
+        ad_join_allowed_groups=["hx operators", "hx admins"],
+        ad_join_sudo_rules=[{"group": "hx admins", "commands": "ALL"}, {"user": "eve", "commands": "ALL"}],
+    )
+    assert "access_provider = simple" in sssd and "access_provider = ad" not in sssd
+    assert "simple_allow_groups = hx operators, hx admins\n" in sssd  # each once, in order
+    assert "simple_allow_users = eve\n" in sssd
+    fqdn = _sssd(ad_join_use_fqdn=True, ad_join_allowed_groups=["ops"])
+    assert "simple_allow_groups = ops@dev-test.hana-x.ai\n" in fqdn and "simple_allow_users" not in fqdn
+    nobody = _sssd()  # no group and no sudo rule: no AD account logs in
+    assert "access_provider = deny" in nobody and "simple_allow" not in nobody
+
+
+@pytest.mark.parametrize("bad", ["ops, everyone", "ops\nsimple_allow_groups = all", "ops:x"])
+def test_an_allowed_group_that_would_widen_the_list_is_refused(bad):
+    from deploys.ad_join.config import check_data
+
+    problems = check_data(data(ad_join_allowed_groups=[bad]))
+    assert [k for k, _ in problems] == ["ad_join_allowed_groups"], problems

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import server
+from pyinfra.operations import server, systemd
 
 from deploys.common import FLEET
 from deploys.hardening.config import (
@@ -131,11 +131,20 @@ def hardening() -> None:
             items=files["time"],
             validate="chronyd -p -f /etc/chrony/chrony.conf >/dev/null",
         )
+        synced = chrony.did_change if data["hardening_time_sync"] else _never
+        systemd.daemon_reload(name="Reload systemd after a change of chrony's unit drop-in", _if=synced)
+        started = system.service(
+            name="Start and enable chrony.service",
+            service="chrony.service",
+            running=True,
+            enabled=True,
+            _if=lambda: bool(data["hardening_time_sync"]),
+        )
         system.service(
             name="Restart chrony after a change",
             service="chrony.service",
             restarted=True,
-            _if=chrony.did_change if data["hardening_time_sync"] else _never,
+            _if=[synced, lambda: not started.did_change()],
         )
     if step(COMPONENT, host.data, "services"):
         units_disabled(

@@ -71,6 +71,10 @@ DEFAULTS: dict[str, Any] = {
     # beyond 5 minutes of skew). false where the clock is not the host's own (containers).
     "hardening_time_sync": True,
     "hardening_ntp_servers": [],
+    # chronyd sets the host's clock. false where the clock is not the host's to set (containers,
+    # which share the machine's): chronyd then runs with -x, measuring and serving time, and a
+    # domain controller still serves it to the members.
+    "hardening_time_set_clock": True,
     # Services stopped and disabled where they are installed.
     "hardening_disabled_services": [
         "avahi-daemon.service",
@@ -90,6 +94,7 @@ AUDIT_RULES = "/etc/audit/rules.d/hxinfra.rules"
 APT_PERIODIC = "/etc/apt/apt.conf.d/21hxinfra-auto-upgrades"
 APT_UNATTENDED = "/etc/apt/apt.conf.d/52hxinfra-unattended-upgrades"
 CHRONY = "/etc/chrony/chrony.conf"
+CHRONY_DROPIN = "/etc/systemd/system/chrony.service.d/hxinfra.conf"
 ROLLBACK_UNIT = "hxinfra-rollback-hardening"
 SSHD_CHECK = "install -d -m 0755 /run/sshd && sshd -t"
 
@@ -125,6 +130,12 @@ def ntp_servers(data: Mapping[str, Any], host_name: str = "") -> list[str]:
     return [str(m["address"]) for m in members if m.get("name") != host_name]
 
 
+def serves_time(data: Mapping[str, Any], host_name: str) -> bool:
+    """A domain controller serves time to the environment (the members take theirs from it)."""
+    members = (data.get("hx_members") or {}).get("domain_controllers", [])
+    return any(m.get("name") == host_name for m in members)
+
+
 def sshd_dropin(data: Mapping[str, Any], joined: bool) -> str:
     context = template_context(
         data, {"allow_groups": [f'"{g}"' if " " in g else g for g in allow_groups(data, joined)], "gssapi": joined}
@@ -136,16 +147,18 @@ def desired_config(
     data: Mapping[str, Any], joined: bool, web: bool, host_name: str = ""
 ) -> dict[str, list[ConfigItem]]:
     """Each area's files (an area with nothing to manage has an empty list)."""
-    areas = _areas(data, joined, web, tuple(ntp_servers(data, host_name)))
+    areas = _areas(data, joined, web, tuple(ntp_servers(data, host_name)), serves_time(data, host_name))
     return {area: list(items) for area, items in areas}
 
 
 @by_reads  # the host's name matters only through its time servers: one role's hosts share the rest
 def _areas(
-    data: Mapping[str, Any], joined: bool, web: bool, ntp: tuple[str, ...]
+    data: Mapping[str, Any], joined: bool, web: bool, ntp: tuple[str, ...], server: bool = False
 ) -> tuple[tuple[str, tuple[ConfigItem, ...]], ...]:
     t = templates_root()
-    context = template_context(data, {"admin_networks": admin_networks(data), "web": web, "ntp_servers": list(ntp)})
+    context = template_context(
+        data, {"admin_networks": admin_networks(data), "web": web, "ntp_servers": list(ntp), "serve_time": server}
+    )
     out: dict[str, list[ConfigItem]] = {
         "sshd": [ManagedFile(SSHD_DROPIN, sshd_dropin(data, joined))],
         "sysctl": [ManagedFile(SYSCTL, render(t, "hardening/etc/sysctl.d/90-hxinfra.conf.j2", context))],
@@ -169,6 +182,9 @@ def _areas(
         ]
     if data["hardening_time_sync"]:
         out["time"] = [ManagedFile(CHRONY, render(t, "hardening/etc/chrony/chrony.conf.j2", context))]
+        if not data["hardening_time_set_clock"]:
+            dropin = render(t, "hardening/etc/systemd/system/chrony.service.d/hxinfra.conf.j2", {})
+            out["time"].append(ManagedFile(CHRONY_DROPIN, dropin))
     return tuple((area, tuple(items)) for area, items in out.items())
 
 
@@ -280,8 +296,22 @@ def rollback(data: Mapping[str, Any], host_name: str) -> tuple[str, str]:
     return SSHD_CHECK, "systemctl reload ssh.service && sysctl -q --system >/dev/null; true"
 
 
+KERBEROS_SKEW = 300  # seconds of clock difference beyond which Kerberos (and so every AD login) fails
+# chronyc's sources as CSV: mode, state ("*": the selected one), address, stratum, poll, reach,
+# last sample's age, its offset as corrected, as measured, and the error; seconds
+TIME_CHECK = (
+    "chronyc -n -c sources | awk -F, -v max="
+    + str(KERBEROS_SKEW)
+    + ' \'$2 == "*" { found = 1; o = $8 + 0; if (o < 0) o = -o; '
+    'printf "selected %s, offset %s s\\n", $3, $8; if (o > max) bad = 1 } '
+    'END { if (!found) print "no time source selected"; exit (!found || bad) }\''
+)
+
+
 def health(data: Mapping[str, Any], host_name: str) -> list[Any]:
-    """sshd runs with the hardened settings in effect (sshd -T), fail2ban's sshd jail is up."""
+    """sshd runs with the hardened settings in effect (sshd -T), fail2ban's sshd jail is up, and
+    (a host that takes its time from others) a time source is selected and the clock is within
+    Kerberos's limit of it."""
     from hxinfra.health import Check, service_active
 
     root = data["hardening_ssh_permit_root_login"]
@@ -291,6 +321,8 @@ def health(data: Mapping[str, Any], host_name: str) -> list[Any]:
         "&& echo 'sshd: keys only, root as configured'"
     )
     checks = [service_active("ssh.service", "sshd"), Check("sshd runs the hardened settings", effective, "sshd")]
+    if data["hardening_time_sync"] and not serves_time(data, host_name):
+        checks.append(Check(f"the clock is within {KERBEROS_SKEW} s of a time source (chrony)", TIME_CHECK, "chrony"))
     if data["hardening_fail2ban"]:
         checks += [
             service_active("fail2ban.service", "fail2ban"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 import subprocess
 import time
@@ -146,6 +147,27 @@ def test_join_beside_systemd_resolved_keeps_its_stub(lab, ad, tmp_path):
 # a front end that no other test here joins: a first join, as a new member's is
 SPARE = "hx-web-04"
 LOCAL = "hx-local-ops"  # a local account with a key, in a group sshd lets in
+
+
+def test_members_take_their_time_from_the_dc_and_health_measures_it(lab, ad):
+    """chrony on the DC serves time (its clock, not set: the lab's hosts share the machine's), a
+    member selects the DC as its source within a minute, and health reports its offset."""
+    lab.hx_deploy("hardening", "--limit", DC)
+    lab.hx_deploy("site", "--limit", MEMBER)
+    assert lab.host(DC).service("chrony").is_running and lab.host(MEMBER).service("chrony").is_running
+    assert lab.host(DC).socket("udp://0.0.0.0:123").is_listening
+    selected = f"^* {lab.ip(DC)}"
+    started = time.monotonic()
+    while time.monotonic() - started < 60 and selected not in lab.ssh(MEMBER, "chronyc -n sources").stdout:
+        time.sleep(2)
+    assert selected in lab.ssh(MEMBER, "chronyc -n sources").stdout, lab.ssh(MEMBER, "chronyc -n sources").stdout
+    r = lab.hxinfra("health", "--env", "lab", "--limit", MEMBER, "--services", "chrony", "--json", check=False)
+    (entry,) = json.loads(r.stdout)["hosts"]
+    (check,) = [c for c in entry["checks"] if c["service"] == "chrony"]
+    assert r.returncode == 0 and check["ok"], check
+    assert check["output"][-1].startswith(f"selected {lab.ip(DC)}, offset "), check
+    r, report = lab.hx_deploy("hardening", "--limit", f"{DC}:{MEMBER}", "--detailed-exitcode")
+    assert r.returncode == 0, r.stderr[-3000:]  # a second run changes nothing
 
 
 def ad_login(lab, user: str) -> subprocess.CompletedProcess[str]:

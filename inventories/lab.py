@@ -30,8 +30,10 @@ def _build():
     ips = {h.name: h.ip for h in lab.hosts() if h.state == "running"}
     topology = {name: entry["groups"] for name, entry in _topology_hosts(__file__).items()}
     dc = "hx-dc-01"
-    # domain members join only once the lab's DC is provisioned (hxinfra lab up does it)
-    if not (dc in ips and _samba_marker(lab, dc).exists()):
+    # domain members join only once the lab's DC is provisioned (hxinfra lab up does it), and take
+    # their time from it: with no DC there is no time source to take it from (no network beyond)
+    dc_ready = dc in ips and _samba_marker(lab, dc).exists()
+    if not dc_ready:
         topology = {name: [g for g in groups if g != "domain_members"] for name, groups in topology.items()}
 
     spare_web = sorted(f"{ip}/32" for name, ip in ips.items() if name.startswith("hx-web-") and name not in topology)
@@ -69,6 +71,7 @@ def _build():
             "hx_lab_api_address": ips.get("hx-api-01", "127.0.0.1"),
             "hx_lab_controller_address": _gateway(),
             "hx_lab_webui_releases": _releases(lab.dir / "artifacts", "hx-webui"),
+            "hardening_time_sync": dc_ready,
             # the lab tests run extra nginx front ends on hx-web-NN hosts outside the topology: the web UI's
             # ports (on the application servers) open to them too; a lab convenience, never a fleet rule
             "firewall_rules": [

@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 HX := $(VENV)/bin/hxinfra
 APT_PACKAGES := debootstrap debian-archive-keyring systemd-container tinyproxy-bin zstd iproute2 openssh-client curl openssl \
-                nftables chromium
+                nftables chromium gnupg
 ENV ?= production
 DEPLOY ?= site
 PROMOTE_ENVS ?= development staging production

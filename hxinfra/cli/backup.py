@@ -301,6 +301,14 @@ def backup_verify(env_name: str, pattern: str, backup_id: str, as_json: bool, ke
     help="Put this component's config back to its previous deployed version (checked, then live).",
 )
 @click.option("--id", "backup_id", default="", help="The backup to restore from (default: the newest).")
+@click.option(
+    "--key-from",
+    "key_from",
+    default="",
+    metavar="ENV",
+    help="Decrypt with environment ENV's backup key (a drill: its backup restored here). The key goes to "
+    "the host for this restore only, in a private directory removed after; nothing of it is kept here.",
+)
 @YES_OPTION
 @click.option(
     "--extra-vars",
@@ -326,6 +334,7 @@ def restore(
     to_time: str,
     component: str,
     backup_id: str,
+    key_from: str,
     yes: bool,
     extra: tuple[str, ...],
     as_json: bool,
@@ -341,6 +350,7 @@ def restore(
       hxinfra restore --env lab --limit hx-db-01 --to-time '2026-12-01 02:30:00'
       hxinfra restore --env lab --limit web_servers --config nginx
       hxinfra restore --env staging -e target_hosts=hx-db-01 -e recovery_point='2026-12-01 02:30:00' --yes
+      hxinfra restore --env staging --limit hx-db-01 --db hx_webui --id 20261201T020000Z --key-from production
     """
     guide = guide_vars(extra, RESTORE_GUIDE, "restore")
     pattern = pattern or guide.get("limit")
@@ -357,6 +367,8 @@ def restore(
     if path and (not path.startswith("/") or "/../" in f"{path}/"):
         raise click.UsageError(f"--path {path!r}: an absolute path without '..'")
     if component:
+        if key_from:
+            raise click.UsageError("--key-from decrypts a backup: not with --config")
         _restore_config(env_name, pattern, component, as_json, yes)
         return
     if to_time:
@@ -364,8 +376,65 @@ def restore(
     else:
         verb = f"restore-db {shlex.quote(database)}" if database else f"restore-path {shlex.quote(path)}"
         command = f"{program('backup')} {verb} {shlex.quote(backup_id)}"
-    _, results = _session_run(env_name, pattern, command, change="restore (it overwrites what is there)", yes=yes)
+    change = "restore (it overwrites what is there)"
+    if key_from:
+        results = _restore_with_key(env_name, pattern, command, change, yes, key_from, keyring)
+    else:
+        _, results = _session_run(env_name, pattern, command, change=change, yes=yes)
     _finish([{"host": r.host, "ok": r.ok, "detail": " / ".join((r.stdout + r.stderr)[-3:])} for r in results], as_json)
+
+
+def _source_key(source: Any, host: str, keyring: Keyring) -> str:
+    """Environment ``source``'s backup key, as its host of the same name has it (else its first
+    backup client's): read from its inventory and vault on this controller, never from its hosts."""
+    from hxinfra.secrets import register_secret, reveal
+
+    names = [host] if host in source.hosts else []
+    names += [h for h in source.hosts if "backup_clients" in source.host_groups(source.host(h))]
+    for name in names:
+        value = source.host_data(name, with_defaults=True).get("backup_key")
+        key = str(reveal(value, keyring) or "") if value is not None else ""
+        if key:
+            register_secret(key)
+            return key
+    raise HxError(f"environment {source.name} has no backup_key for {host} or any backup client")
+
+
+def _restore_with_key(
+    env_name: str, pattern: str, command: str, change: str, yes: bool, key_from: str, keyring: Keyring
+) -> list[HostResult]:
+    """``command`` (an ``hx-backup`` restore) on each host with environment ``key_from``'s backup
+    key: put in a directory only root can enter (made before the key arrives), named in
+    ``HX_BACKUP_KEY_FILE`` for the one command, and removed with it whatever happens."""
+    import tempfile
+    import uuid
+
+    env = _load(env_name, keyring=keyring)
+    source = _load(key_from, keyring=keyring)
+    confirmed = guard.settle(env, yes, change)
+    hosts = select_hosts(env, [pattern])
+    results: list[HostResult] = []
+    with Session(env, hosts, change=change, confirm=confirmed) as session, tempfile.TemporaryDirectory() as tmp:
+        for host in hosts:
+            local = Path(tmp) / "key"
+            local.touch(mode=0o600)
+            local.write_text(_source_key(source, host, keyring) + "\n", encoding="utf-8")
+            directory = f"/root/.hxinfra-restore-{uuid.uuid4().hex}"  # a name of letters and digits
+            private = shlex.quote(directory)
+            made = session.run_on(host, f"umask 077 && mkdir -m 700 {private}")
+            if made.ok and session.put_one(host, local, f"{directory}/key"):
+                results.append(
+                    session.run_on(
+                        host,
+                        f"trap 'rm -rf {private}' EXIT; chmod 600 {private}/key && "
+                        f"HX_BACKUP_KEY_FILE={private}/key {command}",
+                    )
+                )
+            else:
+                session.run_on(host, f"rm -rf {private}")
+                results.append(HostResult(host, rc=1, stderr=[f"could not give {host} the backup key of {key_from}"]))
+            local.unlink()
+    return results
 
 
 def _check_id(backup_id: str) -> None:

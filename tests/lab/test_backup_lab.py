@@ -59,6 +59,41 @@ def test_backup_drop_restore_gives_back_the_same_rows(lab, tmp_path):
     assert report["hosts"][0]["changed"] == 0, r.stderr[-3000:]
 
 
+def test_a_backup_made_under_one_key_restores_into_a_database_deployed_under_another(lab, tmp_path):
+    """A drill: a backup made under the lab vault's key, the database server then deployed under
+    another key (as a staging host is). The host's own key cannot read the backup; with
+    ``--key-from lab`` the restore decrypts it with the lab's key, which reaches the host for that
+    command only: the host keeps its own key, no copy is left, the key shows nowhere."""
+    psql(lab, "CREATE TABLE IF NOT EXISTS notes (id serial PRIMARY KEY, body text)")
+    psql(lab, "INSERT INTO notes (body) SELECT md5(random()::text) FROM generate_series(1, 100)")
+    before = psql(lab, ROWS)
+    r = backup(lab, "backup", "run", "--no-copy", "--json")
+    made = json.loads(r.stdout)[0]
+    assert r.returncode == 0 and made["ok"], r.stderr
+    other = tmp_path / "other-key.yml"
+    other.write_text("backup_key: drill-key-of-another-environment-0123456789\n")
+    lab.hx_deploy("backup", "--limit", DB, "-e", f"@{other}")
+    try:
+        own_key = lab.ssh(DB, "sha256sum /etc/hx-backup/key").stdout
+        assert "drill-key" in lab.ssh(DB, "cat /etc/hx-backup/key").stdout
+        psql(lab, "DROP DATABASE litellm", db="postgres")
+        r = backup(lab, "restore", "--db", "litellm", "--id", made["id"])  # the host's own key: no
+        assert (
+            r.returncode == 1
+            and psql(lab, "SELECT count(*) FROM pg_database WHERE datname = 'litellm'", db="postgres") == "0"
+        )
+        r = backup(lab, "restore", "--db", "litellm", "--id", made["id"], "--key-from", "lab")
+        assert r.returncode == 0 and f"restored litellm from {made['id']}" in r.stdout, r.stdout + r.stderr
+        assert psql(lab, ROWS) == before
+        assert lab.secret("vault_lab_backup_key") not in r.stdout + r.stderr
+        assert lab.ssh(DB, "sha256sum /etc/hx-backup/key").stdout == own_key  # its own key kept
+        assert lab.ssh(DB, "ls -d /root/.hxinfra-restore-* 2>/dev/null | wc -l").stdout.strip() == "0"
+    finally:
+        lab.hx_deploy("backup", "--limit", DB)  # the lab's key again
+    r, report = lab.hx_deploy("site", "--limit", DB, "--detailed-exitcode")
+    assert report["hosts"][0]["changed"] == 0, r.stderr[-3000:]
+
+
 def test_a_corrupted_backup_is_caught_and_never_restored(lab):
     r = backup(lab, "backup", "run", "--no-copy", "--json")
     backup_id = json.loads(r.stdout)[0]["id"]

@@ -73,6 +73,7 @@ def test_component_needs_a_key_on_every_backed_up_host():
         (["restore", "--config", "nginx"], "say which hosts: --limit PATTERN (or -e target_hosts=PATTERN)"),
         (["restore", "-l", "hx-db-01", "--config", "nginx"], "--config nginx: no host of 'hx-db-01' runs it"),
         (["restore", "-e", "target_hosts=hx-db-01", "-e", "recovery_point=yesterday"], "--to-time 'yesterday'"),
+        (["restore", "-l", "hx-db-01", "--config", "nginx", "--key-from", "production"], "--key-from decrypts a"),
         (["backup", "run", "-e", "backup_services=redis"], "--services: redis unknown here"),
         (
             ["backup", "run", "-e", "recovery_point=x"],
@@ -102,3 +103,42 @@ def test_the_backup_holds_what_the_components_declare():
     paths = next(line for line in program.splitlines() if line.startswith("PATHS="))
     assert paths == "PATHS=(" + " ".join([*dict.fromkeys([*declared, "/srv/extra"])]) + " )"
     assert "DATABASES=(hx_webui )" in program and "PG_PORT=5432" in program
+
+
+def test_one_restore_may_read_another_key_and_the_program_keeps_its_own(tmp_path):
+    """``HX_BACKUP_KEY_FILE`` names another key for one command (``restore --key-from``); without
+    it the program's own key file. A backup encrypted under one key decrypts under it only."""
+    program = tmp_path / "hx-backup"
+    text = files(BASE)["/usr/local/sbin/hx-backup"].content
+    # the program's own functions, run on their own: its key, encrypt and decrypt
+    head = text.split("pick()")[0].replace("set -euo pipefail", "set -uo pipefail")
+    program.write_text(head + 'case "$1" in key) echo "$KEY";; enc) enc "$2";; dec) dec "$2";; esac\n')
+    own = subprocess.run(["bash", str(program), "key"], capture_output=True, text=True).stdout.strip()
+    assert own == "/etc/hx-backup/key"
+    drill = tmp_path / "drill.key"
+    drill.write_text("d" * 32 + "\n")
+    env = {"PATH": "/usr/bin:/bin", "HX_BACKUP_KEY_FILE": str(drill), "GNUPGHOME": str(tmp_path)}
+    said = subprocess.run(["bash", str(program), "key"], capture_output=True, text=True, env=env).stdout.strip()
+    assert said == str(drill)
+    sealed = tmp_path / "x.gpg"
+    try:
+        _round_trip(program, sealed, env, tmp_path)
+    finally:  # the agent gpg started for this test's home
+        subprocess.run(["gpgconf", "--kill", "gpg-agent"], env=env, check=False)
+
+
+def _round_trip(program, sealed, env, tmp_path):
+    subprocess.run(["bash", str(program), "enc", str(sealed)], input="rows", text=True, env=env, check=True)
+    assert (
+        subprocess.run(["bash", str(program), "dec", str(sealed)], capture_output=True, text=True, env=env).stdout
+        == "rows"
+    )
+    other = tmp_path / "other.key"
+    other.write_text("o" * 32 + "\n")
+    wrong = subprocess.run(
+        ["bash", str(program), "dec", str(sealed)],
+        capture_output=True,
+        text=True,
+        env={**env, "HX_BACKUP_KEY_FILE": str(other)},
+    )
+    assert wrong.returncode != 0 and wrong.stdout == ""

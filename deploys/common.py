@@ -23,6 +23,11 @@ FLEET = Component(
         # Where operators and the controller come from (CIDR list): SSH is open to them, fail2ban never
         # bans them. [] = the environment's subnet.
         "hx_admin_networks": [],
+        # The hosts' release, when the environment declares it: "debian 12", "debian 13",
+        # "ubuntu 22.04" or "ubuntu 24.04" ("" = each host's own). Deploys always follow the host's
+        # /etc/os-release; the offline plan renders what depends on the release (the PGDG suite)
+        # from this, and otherwise says it comes from the host's release at deploy time.
+        "hx_os_release": "",
     },
     required={
         # Environment name: production, staging, development, testing or lab.
@@ -47,3 +52,28 @@ def templates_root() -> Path:
     here = Path(__file__).resolve().parent
     packaged = here / "templates"
     return packaged if packaged.is_dir() else here.parent / "templates"
+
+
+# the releases the fleet runs: "<ID> <VERSION_ID>" of /etc/os-release -> its VERSION_CODENAME
+RELEASES = {"debian 12": "bookworm", "debian 13": "trixie", "ubuntu 22.04": "jammy", "ubuntu 24.04": "noble"}
+
+
+def os_release_fields(text: str) -> dict[str, str]:
+    """/etc/os-release's fields (``KEY=value``, quotes removed)."""
+    fields = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            fields[key.strip()] = value.strip().strip('"').strip("'")
+    return fields
+
+
+def declared_codename(data: Mapping[str, Any]) -> str | None:
+    """The codename of the environment's declared release (``hx_os_release``), None when it
+    declares none; an unknown release is an error naming the known ones."""
+    release = " ".join(str(data.get("hx_os_release") or "").lower().split())
+    if not release:
+        return None
+    if release not in RELEASES:
+        raise ValueError(f"hx_os_release {release!r}: one of {', '.join(RELEASES)}")
+    return RELEASES[release]

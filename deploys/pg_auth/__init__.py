@@ -19,16 +19,19 @@ stored verifier and reports zero changes.
 from __future__ import annotations
 
 import shlex
+from typing import Any
 
 from pyinfra import host, logger
 from pyinfra.api import deploy
 from pyinfra.operations import server
 
 from deploys.ca_trust.config import CERT_DIR
+from deploys.common import declared_codename, os_release_fields
 from deploys.pg_auth.config import (
     COMPONENT_TAGS,
     DEFAULTS,
     PGDG_SOURCES,
+    PgAuthError,
     _psql,
     audit,
     backup,
@@ -39,6 +42,7 @@ from deploys.pg_auth.config import (
     keytab_command,
     openings,
     paths,
+    pgdg_suite,
     plan,
     repo_files,
     restart_reasons,
@@ -51,10 +55,13 @@ from deploys.pg_auth.config import (
 from deploys.pg_auth.facts import PgKeytab, PgRunningPort, PgSettings
 from deploys.pg_auth.operations import pg_sql
 from deploys.pg_auth.sql import sql_plan
+from hxinfra import batch
 from hxinfra.components import Component
 from hxinfra.deploytools import component_data, step
 from hxinfra.ops import system
 from hxinfra.ops.configset import config_set
+
+OS_RELEASE = "/etc/os-release"
 
 COMPONENT = Component(
     "pg_auth",
@@ -73,22 +80,40 @@ COMPONENT = Component(
 )
 
 
+def _codename(data: dict[str, Any]) -> str | None:
+    """The host's release codename, from its /etc/os-release (the PGDG suite follows it; a declared
+    ``hx_os_release`` only says what the offline plan shows, and a host that differs is named)."""
+    release = batch.lookup("contents", [OS_RELEASE])[OS_RELEASE] or ""
+    codename = os_release_fields(release).get("VERSION_CODENAME") or None
+    if data["pg_auth_pgdg"] and pgdg_suite(data, codename) is None:
+        raise PgAuthError(f"{host.name}: /etc/os-release names no VERSION_CODENAME: set pg_auth_pgdg_suite")
+    declared = declared_codename(data)
+    if declared and codename and declared != codename:
+        logger.warning(f"{host.print_prefix}hx_os_release says {declared}, the host runs {codename}: {codename} used")
+    return codename
+
+
 @deploy("PostgreSQL authentication", data_defaults=DEFAULTS)
 def pg_auth() -> None:
     """Install PostgreSQL, converge TLS/SCRAM settings and pg_hba.conf, then roles and databases."""
     data = component_data(
-        COMPONENT, host.data, extra_keys=(*CERT_DIR, "hx_members", "hx_domain", "hx_realm"), defaults=CERT_DIR
+        COMPONENT,
+        host.data,
+        extra_keys=(*CERT_DIR, "hx_members", "hx_domain", "hx_realm", "hx_os_release"),
+        defaults=CERT_DIR,
     )
     p = paths(data)
     version = int(data["pg_auth_version"])
+    batch.want("contents", [OS_RELEASE])
     if step(COMPONENT, host.data, "packages"):
+        codename = _codename(data)
         system.packages(
             name="Install postgresql-common and ssl-cert (the PGDG key ships in postgresql-common)",
             packages=["postgresql-common", "ssl-cert"],
             update=True,
             cache_time=24 * 3600,
         )
-        repo = config_set(name=f"Write {PGDG_SOURCES} (removed unless pg_auth_pgdg)", items=repo_files(data))
+        repo = config_set(name=f"Write {PGDG_SOURCES} (removed unless pg_auth_pgdg)", items=repo_files(data, codename))
         system.package_lists(name="Update the apt lists after a repository change", _if=repo.did_change)
         system.packages(
             name="Install the PostgreSQL server and client of pg_auth_version",

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from deploys.ca_trust.config import host_cert_paths
-from deploys.common import templates_root
+from deploys.common import declared_codename, templates_root
 from hxinfra.components import Backup, Opening
 from hxinfra.desired import Absent, ConfigItem, ManagedFile
 from hxinfra.errors import HxError
@@ -36,9 +36,10 @@ DEFAULTS: dict[str, Any] = {
     "pg_auth_version": 15,
     "pg_auth_cluster": "main",
     # Add the PGDG apt repository (its key comes with Debian's postgresql-common package), and
-    # its suite for the hosts' release.
+    # its suite: "" = "<codename>-pgdg" of the host's release, read from the host at deploy time
+    # (Debian 12: bookworm-pgdg, 13: trixie-pgdg; Ubuntu 22.04: jammy-pgdg, 24.04: noble-pgdg).
     "pg_auth_pgdg": False,
-    "pg_auth_pgdg_suite": "bookworm-pgdg",
+    "pg_auth_pgdg_suite": "",
     # Addresses to listen on (listen_addresses; changing it needs a restart, done for you).
     "pg_auth_listen_addresses": ["*"],
     "pg_auth_port": 5432,
@@ -265,11 +266,25 @@ def settings(data: Mapping[str, Any]) -> dict[str, str]:
 PGDG_SOURCES = "/etc/apt/sources.list.d/pgdg.sources"
 
 
-def repo_files(data: Mapping[str, Any]) -> list[ConfigItem]:
-    """The PGDG apt source when asked for, else its removal."""
+# what the offline plan writes for a suite known only when the deploy reads the host's release
+SUITE_AT_DEPLOY = "<codename>-pgdg (from the host's release at deploy time)"
+
+
+def pgdg_suite(data: Mapping[str, Any], codename: str | None) -> str | None:
+    """The PGDG suite: ``pg_auth_pgdg_suite`` when set, else ``<codename>-pgdg`` of the release
+    (None while the release is not known: the offline plan of an environment that declares none)."""
+    if data["pg_auth_pgdg_suite"]:
+        return str(data["pg_auth_pgdg_suite"])
+    return f"{codename}-pgdg" if codename else None
+
+
+def repo_files(data: Mapping[str, Any], codename: str | None = None) -> list[ConfigItem]:
+    """The PGDG apt source when asked for (its suite from ``codename``, the host's release), else
+    its removal."""
     if not data["pg_auth_pgdg"]:
         return [Absent(PGDG_SOURCES)]
-    return [ManagedFile(PGDG_SOURCES, render(templates_root(), f"{TPL}{PGDG_SOURCES}.j2", data))]
+    context = {**data, "suite": pgdg_suite(data, codename) or SUITE_AT_DEPLOY}
+    return [ManagedFile(PGDG_SOURCES, render(templates_root(), f"{TPL}{PGDG_SOURCES}.j2", context))]
 
 
 def desired_config(data: Mapping[str, Any], host_name: str) -> list[ConfigItem]:
@@ -292,6 +307,13 @@ def desired_config(data: Mapping[str, Any], host_name: str) -> list[ConfigItem]:
     ]
 
 
+def _release(data: Mapping[str, Any]) -> None:
+    try:
+        declared_codename(data)
+    except ValueError as e:
+        raise PgAuthError(str(e)) from None
+
+
 def check_data(data: Mapping[str, Any]) -> list[tuple[str, str]]:
     """Every value that reaches a config file, a path or a command has its shape."""
     return collect(
@@ -299,7 +321,10 @@ def check_data(data: Mapping[str, Any]) -> list[tuple[str, str]]:
         {
             "pg_auth_version": lambda d: 9 <= d["pg_auth_version"] <= 99 or _fail("pg_auth_version: 9 to 99"),
             "pg_auth_cluster": lambda d: validate_name(d["pg_auth_cluster"], "pg_auth_cluster", CLUSTER),
-            "pg_auth_pgdg_suite": lambda d: validate_name(d["pg_auth_pgdg_suite"], "pg_auth_pgdg_suite"),
+            "pg_auth_pgdg_suite": lambda d: (
+                d["pg_auth_pgdg_suite"] == "" or validate_name(d["pg_auth_pgdg_suite"], "pg_auth_pgdg_suite")
+            ),
+            "hx_os_release": lambda d: _release(d),
             "pg_auth_port": lambda d: port(d["pg_auth_port"], "pg_auth_port"),
             "pg_auth_listen_addresses": lambda d: [
                 a if a in ("*", "localhost") else host_or_ip(a, "pg_auth_listen_addresses[]")
@@ -422,9 +447,10 @@ def health(data: Mapping[str, Any], host_name: str) -> list[Any]:
 
 
 def plan(data: Mapping[str, Any], host_name: str) -> list[ConfigItem]:
-    """The offline plan: the PGDG source, the drop-in and pg_hba.conf."""
+    """The offline plan: the PGDG source (its suite from the declared release, if any), the drop-in
+    and pg_hba.conf."""
     data = dict(data)
-    return repo_files(data) + desired_config(data, host_name)
+    return repo_files(data, declared_codename(data)) + desired_config(data, host_name)
 
 
 def roles(data: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -133,3 +133,19 @@ def test_hba_change_reloads_listen_change_restarts(lab, pg):
     assert login(lab, OTHER, pg).returncode != 0 and login(lab, APP, pg).returncode == 0
     r, back = lab.hx_deploy("site", "--limit", DB)  # back to the inventory's settings
     assert back["hosts"][0]["status"] == "changed" and "restart needed for listen_addresses" in r.stderr
+
+
+def test_the_pgdg_suite_comes_from_each_hosts_release(lab, pg):
+    """The PGDG source for Debian 12 (hx-db-02) and Debian 13 (hx-db-01), each from its own
+    /etc/os-release at deploy time: a check with pg_auth_pgdg on shows each host's suite in its diff
+    and changes nothing (the lab reaches no PGDG mirror, so the source is only shown)."""
+    release = {h: lab.ssh(h, ". /etc/os-release && echo $VERSION_CODENAME").stdout.strip() for h in (DB, "hx-db-01")}
+    assert release == {DB: "bookworm", "hx-db-01": "trixie"}, release
+    lab.hx_deploy("site", "--limit", "hx-db-01")
+    r, report = lab.hx_deploy("pg_auth", "--limit", f"{DB}:hx-db-01", "-e", "pg_auth_pgdg=true", "--check", "--diff")
+    pending = {h["host"]: h for h in report["hosts"]}
+    for host in release:
+        assert "Write /etc/apt/sources.list.d/pgdg.sources (removed unless pg_auth_pgdg)" in pending[host]["changes"]
+    assert "+Suites: bookworm-pgdg" in r.stderr and "+Suites: trixie-pgdg" in r.stderr, r.stderr[-3000:]
+    for host in release:
+        assert lab.ssh(host, "ls /etc/apt/sources.list.d/pgdg.sources 2>/dev/null | wc -l").stdout.strip() == "0"

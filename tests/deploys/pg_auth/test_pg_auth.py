@@ -181,3 +181,33 @@ def test_kerberos_rules_come_before_the_reject_and_the_keytab_is_postgres_own():
     cmd = keytab_command(d, "db1")
     assert "adcli update --domain=x.test --add-service-principal=postgres/db1.x.test" in cmd
     assert "install -o postgres -g postgres -m 0600" in cmd and "umask 077" in cmd
+
+
+@pytest.mark.parametrize(
+    ("release", "codename"),
+    [("debian 12", "bookworm"), ("debian 13", "trixie"), ("ubuntu 22.04", "jammy"), ("Ubuntu  24.04", "noble")],
+)
+def test_the_pgdg_suite_follows_the_release(release, codename):
+    """Every release the fleet runs: the suite the host's release gives at deploy time, the same the
+    plan renders when the environment declares that release; a pinned suite wins over both."""
+    from deploys.common import declared_codename
+    from deploys.pg_auth.config import plan, repo_files
+
+    on = data(pg_auth_pgdg=True, hx_os_release=release)
+    (deployed,) = repo_files(on, codename)  # what the deploy writes from the host's /etc/os-release
+    assert f"Suites: {codename}-pgdg\n" in deployed.content
+    assert declared_codename(on) == codename
+    planned = {i.path: i for i in plan(on, "hx-db-01")}["/etc/apt/sources.list.d/pgdg.sources"]
+    assert planned.content == deployed.content
+    pinned = repo_files(data(pg_auth_pgdg=True, pg_auth_pgdg_suite="bookworm-pgdg-testing"), codename)[0]
+    assert "Suites: bookworm-pgdg-testing\n" in pinned.content
+
+
+def test_an_undeclared_release_is_the_hosts_at_deploy_time_in_the_plan():
+    from deploys.pg_auth.config import check_data, plan
+
+    planned = {i.path: i for i in plan(data(pg_auth_pgdg=True), "hx-db-01")}["/etc/apt/sources.list.d/pgdg.sources"]
+    assert "Suites: <codename>-pgdg (from the host's release at deploy time)\n" in planned.content
+    assert "bookworm" not in planned.content
+    problems = dict(check_data(data(hx_os_release="debian 11")))
+    assert "one of debian 12, debian 13, ubuntu 22.04, ubuntu 24.04" in problems["hx_os_release"]

@@ -83,7 +83,9 @@ def realm_membership(  # type: ignore[no-untyped-def]
         f"rc=$?; rm -f {q(secret)}; if [ $rc -ne 0 ]; then "
         f"printf 'hxinfra: joining %s as %s failed (rc=%s):\\n' {q(domain)} {q(admin_user)} \"$rc\" >&2; "
         'grep -v -i password "$log" | tail -5 >&2; '
-        f'realm leave {q(domain)} >/dev/null 2>&1; rm -f /etc/krb5.keytab; fi; rm -f "$log"; exit $rc'
+        f"realm leave {q(domain)} >/dev/null 2>&1; rm -f /etc/krb5.keytab; "
+        # joined (again): what sssd cached of an earlier join may name another domain's accounts
+        'else sss_cache -E >/dev/null 2>&1 || true; fi; rm -f "$log"; exit $rc'
     )
     yield StringCommand("sh", "-c", q(join))
 

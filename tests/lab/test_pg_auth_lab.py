@@ -144,8 +144,9 @@ def test_the_pgdg_suite_comes_from_each_hosts_release(lab, pg):
     lab.hx_deploy("site", "--limit", "hx-db-01")
     r, report = lab.hx_deploy("pg_auth", "--limit", f"{DB}:hx-db-01", "-e", "pg_auth_pgdg=true", "--check", "--diff")
     pending = {h["host"]: h for h in report["hosts"]}
+    source = "PostgreSQL authentication | Write /etc/apt/sources.list.d/pgdg.sources (removed unless pg_auth_pgdg)"
     for host in release:
-        assert "Write /etc/apt/sources.list.d/pgdg.sources (removed unless pg_auth_pgdg)" in pending[host]["changes"]
+        assert source in pending[host]["changes"], pending[host]
     assert "+Suites: bookworm-pgdg" in r.stderr and "+Suites: trixie-pgdg" in r.stderr, r.stderr[-3000:]
     for host in release:
         assert lab.ssh(host, "ls /etc/apt/sources.list.d/pgdg.sources 2>/dev/null | wc -l").stdout.strip() == "0"

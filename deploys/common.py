@@ -58,6 +58,9 @@ def templates_root() -> Path:
 RELEASES = {"debian 12": "bookworm", "debian 13": "trixie", "ubuntu 22.04": "jammy", "ubuntu 24.04": "noble"}
 
 
+OS_RELEASE = "/etc/os-release"
+
+
 def os_release_fields(text: str) -> dict[str, str]:
     """/etc/os-release's fields (``KEY=value``, quotes removed)."""
     fields = {}

@@ -173,20 +173,18 @@ def _of_its_groups(env: Environment, deploy: str, selected: list[str], limited: 
     contract = next((c for c in env.components if c.name == deploy), None)
     if contract is None:
         return selected
-    kept = [h for h in selected if contract.applies_to(env.host_groups(env.host(h)))]
-    outside = [h for h in selected if h not in kept]
-    if outside:
-        groups = ", ".join(contract.groups)
+    inside = {h for h in selected if contract.applies_to(env.host_groups(env.host(h)))}
+    outside = ", ".join(h for h in selected if h not in inside)
+    groups = ", ".join(contract.groups)
+    if outside and limited:
         log.write(
-            f"{deploy} applies to the hosts of {groups}; --limit names hosts outside them, which run it: "
-            f"{', '.join(outside)}\n"
-            if limited
-            else f"{deploy} applies to the hosts of {groups}: left out {', '.join(outside)}"
-            + ("" if kept else " (no host is in them)")
-            + "\n"
+            f"{deploy} applies to the hosts of {groups}; --limit names hosts outside them, which run it: {outside}\n"
         )
-        log.flush()
-    return selected if limited else kept
+    elif outside:
+        none = "" if inside else " (no host is in them)"
+        log.write(f"{deploy} applies to the hosts of {groups}: left out {outside}{none}\n")
+    log.flush()
+    return selected if limited else [h for h in selected if h in inside]
 
 
 def known_tags(env: Environment) -> set[str]:

@@ -38,7 +38,7 @@ from deploys.ad_join.config import (
     sssd_conf_mode,
 )
 from deploys.ad_join.operations import dns_registration, realm_membership
-from deploys.common import FLEET
+from deploys.common import FLEET, OS_RELEASE
 from hxinfra import batch
 from hxinfra.components import Component
 from hxinfra.deploytools import component_data, step
@@ -65,7 +65,7 @@ COMPONENT = Component(
 )
 
 
-OS_RELEASE, NSSWITCH, PAM_SESSION = "/etc/os-release", "/etc/nsswitch.conf", "/etc/pam.d/common-session"
+NSSWITCH, PAM_SESSION = "/etc/nsswitch.conf", "/etc/pam.d/common-session"
 RESOLVED = "systemd-resolved.service"
 
 

@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from deploys.common import templates_root
+from deploys.common import os_release_fields, templates_root
 from hxinfra.components import Backup
 from hxinfra.desired import ConfigItem, ManagedFile
 from hxinfra.errors import HxError
@@ -254,11 +254,7 @@ def check_data(data: Mapping[str, Any]) -> list[tuple[str, str]]:
 def os_release(text: str) -> tuple[str, int | None]:
     """The distribution (``ID``, lower case) and major release (``VERSION_ID``'s first number) from
     /etc/os-release; ("debian", None) for a file that says neither (testing, unstable)."""
-    fields = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            fields[key.strip()] = value.strip().strip('"').strip("'")
+    fields = os_release_fields(text)
     major = fields.get("VERSION_ID", "").split(".")[0]
     return (fields.get("ID") or "debian").lower(), int(major) if major.isdigit() else None
 
@@ -282,8 +278,7 @@ def desired_config(
             "realm": realm(data),
             "computer_name": computer_name(data, host_name),
             "fqdn": f"{host_name}.{domain(data)}",
-            "allowed_groups": allowed(data)[0],
-            "allowed_users": allowed(data)[1],
+            **dict(zip(("allowed_groups", "allowed_users"), allowed(data), strict=True)),
         },
     )
     tpl = "ad_join/etc"

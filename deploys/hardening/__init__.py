@@ -132,7 +132,9 @@ def hardening() -> None:
             validate="chronyd -p -f /etc/chrony/chrony.conf >/dev/null",
         )
         synced = chrony.did_change if data["hardening_time_sync"] else _never
-        systemd.daemon_reload(name="Reload systemd after a change of chrony's unit drop-in", _if=synced)
+        systemd.daemon_reload(
+            name="Reload systemd after a change of chrony's files (its unit drop-in among them)", _if=synced
+        )
         started = system.service(
             name="Start and enable chrony.service",
             service="chrony.service",

@@ -26,7 +26,7 @@ from pyinfra.api import deploy
 from pyinfra.operations import server
 
 from deploys.ca_trust.config import CERT_DIR
-from deploys.common import declared_codename, os_release_fields
+from deploys.common import OS_RELEASE, declared_codename, os_release_fields
 from deploys.pg_auth.config import (
     COMPONENT_TAGS,
     DEFAULTS,
@@ -60,8 +60,6 @@ from hxinfra.components import Component
 from hxinfra.deploytools import component_data, step
 from hxinfra.ops import system
 from hxinfra.ops.configset import config_set
-
-OS_RELEASE = "/etc/os-release"
 
 COMPONENT = Component(
     "pg_auth",

@@ -7,6 +7,7 @@ and never the registry: the import graph has no loop.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,8 @@ FLEET = Component(
         "hx_admin_networks": [],
         # The hosts' release, when the environment declares it: "debian 12", "debian 13",
         # "ubuntu 22.04" or "ubuntu 24.04" ("" = each host's own). Deploys always follow the host's
-        # /etc/os-release; the offline plan renders what depends on the release (the PGDG suite)
-        # from this, and otherwise says it comes from the host's release at deploy time.
+        # /etc/os-release; the offline plan renders what depends on the release (the PGDG suite,
+        # sssd.conf's mode) from this, and otherwise says it comes from the host's release at deploy time.
         "hx_os_release": "",
     },
     required={
@@ -71,12 +72,40 @@ def os_release_fields(text: str) -> dict[str, str]:
     return fields
 
 
-def declared_codename(data: Mapping[str, Any]) -> str | None:
-    """The codename of the environment's declared release (``hx_os_release``), None when it
-    declares none; an unknown release is an error naming the known ones."""
+def host_release(text: str) -> tuple[str, str]:
+    """The distribution (``ID``, lower case; "debian" when the file says none) and its
+    ``VERSION_ID`` ("" for testing and unstable) from /etc/os-release's text."""
+    fields = os_release_fields(text)
+    return (fields.get("ID") or "debian").lower(), fields.get("VERSION_ID", "")
+
+
+def declared_release(data: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The environment's declared release (``hx_os_release``) as (``ID``, ``VERSION_ID``), None
+    when it declares none; an unknown release is an error naming the known ones."""
     release = " ".join(str(data.get("hx_os_release") or "").lower().split())
     if not release:
         return None
     if release not in RELEASES:
         raise ValueError(f"hx_os_release {release!r}: one of {', '.join(RELEASES)}")
-    return RELEASES[release]
+    distro, _, version = release.partition(" ")
+    return distro, version
+
+
+def declared_codename(data: Mapping[str, Any]) -> str | None:
+    """The codename of the environment's declared release (``hx_os_release``), None when it
+    declares none."""
+    release = declared_release(data)
+    return RELEASES[" ".join(release)] if release else None
+
+
+# a key of a per-release table: a distribution ("ubuntu") or one of its releases ("ubuntu 24.04")
+RELEASE_KEY = re.compile(r"[a-z][a-z0-9-]*( [0-9][0-9.]*)?")
+
+
+def for_release(table: Mapping[str, Any], distro: str, version: str) -> Any:
+    """The entry of a per-release table (packages by release) for a host: its release's own
+    (``"ubuntu 24.04"``) over its distribution's (``"ubuntu"``); None when the table has neither."""
+    for key in (f"{distro} {version}", distro):
+        if key in table:
+            return table[key]
+    return None

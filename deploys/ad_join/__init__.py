@@ -24,21 +24,20 @@ from deploys.ad_join.config import (
     DEBIAN_NSSWITCH,
     DEFAULTS,
     RESPONDERS,
-    AdJoinError,
     backup,
     check_data,
     computer_name,
     desired_config,
     domain,
     health,
-    os_release,
+    packages,
     plan,
     realm,
     resolver_files,
     sssd_conf_mode,
 )
-from deploys.ad_join.operations import dns_registration, realm_membership
-from deploys.common import FLEET, OS_RELEASE
+from deploys.ad_join.operations import dns_registration, realm_membership, sssd_online
+from deploys.common import FLEET, OS_RELEASE, host_release
 from hxinfra import batch
 from hxinfra.components import Component
 from hxinfra.deploytools import component_data, step
@@ -76,16 +75,13 @@ def ad_join() -> None:
     dom = domain(data)
     # the host's files this deploy reads: one round trip for all three
     batch.want("contents", [OS_RELEASE, NSSWITCH, PAM_SESSION])
-    distro, major = os_release(batch.lookup("contents", [OS_RELEASE])[OS_RELEASE] or "")
+    distro, version = host_release(batch.lookup("contents", [OS_RELEASE])[OS_RELEASE] or "")
     sockets = [f"sssd-{r}.socket" for r in RESPONDERS]
     batch.want("units", [*sockets, RESOLVED])
     if step(COMPONENT, host.data, "packages"):
-        packages = data["ad_join_packages"].get(distro)
-        if packages is None:
-            raise AdJoinError(f"ad_join_packages has no entry for distribution {distro!r}")
         system.packages(
-            name="Install the AD client packages of the host's distribution",
-            packages=packages,
+            name="Install the AD client packages of the host's release",
+            packages=packages(data, distro, version),
             update=True,
             cache_time=24 * 3600,
         )
@@ -116,7 +112,7 @@ def ad_join() -> None:
     config = None
     if step(COMPONENT, host.data, "config", "security"):
         current = (batch.lookup("contents", [NSSWITCH])[NSSWITCH] or DEBIAN_NSSWITCH).splitlines()
-        mode = sssd_conf_mode(distro, major)
+        mode = sssd_conf_mode(distro, version)
         config = config_set(
             name="Write /etc/krb5.conf, /etc/sssd/sssd.conf, /etc/realmd.conf, /etc/nsswitch.conf (and sudoers)",
             items=desired_config(data, host.name, "\n".join(current), mode) if data["ad_join_present"] else [],
@@ -147,11 +143,16 @@ def ad_join() -> None:
         )
         system.service(name="Start and enable sssd.service", service="sssd.service", running=True, enabled=True)
         changed = [op.did_change for op in (config, joined) if op is not None]
-        system.service(
+        restart = system.service(
             name="Restart sssd.service after a join or a config change (never otherwise; caches kept)",
             service="sssd.service",
             restarted=True,
             _if=lambda: any(c() for c in changed),
+        )
+        sssd_online(
+            name="Bring sssd back online when it says offline and the domain's KDC answers",
+            domain=dom,
+            _if=lambda: not restart.did_change(),
         )
     if step(COMPONENT, host.data, "join", "dns") and data["ad_join_present"]:
         servers = [str(s) for s in data["ad_join_dns_servers"]]

@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from deploys.common import os_release_fields, templates_root
+from deploys.common import RELEASE_KEY, declared_release, for_release, templates_root
 from hxinfra.components import Backup
 from hxinfra.desired import ConfigItem, ManagedFile
 from hxinfra.errors import HxError
@@ -84,7 +84,8 @@ DEFAULTS: dict[str, Any] = {
     # Point the resolver at these DNS servers (the DCs); [] leaves DNS alone. With
     # systemd-resolved a drop-in is used, else /etc/resolv.conf.
     "ad_join_dns_servers": [],
-    # Packages by distribution (/etc/os-release's ID, lower case).
+    # Packages by distribution (/etc/os-release's ID, lower case: "ubuntu") or by one release of it
+    # ("<ID> <VERSION_ID>": "ubuntu 24.04"); a host's release entry wins over its distribution's.
     "ad_join_packages": {"debian": list(_AD_CLIENT_PACKAGES), "ubuntu": list(_AD_CLIENT_PACKAGES)},
     # A domain account that `hxinfra health` looks up on every member (getent): "" = none.
     "ad_join_health_user": "",
@@ -244,27 +245,40 @@ def check_data(data: Mapping[str, Any]) -> list[tuple[str, str]]:
             "ad_join_sudo_rules": sudoers,
             "ad_join_allowed_groups": allowed,
             "ad_join_computer_name": lambda d: computer_name(d, "x"),
-            "ad_join_packages": lambda d: [
-                validate_name(p, "ad_join_packages", PACKAGE) for pkgs in d["ad_join_packages"].values() for p in pkgs
-            ],
+            "ad_join_packages": _package_table,
         },
     )
 
 
-def os_release(text: str) -> tuple[str, int | None]:
-    """The distribution (``ID``, lower case) and major release (``VERSION_ID``'s first number) from
-    /etc/os-release; ("debian", None) for a file that says neither (testing, unstable)."""
-    fields = os_release_fields(text)
-    major = fields.get("VERSION_ID", "").split(".")[0]
-    return (fields.get("ID") or "debian").lower(), int(major) if major.isdigit() else None
+def _package_table(data: Mapping[str, Any]) -> list[str]:
+    table = data["ad_join_packages"]
+    if not isinstance(table, Mapping):
+        raise HxError("ad_join_packages: a mapping of distribution or release to package names")
+    for key, names in table.items():
+        if not isinstance(key, str) or not RELEASE_KEY.fullmatch(key):
+            raise HxError(f"ad_join_packages: {key!r} is not a distribution (debian) or a release (ubuntu 24.04)")
+        if not isinstance(names, list):
+            raise HxError(f"ad_join_packages[{key}]: a list of package names")
+    return [validate_name(p, "ad_join_packages", PACKAGE) for names in table.values() for p in names]
 
 
-def sssd_conf_mode(distribution: str, major: Any) -> str:
+def packages(data: Mapping[str, Any], distro: str, version: str) -> list[str]:
+    """The AD client packages for a host of this release (``ad_join_packages``: the release's own
+    entry over its distribution's), or an error naming what the table holds."""
+    found = for_release(data["ad_join_packages"], distro, version)
+    if found is None:
+        keys = ", ".join(sorted(data["ad_join_packages"])) or "nothing"
+        raise AdJoinError(f"ad_join_packages has no entry for {distro} {version or '(no version)'} (it has {keys})")
+    return [str(p) for p in found]
+
+
+def sssd_conf_mode(distribution: str, version: str) -> str:
     """The mode the host's own SSSD wants for sssd.conf: 0600 up to SSSD 2.9 (it refuses anything
     else); SSSD 2.10 (Debian 13, Ubuntu 25.04) makes it group-readable at every start (its unit
     runs ``chmod -R g+r /etc/sssd``), so 0640 (group root) is its steady state there."""
     newer = {"debian": 13, "ubuntu": 25}.get(distribution.lower())
-    return "0640" if newer is not None and isinstance(major, int) and major >= newer else "0600"
+    major = version.split(".")[0]
+    return "0640" if newer is not None and major.isdigit() and int(major) >= newer else "0600"
 
 
 def desired_config(
@@ -330,7 +344,7 @@ def health(data: Mapping[str, Any], host_name: str) -> list[Any]:
 
     if not data["ad_join_present"]:
         return []
-    from deploys.ad_join.facts import membership_script, unverified
+    from deploys.ad_join.facts import membership_script, sssd_status, unverified
 
     dom = domain(data)
     silent = unverified(dom, [str(s) for s in data["ad_join_dns_servers"]], "")
@@ -343,6 +357,14 @@ def health(data: Mapping[str, Any], host_name: str) -> list[Any]:
             f"printf '%s\\n' \"$out\" | grep -qix {q('realm=' + dom)} && printf '%s\\n' \"$out\" | grep -qx kdc=ok",
             "sssd",
         ),
+        # offline, sssd answers from its cache and logs in no one it has not seen: a DC back up
+        # is retried within offline_timeout_max (plus its random offset), a run brings it back at once
+        Check(
+            f"sssd online for {dom}",
+            f"said=$({sssd_status(dom)}); printf 'sssd says %s for %s\\n' \"${{said:-nothing}}\" {q(dom)}; "
+            '[ "$said" = Online ]',
+            "sssd",
+        ),
     ]
     user = str(data["ad_join_health_user"] or "")
     if user:
@@ -352,9 +374,12 @@ def health(data: Mapping[str, Any], host_name: str) -> list[Any]:
 
 
 def plan(data: Mapping[str, Any], host_name: str) -> list[ConfigItem]:
-    """The offline plan (nsswitch.conf from Debian's default; the resolver as /etc/resolv.conf)."""
+    """The offline plan (nsswitch.conf from Debian's default; the resolver as /etc/resolv.conf;
+    sssd.conf's mode from the declared release, else SSSD's strict 0600)."""
     data = dict(data)
-    return resolver_files(data, resolved=False) + desired_config(data, host_name)
+    release = declared_release(data)
+    mode = sssd_conf_mode(*release) if release else "0600"
+    return resolver_files(data, resolved=False) + desired_config(data, host_name, sssd_mode=mode)
 
 
 def backup(data: Mapping[str, Any], host_name: str) -> Backup:

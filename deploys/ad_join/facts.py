@@ -21,7 +21,8 @@ def membership_script(domain: str) -> str:
     """What the host and its domain's KDC say of its membership, one ``key=value`` a line:
     ``realm`` (the domain when ``realm list`` lists it), ``key`` (the machine principal in
     ``/etc/krb5.keytab``), ``kdc`` (``ok``: the KDC accepts that key; ``refused``: it says no;
-    ``unreachable``: no answer) and ``why`` (kinit's own line when it is not ``ok``).
+    ``unreachable``: no answer), ``why`` (kinit's own line when it is not ``ok``) and ``sssd``
+    (sssd's own word on the domain: ``Online``, ``Offline``, or nothing when sssd does not run).
 
     The KDC is asked with ``kinit -k`` into a memory credential cache (nothing written): it accepts
     the key only while the computer account exists and its password is the keytab's, what
@@ -32,6 +33,7 @@ def membership_script(domain: str) -> str:
     refused = "|".join(f"*{q(w)}*" for w in REFUSED)
     return (
         f"printf 'realm=%s\\n' \"$(realm list --name-only 2>/dev/null | grep -ix {q(domain)} || true)\"; "
+        f"printf 'sssd=%s\\n' \"$({sssd_status(domain)})\"; "
         f"p=$(klist -k /etc/krb5.keytab 2>/dev/null | awk -v r={realm} "
         "'index($2, \"$\" r) && substr($2, length($2) - length(r) + 1) == r {print $2; exit}'); "
         'printf "key=%s\\n" "$p"; '
@@ -40,6 +42,11 @@ def membership_script(domain: str) -> str:
         f'else case "$err" in ({refused}) echo kdc=refused;; (*) echo kdc=unreachable;; esac; '
         'printf "why=%s\\n" "$(printf "%s\\n" "$err" | head -n 1)"; fi; fi'
     )
+
+
+def sssd_status(domain: str) -> str:
+    """The command that prints sssd's word on ``domain``: ``Online``, ``Offline`` or nothing."""
+    return f"sssctl domain-status -o {shlex.quote(domain)} 2>/dev/null | sed -n 's/^Online status: //p'"
 
 
 def unverified(domain: str, controllers: list[str], why: str) -> str:
@@ -67,6 +74,7 @@ class DomainMembership(FactBase[dict[str, Any]]):
             "valid": kv.get("kdc") == "ok",
             "unverified": kv.get("kdc") == "unreachable",
             "why": kv.get("why", "").strip(),
+            "sssd": kv.get("sssd", "").strip(),
         }
 
 

@@ -10,7 +10,8 @@ import uuid
 from pyinfra import host, logger, state
 from pyinfra.api import QuoteString, StringCommand, operation
 
-from deploys.ad_join.facts import DnsRecord, DomainMembership, unverified
+from deploys.ad_join.facts import DnsRecord, DomainMembership, sssd_status, unverified
+from hxinfra import batch
 from hxinfra.desired import ManagedFile
 from hxinfra.ops.configset import upload_commands
 from hxinfra.ops.refusal import refuse
@@ -40,7 +41,7 @@ def realm_membership(  # type: ignore[no-untyped-def]
     + ou: organisational unit for the account
     + controllers: the domain controllers to name when none answers (the resolvers, ad_join_dns_servers)
     """
-    member = host.get_fact(DomainMembership, domain=domain)
+    member = batch.fact(DomainMembership, domain=domain)  # read once: sssd_online asks it too
     q = shlex.quote
     if present and member.get("valid"):
         host.noop(f"already a member of {domain} (its KDC accepts the machine key)")
@@ -88,6 +89,40 @@ def realm_membership(  # type: ignore[no-untyped-def]
         'else sss_cache -E >/dev/null 2>&1 || true; fi; rm -f "$log"; exit $rc'
     )
     yield StringCommand("sh", "-c", q(join))
+
+
+@operation()
+def sssd_online(domain: str, timeout: int = 30):  # type: ignore[no-untyped-def]
+    """
+    Bring sssd back online for the domain when sssd says it is offline and the domain's KDC answers.
+
+    sssd retries an offline domain on its own timer (``offline_timeout``, at most
+    ``offline_timeout_max`` plus a random offset): a run that has just seen the KDC accept the
+    machine key need not wait for it. SIGUSR2 to sssd's main process is sssd's own "go online now"
+    (sssd(8)); the operation then waits until sssd says Online and fails, naming the domain, when it
+    does not (the DC answers Kerberos but not what sssd needs: LDAP, its certificate).
+    No-op when sssd is online, does not run, or no KDC answers (nothing to come back to).
+
+    + domain: the AD DNS domain
+    + timeout: seconds to wait for sssd to say Online
+    """
+    member = batch.fact(DomainMembership, domain=domain)
+    said = str(member.get("sssd") or "")
+    if said != "Offline":
+        host.noop(f"sssd is {said.lower() or 'not running'} for {domain}")
+        return
+    if not member.get("valid"):
+        host.noop(f"sssd is offline for {domain} and its KDC does not accept the machine key: left as it is")
+        return
+    q = shlex.quote
+    script = (
+        "systemctl kill --kill-whom=main --signal=SIGUSR2 sssd.service || exit 1; "
+        f"i=0; while [ $i -lt {int(timeout)} ]; do "
+        f'[ "$({sssd_status(domain)})" = Online ] && exit 0; sleep 1; i=$((i+1)); done; '
+        f"printf 'hxinfra: sssd still offline for %s %ss after SIGUSR2 (its KDC answers: see sssctl "
+        f"domain-status and sssd_%s.log)\\n' {q(domain)} {int(timeout)} {q(domain)} >&2; exit 1"
+    )
+    yield StringCommand("sh", "-c", q(script))
 
 
 @operation()

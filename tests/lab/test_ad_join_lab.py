@@ -256,6 +256,32 @@ def test_a_member_whose_dc_is_down_is_never_joined_again_and_says_so(lab, ad):
     assert membership_files(lab) == before
 
 
+def sssd_says(lab) -> str:
+    return lab.ssh(MEMBER, f"sssctl domain-status -o {DOMAIN}", check=False).stdout
+
+
+def test_a_run_brings_an_offline_sssd_back_online_and_health_says_offline_until_then(lab, ad):
+    """sssd put offline (SIGUSR1: offline for offline_timeout) with its DC up: health says sssd is
+    offline, a run brings it back online at once and says so, and the next run changes nothing."""
+    lab.hx_deploy("site", "--limit", MEMBER)  # a working member
+    lab.ssh(MEMBER, "systemctl kill --kill-whom=main --signal=SIGUSR1 sssd.service")
+    for _ in range(20):
+        if "Online status: Offline" in sssd_says(lab):
+            break
+        time.sleep(0.2)
+    assert "Online status: Offline" in sssd_says(lab)
+    health = lab.hxinfra("health", "--env", "lab", "--limit", MEMBER, "--services", "sssd", check=False)
+    assert health.returncode == 1 and f"sssd says Offline for {DOMAIN}" in health.stdout, health.stdout[-2000:]
+    started = time.monotonic()
+    r, report = lab.hx_deploy("ad_join", "--limit", MEMBER)
+    (entry,) = report["hosts"]
+    assert entry["changed"] == 1 and "Online status: Online" in sssd_says(lab), (entry, r.stderr[-3000:])
+    assert time.monotonic() - started < 10  # not sssd's own retry timer
+    assert lab.ssh(MEMBER, "getent passwd administrator").stdout.startswith("administrator:")
+    r, again = lab.hx_deploy("ad_join", "--limit", MEMBER, "--detailed-exitcode")
+    assert r.returncode == 0 and again["hosts"][0]["changed"] == 0, r.stderr[-3000:]
+
+
 def test_a_member_the_dc_no_longer_knows_is_joined_again(lab, ad):
     """The member's computer account password reset on the DC (as a domain admin does to a
     machine it no longer trusts): the KDC refuses the machine key the member holds, so the next run

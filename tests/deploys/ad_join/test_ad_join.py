@@ -97,10 +97,47 @@ def test_resolver_drop_in_under_systemd_resolved_else_resolv_conf():
 def test_sssd_conf_mode_is_the_one_the_hosts_sssd_keeps():
     from deploys.ad_join.config import sssd_conf_mode
 
-    assert sssd_conf_mode("Debian", 12) == "0600"  # SSSD 2.8 refuses anything else
-    assert sssd_conf_mode("Debian", 13) == "0640"  # SSSD 2.10's unit makes it group-readable at each start
-    assert sssd_conf_mode("Ubuntu", 24) == "0600" and sssd_conf_mode("Ubuntu", 25) == "0640"
-    assert sssd_conf_mode("Debian", None) == "0600"
+    assert sssd_conf_mode("Debian", "12") == "0600"  # SSSD 2.8 refuses anything else
+    assert sssd_conf_mode("Debian", "13") == "0640"  # SSSD 2.10's unit makes it group-readable at each start
+    assert sssd_conf_mode("Ubuntu", "24.04") == "0600" and sssd_conf_mode("Ubuntu", "25.04") == "0640"
+    assert sssd_conf_mode("Debian", "") == "0600"  # testing/unstable: no VERSION_ID
+
+
+OS_RELEASES = {  # /etc/os-release as each release ships it (the fields the deploys read)
+    "debian 12": 'PRETTY_NAME="Debian GNU/Linux 12"\nID=debian\nVERSION_ID="12"\nVERSION_CODENAME=bookworm\n',
+    "debian 13": 'PRETTY_NAME="Debian GNU/Linux 13"\nID=debian\nVERSION_ID="13"\nVERSION_CODENAME=trixie\n',
+    "ubuntu 22.04": 'NAME="Ubuntu"\nVERSION_ID="22.04"\nVERSION_CODENAME=jammy\nID=ubuntu\nID_LIKE=debian\n',
+    "ubuntu 24.04": 'NAME="Ubuntu"\nVERSION_ID="24.04"\nVERSION_CODENAME=noble\nID=ubuntu\nID_LIKE=debian\n',
+}
+
+
+@pytest.mark.parametrize("release", sorted(OS_RELEASES))
+def test_packages_and_sssd_conf_follow_each_release_and_its_own_entry_wins(release):
+    from deploys.ad_join.config import DEFAULTS, packages, plan
+    from deploys.common import RELEASES, host_release
+
+    assert set(OS_RELEASES) == set(RELEASES)  # every release the fleet runs is covered here
+    distro, version = host_release(OS_RELEASES[release])
+    assert f"{distro} {version}" == release
+    assert packages(DEFAULTS, distro, version) == DEFAULTS["ad_join_packages"][distro]
+    table = {**DEFAULTS["ad_join_packages"], release: ["sssd", "realmd"]}  # one release's own list
+    assert packages({"ad_join_packages": table}, distro, version) == ["sssd", "realmd"]
+    others = [r for r in OS_RELEASES if r != release]
+    for other in others:
+        assert packages({"ad_join_packages": table}, *host_release(OS_RELEASES[other])) != ["sssd", "realmd"]
+    mode = {"debian 13": "0640"}.get(release, "0600")
+    declared = {f.path: f for f in plan(data(hx_os_release=release), "hx-web-01")}["/etc/sssd/sssd.conf"]
+    assert declared.mode == mode  # the plan renders the declared release's own sssd.conf mode
+
+
+def test_a_host_release_without_packages_is_named_with_what_the_table_has():
+    from deploys.ad_join.config import AdJoinError, check_data, packages
+
+    with pytest.raises(AdJoinError, match=r"no entry for fedora 41 \(it has debian, ubuntu 24.04\)"):
+        packages({"ad_join_packages": {"debian": ["sssd"], "ubuntu 24.04": ["sssd"]}}, "fedora", "41")
+    for bad in ({"ubuntu\n24.04": ["sssd"]}, {"Ubuntu": ["sssd"]}, {"debian": "sssd"}, ["sssd"]):
+        problems = check_data(data(ad_join_packages=bad))
+        assert [k for k, _ in problems] == ["ad_join_packages"], (bad, problems)
 
 
 # what kinit says, as MIT Kerberos words it, for each answer of the domain's KDC
@@ -117,12 +154,17 @@ KINIT = {
 
 @pytest.fixture
 def host_tools(tmp_path, monkeypatch):
-    """realm, klist and kinit as a joined member's, answering as ``answer`` says (a PATH of fakes)."""
+    """realm, klist, kinit and sssctl as a joined member's, answering as ``answer`` says (a PATH of fakes);
+    ``sssd`` "" is an sssd that does not run (sssctl fails, as it does then)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
 
-    def answer(kinit: str, keytab: bool = True) -> None:
+    def answer(kinit: str, keytab: bool = True, sssd: str = "Online") -> None:
+        sssctl = f"printf 'Online status: %s\\n\\nActive servers:\\nAD Global Catalog: dc\\n' {sssd}"
         scripts = {
+            "sssctl": f'[ "$1 $2 $3" = "domain-status -o lab.hxinfra.test" ] || exit 2; {sssctl}'
+            if sssd
+            else "echo 'Unable to connect to system bus!' >&2; exit 1",
             "realm": "echo lab.hxinfra.test",
             "klist": "printf 'Keytab name: FILE:/etc/krb5.keytab\\nKVNO Principal\\n---- ----\\n"
             + ("   2 HX-APP-01$@LAB.HXINFRA.TEST\\n   2 host/HX-APP-01@LAB.HXINFRA.TEST\\n" if keytab else "")
@@ -158,6 +200,28 @@ def test_membership_is_the_kdcs_word_and_silence_is_no_answer(host_tools, kinit,
     state = fact.process(out.stdout.splitlines())
     assert (state["listed"], state["valid"], state["unverified"]) == (True, valid, unverified)
     assert state["why"] == ("" if valid or not keytab else KINIT[kinit])
+
+
+@pytest.mark.parametrize("sssd", ["Online", "Offline", ""])
+def test_membership_carries_sssds_own_word_on_the_domain(host_tools, sssd):
+    from deploys.ad_join.facts import DomainMembership
+
+    host_tools("ok", sssd=sssd)
+    fact = DomainMembership()
+    out = subprocess.run(["sh", "-c", fact.command("lab.hxinfra.test")], capture_output=True, text=True, check=True)
+    assert fact.process(out.stdout.splitlines())["sssd"] == sssd
+
+
+@pytest.mark.parametrize("sssd", ["Online", "Offline"])
+def test_health_fails_while_sssd_is_offline(host_tools, sssd):
+    from deploys.ad_join.config import DEFAULTS, health
+
+    host_tools("ok", sssd=sssd)
+    data = {**DEFAULTS, "ad_join_domain": "lab.hxinfra.test"}
+    (check,) = [c for c in health(data, "hx-app-01") if c.name.startswith("sssd online")]
+    r = subprocess.run(["sh", "-c", check.command], capture_output=True, text=True)
+    assert (r.returncode == 0) == (sssd == "Online"), r.stdout + r.stderr
+    assert f"sssd says {sssd}" in r.stdout
 
 
 @pytest.mark.parametrize("kinit", ["ok", "refused", "unreachable"])

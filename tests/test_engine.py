@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import ROOT
@@ -225,6 +226,51 @@ def test_cached_global_arguments_are_pyinfras_and_put_back():
         op_module.get_operation_order_from_stack,
     ) == before
     assert operation is not op_module  # pyinfra.api.operation is the decorator; the module is imported by name
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{}, {"_sudo": False, "name": "x"}, {"_ignore_errors": True, "_timeout": 5}, {"_su_user": "pg"}]
+)
+def test_global_arguments_are_pyinfras_own_answer_through_the_held_keys(kwargs):
+    """``pop_global_arguments`` during a run: pyinfra's own function, given the host's data through
+    _HeldKeys, answers as pyinfra does with global arguments in every data layer (host, group,
+    override, a deploy's defaults) and in the call, and pops the same keys from the call's kwargs."""
+    import importlib
+
+    from pyinfra.api import Config, Inventory, State
+
+    from hxinfra.engine import _faster_pyinfra
+
+    arguments = importlib.import_module("pyinfra.api.arguments")
+    modules = [importlib.import_module(f"pyinfra.api.{m}") for m in ("operation", "facts", "deploy")]
+    inventory = Inventory(
+        (["web", ("db", {"_sudo": True, "_timeout": 30})], {}),
+        databases=(["db"], {"_su_user": "postgres", "_sudo": False}),
+        webs=(["web"], {"_ignore_errors": True}),
+    )
+    state = State(inventory, Config())  # type: ignore[no-untyped-call]
+    db = inventory.get_host("db")
+    db.data._retries = 2  # an override, as a deploy sets one
+    db.current_deploy_data = {"_shell_executable": "bash", "_timeout": 7}  # a @deploy's data defaults
+
+    def answers() -> list[tuple[Any, Any, Any]]:
+        out = []
+        for name in ("db", "web"):
+            given = dict(kwargs)
+            args, found = modules[0].pop_global_arguments(state, inventory.get_host(name), given)
+            out.append((dict(args), sorted(found), given))
+        return out
+
+    theirs = answers()
+    assert theirs[0][0]["_sudo"] is kwargs.get("_sudo", True) and theirs[0][0]["_retries"] == 2
+    replaced = _faster_pyinfra()
+    try:
+        assert all(m.pop_global_arguments is not arguments.pop_global_arguments for m in modules)
+        assert answers() == theirs
+    finally:
+        for module, name, original in replaced:
+            setattr(module, name, original)
+    assert all(m.pop_global_arguments is arguments.pop_global_arguments for m in modules)
 
 
 def test_a_component_runs_on_the_hosts_of_its_groups_only(world):

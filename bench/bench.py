@@ -537,8 +537,9 @@ def report(results: dict[str, Any]) -> str:
             "deploys.nginx.nginx` on their web servers (no-op: `-y`, every run changes nothing; check: `--check "
             "--diff` / `--dry --diff`), the four runs of each alternating. Both send the same commands; "
             "hxinfra's connections set `TCP_NODELAY` (pyinfra's paramiko leaves Nagle's algorithm on, 40 ms per "
-            "command) and it computes pyinfra's operation order without `inspect.stack` (see "
-            "`hxinfra/engine.py`). Seconds: median (min-max). Measured on: "
+            "command), it computes pyinfra's operation order without `inspect.stack` and reads the global "
+            "arguments through each host's data layers once a call (see `hxinfra/engine.py`). "
+            "Seconds: median (min-max). Measured on: "
             + ", ".join(f"{k} {v}" for k, v in site.get("machine", {}).items() if k in ("cpu", "memory", "kernel"))
             + ".\n",
             _table(

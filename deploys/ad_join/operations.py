@@ -41,7 +41,8 @@ def realm_membership(  # type: ignore[no-untyped-def]
     + ou: organisational unit for the account
     + controllers: the domain controllers to name when none answers (the resolvers, ad_join_dns_servers)
     """
-    member = batch.fact(DomainMembership, domain=domain)  # read once: sssd_online asks it too
+    # read once: sssd_online asks it too (realm's word is needed to leave, not by a member the KDC accepts)
+    member = batch.fact(DomainMembership, domain=domain, realm_always=not present)
     q = shlex.quote
     if present and member.get("valid"):
         host.noop(f"already a member of {domain} (its KDC accepts the machine key)")
@@ -106,7 +107,7 @@ def sssd_online(domain: str, timeout: int = 30):  # type: ignore[no-untyped-def]
     + domain: the AD DNS domain
     + timeout: seconds to wait for sssd to say Online
     """
-    member = batch.fact(DomainMembership, domain=domain)
+    member = batch.fact(DomainMembership, domain=domain, realm_always=False)  # realm_membership's own read
     said = str(member.get("sssd") or "")
     if said != "Offline":
         host.noop(f"sssd is {said.lower() or 'not running'} for {domain}")

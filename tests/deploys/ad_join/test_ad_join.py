@@ -191,14 +191,20 @@ def host_tools(tmp_path, monkeypatch):
         ("unreachable", False, False, False),  # no machine key here: not a member, whatever the DC
     ],
 )
-def test_membership_is_the_kdcs_word_and_silence_is_no_answer(host_tools, kinit, keytab, valid, unverified):
+@pytest.mark.parametrize("realm_always", [True, False])
+def test_membership_is_the_kdcs_word_and_silence_is_no_answer(
+    host_tools, kinit, keytab, valid, unverified, realm_always
+):
+    """realm's word is asked always, or (a run that keeps a member) only when the KDC does not accept the key."""
     from deploys.ad_join.facts import DomainMembership
 
     host_tools(kinit, keytab)
     fact = DomainMembership()
-    out = subprocess.run(["sh", "-c", fact.command("lab.hxinfra.test")], capture_output=True, text=True, check=True)
+    command = fact.command("lab.hxinfra.test", realm_always)
+    out = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True)
     state = fact.process(out.stdout.splitlines())
-    assert (state["listed"], state["valid"], state["unverified"]) == (True, valid, unverified)
+    listed = None if valid and not realm_always else True
+    assert (state["listed"], state["valid"], state["unverified"]) == (listed, valid, unverified)
     assert state["why"] == ("" if valid or not keytab else KINIT[kinit])
 
 

@@ -35,6 +35,8 @@ from typing import Any, TypeVar
 from hxinfra.secrets import redact
 
 STATE_ENV = "HXINFRA_STATE"
+PROJECT_ENV = "HXINFRA_PROJECT_NAME"
+PROJECT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,99}")
 FILE = "history.sqlite3"
 LOCK_WAIT = 2.0  # seconds a writer waits for another one before it gives up (with a warning)
 
@@ -79,6 +81,11 @@ MIGRATIONS: tuple[str, ...] = (
         detail TEXT NOT NULL DEFAULT ''
     );
     CREATE INDEX run_items_run ON run_items (run_id, host);
+    """,
+    # 2: the project a run belongs to ("" for the runs recorded before this version)
+    """
+    ALTER TABLE runs ADD COLUMN project TEXT NOT NULL DEFAULT '';
+    CREATE INDEX runs_project_started ON runs (project, started);
     """,
 )
 VERSION = len(MIGRATIONS)
@@ -183,6 +190,33 @@ class Run:
     error: str = ""
 
 
+def project_of(root: Path | None) -> str:
+    """The project a run belongs to: ``HXINFRA_PROJECT_NAME``, else ``[tool.hxinfra] project`` in
+    the project's pyproject.toml, else ``path:<its directory>``. A name is what several checkouts,
+    controllers and CI shards of one repository share (their runs are one history); a checkout
+    without one is a project of its own. "" outside any project."""
+    name = os.environ.get(PROJECT_ENV, "").strip()
+    where = PROJECT_ENV
+    if not name and root is not None:
+        import tomllib
+
+        try:
+            config = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            config = {}
+        tool = config.get("tool", {}).get("hxinfra", {})
+        name = tool.get("project", "") if isinstance(tool, dict) else ""
+        where = f"[tool.hxinfra] project in {root / 'pyproject.toml'}"
+        if not isinstance(name, str):
+            raise HistoryError(f"{where}: a name, got {type(name).__name__}")
+        name = name.strip()
+    if name:
+        if not PROJECT_NAME.fullmatch(name):
+            raise HistoryError(f"{where}: {name!r} is not a project name (letters, digits, . _ / -; 100 at most)")
+        return name
+    return f"path:{root.resolve()}" if root is not None else ""
+
+
 def _repository(root: Path) -> tuple[str, bool]:
     """The commit checked out under ``root`` and whether the tree has changes ("", False outside git)."""
     try:
@@ -229,12 +263,14 @@ def outcome_of(run: Run, exit_code: int) -> str:
 def write(run: Run, exit_code: int, root: Path, path: Path | None = None) -> int:
     """Record ``run``; its id. Raises :class:`HistoryError` (see :func:`record`, which does not)."""
     commit, dirty = _repository(root)
+    project = project_of(root)
     conn = connect(path)
     try:
         conn.execute("BEGIN IMMEDIATE")
         cur = conn.execute(
             "INSERT INTO runs (verb, target, env, started, ended, user, controller, selection, tags, check_mode, "
-            "commit_id, dirty, outcome, exit_code, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "commit_id, dirty, outcome, exit_code, error, project) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 run.verb,
                 run.target,
@@ -251,6 +287,7 @@ def write(run: Run, exit_code: int, root: Path, path: Path | None = None) -> int
                 outcome_of(run, exit_code),
                 exit_code,
                 redact(run.error)[:2000],
+                project,
             ),
         )
         run_id = int(cur.lastrowid or 0)
@@ -388,13 +425,18 @@ def runs(
     since: float | None = None,
     limit: int = 100,
     path: Path | None = None,
+    project: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Runs, newest first, each with its hosts' results (no items); none before the first run."""
+    """Runs, newest first, each with its hosts' results (no items); none before the first run.
+    ``project``: only that project's runs (None: every project's)."""
     if not (path or db_path()).exists():
         return []
     with _reading(path) as conn:
         where: list[str] = []
         args: list[Any] = []
+        if project is not None:
+            where.append("r.project = ?")
+            args.append(project)
         if env:
             where.append("r.env = ?")
             args.append(env)
@@ -412,6 +454,14 @@ def runs(
             hc = conn.execute("SELECT * FROM run_hosts WHERE run_id = ? ORDER BY host", (r["id"],))
             r["hosts"] = [_row(hc, h) for h in hc.fetchall()]
         return out
+
+
+def unnamed_runs(path: Path | None = None) -> int:
+    """How many runs were recorded before runs named their project (shown with every project's)."""
+    if not (path or db_path()).exists():
+        return 0
+    with _reading(path) as conn:
+        return int(conn.execute("SELECT count(*) FROM runs WHERE project = ''").fetchone()[0])
 
 
 def item_counts(path: Path | None = None) -> dict[tuple[int, str], int]:

@@ -84,7 +84,16 @@ def fleet_history(tmp_path, monkeypatch):
             1,
         ),
     ]
+    monkeypatch.setenv(history.PROJECT_ENV, "hx-dashboard-test")  # the project the CLI below reads as its own
     ids = [history.write(r, code, tmp_path) for r, code in runs]
+    # another project's run on the same controller: never on this project's pages
+    other = tmp_path / "other-checkout"
+    other.mkdir()
+    monkeypatch.delenv(history.PROJECT_ENV)
+    history.write(
+        Run("deploy", env="elsewhere", target="site", started=t + 200, hosts=[HostResult("x1", "ok")]), 0, other
+    )
+    monkeypatch.setenv(history.PROJECT_ENV, "hx-dashboard-test")
     return ids
 
 
@@ -117,6 +126,9 @@ def test_the_site_shows_every_environment_host_state_and_run(fleet_history, tmp_
     for page in out.iterdir():
         assert read(page).external == [], page  # nothing fetched: it opens from a file
         assert 'name="viewport"' in page.read_text()
+    every = tmp_path / "every"
+    r = CliRunner().invoke(main, ["dashboard", "--out", str(every), "--all-projects"])
+    assert r.exit_code == 0 and (every / "env-elsewhere.html").is_file(), r.output  # the other project's, asked for
 
 
 def test_no_history_yet_is_a_dashboard_that_says_so(tmp_path, monkeypatch):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 
@@ -141,9 +142,10 @@ def test_a_recorded_command_records_its_hosts_its_exit_and_its_error(state, monk
     assert len(history.runs()) == 3
 
 
-def test_history_lists_and_shows_runs(state, tmp_path):
+def test_history_lists_and_shows_runs(state, tmp_path, monkeypatch):
     from hxinfra.cli import main
 
+    monkeypatch.setenv("HXINFRA_PROJECT", str(tmp_path))  # the CLI's project: the one the run was recorded in
     run_id = history.write(a_run(), 1, tmp_path)
     runner = CliRunner()
     listed = runner.invoke(main, ["history", "--env", "staging"])
@@ -155,3 +157,69 @@ def test_history_lists_and_shows_runs(state, tmp_path):
     missing = runner.invoke(main, ["history", "show", "999"])
     assert missing.exit_code == 1 and "no run 999" in missing.output
     assert runner.invoke(main, ["history", "--since", "x"]).exit_code == 2
+
+
+def _project(tmp_path, name: str, config: str | None = None):
+    root = tmp_path / name
+    (root / "inventories").mkdir(parents=True)
+    (root / "deploys").mkdir()
+    if config is not None:
+        (root / "pyproject.toml").write_text(config)
+    return root
+
+
+def test_a_run_names_its_project_and_checkouts_of_one_named_project_share_it(state, tmp_path, monkeypatch):
+    """Two checkouts whose pyproject.toml names the same project are one project; a checkout that
+    names none is its own (by its directory); HXINFRA_PROJECT_NAME names it from outside."""
+    named = '[project]\nname = "x"\n\n[tool.hxinfra]\nproject = "hx-fleet"\n'
+    first, second = _project(tmp_path, "a", named), _project(tmp_path, "b", named)
+    loose = _project(tmp_path, "c", '[project]\nname = "x"\n')
+    assert history.project_of(first) == history.project_of(second) == "hx-fleet"
+    assert history.project_of(loose) == f"path:{loose.resolve()}" != history.project_of(_project(tmp_path, "d"))
+    assert history.project_of(None) == ""
+    monkeypatch.setenv(history.PROJECT_ENV, "ci-shards")
+    assert history.project_of(first) == history.project_of(loose) == "ci-shards"
+    for bad in ("two\nlines", "a b", "-x", "x" * 101):
+        monkeypatch.setenv(history.PROJECT_ENV, bad)
+        with pytest.raises(history.HistoryError, match="not a project name"):
+            history.project_of(first)
+    monkeypatch.delenv(history.PROJECT_ENV)
+    wrong = _project(tmp_path, "e", "[tool.hxinfra]\nproject = 7\n")
+    with pytest.raises(history.HistoryError, match="a name, got int"):
+        history.project_of(wrong)
+
+
+def test_history_shows_this_projects_runs_unless_all_are_asked_for(state, tmp_path, monkeypatch):
+    """Runs of another checkout on the same controller stay out of this project's history and
+    dashboard; --all-projects shows every run with its project; runs recorded before projects
+    were recorded (schema 1) are kept, named as such, and counted when they are left out."""
+    from hxinfra.cli import main
+
+    named = '[tool.hxinfra]\nproject = "hx-fleet"\n'
+    ours, theirs = _project(tmp_path, "ours", named), _project(tmp_path, "theirs")
+    # a history of schema 1 with one run in it, as an older hxinfra left it
+    state.mkdir(mode=0o700)
+    old = sqlite3.connect(state / history.FILE)
+    old.executescript(history.MIGRATIONS[0])
+    old.execute(
+        "INSERT INTO runs (verb, env, started, ended, user, controller, outcome, exit_code) "
+        "VALUES ('deploy', 'oldenv', 1, 2, 'u', 'c', 'ok', 0)"
+    )
+    old.execute("PRAGMA user_version = 1")
+    old.commit()
+    old.close()
+    mine = history.write(a_run(), 0, ours)
+    other = history.write(Run("drift", env="theirenv"), 0, theirs)
+    assert [r["id"] for r in history.runs(project="hx-fleet")] == [mine]
+    assert {r["id"]: r["project"] for r in history.runs()} == {mine: "hx-fleet", other: f"path:{theirs}", 1: ""}
+    runner = CliRunner()
+    monkeypatch.setenv("HXINFRA_PROJECT", str(ours))
+    listed = runner.invoke(main, ["history", "--json"])
+    assert listed.exit_code == 0, listed.output
+    assert [r["id"] for r in json.loads(listed.stdout)] == [mine]
+    assert "1 run(s) recorded before runs named their project are left out" in listed.stderr
+    every = runner.invoke(main, ["history", "--all-projects"])
+    assert every.exit_code == 0 and "theirenv" in every.output and "oldenv" in every.output
+    assert "hx-fleet" in every.output and f"path:{theirs}"[:16] in every.output
+    shown = runner.invoke(main, ["history", "show", "1"])
+    assert "recorded before runs named their project" in shown.output

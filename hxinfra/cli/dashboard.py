@@ -9,6 +9,7 @@ import click
 
 from hxinfra import history
 from hxinfra.cli.common import env_name_check, register_secrets
+from hxinfra.cli.history import all_projects_option, this_project
 from hxinfra.cli.vault import vault_options
 from hxinfra.dashboard import build_states, render_site
 from hxinfra.errors import HxError
@@ -39,17 +40,19 @@ def _register(names: Iterable[str], keyring: Keyring) -> None:
 )
 @click.option("--env", "-E", "env_name", default=None, callback=env_name_check, help="Only this environment.")
 @click.option("--last", "count", type=click.IntRange(1, 100000), default=2000, help="At most this many runs.")
+@all_projects_option
 @vault_options()
-def dashboard(out: Path, env_name: str | None, count: int, keyring: Keyring) -> None:
+def dashboard(out: Path, env_name: str | None, count: int, all_projects: bool, keyring: Keyring) -> None:
     """Write a self-contained HTML site of the fleet: per environment each host's last drift,
-    deploy and health, a timeline of runs, drift over time; a page per host with its runs.
+    deploy and health, a timeline of runs, drift over time; a page per host with its runs. This
+    project's runs (see ``hxinfra history``), or every project's with --all-projects.
 
     \b
     Examples:
       hxinfra dashboard --out dashboard && xdg-open dashboard/index.html
     """
     try:
-        runs = history.runs(env=env_name, limit=count)
+        runs = history.runs(env=env_name, limit=count, project=this_project(all_projects))
         items = history.item_counts()
     except history.HistoryError as e:
         raise HxError(str(e)) from None

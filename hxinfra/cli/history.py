@@ -11,6 +11,36 @@ from hxinfra.cli.common import echo_json, env_name_check
 from hxinfra.errors import HxError
 
 
+def this_project(all_projects: bool) -> str | None:
+    """The project whose runs a listing shows: this checkout's (see :func:`history.project_of`),
+    None (every project's) with ``--all-projects`` or outside any project. Says on stderr how many
+    runs older than project names it leaves out."""
+    from hxinfra.paths import find_project_root
+
+    root = find_project_root()
+    if all_projects or root is None:
+        return None
+    try:
+        project = history.project_of(root)
+        older = history.unnamed_runs()
+    except history.HistoryError as e:
+        raise HxError(str(e)) from None
+    if older:
+        click.echo(
+            f"hxinfra: {older} run(s) recorded before runs named their project are left out "
+            "(--all-projects shows them)",
+            err=True,
+        )
+    return project
+
+
+all_projects_option = click.option(
+    "--all-projects",
+    is_flag=True,
+    help="The runs of every project in the history, not only this one's (see [tool.hxinfra] project).",
+)
+
+
 def _when(ts: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
 
@@ -29,11 +59,20 @@ def _when(ts: float) -> str:
 @click.option("--since", default=None, metavar="AGE", help="Only runs newer than this: 30m, 12h, 7d, 2w.")
 @click.option("--last", "count", type=click.IntRange(1, 10000), default=50, help="At most this many runs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON to stdout.")
+@all_projects_option
 @click.pass_context
 def history_cmd(
-    ctx: click.Context, env_name: str | None, host: str | None, since: str | None, count: int, as_json: bool
+    ctx: click.Context,
+    env_name: str | None,
+    host: str | None,
+    since: str | None,
+    count: int,
+    as_json: bool,
+    all_projects: bool,
 ) -> None:
-    """List recorded runs (deploy, drift, health, audit, backup, restore), newest first.
+    """List recorded runs (deploy, drift, health, audit, backup, restore), newest first: this
+    project's (several checkouts, controllers and CI shards share one when pyproject.toml names it
+    in ``[tool.hxinfra] project``), or every project's with --all-projects.
 
     \b
     Examples:
@@ -47,8 +86,9 @@ def history_cmd(
         cutoff = history.parse_since(since) if since else None
     except ValueError as e:
         raise click.UsageError(str(e)) from None
+    project = this_project(all_projects)
     try:
-        rows = history.runs(env=env_name, host=host, since=cutoff, limit=count)
+        rows = history.runs(env=env_name, host=host, since=cutoff, limit=count, project=project)
     except history.HistoryError as e:
         raise HxError(str(e)) from None
     if as_json:
@@ -65,8 +105,9 @@ def history_cmd(
         summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no hosts"
         what = f"{r['verb']} {r['target']}".strip() + (" --check" if r["check_mode"] else "")
         commit = (r["commit_id"][:10] + ("+dirty" if r["dirty"] else "")) if r["commit_id"] else "-"
+        whose = f"{r['project'] or '-':<16} " if project is None else ""
         click.echo(
-            f"{r['id']:>5}  {_when(r['started'])}  {r['ended'] - r['started']:6.1f}s  {r['env'] or '-':<12} "
+            f"{r['id']:>5}  {_when(r['started'])}  {r['ended'] - r['started']:6.1f}s  {whose}{r['env'] or '-':<12} "
             f"{what:<22} {r['outcome']:<8} {r['user']:<10} {commit:<16} {summary}"
         )
 
@@ -87,6 +128,7 @@ def history_show(run_id: int, as_json: bool) -> None:
     for key, value in (
         ("run", run["id"]),
         ("what", f"{run['verb']} {run['target']}".strip() + (" --check" if run["check_mode"] else "")),
+        ("project", run["project"] or "- (recorded before runs named their project)"),
         ("environment", run["env"] or "-"),
         ("limit", run["selection"] or "all"),
         ("tags", run["tags"] or "-"),

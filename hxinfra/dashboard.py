@@ -172,6 +172,23 @@ def _environment() -> jinja2.Environment:
     return env
 
 
+# a run's host list longer than this is folded (a <details> that says how many); an environment of
+# more hosts than FOLD_CLEAN shows the hosts that need a look first and folds the clean ones
+FOLD_HOSTS, FOLD_CLEAN = 8, 20
+
+
+def _hosts_listed(e: EnvState) -> dict[str, list[Any]]:
+    """An environment page's hosts: every one in order, or, past FOLD_CLEAN of them, those that
+    are not clean (drifted, failed, unreachable, unknown) and then the clean ones folded."""
+    hosts = [e.hosts[h] for h in sorted(e.hosts)]
+    if len(hosts) <= FOLD_CLEAN:
+        return {"hosts": hosts, "folded": []}
+    return {
+        "hosts": [h for h in hosts if h.state != "clean"],
+        "folded": [h for h in hosts if h.state == "clean"],
+    }
+
+
 def render_site(envs: dict[str, EnvState], out: Path, generated: float | None = None) -> list[Path]:
     """Write the site into ``out``: index.html, one page per environment and per host. Returns
     the files written. Every page is redacted again before it is written."""
@@ -186,6 +203,7 @@ def render_site(envs: dict[str, EnvState], out: Path, generated: float | None = 
         written.append(path)
 
     ordered = [envs[k] for k in sorted(envs)]
+    jenv.globals["fold_hosts"] = FOLD_HOSTS
     all_runs = sorted((r for e in ordered for r in e.runs), key=lambda r: (-r["started"], -r["id"]))
     page("index.html", "index.html.j2", envs=ordered, runs=all_runs[:50], dots=timeline_svg(all_runs))
     for e in ordered:
@@ -193,7 +211,7 @@ def render_site(envs: dict[str, EnvState], out: Path, generated: float | None = 
             f"env-{slug(e.name)}.html",
             "env.html.j2",
             env=e,
-            hosts=[e.hosts[h] for h in sorted(e.hosts)],
+            **_hosts_listed(e),
             dots=timeline_svg(e.runs),
             chart=drift_chart(e.drift_series()),
         )

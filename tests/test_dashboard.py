@@ -141,3 +141,45 @@ def test_no_history_yet_is_a_dashboard_that_says_so(tmp_path, monkeypatch):
     assert r.exit_code == 0, r.output
     assert "No runs yet." in (tmp_path / "site/index.html").read_text()
     assert not (tmp_path / "empty").exists()
+
+
+def test_every_page_fits_a_desktop_and_a_phone_and_long_host_lists_are_folded(tmp_path, monkeypatch):
+    """A fleet of 60 hosts with long names (4 drifted, one failed with a long unbroken cause), as
+    Chromium lays it out at 1280 and 390 px: no page and no element scrolls sideways, even with
+    every folded list opened; each run's 60 hosts are one folded line; the environment page shows
+    the hosts that need a look and folds the clean ones."""
+    from browser import layout
+
+    from hxinfra.cli import main
+
+    monkeypatch.setenv(history.STATE_ENV, str(tmp_path / "state"))
+    monkeypatch.setenv(history.PROJECT_ENV, "hx-layout-test")
+    names = [f"hx-application-server-number-{i:04d}.staging-eu-west.example.internal" for i in range(60)]
+    bad = {names[i] for i in (3, 17, 31, 45)}
+    cause = "sha256:" + "0123456789abcdef" * 20  # no space to break at
+    t = 1_780_000_000.0
+    for k in range(3):
+        drift = [HostResult(n, "drifted" if n in bad else "clean", items=[("path", "/etc/x", "")]) for n in names]
+        history.write(Run("drift", env="staging-eu-west", started=t + 100 * k, hosts=drift), 2, tmp_path)
+        deploy = [HostResult(n, "failed", cause=cause) if n == names[0] else HostResult(n, "changed") for n in names]
+        history.write(
+            Run("deploy", env="staging-eu-west", target="site", started=t + 100 * k + 50, hosts=deploy), 1, tmp_path
+        )
+    site = tmp_path / "site"
+    r = CliRunner().invoke(main, ["dashboard", "--out", str(site)])
+    assert r.exit_code == 0, r.output
+    env_page = site / "env-staging-eu-west.html"
+    page = read(env_page)
+    shown = [row["data-host"] for row in page.rows if "data-host" in row]
+    assert set(shown) == set(names) and len(shown) == 60  # every host is on the page, once
+    text = env_page.read_text()
+    assert 'data-folded="56"' in text and "56 more host(s), all clean" in text  # the 4 drifted stay open
+    assert text.index(names[3]) < text.index('data-folded="56"') < text.index(names[4])
+    index = (site / "index.html").read_text()
+    assert index.count('<details data-folded="60">') == 6  # every run's host list: one line until opened
+    failed = site / f"host-staging-eu-west-{names[0]}.html"
+    for path in (site / "index.html", env_page, failed):
+        for width in (1280, 390):
+            seen = layout(path, width)
+            assert seen["width"] == width and seen["page"] == width, (path.name, seen)
+            assert seen["scrolling"] == [] and seen["beyond"] == [], (path.name, width, seen)

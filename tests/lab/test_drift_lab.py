@@ -5,11 +5,11 @@ dashboard renders in a real browser (headless Chromium) with the hosts and their
 from __future__ import annotations
 
 import json
-import shutil
 import sqlite3
 import subprocess
 
 import pytest
+from browser import browser as headless
 
 from hxinfra import history
 
@@ -121,20 +121,13 @@ def test_a_broken_or_locked_history_never_fails_a_deploy(lab, converged, tmp_pat
     assert r.returncode == 0 and "database is locked" in r.stderr, r.stderr[-3000:]
 
 
-def chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if path := shutil.which(name):
-            return path
-    raise AssertionError("no Chromium on this machine (make install installs the Debian package chromium)")
-
-
 def test_the_dashboard_of_the_lab_renders_in_chromium_with_the_hosts_and_their_states(lab, converged, tmp_path):
     r, _ = drift(lab)  # the last word on A and B: clean
     assert r.returncode == 0, r.stdout
     site = tmp_path / "dashboard"
     lab.hxinfra("dashboard", "--out", str(site), "--env", "lab")
     page = site / "env-lab.html"
-    browser = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
+    browser = headless()
     dom = subprocess.run(
         [*browser, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120, check=True
     ).stdout

@@ -266,8 +266,12 @@ ENGINE = Component(
         # (--data hx_confirm=production); in a data file it is an error.
         "hx_protected": "",
         "hx_confirm": "",
+        # Where `hxinfra watch` sends news of the environment (hxinfra.watch.channels): a list of
+        # {webhook: URL, format: alertmanager|chat} and {email: [ADDRESS], smtp_host, smtp_port,
+        # smtp_user, smtp_password, from, starttls, cafile}; URLs and passwords may be !vault values.
+        "hx_watch_channels": [],
     },
-    types={"hx_tags": (list, str), "hx_skip_tags": (list, str)},
+    types={"hx_tags": (list, str), "hx_skip_tags": (list, str), "hx_watch_channels": (list,)},
 )
 
 

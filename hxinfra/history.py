@@ -87,6 +87,19 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE runs ADD COLUMN project TEXT NOT NULL DEFAULT '';
     CREATE INDEX runs_project_started ON runs (project, started);
     """,
+    # 3: what each environment's watch left firing (hxinfra.watch: alerts on a change of state)
+    """
+    CREATE TABLE alerts (
+        project TEXT NOT NULL,
+        env TEXT NOT NULL,
+        key TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        host TEXT NOT NULL DEFAULT '',
+        summary TEXT NOT NULL DEFAULT '',
+        since REAL NOT NULL,
+        PRIMARY KEY (project, env, key)
+    );
+    """,
 )
 VERSION = len(MIGRATIONS)
 
@@ -454,6 +467,44 @@ def runs(
             hc = conn.execute("SELECT * FROM run_hosts WHERE run_id = ? ORDER BY host", (r["id"],))
             r["hosts"] = [_row(hc, h) for h in hc.fetchall()]
         return out
+
+
+def firing(project: str, env: str, path: Path | None = None) -> list[dict[str, Any]]:
+    """The conditions the last watch of ``env`` left firing (key, kind, host, summary, since)."""
+    if not (path or db_path()).exists():
+        return []
+    with _reading(path) as conn:
+        cur = conn.execute(
+            "SELECT key, kind, host, summary, since FROM alerts WHERE project = ? AND env = ? ORDER BY key",
+            (project, env),
+        )
+        return [_row(cur, r) for r in cur.fetchall()]
+
+
+def set_firing(
+    project: str, env: str, started: Sequence[tuple[str, str, str, str]], ended: Sequence[str], path: Path | None = None
+) -> None:
+    """Store a watch's news: ``started`` (key, kind, host, summary) now firing, ``ended`` keys gone.
+    Raises :class:`HistoryError`."""
+    conn = connect(path)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        now = time.time()
+        conn.executemany(
+            "INSERT OR REPLACE INTO alerts (project, env, key, kind, host, summary, since) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(project, env, k, kind, h, redact(s)[:500], now) for k, kind, h, s in started],
+        )
+        conn.executemany(
+            "DELETE FROM alerts WHERE project = ? AND env = ? AND key = ?", [(project, env, k) for k in ended]
+        )
+        conn.execute("COMMIT")
+    except sqlite3.Error as e:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        raise HistoryError(f"cannot write the watch's alerts to {path or db_path()}: {e}") from None
+    finally:
+        conn.close()
 
 
 def unnamed_runs(path: Path | None = None) -> int:

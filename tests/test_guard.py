@@ -74,6 +74,11 @@ READS = {
     "vault encrypt-string",
     "vault rekey",
     "vault view",
+    # the watch reads the hosts (drift, health, certificates) and writes units on the controller only
+    "watch install",
+    "watch remove",
+    "watch run",
+    "watch status",
 }
 
 

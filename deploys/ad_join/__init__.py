@@ -150,9 +150,9 @@ def ad_join() -> None:
             _if=lambda: any(c() for c in changed),
         )
         sssd_online(
-            name="Bring sssd back online when it says offline and the domain's KDC answers",
+            name="Bring sssd online: after its restart, or when it says offline and the domain's KDC answers",
             domain=dom,
-            _if=lambda: not restart.did_change(),
+            restart=restart,
         )
     if step(COMPONENT, host.data, "join", "dns") and data["ad_join_present"]:
         servers = [str(s) for s in data["ad_join_dns_servers"]]

@@ -9,6 +9,7 @@ import uuid
 
 from pyinfra import host, logger, state
 from pyinfra.api import QuoteString, StringCommand, operation
+from pyinfra.api.operation import OperationMeta
 
 from deploys.ad_join.facts import DnsRecord, DomainMembership, sssd_status, unverified
 from hxinfra import batch
@@ -93,35 +94,43 @@ def realm_membership(  # type: ignore[no-untyped-def]
 
 
 @operation()
-def sssd_online(domain: str, timeout: int = 30):  # type: ignore[no-untyped-def]
+def sssd_online(domain: str, restart: OperationMeta | None = None, timeout: int = 30):  # type: ignore[no-untyped-def]
     """
-    Bring sssd back online for the domain when sssd says it is offline and the domain's KDC answers.
+    Bring sssd back online for the domain when sssd says it is offline and the domain's KDC answers;
+    after this run restarted sssd, wait until it says Online.
 
     sssd retries an offline domain on its own timer (``offline_timeout``, at most
     ``offline_timeout_max`` plus a random offset): a run that has just seen the KDC accept the
     machine key need not wait for it. SIGUSR2 to sssd's main process is sssd's own "go online now"
     (sssd(8)); the operation then waits until sssd says Online and fails, naming the domain, when it
-    does not (the DC answers Kerberos but not what sssd needs: LDAP, its certificate).
+    does not (the DC answers Kerberos but not what sssd needs: LDAP, its certificate). A run that
+    restarted sssd ends only when it is online, so the next run finds nothing to do.
     No-op when sssd is online, does not run, or no KDC answers (nothing to come back to).
 
     + domain: the AD DNS domain
+    + restart: the operation that restarts sssd in this run, when there is one (asked when this
+      one runs; a check runs nothing, so it has restarted nothing)
     + timeout: seconds to wait for sssd to say Online
     """
     member = batch.fact(DomainMembership, domain=domain, realm_always=False)  # realm_membership's own read
     said = str(member.get("sssd") or "")
-    if said != "Offline":
-        host.noop(f"sssd is {said.lower() or 'not running'} for {domain}")
-        return
-    if not member.get("valid"):
-        host.noop(f"sssd is offline for {domain} and its KDC does not accept the machine key: left as it is")
-        return
+    just_restarted = restart is not None and restart.is_complete() and restart.did_change()
+    if not just_restarted:
+        if said != "Offline":
+            host.noop(f"sssd is {said.lower() or 'not running'} for {domain}")
+            return
+        if not member.get("valid"):
+            host.noop(f"sssd is offline for {domain} and its KDC does not accept the machine key: left as it is")
+            return
     q = shlex.quote
     script = (
-        "systemctl kill --kill-whom=main --signal=SIGUSR2 sssd.service || exit 1; "
-        f"i=0; while [ $i -lt {int(timeout)} ]; do "
-        f'[ "$({sssd_status(domain)})" = Online ] && exit 0; sleep 1; i=$((i+1)); done; '
-        f"printf 'hxinfra: sssd still offline for %s %ss after SIGUSR2 (its KDC answers: see sssctl "
-        f"domain-status and sssd_%s.log)\\n' {q(domain)} {int(timeout)} {q(domain)} >&2; exit 1"
+        f"i=0; nudged=; while [ $i -lt {int(timeout)} ]; do s=$({sssd_status(domain)}); "
+        '[ "$s" = Online ] && exit 0; '
+        'if [ "$s" = Offline ] && [ -z "$nudged" ]; then '
+        "systemctl kill --kill-whom=main --signal=SIGUSR2 sssd.service || exit 1; nudged=1; fi; "
+        "sleep 1; i=$((i+1)); done; "
+        f"printf 'hxinfra: sssd still not online for %s after %ss (sssctl domain-status -o %s; "
+        f"its log: /var/log/sssd/sssd_%s.log)\\n' {q(domain)} {int(timeout)} {q(domain)} {q(domain)} >&2; exit 1"
     )
     yield StringCommand("sh", "-c", q(script))
 

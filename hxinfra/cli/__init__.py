@@ -42,6 +42,7 @@ VERBS = {
     "service": "adhoc:service",
     "validate": "health:validate",
     "vault": "vault:vault",
+    "watch": "watch:watch",
 }
 
 

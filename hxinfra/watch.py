@@ -321,7 +321,14 @@ def _unit_value(value: str, what: str) -> str:
 
 
 def units(
-    env: str, every: str, checks: Sequence[str], python: str, root: Path, state: Path, password_file: str = ""
+    env: str,
+    every: str,
+    checks: Sequence[str],
+    python: str,
+    root: Path,
+    state: Path,
+    password_file: str = "",
+    limit: str = "",
 ) -> dict[str, str]:
     """The service and the timer of one environment's watch (file name -> text)."""
     seconds = every_seconds(every)
@@ -338,6 +345,7 @@ def units(
         env,
         "--checks",
         ",".join(checks),
+        *(["--limit", _unit_value(limit, "the host pattern")] if limit else []),
     ]
     # the verbs the watch runs read the vault password file from the environment, as the watch does
     secret = (
@@ -375,12 +383,14 @@ def installed(unit_dir: Path) -> list[dict[str, str]]:
     return out
 
 
-def check_argv(check: str, env: str) -> list[str]:
-    """The verb a check runs (``hxinfra`` arguments), with JSON on stdout."""
+def check_argv(check: str, env: str, limit: str = "") -> list[str]:
+    """The verb a check runs (``hxinfra`` arguments), with JSON on stdout; ``limit``: an Ansible
+    host pattern ("" = every host)."""
+    hosts = ["--limit", limit] if limit else []
     return {
-        "drift": ["drift", "--env", env, "--json"],
-        "health": ["health", "--env", env, "--json"],
-        "certs": ["pki", "expiry", "--env", env, "--json", "--days", str(CERT_DAYS)],
+        "drift": ["drift", "--env", env, *hosts, "--json"],
+        "health": ["health", "--env", env, *hosts, "--json"],
+        "certs": ["pki", "expiry", "--env", env, *hosts, "--json", "--days", str(CERT_DAYS)],
     }[check]
 
 

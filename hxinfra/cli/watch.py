@@ -56,6 +56,9 @@ CHECKS_OPTION = click.option(
     callback=lambda _ctx, _param, value: _checks(value),
     help="The checks to run, comma-separated: drift, health, certs (certificates under 30 days).",
 )
+LIMIT_OPTION = click.option(
+    "--limit", "-l", "limit", default="", metavar="PATTERN", help="Only these hosts (an Ansible host pattern)."
+)
 UNIT_DIR_OPTION = click.option(
     "--unit-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -95,6 +98,7 @@ def watch() -> None:
 @ENV_OPTION
 @click.option("--every", default="15m", show_default=True, help="How often: 5m to 24h (15m, 2h).")
 @CHECKS_OPTION
+@LIMIT_OPTION
 @click.option(
     "--vault-password-file",
     "password_file",
@@ -110,6 +114,7 @@ def install(
     env_name: str,
     every: str,
     checks: tuple[str, ...],
+    limit: str,
     password_file: str | None,
     unit_dir: Path | None,
     no_enable: bool,
@@ -124,7 +129,7 @@ def install(
     keyring = keyring_from_sources((), (password_file,) if password_file else (), False, root)
     env = _load(env_name, keyring=keyring)
     targets = w.channels(channel_data(env))
-    files = w.units(env_name, every, checks, sys.executable, root, history.state_dir(), password_file or "")
+    files = w.units(env_name, every, checks, sys.executable, root, history.state_dir(), password_file or "", limit)
     directory, user = _unit_dir(unit_dir)
     directory.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
@@ -215,11 +220,11 @@ def status(env_name: str | None, unit_dir: Path | None, as_json: bool) -> None:
             click.echo(redact(f"  FIRING {a['key']}: {a['summary']}"))
 
 
-def _run_checks(env_name: str, checks: tuple[str, ...]) -> list[w.Condition]:
+def _run_checks(env_name: str, checks: tuple[str, ...], limit: str) -> list[w.Condition]:
     """Each check as its own verb would run it (and record it), in a process of its own."""
     now: list[w.Condition] = []
     for check in checks:
-        argv = [sys.executable, "-m", "hxinfra", *w.check_argv(check, env_name)]
+        argv = [sys.executable, "-m", "hxinfra", *w.check_argv(check, env_name, limit)]
         click.echo(f"watch: {w.describe(argv[2:])}", err=True)
         try:
             r = subprocess.run(argv, capture_output=True, text=True, timeout=3600, check=False)
@@ -232,18 +237,29 @@ def _run_checks(env_name: str, checks: tuple[str, ...]) -> list[w.Condition]:
 @watch.command("run")
 @ENV_OPTION
 @CHECKS_OPTION
+@LIMIT_OPTION
+@click.option(
+    "--extra-vars",
+    "-e",
+    "extra",
+    multiple=True,
+    metavar="VARS",
+    help="Data over the inventory's for the watch itself (its channels: -e @channels.yml).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print what was found and sent as JSON to stdout.")
 @vault_options()
 @history.recorded("watch", target=lambda kw: ",".join(kw.get("checks") or ()))
-def run_cmd(env_name: str, checks: tuple[str, ...], as_json: bool, keyring: Keyring) -> None:
+def run_cmd(
+    env_name: str, checks: tuple[str, ...], limit: str, extra: tuple[str, ...], as_json: bool, keyring: Keyring
+) -> None:
     """Run ENV's checks once and send what changed since the last run (the timer's command).
 
     Exit 1 when a check could not run or a channel could not be reached (the news is then sent
     again by the next run); conditions that fire are alerts, not a failure of the watch."""
-    env = _load(env_name, keyring=keyring)
+    env = _load(env_name, extra, keyring=keyring)
     targets = w.channels(channel_data(env))
     project = history.project_of(project_root())
-    now = _run_checks(env_name, checks)
+    now = _run_checks(env_name, checks, limit)
     try:
         before = {
             a["key"]: w.Condition(a["key"], a["kind"], a["host"], a["summary"])

@@ -144,3 +144,43 @@ def test_the_dashboard_of_the_lab_renders_in_chromium_with_the_hosts_and_their_s
         )
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000, png
     print(f"dashboard screenshots: {tmp_path}/dashboard-desktop.png, dashboard-phone.png")
+
+
+def test_a_watch_alerts_once_on_a_hand_edit_and_resolves_it_after_a_deploy(lab, converged, tmp_path):
+    """The watch's own run on the lab, its webhook a real HTTP receiver here: a hand edit on A is
+    sent once as firing (the next run sends nothing), a deploy puts it back and the next run sends
+    it resolved; every run is in the history."""
+    from receivers import Receiver
+
+    receiver = Receiver()
+    channels = tmp_path / "channels.yml"
+    channels.write_text(f"hx_watch_channels: [{{webhook: '{receiver.url}'}}]\n")
+    argv = [*lab.hxinfra_argv, "watch", "run", "--env", "lab", "--limit", f"{A}:{B}", "--checks", "drift"]
+
+    def watch() -> dict:
+        r = subprocess.run(
+            [*argv, "-e", f"@{channels}", "--json"],
+            cwd=lab.root,
+            env=lab.env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert r.returncode == 0, r.stdout + r.stderr[-3000:]
+        return json.loads(r.stdout)
+
+    try:
+        assert watch()["conditions"] == [], "the converged hosts should be clean"
+        lab.ssh(A, f"echo {EDIT!r} >> {MONITOR}")
+        first = watch()
+        assert first["firing"] == [f"drift/{A}"] and len(receiver.bodies) == 1, first
+        assert f"FIRING drift/{A}: drifted: path {MONITOR}" in receiver.bodies[0]["text"]  # type: ignore[index]
+        assert watch()["firing"] == [] and len(receiver.bodies) == 1  # still drifted: nothing new sent
+        lab.hx_deploy("site", "--limit", A)
+        resolved = watch()
+        assert resolved["resolved"] == [f"drift/{A}"] and len(receiver.bodies) == 2, resolved
+        assert f"RESOLVED drift/{A}" in receiver.bodies[1]["text"]  # type: ignore[index]
+        runs = json.loads(lab.hxinfra("history", "--env", "lab", "--json").stdout)
+        assert [r["outcome"] for r in runs if r["verb"] == "watch"][:4] == ["ok", "alerting", "alerting", "ok"]
+    finally:
+        receiver.close()

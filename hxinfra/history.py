@@ -273,13 +273,28 @@ def outcome_of(run: Run, exit_code: int) -> str:
     return "ok"
 
 
+@contextlib.contextmanager
+def _writing(path: Path | None, what: str) -> Iterator[sqlite3.Connection]:
+    """The history opened for one transaction (BEGIN IMMEDIATE: a writer waits for another),
+    committed when the block ends, rolled back on an error, which is a :class:`HistoryError`."""
+    conn = connect(path)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        yield conn
+        conn.execute("COMMIT")
+    except sqlite3.Error as e:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        raise HistoryError(f"cannot write {what} ({path or db_path()}): {e}") from None
+    finally:
+        conn.close()
+
+
 def write(run: Run, exit_code: int, root: Path, path: Path | None = None) -> int:
     """Record ``run``; its id. Raises :class:`HistoryError` (see :func:`record`, which does not)."""
     commit, dirty = _repository(root)
     project = project_of(root)
-    conn = connect(path)
-    try:
-        conn.execute("BEGIN IMMEDIATE")
+    with _writing(path, "the run history") as conn:
         cur = conn.execute(
             "INSERT INTO runs (verb, target, env, started, ended, user, controller, selection, tags, check_mode, "
             "commit_id, dirty, outcome, exit_code, error, project) "
@@ -313,14 +328,7 @@ def write(run: Run, exit_code: int, root: Path, path: Path | None = None) -> int
             "INSERT INTO run_items (run_id, host, kind, name, detail) VALUES (?, ?, ?, ?, ?)",
             [(run_id, h.host, k, redact(n), redact(d)) for h in run.hosts for k, n, d in h.items],
         )
-        conn.execute("COMMIT")
         return run_id
-    except sqlite3.Error as e:
-        with contextlib.suppress(sqlite3.Error):
-            conn.execute("ROLLBACK")
-        raise HistoryError(f"cannot write the run history {path or db_path()}: {e}") from None
-    finally:
-        conn.close()
 
 
 def record(run: Run, exit_code: int, root: Path) -> int | None:
@@ -486,9 +494,7 @@ def set_firing(
 ) -> None:
     """Store a watch's news: ``started`` (key, kind, host, summary) now firing, ``ended`` keys gone.
     Raises :class:`HistoryError`."""
-    conn = connect(path)
-    try:
-        conn.execute("BEGIN IMMEDIATE")
+    with _writing(path, "the watch's alerts") as conn:
         now = time.time()
         conn.executemany(
             "INSERT OR REPLACE INTO alerts (project, env, key, kind, host, summary, since) "
@@ -498,13 +504,6 @@ def set_firing(
         conn.executemany(
             "DELETE FROM alerts WHERE project = ? AND env = ? AND key = ?", [(project, env, k) for k in ended]
         )
-        conn.execute("COMMIT")
-    except sqlite3.Error as e:
-        with contextlib.suppress(sqlite3.Error):
-            conn.execute("ROLLBACK")
-        raise HistoryError(f"cannot write the watch's alerts to {path or db_path()}: {e}") from None
-    finally:
-        conn.close()
 
 
 def unnamed_runs(path: Path | None = None) -> int:

@@ -11,7 +11,7 @@ import click
 from hxinfra import history
 from hxinfra.adhoc import Session
 from hxinfra.audit import STANDARDS, HostAudit, as_json, host_controls, parse, report_html, script, select, table
-from hxinfra.cli.common import ENV_OPTION, _load, echo_json, guide_vars
+from hxinfra.cli.common import ENV_OPTION, _load, echo_json, extra_vars_option, guide_vars
 from hxinfra.cli.vault import vault_options
 from hxinfra.inventory import select_hosts
 from hxinfra.plan import plan_data
@@ -37,14 +37,7 @@ GUIDE = {"security_policy": "standard", "target_hosts": "limit"}
     default=None,
     help="Also write a standalone HTML report (a chart, every control with its evidence).",
 )
-@click.option(
-    "--extra-vars",
-    "-e",
-    "extra",
-    multiple=True,
-    metavar="VARS",
-    help="The guide's variables: security_policy=cis_basic|pci_dss|soc2, target_hosts=PATTERN.",
-)
+@extra_vars_option("The guide's variables: security_policy=cis_basic|pci_dss|soc2, target_hosts=PATTERN.")
 @click.option("--json", "as_json_out", is_flag=True, help="Print the results as JSON to stdout.")
 @vault_options()
 @history.recorded("audit")

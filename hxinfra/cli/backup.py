@@ -16,7 +16,7 @@ import click
 
 from hxinfra import guard, history
 from hxinfra.adhoc import HostResult, Session, inside
-from hxinfra.cli.common import ENV_OPTION, YES_OPTION, _load, echo_json, guide_vars
+from hxinfra.cli.common import ENV_OPTION, YES_OPTION, _load, echo_json, extra_vars_option, guide_vars
 from hxinfra.cli.vault import vault_options
 from hxinfra.components import program
 from hxinfra.errors import HxError
@@ -88,14 +88,7 @@ def _finish(results: list[dict[str, Any]], as_json: bool) -> None:
     help="Where the copies go: DEST/<host>/<backup id>/ [default: backups/<env>].",
 )
 @click.option("--no-copy", is_flag=True, help="Leave the backups on the hosts only.")
-@click.option(
-    "--extra-vars",
-    "-e",
-    "extra",
-    multiple=True,
-    metavar="VARS",
-    help="The guide's variables: target_hosts=PATTERN, backup_services=a,b.",
-)
+@extra_vars_option("The guide's variables: target_hosts=PATTERN, backup_services=a,b.")
 @YES_OPTION
 @JSON
 @vault_options()
@@ -310,14 +303,7 @@ def backup_verify(env_name: str, pattern: str, backup_id: str, as_json: bool, ke
     "the host for this restore only, in a private directory removed after; nothing of it is kept here.",
 )
 @YES_OPTION
-@click.option(
-    "--extra-vars",
-    "-e",
-    "extra",
-    multiple=True,
-    metavar="VARS",
-    help="The guide's variables: target_hosts=PATTERN, recovery_point='YYYY-MM-DD HH:MM:SS'.",
-)
+@extra_vars_option("The guide's variables: target_hosts=PATTERN, recovery_point='YYYY-MM-DD HH:MM:SS'.")
 @JSON
 @vault_options()
 @history.recorded(

@@ -3,7 +3,8 @@
 import contextvars
 import json
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
@@ -106,6 +107,16 @@ ENV_OPTION = click.option(
     callback=env_name_check,
     help="Environment: production, staging, development, testing or lab.",
 )
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def extra_vars_option(help: str) -> Callable[[_F], _F]:
+    """``-e/--extra-vars`` (repeatable: ``key=value`` or ``@file.yml``), with what the verb takes."""
+    return click.option("--extra-vars", "-e", "extra", multiple=True, metavar="VARS", help=help)
+
+
 # --yes on a verb that changes hosts: that command line confirms a protected environment (hxinfra.guard)
 YES_OPTION = click.option(
     "--yes",

@@ -10,7 +10,7 @@ import click
 
 from hxinfra import history
 from hxinfra.adhoc import Session
-from hxinfra.cli.common import ENV_OPTION, _load, echo_json, guide_vars
+from hxinfra.cli.common import ENV_OPTION, _load, echo_json, extra_vars_option, guide_vars
 from hxinfra.cli.vault import vault_options
 from hxinfra.health import (
     HostHealth,
@@ -56,14 +56,7 @@ GUIDE_KEYS = {"target_hosts": "limit", "services": "services", "disk_threshold":
     help="Also write a self-contained HTML report (a chart and every check with its evidence).",
 )
 @click.option("--serial", envvar="HXINFRA_SERIAL", metavar="N|N%", help="Hosts in batches (one connection each).")
-@click.option(
-    "--extra-vars",
-    "-e",
-    "extra",
-    multiple=True,
-    metavar="VARS",
-    help="The guide's variables: target_hosts=PATTERN, services=a,b, disk_threshold=N.",
-)
+@extra_vars_option("The guide's variables: target_hosts=PATTERN, services=a,b, disk_threshold=N.")
 @click.option("--json", "as_json_out", is_flag=True, help="Print the results as JSON to stdout.")
 @vault_options()
 @history.recorded("health")

@@ -14,7 +14,7 @@ import click
 
 from hxinfra import history
 from hxinfra import watch as w
-from hxinfra.cli.common import ENV_OPTION, _load, echo_json
+from hxinfra.cli.common import ENV_OPTION, _load, echo_json, extra_vars_option
 from hxinfra.cli.vault import vault_options
 from hxinfra.errors import HxError
 from hxinfra.history import HostResult
@@ -238,14 +238,7 @@ def _run_checks(env_name: str, checks: tuple[str, ...], limit: str) -> list[w.Co
 @ENV_OPTION
 @CHECKS_OPTION
 @LIMIT_OPTION
-@click.option(
-    "--extra-vars",
-    "-e",
-    "extra",
-    multiple=True,
-    metavar="VARS",
-    help="Data over the inventory's for the watch itself (its channels: -e @channels.yml).",
-)
+@extra_vars_option("Data over the inventory's for the watch itself (its channels: -e @channels.yml).")
 @click.option("--json", "as_json", is_flag=True, help="Print what was found and sent as JSON to stdout.")
 @vault_options()
 @history.recorded("watch", target=lambda kw: ",".join(kw.get("checks") or ()))

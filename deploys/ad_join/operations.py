@@ -129,8 +129,10 @@ def sssd_online(domain: str, restart: OperationMeta | None = None, timeout: int 
         'if [ "$s" = Offline ] && [ -z "$nudged" ]; then '
         "systemctl kill --kill-whom=main --signal=SIGUSR2 sssd.service || exit 1; nudged=1; fi; "
         "sleep 1; i=$((i+1)); done; "
-        f"printf 'hxinfra: sssd still not online for %s after %ss (sssctl domain-status -o %s; "
-        f"its log: /var/log/sssd/sssd_%s.log)\\n' {q(domain)} {int(timeout)} {q(domain)} {q(domain)} >&2; exit 1"
+        f"printf 'hxinfra: sssd still not online for %s after %ss: its KDC answers, its LDAP does not "
+        "(is the DCs' certificate trusted here? ldap_tls_reqcert demand needs the CA trust deploy; "
+        f"sssctl domain-status -o %s, /var/log/sssd/sssd_%s.log)\\n' {q(domain)} {int(timeout)} {q(domain)} "
+        f"{q(domain)} >&2; exit 1"
     )
     yield StringCommand("sh", "-c", q(script))
 

@@ -113,6 +113,7 @@ def test_wrong_admin_password_leaves_the_host_as_it_was(lab, ad, tmp_path):
 
 def test_join_beside_systemd_resolved_keeps_its_stub(lab, ad, tmp_path):
     """A host running systemd-resolved gets a drop-in; /etc/resolv.conf stays resolved's stub."""
+    lab.hx_deploy("ca_trust", "--limit", FRESH)  # sssd's LDAP (StartTLS, demand) trusts the DC's certificate
     lab.apt_install(FRESH, "systemd-resolved")
     assert lab.ssh(FRESH, "readlink /etc/resolv.conf").stdout.strip() == "../run/systemd/resolve/stub-resolv.conf"
     dc_ip = lab.ip(DC)

@@ -93,6 +93,25 @@ def realm_membership(  # type: ignore[no-untyped-def]
     yield StringCommand("sh", "-c", q(join))
 
 
+def online_script(domain: str, timeout: int) -> str:
+    """Wait until sssd says Online for ``domain`` (SIGUSR2 to its main process, once, when it says
+    Offline); after ``timeout`` seconds fail with one line that says what to look at."""
+    q = shlex.quote
+    why = (
+        f"hxinfra: sssd still not online for {domain} after {int(timeout)}s: its KDC answers, its LDAP does not "
+        "(is the certificate of the domain controllers trusted here? ldap_tls_reqcert demand needs the CA trust "
+        f"deploy; sssctl domain-status -o {domain}, /var/log/sssd/sssd_{domain}.log)"
+    )
+    return (
+        f"i=0; nudged=; while [ $i -lt {int(timeout)} ]; do s=$({sssd_status(domain)}); "
+        '[ "$s" = Online ] && exit 0; '
+        'if [ "$s" = Offline ] && [ -z "$nudged" ]; then '
+        "systemctl kill --kill-whom=main --signal=SIGUSR2 sssd.service || exit 1; nudged=1; fi; "
+        "sleep 1; i=$((i+1)); done; "
+        f"printf '%s\\n' {q(why)} >&2; exit 1"
+    )
+
+
 @operation()
 def sssd_online(domain: str, restart: OperationMeta | None = None, timeout: int = 30):  # type: ignore[no-untyped-def]
     """
@@ -122,19 +141,7 @@ def sssd_online(domain: str, restart: OperationMeta | None = None, timeout: int 
         if not member.get("valid"):
             host.noop(f"sssd is offline for {domain} and its KDC does not accept the machine key: left as it is")
             return
-    q = shlex.quote
-    script = (
-        f"i=0; nudged=; while [ $i -lt {int(timeout)} ]; do s=$({sssd_status(domain)}); "
-        '[ "$s" = Online ] && exit 0; '
-        'if [ "$s" = Offline ] && [ -z "$nudged" ]; then '
-        "systemctl kill --kill-whom=main --signal=SIGUSR2 sssd.service || exit 1; nudged=1; fi; "
-        "sleep 1; i=$((i+1)); done; "
-        f"printf 'hxinfra: sssd still not online for %s after %ss: its KDC answers, its LDAP does not "
-        "(is the DCs' certificate trusted here? ldap_tls_reqcert demand needs the CA trust deploy; "
-        f"sssctl domain-status -o %s, /var/log/sssd/sssd_%s.log)\\n' {q(domain)} {int(timeout)} {q(domain)} "
-        f"{q(domain)} >&2; exit 1"
-    )
-    yield StringCommand("sh", "-c", q(script))
+    yield StringCommand("sh", "-c", shlex.quote(online_script(domain, timeout)))
 
 
 @operation()

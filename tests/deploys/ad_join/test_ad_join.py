@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -216,6 +217,27 @@ def test_membership_carries_sssds_own_word_on_the_domain(host_tools, sssd):
     fact = DomainMembership()
     out = subprocess.run(["sh", "-c", fact.command("lab.hxinfra.test")], capture_output=True, text=True, check=True)
     assert fact.process(out.stdout.splitlines())["sssd"] == sssd
+
+
+@pytest.mark.parametrize(("sssd", "comes_back"), [("Online", False), ("Offline", True), ("Offline", False)])
+def test_the_wait_for_sssd_nudges_it_once_and_fails_by_name(host_tools, tmp_path, sssd, comes_back):
+    """sssd online: done at once; offline: SIGUSR2 to its main process once, then online when it
+    comes back, else a failure that names the domain and what to look at."""
+    from deploys.ad_join.operations import online_script
+
+    host_tools("ok", sssd=sssd)
+    bin_dir = Path(os.environ["PATH"].split(":")[0])
+    calls = tmp_path / "systemctl-calls"
+    # systemctl as sssd's: the signal is recorded and, when it comes back, sssctl then says Online
+    back = f"sed -i 's/Offline/Online/' {bin_dir / 'sssctl'}; " if comes_back else ""
+    (bin_dir / "systemctl").write_text(f'#!/bin/sh\necho "$*" >> {calls}\n{back}\n')
+    (bin_dir / "systemctl").chmod(0o755)
+    r = subprocess.run(["sh", "-c", online_script("lab.hxinfra.test", 3)], capture_output=True, text=True, timeout=30)
+    nudged = calls.read_text().splitlines() if calls.exists() else []
+    assert nudged == ([] if sssd == "Online" else ["kill --kill-whom=main --signal=SIGUSR2 sssd.service"])
+    assert (r.returncode == 0) == (sssd == "Online" or comes_back), r.stderr
+    if r.returncode:
+        assert "sssd still not online for lab.hxinfra.test after 3s" in r.stderr and "CA trust" in r.stderr
 
 
 @pytest.mark.parametrize("sssd", ["Online", "Offline"])

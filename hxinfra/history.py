@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from hxinfra.errors import HxError
 from hxinfra.secrets import redact
 
 STATE_ENV = "HXINFRA_STATE"
@@ -104,8 +105,9 @@ MIGRATIONS: tuple[str, ...] = (
 VERSION = len(MIGRATIONS)
 
 
-class HistoryError(Exception):
-    """The history cannot be read (a command that reads it fails with this; a run only warns)."""
+class HistoryError(HxError):
+    """The history cannot be read or written, or names no project (a command that reads it
+    fails with this, as one line; a run only warns)."""
 
 
 def state_dir() -> Path:

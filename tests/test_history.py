@@ -223,3 +223,15 @@ def test_history_shows_this_projects_runs_unless_all_are_asked_for(state, tmp_pa
     assert "hx-fleet" in every.output and f"path:{theirs}"[:16] in every.output
     shown = runner.invoke(main, ["history", "show", "1"])
     assert "recorded before runs named their project" in shown.output
+
+
+@pytest.mark.parametrize("verb", [["history"], ["dashboard", "--out", "site"], ["watch", "status"]])
+def test_a_project_name_that_cannot_be_one_is_a_one_line_error(state, tmp_path, monkeypatch, verb):
+    from hxinfra.cli import main
+
+    monkeypatch.setenv(history.PROJECT_ENV, "two words")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HXINFRA_PROJECT", str(_project(tmp_path, "p")))
+    r = CliRunner().invoke(main, verb)
+    assert r.exit_code == 1 and "'two words' is not a project name" in r.output, r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit)  # no traceback

@@ -44,6 +44,13 @@ NEEDS_HOSTS = {
     ("hxinfra", "lab", "ca"): "the running lab's CA",
     ("hxinfra", "lab", "down"): "removes lab hosts",
     ("hxinfra", "doctor"): "logs in to every host (--offline: run here)",
+    ("hxinfra", "watch", "run"): "runs drift, health and the certificates' check on the hosts",
+    (
+        "hxinfra",
+        "watch",
+        "install",
+    ): "writes and starts systemd units on this machine (tests/test_watch.py: --unit-dir)",
+    ("hxinfra", "watch", "remove"): "stops and removes systemd units of this machine (tests/test_watch.py: --unit-dir)",
     (".venv/bin/python", "bench/bench.py"): "the benchmark itself (minutes; make its numbers with it)",
 }
 # offline commands whose README-documented exit is not 0
@@ -151,6 +158,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
         "HXINFRA_PROJECT": str(project),
         "HXINFRA_STATE": str(base / "state"),
         "HXINFRA_VAULT_PASSWORD_FILE": str(password),
+        "HXINFRA_WATCH_UNIT_DIR": str(base / "units"),  # never this machine's systemd
         "EDITOR": str(editor),
         "VISUAL": str(editor),
     }
